@@ -1,0 +1,68 @@
+/*
+ * spool/envelope.ts — what Postern keeps about one accepted message.
+ *
+ * The message envelope is written once, at commit, beside the body; per
+ * recipient outcomes are recorded later by the scheduler as separate,
+ * append-only status records (see spool/spool.ts). Ids follow OpenSMTPD:
+ * a message id is 8 hex digits, an envelope (recipient) id is the message
+ * id followed by 8 more hex digits.
+ */
+
+export type NotifyKind = 'SUCCESS' | 'FAILURE' | 'DELAY';
+
+export interface EnvelopeRecipient {
+  /** Envelope id: msgid + 8 hex digits. */
+  readonly evpid: string;
+  /** The recipient as accepted (local@domain, domain lowercased). */
+  readonly address: string;
+  /** DSN ORCPT (RFC 3461 §4.2), decoded: "rfc822;user@example.org". */
+  readonly orcpt?: string;
+  /** DSN NOTIFY; undefined = not given (default FAILURE,DELAY); 'NEVER' = never. */
+  readonly notify?: readonly NotifyKind[] | 'NEVER';
+  /** Name of the smtpd.conf action the rules chose for it. */
+  readonly action: string;
+  /** Position of the deciding rule, as "file:line", for logs and `show envelope`. */
+  readonly rule?: string;
+}
+
+export interface ClientInfo {
+  readonly address: string;
+  readonly port: number;
+  /** Reverse DNS name, when forward-confirmed; undefined if unknown. */
+  readonly hostname?: string;
+  readonly helo?: string;
+  /** 'SMTP' | 'ESMTP' | 'ESMTPS' | 'ESMTPA' | 'ESMTPSA' | 'UTF8SMTP…' | 'LOCAL' (sendmail) … */
+  readonly proto: string;
+  readonly authUser?: string;
+  readonly tls?: { readonly version: string; readonly cipher: string; readonly peer?: string };
+  readonly tag?: string;
+  /** Listener "addr:port" the message came in on. */
+  readonly listener: string;
+}
+
+export interface Envelope {
+  readonly version: 1;
+  readonly msgid: string;
+  /** Reverse path without brackets; "" for the null sender <>. */
+  readonly sender: string;
+  readonly recipients: readonly EnvelopeRecipient[];
+  readonly ret?: 'FULL' | 'HDRS';
+  readonly envid?: string;
+  readonly body: '7BIT' | '8BITMIME' | 'BINARYMIME';
+  readonly smtputf8: boolean;
+  /** MAIL FROM … AUTH= value (RFC 4954 §5), decoded; "<>" when given as such. */
+  readonly mailAuth?: string;
+  /** Arrival time, ms since the epoch. */
+  readonly arrival: number;
+  readonly client: ClientInfo;
+  /** Size of the stored message (headers Postern added included), bytes. */
+  readonly size: number;
+}
+
+/** Per-recipient outcome recorded by the scheduler (issue: scheduler/delivery). */
+export type RecipientOutcome =
+  | { readonly kind: 'delivered'; readonly at: number; readonly detail: string }
+  | { readonly kind: 'failed'; readonly at: number; readonly detail: string }
+  | { readonly kind: 'deferred'; readonly at: number; readonly detail: string; readonly attempts: number; readonly nextTry: number }
+  | { readonly kind: 'held'; readonly at: number }
+  | { readonly kind: 'released'; readonly at: number };
