@@ -64,6 +64,8 @@ export interface Listener {
   readonly family?: 'inet4' | 'inet6';
   readonly port: number;
   readonly tls: ListenerTls;
+  /** `tls-require verify` / `smtps verify`: require a valid client certificate (checked against `ca`). */
+  readonly tlsVerify?: boolean;
   /** pki / certificate name; defaults to the listener's address or hostname. */
   readonly pki?: string;
   readonly ca?: string;

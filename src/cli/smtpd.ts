@@ -1,0 +1,137 @@
+/*
+ * cli/smtpd.ts — the `smtpd` command, as OpenSMTPD's:
+ *
+ *   smtpd [-dFhnv] [-D name=value] [-f file] [-T trace]
+ *
+ *   -d  foreground, log to standard error      -F  foreground, log to the log file
+ *   -n  check the configuration and exit       -v  verbose logging
+ *   -f  configuration file (default /etc/mail/smtpd.conf if it exists, else the built-in one)
+ *   -D  define a macro                         -T  trace a subsystem (smtp, io, rules, spool, …, all)
+ *   -h  help
+ *
+ * Without -d or -F the daemon detaches: a child runs with -F and the
+ * parent exits 0 once it is listening (or 1 with its error).
+ */
+process.env.UV_THREADPOOL_SIZE ??= '16';
+
+import { existsSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { getopt } from './getopt.js';
+import { loadConfigFile, loadConfigText, formatDiagnostic, type LoadResult } from '../config/load.js';
+import { DEFAULT_CONFIG_TEXT } from '../config/defaults.js';
+import { MailLog, TRACE_KINDS, type TraceKind } from '../log/maillog.js';
+import { Daemon } from '../daemon/daemon.js';
+
+const USAGE = 'usage: smtpd [-dFhnv] [-D name=value] [-f file] [-T trace]';
+const SYSTEM_CONFIG = '/etc/mail/smtpd.conf';
+
+function fail(msg: string): never {
+  process.stderr.write(`smtpd: ${msg}\n`);
+  process.exit(1);
+}
+
+async function main(argv: string[]): Promise<void> {
+  const opts = getopt(argv, 'dFhnvD:f:T:P:');
+  if ('error' in opts) fail(`${opts.error} (${USAGE})`);
+  if (opts.flags.has('h')) {
+    process.stdout.write(`${USAGE}\n`);
+    return;
+  }
+  if (opts.operands.length > 0) fail(`unexpected argument "${opts.operands[0]}" (${USAGE})`);
+
+  const macros = new Map<string, string>();
+  for (const d of opts.values.get('D') ?? []) {
+    const eq = d.indexOf('=');
+    if (eq <= 0) fail(`-D ${d}: expected name=value`);
+    macros.set(d.slice(0, eq), d.slice(eq + 1));
+  }
+  const trace = new Set<TraceKind>();
+  for (const t of (opts.values.get('T') ?? []).flatMap((x) => x.split(','))) {
+    if (t === 'all') TRACE_KINDS.forEach((k) => trace.add(k));
+    else if ((TRACE_KINDS as readonly string[]).includes(t)) trace.add(t as TraceKind);
+    else fail(`unknown trace subsystem "${t}" (one of: ${TRACE_KINDS.join(', ')}, all)`);
+  }
+
+  const file = opts.values.get('f')?.at(-1);
+  let result: LoadResult;
+  if (file !== undefined) {
+    if (!existsSync(file)) fail(`${file}: no such file`);
+    result = loadConfigFile(file, { macros });
+  } else if (existsSync(SYSTEM_CONFIG)) {
+    result = loadConfigFile(SYSTEM_CONFIG, { macros });
+  } else {
+    result = loadConfigText(DEFAULT_CONFIG_TEXT, '<built-in>', { macros });
+  }
+  for (const d of result.diagnostics) process.stderr.write(`${formatDiagnostic(d)}\n`);
+  if (!result.config) {
+    const n = result.diagnostics.filter((d) => d.severity === 'error').length;
+    if (opts.flags.has('n')) process.exit(1);
+    fail(`${n} error(s) in the configuration`);
+  }
+  if (opts.flags.has('n')) {
+    process.stdout.write('configuration OK\n');
+    return;
+  }
+  const config = result.config;
+
+  const foreground = opts.flags.has('d') || opts.flags.has('F');
+  if (!foreground) return detach(argv);
+
+  const log = new MailLog({
+    file: opts.flags.has('d') ? undefined : config.paths.logFile,
+    verbose: opts.flags.has('v'),
+    trace,
+  });
+  let daemon: Daemon;
+  try {
+    daemon = await Daemon.start(config, log);
+  } catch (e) {
+    const msg = (e as Error).message;
+    if (process.send) process.send({ error: msg });
+    fail(msg);
+  }
+  if (process.send) {
+    process.send({ ready: true });
+    process.disconnect();
+  }
+  let signals = 0;
+  const stop = (sig: string): void => {
+    if (++signals > 1) {
+      log.warn(`${sig} again: exiting now`);
+      process.exit(1);
+    }
+    daemon.stop(`received ${sig}`).then(
+      () => process.exit(0),
+      (e: Error) => {
+        log.error(`shutdown: ${e.message}`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGHUP', () => daemon.reloadTables());
+}
+
+/** Run ourselves in the background with -F; exit once the child is listening. */
+function detach(argv: string[]): Promise<void> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), ...argv, '-F'], {
+      detached: true,
+      stdio: ['ignore', 'ignore', 'ignore', 'ipc'],
+      cwd: process.cwd(),
+    });
+    child.on('message', (m: { ready?: boolean; error?: string }) => {
+      if (m.error) fail(m.error);
+      if (m.ready) {
+        child.unref();
+        child.disconnect();
+        resolve();
+      }
+    });
+    child.on('exit', (code) => fail(`the daemon exited during start-up (status ${code ?? 'signal'})`));
+  });
+}
+
+main(process.argv.slice(2)).catch((e: Error) => fail(e.message));

@@ -1,0 +1,111 @@
+/*
+ * daemon/daemon.ts — wires Postern together and runs it.
+ *
+ * start(): pid file → spool (recovery) → tables → policy → listeners.
+ * stop():  listeners closed, sessions finished or aborted (nothing that was
+ *          not acknowledged is kept), spool closed, pid file removed.
+ * SIGHUP re-reads the tables; a table that fails to load keeps its old
+ * contents and the error is logged.
+ */
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { Config } from '../config/model.js';
+import type { MailLog } from '../log/maillog.js';
+import { FsSpool } from '../spool/fs/fs-spool.js';
+import type { Spool } from '../spool/spool.js';
+import { TableRegistry } from '../table/table.js';
+import { StaticTable, tableFromDecl } from '../table/table-static.js';
+import { LocalNames } from '../policy/localnames.js';
+import { RuleEngine } from '../policy/rules.js';
+import { RecipientCheck } from '../policy/recipients.js';
+import { Policy } from '../policy/policy.js';
+import { SystemUsers } from '../delivery/users.js';
+import { Resolver } from '../dns/resolver.js';
+import { SmtpServer } from '../smtp/server.js';
+import { Stats } from '../stats.js';
+import { QueueOnlyScheduler } from '../scheduler/seam.js';
+import { acquirePidFile } from './pidfile.js';
+
+export class StartupError extends Error {}
+
+export class Daemon {
+  private stopping = false;
+
+  private constructor(
+    readonly config: Config,
+    readonly log: MailLog,
+    readonly spool: Spool,
+    readonly tables: TableRegistry,
+    readonly server: SmtpServer,
+    readonly stats: Stats,
+    private readonly releasePid: () => void,
+  ) {}
+
+  static async start(config: Config, log: MailLog): Promise<Daemon> {
+    mkdirSync(config.queue.path, { recursive: true, mode: 0o700 });
+    mkdirSync(dirname(config.paths.pidFile), { recursive: true });
+    let releasePid: () => void;
+    try {
+      releasePid = acquirePidFile(config.paths.pidFile);
+    } catch (e) {
+      throw new StartupError((e as Error).message);
+    }
+    try {
+      const spool = new FsSpool({ root: config.queue.path, groupCommitMs: config.queue.groupCommitMs, log: (l) => log.info(`spool: ${l}`) });
+      const report = await spool.open();
+      log.info(`spool ${config.queue.path}: ${report.messages} message(s) queued, ${report.removedIncomplete} incomplete removed, ${report.corrupt.length} corrupt`);
+      for (const c of report.corrupt) log.warn(`spool: ${c.name} moved to corrupt/: ${c.reason}`);
+
+      const tables = new TableRegistry();
+      for (const decl of config.tables.values()) {
+        const t = tableFromDecl(decl);
+        if (t instanceof StaticTable && t.error) throw new StartupError(`${decl.pos.file}:${decl.pos.line}: table ${decl.name}: ${t.error}`);
+        tables.add(t);
+      }
+      const stats = new Stats();
+      const local = new LocalNames(config.hostname);
+      const policy = new Policy([], new RuleEngine(config, tables, local), new RecipientCheck(tables, new SystemUsers()));
+      const resolver = new Resolver(config.resolver);
+      let free = { value: Number.POSITIVE_INFINITY, at: 0 };
+      const freeSpace = async (): Promise<number> => {
+        const now = Date.now();
+        if (now - free.at > 1000) free = { value: await spool.freeSpace().catch(() => Number.POSITIVE_INFINITY), at: now };
+        return free.value;
+      };
+      const server = new SmtpServer(
+        { config, log, spool, policy, stats, scheduler: new QueueOnlyScheduler(), freeSpace, now: Date.now },
+        resolver,
+      );
+      await server.listen(config);
+      const d = new Daemon(config, log, spool, tables, server, stats, releasePid);
+      log.info(`smtpd ready: hostname ${config.hostname}, ${server.listeners.length} listener(s)`);
+      return d;
+    } catch (e) {
+      releasePid();
+      if (e instanceof StartupError) throw e;
+      throw new StartupError((e as Error).message);
+    }
+  }
+
+  /** SIGHUP: re-read tables. */
+  reloadTables(): void {
+    for (const t of this.tables.all()) {
+      try {
+        t.reload();
+      } catch (e) {
+        this.log.warn(`table ${t.name}: reload failed, keeping the previous contents: ${(e as Error).message}`);
+      }
+    }
+    this.log.info('tables reloaded');
+  }
+
+  async stop(reason: string, graceMs = 10_000): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    this.log.info(`smtpd shutting down (${reason})`);
+    await this.server.close(graceMs);
+    await this.spool.close();
+    this.releasePid();
+    this.log.info('smtpd exiting');
+  }
+}

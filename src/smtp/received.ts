@@ -1,0 +1,60 @@
+/*
+ * smtp/received.ts — the Received: trace header Postern prepends
+ * (RFC 5321 §4.4, RFC 3848 protocol names, RFC 6531 §3.7.3 UTF8SMTP).
+ *
+ *   Received: from HELO (RDNS [IP])
+ *   	by HOSTNAME (Postern) with ESMTPS id MSGID
+ *   	for <RCPT>; DATE
+ *
+ * "for" is given only for a single recipient (no leak of Bcc lists). Every
+ * value is cleaned so that nothing a client sends can break the header.
+ */
+
+export interface ReceivedInfo {
+  readonly helo?: string;
+  readonly rdns?: string;
+  readonly ip: string;
+  readonly hostname: string;
+  readonly proto: string;
+  readonly msgid: string;
+  readonly rcpt?: string;
+  readonly tls?: string;
+  readonly date: Date;
+}
+
+export function receivedHeader(r: ReceivedInfo): string {
+  const ipText = r.ip.includes(':') ? `IPv6:${r.ip}` : r.ip;
+  let h = `Received: from ${clean(r.helo ?? 'unknown')} (${clean(r.rdns ?? 'unknown')} [${ipText}])\r\n`;
+  if (r.tls) h += `\t(${clean(r.tls)})\r\n`;
+  h += `\tby ${clean(r.hostname)} (Postern) with ${r.proto} id ${r.msgid}`;
+  if (r.rcpt !== undefined) h += `\r\n\tfor <${clean(r.rcpt)}>`;
+  h += `;\r\n\t${rfc5322Date(r.date)}\r\n`;
+  return h;
+}
+
+/** RFC 3848 / RFC 6531 protocol name for the "with" clause. */
+export function protocolName(p: { esmtp: boolean; tls: boolean; auth: boolean; utf8: boolean }): string {
+  if (!p.esmtp) return 'SMTP';
+  const base = p.utf8 ? 'UTF8SMTP' : 'ESMTP';
+  return `${base}${p.tls ? 'S' : ''}${p.auth ? 'A' : ''}`;
+}
+
+const DAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+
+/** "Sun, 22 Nov 2026 05:25:05 +0000" in local time with its offset (RFC 5322 §3.3). */
+export function rfc5322Date(d: Date): string {
+  const off = -d.getTimezoneOffset();
+  const sign = off >= 0 ? '+' : '-';
+  const abs = Math.abs(off);
+  const p2 = (n: number): string => String(n).padStart(2, '0');
+  return (
+    `${DAYS[d.getDay()]}, ${d.getDate()} ${MONTHS[d.getMonth()]} ${d.getFullYear()} ` +
+    `${p2(d.getHours())}:${p2(d.getMinutes())}:${p2(d.getSeconds())} ${sign}${p2(Math.floor(abs / 60))}${p2(abs % 60)}`
+  );
+}
+
+function clean(s: string): string {
+  // eslint-disable-next-line no-control-regex
+  return s.replace(/[\x00-\x1f\x7f()\\]/g, '?').slice(0, 255);
+}

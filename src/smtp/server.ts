@@ -1,0 +1,129 @@
+/*
+ * smtp/server.ts — the listening side: one net.Server per bound address,
+ * a Session and a Connection per client.
+ */
+import { createServer, type Server, type Socket } from 'node:net';
+import { randomBytes } from 'node:crypto';
+import type { Config, Listener } from '../config/model.js';
+import type { MailLog } from '../log/maillog.js';
+import type { Stats } from '../stats.js';
+import type { Resolver } from '../dns/resolver.js';
+import { Connection } from './connection.js';
+import { Session, type SessionEnv } from './session.js';
+import { listenAddresses } from './listen-addresses.js';
+
+export interface BoundListener {
+  readonly listener: Listener;
+  readonly address: string;
+  readonly port: number;
+  readonly server: Server;
+}
+
+export class SmtpServer {
+  private readonly bound: BoundListener[] = [];
+  private readonly connections = new Set<Connection>();
+
+  constructor(
+    private readonly env: SessionEnv,
+    private readonly resolver: Resolver,
+  ) {}
+
+  private get log(): MailLog {
+    return this.env.log;
+  }
+
+  private get stats(): Stats {
+    return this.env.stats;
+  }
+
+  /** Bind every listener of the configuration. Rejects with a clear message when one cannot be bound. */
+  async listen(config: Config): Promise<void> {
+    for (const l of config.listeners) {
+      const addrs = listenAddresses(l.on, l.family);
+      if (!Array.isArray(addrs)) throw new Error(`${l.pos.file}:${l.pos.line}: listen on ${l.on}: ${addrs.error}`);
+      for (const address of addrs) {
+        try {
+          await this.bind(l, address);
+        } catch (e) {
+          const err = e as NodeJS.ErrnoException;
+          // ::1 may be missing on hosts without IPv6: skip it when it came from a name, not an explicit address.
+          if ((err.code === 'EADDRNOTAVAIL' || err.code === 'EAFNOSUPPORT') && address.includes(':') && l.on !== address) continue;
+          throw new Error(`${l.pos.file}:${l.pos.line}: cannot listen on ${address} port ${l.port}: ${err.code ?? err.message}`);
+        }
+      }
+    }
+  }
+
+  private bind(l: Listener, address: string): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const server = createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.accept(l, address, socket));
+      server.once('error', reject);
+      server.listen({ host: address, port: l.port, backlog: 1024, ipv6Only: false }, () => {
+        server.off('error', reject);
+        server.on('error', (e) => this.log.error(`listener ${address}:${l.port}: ${e.message}`));
+        const a = server.address();
+        const port = typeof a === 'object' && a ? a.port : l.port;
+        this.bound.push({ listener: l, address, port, server });
+        this.log.info(`listening on ${address} port ${port}${l.tag ? ` tag ${l.tag}` : ''}`);
+        resolve();
+      });
+    });
+  }
+
+  get listeners(): readonly BoundListener[] {
+    return this.bound;
+  }
+
+  private accept(l: Listener, address: string, socket: Socket): void {
+    const ip = (socket.remoteAddress ?? '0.0.0.0').replace(/^::ffff:/, '');
+    const id = randomBytes(8).toString('hex');
+    this.stats.inc('smtp.session');
+    this.stats.inc(ip.includes(':') ? 'smtp.session.inet6' : 'smtp.session.inet4');
+    this.stats.inc('smtp.session.active');
+    const session = new Session(id, this.env, {
+      address: ip,
+      port: socket.remotePort ?? 0,
+      fromSocket: false,
+      listener: `${address}:${l.port}`,
+      hostname: l.hostname ?? this.env.config.hostname,
+      tag: l.tag,
+      noDsn: l.noDsn,
+    });
+    const smtp = this.env.config.smtp;
+    const conn = new Connection(
+      socket,
+      session,
+      {
+        maxLine: 512,
+        commandTimeoutMs: smtp.commandTimeoutMs,
+        dataTimeoutMs: smtp.dataTimeoutMs,
+        earlyTalker: smtp.earlyTalker,
+        greetingDelayMs: smtp.greetingDelayMs,
+        maxBuffered: 1 << 20,
+      },
+      this.log,
+      this.stats,
+    );
+    this.connections.add(conn);
+    conn.onClose = () => {
+      this.connections.delete(conn);
+      this.stats.dec('smtp.session.active');
+    };
+    void conn.start(this.resolver.reverseConfirmed(ip));
+  }
+
+  /** Stop accepting; ask every session to finish; force-close what is left after graceMs. */
+  async close(graceMs: number): Promise<void> {
+    // server.close() stops accepting at once; its callback waits for open connections, so don't await it here.
+    const closed = Promise.all(this.bound.map((b) => new Promise<void>((r) => b.server.close(() => r()))));
+    for (const c of this.connections) c.shutdown();
+    const deadline = Date.now() + graceMs;
+    while (this.connections.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    for (const c of this.connections) c.destroy();
+    await closed;
+  }
+
+  get sessionCount(): number {
+    return this.connections.size;
+  }
+}

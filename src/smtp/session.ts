@@ -1,0 +1,498 @@
+/*
+ * smtp/session.ts — the SMTP session state machine (RFC 5321, 1869, 2920,
+ * 3030, 3461, 6152, 6531).
+ *
+ * Commands return replies as values; the connection (smtp/connection.ts)
+ * writes them and owns the socket, timers and input framing. The command
+ * table (smtp/commands.ts) says in which states a verb is valid; every
+ * state change goes through enter(), which can trace "old -> new".
+ *
+ *   connect ──greet──> ready ──HELO/EHLO──> helo ──MAIL──> mail ──RCPT…──> mail
+ *        mail ──DATA──> data ──"."──> helo        mail ──BDAT──> bdat ──LAST──> helo
+ *
+ * Nothing is acknowledged before the spool says it is on disk: the 250
+ * after DATA/BDAT LAST is built only once MessageWriter.commit() resolved.
+ */
+import type { Config } from '../config/model.js';
+import type { MailLog } from '../log/maillog.js';
+import type { Spool } from '../spool/spool.js';
+import type { Envelope, EnvelopeRecipient } from '../spool/envelope.js';
+import { newEvpid } from '../spool/fs/fs-spool.js';
+import type { Policy, SessionFacts, TxFacts } from '../policy/policy.js';
+import type { Stats } from '../stats.js';
+import { HeaderScanner } from '../wire/header-scan.js';
+import { LineEndingNormalizer } from '../wire/line-endings.js';
+import { parseMailFromArg, parseRcptToArg, formatMailbox } from './address.js';
+import { parseMailParams, parseRcptParams, type ExtensionsOn } from './params.js';
+import { reply, closing, type Reply } from './reply.js';
+import { Transaction } from './transaction.js';
+import { receivedHeader, protocolName } from './received.js';
+import { COMMANDS, type SessionState } from './commands.js';
+
+export type { SessionState } from './commands.js';
+
+/** The seam to the scheduler: ETRN and "a message was queued". */
+export interface SchedulerSeam {
+  etrn(domain: string): Promise<Reply> | Reply;
+  enqueued(env: Envelope): void;
+}
+
+export interface SessionEnv {
+  readonly config: Config;
+  readonly log: MailLog;
+  readonly spool: Spool;
+  readonly policy: Policy;
+  readonly stats: Stats;
+  readonly scheduler: SchedulerSeam;
+  /** Free bytes in the spool (cached by the caller). */
+  readonly freeSpace: () => Promise<number>;
+  readonly now: () => number;
+}
+
+export interface PeerInfo {
+  readonly address: string;
+  readonly port: number;
+  readonly fromSocket: boolean;
+  /** "addr:port" of the listener. */
+  readonly listener: string;
+  readonly hostname: string;
+  readonly tag?: string;
+  readonly noDsn: boolean;
+}
+
+/** What a command asks of the connection besides writing its reply. */
+export interface CommandResult {
+  readonly reply?: Reply;
+  /** Switch the framer: DATA content follows, or a BDAT chunk of n bytes. */
+  readonly then?: { readonly mode: 'data'; readonly maxSize: number } | { readonly mode: 'bytes'; readonly n: number };
+}
+
+export interface DataEndInfo {
+  readonly size: number;
+  readonly overflow: boolean;
+  readonly bareCr: boolean;
+  readonly bareLf: boolean;
+  readonly nul: boolean;
+}
+
+export class Session {
+  state: SessionState = 'connect';
+  helo?: string;
+  esmtp = false;
+  rdns?: string;
+  tls = false;
+  authUser?: string;
+  tx?: Transaction;
+  unknownCommands = 0;
+  messages = 0;
+  readonly ext: ExtensionsOn;
+  private readonly disabled: ReadonlySet<string>;
+
+  constructor(
+    readonly id: string,
+    readonly env: SessionEnv,
+    readonly peer: PeerInfo,
+  ) {
+    const c = env.config.smtp;
+    this.disabled = c.disabledExtensions;
+    this.ext = {
+      size: !this.disabled.has('SIZE'),
+      maxSize: c.maxMessageSize,
+      eightBitMime: !this.disabled.has('8BITMIME'),
+      smtputf8: !this.disabled.has('SMTPUTF8'),
+      dsn: !this.disabled.has('DSN') && !peer.noDsn,
+      chunking: !this.disabled.has('CHUNKING'),
+      auth: false,
+    };
+  }
+
+  /* ---------------------------------------------------------- plumbing */
+
+  enter(next: SessionState): void {
+    if (this.env.log.tracing('smtp')) this.env.log.trace('smtp', `session ${this.id}: ${this.state} -> ${next}`);
+    this.state = next;
+  }
+
+  facts(): SessionFacts {
+    return {
+      id: this.id,
+      clientAddress: this.peer.address,
+      clientPort: this.peer.port,
+      fromSocket: this.peer.fromSocket,
+      rdns: this.rdns,
+      helo: this.helo,
+      esmtp: this.esmtp,
+      tls: this.tls,
+      authUser: this.authUser,
+      tag: this.peer.tag,
+      listener: this.peer.listener,
+    };
+  }
+
+  private txFacts(tx: Transaction): TxFacts {
+    return { sender: tx.sender, params: tx.params, rcptCount: tx.rcpts.length };
+  }
+
+  extensionOn(name: string): boolean {
+    return !this.disabled.has(name);
+  }
+
+  /** Drop the transaction (RSET, EHLO, end of message, disconnect). */
+  async resetTransaction(): Promise<void> {
+    const tx = this.tx;
+    this.tx = undefined;
+    if (tx) await tx.abort();
+    if (this.state === 'mail' || this.state === 'data' || this.state === 'bdat') this.enter('helo');
+  }
+
+  /* ---------------------------------------------------------- greeting */
+
+  async greet(): Promise<Reply> {
+    const v = await this.env.policy.connect(this.facts());
+    if (v.kind === 'reject') {
+      this.env.log.event('smtp', 'failed-command', { session: this.id, command: '(connect)', result: `${v.reply.code} ${v.reply.lines[0] ?? ''}`, reason: v.reason });
+      return closing(v.reply);
+    }
+    this.enter('ready');
+    const banner = this.env.config.smtp.banner ?? 'ESMTP Postern';
+    return reply(220, undefined, `${this.peer.hostname} ${banner}`);
+  }
+
+  /* ---------------------------------------------------------- commands */
+
+  /** Run one command line. */
+  async command(line: string): Promise<CommandResult> {
+    const sp = line.indexOf(' ');
+    const verb = (sp < 0 ? line : line.slice(0, sp)).toUpperCase();
+    const arg = sp < 0 ? '' : line.slice(sp + 1);
+    const spec = COMMANDS.get(verb);
+    if (!spec || (spec.extension !== undefined && !this.extensionOn(spec.extension))) return { reply: this.unknown() };
+    if (!spec.states.includes(this.state)) return { reply: spec.sequenceError(this) };
+    return spec.run(this, arg);
+  }
+
+  unknown(): Reply {
+    this.unknownCommands++;
+    if (this.unknownCommands >= this.env.config.smtp.maxUnknownCommands) {
+      return closing(reply(421, '4.7.0', `${this.peer.hostname} Too many unrecognized commands, closing connection`));
+    }
+    return reply(500, '5.5.1', 'Command unrecognized');
+  }
+
+  lineTooLong(): Reply {
+    this.unknownCommands++;
+    if (this.unknownCommands >= this.env.config.smtp.maxUnknownCommands) {
+      return closing(reply(421, '4.7.0', `${this.peer.hostname} Too many errors, closing connection`));
+    }
+    return reply(500, '5.5.2', 'Line too long');
+  }
+
+  timeout(): Reply {
+    return closing(reply(421, '4.4.2', `${this.peer.hostname} Timeout exceeded, closing connection`));
+  }
+
+  async helloCommand(arg: string, extended: boolean): Promise<CommandResult> {
+    const name = arg.trim();
+    if (name === '') return { reply: reply(501, '5.5.4', `Syntax: ${extended ? 'EHLO' : 'HELO'} hostname`) };
+    if (name.length > 255 || /[\s\x00-\x1f\x7f]/.test(name)) return { reply: reply(501, '5.5.2', 'Invalid domain name') };
+    await this.resetTransaction();
+    const v = await this.env.policy.helo(this.facts(), name);
+    if (v.kind === 'reject') return { reply: v.disconnect ? closing(v.reply) : v.reply };
+    this.helo = name;
+    this.esmtp = extended;
+    this.enter('helo');
+    const greeting = `${this.peer.hostname} Hello ${name} [${this.peer.address}], pleased to meet you`;
+    if (!extended) return { reply: reply(250, undefined, greeting) };
+    return { reply: reply(250, undefined, greeting, ...this.extensions()) };
+  }
+
+  extensions(): string[] {
+    const out: string[] = [];
+    const on = (n: string): boolean => this.extensionOn(n);
+    if (on('PIPELINING')) out.push('PIPELINING');
+    if (this.ext.size) out.push(`SIZE ${this.env.config.smtp.maxMessageSize}`);
+    if (this.ext.eightBitMime) out.push('8BITMIME');
+    if (this.ext.smtputf8) out.push('SMTPUTF8');
+    if (this.ext.dsn) out.push('DSN');
+    if (on('ENHANCEDSTATUSCODES')) out.push('ENHANCEDSTATUSCODES');
+    if (this.ext.chunking) out.push('CHUNKING');
+    if (on('ETRN')) out.push('ETRN');
+    out.push('HELP');
+    return out;
+  }
+
+  async mailCommand(arg: string): Promise<CommandResult> {
+    const smtputf8 = this.ext.smtputf8 && /(^|\s)SMTPUTF8(\s|$)/i.test(arg);
+    const path = parseMailFromArg(arg, { smtputf8, strict: false });
+    if (!path.ok) return { reply: path.reply };
+    const params = parseMailParams(path.params, this.ext);
+    if (!params.ok) return { reply: params.reply };
+    if (this.messages >= this.env.config.smtp.maxMails) {
+      return { reply: reply(452, '4.5.3', 'Too many messages in this session, try again later') };
+    }
+    const free = await this.env.freeSpace();
+    if (free < this.env.config.queue.minFreeSpace) {
+      this.env.log.warn(`spool: ${free} bytes free, below the minimum of ${this.env.config.queue.minFreeSpace}: refusing mail`);
+      return { reply: reply(452, '4.3.1', 'Insufficient system storage') };
+    }
+    const size = params.value.size;
+    if (size !== undefined && size > free - this.env.config.queue.minFreeSpace) {
+      return { reply: reply(452, '4.3.1', 'Insufficient system storage for a message of that size') };
+    }
+    const tx = new Transaction(path.mailbox, path.mailbox ? formatMailbox(path.mailbox) : '', params.value, this.env.now());
+    const v = await this.env.policy.mail(this.facts(), this.txFacts(tx));
+    if (v.kind === 'reject') return { reply: v.disconnect ? closing(v.reply) : v.reply };
+    this.tx = tx;
+    this.enter('mail');
+    return { reply: reply(250, '2.1.0', 'Ok') };
+  }
+
+  async rcptCommand(arg: string): Promise<CommandResult> {
+    const tx = this.tx;
+    if (!tx) return { reply: reply(503, '5.5.1', 'Need MAIL before RCPT') };
+    tx.attempted++;
+    const path = parseRcptToArg(arg, { smtputf8: tx.params.smtputf8, strict: false });
+    if (!path.ok) return { reply: path.reply };
+    if (!path.mailbox) return { reply: reply(553, '5.1.3', 'Null recipient not allowed') };
+    const params = parseRcptParams(path.params, this.ext);
+    if (!params.ok) return { reply: params.reply };
+    if (tx.rcpts.length >= this.env.config.smtp.maxRcpt) return { reply: reply(452, '4.5.3', 'Too many recipients') };
+    const d = await this.env.policy.rcpt(this.facts(), this.txFacts(tx), path.mailbox);
+    if (this.tx !== tx) return { reply: reply(503, '5.5.1', 'Transaction ended') };
+    if (d.kind === 'reject') {
+      this.env.log.event('smtp', 'rejected', { session: this.id, to: `<${formatMailbox(path.mailbox)}>`, reason: d.verdict.reason });
+      return { reply: d.verdict.disconnect ? closing(d.verdict.reply) : d.verdict.reply };
+    }
+    const address = formatMailbox(path.mailbox);
+    tx.addRcpt({ mailbox: path.mailbox, address, params: params.value, action: d.action, rule: d.rule });
+    return { reply: reply(250, '2.1.5', 'Recipient ok') };
+  }
+
+  /** VRFY, when enabled (`smtp vrfy`, ZMailer's VRFYcmd): would RCPT TO this address be accepted? */
+  async vrfyCommand(arg: string): Promise<CommandResult> {
+    const text = arg.trim();
+    const path = parseRcptToArg(`TO:${text.startsWith('<') ? text : `<${text}>`}`, { smtputf8: this.ext.smtputf8, strict: false });
+    if (!path.ok || !path.mailbox) return { reply: reply(501, '5.1.3', 'Bad address syntax') };
+    const d = await this.env.policy.rcpt(this.facts(), { sender: null, params: { smtputf8: false }, rcptCount: 0 }, path.mailbox);
+    if (d.kind === 'reject') return { reply: d.verdict.reply };
+    return { reply: reply(250, '2.1.5', `<${formatMailbox(path.mailbox)}>`) };
+  }
+
+  /* --------------------------------------------------------------- DATA */
+
+  async dataCommand(arg: string): Promise<CommandResult> {
+    if (arg.trim() !== '') return { reply: reply(501, '5.5.4', 'Syntax: DATA (no parameters)') };
+    const tx = this.tx;
+    if (!tx) return { reply: reply(503, '5.5.1', 'Need MAIL command') };
+    if (tx.rcpts.length === 0) {
+      return { reply: tx.attempted > 0 ? reply(554, '5.5.1', 'No valid recipients') : reply(503, '5.5.1', 'Need RCPT command') };
+    }
+    const v = await this.env.policy.data(this.facts(), this.txFacts(tx));
+    if (v.kind === 'reject') return { reply: v.disconnect ? closing(v.reply) : v.reply };
+    const failure = await this.openMessage(tx);
+    if (failure) return { reply: failure };
+    this.enter('data');
+    return { reply: reply(354, undefined, 'End data with <CR><LF>.<CR><LF>'), then: { mode: 'data', maxSize: this.env.config.smtp.maxMessageSize } };
+  }
+
+  /** Decoded DATA content or normalized BDAT content: scan headers, store. */
+  content(chunk: Buffer): Promise<void> | void {
+    const tx = this.tx;
+    if (!tx || !tx.writer || tx.storeError || tx.overflow) return;
+    tx.headers?.push(chunk);
+    if (tx.writer.size + chunk.length > this.env.config.smtp.maxMessageSize + 65536) {
+      tx.overflow = true;
+      return;
+    }
+    try {
+      tx.writer.write(chunk);
+    } catch (e) {
+      tx.storeError = (e as Error).message;
+      return;
+    }
+    return tx.writer.drain().catch((e: Error) => {
+      tx.storeError = e.message;
+    });
+  }
+
+  async dataEnd(info: DataEndInfo): Promise<Reply> {
+    const tx = this.tx;
+    if (!tx) return reply(451, '4.3.0', 'Transaction lost');
+    const smtp = this.env.config.smtp;
+    let refusal: Reply | undefined;
+    if (info.overflow || tx.overflow) refusal = reply(552, '5.3.4', 'Message size exceeds fixed maximum message size');
+    else if (info.nul) refusal = reply(550, '5.6.0', 'Message contains NUL characters');
+    else if ((info.bareLf || info.bareCr) && smtp.bareNewline === 'reject') refusal = reply(550, '5.5.2', 'Message contains bare CR or LF characters');
+    return this.finishMessage(tx, refusal);
+  }
+
+  /* --------------------------------------------------------------- BDAT */
+
+  async bdatCommand(arg: string): Promise<CommandResult> {
+    const m = /^(\d{1,15})(?:\s+(LAST))?\s*$/i.exec(arg.trim());
+    if (!m || m[1] === undefined) {
+      // Without a size we cannot tell where the chunk ends: the rest of the stream is unusable.
+      return { reply: closing(reply(501, '5.5.4', 'Syntax: BDAT size [LAST]; closing connection')) };
+    }
+    const n = Number(m[1]);
+    const last = m[2] !== undefined;
+    const tx = this.tx;
+    let failure: Reply | undefined;
+    if (!tx) failure = reply(503, '5.5.1', 'Need MAIL command');
+    else if (tx.rcpts.length === 0) failure = tx.attempted > 0 ? reply(554, '5.5.1', 'No valid recipients') : reply(503, '5.5.1', 'Need RCPT command');
+    else if (tx.bdat?.failure) failure = tx.bdat.failure;
+    if (tx && !failure && !tx.writer) {
+      const v = await this.env.policy.data(this.facts(), this.txFacts(tx));
+      if (v.kind === 'reject') failure = v.reply;
+      else failure = await this.openMessage(tx);
+      if (!failure) tx.bdat = { last, normalizer: new LineEndingNormalizer(this.env.config.smtp.bareNewline) };
+    }
+    if (tx && tx.bdat) tx.bdat.last = last;
+    if (failure) {
+      // RFC 3030 §4.1: the chunk is read (and discarded) whatever the reply.
+      this.pendingBdatFailure = failure;
+      if (tx && tx.bdat) tx.bdat.failure = failure;
+      return { then: { mode: 'bytes', n } };
+    }
+    this.enter('bdat');
+    return { then: { mode: 'bytes', n } };
+  }
+
+  private pendingBdatFailure?: Reply;
+
+  bdatChunk(chunk: Buffer): Promise<void> | void {
+    const tx = this.tx;
+    if (this.pendingBdatFailure || !tx?.bdat?.normalizer) return;
+    const out: Buffer[] = [];
+    tx.bdat.normalizer.push(chunk, out);
+    let p: Promise<void> | void = undefined;
+    for (const b of out) p = this.content(b);
+    return p;
+  }
+
+  async bdatEnd(n: number): Promise<Reply> {
+    const failure = this.pendingBdatFailure;
+    this.pendingBdatFailure = undefined;
+    const tx = this.tx;
+    if (failure) {
+      if (tx?.bdat?.last) await this.resetTransaction();
+      return failure;
+    }
+    if (!tx || !tx.bdat || !tx.bdat.normalizer) return reply(503, '5.5.1', 'No BDAT transaction');
+    if (!tx.bdat.last) return reply(250, '2.0.0', `${n} octets received`);
+    const out: Buffer[] = [];
+    const norm = tx.bdat.normalizer;
+    norm.end(out);
+    for (const b of out) await this.content(b);
+    let refusal: Reply | undefined;
+    if (tx.overflow) refusal = reply(552, '5.3.4', 'Message size exceeds fixed maximum message size');
+    else if (norm.nul) refusal = reply(550, '5.6.0', 'Message contains NUL characters');
+    else if ((norm.bareLf || norm.bareCr) && this.env.config.smtp.bareNewline === 'reject') refusal = reply(550, '5.5.2', 'Message contains bare CR or LF characters');
+    return this.finishMessage(tx, refusal);
+  }
+
+  /* ----------------------------------------------------- message commit */
+
+  /** Allocate the spool file and write our Received: header. Returns a failure reply, if any. */
+  private async openMessage(tx: Transaction): Promise<Reply | undefined> {
+    try {
+      tx.writer = await this.env.spool.createMessage();
+    } catch (e) {
+      this.env.log.error(`spool: cannot create a message: ${(e as Error).message}`);
+      return reply(451, '4.3.0', 'Temporary failure in the queue, try again later');
+    }
+    tx.headers = new HeaderScanner();
+    const single = tx.rcpts.length === 1 ? tx.rcpts[0]?.address : undefined;
+    const h = receivedHeader({
+      helo: this.helo,
+      rdns: this.rdns,
+      ip: this.peer.address,
+      hostname: this.peer.hostname,
+      proto: this.proto(tx),
+      msgid: tx.writer.msgid,
+      rcpt: single,
+      date: new Date(this.env.now()),
+    });
+    tx.writer.write(Buffer.from(h, 'utf8'));
+    return undefined;
+  }
+
+  private proto(tx: Transaction): string {
+    return protocolName({ esmtp: this.esmtp, tls: this.tls, auth: this.authUser !== undefined, utf8: tx.params.smtputf8 });
+  }
+
+  private async finishMessage(tx: Transaction, refusal: Reply | undefined): Promise<Reply> {
+    const smtp = this.env.config.smtp;
+    if (!refusal && tx.storeError) {
+      this.env.log.error(`spool: write failed: ${tx.storeError}`);
+      refusal = reply(451, '4.3.0', 'Temporary failure in the queue, try again later');
+    }
+    if (!refusal && (tx.headers?.receivedCount ?? 0) > smtp.maxReceivedHeaders) {
+      refusal = reply(554, '5.4.6', 'Too many Received: headers: mail loop detected');
+    }
+    if (!refusal) {
+      const v = await this.env.policy.commit(this.facts(), this.txFacts(tx), { size: tx.writer?.size ?? 0, receivedHeaders: tx.headers?.receivedCount ?? 0 });
+      if (v.kind === 'reject') refusal = v.reply;
+    }
+    if (refusal || !tx.writer) {
+      await this.resetTransaction();
+      return refusal ?? reply(451, '4.3.0', 'Transaction lost');
+    }
+    // From here on the message belongs to this commit: a disconnect cannot abort it half-way.
+    const writer = tx.writer;
+    tx.writer = undefined;
+    let env: Envelope;
+    try {
+      env = await writer.commit({
+        sender: tx.senderAddress,
+        recipients: tx.rcpts.map((r): EnvelopeRecipient => ({
+          evpid: newEvpid(writer.msgid),
+          address: r.address,
+          orcpt: r.params.orcpt,
+          notify: r.params.notify,
+          action: r.action,
+          rule: r.rule,
+        })),
+        ret: tx.params.ret,
+        envid: tx.params.envid,
+        body: tx.params.body ?? '7BIT',
+        smtputf8: tx.params.smtputf8,
+        mailAuth: tx.params.auth,
+        arrival: tx.startedAt,
+        client: {
+          address: this.peer.address,
+          port: this.peer.port,
+          hostname: this.rdns,
+          helo: this.helo,
+          proto: this.proto(tx),
+          authUser: this.authUser,
+          tag: this.peer.tag,
+          listener: this.peer.listener,
+        },
+      });
+    } catch (e) {
+      this.env.log.error(`spool: commit of ${writer.msgid} failed: ${(e as Error).message}`);
+      await writer.abort().catch(() => undefined);
+      await this.resetTransaction();
+      return reply(451, '4.3.0', 'Temporary failure in the queue, try again later');
+    }
+    if (this.tx === tx) this.tx = undefined;
+    this.messages++;
+    if (this.state !== 'closed') this.enter('helo');
+    this.logAccepted(env);
+    this.env.scheduler.enqueued(env);
+    return reply(250, '2.0.0', `${env.msgid} Message accepted for delivery`);
+  }
+
+  private logAccepted(env: Envelope): void {
+    const log = this.env.log;
+    const stats = this.env.stats;
+    stats.inc('smtp.message');
+    stats.inc('smtp.message.bytes', env.size);
+    stats.inc('scheduler.envelope', env.recipients.length);
+    log.event('smtp', 'message', { session: this.id, msgid: env.msgid, from: `<${env.sender}>`, size: env.size, nrcpt: env.recipients.length, proto: env.client.proto });
+    for (const r of env.recipients) {
+      log.event('smtp', 'envelope', { session: this.id, msgid: env.msgid, evpid: r.evpid, from: `<${env.sender}>`, to: `<${r.address}>`, action: r.action });
+    }
+  }
+}

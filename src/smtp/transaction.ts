@@ -1,0 +1,64 @@
+/*
+ * smtp/transaction.ts — one mail transaction (MAIL … DATA/BDAT LAST).
+ *
+ * Kept apart from the session, as OpenSMTPD keeps smtp_tx apart from
+ * smtp_session: RSET, EHLO and a finished message drop the transaction,
+ * never the session.
+ */
+import type { Mailbox } from './address.js';
+import type { MailParams, RcptParams } from './params.js';
+import type { MessageWriter } from '../spool/spool.js';
+import type { HeaderScanner } from '../wire/header-scan.js';
+import type { LineEndingNormalizer } from '../wire/line-endings.js';
+import type { Reply } from './reply.js';
+
+export interface AcceptedRcpt {
+  readonly mailbox: Mailbox;
+  readonly address: string;
+  readonly params: RcptParams;
+  readonly action: string;
+  readonly rule: string;
+}
+
+export interface BdatState {
+  /** LAST was given on the chunk being received. */
+  last: boolean;
+  /** The reply owed for this chunk when it is not a 250 (sequence error, no recipients …). */
+  failure?: Reply;
+  normalizer?: LineEndingNormalizer;
+}
+
+export class Transaction {
+  readonly rcpts: AcceptedRcpt[] = [];
+  private readonly seen = new Set<string>();
+  /** RCPT commands tried, accepted or not (for "no valid recipients"). */
+  attempted = 0;
+  writer?: MessageWriter;
+  headers?: HeaderScanner;
+  bdat?: BdatState;
+  /** A write to the spool failed: the message will be refused with 451 at its end. */
+  storeError?: string;
+  overflow = false;
+
+  constructor(
+    readonly sender: Mailbox | null,
+    readonly senderAddress: string,
+    readonly params: MailParams,
+    readonly startedAt: number,
+  ) {}
+
+  /** Add a recipient; a duplicate (same address, case-insensitively) is accepted but kept once. */
+  addRcpt(r: AcceptedRcpt): void {
+    const key = r.address.toLowerCase();
+    if (this.seen.has(key)) return;
+    this.seen.add(key);
+    this.rcpts.push(r);
+  }
+
+  /** Throw away anything stored; nothing of this transaction will ever be delivered. */
+  async abort(): Promise<void> {
+    const w = this.writer;
+    this.writer = undefined;
+    if (w) await w.abort().catch(() => undefined);
+  }
+}

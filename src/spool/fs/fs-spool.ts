@@ -1,0 +1,238 @@
+/*
+ * spool/fs/fs-spool.ts — the filesystem spool (Spool backend "fs").
+ *
+ * One file per message, queue/<bb>/<msgid>: the body as received, then the
+ * envelope as one JSON document, then a fixed 88-byte trailer with magic,
+ * lengths and SHA-256 checksums (format in message-file.ts and
+ * docs/spool-format.md). Per-recipient outcomes go to queue/<bb>/<msgid>.log,
+ * one self-checking line per record (outcome-log.ts). Layout in layout.ts.
+ *
+ * Durability (see spool/spool.ts for the contract):
+ *  - commit: body + envelope + trailer written, fdatasync, close, rename
+ *    from incoming/ to queue/<bb>/, fsync of queue/<bb>/ shared with every
+ *    other commit in flight (dir-sync.ts). Only then does commit() resolve.
+ *  - appendOutcome: append, fdatasync (and a folder fsync for a new log).
+ *  - remove: unlink the log, then the message, then fsync the folder; a
+ *    crash in between leaves the message with no outcomes, so at worst a
+ *    recipient is tried twice, never forgotten.
+ *
+ * Several processes may share one spool: msgids are claimed with O_EXCL
+ * and every read goes to disk (there is no in-memory index). Only one of
+ * them may run recovery (open() with recover: true, the default), before
+ * the others start writing; the rest open with recover: false.
+ *
+ * Diagnostics: opts.log gets one line per file removed or moved at open and
+ * per damaged outcome record met by load(). Errors the spool raises on
+ * purpose are SpoolError (NOT_FOUND, CORRUPT, VERSION, INVALID, STATE).
+ */
+import { lstat, readFile, readdir, statfs, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import type { RecipientOutcome } from '../envelope.js';
+import type { MessageWriter, RecoveryReport, Spool, StoredMessage } from '../spool.js';
+import { DirSyncer } from './dir-sync.js';
+import { SpoolError, isErrno } from './errors.js';
+import { MsgidAllocator, isMsgid, msgidOf } from './ids.js';
+import { Layout } from './layout.js';
+import { bodyStream, readHeadAt } from './message-file.js';
+import { appendRecord, encodeRecord, parseLog } from './outcome-log.js';
+import { prepare, recover } from './recovery.js';
+import { createWriter } from './writer.js';
+
+export { SpoolError } from './errors.js';
+export type { SpoolErrorCode } from './errors.js';
+export { newEvpid } from './ids.js';
+
+export interface FsSpoolOptions {
+  /** Spool folder, created (mode 0700) if missing. */
+  root: string;
+  /**
+   * Window to share folder fsyncs between concurrent commits. 0 (default):
+   * share only among commits already waiting while an fsync runs; N > 0:
+   * wait up to N ms after the first commit to gather more.
+   */
+  groupCommitMs?: number;
+  /** Body bytes kept in memory before they go to the temp file (default 64 KiB). */
+  memoryBufferBytes?: number;
+  /** One line per notable event (corrupt file moved, incomplete removed). */
+  log?: (line: string) => void;
+  /**
+   * Clean incoming/ and validate queue/ at open() (default true). Exactly
+   * one process sharing a spool may do this, before the others write.
+   */
+  recover?: boolean;
+}
+
+/** Counters for measurements and `smtpctl show stats`. */
+export interface FsSpoolStats {
+  readonly commits: number;
+  readonly dirFsyncs: number;
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await lstat(path);
+    return true;
+  } catch (err) {
+    if (isErrno(err, 'ENOENT')) return false;
+    throw err;
+  }
+}
+
+/** Unlink `path`; false if it was not there. */
+async function unlinkIfThere(path: string): Promise<boolean> {
+  try {
+    await unlink(path);
+    return true;
+  } catch (err) {
+    if (isErrno(err, 'ENOENT')) return false;
+    throw err;
+  }
+}
+
+export class FsSpool implements Spool {
+  private readonly layout: Layout;
+  private readonly syncer: DirSyncer;
+  private readonly allocator = new MsgidAllocator();
+  private readonly memoryBufferBytes: number;
+  private readonly log: (line: string) => void;
+  private readonly recover: boolean;
+  private state: 'new' | 'open' | 'closed' = 'new';
+  private commits = 0;
+  /** Renamed into queue/ but folder fsync not done: not committed yet, so hidden. */
+  private readonly publishing = new Set<string>();
+
+  constructor(opts: FsSpoolOptions) {
+    const groupCommitMs = opts.groupCommitMs ?? 0;
+    const memoryBufferBytes = opts.memoryBufferBytes ?? 64 * 1024;
+    if (!(groupCommitMs >= 0) || !Number.isFinite(groupCommitMs)) throw new RangeError('groupCommitMs must be >= 0');
+    if (!Number.isSafeInteger(memoryBufferBytes) || memoryBufferBytes < 0) throw new RangeError('memoryBufferBytes must be an integer >= 0');
+    this.layout = new Layout(opts.root);
+    this.syncer = new DirSyncer(groupCommitMs);
+    this.memoryBufferBytes = memoryBufferBytes;
+    this.log = opts.log ?? (() => undefined);
+    this.recover = opts.recover ?? true;
+  }
+
+  async open(): Promise<RecoveryReport> {
+    if (this.state !== 'new') throw new SpoolError('STATE', `open() of a ${this.state} spool`);
+    prepare(this.layout, this.log);
+    const report = this.recover ? await recover(this.layout, this.log) : { messages: 0, removedIncomplete: 0, corrupt: [] };
+    this.state = 'open';
+    return report;
+  }
+
+  async createMessage(): Promise<MessageWriter> {
+    this.ready();
+    return createWriter({
+      layout: this.layout,
+      syncer: this.syncer,
+      allocator: this.allocator,
+      memoryBufferBytes: this.memoryBufferBytes,
+      publishing: this.publishing,
+      committed: () => void this.commits++,
+    });
+  }
+
+  async freeSpace(): Promise<number> {
+    const s = await statfs(this.layout.root);
+    return s.bavail * s.bsize;
+  }
+
+  async list(): Promise<string[]> {
+    this.ready();
+    const names = await Promise.all(
+      Layout.buckets().map((b) =>
+        readdir(join(this.layout.queue, b)).catch((err: unknown) => {
+          if (isErrno(err, 'ENOENT')) return [] as string[];
+          throw err;
+        }),
+      ),
+    );
+    return names.flat().filter((n) => isMsgid(n) && !this.publishing.has(n));
+  }
+
+  async load(msgid: string): Promise<StoredMessage> {
+    this.ready();
+    this.checkMsgid(msgid);
+    if (this.publishing.has(msgid)) throw new SpoolError('NOT_FOUND', `no message ${msgid}`);
+    const head = await readHeadAt(this.layout.messagePath(msgid), msgid);
+    let data: Buffer;
+    try {
+      data = await readFile(this.layout.logPath(msgid));
+    } catch (err) {
+      if (!isErrno(err, 'ENOENT')) throw err;
+      data = Buffer.alloc(0);
+    }
+    const parsed = parseLog(data);
+    if (parsed.bad > 0) this.log(`spool: ${msgid}.log: skipped ${parsed.bad} damaged outcome record(s)`);
+    const outcomes = new Map<string, RecipientOutcome[]>();
+    for (const r of head.envelope.recipients) outcomes.set(r.evpid, []);
+    let stray = 0;
+    for (const rec of parsed.records) {
+      const list = outcomes.get(rec.evpid);
+      if (list === undefined) stray++;
+      else list.push(rec.outcome);
+    }
+    if (stray > 0) this.log(`spool: ${msgid}.log: ignored ${stray} record(s) for unknown evpids`);
+    for (const [evpid, list] of outcomes) if (list.length === 0) outcomes.delete(evpid);
+    return { envelope: head.envelope, outcomes };
+  }
+
+  openBody(msgid: string): Readable {
+    if (this.state !== 'open' || !isMsgid(msgid) || this.publishing.has(msgid)) {
+      const err =
+        this.state !== 'open'
+          ? new SpoolError('STATE', `spool is ${this.state}`)
+          : isMsgid(msgid)
+            ? new SpoolError('NOT_FOUND', `no message ${msgid}`)
+            : new SpoolError('INVALID', `not a msgid: ${JSON.stringify(msgid)}`);
+      return new Readable({ read() { this.destroy(err); } });
+    }
+    return bodyStream(this.layout.messagePath(msgid), msgid);
+  }
+
+  async appendOutcome(evpid: string, outcome: RecipientOutcome): Promise<void> {
+    this.ready();
+    const line = encodeRecord(evpid, outcome);
+    const msgid = msgidOf(evpid);
+    const logPath = this.layout.logPath(msgid);
+    const created = await appendRecord(logPath, line);
+    if (!created) return;
+    // A new log: make sure its message exists, then make its name durable.
+    if (this.publishing.has(msgid) || !(await exists(this.layout.messagePath(msgid)))) {
+      await unlink(logPath).catch(() => undefined);
+      throw new SpoolError('NOT_FOUND', `no message ${msgid}`);
+    }
+    await this.syncer.sync(this.layout.bucketDir(msgid));
+  }
+
+  async remove(msgid: string): Promise<void> {
+    this.ready();
+    this.checkMsgid(msgid);
+    if (this.publishing.has(msgid)) throw new SpoolError('NOT_FOUND', `no message ${msgid}`);
+    await unlinkIfThere(this.layout.logPath(msgid));
+    const found = await unlinkIfThere(this.layout.messagePath(msgid));
+    await this.syncer.sync(this.layout.bucketDir(msgid));
+    if (!found) throw new SpoolError('NOT_FOUND', `no message ${msgid}`);
+  }
+
+  /** Refuses new work, waits for folder fsyncs in flight. Writers not yet committed are lost (removed at the next open). */
+  async close(): Promise<void> {
+    if (this.state === 'closed') return;
+    this.state = 'closed';
+    await this.syncer.close();
+  }
+
+  stats(): FsSpoolStats {
+    return { commits: this.commits, dirFsyncs: this.syncer.fsyncs };
+  }
+
+  private ready(): void {
+    if (this.state !== 'open') throw new SpoolError('STATE', `spool is ${this.state === 'new' ? 'not open' : 'closed'}`);
+  }
+
+  private checkMsgid(msgid: string): void {
+    if (!isMsgid(msgid)) throw new SpoolError('INVALID', `not a msgid: ${JSON.stringify(msgid)}`);
+  }
+}

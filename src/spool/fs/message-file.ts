@@ -1,0 +1,180 @@
+/*
+ * spool/fs/message-file.ts — the message file: body, envelope, trailer.
+ *
+ * Format (version 1; see docs/spool-format.md):
+ *
+ *   +-----------------------+----------------------+------------------+
+ *   | body (B bytes, as is) | envelope (E bytes)   | trailer (88)     |
+ *   +-----------------------+----------------------+------------------+
+ *
+ *   envelope: one JSON document (UTF-8, no BOM, no trailing newline). JSON
+ *             escaping means no field value can ever end a field or start
+ *             another one, whatever bytes a client smuggles into it.
+ *   trailer, big-endian:
+ *     0  8  magic "POSTERN1" (the "1" is the format version)
+ *     8  8  B, body length (uint64; must be a safe integer)
+ *    16  4  E, envelope length (uint32)
+ *    20  4  reserved, zero
+ *    24 32  SHA-256 of the body
+ *    56 32  SHA-256 of trailer bytes 0..55 followed by the envelope bytes
+ *
+ * A file is valid iff its size is exactly B + E + 88, the magic and the
+ * reserved bytes match, the second hash matches, the envelope parses and
+ * passes checkEnvelope() for the file's own name, and envelope.size == B.
+ * Anything else is corrupt. The trailer is written last, in the same
+ * writev as the envelope, so a file cut short anywhere has no trailer.
+ *
+ * The body hash is not checked when the spool opens (that would read the
+ * whole queue at every start); openBody() checks it while streaming and
+ * fails the stream, instead of ending it, on a mismatch, so a delivery
+ * never completes with damaged bytes (the client side aborts before the
+ * final dot). It costs one native SHA-256 update per written chunk.
+ */
+import { createHash } from 'node:crypto';
+import type { FileHandle } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
+import { Readable } from 'node:stream';
+import type { Envelope } from '../envelope.js';
+import { checkEnvelope } from './envelope-check.js';
+import { SpoolError, isErrno } from './errors.js';
+
+export const MAGIC = Buffer.from('POSTERN1', 'latin1');
+export const TRAILER_SIZE = 88;
+/** Upper bound for E; a larger value can only be damage. */
+export const MAX_ENVELOPE_BYTES = 256 * 1024 * 1024;
+
+/** The trailer that closes a message file. */
+export function encodeTrailer(bodyLength: number, bodySha256: Buffer, envelope: Buffer): Buffer {
+  const t = Buffer.alloc(TRAILER_SIZE);
+  MAGIC.copy(t, 0);
+  t.writeBigUInt64BE(BigInt(bodyLength), 8);
+  t.writeUInt32BE(envelope.length, 16);
+  bodySha256.copy(t, 24);
+  createHash('sha256').update(t.subarray(0, 56)).update(envelope).digest().copy(t, 56);
+  return t;
+}
+
+export interface MessageHead {
+  readonly envelope: Envelope;
+  readonly bodyLength: number;
+  readonly bodySha256: Buffer;
+}
+
+function corrupt(reason: string): SpoolError {
+  return new SpoolError('CORRUPT', reason);
+}
+
+/** Read exactly buf.length bytes at `position`; a short file is corrupt. */
+async function readExact(fh: FileHandle, buf: Buffer, position: number): Promise<void> {
+  let done = 0;
+  while (done < buf.length) {
+    const { bytesRead } = await fh.read(buf, done, buf.length - done, position + done);
+    if (bytesRead === 0) throw corrupt('file shorter than its trailer says');
+    done += bytesRead;
+  }
+}
+
+/** Validate trailer and envelope of an open message file named `msgid`. */
+export async function readHead(fh: FileHandle, msgid: string): Promise<MessageHead> {
+  const { size } = await fh.stat();
+  if (size < TRAILER_SIZE) throw corrupt(`no trailer: file is ${size} bytes`);
+  const t = Buffer.alloc(TRAILER_SIZE);
+  await readExact(fh, t, size - TRAILER_SIZE);
+  if (!t.subarray(0, 8).equals(MAGIC)) {
+    throw corrupt(t.subarray(0, 7).equals(MAGIC.subarray(0, 7)) ? 'unknown format version in trailer' : 'no trailer: magic missing');
+  }
+  if (t.readUInt32BE(20) !== 0) throw corrupt('trailer: reserved bytes not zero');
+  const bodyBig = t.readBigUInt64BE(8);
+  const envLength = t.readUInt32BE(16);
+  if (bodyBig > BigInt(Number.MAX_SAFE_INTEGER) || envLength > MAX_ENVELOPE_BYTES) throw corrupt('trailer: lengths out of range');
+  const bodyLength = Number(bodyBig);
+  if (bodyLength + envLength + TRAILER_SIZE !== size) {
+    throw corrupt(`trailer: body ${bodyLength} + envelope ${envLength} + ${TRAILER_SIZE} != file size ${size}`);
+  }
+  const envBytes = Buffer.alloc(envLength);
+  await readExact(fh, envBytes, bodyLength);
+  const sum = createHash('sha256').update(t.subarray(0, 56)).update(envBytes).digest();
+  if (!sum.equals(t.subarray(56, 88))) throw corrupt('trailer: envelope checksum mismatch');
+  let envelope: unknown;
+  try {
+    envelope = JSON.parse(envBytes.toString('utf8'));
+  } catch {
+    throw corrupt('envelope: not JSON');
+  }
+  const bad = checkEnvelope(envelope, msgid);
+  if (bad !== null) throw corrupt(`envelope: ${bad}`);
+  if ((envelope as Envelope).size !== bodyLength) throw corrupt(`envelope: size ${(envelope as Envelope).size} != body length ${bodyLength}`);
+  return { envelope: envelope as Envelope, bodyLength, bodySha256: Buffer.from(t.subarray(24, 56)) };
+}
+
+/** Open `path`, validate it, close it. ENOENT becomes NOT_FOUND. */
+export async function readHeadAt(path: string, msgid: string): Promise<MessageHead> {
+  let fh: FileHandle;
+  try {
+    fh = await open(path, 'r');
+  } catch (err) {
+    if (isErrno(err, 'ENOENT')) throw new SpoolError('NOT_FOUND', `no message ${msgid}`);
+    throw err;
+  }
+  try {
+    return await readHead(fh, msgid);
+  } finally {
+    await fh.close();
+  }
+}
+
+/**
+ * A stream of exactly the body bytes of the message file at `path`. Errors
+ * (NOT_FOUND, CORRUPT, I/O) are emitted on the stream; a body whose SHA-256
+ * differs from the trailer's fails after its last byte, before 'end'.
+ */
+export function bodyStream(path: string, msgid: string, highWaterMark = 64 * 1024): Readable {
+  let fh: FileHandle | undefined;
+  let pos = 0;
+  let end = 0;
+  let expected: Buffer = Buffer.alloc(0);
+  const hash = createHash('sha256');
+  return new Readable({
+    highWaterMark,
+    construct(callback) {
+      (async () => {
+        try {
+          fh = await open(path, 'r');
+        } catch (err) {
+          throw isErrno(err, 'ENOENT') ? new SpoolError('NOT_FOUND', `no message ${msgid}`) : err;
+        }
+        const head = await readHead(fh, msgid);
+        end = head.bodyLength;
+        expected = head.bodySha256;
+      })().then(() => callback(), (err: Error) => callback(err));
+    },
+    read(size) {
+      if (pos >= end) {
+        if (hash.digest().equals(expected)) this.push(null);
+        else this.destroy(corrupt(`body checksum mismatch in ${msgid}`));
+        return;
+      }
+      const want = Math.min(Math.max(size, 1), end - pos, 1024 * 1024);
+      const buf = Buffer.allocUnsafe(want);
+      (fh as FileHandle).read(buf, 0, want, pos).then(
+        ({ bytesRead }) => {
+          if (bytesRead === 0) {
+            this.destroy(corrupt(`body of ${msgid} shorter than its trailer says`));
+            return;
+          }
+          pos += bytesRead;
+          const chunk = bytesRead === want ? buf : buf.subarray(0, bytesRead);
+          hash.update(chunk);
+          this.push(chunk);
+        },
+        (err: Error) => this.destroy(err),
+      );
+    },
+    destroy(err, callback) {
+      const h = fh;
+      fh = undefined;
+      if (h === undefined) callback(err);
+      else h.close().then(() => callback(err), () => callback(err));
+    },
+  });
+}

@@ -1,0 +1,280 @@
+/*
+ * spool/fs/writer.ts — writing one message into the filesystem spool.
+ *
+ * createWriter() claims a msgid by creating incoming/<msgid> with O_EXCL
+ * (so no two writers, in any process sharing the spool, hold the same id)
+ * and then checks that no committed message has that id (so the final
+ * rename can never replace one). Claim first, check second: a message can
+ * only reach queue/ by leaving incoming/, which we hold.
+ *
+ * Body bytes stay in memory up to memoryBufferBytes; beyond that they are
+ * written to the temp file in batches, and drain() holds the caller back
+ * until the buffered bytes (queued or being written) are at most
+ * memoryBufferBytes again. A small message therefore costs, at commit, one
+ * writev (body + envelope + trailer), one fdatasync, one close, one rename
+ * and a share of one folder fsync; plus the open and one lstat at creation.
+ */
+import { createHash } from 'node:crypto';
+import type { FileHandle } from 'node:fs/promises';
+import { lstat, open, rename, unlink } from 'node:fs/promises';
+import type { Envelope } from '../envelope.js';
+import type { MessageWriter } from '../spool.js';
+import type { DirSyncer } from './dir-sync.js';
+import { checkEnvelope } from './envelope-check.js';
+import { SpoolError, isErrno } from './errors.js';
+import type { MsgidAllocator } from './ids.js';
+import type { Layout } from './layout.js';
+import { encodeTrailer } from './message-file.js';
+
+export interface WriterContext {
+  readonly layout: Layout;
+  readonly syncer: DirSyncer;
+  readonly allocator: MsgidAllocator;
+  readonly memoryBufferBytes: number;
+  /** Msgids renamed into queue/ whose folder fsync has not finished (hidden from readers). */
+  readonly publishing: Set<string>;
+  /** Called once per successful commit (statistics). */
+  readonly committed: () => void;
+}
+
+/** Buffers per writev(); Linux refuses more than IOV_MAX (1024). */
+const IOV_MAX = 1024;
+
+/** Write all of `bufs` at `position`, resuming after short writes. */
+async function writeAll(fh: FileHandle, bufs: readonly Buffer[], position: number): Promise<void> {
+  let i = 0;
+  let off = 0; // bytes of bufs[i] already written
+  while (i < bufs.length) {
+    const batch: Buffer[] = [];
+    for (let j = i; j < bufs.length && batch.length < IOV_MAX; j++) {
+      const b = bufs[j] as Buffer;
+      batch.push(j === i && off > 0 ? b.subarray(off) : b);
+    }
+    let { bytesWritten } = await fh.writev(batch, position);
+    if (bytesWritten <= 0) throw new Error('writev wrote nothing');
+    position += bytesWritten;
+    while (i < bufs.length && bytesWritten > 0) {
+      const left = (bufs[i] as Buffer).length - off;
+      if (bytesWritten >= left) {
+        bytesWritten -= left;
+        i++;
+        off = 0;
+      } else {
+        off += bytesWritten;
+        bytesWritten = 0;
+      }
+    }
+  }
+}
+
+async function unlinkIfThere(path: string): Promise<void> {
+  try {
+    await unlink(path);
+  } catch (err) {
+    if (!isErrno(err, 'ENOENT')) throw err;
+  }
+}
+
+/** Claim a fresh msgid and return a writer for it. */
+export async function createWriter(ctx: WriterContext): Promise<FsMessageWriter> {
+  for (let attempt = 0; attempt < 64; attempt++) {
+    const msgid = ctx.allocator.next();
+    const tmp = ctx.layout.incomingPath(msgid);
+    let fh: FileHandle;
+    try {
+      fh = await open(tmp, 'wx', 0o600);
+    } catch (err) {
+      if (isErrno(err, 'EEXIST')) continue;
+      throw err;
+    }
+    try {
+      await lstat(ctx.layout.messagePath(msgid));
+    } catch (err) {
+      if (isErrno(err, 'ENOENT')) return new FsMessageWriter(ctx, msgid, fh);
+      await fh.close().catch(() => undefined);
+      await unlinkIfThere(tmp).catch(() => undefined);
+      throw err;
+    }
+    // A committed message already has this id: let go and draw again.
+    await fh.close();
+    await unlinkIfThere(tmp);
+  }
+  throw new SpoolError('STATE', 'could not allocate a free msgid in 64 attempts');
+}
+
+type State = 'open' | 'committing' | 'committed' | 'failed' | 'aborted';
+
+export class FsMessageWriter implements MessageWriter {
+  private state: State = 'open';
+  private fh: FileHandle | undefined;
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  private inflightBytes = 0;
+  /** Bytes already in the temp file. */
+  private fileBytes = 0;
+  private bytes = 0;
+  private readonly hash = createHash('sha256');
+  private flushing: Promise<void> | undefined;
+  private error: unknown;
+  private drainWaiters: { resolve(): void; reject(err: unknown): void }[] = [];
+  private committing: Promise<Envelope> | undefined;
+  private aborting: Promise<void> | undefined;
+  /** The rename happened (a failed commit must then remove the final file). */
+  private published = false;
+
+  constructor(
+    private readonly ctx: WriterContext,
+    readonly msgid: string,
+    fh: FileHandle,
+  ) {
+    this.fh = fh;
+  }
+
+  get size(): number {
+    return this.bytes;
+  }
+
+  /** Body bytes held in memory (queued or being written). */
+  get buffered(): number {
+    return this.pendingBytes + this.inflightBytes;
+  }
+
+  /** Keeps a reference to `chunk`: do not modify it afterwards. */
+  write(chunk: Buffer): void {
+    if (this.state !== 'open') throw new SpoolError('STATE', `write to ${this.state} message ${this.msgid}`);
+    if (chunk.length === 0) return;
+    this.hash.update(chunk);
+    this.bytes += chunk.length;
+    this.pending.push(chunk);
+    this.pendingBytes += chunk.length;
+    if (this.pendingBytes > this.ctx.memoryBufferBytes && this.flushing === undefined && this.error === undefined) {
+      this.flushing = this.flush();
+    }
+  }
+
+  drain(): Promise<void> {
+    if (this.error !== undefined) return Promise.reject(this.error);
+    if (this.buffered <= this.ctx.memoryBufferBytes) return Promise.resolve();
+    return new Promise((resolve, reject) => this.drainWaiters.push({ resolve, reject }));
+  }
+
+  commit(envelope: Omit<Envelope, 'msgid' | 'size' | 'version'>): Promise<Envelope> {
+    if (this.state !== 'open') return Promise.reject(new SpoolError('STATE', `commit of ${this.state} message ${this.msgid}`));
+    this.state = 'committing';
+    this.committing = this.doCommit(envelope).then(
+      (env) => {
+        this.state = 'committed';
+        this.ctx.committed();
+        return env;
+      },
+      (err: unknown) => {
+        this.state = 'failed';
+        throw err;
+      },
+    );
+    return this.committing;
+  }
+
+  abort(): Promise<void> {
+    this.aborting ??= this.doAbort();
+    return this.aborting;
+  }
+
+  /** Write queued bytes while more than memoryBufferBytes are queued. */
+  private async flush(): Promise<void> {
+    try {
+      while (this.pendingBytes > this.ctx.memoryBufferBytes && this.state !== 'aborted') {
+        const bufs = this.pending;
+        const n = this.pendingBytes;
+        this.pending = [];
+        this.pendingBytes = 0;
+        this.inflightBytes = n;
+        await writeAll(this.fh as FileHandle, bufs, this.fileBytes);
+        this.fileBytes += n;
+        this.inflightBytes = 0;
+        this.wakeDrain();
+      }
+    } catch (err) {
+      this.error = err;
+      this.pending = [];
+      this.pendingBytes = 0;
+      this.inflightBytes = 0;
+      this.wakeDrain();
+    } finally {
+      this.flushing = undefined;
+    }
+  }
+
+  private wakeDrain(): void {
+    if (this.error === undefined && this.buffered > this.ctx.memoryBufferBytes) return;
+    for (const w of this.drainWaiters.splice(0)) {
+      if (this.error !== undefined) w.reject(this.error);
+      else w.resolve();
+    }
+  }
+
+  private async doCommit(fields: Omit<Envelope, 'msgid' | 'size' | 'version'>): Promise<Envelope> {
+    if (this.flushing !== undefined) await this.flushing;
+    if (this.error !== undefined) throw this.error;
+    const { layout, syncer } = this.ctx;
+    // Our own version, msgid and size win over anything the caller passed.
+    const rest: Record<string, unknown> = { ...fields };
+    delete rest['version'];
+    delete rest['msgid'];
+    delete rest['size'];
+    const json = JSON.stringify({ version: 1, msgid: this.msgid, ...rest, size: this.bytes });
+    // Check what load() will read back, not what we were handed.
+    const envelope: unknown = JSON.parse(json);
+    const bad = checkEnvelope(envelope, this.msgid);
+    if (bad !== null) throw new SpoolError('INVALID', `envelope of ${this.msgid}: ${bad}`);
+    const envBytes = Buffer.from(json, 'utf8');
+    const trailer = encodeTrailer(this.bytes, this.hash.digest(), envBytes);
+    const fh = this.fh as FileHandle;
+    const bufs = this.pending;
+    this.pending = [];
+    this.pendingBytes = 0;
+    await writeAll(fh, [...bufs, envBytes, trailer], this.fileBytes);
+    await fh.datasync();
+    this.fh = undefined;
+    await fh.close();
+    // Hidden from list()/load() until the folder fsync is done; if that
+    // fails it stays hidden until abort() removes the file.
+    this.ctx.publishing.add(this.msgid);
+    try {
+      await rename(layout.incomingPath(this.msgid), layout.messagePath(this.msgid));
+    } catch (err) {
+      this.ctx.publishing.delete(this.msgid);
+      throw err;
+    }
+    this.published = true;
+    await syncer.sync(layout.bucketDir(this.msgid));
+    this.ctx.publishing.delete(this.msgid);
+    return envelope as Envelope;
+  }
+
+  private async doAbort(): Promise<void> {
+    if (this.committing !== undefined) await this.committing.catch(() => undefined);
+    if (this.state === 'committed') return; // accepted already; remove() is the way out
+    this.state = 'aborted';
+    this.pending = [];
+    this.pendingBytes = 0;
+    if (this.flushing !== undefined) await this.flushing;
+    const fh = this.fh;
+    this.fh = undefined;
+    if (fh !== undefined) await fh.close().catch(() => undefined);
+    const { layout, syncer } = this.ctx;
+    // A leftover in incoming/ is harmless (removed at the next open).
+    await unlinkIfThere(layout.incomingPath(this.msgid)).catch(() => undefined);
+    if (this.published) {
+      // Renamed but not made durable: the client was told to try again, so
+      // this copy must not be delivered as well.
+      try {
+        await unlinkIfThere(layout.messagePath(this.msgid));
+        await syncer.sync(layout.bucketDir(this.msgid));
+      } finally {
+        this.ctx.publishing.delete(this.msgid);
+      }
+    }
+    for (const w of this.drainWaiters.splice(0)) w.reject(new SpoolError('STATE', `message ${this.msgid} aborted`));
+  }
+}

@@ -1,0 +1,51 @@
+/*
+ * table/table.ts — one lookup interface for every table backend.
+ *
+ * Lookups are tri-state, as OpenSMTPD's: found, not found, or a temporary
+ * error. A failed lookup must make the caller defer (4xx), never read as
+ * "not found". Keys are compared case-insensitively (lowercased by the
+ * backend), values are returned as written.
+ *
+ * Backends: table-static.ts (inline lists/maps and text files). The
+ * compiled makemap format arrives with the tables work of the delivery issue.
+ */
+
+export type Lookup =
+  | { readonly kind: 'found'; readonly value: string }
+  | { readonly kind: 'notfound' }
+  | { readonly kind: 'error'; readonly reason: string };
+
+export const NOT_FOUND: Lookup = Object.freeze({ kind: 'notfound' });
+
+export interface Table {
+  readonly name: string;
+  /** Exact lookup of a (lowercased) key. */
+  get(key: string): Lookup;
+  /** Every key, for pattern matching (domains with wildcards, CIDRs …); an error when unavailable. */
+  keys(): readonly string[] | { readonly error: string };
+  /** Re-read the backing file, if any. Throws with a FILE:LINE message on a bad file. */
+  reload(): void;
+}
+
+export class TableRegistry {
+  private readonly tables = new Map<string, Table>();
+
+  add(t: Table): void {
+    this.tables.set(t.name, t);
+  }
+
+  get(name: string): Table | undefined {
+    return this.tables.get(name);
+  }
+
+  /** A missing table is a configuration bug; treat it as a temporary failure so no mail is lost. */
+  lookup(name: string, key: string): Lookup {
+    const t = this.tables.get(name);
+    if (!t) return { kind: 'error', reason: `table "${name}" is not defined` };
+    return t.get(key.toLowerCase());
+  }
+
+  all(): IterableIterator<Table> {
+    return this.tables.values();
+  }
+}

@@ -1,0 +1,114 @@
+/*
+ * test/helpers/daemon.ts — run the built `smtpd` as a separate process,
+ * on a configuration written to a temporary folder, and read its log.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+export const REPO = resolve(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '../../..');
+export const SMTPD = join(REPO, 'dist/src/cli/smtpd.js');
+
+export interface DaemonHandle {
+  readonly dir: string;
+  readonly port: number;
+  readonly proc: ChildProcess;
+  readonly logs: string[];
+  waitForLog(re: RegExp, timeoutMs?: number): Promise<string>;
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+  kill(): Promise<void>;
+  cleanup(): void;
+}
+
+/** A temporary folder for one test's daemon(s). */
+export function tempDir(prefix = 'postern-'): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+/**
+ * Start smtpd -d on `config` (text; "$DIR" is replaced with the folder). The
+ * port is read from the "listening on … port N" log line, so `port 0` works.
+ */
+export async function startDaemon(config: string, opts: { dir?: string; args?: string[]; env?: NodeJS.ProcessEnv } = {}): Promise<DaemonHandle> {
+  const dir = opts.dir ?? tempDir();
+  const file = join(dir, 'smtpd.conf');
+  writeFileSync(file, config.replaceAll('$DIR', dir));
+  const proc = spawn(process.execPath, [SMTPD, '-d', '-f', file, ...(opts.args ?? [])], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
+  const logs: string[] = [];
+  const waiters: (() => void)[] = [];
+  let partial = '';
+  const onData = (d: Buffer): void => {
+    partial += d.toString('utf8');
+    let nl: number;
+    while ((nl = partial.indexOf('\n')) >= 0) {
+      logs.push(partial.slice(0, nl));
+      partial = partial.slice(nl + 1);
+    }
+    waiters.splice(0).forEach((w) => w());
+  };
+  proc.stderr?.on('data', onData);
+  proc.stdout?.on('data', onData);
+  let exited: number | null | undefined;
+  const exitP = new Promise<number | null>((r) => proc.on('exit', (code) => {
+    exited = code;
+    waiters.splice(0).forEach((w) => w());
+    r(code);
+  }));
+  const waitForLog = async (re: RegExp, timeoutMs = 10_000): Promise<string> => {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const hit = logs.find((l) => re.test(l));
+      if (hit) return hit;
+      if (exited !== undefined) throw new Error(`smtpd exited (${exited}) before logging ${re}:\n${logs.join('\n')}`);
+      if (Date.now() > deadline) throw new Error(`timeout waiting for ${re} in the log:\n${logs.join('\n')}`);
+      await new Promise<void>((r) => {
+        const t = setTimeout(r, 100);
+        waiters.push(() => {
+          clearTimeout(t);
+          r();
+        });
+      });
+    }
+  };
+  await waitForLog(/smtpd ready/);
+  const m = logs.map((l) => /listening on \S+ port (\d+)/.exec(l)).find((x) => x);
+  const port = Number(m?.[1] ?? 0);
+  return {
+    dir,
+    port,
+    proc,
+    logs,
+    waitForLog,
+    async stop(signal = 'SIGTERM') {
+      if (exited !== undefined) return exited;
+      proc.kill(signal);
+      return exitP;
+    },
+    async kill() {
+      if (exited !== undefined) return;
+      proc.kill('SIGKILL');
+      await exitP;
+    },
+    cleanup() {
+      if (exited === undefined) proc.kill('SIGKILL');
+      if (!opts.dir) rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A minimal configuration for tests: one listener on 127.0.0.1, local delivery to mbox, local relay. */
+export function basicConfig(extra = ''): string {
+  return `# test configuration
+queue path "$DIR/spool"
+mbox path "$DIR/mail"
+hostname "mx.test.example"
+listen on 127.0.0.1 port 0
+${extra}
+action "local" mbox
+action "relay" relay
+match from any for domain "test.example" action "local"
+match from local for local action "local"
+match from local for any action "relay"
+`;
+}
