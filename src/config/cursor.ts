@@ -11,6 +11,7 @@ import { isAbsolute, resolve } from 'node:path';
 import { Diagnostics, ParseError } from './diagnostics.js';
 import type { Draft, Ref, SettingKey, SettingValue, Setting } from './draft.js';
 import { describeToken, type Token } from './lexer.js';
+import { FrozenMap } from './freeze.js';
 import type { Dialect, Position, TableDecl } from './model.js';
 import { didYouMean } from './suggest.js';
 import type { TokenStream } from './token-stream.js';
@@ -22,6 +23,13 @@ export const TOP_KEYWORDS: readonly string[] = [
   'smtpserver-conf',
 ];
 const TOP_SET = new Set(TOP_KEYWORDS);
+
+/** Option keywords that, unquoted, are never taken as a literal table value (`for domain action x`). */
+const NOT_VALUES = new Set([
+  'action', 'reject', 'from', 'for', 'auth', 'helo', 'mail-from', 'rcpt-to', 'tag', 'tls', 'deliver', 'relay', 'alias',
+  'virtual', 'userbase', 'user', 'wrapper', 'ttl', 'host', 'backup', 'helo-src', 'src', 'pki', 'srs', 'port',
+  'masquerade', 'mask-src', 'no-dsn', 'hostname', 'hostnames', 'senders',
+]);
 
 const DIALECT_NAME: Record<Dialect, string> = { legacy: 'legacy (OpenSMTPD 4.6–5.2)', modern: 'modern (OpenSMTPD 6.4+)' };
 
@@ -43,6 +51,7 @@ export interface TableRefOptions {
 
 export class Cursor {
   private depth = 0;
+  private afterNewline = false;
   private mixedWarned = false;
 
   constructor(
@@ -60,6 +69,7 @@ export class Cursor {
 
   next(): Token {
     const t = this.stream.next();
+    this.afterNewline = t.kind === 'newline';
     if (t.kind === 'punct' && t.text === '{') this.depth++;
     if (t.kind === 'punct' && t.text === '}') this.depth--;
     return t;
@@ -71,7 +81,7 @@ export class Cursor {
 
   /** Abandon the current statement (after a ParseError). */
   recover(): void {
-    this.stream.skipLine(this.depth, (t, after) => isStatementStart(t, after));
+    this.stream.skipLine(this.depth, this.afterNewline, (t, after) => isStatementStart(t, after));
     this.depth = 0;
   }
 
@@ -131,10 +141,9 @@ export class Cursor {
   /** A keyword that is not valid here; suggests the closest valid one. */
   unknown(t: Token, candidates: readonly string[], what: string): never {
     if (t.kind === 'word') this.fail(t.pos, `unknown ${what} "${t.text}"${didYouMean(t.text, candidates)}`);
-    if (t.kind === 'newline' || t.kind === 'eof') {
-      this.fail(t.pos, `unexpected end of line: expected ${oneOf(candidates)}`);
-    }
-    this.fail(t.pos, `expected ${oneOf(candidates)}, found ${describeToken(t)}`);
+    const expected = candidates.length <= 4 ? oneOf(candidates) : `${/^[aeiou]/i.test(what) ? 'an' : 'a'} ${what}`;
+    if (t.kind === 'newline' || t.kind === 'eof') this.fail(t.pos, `unexpected end of line: expected ${expected}`);
+    this.fail(t.pos, `expected ${expected}, found ${describeToken(t)}`);
   }
 
   /* ------------------------------------------------------- diagnostics */
@@ -191,12 +200,21 @@ export class Cursor {
   /** `<name>`, or (when literal) a value or `{ a, b }` / `{ k = v }` made into an anonymous table. */
   tableRef(opts: TableRefOptions): TableUse {
     const t = this.peek();
+    if (t.kind === 'word' && t.text === 'regex') {
+      const after = this.peek(1);
+      if (after.kind === 'string' || (after.kind === 'punct' && (after.text === '<' || after.text === '{'))) {
+        this.fail(t.pos, 'regex tables are not supported by Postern');
+      }
+    }
     if (t.kind === 'punct' && t.text === '<') {
       this.next();
       const name = this.value('a table name after "<"');
       this.expectPunct('>', `to close the table name <${name.text}`);
       this.ref('table', name.text, name.pos);
       return { name: name.text, pos: name.pos };
+    }
+    if (opts.literal === true && t.kind === 'word' && NOT_VALUES.has(t.text)) {
+      this.fail(t.pos, `expected a table (<name>) or a value for ${opts.what}, found the keyword "${t.text}" (quote it if it is meant as a value)`);
     }
     if (opts.literal === true && (t.kind === 'word' || t.kind === 'string' || (t.kind === 'punct' && t.text === '{'))) {
       const decl = t.kind === 'punct' ? this.braceTable(undefined) : this.singleValueTable(this.next());
@@ -262,7 +280,7 @@ export class Cursor {
     if (kind === undefined) this.fail(open.pos, 'empty table: give at least one value between "{" and "}"');
     if (kind === 'map') {
       const tableName = name?.text ?? `<${[...entries].map(([k, v]) => `${k}=${v}`).join(',')}>`;
-      return { name: tableName, pos, kind: 'map', entries };
+      return { name: tableName, pos, kind: 'map', entries: new FrozenMap(entries) };
     }
     return { name: name?.text ?? `<${values.join(',')}>`, pos, kind: 'list', values };
   }

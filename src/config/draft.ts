@@ -65,6 +65,7 @@ export type SettingValue<K extends SettingKey> = NonNullable<SettingsDraft[K]> e
 
 export interface TableDraft {
   readonly decl: TableDecl;
+  readonly namePos: Position;
   readonly dialect: Dialect;
 }
 
@@ -81,14 +82,11 @@ export interface CaDraft {
 
 export interface ActionDraft {
   readonly action: Mutable<Action>;
+  readonly namePos: Position;
   /** Synthesised for a legacy rule (not declared by name). */
   readonly synthesized: boolean;
   /** Legacy `for local`: use the map named "aliases" as alias table if one is declared. */
   readonly implicitAlias: boolean;
-}
-
-export interface RuleDraft {
-  readonly rule: MatchRule;
 }
 
 export interface Draft {

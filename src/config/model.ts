@@ -53,13 +53,23 @@ export interface Pki {
   readonly dhe?: string;
 }
 
+/** A CA certificate (`ca NAME cert "FILE"`) used to verify client certificates. */
+export interface CaCert {
+  readonly name: string;
+  readonly pos: Position;
+  readonly cert: string;
+}
+
 /* ------------------------------------------------------------- listeners */
 
 export type ListenerTls = 'none' | 'starttls' | 'require' | 'smtps';
 
 export interface Listener {
   readonly pos: Position;
-  /** An interface name ("lo", "lo0", "eth0"), "localhost", "any"/"all", or an IPv4/IPv6 address. */
+  /**
+   * An interface name ("lo", "lo0", "eth0"), "localhost", "any"/"all", or an IPv4/IPv6 address;
+   * "socket" for `listen on socket` (the local enqueue socket; its port is 0).
+   */
   readonly on: string;
   readonly family?: 'inet4' | 'inet6';
   readonly port: number;
@@ -248,6 +258,8 @@ export interface Config {
   readonly listeners: readonly Listener[];
   readonly tables: ReadonlyMap<string, TableDecl>;
   readonly pki: ReadonlyMap<string, Pki>;
+  /** `ca NAME cert "FILE"` declarations (referenced by `listen … ca NAME`). */
+  readonly ca?: ReadonlyMap<string, CaCert>;
   readonly actions: ReadonlyMap<string, Action>;
   readonly rules: readonly MatchRule[];
   readonly smtp: SmtpOptions;

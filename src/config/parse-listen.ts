@@ -76,9 +76,9 @@ export function parseListen(c: Cursor): void {
     else if (!NEUTRAL.has(t.text)) c.dialect('modern', t.pos);
     switch (t.text) {
       case 'port': {
-        once(t, 'port');
+        once(t, '"port"');
         const v = c.value('a port number after "port"');
-        const p = parsePort(v.text);
+        const p = parsePort(v.text, true);
         if (p.ok) l.port = p.value;
         else c.error(v.pos, p.error);
         portGiven = true;
@@ -114,7 +114,7 @@ export function parseListen(c: Cursor): void {
         break;
       }
       case 'ca': {
-        once(t, 'ca');
+        once(t, '"ca"');
         const v = c.value('a ca name after "ca"');
         l.ca = v.text;
         c.ref('ca', v.text, v.pos);
@@ -122,20 +122,20 @@ export function parseListen(c: Cursor): void {
       }
       case 'enable':
         c.expectWord('auth', '"enable"');
-        once(t, 'auth');
+        once(t, '"auth"');
         l.auth = 'required';
         legacyNeedsTls = legacyNeedsTls ?? t;
         authPos = t.pos;
         break;
       case 'auth':
       case 'auth-optional':
-        once(t, 'auth');
+        once(t, '"auth"');
         l.auth = t.text === 'auth' ? 'required' : 'optional';
         if (c.isPunct('<')) l.authTable = c.tableRef({ what: 'authentication' }).name;
         authPos = t.pos;
         break;
       case 'tag':
-        once(t, 'tag');
+        once(t, '"tag"');
         l.tag = c.value('a tag after "tag"').text;
         break;
       case 'inet4':
@@ -144,7 +144,7 @@ export function parseListen(c: Cursor): void {
         l.family = t.text === 'inet4' ? 'inet4' : 'inet6';
         break;
       case 'hostname': {
-        once(t, 'hostname');
+        once(t, '"hostname"');
         const v = c.value('a host name after "hostname"');
         const bad = checkHostname(v.text);
         if (bad !== undefined) c.error(v.pos, bad);
@@ -152,29 +152,29 @@ export function parseListen(c: Cursor): void {
         break;
       }
       case 'hostnames':
-        once(t, 'hostnames');
+        once(t, '"hostnames"');
         l.hostnamesTable = c.tableRef({ what: 'hostnames', literal: true }).name;
         break;
       case 'senders': {
-        once(t, 'senders');
+        once(t, '"senders"');
         const table = c.tableRef({ what: 'senders', literal: true }).name;
         l.senders = { table, masquerade: c.acceptWord('masquerade') !== undefined };
         break;
       }
       case 'mask-src':
-        once(t, 'mask-src');
+        once(t, '"mask-src"');
         l.maskSrc = true;
         break;
       case 'no-dsn':
-        once(t, 'no-dsn');
+        once(t, '"no-dsn"');
         l.noDsn = true;
         break;
       case 'smtputf8':
-        once(t, 'smtputf8');
+        once(t, '"smtputf8"');
         l.smtputf8 = true;
         break;
       case 'proxy-v2':
-        once(t, 'proxy-v2');
+        once(t, '"proxy-v2"');
         l.proxyV2 = true;
         break;
     }

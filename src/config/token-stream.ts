@@ -18,7 +18,7 @@
  * unreadable include.
  */
 import { readFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { dirname, isAbsolute, join, normalize, resolve } from 'node:path';
 import { Diagnostics, ParseError } from './diagnostics.js';
 import { lex, type Token } from './lexer.js';
 import type { Position } from './model.js';
@@ -29,6 +29,8 @@ interface Frame {
   i: number;
   /** Absolute path for a file frame. */
   readonly file?: string;
+  /** The file's name as shown in diagnostics. */
+  readonly shown?: string;
   /** Macro name for a macro-expansion frame. */
   readonly macro?: string;
 }
@@ -47,7 +49,7 @@ export class TokenStream {
     private readonly diags: Diagnostics,
     overrides: ReadonlyMap<string, string> = new Map(),
   ) {
-    this.frames.push({ tokens, i: 0, file: rootPath });
+    this.frames.push({ tokens, i: 0, file: rootPath, shown: tokens[0]?.pos.file ?? rootPath });
     for (const [k, v] of overrides) {
       this.values.set(k, v);
       this.fromCommandLine.add(k);
@@ -80,11 +82,11 @@ export class TokenStream {
    * Error recovery: drop tokens up to and including the end of the line.
    * Braces opened in the abandoned statement (`openBraces`) are skipped over
    * unless a line inside them starts like a new statement (`isStatementStart`),
-   * which is taken as a missing "}". Macros are not expanded while skipping.
+   * which is taken as a missing "}" (`atLineStart`: the last token consumed
+   * was a newline). Macros are not expanded while skipping.
    */
-  skipLine(openBraces: number, isStatementStart: (t: Token, after: Token) => boolean): void {
+  skipLine(openBraces: number, atLineStart: boolean, isStatementStart: (t: Token, after: Token) => boolean): void {
     let depth = openBraces;
-    let atLineStart = false;
     for (;;) {
       const t = this.lookahead.length > 0 ? (this.lookahead.shift() as Token) : this.pull(false);
       if (t.kind === 'eof') {
@@ -125,9 +127,12 @@ export class TokenStream {
    */
   include(path: string, site: Position): void {
     const abs = resolve(this.currentDir(), path);
-    const open = this.openFiles();
+    // Show the included file the way it was named, relative to the includer's name.
+    const shown = isAbsolute(path) ? path : normalize(join(dirname(site.file), path));
+    const fileFrames = this.frames.filter((f) => f.file !== undefined);
+    const open = fileFrames.map((f) => f.file as string);
     if (open.includes(abs)) {
-      const chain = [...open.slice(open.indexOf(abs)), abs].join(' → ');
+      const chain = [...fileFrames.slice(open.indexOf(abs)).map((f) => f.shown ?? f.file), shown].join(' → ');
       throw new ParseError(site, `include loop: ${chain}`);
     }
     if (open.length >= MAX_INCLUDE_DEPTH) throw new ParseError(site, `includes nested more than ${MAX_INCLUDE_DEPTH} deep`);
@@ -139,13 +144,11 @@ export class TokenStream {
       const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'is a directory' : (e as Error).message;
       throw new ParseError(site, `cannot include "${path}": ${why}`);
     }
-    // Show the included file the way it was named, relative to the includer's path.
-    const shown = path.startsWith('/') ? path : joinShown(site.file, path);
     this.diags.includedAt(shown, site);
     const r = lex(text, shown);
     for (const d of r.diagnostics) this.diags.add(d);
     if (this.lookahead.length > 0) this.frames.push({ tokens: this.lookahead.splice(0), i: 0 });
-    this.frames.push({ tokens: r.tokens, i: 0, file: abs });
+    this.frames.push({ tokens: r.tokens, i: 0, file: abs, shown });
   }
 
   private peekRaw(): Token {
@@ -192,10 +195,4 @@ export class TokenStream {
       .map((t) => ({ kind: t.kind, text: t.text, pos: ref.pos }));
     this.frames.push({ tokens, i: 0, macro: name });
   }
-}
-
-/** "dir/smtpd.conf" + "other.conf" → "dir/other.conf" (as the user would name it). */
-function joinShown(includer: string, path: string): string {
-  const d = dirname(includer);
-  return d === '.' ? path : `${d}/${path}`;
 }

@@ -49,10 +49,11 @@ export function parseDuration(text: string, allowMs = false): Parsed<number> {
 
 export const SERVICE_PORTS: Readonly<Record<string, number>> = { smtp: 25, smtps: 465, submissions: 465, submission: 587, lmtp: 24 };
 
-export function parsePort(text: string): Parsed<number> {
+/** A port number or service name; `allowZero` for `listen on … port 0` (the kernel picks a free port, logged at start-up). */
+export function parsePort(text: string, allowZero = false): Parsed<number> {
   if (/^\d+$/.test(text)) {
     const n = Number(text);
-    if (n >= 1 && n <= 65535) return ok(n);
+    if ((n >= 1 || (allowZero && n === 0)) && n <= 65535) return ok(n);
     return fail(`invalid port ${text} (ports are 1–65535)`);
   }
   const s = SERVICE_PORTS[text.toLowerCase()];

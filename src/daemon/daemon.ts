@@ -99,7 +99,7 @@ export class Daemon {
     this.log.info('tables reloaded');
   }
 
-  async stop(reason: string, graceMs = 10_000): Promise<void> {
+  async stop(reason: string, graceMs = 5_000): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
     this.log.info(`smtpd shutting down (${reason})`);

@@ -68,7 +68,7 @@ const MAX_ENVID = 100;
 const MAX_ORCPT = 500;
 
 // eslint-disable-next-line no-control-regex
-const CONTROL = /[\x00-\x1f\x7f-\x9f]/;
+const CONTROL = /[\x00-\x1f\x7f-\x9f\u2028\u2029\ufffd]/;
 const PRINTABLE_ASCII = /^[\x20-\x7e]+$/;
 
 interface Param {

@@ -300,7 +300,8 @@ export class Session {
     const tx = this.tx;
     if (!tx || !tx.writer || tx.storeError || tx.overflow) return;
     tx.headers?.push(chunk);
-    if (tx.writer.size + chunk.length > this.env.config.smtp.maxMessageSize + 65536) {
+    tx.contentBytes += chunk.length;
+    if (tx.contentBytes > this.env.config.smtp.maxMessageSize) {
       tx.overflow = true;
       return;
     }
@@ -350,7 +351,7 @@ export class Session {
     if (tx && tx.bdat) tx.bdat.last = last;
     if (failure) {
       // RFC 3030 §4.1: the chunk is read (and discarded) whatever the reply.
-      this.pendingBdatFailure = failure;
+      this.pendingBdatFailure = { reply: failure, last };
       if (tx && tx.bdat) tx.bdat.failure = failure;
       return { then: { mode: 'bytes', n } };
     }
@@ -358,7 +359,8 @@ export class Session {
     return { then: { mode: 'bytes', n } };
   }
 
-  private pendingBdatFailure?: Reply;
+  /** The reply owed for the BDAT chunk being read when it is refused; LAST ends the transaction. */
+  private pendingBdatFailure?: { readonly reply: Reply; readonly last: boolean };
 
   bdatChunk(chunk: Buffer): Promise<void> | void {
     const tx = this.tx;
@@ -375,8 +377,8 @@ export class Session {
     this.pendingBdatFailure = undefined;
     const tx = this.tx;
     if (failure) {
-      if (tx?.bdat?.last) await this.resetTransaction();
-      return failure;
+      if (failure.last) await this.resetTransaction();
+      return failure.reply;
     }
     if (!tx || !tx.bdat || !tx.bdat.normalizer) return reply(503, '5.5.1', 'No BDAT transaction');
     if (!tx.bdat.last) return reply(250, '2.0.0', `${n} octets received`);

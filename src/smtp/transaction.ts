@@ -39,6 +39,8 @@ export class Transaction {
   /** A write to the spool failed: the message will be refused with 451 at its end. */
   storeError?: string;
   overflow = false;
+  /** Message bytes received from the client (our Received: header not counted). */
+  contentBytes = 0;
 
   constructor(
     readonly sender: Mailbox | null,

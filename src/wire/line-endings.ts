@@ -31,6 +31,10 @@
  * Hot path: Buffer.indexOf (memchr) finds the next CR, LF and NUL; each
  * cursor is reused until passed, so a clean chunk costs one NUL scan plus a
  * CR and an LF lookup per line, and no allocation beyond the output slices.
+ * Hostile input is bounded too: where special bytes come thick a JS loop
+ * replaces the indexOf calls, the NUL search stops at the first NUL, and a
+ * chunk needing more than a few slices (a flood of bare newlines or stuffed
+ * dots) has the rest of its output copied into one buffer.
  */
 
 export type BareNewlinePolicy = 'normalize' | 'reject';
@@ -47,9 +51,18 @@ const INSERT_LF = CRLF_BUF.subarray(1, 2);
 const EMPTY = Buffer.alloc(0);
 const NO_OUT: Buffer[] = [];
 
+/** Gap (bytes) under which the next search is a JS probe rather than indexOf calls. */
+const DENSE_GAP = 16;
+/** How far a JS probe looks before falling back to indexOf. */
+const PROBE = 64;
+/** Slices per chunk beyond which the rest of the chunk's output is copied into one buffer. */
+const MAX_SLICES = 8;
+/** Copying below this many bytes is a JS loop (cheaper than a Buffer.copy call). */
+const SHORT_COPY = 32;
+
 /**
  * The shared scanning core. Use: begin(chunk, start, out), then any mix of
- * scanLine / flush / skip / markBareCr / insert, then finish(end).
+ * scanLine / flush / skip / markBareCr, then finish(end).
  */
 export class LineEndingScanner {
   bareCr = false;
@@ -69,6 +82,13 @@ export class LineEndingScanner {
   private nextCr = -1;
   private nextLf = -1;
   private nextNul = -1;
+  /** The last special byte was close: probe with a JS loop before calling indexOf. */
+  private dense = false;
+  /** Slices pushed for the current chunk. */
+  private slices = 0;
+  /** Copy mode (too many slices in this chunk): output accumulates here. */
+  private copy: Buffer | null = null;
+  private copyLen = 0;
 
   constructor(limit: number) {
     this.limit = limit;
@@ -80,11 +100,18 @@ export class LineEndingScanner {
     this.out = out;
     this.seg = start;
     this.nextCr = this.nextLf = this.nextNul = -1;
+    this.slices = 0;
   }
 
   /** Emit the pending segment up to `end` and let go of the chunk. */
   finish(end: number): void {
     this.flush(end);
+    const copy = this.copy;
+    if (copy !== null) {
+      if (this.copyLen > 0) this.out.push(copy.subarray(0, this.copyLen));
+      this.copy = null;
+      this.copyLen = 0;
+    }
     this.chunk = EMPTY;
     this.out = NO_OUT;
   }
@@ -105,43 +132,70 @@ export class LineEndingScanner {
       this.markBareCr(INSERT_LF); // the CR itself was emitted with the previous chunk
     }
     for (;;) {
-      let cr = this.nextCr;
-      if (cr < i) {
-        cr = chunk.indexOf(CR, i);
-        this.nextCr = cr = cr < 0 ? len : cr;
+      const p = this.findSpecial(i);
+      if (p === len) return -1; // (never read past the end: V8 deoptimises on it)
+      const c = chunk[p];
+      if (c === CR) {
+        if (p + 1 === len) {
+          this.pendingCr = true;
+          return -1;
+        }
+        if (chunk[p + 1] === LF) return p + 2;
+        this.flush(p + 1);
+        this.markBareCr(INSERT_LF);
+      } else if (c === LF) {
+        // An LF reached here was not preceded by CR (a CR's LF is consumed with it).
+        this.flush(p);
+        this.markBareLf(); // the LF starts the next segment, after the inserted CR
+      } else {
+        this.nul = true; // kept in the output; no more NUL searches
       }
-      let lf = this.nextLf;
-      if (lf < i) {
-        lf = chunk.indexOf(LF, i);
-        this.nextLf = lf = lf < 0 ? len : lf;
+      i = p + 1;
+    }
+  }
+
+  /**
+   * Position of the first CR, LF or (until one was seen) NUL at or after i,
+   * or chunk.length. Long stretches are skipped with Buffer.indexOf (memchr)
+   * and its results kept as cursors; where special bytes come thick (short
+   * or empty lines, floods of bare newlines) a JS loop is cheaper than the
+   * calls, so one probes first.
+   */
+  private findSpecial(i: number): number {
+    const chunk = this.chunk;
+    const len = chunk.length;
+    if (this.dense) {
+      const stop = Math.min(len, i + PROBE);
+      const nulToo = !this.nul;
+      for (let j = i; j < stop; j++) {
+        const c = chunk[j]!;
+        if (c <= CR && (c === CR || c === LF || (c === NUL && nulToo))) return j;
       }
+      if (stop === len) return len;
+      i = stop;
+      this.dense = false;
+    }
+    let cr = this.nextCr;
+    if (cr < i) {
+      cr = chunk.indexOf(CR, i);
+      this.nextCr = cr = cr < 0 ? len : cr;
+    }
+    let lf = this.nextLf;
+    if (lf < i) {
+      lf = chunk.indexOf(LF, i);
+      this.nextLf = lf = lf < 0 ? len : lf;
+    }
+    let p = cr < lf ? cr : lf;
+    if (!this.nul) {
       let nul = this.nextNul;
       if (nul < i) {
         nul = chunk.indexOf(NUL, i);
         this.nextNul = nul = nul < 0 ? len : nul;
       }
-      if (nul < cr && nul < lf) {
-        this.nul = true; // kept in the output
-        i = nul + 1;
-        continue;
-      }
-      if (lf < cr) {
-        // An LF reached here was not preceded by CR (a CR's LF is consumed with it).
-        this.flush(lf);
-        this.markBareLf();
-        i = lf + 1; // the LF starts the next segment, after the inserted CR
-        continue;
-      }
-      if (cr === len) return -1;
-      if (cr + 1 === len) {
-        this.pendingCr = true;
-        return -1;
-      }
-      if (chunk[cr + 1] === LF) return cr + 2;
-      this.flush(cr + 1);
-      this.markBareCr(INSERT_LF);
-      i = cr + 1;
+      if (nul < p) p = nul;
     }
+    this.dense = p - i < DENSE_GAP;
+    return p;
   }
 
   /** Emit chunk[seg..end) and move the segment start there. */
@@ -178,12 +232,40 @@ export class LineEndingScanner {
     }
   }
 
+  /**
+   * Output buf[s..e), counted in size, cut at the limit. A slice of the
+   * input while a chunk needs few; past MAX_SLICES (a flood of edits) the
+   * rest of the chunk's output is copied into one buffer, so neither the
+   * number of slices nor the cost per edit grows with the input.
+   */
   private emit(buf: Buffer, s: number, e: number): void {
     const before = this.size;
     this.size = before + (e - s);
     const room = this.limit - before;
     if (room <= 0) return;
-    this.out.push(e - s <= room ? buf.subarray(s, e) : buf.subarray(s, s + room));
+    if (e - s > room) e = s + room;
+    if (this.copy === null) {
+      if (++this.slices <= MAX_SLICES) {
+        this.out.push(buf.subarray(s, e));
+        return;
+      }
+      // At most 2 output bytes per input byte left, plus a completion from the previous chunk.
+      this.copy = Buffer.allocUnsafe(2 * (this.chunk.length - this.seg) + 4);
+      this.copyLen = 0;
+    }
+    let copy = this.copy;
+    let at = this.copyLen;
+    if (at + (e - s) > copy.length) {
+      this.out.push(copy.subarray(0, at)); // unreachable by the bound above; kept safe
+      this.copy = copy = Buffer.allocUnsafe(Math.max(e - s, 256));
+      at = 0;
+    }
+    if (e - s < SHORT_COPY) {
+      for (let k = s; k < e; k++) copy[at++] = buf[k]!;
+    } else {
+      at += buf.copy(copy, at, s, e);
+    }
+    this.copyLen = at;
   }
 }
 

@@ -101,7 +101,7 @@ export class RawClient {
 /**
  * Run a dialogue script against a server:
  *   S: 220            expect a reply starting with this text ("250 2.1.0", "5" …)
- *   C: EHLO x         send the line + CRLF
+ *   C: EHLO x         send the line + CRLF ("C:" alone sends an empty line)
  *   R: text           send raw text (escapes \r \n \0 allowed), no CRLF added
  *   CLOSED            expect the server to close the connection
  */
@@ -110,7 +110,8 @@ export async function dialogue(client: RawClient, script: string): Promise<Parse
   for (const rawLine of script.split('\n')) {
     const line = rawLine.trim();
     if (line === '' || line.startsWith('#')) continue;
-    if (line.startsWith('C: ')) client.send(`${line.slice(3)}\r\n`);
+    if (line === 'C:') client.send('\r\n');
+    else if (line.startsWith('C: ')) client.send(`${line.slice(3)}\r\n`);
     else if (line.startsWith('R: ')) client.send(unescape(line.slice(3)));
     else if (line.startsWith('S: ')) {
       const want = line.slice(3);

@@ -9,10 +9,12 @@ import type { Readable } from 'node:stream';
 import type { Envelope } from '../../src/spool/envelope.js';
 import { newEvpid } from '../../src/spool/fs/fs-spool.js';
 
-/** A fresh folder; the spool root is `<it>/spool` (not created). */
-export function tmpSpoolRoot(): { root: string; cleanup(): void } {
+/** A fresh folder; the spool root is `<it>/spool` (not created). Removed after test `t`, pass or fail. */
+export function tmpSpoolRoot(t?: { after(fn: () => void): void }): { root: string; cleanup(): void } {
   const dir = mkdtempSync(join(tmpdir(), 'postern-spool-'));
-  return { root: join(dir, 'spool'), cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+  const cleanup = (): void => rmSync(dir, { recursive: true, force: true });
+  t?.after(cleanup);
+  return { root: join(dir, 'spool'), cleanup };
 }
 
 /** Deterministic pseudo-random body bytes of length n for a seed. */
@@ -55,4 +57,12 @@ export async function readAll(stream: Readable): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const c of stream) chunks.push(c as Buffer);
   return Buffer.concat(chunks);
+}
+
+/** Cheap deterministic body for big crash-test messages: a sha256 block, xored with the block number. */
+export function crashBody(seed: string, size: number): Buffer {
+  const block = createHash('sha256').update(seed).digest();
+  const out = Buffer.alloc(size);
+  for (let i = 0; i < size; i++) out[i] = (block[i & 31] as number) ^ ((i >>> 5) & 0xff);
+  return out;
 }

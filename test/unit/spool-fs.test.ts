@@ -33,8 +33,11 @@ describe('FsSpool', () => {
   });
 
   afterEach(async () => {
-    await spool.close();
-    tmp.cleanup();
+    try {
+      await spool.close();
+    } finally {
+      tmp.cleanup();
+    }
   });
 
   async function roundTrip(size: number, chunk = 1000): Promise<string> {
@@ -205,6 +208,23 @@ describe('FsSpool', () => {
     assert.equal(stored.outcomes.has(env.recipients[2]!.evpid), false);
   });
 
+  it('batches concurrent outcome records of one message, keeping call order', async () => {
+    const w = await spool.createMessage();
+    w.write(Buffer.from('x'));
+    const env = await w.commit(envelopeFor(w.msgid, 2));
+    const [a, b] = env.recipients.map((r) => r.evpid) as [string, string];
+    const many: RecipientOutcome[] = Array.from({ length: 50 }, (_, i) => ({ kind: 'deferred', at: i, detail: `try ${i}`, attempts: i, nextTry: i + 1 }));
+    await Promise.all(many.map((o, i) => spool.appendOutcome(i % 2 ? a : b, o)));
+    const stored = await spool.load(w.msgid);
+    assert.deepEqual(stored.outcomes.get(a), many.filter((_, i) => i % 2));
+    assert.deepEqual(stored.outcomes.get(b), many.filter((_, i) => !(i % 2)));
+    // Concurrent first records for a message that does not exist all fail, and leave no log.
+    const ghost = '0badcafe';
+    const results = await Promise.allSettled([1, 2, 3].map((i) => spool.appendOutcome(`${ghost}0000000${i}`, { kind: 'held', at: i })));
+    assert.ok(results.every((r) => r.status === 'rejected' && isCode('NOT_FOUND')(r.reason)));
+    assert.equal(existsSync(join(tmp.root, 'queue', '0b', `${ghost}.log`)), false);
+  });
+
   it('ignores a torn last outcome record and keeps appending after it', async () => {
     const w = await spool.createMessage();
     w.write(Buffer.from('x'));
@@ -224,12 +244,14 @@ describe('FsSpool', () => {
     await spool.appendOutcome(evpid, o2);
     stored = await spool.load(w.msgid);
     assert.deepEqual(stored.outcomes.get(evpid), [o1, o2]);
+    // The torn line, now followed by a record, is a skipped line in the middle.
+    assert.equal(log.length, 1);
+    assert.match(log[0] ?? '', /skipped 1 unreadable/);
     // A damaged complete line is skipped (and logged), the others still count.
     writeFileSync(logPath, readFileSync(logPath, 'utf8').replace('"at":1,', '"at":7,'));
     stored = await spool.load(w.msgid);
     assert.deepEqual(stored.outcomes.get(evpid), [o2]);
-    assert.equal(log.length, 1);
-    assert.match(log[0]!, /skipped 1 damaged/);
+    assert.match(log[1] ?? '', /skipped 2 unreadable/);
   });
 
   it('refuses outcomes for unknown messages and invalid outcomes', async () => {
@@ -257,14 +279,14 @@ describe('FsSpool', () => {
     await assert.rejects(spool.load('../../etc'), isCode('INVALID'));
   });
 
-  it('openBody() fails, after the last byte, on a body that no longer matches its checksum', async () => {
+  it('openBody() fails, instead of sending the last chunk, on a body that no longer matches its checksum', async () => {
     const w = await spool.createMessage();
     const body = bodyOf(100 * KiB, 'flip');
     w.write(body);
     await w.commit(envelopeFor(w.msgid, 1));
     const path = join(tmp.root, 'queue', w.msgid.slice(0, 2), w.msgid);
     const bytes = readFileSync(path);
-    bytes[5000] ^= 0x01;
+    bytes[5000] = (bytes[5000] as number) ^ 0x01;
     writeFileSync(path, bytes);
     await spool.load(w.msgid); // envelope and trailer are intact
     let seen = 0;
@@ -274,7 +296,7 @@ describe('FsSpool', () => {
       })(),
       isCode('CORRUPT'),
     );
-    assert.equal(seen, body.length);
+    assert.ok(seen < body.length, `saw ${seen} of ${body.length} bytes`);
   });
 
   it('reports free space', async () => {
@@ -295,7 +317,7 @@ describe('FsSpool', () => {
     const layout = new Layout(tmp.root);
     const scripted = (ids: string[]): MsgidAllocator => ({ next: () => ids.shift() ?? 'ffffffff' }) as unknown as MsgidAllocator;
     const syncer = new DirSyncer(0);
-    const ctx = (ids: string[]) => ({ layout, syncer, allocator: scripted(ids), memoryBufferBytes: 1024, publishing: new Set<string>(), committed: () => undefined });
+    const ctx = (ids: string[]) => ({ layout, syncer, allocator: scripted(ids), memoryBufferBytes: 1024, publishing: new Set<string>(), live: new Set<FsMessageWriter>(), committed: () => undefined });
     const a = await createWriter(ctx(['aaaaaaaa']));
     const b = await createWriter(ctx(['aaaaaaaa', 'bbbbbbbb']));
     assert.equal(a.msgid, 'aaaaaaaa');
@@ -337,27 +359,45 @@ describe('FsSpool', () => {
   });
 
   it('hides a renamed message whose folder fsync has not finished', async () => {
-    const w = await spool.createMessage();
+    // A 50 ms gathering window keeps the message between rename and fsync long enough to look.
+    const slow = new FsSpool({ root: tmp.root, recover: false, groupCommitMs: 50 });
+    await slow.open();
+    const w = await slow.createMessage();
     w.write(Buffer.from('x'));
-    const p = w.commit(envelopeFor(w.msgid, 1));
-    // Poll until the rename happened; until commit resolves it must stay invisible.
+    let done = false;
+    const p = w.commit(envelopeFor(w.msgid, 1)).then(() => (done = true));
     const final = join(tmp.root, 'queue', w.msgid.slice(0, 2), w.msgid);
     let sawHidden = false;
-    let done = false;
-    void p.then(() => (done = true));
     while (!done) {
-      if (existsSync(final) && !done) {
-        const listed = (await spool.list()).includes(w.msgid);
+      if (existsSync(final)) {
+        const listed = (await slow.list()).includes(w.msgid);
         if (!done) {
-          assert.equal(listed, false);
+          assert.equal(listed, false, 'listed before commit() resolved');
+          await assert.rejects(slow.load(w.msgid), isCode('NOT_FOUND'));
           sawHidden = true;
         }
       }
-      await new Promise((r) => setImmediate(r));
+      await new Promise((r) => setTimeout(r, 2));
     }
     await p;
-    assert.deepEqual(await spool.list(), [w.msgid]);
-    void sawHidden; // timing-dependent; the assertion above is what matters
+    assert.ok(sawHidden);
+    assert.deepEqual(await slow.list(), [w.msgid]);
+    await slow.close();
+  });
+
+  it('close() lets commits in flight finish and aborts writers that had not committed', async () => {
+    const s = new FsSpool({ root: tmp.root, recover: false });
+    await s.open();
+    const idle = await s.createMessage();
+    idle.write(bodyOf(100 * KiB, 'idle'));
+    const busy = await s.createMessage();
+    busy.write(Buffer.from('x'));
+    const committing = busy.commit(envelopeFor(busy.msgid, 1));
+    await s.close();
+    await committing;
+    assert.deepEqual(readdirSync(join(tmp.root, 'incoming')), []);
+    assert.deepEqual(await spool.list(), [busy.msgid]);
+    await assert.rejects(idle.commit(envelopeFor(idle.msgid, 1)), isCode('STATE'));
   });
 
   it('refuses use before open() and after close()', async () => {
@@ -371,8 +411,8 @@ describe('FsSpool', () => {
 });
 
 describe('DirSyncer', () => {
-  it('never answers a request with an fsync that started before it', async () => {
-    const tmp = tmpSpoolRoot();
+  it('never answers a request with an fsync that started before it', async (t) => {
+    const tmp = tmpSpoolRoot(t);
     const dir = join(tmp.root, '..');
     const s = new DirSyncer(0);
     const p1 = s.sync(dir); // starts fsync #1 at once
@@ -382,11 +422,10 @@ describe('DirSyncer', () => {
     assert.equal(s.fsyncs, 2);
     await s.close();
     await assert.rejects(s.sync(dir), isCode('STATE'));
-    tmp.cleanup();
   });
 
-  it('gathers requests for groupCommitMs before syncing', async () => {
-    const tmp = tmpSpoolRoot();
+  it('gathers requests for groupCommitMs before syncing', async (t) => {
+    const tmp = tmpSpoolRoot(t);
     const dir = join(tmp.root, '..');
     const s = new DirSyncer(20);
     const first = s.sync(dir);
@@ -394,15 +433,13 @@ describe('DirSyncer', () => {
     await Promise.all([first, s.sync(dir), s.sync(dir)]);
     assert.equal(s.fsyncs, 1);
     await s.close();
-    tmp.cleanup();
   });
 
-  it('fails the batch when the folder cannot be opened, and recovers afterwards', async () => {
-    const tmp = tmpSpoolRoot();
+  it('fails the batch when the folder cannot be opened, and recovers afterwards', async (t) => {
+    const tmp = tmpSpoolRoot(t);
     const s = new DirSyncer(0);
     await assert.rejects(s.sync(join(tmp.root, 'missing')), (e: unknown) => (e as { code?: string }).code === 'ENOENT');
     await s.sync(join(tmp.root, '..'));
     await s.close();
-    tmp.cleanup();
   });
 });

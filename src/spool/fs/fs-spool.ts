@@ -11,7 +11,8 @@
  *  - commit: body + envelope + trailer written, fdatasync, close, rename
  *    from incoming/ to queue/<bb>/, fsync of queue/<bb>/ shared with every
  *    other commit in flight (dir-sync.ts). Only then does commit() resolve.
- *  - appendOutcome: append, fdatasync (and a folder fsync for a new log).
+ *  - appendOutcome: append, fdatasync (and a folder fsync for a new log);
+ *    records for one message arriving together share the write and sync.
  *  - remove: unlink the log, then the message, then fsync the folder; a
  *    crash in between leaves the message with no outcomes, so at worst a
  *    recipient is tried twice, never forgotten.
@@ -35,9 +36,9 @@ import { SpoolError, isErrno } from './errors.js';
 import { MsgidAllocator, isMsgid, msgidOf } from './ids.js';
 import { Layout } from './layout.js';
 import { bodyStream, readHeadAt } from './message-file.js';
-import { appendRecord, encodeRecord, parseLog } from './outcome-log.js';
+import { LogAppender, encodeRecord, parseLog } from './outcome-log.js';
 import { prepare, recover } from './recovery.js';
-import { createWriter } from './writer.js';
+import { createWriter, type FsMessageWriter } from './writer.js';
 
 export { SpoolError } from './errors.js';
 export type { SpoolErrorCode } from './errors.js';
@@ -101,6 +102,8 @@ export class FsSpool implements Spool {
   private commits = 0;
   /** Renamed into queue/ but folder fsync not done: not committed yet, so hidden. */
   private readonly publishing = new Set<string>();
+  private readonly live = new Set<FsMessageWriter>();
+  private readonly appender = new LogAppender();
 
   constructor(opts: FsSpoolOptions) {
     const groupCommitMs = opts.groupCommitMs ?? 0;
@@ -130,6 +133,7 @@ export class FsSpool implements Spool {
       allocator: this.allocator,
       memoryBufferBytes: this.memoryBufferBytes,
       publishing: this.publishing,
+      live: this.live,
       committed: () => void this.commits++,
     });
   }
@@ -165,7 +169,7 @@ export class FsSpool implements Spool {
       data = Buffer.alloc(0);
     }
     const parsed = parseLog(data);
-    if (parsed.bad > 0) this.log(`spool: ${msgid}.log: skipped ${parsed.bad} damaged outcome record(s)`);
+    if (parsed.bad > 0) this.log(`spool: ${msgid}.log: skipped ${parsed.bad} unreadable outcome record(s) (torn by a crash, or damaged)`);
     const outcomes = new Map<string, RecipientOutcome[]>();
     for (const r of head.envelope.recipients) outcomes.set(r.evpid, []);
     let stray = 0;
@@ -197,14 +201,14 @@ export class FsSpool implements Spool {
     const line = encodeRecord(evpid, outcome);
     const msgid = msgidOf(evpid);
     const logPath = this.layout.logPath(msgid);
-    const created = await appendRecord(logPath, line);
-    if (!created) return;
-    // A new log: make sure its message exists, then make its name durable.
-    if (this.publishing.has(msgid) || !(await exists(this.layout.messagePath(msgid)))) {
-      await unlink(logPath).catch(() => undefined);
-      throw new SpoolError('NOT_FOUND', `no message ${msgid}`);
-    }
-    await this.syncer.sync(this.layout.bucketDir(msgid));
+    await this.appender.append(logPath, line, async () => {
+      // A new log: make sure its message exists, then make its name durable.
+      if (this.publishing.has(msgid) || !(await exists(this.layout.messagePath(msgid)))) {
+        await unlink(logPath).catch(() => undefined);
+        throw new SpoolError('NOT_FOUND', `no message ${msgid}`);
+      }
+      await this.syncer.sync(this.layout.bucketDir(msgid));
+    });
   }
 
   async remove(msgid: string): Promise<void> {
@@ -217,10 +221,14 @@ export class FsSpool implements Spool {
     if (!found) throw new SpoolError('NOT_FOUND', `no message ${msgid}`);
   }
 
-  /** Refuses new work, waits for folder fsyncs in flight. Writers not yet committed are lost (removed at the next open). */
+  /**
+   * Refuse new work, let commits in flight finish, abort writers that had
+   * not started to commit, then close the folder handles.
+   */
   async close(): Promise<void> {
     if (this.state === 'closed') return;
     this.state = 'closed';
+    await Promise.all([...this.live].map((w) => w.abort().catch(() => undefined)));
     await this.syncer.close();
   }
 

@@ -26,7 +26,7 @@
  *
  * The body hash is not checked when the spool opens (that would read the
  * whole queue at every start); openBody() checks it while streaming and
- * fails the stream, instead of ending it, on a mismatch, so a delivery
+ * fails the stream in place of its last chunk on a mismatch, so a delivery
  * never completes with damaged bytes (the client side aborts before the
  * final dot). It costs one native SHA-256 update per written chunk.
  */
@@ -126,7 +126,8 @@ export async function readHeadAt(path: string, msgid: string): Promise<MessageHe
 /**
  * A stream of exactly the body bytes of the message file at `path`. Errors
  * (NOT_FOUND, CORRUPT, I/O) are emitted on the stream; a body whose SHA-256
- * differs from the trailer's fails after its last byte, before 'end'.
+ * differs from the trailer's fails in place of its last chunk, so a consumer
+ * never receives all of a damaged body.
  */
 export function bodyStream(path: string, msgid: string, highWaterMark = 64 * 1024): Readable {
   let fh: FileHandle | undefined;
@@ -150,6 +151,7 @@ export function bodyStream(path: string, msgid: string, highWaterMark = 64 * 102
     },
     read(size) {
       if (pos >= end) {
+        // Only an empty body gets here; others end with their last chunk.
         if (hash.digest().equals(expected)) this.push(null);
         else this.destroy(corrupt(`body checksum mismatch in ${msgid}`));
         return;
@@ -165,7 +167,15 @@ export function bodyStream(path: string, msgid: string, highWaterMark = 64 * 102
           pos += bytesRead;
           const chunk = bytesRead === want ? buf : buf.subarray(0, bytesRead);
           hash.update(chunk);
-          this.push(chunk);
+          if (pos < end) {
+            this.push(chunk);
+          } else if (hash.digest().equals(expected)) {
+            this.push(chunk);
+            this.push(null);
+          } else {
+            // Withhold the last chunk: nobody ever sees a complete damaged body.
+            this.destroy(corrupt(`body checksum mismatch in ${msgid}`));
+          }
         },
         (err: Error) => this.destroy(err),
       );

@@ -14,6 +14,13 @@
  * line that fails its checksum or schema is skipped and counted ("bad"):
  * losing a record can only make the scheduler try a recipient again (a
  * duplicate), never lose one; the latest valid record for an evpid wins.
+ *
+ * Appends to one log from one process go through a LogAppender: records
+ * that arrive while an append is in flight are written together by the
+ * next one (one write, one fdatasync), and only the batch that created the
+ * file (found it empty) makes its folder entry durable, before anyone in
+ * it (or after it) is answered. Several processes appending to the same
+ * log at once are not expected (one scheduler owns a message).
  */
 import { createHash } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
@@ -88,7 +95,7 @@ export function parseLog(data: Buffer): ParsedLog {
  * Append `line` to the log at `path` and fdatasync it. Returns true if the
  * file was empty before (just created): its folder then needs an fsync.
  */
-export async function appendRecord(path: string, line: string): Promise<boolean> {
+async function appendRecord(path: string, line: string): Promise<boolean> {
   const fh: FileHandle = await open(path, 'a+', 0o600);
   try {
     const { size } = await fh.stat();
@@ -107,5 +114,52 @@ export async function appendRecord(path: string, line: string): Promise<boolean>
     return size === 0;
   } finally {
     await fh.close();
+  }
+}
+
+interface Pending {
+  lines: string[];
+  waiters: { resolve(): void; reject(err: unknown): void }[];
+  whenCreated: () => Promise<void>;
+  running: boolean;
+}
+
+/** Batches appends per log file (see the file header). */
+export class LogAppender {
+  private readonly logs = new Map<string, Pending>();
+
+  /**
+   * Append `line` to `path`; resolves once it is fdatasynced. If the batch
+   * finds the file new, `whenCreated` (check the message, fsync the folder)
+   * runs first, and its failure fails the batch.
+   */
+  append(path: string, line: string, whenCreated: () => Promise<void>): Promise<void> {
+    let p = this.logs.get(path);
+    if (p === undefined) {
+      p = { lines: [], waiters: [], whenCreated, running: false };
+      this.logs.set(path, p);
+    }
+    p.lines.push(line);
+    const done = new Promise<void>((resolve, reject) => (p as Pending).waiters.push({ resolve, reject }));
+    if (!p.running) void this.run(path, p);
+    return done;
+  }
+
+  private async run(path: string, p: Pending): Promise<void> {
+    p.running = true;
+    while (p.lines.length > 0) {
+      const text = p.lines.join('');
+      const waiters = p.waiters;
+      p.lines = [];
+      p.waiters = [];
+      try {
+        if (await appendRecord(path, text)) await p.whenCreated();
+        for (const w of waiters) w.resolve();
+      } catch (err) {
+        for (const w of waiters) w.reject(err);
+      }
+    }
+    p.running = false;
+    this.logs.delete(path);
   }
 }

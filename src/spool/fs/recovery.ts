@@ -10,10 +10,13 @@
  * finished: nobody was told 250 for them), validate every file in queue/
  * (trailer, checksum, envelope schema, right bucket), move what fails to
  * corrupt/ with the reason in the report and the log, and drop outcome logs
- * whose message is gone. Nothing found on disk can make this throw except a
- * failure to move a file out of the way. Synchronous calls are used for the
- * folder work (this runs once, before the spool serves anyone); the file
- * checks run asynchronously, 32 at a time.
+ * whose message is gone. A file that cannot be read at all (EACCES, EIO)
+ * is logged and left in place: that is not proof of damage, and moving a
+ * whole queue aside over a permission mistake would stop all delivery.
+ * Nothing found on disk can make this throw except a failure to move a
+ * file out of the way. Folder work uses synchronous calls (this runs once,
+ * before the spool serves anyone); the file checks run asynchronously, 32
+ * at a time.
  *
  * Run recover() in one process only, before any writer starts: it removes
  * every file in incoming/, including ones another live process is writing.
@@ -79,7 +82,8 @@ export function prepare(layout: Layout, log: Log): void {
     if (!isErrno(err, 'ENOENT')) throw err;
   }
   if (version === undefined) {
-    const others = readdirSync(layout.root).filter((n) => n !== 'VERSION.tmp');
+    // The daemon keeps its pid file and control socket in the spool root by default.
+    const others = readdirSync(layout.root).filter((n) => n !== 'VERSION.tmp' && !/^smtpd\.(pid|sock)$/.test(n));
     if (others.length > 0) {
       throw new SpoolError('VERSION', `${layout.root} has no VERSION file but is not empty; not a Postern spool?`);
     }
@@ -150,7 +154,8 @@ class Recovery {
       } catch (err) {
         if (err instanceof SpoolError && err.code === 'CORRUPT') bad.push({ path, reason: err.message });
         else if (err instanceof SpoolError && err.code === 'NOT_FOUND') return; // vanished meanwhile
-        else bad.push({ path, reason: `unreadable: ${(err as Error).message}` });
+        // EACCES, EIO …: maybe passing (permissions, a flaky disk); not proof of damage.
+        else this.log(`spool: warning: cannot read ${this.rel(path)}, left in place: ${(err as Error).message}`);
       }
     });
     bad.sort((a, b) => (a.path < b.path ? -1 : 1));

@@ -33,6 +33,8 @@ export interface WriterContext {
   readonly memoryBufferBytes: number;
   /** Msgids renamed into queue/ whose folder fsync has not finished (hidden from readers). */
   readonly publishing: Set<string>;
+  /** Writers neither committed nor aborted (close() aborts them). */
+  readonly live: Set<FsMessageWriter>;
   /** Called once per successful commit (statistics). */
   readonly committed: () => void;
 }
@@ -90,7 +92,11 @@ export async function createWriter(ctx: WriterContext): Promise<FsMessageWriter>
     try {
       await lstat(ctx.layout.messagePath(msgid));
     } catch (err) {
-      if (isErrno(err, 'ENOENT')) return new FsMessageWriter(ctx, msgid, fh);
+      if (isErrno(err, 'ENOENT')) {
+        const w = new FsMessageWriter(ctx, msgid, fh);
+        ctx.live.add(w);
+        return w;
+      }
       await fh.close().catch(() => undefined);
       await unlinkIfThere(tmp).catch(() => undefined);
       throw err;
@@ -164,6 +170,7 @@ export class FsMessageWriter implements MessageWriter {
     this.committing = this.doCommit(envelope).then(
       (env) => {
         this.state = 'committed';
+        this.ctx.live.delete(this);
         this.ctx.committed();
         return env;
       },
@@ -276,5 +283,6 @@ export class FsMessageWriter implements MessageWriter {
       }
     }
     for (const w of this.drainWaiters.splice(0)) w.reject(new SpoolError('STATE', `message ${this.msgid} aborted`));
+    this.ctx.live.delete(this);
   }
 }
