@@ -443,12 +443,18 @@ export class Session {
     // From here on the message belongs to this commit: a disconnect cannot abort it half-way.
     const writer = tx.writer;
     tx.writer = undefined;
+    const evpids = new Set<string>();
+    const evpid = (): string => {
+      const id = newEvpid(writer.msgid, evpids);
+      evpids.add(id);
+      return id;
+    };
     let env: Envelope;
     try {
       env = await writer.commit({
         sender: tx.senderAddress,
         recipients: tx.rcpts.map((r): EnvelopeRecipient => ({
-          evpid: newEvpid(writer.msgid),
+          evpid: evpid(),
           address: r.address,
           orcpt: r.params.orcpt,
           notify: r.params.notify,

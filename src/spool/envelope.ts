@@ -10,6 +10,21 @@
 
 export type NotifyKind = 'SUCCESS' | 'FAILURE' | 'DELAY';
 
+/**
+ * Where one recipient's copy goes, decided at RCPT time by the expansion
+ * (aliases, virtual tables, userbase) as OpenSMTPD's lka does, so that every
+ * final destination has its own envelope and its own delivery state.
+ */
+export type Destination =
+  /** A local user's mailbox, delivered by the recipient's action (mbox, maildir, mda, lmtp). */
+  | { readonly kind: 'user'; readonly user: string }
+  /** An aliases(5) "/path/file" destination: appended in mbox format, as `user`. */
+  | { readonly kind: 'file'; readonly path: string; readonly user: string }
+  /** An aliases(5) "|command" destination: the message piped to it, as `user`. */
+  | { readonly kind: 'command'; readonly command: string; readonly user: string }
+  /** Another mail server: the address is the destination (relay actions). */
+  | { readonly kind: 'remote' };
+
 export interface EnvelopeRecipient {
   /** Envelope id: msgid + 8 hex digits. */
   readonly evpid: string;
@@ -23,6 +38,12 @@ export interface EnvelopeRecipient {
   readonly action: string;
   /** Position of the deciding rule, as "file:line", for logs and `show envelope`. */
   readonly rule?: string;
+  /** The RCPT TO address this one was expanded from, when expansion changed it. */
+  readonly original?: string;
+  /** Where the copy goes; undefined in envelopes written before expansion existed (treated as user/remote by action). */
+  readonly dest?: Destination;
+  /** Queue lifetime for this recipient in seconds (per-action `ttl`), when not the global one. */
+  readonly ttl?: number;
 }
 
 export interface ClientInfo {

@@ -161,9 +161,10 @@ export class LineEndingScanner {
    * or empty lines, floods of bare newlines) a JS loop is cheaper than the
    * calls, so one probes first.
    */
-  private findSpecial(i: number): number {
+  private findSpecial(from: number): number {
     const chunk = this.chunk;
     const len = chunk.length;
+    let i = from;
     if (this.dense) {
       const stop = Math.min(len, i + PROBE);
       const nulToo = !this.nul;
@@ -194,7 +195,7 @@ export class LineEndingScanner {
       }
       if (nul < p) p = nul;
     }
-    this.dense = p - i < DENSE_GAP;
+    this.dense = p - from < DENSE_GAP;
     return p;
   }
 
