@@ -16,7 +16,8 @@
  *    CR LF "." NUL CR LF, ... The first CR LF of the terminator ends the
  *    last line and is part of the content ("a\r\n.\r\n" decodes to "a\r\n",
  *    §4.1.1.4); the "." CR LF line is not. The content is therefore either
- *    empty or ends with CR LF.
+ *    empty or ends with CR LF. A bare CR/LF before a real CR LF does not
+ *    spoil it: "x\r\r\n.\r\n" ends the data (every reader sees that end).
  *  - Dot-unstuffing (§4.5.2): at the start of a line that began after a
  *    real CR LF, a "." is removed ("..x" -> ".x", ".x" -> "x", ".\n" -> "\r\n")
  *    unless it is followed by CR LF (the terminator).
@@ -71,10 +72,11 @@ export class DotDecoder {
    * consumes nothing.
    */
   decode(chunk: Buffer, start: number, out: Buffer[]): { consumed: number; done: boolean } {
+    const len = chunk.length;
+    if (!(start >= 0 && start <= len)) throw new RangeError(`DotDecoder: start ${start} outside 0..${len}`);
     let st = this.state;
     if (st === DONE) return { consumed: 0, done: true };
     const scan = this.scan;
-    const len = chunk.length;
     let i = start;
     scan.begin(chunk, start, out);
     while (i < len) {

@@ -23,8 +23,9 @@
  *  - The policy does not change the output: with 'reject' the caller refuses
  *    the message (550 5.5.2) when a flag is set, so the bytes it got are never
  *    used; one code path serves both policies.
- *  - Output slices are views of the input chunks or of shared constant
- *    buffers: callers must not write into them.
+ *  - Output slices are views of the input chunks, of shared constant
+ *    buffers or of a per-chunk copy (see below): callers must not write into
+ *    them, and must not reuse an input buffer while its slices are in use.
  *  - `size` counts every output byte; with a limit, output beyond `limit`
  *    bytes is dropped (the count goes on).
  *

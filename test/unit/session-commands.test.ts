@@ -265,3 +265,12 @@ test('the log records connections, failed commands and disconnections', () => {
   assert.ok(srv.logs.some((l) => /^smtp failed-command session=\S+ command="RCPT TO:<x@elsewhere.example>" result="550 5\.7\.1 Relaying denied"/.test(l)));
   assert.ok(srv.logs.some((l) => /^smtp disconnected session=\S+ reason=quit/.test(l)));
 });
+
+test('below the spool free-space minimum, MAIL gets 452 4.3.1', async () => {
+  const s2 = await startInProcess(basicConfig('queue min-free-space 1000000G'));
+  const c = await s2.client();
+  await dialogue(c, 'S: 220\nC: EHLO c\nS: 250\nC: MAIL FROM:<a@test.example>\nS: 452 4.3.1\nC: QUIT\nS: 221');
+  c.close();
+  assert.ok(s2.logs.some((l) => /below the minimum/.test(l)));
+  await s2.close();
+});

@@ -23,7 +23,7 @@ function flagsOf(d: { bareCr: boolean; bareLf: boolean; nul: boolean }): string 
 }
 
 /** Decode chunks in order until done; check the per-call contract on the way. */
-export function decodeChunks(chunks: Buffer[], policy: BareNewlinePolicy, maxSize = Infinity): Result {
+function decodeChunks(chunks: Buffer[], policy: BareNewlinePolicy, maxSize = Infinity): Result {
   const d = new DotDecoder({ policy, maxSize });
   const out: Buffer[] = [];
   let consumed = 0;
@@ -150,4 +150,18 @@ test('DotDecoder emits clean content as one slice per chunk, sharing memory with
   assert.equal(out.length, 1);
   assert.equal(out[0]!.buffer, chunk.buffer, 'a view, not a copy');
   assert.equal(out[0]!.length, chunk.length);
+});
+
+test('DotDecoder keeps the slice count bounded under a flood of edits', () => {
+  for (const unit of ['\n', '\r', '..x\r\n', 'a\n', '\r\n.\r']) {
+    const chunk = bytes(unit.repeat(Math.ceil(65536 / unit.length)));
+    const d = new DotDecoder({ policy: 'normalize', maxSize: Infinity });
+    const out: Buffer[] = [];
+    d.decode(chunk, 0, out);
+    assert.ok(out.length <= 10, `${JSON.stringify(unit)}: ${out.length} slices`);
+    const one: Buffer[] = [];
+    const e = new DotDecoder({ policy: 'normalize', maxSize: Infinity });
+    for (let k = 0; k < chunk.length; k++) e.decode(chunk.subarray(k, k + 1), 0, one);
+    assert.equal(show(out), show(one), JSON.stringify(unit));
+  }
 });

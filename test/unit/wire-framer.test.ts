@@ -40,7 +40,7 @@ function describe(e: FrameEvent): string {
  * mode on "DATA" and "BDAT n" lines. Consecutive data (bytes) events are
  * merged, since how content is sliced depends on the chunking.
  */
-export function drive(chunks: Buffer[], o: DriveOpts = {}): string[] {
+function drive(chunks: Buffer[], o: DriveOpts = {}): string[] {
   const maxLine = o.maxLine ?? 512;
   const f = new Framer({ maxLine, policy: o.policy ?? 'normalize' });
   const events: string[] = [];

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { LineEndingNormalizer, type BareNewlinePolicy } from '../../src/wire/line-endings.js';
 import { bytes, cuts, show, strictCrlf } from './wire-harness.js';
 
-export function normalizeChunks(chunks: Buffer[], policy: BareNewlinePolicy): { out: string; flags: string; size: number } {
+function normalizeChunks(chunks: Buffer[], policy: BareNewlinePolicy): { out: string; flags: string; size: number } {
   const n = new LineEndingNormalizer(policy);
   const out: Buffer[] = [];
   for (const c of chunks) n.push(c, out);
