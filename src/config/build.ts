@@ -87,6 +87,12 @@ export function build(input: BuildInput, diags: Diagnostics): Config | undefined
       greetingDelayMs: val(s.greetingDelayMs, D.DEFAULT_GREETING_DELAY_MS),
       vrfy: val(s.vrfy, D.DEFAULT_VRFY),
       expn: val(s.expn, D.DEFAULT_EXPN),
+      authWithoutTls: val(s.authWithoutTls, false),
+      authFailRate: val(s.authFailRate, D.DEFAULT_AUTH_FAILRATE),
+      authFailDelayMs: val(s.authFailDelayMs, D.DEFAULT_AUTH_FAIL_DELAY_MS),
+      ...(s.authPipe !== undefined ? { authPipe: s.authPipe.value } : {}),
+      authUsernamePrompt: val(s.authUsernamePrompt, D.DEFAULT_AUTH_USERNAME_PROMPT),
+      authPasswordPrompt: val(s.authPasswordPrompt, D.DEFAULT_AUTH_PASSWORD_PROMPT),
       help: draft.help,
       ...(s.banner !== undefined ? { banner: s.banner.value } : {}),
       disabledExtensions: new FrozenSet(draft.disabledExtensions),
@@ -190,6 +196,7 @@ function checkRefs(draft: Draft, ns: Namespaces, diags: Diagnostics): Set<string
 function checkListeners(draft: Draft, diags: Diagnostics): void {
   const seen = new Map<string, Position>();
   for (const l of draft.listeners) {
+    if (l.port === 0 && l.on !== 'socket') continue; // port 0: each gets its own free port
     const key = `${l.on}|${l.port}|${l.family ?? ''}`;
     const first = seen.get(key);
     const shown = l.on === 'socket' ? 'socket' : `${l.on} port ${l.port}`;

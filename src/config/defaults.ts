@@ -26,6 +26,12 @@ export const DEFAULT_EARLY_TALKER: 'reject' | 'allow' = 'reject';
 export const DEFAULT_GREETING_DELAY_MS = 0;
 export const DEFAULT_VRFY = false;
 export const DEFAULT_EXPN = false;
+/** Failed AUTH attempts allowed per client address per hour (ZMailer's auth-failrate). */
+export const DEFAULT_AUTH_FAILRATE = 20;
+/** Delay before a 535 reply to a failed AUTH. */
+export const DEFAULT_AUTH_FAIL_DELAY_MS = 1000;
+export const DEFAULT_AUTH_USERNAME_PROMPT = 'Username:';
+export const DEFAULT_AUTH_PASSWORD_PROMPT = 'Password:';
 /** Extensions `smtp disable` may name. */
 export const SMTP_EXTENSIONS: readonly string[] = ['PIPELINING', 'CHUNKING', 'DSN', '8BITMIME', 'SMTPUTF8', 'ENHANCEDSTATUSCODES', 'ETRN', 'SIZE'];
 

@@ -42,6 +42,12 @@ export interface SettingsDraft {
   greetingDelayMs?: Setting<number>;
   vrfy?: Setting<boolean>;
   expn?: Setting<boolean>;
+  authWithoutTls?: Setting<boolean>;
+  authFailRate?: Setting<number>;
+  authFailDelayMs?: Setting<number>;
+  authPipe?: Setting<string>;
+  authUsernamePrompt?: Setting<string>;
+  authPasswordPrompt?: Setting<string>;
   banner?: Setting<string>;
   ciphers?: Setting<string>;
   tlsMinVersion?: Setting<'TLSv1.2' | 'TLSv1.3'>;

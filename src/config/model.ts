@@ -213,6 +213,17 @@ export interface SmtpOptions {
   readonly disabledExtensions: ReadonlySet<string>;
   readonly ciphers?: string;
   readonly tlsMinVersion?: 'TLSv1.2' | 'TLSv1.3';
+  /** Offer and accept AUTH without TLS (`smtp auth-without-tls`, ZMailer's AUTH-LOGIN-also-without-TLS). */
+  readonly authWithoutTls: boolean;
+  /** Failed AUTH attempts per client address per hour before refusing more (`smtp auth-failrate N`). */
+  readonly authFailRate: number;
+  /** Delay before answering a failed AUTH (`smtp auth-fail-delay D`). */
+  readonly authFailDelayMs: number;
+  /** External authenticator (`smtp auth-pipe "PATH"`, ZMailer's SMTP-auth-pipe): user as argument, password on stdin. */
+  readonly authPipe?: string;
+  /** AUTH LOGIN prompts (`smtp auth-username-prompt`, `smtp auth-password-prompt`). */
+  readonly authUsernamePrompt: string;
+  readonly authPasswordPrompt: string;
 }
 
 export interface QueueOptions {

@@ -143,6 +143,7 @@ export function parseResolver(c: Cursor): void {
 const SMTP_OPTIONS = [
   'max-message-size', 'limit', 'ciphers', 'timeout', 'max-received', 'bare-newline', 'early-talker', 'greeting-delay',
   'vrfy', 'expn', 'help', 'banner', 'disable', 'tls-min-version',
+  'auth-without-tls', 'auth-failrate', 'auth-fail-delay', 'auth-pipe', 'auth-username-prompt', 'auth-password-prompt',
 ];
 const SMTP_LIMITS = ['max-rcpt', 'max-mails', 'max-unknown-commands'];
 
@@ -200,6 +201,33 @@ export function parseSmtp(c: Cursor): void {
     case 'help':
       c.draft.help.push(c.value('a line of text after "help"').text);
       break;
+    case 'auth-without-tls':
+      c.set('authWithoutTls', true, pos, label);
+      break;
+    case 'auth-failrate': {
+      const v = c.value('a number of failures per hour after "auth-failrate"');
+      take(c, v, parseCount(v.text, 'auth-failrate', 1), (n) => c.set('authFailRate', n, pos, label));
+      break;
+    }
+    case 'auth-fail-delay': {
+      const v = c.value('a duration after "auth-fail-delay"');
+      take(c, v, parseDuration(v.text, true), (ms) => c.set('authFailDelayMs', ms, pos, label));
+      break;
+    }
+    case 'auth-pipe': {
+      const v = c.value('the path of the authentication program after "auth-pipe"');
+      if (!v.text.startsWith('/')) c.error(v.pos, 'the authentication program must be an absolute path');
+      c.set('authPipe', v.text, pos, label);
+      break;
+    }
+    case 'auth-username-prompt':
+    case 'auth-password-prompt': {
+      const v = c.value(`the prompt text after "${t.text}"`);
+      // eslint-disable-next-line no-control-regex
+      if (/[\x00-\x1f\x7f]/.test(v.text)) c.error(v.pos, 'a prompt cannot contain control characters');
+      c.set(t.text === 'auth-username-prompt' ? 'authUsernamePrompt' : 'authPasswordPrompt', v.text, pos, label);
+      break;
+    }
     case 'banner': {
       const v = c.value('the greeting text after "banner"');
       // eslint-disable-next-line no-control-regex

@@ -25,6 +25,9 @@ import { SmtpServer } from '../smtp/server.js';
 import { Stats } from '../stats.js';
 import { QueueOnlyScheduler } from '../scheduler/seam.js';
 import { acquirePidFile } from './pidfile.js';
+import { TlsContexts } from '../tls/contexts.js';
+import { Authenticator } from '../auth/authenticator.js';
+import { FailRate } from '../auth/failrate.js';
 
 export class StartupError extends Error {}
 
@@ -39,6 +42,7 @@ export class Daemon {
     readonly server: SmtpServer,
     readonly stats: Stats,
     private readonly releasePid: () => void,
+    private readonly tls?: TlsContexts,
   ) {}
 
   static async start(config: Config, log: MailLog): Promise<Daemon> {
@@ -64,7 +68,7 @@ export class Daemon {
       }
       const stats = new Stats();
       const local = new LocalNames(config.hostname);
-      const policy = new Policy([], new RuleEngine(config, tables, local), new RecipientCheck(tables, new SystemUsers()));
+      const policy = new Policy([], new RuleEngine(config, tables, local), new RecipientCheck(tables, new SystemUsers()), local);
       const resolver = new Resolver(config.resolver);
       let free = { value: Number.POSITIVE_INFINITY, at: 0 };
       const freeSpace = async (): Promise<number> => {
@@ -72,12 +76,15 @@ export class Daemon {
         if (now - free.at > 1000) free = { value: await spool.freeSpace().catch(() => Number.POSITIVE_INFINITY), at: now };
         return free.value;
       };
+      const tls = config.pki.size > 0 || config.listeners.some((l) => l.tls !== 'none') ? new TlsContexts(config) : undefined;
+      const auth = { authenticator: new Authenticator(config, tables), failrate: new FailRate(config.smtp.authFailRate) };
       const server = new SmtpServer(
-        { config, log, spool, policy, stats, scheduler: new QueueOnlyScheduler(), freeSpace, now: Date.now },
+        { config, log, spool, policy, stats, scheduler: new QueueOnlyScheduler(), freeSpace, now: Date.now, tables, auth },
         resolver,
+        tls,
       );
       await server.listen(config);
-      const d = new Daemon(config, log, spool, tables, server, stats, releasePid);
+      const d = new Daemon(config, log, spool, tables, server, stats, releasePid, tls);
       log.info(`smtpd ready: hostname ${config.hostname}, ${server.listeners.length} listener(s)`);
       return d;
     } catch (e) {
@@ -87,8 +94,13 @@ export class Daemon {
     }
   }
 
-  /** SIGHUP: re-read tables. */
+  /** SIGHUP: re-read tables and certificates. */
   reloadTables(): void {
+    try {
+      this.tls?.reload();
+    } catch (e) {
+      this.log.warn(`certificates: reload failed, keeping the previous ones: ${(e as Error).message}`);
+    }
     for (const t of this.tables.all()) {
       try {
         t.reload();

@@ -13,6 +13,8 @@ import { PASS, type Verdict } from './verdict.js';
 import type { RuleEngine } from './rules.js';
 import type { RecipientCheck } from './recipients.js';
 import { formatMailbox } from '../smtp/address.js';
+import { reply } from '../smtp/reply.js';
+import type { LocalNames } from './localnames.js';
 
 /** What policy sees of a session (read-only). */
 export interface SessionFacts {
@@ -60,6 +62,7 @@ export class Policy {
     private readonly phases: readonly PolicyPhase[],
     private readonly rules: RuleEngine,
     private readonly recipients: RecipientCheck,
+    private readonly local: LocalNames,
   ) {}
 
   async connect(s: SessionFacts): Promise<Verdict> {
@@ -90,6 +93,13 @@ export class Policy {
       rcptDomain: rcpt.domain,
     });
     if (d.kind === 'reject') return { kind: 'reject', verdict: { kind: 'reject', reply: d.reply, reason: d.reason } };
+    // A relay rule that matches one of our own domains would send the mail back to us, forever.
+    if (d.action.kind === 'relay' && d.action.relay?.host === undefined && this.local.isLocalDomain(rcpt.domain)) {
+      return {
+        kind: 'reject',
+        verdict: { kind: 'reject', reply: reply(550, '5.4.6', 'Routing loop: this domain is handled here but was routed to relaying'), reason: `rule ${d.rule.pos.file}:${d.rule.pos.line} relays mail for local domain ${rcpt.domain}` },
+      };
+    }
     const r = this.recipients.check(d.action, rcpt.local, rcpt.domain);
     if (r.kind === 'refuse') return { kind: 'reject', verdict: { kind: 'reject', reply: r.reply, reason: r.reason } };
     return { kind: 'accept', action: d.action.name, rule: `${d.rule.pos.file}:${d.rule.pos.line}` };

@@ -109,8 +109,8 @@ const table: CommandSpec[] = [
     },
     sequenceError: (s) => (s.state === 'ready' ? reply(503, '5.5.1', 'Send HELO/EHLO first') : reply(503, '5.5.1', 'ETRN not allowed during a mail transaction')),
   },
-  { verb: 'STARTTLS', states: AFTER_GREETING, run: () => r(reply(502, '5.5.1', 'STARTTLS not available on this listener')), sequenceError: badSequence('Bad sequence of commands') },
-  { verb: 'AUTH', states: AFTER_GREETING, run: () => r(reply(503, '5.5.1', 'Authentication not enabled')), sequenceError: badSequence('Bad sequence of commands') },
+  { verb: 'STARTTLS', states: AFTER_GREETING, run: (s, a) => s.starttlsCommand(a), sequenceError: badSequence('Bad sequence of commands') },
+  { verb: 'AUTH', states: ['helo', 'mail'], run: (s, a) => s.authCommand(a), sequenceError: () => reply(503, '5.5.1', 'Send EHLO first') },
 ];
 
 export const COMMANDS: ReadonlyMap<string, CommandSpec> = new Map(table.map((c) => [c.verb, c]));

@@ -9,15 +9,21 @@
  * (RFC 2920 §3.2): a pipelined group costs one write, not one per command.
  */
 import type { Socket } from 'node:net';
+import { TLSSocket } from 'node:tls';
+import type { TlsContexts } from '../tls/contexts.js';
 import { isUtf8 } from 'node:buffer';
 import { Framer } from '../wire/framer.js';
 import type { MailLog } from '../log/maillog.js';
 import type { Stats } from '../stats.js';
 import { formatReply, reply, closing, type Reply, type FormatOptions } from './reply.js';
-import type { Session } from './session.js';
+import type { CommandResult, Session } from './session.js';
+
+/** RFC 5321 §4.5.3.1.4: a command line is at most 512 octets with its CRLF. */
+const COMMAND_LINE_MAX = 510;
+/** RFC 4954 §4: an AUTH command or response line may be up to 12288 octets. */
+const AUTH_LINE_MAX = 12288;
 
 export interface ConnectionOptions {
-  readonly maxLine: number;
   readonly commandTimeoutMs: number;
   readonly dataTimeoutMs: number;
   readonly earlyTalker: 'reject' | 'allow';
@@ -40,34 +46,98 @@ export class Connection {
   private lastCommand = '';
   private inputEnded = false;
   private readonly fmt: FormatOptions;
+  /** The next line answers an AUTH challenge (RFC 4954): not a command, never logged. */
+  private authMode = false;
+  private socket: Socket;
+  private readonly handlers = {
+    data: (chunk: Buffer): void => this.onData(chunk),
+    // The client may half-close after its last command: finish what it sent, then close.
+    end: (): void => {
+      this.inputEnded = true;
+      if (this.greeted) this.pump();
+    },
+    error: (e: Error): void => {
+      if (this.log.tracing('io')) this.log.trace('io', `session ${this.session.id}: socket error: ${e.message}`);
+      this.finish('error');
+    },
+    close: (): void => this.finish('disconnect'),
+  };
   onClose?: (reason: DisconnectReason) => void;
 
   constructor(
-    private readonly socket: Socket,
+    socket: Socket,
     readonly session: Session,
     private readonly opts: ConnectionOptions,
     private readonly log: MailLog,
     private readonly stats: Stats,
+    private readonly tls?: TlsContexts,
   ) {
-    this.framer = new Framer({ maxLine: opts.maxLine, policy: session.env.config.smtp.bareNewline });
+    // The framer holds at most 12288 octets of a line (the AUTH limit, RFC 4954 §4); commands are held to 512 below.
+    this.framer = new Framer({ maxLine: AUTH_LINE_MAX, policy: session.env.config.smtp.bareNewline });
     this.fmt = { enhanced: session.extensionOn('ENHANCEDSTATUSCODES'), multiline: true };
-    socket.setNoDelay(true);
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
-    // The client may half-close after its last command: finish what it sent, then close.
-    socket.on('end', () => {
-      this.inputEnded = true;
-      if (this.greeted) this.pump();
+    this.socket = socket;
+    this.attach(socket);
+  }
+
+  private attach(s: Socket): void {
+    s.setNoDelay(true);
+    s.on('data', this.handlers.data);
+    s.on('end', this.handlers.end);
+    s.on('error', this.handlers.error);
+    s.on('close', this.handlers.close);
+  }
+
+  private detach(s: Socket): void {
+    s.off('data', this.handlers.data);
+    s.off('end', this.handlers.end);
+    s.off('error', this.handlers.error);
+    s.off('close', this.handlers.close);
+  }
+
+  /**
+   * Implicit TLS (smtps, RFC 8314) before the greeting, or STARTTLS (RFC 3207) after its 220.
+   * Whatever the client sent after STARTTLS in clear text is thrown away (CVE-2011-0411).
+   */
+  private upgrade(): Promise<boolean> {
+    const opts = this.tls?.serverOptions(this.session.peer.config);
+    if (!opts) return Promise.resolve(false);
+    const discarded = this.framer.discard();
+    if (discarded > 0) this.log.event('smtp', 'starttls-injection', { session: this.session.id, address: this.session.peer.address, discarded });
+    const raw = this.socket;
+    this.detach(raw);
+    raw.pause();
+    const secure = new TLSSocket(raw, { isServer: true, ...opts });
+    this.socket = secure;
+    return new Promise((resolve) => {
+      const fail = (e: Error): void => {
+        this.log.event('smtp', 'tls-failed', { session: this.session.id, address: this.session.peer.address, error: e.message });
+        this.stats.inc('smtp.tls.error');
+        secure.destroy();
+        this.finish('error');
+        resolve(false);
+      };
+      secure.once('error', fail);
+      secure.once('secure', () => {
+        secure.off('error', fail);
+        this.attach(secure);
+        const cipher = secure.getCipher();
+        const cert = secure.getPeerCertificate();
+        const peer = cert && typeof cert.subject === 'object' && cert.subject ? Object.entries(cert.subject).map(([k, v]) => `${k}=${String(v)}`).join('/') : undefined;
+        this.session.tlsEstablished({ version: secure.getProtocol() ?? 'TLS', cipher: cipher?.name ?? 'unknown', ...(peer ? { peer } : {}) });
+        this.stats.inc('smtp.tls');
+        this.log.event('smtp', 'tls', { session: this.session.id, version: secure.getProtocol() ?? undefined, cipher: cipher?.name });
+        resolve(true);
+      });
     });
-    socket.on('error', (e) => {
-      if (this.log.tracing('io')) this.log.trace('io', `session ${session.id}: socket error: ${e.message}`);
-      this.finish('error');
-    });
-    socket.on('close', () => this.finish('disconnect'));
   }
 
   /** Greet the client (after rDNS and the optional greeting delay). */
   async start(rdns: Promise<string | undefined>): Promise<void> {
     this.armTimer(this.opts.commandTimeoutMs);
+    if (this.session.peer.config.tls === 'smtps') {
+      this.stats.inc('smtp.smtps');
+      if (!(await this.upgrade())) return;
+    }
     this.session.rdns = await rdns;
     if (this.opts.greetingDelayMs > 0) await new Promise((r) => setTimeout(r, this.opts.greetingDelayMs));
     if (this.closed) return;
@@ -178,6 +248,17 @@ export class Connection {
 
   private async onLine(raw: Buffer): Promise<Reply | undefined> {
     const s = this.session;
+    if (this.authMode) {
+      this.authMode = false;
+      this.lastCommand = 'AUTH (response)';
+      const line = raw.toString('latin1').trim();
+      return this.apply(await s.authContinue(line));
+    }
+    if (raw.length > COMMAND_LINE_MAX && !/^AUTH /i.test(raw.subarray(0, 5).toString('latin1'))) {
+      this.stats.inc('smtp.errors.linetoolong');
+      this.lastCommand = '(line too long)';
+      return s.lineTooLong();
+    }
     // A line is text: no NUL, no CR inside it, valid UTF-8 (non-ASCII only matters for SMTPUTF8 paths).
     if (raw.includes(0) || raw.includes(13) || !isUtf8(raw)) {
       this.lastCommand = '(invalid characters)';
@@ -191,8 +272,20 @@ export class Connection {
       this.stats.inc('smtp.errors.toofast');
       return closing(reply(550, '5.7.1', 'Protocol error: commands pipelined without PIPELINING'));
     }
-    const res = await s.command(line);
-    if (res.then?.mode === 'data') {
+    return this.apply(await s.command(line));
+  }
+
+  /** Do what a command result asks of the connection; return the reply to write. */
+  private async apply(res: CommandResult): Promise<Reply | undefined> {
+    if (res.then?.mode === 'starttls') {
+      if (res.reply) this.send(res.reply, this.lastCommand);
+      this.flush();
+      await this.upgrade();
+      return undefined;
+    }
+    if (res.then?.mode === 'auth') {
+      this.authMode = true;
+    } else if (res.then?.mode === 'data') {
       this.framer.startData(res.then.maxSize);
       this.armTimer(this.opts.dataTimeoutMs);
     } else if (res.then?.mode === 'bytes') {

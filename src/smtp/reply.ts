@@ -39,7 +39,8 @@ export function formatReply(r: Reply, opts: FormatOptions): string {
   for (let i = 0; i < lines.length; i++) {
     const sep = i === lines.length - 1 ? ' ' : '-';
     const text = sanitizeReplyText(lines[i] ?? '');
-    out += `${r.code}${sep}${prefix}${text}`.trimEnd() + '\r\n';
+    // "334 " keeps its space even with an empty challenge (RFC 4954 §4 continue-req).
+    out += `${r.code}${sep}${prefix}${text}\r\n`;
   }
   return out;
 }

@@ -11,6 +11,7 @@ import type { Resolver } from '../dns/resolver.js';
 import { Connection } from './connection.js';
 import { Session, type SessionEnv } from './session.js';
 import { listenAddresses } from './listen-addresses.js';
+import type { TlsContexts } from '../tls/contexts.js';
 
 export interface BoundListener {
   readonly listener: Listener;
@@ -26,6 +27,7 @@ export class SmtpServer {
   constructor(
     private readonly env: SessionEnv,
     private readonly resolver: Resolver,
+    private readonly tls?: TlsContexts,
   ) {}
 
   private get log(): MailLog {
@@ -88,13 +90,13 @@ export class SmtpServer {
       hostname: l.hostname ?? this.env.config.hostname,
       tag: l.tag,
       noDsn: l.noDsn,
+      config: l,
     });
     const smtp = this.env.config.smtp;
     const conn = new Connection(
       socket,
       session,
       {
-        maxLine: 512,
         commandTimeoutMs: smtp.commandTimeoutMs,
         dataTimeoutMs: smtp.dataTimeoutMs,
         earlyTalker: smtp.earlyTalker,
@@ -103,6 +105,7 @@ export class SmtpServer {
       },
       this.log,
       this.stats,
+      this.tls,
     );
     this.connections.add(conn);
     conn.onClose = () => {

@@ -1,5 +1,7 @@
 /*
- * table/match.ts — pattern matching of table contents, per lookup service.
+ * table/match.ts — matching against table contents: the domain, netaddr
+ * and mailaddr lookup services (OpenSMTPD's K_DOMAIN, K_NETADDR,
+ * K_MAILADDR). The other services are in services.ts and aliases.ts.
  *
  * Results are tri-state: true, false, or { error } when the table cannot
  * be read — which the caller must turn into a temporary failure.
@@ -9,16 +11,20 @@ import type { Table } from './table.js';
 
 export type Match = boolean | { readonly error: string };
 
-/** Domain service: "example.org" exact, "*.example.org" any subdomain. */
+/**
+ * Domain service: "example.org" exact, "*.example.org" any subdomain (not
+ * example.org itself). Only exact lookups ("x.example.org", then
+ * "*.example.org", "*.org"), so a large compiled table is never scanned.
+ */
 export function matchDomain(t: Table, domain: string): Match {
-  const d = domain.toLowerCase();
-  const exact = t.get(d);
-  if (exact.kind === 'error') return { error: exact.reason };
-  if (exact.kind === 'found') return true;
-  const keys = t.keys();
-  if (!Array.isArray(keys)) return { error: (keys as { error: string }).error };
-  for (const k of keys as readonly string[]) {
-    if (k.startsWith('*.') && d.endsWith(k.slice(1))) return true;
+  const d = domain.toLowerCase().replace(/\.$/, '');
+  const labels = d.split('.');
+  const candidates = [d];
+  for (let i = 1; i < labels.length; i++) candidates.push(`*.${labels.slice(i).join('.')}`);
+  for (const k of candidates) {
+    const r = t.get(k);
+    if (r.kind === 'error') return { error: r.reason };
+    if (r.kind === 'found') return true;
   }
   return false;
 }
@@ -53,8 +59,9 @@ export function matchMailaddr(t: Table, address: string): Match {
   return false;
 }
 
-/** Is `addr` inside `spec` ("10.0.0.0/8", "::1", "192.0.2.7")? Bad specs never match. */
+/** Is `addr` inside `spec` ("10.0.0.0/8", "::1", "[::1]", "192.0.2.7")? Bad specs never match. */
 export function cidrContains(spec: string, addr: ipaddr.IPv4 | ipaddr.IPv6): boolean {
+  if (spec.startsWith('[') && spec.endsWith(']')) spec = spec.slice(1, -1).replace(/^ipv6:/i, '');
   try {
     if (spec.includes('/')) {
       const [net, bits] = ipaddr.parseCIDR(spec);

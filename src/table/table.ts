@@ -6,8 +6,11 @@
  * "not found". Keys are compared case-insensitively (lowercased by the
  * backend), values are returned as written.
  *
- * Backends: table-static.ts (inline lists/maps and text files). The
- * compiled makemap format arrives with the tables work of the delivery issue.
+ * Backends: table-static.ts (inline lists/maps and text files, format in
+ * text-format.ts) and table-db.ts (compiled tables built by makemap).
+ * What a value means depends on the lookup service (services.ts: domain,
+ * netaddr, mailaddr, credentials, userinfo; aliases.ts: alias), as in
+ * OpenSMTPD's table(5). docs/tables.md describes formats and services.
  */
 
 export type Lookup =
@@ -23,8 +26,14 @@ export interface Table {
   get(key: string): Lookup;
   /** Every key, for pattern matching (domains with wildcards, CIDRs …); an error when unavailable. */
   keys(): readonly string[] | { readonly error: string };
-  /** Re-read the backing file, if any. Throws with a FILE:LINE message on a bad file. */
+  /**
+   * Re-read the backing file, if any. On a bad file the previous contents
+   * stay in force and this throws "FILE:LINE: message" ("FILE: message"
+   * for a compiled table).
+   */
   reload(): void;
+  /** Why the table is unusable right now (every lookup answers 'error'), for start-up checks. */
+  readonly error?: string | undefined;
 }
 
 export class TableRegistry {
@@ -47,5 +56,18 @@ export class TableRegistry {
 
   all(): IterableIterator<Table> {
     return this.tables.values();
+  }
+
+  /** Reload every table (SIGHUP); the ones that failed keep their contents and are listed. */
+  reloadAll(): { readonly table: string; readonly error: string }[] {
+    const failed: { table: string; error: string }[] = [];
+    for (const t of this.tables.values()) {
+      try {
+        t.reload();
+      } catch (e) {
+        failed.push({ table: t.name, error: (e as Error).message });
+      }
+    }
+    return failed;
   }
 }

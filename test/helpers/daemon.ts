@@ -13,6 +13,8 @@ export const SMTPD = join(REPO, 'dist/src/cli/smtpd.js');
 export interface DaemonHandle {
   readonly dir: string;
   readonly port: number;
+  /** Every bound port, in the order the listeners were logged. */
+  readonly ports: readonly number[];
   readonly proc: ChildProcess;
   readonly logs: string[];
   waitForLog(re: RegExp, timeoutMs?: number): Promise<string>;
@@ -72,11 +74,12 @@ export async function startDaemon(config: string, opts: { dir?: string; args?: s
     }
   };
   await waitForLog(/smtpd ready/);
-  const m = logs.map((l) => /listening on \S+ port (\d+)/.exec(l)).find((x) => x);
-  const port = Number(m?.[1] ?? 0);
+  const ports = logs.map((l) => /listening on \S+ port (\d+)/.exec(l)).filter((x) => x).map((m) => Number(m?.[1]));
+  const port = ports[0] ?? 0;
   return {
     dir,
     port,
+    ports,
     proc,
     logs,
     waitForLog,

@@ -1,0 +1,138 @@
+/*
+ * delivery/local/mda.ts — pipe one message to a command.
+ *
+ * The command line comes from the trusted configuration (`mda "…"`, or an
+ * aliases(5) "|command") and runs as `/bin/sh -c COMMAND` in a process
+ * group of its own, in the user's home, with an environment built from
+ * scratch (delivery/local/agent.ts: SENDER, RECIPIENT, ORIGINAL_RECIPIENT,
+ * USER, LOGNAME, HOME, DOMAIN, LOCAL, EXTENSION, PATH, SHELL). Envelope
+ * data reach the command ONLY through that environment: nothing from an
+ * address is ever part of the command string.
+ *
+ * Standard input: Return-Path/Delivered-To lines, then the message with LF
+ * line ends. Exit status (sysexits.h):
+ *   0 → delivered; 75 EX_TEMPFAIL, 71 EX_OSERR → retried later (4.3.0);
+ *   67 EX_NOUSER → 5.1.1; anything else, or death by a signal → 5.3.0.
+ * Standard output and error are kept (the last 4 KiB) for the detail
+ * text. Past the time limit the whole process group is killed (SIGTERM,
+ * then SIGKILL) and the delivery is retried later.
+ */
+import { spawn } from 'node:child_process';
+import { stat } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { lfStream } from './message.js';
+import { describe, ok, permfail, tempfail, type Outcome } from './outcome.js';
+
+export const DEFAULT_MDA_TIMEOUT_MS = 5 * 60_000;
+const OUTPUT_MAX = 4096;
+const KILL_GRACE_MS = 2000;
+
+export interface MdaJob {
+  readonly kind: 'mda';
+  /** What to call it in details: "mda" or "command". */
+  readonly label: string;
+  /** The shell command (format specifiers already turned into variable references). */
+  readonly command: string;
+  readonly env: Readonly<Record<string, string>>;
+  readonly cwd: string;
+  readonly timeoutMs: number;
+  /** Header lines written before the message (LF-terminated). */
+  readonly prefix: string;
+}
+
+const SYSEXITS: Record<number, string> = {
+  64: 'EX_USAGE', 65: 'EX_DATAERR', 66: 'EX_NOINPUT', 67: 'EX_NOUSER', 68: 'EX_NOHOST', 69: 'EX_UNAVAILABLE', 70: 'EX_SOFTWARE',
+  71: 'EX_OSERR', 72: 'EX_OSFILE', 73: 'EX_CANTCREAT', 74: 'EX_IOERR', 75: 'EX_TEMPFAIL', 76: 'EX_PROTOCOL', 77: 'EX_NOPERM', 78: 'EX_CONFIG',
+};
+
+/** The outcome for an exit status (pure; tested by table). */
+export function exitOutcome(label: string, code: number | null, signal: string | null, output: string): Outcome {
+  const out = output.trim() === '' ? '' : `: ${output.trim()}`;
+  if (code === 0) return ok(`${label}: delivered`);
+  if (code === null) return permfail('5.3.0', `${label}: killed by ${signal ?? 'a signal'}${out}`);
+  const name = SYSEXITS[code];
+  const status = `${label}: exited ${code}${name ? ` (${name})` : ''}${out}`;
+  if (code === 75 || code === 71) return tempfail('4.3.0', status);
+  if (code === 67) return permfail('5.1.1', status);
+  return permfail('5.3.0', status);
+}
+
+async function workDir(dir: string): Promise<string> {
+  try {
+    if ((await stat(dir)).isDirectory()) return dir;
+  } catch {
+    /* fall through */
+  }
+  return '/';
+}
+
+/** Run the command; never throws. */
+export async function runMda(job: MdaJob, input: Readable, signal?: AbortSignal): Promise<Outcome> {
+  const cwd = await workDir(job.cwd);
+  if (signal?.aborted) {
+    input.destroy();
+    return tempfail('4.3.0', `${job.label}: delivery interrupted`);
+  }
+  return new Promise<Outcome>((resolve) => {
+    let output = Buffer.alloc(0);
+    const keep = (d: Buffer): void => {
+      output = Buffer.concat([output, d]);
+      if (output.length > OUTPUT_MAX) output = output.subarray(output.length - OUTPUT_MAX);
+    };
+    let stop: 'timeout' | 'abort' | undefined;
+    let killTimer: NodeJS.Timeout | undefined;
+    let settled = false;
+    const child = spawn('/bin/sh', ['-c', job.command], { cwd, env: { ...job.env }, detached: true, stdio: ['pipe', 'pipe', 'pipe'] });
+    const killGroup = (sig: NodeJS.Signals): void => {
+      try {
+        if (child.pid !== undefined) process.kill(-child.pid, sig);
+      } catch {
+        /* already gone */
+      }
+    };
+    const halt = (why: 'timeout' | 'abort'): void => {
+      if (stop !== undefined || settled) return;
+      stop = why;
+      killGroup('SIGTERM');
+      killTimer = setTimeout(() => killGroup('SIGKILL'), KILL_GRACE_MS);
+    };
+    const timer = setTimeout(() => halt('timeout'), job.timeoutMs);
+    const onAbort = (): void => halt('abort');
+    signal?.addEventListener('abort', onAbort, { once: true });
+    const finish = (o: Outcome): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+      input.destroy();
+      child.stdout?.destroy();
+      child.stderr?.destroy();
+      if (killTimer !== undefined) clearTimeout(killTimer);
+      resolve(o);
+    };
+    child.stdout.on('data', keep);
+    child.stderr.on('data', keep);
+    child.stdin.on('error', () => undefined); // EPIPE: the command did not read it all; its exit status decides
+    pipeline(input, lfStream(job.prefix, false), child.stdin).catch(() => undefined);
+    child.on('error', (e) => finish(tempfail('4.3.0', `${job.label}: cannot run /bin/sh: ${describe(e)}`)));
+    child.on('exit', (code, sig) => {
+      const decide = (text = output.toString('utf8')): Outcome =>
+        stop === 'timeout'
+          ? tempfail('4.3.0', `${job.label}: timed out after ${Math.round(job.timeoutMs / 1000)} s${text.trim() ? `: ${text.trim()}` : ''}`)
+          : stop === 'abort'
+            ? tempfail('4.3.0', `${job.label}: delivery interrupted`)
+            : exitOutcome(job.label, code, sig, text);
+      // Let the pipes drain (the command's last words), but not forever: a background child may hold them open.
+      let waited = false;
+      const done = (): void => {
+        if (waited) return;
+        waited = true;
+        if (stop === 'timeout' || stop === 'abort') killGroup('SIGKILL');
+        finish(decide());
+      };
+      child.once('close', done);
+      setTimeout(done, 200).unref();
+    });
+  });
+}
