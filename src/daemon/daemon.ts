@@ -7,8 +7,10 @@
  * SIGHUP re-reads the tables; a table that fails to load keeps its old
  * contents and the error is logged.
  */
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { mkdirSync, chmodSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { LocalEnqueuer } from '../submit/local-enqueue.js';
+import { EnqueueSocket } from '../submit/enqueue-socket.js';
 import type { Config } from '../config/model.js';
 import type { MailLog } from '../log/maillog.js';
 import { FsSpool } from '../spool/fs/fs-spool.js';
@@ -43,6 +45,7 @@ export class Daemon {
     readonly stats: Stats,
     private readonly releasePid: () => void,
     private readonly tls?: TlsContexts,
+    private readonly closeLocal: () => void = () => undefined,
   ) {}
 
   static async start(config: Config, log: MailLog): Promise<Daemon> {
@@ -68,7 +71,8 @@ export class Daemon {
       }
       const stats = new Stats();
       const local = new LocalNames(config.hostname);
-      const policy = new Policy([], new RuleEngine(config, tables, local), new RecipientCheck(tables, new SystemUsers()), local);
+      const users = new SystemUsers();
+      const policy = new Policy([], new RuleEngine(config, tables, local), new RecipientCheck(tables, users), local);
       const resolver = new Resolver(config.resolver);
       let free = { value: Number.POSITIVE_INFINITY, at: 0 };
       const freeSpace = async (): Promise<number> => {
@@ -78,13 +82,27 @@ export class Daemon {
       };
       const tls = config.pki.size > 0 || config.listeners.some((l) => l.tls !== 'none') ? new TlsContexts(config) : undefined;
       const auth = { authenticator: new Authenticator(config, tables), failrate: new FailRate(config.smtp.authFailRate) };
-      const server = new SmtpServer(
-        { config, log, spool, policy, stats, scheduler: new QueueOnlyScheduler(), freeSpace, now: Date.now, tables, auth },
-        resolver,
-        tls,
-      );
+      const scheduler = new QueueOnlyScheduler();
+      const server = new SmtpServer({ config, log, spool, policy, stats, scheduler, freeSpace, now: Date.now, tables, auth }, resolver, tls);
       await server.listen(config);
-      const d = new Daemon(config, log, spool, tables, server, stats, releasePid, tls);
+
+      // Local submission (sendmail): offline/ is writable by everyone, readable by nobody else.
+      if (process.getuid?.() === 0) {
+        chmodSync(config.queue.path, 0o711);
+        chmodSync(join(config.queue.path, 'offline'), 0o1733);
+      }
+      const enqueuer = new LocalEnqueuer({ config, log, spool, policy, stats, scheduler, users });
+      const enqueueSocket = new EnqueueSocket(join(config.queue.path, 'enqueue.sock'), enqueuer, log);
+      await enqueueSocket.listen();
+      const waiting = await enqueuer.scan();
+      if (waiting > 0) log.info(`enqueued ${waiting} message(s) left in offline/ by sendmail`);
+      const rescan = setInterval(() => void enqueuer.scan(), 60_000);
+      rescan.unref();
+
+      const d = new Daemon(config, log, spool, tables, server, stats, releasePid, tls, () => {
+        clearInterval(rescan);
+        enqueueSocket.close();
+      });
       log.info(`smtpd ready: hostname ${config.hostname}, ${server.listeners.length} listener(s)`);
       return d;
     } catch (e) {
@@ -115,6 +133,7 @@ export class Daemon {
     if (this.stopping) return;
     this.stopping = true;
     this.log.info(`smtpd shutting down (${reason})`);
+    this.closeLocal();
     await this.server.close(graceMs);
     await this.spool.close();
     this.releasePid();

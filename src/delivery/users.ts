@@ -44,6 +44,13 @@ export class SystemUsers implements UserBase {
     }
     return this.users.get(name) ?? this.users.get(name.toLowerCase());
   }
+
+  /** The user with this uid (the owner of a file sendmail wrote). */
+  byUid(uid: number): UserInfo | undefined {
+    this.lookup('');
+    for (const u of this.users.values()) if (u.uid === uid) return u;
+    return undefined;
+  }
 }
 
 export function parsePasswd(text: string): Map<string, UserInfo> {

@@ -74,7 +74,8 @@ function writeVersion(layout: Layout): void {
 export function prepare(layout: Layout, log: Log): void {
   ensureDir(layout.root);
   const mode = statSync(layout.root).mode;
-  if ((mode & 0o077) !== 0) log(`spool: warning: ${layout.root} is accessible to group/others (mode ${(mode & 0o777).toString(8)})`);
+  // Search permission for others is expected (0711: sendmail reaches offline/); read or write is not.
+  if ((mode & 0o066) !== 0) log(`spool: warning: ${layout.root} is accessible to group/others (mode ${(mode & 0o777).toString(8)})`);
   let version: string | undefined;
   try {
     version = readFileSync(layout.versionFile, 'utf8');
@@ -83,7 +84,7 @@ export function prepare(layout: Layout, log: Log): void {
   }
   if (version === undefined) {
     // The daemon keeps its pid file and control socket in the spool root by default.
-    const others = readdirSync(layout.root).filter((n) => n !== 'VERSION.tmp' && !/^smtpd\.(pid|sock)$/.test(n));
+    const others = readdirSync(layout.root).filter((n) => n !== 'VERSION.tmp' && !/^(smtpd\.(pid|sock)|enqueue\.sock)$/.test(n));
     if (others.length > 0) {
       throw new SpoolError('VERSION', `${layout.root} has no VERSION file but is not empty; not a Postern spool?`);
     }

@@ -1,0 +1,46 @@
+/*
+ * cli/main.ts — one entry point for every command, chosen by the name it
+ * was invoked under (mailwrapper style: /usr/sbin/sendmail → postern), or
+ * by the first argument when invoked as `postern`:
+ *
+ *   smtpd  smtpctl  sendmail  send-mail  mailq  newaliases  makemap
+ */
+import { basename } from 'node:path';
+
+const COMMANDS = ['smtpd', 'smtpctl', 'sendmail', 'send-mail', 'mailq', 'newaliases', 'makemap'] as const;
+
+async function run(name: string, argv: string[]): Promise<void> {
+  switch (name) {
+    case 'smtpd':
+      process.argv = [process.argv[0] ?? 'node', 'smtpd', ...argv];
+      await import('./smtpd.js');
+      return;
+    case 'sendmail':
+    case 'send-mail':
+      return (await import('./sendmail.js')).sendmailMain(argv, name);
+    case 'mailq':
+      return (await import('./sendmail.js')).sendmailMain(['-bp', ...argv], 'mailq');
+    case 'newaliases':
+      return (await import('./newaliases-entry.js')).newaliasesMain(argv);
+    case 'makemap': {
+      const m = (await import('./makemap.js')) as { main?: (a: string[], p: string) => Promise<void> | void };
+      return m.main?.(argv, 'makemap');
+    }
+    case 'smtpctl': {
+      const m = (await import('./smtpctl.js' as string)) as { main?: (a: string[], p: string) => Promise<void> | void };
+      return m.main?.(argv, 'smtpctl');
+    }
+    default: {
+      const [sub, ...rest] = argv;
+      if (sub !== undefined && (COMMANDS as readonly string[]).includes(sub)) return run(sub, rest);
+      process.stderr.write(`postern: unknown command "${sub ?? name}" (one of: ${COMMANDS.join(', ')})\n`);
+      process.exit(1);
+    }
+  }
+}
+
+const invoked = basename(process.argv[1] ?? 'postern').replace(/\.js$/, '');
+run(invoked, process.argv.slice(2)).catch((e: Error) => {
+  process.stderr.write(`${invoked}: ${e.message}\n`);
+  process.exit(1);
+});
