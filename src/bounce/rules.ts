@@ -9,9 +9,10 @@
  *  - failure: when NOTIFY includes FAILURE (or is absent).
  *  - delay:   when NOTIFY includes DELAY (or is absent), at each warn interval.
  *  - success: only when NOTIFY includes SUCCESS. A local delivery reports
- *    "delivered". A relay reports "relayed" unless the next hop took the DSN
- *    parameters along (then success notices are its job, RFC 3461 §6.2.7.1
- *    — the relay agent says so with RecipientResult.nextHopDsn = true).
+ *    "delivered". A relay reports "relayed" only when the relay agent says
+ *    the next hop does not do DSN (result.relayed, RFC 3461 §5.2.2.2);
+ *    otherwise the next hop got NOTIFY along and success notices are its
+ *    job (RFC 3461 §6.2.7.1).
  *  - What is returned: failures return the full message unless RET=HDRS
  *    (RET absent ⇒ FULL), capped by size (headers beyond it); delay and
  *    success reports return headers only. BINARYMIME content (RFC 3030) is
@@ -22,13 +23,10 @@ import type { Envelope, EnvelopeRecipient, NotifyKind } from '../spool/envelope.
 
 export type DsnKind = 'failure' | 'delay' | 'success';
 
-/** What a relay agent may add to a RecipientResult for the DSN rules. */
+/** What a relay agent may add to a RecipientResult for the DSN rules (mta/agent.ts RelayResult). */
 export interface DsnResultHint {
-  /**
-   * The next hop offered DSN and got NOTIFY/ORCPT along: success notices are
-   * its job. False or absent for a relay: we report "relayed".
-   */
-  readonly nextHopDsn?: boolean;
+  /** Accepted by a next hop without DSN while NOTIFY asked for SUCCESS: we report "relayed". */
+  readonly relayed?: true;
 }
 
 export function notifyAllows(rcpt: Pick<EnvelopeRecipient, 'notify'>, kind: NotifyKind): boolean {
@@ -48,7 +46,7 @@ export function dsnOwed(env: Pick<Envelope, 'sender'>, rcpt: Pick<EnvelopeRecipi
 /** The DSN action for a successful delivery, or undefined when none is ours to send. */
 export function successAction(agent: 'mda' | 'mta', result: RecipientResult & DsnResultHint): 'delivered' | 'relayed' | undefined {
   if (agent === 'mda') return 'delivered';
-  return result.nextHopDsn === true ? undefined : 'relayed';
+  return result.relayed === true ? 'relayed' : undefined;
 }
 
 /** Return the whole message ('full') or its header section ('headers')? */

@@ -30,7 +30,6 @@ import { existsSync, realpathSync } from 'node:fs';
 import { basename } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { getopt } from './getopt.js';
-import { loadConfigFile, formatDiagnostic } from '../config/load.js';
 import type { Config } from '../config/model.js';
 import { buildCompiledTable, dumpCompiledTable } from '../table/compile.js';
 import type { CompiledType } from '../table/table-db.js';
@@ -100,7 +99,7 @@ function makemap(argv: string[]): void {
   if (n === 0) process.stderr.write(`makemap: warning: empty map created: ${out}\n`);
 }
 
-function newaliases(argv: string[]): void {
+async function newaliases(argv: string[]): Promise<void> {
   const opts = getopt(argv, 'hf:');
   if ('error' in opts) throw new Failure(`${opts.error} (${USAGE.newaliases})`);
   if (opts.flags.has('h')) {
@@ -112,6 +111,8 @@ function newaliases(argv: string[]): void {
   let config: Config | undefined;
   if (file !== undefined) {
     if (!existsSync(file)) throw new Failure(`${file}: no such file`);
+    // Loaded only here: makemap itself needs no configuration.
+    const { loadConfigFile, formatDiagnostic } = await import('../config/load.js');
     const r = loadConfigFile(file);
     for (const d of r.diagnostics) if (d.severity === 'error') process.stderr.write(`${formatDiagnostic(d)}\n`);
     if (!r.config) throw new Failure(`${file}: configuration has errors`);
@@ -137,10 +138,10 @@ function aliasesPaths(config: Config | undefined): { source: string; out: string
  * name). Errors are printed as one line and set the exit status to 1.
  * Used by cli/main.ts and cli/newaliases-entry.ts (sendmail -bi) too.
  */
-export function main(argv: string[], prog: string = progName(process.argv[1])): void {
+export async function main(argv: string[], prog: string = progName(process.argv[1])): Promise<void> {
   const p: Prog = prog === 'newaliases' ? 'newaliases' : 'makemap';
   try {
-    if (p === 'newaliases') newaliases(argv);
+    if (p === 'newaliases') await newaliases(argv);
     else makemap(argv);
   } catch (e) {
     process.stderr.write(`${p}: ${(e as Error).message}\n`);
@@ -159,4 +160,4 @@ function isEntryPoint(): boolean {
   }
 }
 
-if (isEntryPoint()) main(process.argv.slice(2));
+if (isEntryPoint()) await main(process.argv.slice(2));

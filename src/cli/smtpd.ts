@@ -7,6 +7,7 @@
  *   -n  check the configuration and exit       -v  verbose logging
  *   -f  configuration file (default /etc/mail/smtpd.conf if it exists, else the built-in one)
  *   -D  define a macro                         -T  trace a subsystem (smtp, io, rules, spool, …, all)
+ *   -P  pause a subsystem at start-up: smtp, mta or mda (resume with smtpctl)
  *   -h  help
  *
  * Without -d or -F the daemon detaches: a child runs with -F and the
@@ -23,7 +24,7 @@ import { DEFAULT_CONFIG_TEXT } from '../config/defaults.js';
 import { MailLog, TRACE_KINDS, type TraceKind } from '../log/maillog.js';
 import { Daemon } from '../daemon/daemon.js';
 
-const USAGE = 'usage: smtpd [-dFhnv] [-D name=value] [-f file] [-T trace]';
+const USAGE = 'usage: smtpd [-dFhnv] [-D name=value] [-f file] [-P subsystem] [-T trace]';
 const SYSTEM_CONFIG = '/etc/mail/smtpd.conf';
 
 function fail(msg: string): never {
@@ -53,6 +54,11 @@ async function main(argv: string[]): Promise<void> {
     else fail(`unknown trace subsystem "${t}" (one of: ${TRACE_KINDS.join(', ')}, all)`);
   }
 
+  const pause: ('smtp' | 'mta' | 'mda')[] = [];
+  for (const p of (opts.values.get('P') ?? []).flatMap((x) => x.split(','))) {
+    if (p !== 'smtp' && p !== 'mta' && p !== 'mda') fail(`-P ${p}: expected smtp, mta or mda`);
+    pause.push(p);
+  }
   const file = opts.values.get('f')?.at(-1);
   let result: LoadResult;
   if (file !== undefined) {
@@ -85,7 +91,7 @@ async function main(argv: string[]): Promise<void> {
   });
   let daemon: Daemon;
   try {
-    daemon = await Daemon.start(config, log);
+    daemon = await Daemon.start(config, log, { pause });
   } catch (e) {
     const msg = (e as Error).message;
     if (process.send) process.send({ error: msg });

@@ -16,16 +16,19 @@ import type { MailLog } from '../log/maillog.js';
 import { FsSpool } from '../spool/fs/fs-spool.js';
 import type { Spool } from '../spool/spool.js';
 import { TableRegistry } from '../table/table.js';
-import { StaticTable, tableFromDecl } from '../table/table-static.js';
+import { tableFromDecl } from '../table/table-static.js';
 import { LocalNames } from '../policy/localnames.js';
 import { RuleEngine } from '../policy/rules.js';
-import { RecipientCheck } from '../policy/recipients.js';
 import { Policy } from '../policy/policy.js';
 import { SystemUsers } from '../delivery/users.js';
 import { Resolver } from '../dns/resolver.js';
 import { SmtpServer } from '../smtp/server.js';
 import { Stats } from '../stats.js';
-import { QueueOnlyScheduler } from '../scheduler/seam.js';
+import { QueueRunner } from '../scheduler/runner.js';
+import type { RouteResult } from '../scheduler/route.js';
+import { LocalAgent } from '../delivery/local/agent.js';
+import { RelayAgent } from '../mta/agent.js';
+import { lookupCredentials } from '../table/services.js';
 import { acquirePidFile } from './pidfile.js';
 import { TlsContexts } from '../tls/contexts.js';
 import { Authenticator } from '../auth/authenticator.js';
@@ -43,12 +46,15 @@ export class Daemon {
     readonly tables: TableRegistry,
     readonly server: SmtpServer,
     readonly stats: Stats,
+    readonly runner: QueueRunner,
+    private readonly mta: RelayAgent,
     private readonly releasePid: () => void,
     private readonly tls?: TlsContexts,
     private readonly closeLocal: () => void = () => undefined,
   ) {}
 
-  static async start(config: Config, log: MailLog): Promise<Daemon> {
+  /** `pause`: subsystems paused from the start (smtpd -P mda|mta|smtp, as OpenSMTPD). */
+  static async start(config: Config, log: MailLog, opts: { pause?: readonly ('smtp' | 'mta' | 'mda')[] } = {}): Promise<Daemon> {
     mkdirSync(config.queue.path, { recursive: true, mode: 0o700 });
     mkdirSync(dirname(config.paths.pidFile), { recursive: true });
     let releasePid: () => void;
@@ -66,13 +72,13 @@ export class Daemon {
       const tables = new TableRegistry();
       for (const decl of config.tables.values()) {
         const t = tableFromDecl(decl);
-        if (t instanceof StaticTable && t.error) throw new StartupError(`${decl.pos.file}:${decl.pos.line}: table ${decl.name}: ${t.error}`);
+        if (t.error) throw new StartupError(`${decl.pos.file}:${decl.pos.line}: table ${decl.name}: ${t.error}`);
         tables.add(t);
       }
       const stats = new Stats();
       const local = new LocalNames(config.hostname);
       const users = new SystemUsers();
-      const policy = new Policy([], new RuleEngine(config, tables, local), new RecipientCheck(tables, users), local);
+      const policy = new Policy([], new RuleEngine(config, tables, local), { config, tables, users }, local);
       const resolver = new Resolver(config.resolver);
       let free = { value: Number.POSITIVE_INFINITY, at: 0 };
       const freeSpace = async (): Promise<number> => {
@@ -82,7 +88,31 @@ export class Daemon {
       };
       const tls = config.pki.size > 0 || config.listeners.some((l) => l.tls !== 'none') ? new TlsContexts(config) : undefined;
       const auth = { authenticator: new Authenticator(config, tables), failrate: new FailRate(config.smtp.authFailRate) };
-      const scheduler = new QueueOnlyScheduler();
+      const mda = new LocalAgent({ config, users, tables, log });
+      const mta = new RelayAgent({
+        config,
+        log,
+        stats,
+        resolver,
+        local,
+        credentials: (table, key) => {
+          const t = tables.get(table);
+          if (!t) return { error: `table "${table}" is not defined` };
+          const r = lookupCredentials(t, key);
+          return r.kind === 'found' ? r.value : r.kind === 'notfound' ? undefined : { error: r.reason };
+        },
+      });
+      // Reports (DSNs) are routed as mail submitted on this host from <>, with the same expansion.
+      const router = async (address: string): Promise<RouteResult> => {
+        const at = address.lastIndexOf('@');
+        const mailbox = { local: at < 0 ? address : address.slice(0, at), domain: at < 0 ? '' : address.slice(at + 1).toLowerCase(), utf8: /[^\x00-\x7f]/.test(address) };
+        const facts = { id: 'bounce', clientAddress: '127.0.0.1', clientPort: 0, fromSocket: true, esmtp: true, tls: false, listener: 'local' };
+        const d = await policy.rcpt(facts, { sender: null, params: { smtputf8: mailbox.utf8 }, rcptCount: 0 }, mailbox);
+        if (d.kind === 'reject') return { error: d.verdict.reason };
+        const t = d.targets[0];
+        return t ? { action: t.action, dest: t.dest, rule: t.rule } : { error: 'no destination' };
+      };
+      const scheduler = new QueueRunner({ spool, config, log, stats, agents: { mda, mta }, router });
       const server = new SmtpServer({ config, log, spool, policy, stats, scheduler, freeSpace, now: Date.now, tables, auth }, resolver, tls);
       await server.listen(config);
 
@@ -99,7 +129,13 @@ export class Daemon {
       const rescan = setInterval(() => void enqueuer.scan(), 60_000);
       rescan.unref();
 
-      const d = new Daemon(config, log, spool, tables, server, stats, releasePid, tls, () => {
+      for (const p of opts.pause ?? []) {
+        if (p === 'smtp') server.paused = true;
+        else scheduler.pause(p);
+      }
+      await scheduler.start();
+
+      const d = new Daemon(config, log, spool, tables, server, stats, scheduler, mta, releasePid, tls, () => {
         clearInterval(rescan);
         enqueueSocket.close();
       });
@@ -135,6 +171,8 @@ export class Daemon {
     this.log.info(`smtpd shutting down (${reason})`);
     this.closeLocal();
     await this.server.close(graceMs);
+    await this.runner.stop();
+    await this.mta.close();
     await this.spool.close();
     this.releasePid();
     this.log.info('smtpd exiting');

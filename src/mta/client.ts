@@ -90,6 +90,9 @@ export class ClientConnection {
         o.signal?.removeEventListener('abort', abort);
         sock.removeListener('error', onError);
         if (e !== null) {
+          // Late errors of a socket given up on must not go unhandled.
+          sock.on('error', () => undefined);
+          raw.on('error', () => undefined);
           sock.destroy();
           raw.destroy();
           reject(e);
@@ -101,7 +104,7 @@ export class ClientConnection {
         done(new ClientError(kind, kind === 'tls' ? `TLS handshake failed: ${err.message}` : `connect failed: ${code ?? err.message}`));
       };
       const abort = (): void => done(new ClientError('aborted', 'delivery interrupted'));
-      const timer = setTimeout(() => done(new ClientError('timeout', `connect timed out after ${o.timeoutMs / 1000} s`)), o.timeoutMs);
+      const timer = setTimeout(() => done(new ClientError('timeout', `no connection within ${seconds(o.timeoutMs)}`)), o.timeoutMs);
       o.signal?.addEventListener('abort', abort, { once: true });
       raw.once('error', onError);
       if (o.tls === undefined) {
@@ -153,7 +156,7 @@ export class ClientConnection {
     if (this.waiter !== null) return Promise.reject(new ClientError('protocol', 'internal: two reads at once'));
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
-        this.destroy(new ClientError('timeout', `timeout after ${after} (${Math.round(timeoutMs / 1000)} s)`));
+        this.destroy(new ClientError('timeout', `no reply within ${seconds(timeoutMs)} (${after})`));
       }, timeoutMs);
       this.waiter = { resolve, reject, timer };
     });
@@ -178,7 +181,7 @@ export class ClientConnection {
         resolve();
       };
       const timer = setTimeout(() => {
-        this.destroy(new ClientError('timeout', `timeout while sending ${during} (${Math.round(timeoutMs / 1000)} s)`));
+        this.destroy(new ClientError('timeout', `could not send ${during} within ${seconds(timeoutMs)}`));
         finish();
       }, timeoutMs);
       this.socket.once('drain', finish);
@@ -198,13 +201,14 @@ export class ClientConnection {
     const t = tls.connect({ ...options, socket: raw });
     return new Promise((resolve, reject) => {
       let settled = false;
-      const timer = setTimeout(() => fail(new Error(`handshake timed out after ${Math.round(timeoutMs / 1000)} s`)), timeoutMs);
+      const timer = setTimeout(() => fail(new Error(`no handshake within ${seconds(timeoutMs)}`)), timeoutMs);
       const fail = (err: Error): void => {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
         const e = new ClientError('tls', `TLS handshake failed: ${err.message}`);
         this.failure ??= e;
+        t.on('error', () => undefined);
         t.destroy();
         raw.destroy();
         reject(e);
@@ -274,6 +278,11 @@ export class ClientConnection {
       w.reject(this.failure);
     }
   }
+}
+
+/** "300 s", "0.5 s". */
+export function seconds(ms: number): string {
+  return ms >= 10_000 ? `${Math.round(ms / 1000)} s` : `${Math.round(ms / 100) / 10} s`;
 }
 
 function tlsInfoOf(t: tls.TLSSocket): TlsInfo {

@@ -22,6 +22,8 @@ export interface BoundListener {
 
 export class SmtpServer {
   private readonly bound: BoundListener[] = [];
+  /** `smtpctl pause smtp` / `smtpd -P smtp`: new clients get 421 and are closed. */
+  paused = false;
   private readonly connections = new Set<Connection>();
 
   constructor(
@@ -77,6 +79,11 @@ export class SmtpServer {
   }
 
   private accept(l: Listener, address: string, socket: Socket): void {
+    if (this.paused) {
+      socket.end('421 4.3.2 Service temporarily unavailable, try again later\r\n');
+      socket.on('error', () => undefined);
+      return;
+    }
     const ip = (socket.remoteAddress ?? '0.0.0.0').replace(/^::ffff:/, '');
     const id = randomBytes(8).toString('hex');
     this.stats.inc('smtp.session');

@@ -11,13 +11,14 @@ import type { MessageWriter } from '../spool/spool.js';
 import type { HeaderScanner } from '../wire/header-scan.js';
 import type { LineEndingNormalizer } from '../wire/line-endings.js';
 import type { Reply } from './reply.js';
+import type { RcptTarget } from '../policy/policy.js';
 
 export interface AcceptedRcpt {
   readonly mailbox: Mailbox;
   readonly address: string;
   readonly params: RcptParams;
-  readonly action: string;
-  readonly rule: string;
+  /** Where its copies go, after expansion (policy/policy.ts). */
+  readonly targets: readonly RcptTarget[];
 }
 
 export interface BdatState {

@@ -17,7 +17,7 @@ export type NotifyKind = 'SUCCESS' | 'FAILURE' | 'DELAY';
  */
 export type Destination =
   /** A local user's mailbox, delivered by the recipient's action (mbox, maildir, mda, lmtp). */
-  | { readonly kind: 'user'; readonly user: string }
+  | { readonly kind: 'user'; readonly user: string; readonly extension?: string }
   /** An aliases(5) "/path/file" destination: appended in mbox format, as `user`. */
   | { readonly kind: 'file'; readonly path: string; readonly user: string }
   /** An aliases(5) "|command" destination: the message piped to it, as `user`. */

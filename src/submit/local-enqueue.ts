@@ -17,7 +17,7 @@ import type { MailLog } from '../log/maillog.js';
 import type { Spool } from '../spool/spool.js';
 import type { EnvelopeRecipient } from '../spool/envelope.js';
 import { newEvpid } from '../spool/fs/fs-spool.js';
-import type { Policy, SessionFacts } from '../policy/policy.js';
+import type { Policy, SessionFacts, RcptTarget } from '../policy/policy.js';
 import type { SchedulerSeam } from '../smtp/session.js';
 import type { Stats } from '../stats.js';
 import type { SystemUsers } from '../delivery/users.js';
@@ -106,7 +106,7 @@ export class LocalEnqueuer {
     const mail = await this.env.policy.mail(facts, { sender: sender.mailbox, params, rcptCount: 0 });
     if (mail.kind === 'reject') return mail.reply.code < 500 ? { kind: 'tempfail', text: mail.reply.lines.join(' ') } : this.refuse(path, mail.reply.code, mail.reply.lines.join(' '));
 
-    const accepted: { mailbox: Mailbox; address: string; params: RcptParams; action: string; rule: string }[] = [];
+    const accepted: { mailbox: Mailbox; address: string; params: RcptParams; targets: readonly RcptTarget[] }[] = [];
     const rejected: { rcpt: string; reason: string }[] = [];
     const rcptParams = parseRcptParams(header.notify ? `NOTIFY=${header.notify}` : '', { size: true, maxSize: 0, eightBitMime: true, smtputf8: true, dsn: true, chunking: true, auth: false });
     if (!rcptParams.ok) return this.refuse(path, 501, `bad DSN notify "${header.notify}"`);
@@ -125,7 +125,7 @@ export class LocalEnqueuer {
         continue;
       }
       const address = formatMailbox(r.mailbox);
-      if (!accepted.some((a) => a.address.toLowerCase() === address.toLowerCase())) accepted.push({ mailbox: r.mailbox, address, params: rcptParams.value, action: d.action, rule: d.rule });
+      if (!accepted.some((a) => a.address.toLowerCase() === address.toLowerCase())) accepted.push({ mailbox: r.mailbox, address, params: rcptParams.value, targets: d.targets });
     }
     if (accepted.length === 0) {
       if (tempfail) return { kind: 'tempfail', text: tempfail };
@@ -156,11 +156,13 @@ export class LocalEnqueuer {
       const evpids = new Set<string>();
       const env = await writer.commit({
         sender: sender.mailbox ? formatMailbox(sender.mailbox) : '',
-        recipients: accepted.map((a): EnvelopeRecipient => {
-          const evpid = newEvpid(writer!.msgid, evpids);
-          evpids.add(evpid);
-          return { evpid, address: a.address, notify: a.params.notify, action: a.action, rule: a.rule };
-        }),
+        recipients: accepted.flatMap((a) =>
+          a.targets.map((t): EnvelopeRecipient => {
+            const evpid = newEvpid(writer!.msgid, evpids);
+            evpids.add(evpid);
+            return { evpid, address: t.address, ...(t.address !== a.address ? { original: a.address } : {}), notify: a.params.notify, action: t.action, rule: t.rule, dest: t.dest };
+          }),
+        ),
         ...(header.ret ? { ret: header.ret } : {}),
         ...(header.envid ? { envid: header.envid } : {}),
         body: '8BITMIME',

@@ -37,6 +37,8 @@ const DOMAIN = /^(?:[A-Za-z0-9\u0080-\uffff](?:[A-Za-z0-9\u0080-\uffff-]*[A-Za-z
 
 /** Parse a whole value; a string result says what is wrong. */
 export function parseAliasValue(value: string): AliasNode[] | string {
+  if (CONTROL.test(value)) return `control character in "${printable(value)}"`;
+  if (value.trim() === '') return 'no destination';
   const items = splitAliasList(value);
   if (typeof items === 'string') return items;
   const out: AliasNode[] = [];

@@ -190,10 +190,7 @@ export function writeCompiledTable(out: string, entries: readonly { key: string;
   const tmp = join(dir, `.${basename(out)}.${randomBytes(6).toString('hex')}.tmp`);
   let fd: number | undefined = openSync(tmp, 'wx', 0o600);
   try {
-    for (const c of chunks) {
-      let off = 0;
-      while (off < c.length) off += writeSync(fd, c, off, c.length - off);
-    }
+    writeAll(fd, chunks);
     fchmodSync(fd, mode);
     if (owner && process.getuid?.() === 0) fchownSync(fd, owner.uid, owner.gid);
     fsyncSync(fd);
@@ -210,6 +207,25 @@ export function writeCompiledTable(out: string, entries: readonly { key: string;
     throw e;
   }
   fsyncDir(dir);
+}
+
+/** Write the chunks in order, about 1 MiB per system call. */
+function writeAll(fd: number, chunks: readonly Buffer[]): void {
+  let batch: Buffer[] = [];
+  let size = 0;
+  const flush = (): void => {
+    const buf = Buffer.concat(batch, size);
+    let off = 0;
+    while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off);
+    batch = [];
+    size = 0;
+  };
+  for (const c of chunks) {
+    batch.push(c);
+    size += c.length;
+    if (size >= 1 << 20) flush();
+  }
+  if (size > 0) flush();
 }
 
 function fsyncDir(dir: string): void {

@@ -159,7 +159,8 @@ function keyColon(token: string): number {
 
 /** IPv6 addresses and networks contain ":" and are whole keys ("2001:db8::/32", or "::1:" in the aliases form). */
 function addressKey(token: string): string | undefined {
-  if (!token.includes(':')) return undefined;
+  // Cheap test first: an IPv6 address or network has hex digits, ":", "." and "/" only, and two ":" at least.
+  if (!/^[0-9a-f:./]+$/i.test(token) || token.indexOf(':') === token.lastIndexOf(':')) return undefined;
   for (const t of token.endsWith(':') ? [token, token.slice(0, -1)] : [token]) {
     if (isIpOrNetwork(t)) return t;
   }

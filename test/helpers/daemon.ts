@@ -32,11 +32,14 @@ export function tempDir(prefix = 'postern-'): string {
  * Start smtpd -d on `config` (text; "$DIR" is replaced with the folder). The
  * port is read from the "listening on … port N" log line, so `port 0` works.
  */
-export async function startDaemon(config: string, opts: { dir?: string; args?: string[]; env?: NodeJS.ProcessEnv } = {}): Promise<DaemonHandle> {
+/**
+ * Receive-side tests keep what they queue: deliveries are paused (`-P mda -P mta`) unless `deliver: true`.
+ */
+export async function startDaemon(config: string, opts: { dir?: string; args?: string[]; env?: NodeJS.ProcessEnv; deliver?: boolean } = {}): Promise<DaemonHandle> {
   const dir = opts.dir ?? tempDir();
   const file = join(dir, 'smtpd.conf');
   writeFileSync(file, config.replaceAll('$DIR', dir));
-  const proc = spawn(process.execPath, [SMTPD, '-d', '-f', file, ...(opts.args ?? [])], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
+  const proc = spawn(process.execPath, [SMTPD, '-d', '-f', file, ...(opts.deliver ? [] : ['-P', 'mda', '-P', 'mta']), ...(opts.args ?? [])], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
   const logs: string[] = [];
   const waiters: (() => void)[] = [];
   let partial = '';

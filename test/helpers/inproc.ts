@@ -22,14 +22,15 @@ export interface InProc {
   close(): Promise<void>;
 }
 
-export async function startInProcess(configText = basicConfig()): Promise<InProc> {
+/** Deliveries are paused unless `deliver: true`: receive-side tests inspect what was queued. */
+export async function startInProcess(configText = basicConfig(), opts: { deliver?: boolean } = {}): Promise<InProc> {
   const dir = tempDir();
   const text = configText.replaceAll('$DIR', dir);
   const res = loadConfigText(text, 'test.conf', { cwd: dir });
   if (!res.config) throw new Error(res.diagnostics.map(formatDiagnostic).join('\n'));
   const logs: string[] = [];
   const log = new MailLog({ sink: (l) => logs.push(l) });
-  const daemon = await Daemon.start(res.config, log);
+  const daemon = await Daemon.start(res.config, log, { pause: opts.deliver ? [] : ['mda', 'mta'] });
   const port = daemon.server.listeners[0]?.port ?? 0;
   return {
     daemon,

@@ -93,7 +93,9 @@ S: 250
 C: ETRN
 S: 501 5.5.4
 C: ETRN test.example
-S: 250 2.0.0
+S: 25
+C: ETRN #queue
+S: 458
 C: QUIT
 S: 221
 CLOSED`));

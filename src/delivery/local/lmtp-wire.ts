@@ -51,7 +51,7 @@ export class ReplyParser {
   }
 
   private line(line: string): void {
-    const m = /^([2-5]\d\d)([- ]?)(.*)$/s.exec(line);
+    const m = /^([2-5]\d\d)(?:([- ])(.*))?$/s.exec(line);
     if (!m) throw new LmtpProtocolError(`malformed reply line "${line.slice(0, 80)}"`);
     const code = Number(m[1]);
     if (this.code >= 0 && code !== this.code) throw new LmtpProtocolError(`reply code changed from ${this.code} to ${code} inside a reply`);

@@ -35,6 +35,8 @@ export interface MboxJob {
   readonly lock: 'required' | 'optional';
   /** The mailbox must belong to this uid (deliveries made with root's help). */
   readonly ownerUid?: number;
+  /** Wait this long for the lock (ms); default 30 s. */
+  readonly lockTimeoutMs?: number;
   /** fchown() a newly created file to these ids (when it is created by root). */
   readonly chownNew?: { readonly uid: number; readonly gid: number };
 }
@@ -71,7 +73,7 @@ export async function deliverMbox(job: MboxJob, input: Readable, hooks: MboxHook
   const what = `mbox ${job.path}`;
   let release: (() => Promise<void>) | undefined;
   try {
-    release = await dotlock(job.path, { timeoutMs: hooks.lockTimeoutMs, signal: hooks.signal });
+    release = await dotlock(job.path, { timeoutMs: job.lockTimeoutMs ?? hooks.lockTimeoutMs, signal: hooks.signal });
   } catch (e) {
     if (e instanceof LockTimeout) return tempfail('4.2.0', `${what}: locked by another program`);
     const code = (e as NodeJS.ErrnoException).code;

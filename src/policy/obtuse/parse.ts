@@ -312,7 +312,11 @@ function netOrGlob(text: string, col: number): NetPattern | GlobPattern {
   if (!/^[0-9.]+$/.test(addrPart) || addrPart.includes('..')) return glob(text, col);
   const dots = addrPart.split('.').length - 1;
   if (dots !== 3 && addrPart !== '0') return glob(text, col);
-  const octets = addrPart === '0' ? [0, 0, 0, 0] : addrPart.split('.').map((x) => Number(x));
+  const parts = addrPart === '0' ? ['0', '0', '0', '0'] : addrPart.split('.');
+  if (parts.some((x) => x === '')) {
+    throw new LineError(col, `invalid address "${addrPart}" (write a network as a.b.c.d/bits, e.g. 192.168.1.0/24)`);
+  }
+  const octets = parts.map((x) => Number(x));
   if (octets.some((o) => !Number.isInteger(o) || o > 255)) throw new LineError(col, `invalid address "${addrPart}"`);
   const bits = slash < 0 ? 32 : parseBits(text.slice(slash + 1), 32, text, col);
   const addr = new ipaddr.IPv4(octets);

@@ -1,0 +1,285 @@
+/*
+ * delivery/local/agent.ts — the local DeliveryAgent: mbox, maildir, mda,
+ * lmtp, and the "/file" and "|command" destinations of aliases(5).
+ *
+ * For each recipient of a task the agent finds the destination (rcpt.dest,
+ * or the address's user when the envelope predates expansion), the user the
+ * delivery runs as (`user NAME` overrides it; `userbase <table>` holds
+ * virtual users), builds a Job (job.ts) with every path expanded and
+ * checked, and runs it:
+ *   - as root: in the deliver-as helper, which becomes the user first
+ *     (privsep.ts, deliver-as.ts);
+ *   - otherwise: here, as the current user, into the configured paths.
+ * LMTP recipients of a task share one LMTP transaction (lmtp.ts); LMTP
+ * touches no user file and runs in the daemon.
+ *
+ * Before writing, the message header is read once per task for loops
+ * (a Delivered-To: equal to the recipient → 5.4.6, as OpenSMTPD) and spam
+ * marks (`maildir junk`). Results: 2.0.0 delivered; 5.1.1 no such user;
+ * 5.1.3 an address that would leave its mail root; 4.3.5 configuration
+ * errors; others from the backends (outcome.ts, mda.ts, lmtp.ts).
+ */
+import { mkdir, stat, chmod } from 'node:fs/promises';
+import { isAbsolute, join, resolve } from 'node:path';
+import type { Action, Config } from '../../config/model.js';
+import type { MailLog } from '../../log/maillog.js';
+import type { Destination, EnvelopeRecipient } from '../../spool/envelope.js';
+import type { TableRegistry } from '../../table/table.js';
+import { oneLine, type DeliveryAgent, type DeliveryTask, type RecipientResult } from '../agent.js';
+import type { UserBase, UserInfo } from '../users.js';
+import { splitAddress, unsafeName } from './address.js';
+import { expandPath, extensionFolder, shellCommand, type FormatContext } from './format.js';
+import { runJob, type Credentials, type Job } from './job.js';
+import { deliverLmtp } from './lmtp.js';
+import { DEFAULT_MDA_TIMEOUT_MS } from './mda.js';
+import { fromLine } from './mbox.js';
+import { deliveryHeaders, scanHeader, type HeaderFacts } from './message.js';
+import { describe, permfail, tempfail, type Outcome } from './outcome.js';
+import { runAsUser } from './privsep.js';
+import { TableUserBase } from './userbase.js';
+
+export interface LocalAgentOptions {
+  readonly config: Config;
+  readonly users: UserBase;
+  readonly tables: TableRegistry;
+  readonly log: MailLog;
+  /** mda time limit (ms). Default 5 minutes. */
+  readonly mdaTimeoutMs?: number;
+  /** Wait this long for a mailbox lock (ms). Default 30 s. */
+  readonly lockTimeoutMs?: number;
+  /** Deliver through the deliver-as helper. Default: when running as root. */
+  readonly privsep?: boolean;
+  /** The helper script (tests). */
+  readonly helperPath?: string;
+}
+
+/** A shell PATH for commands, as OpenSMTPD's _PATH_DEFPATH. */
+export const SAFE_PATH = '/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin';
+/** The helper's own time limit beyond the job's. */
+const HELPER_SLACK_MS = 60_000;
+const FILE_JOB_TIMEOUT_MS = 15 * 60_000;
+
+/** A recipient's destination; envelopes written before expansion existed deliver to the address's user. */
+export function destinationOf(rcpt: EnvelopeRecipient): Destination {
+  return rcpt.dest ?? { kind: 'user', user: splitAddress(rcpt.address).user };
+}
+
+/** The local user an LMTP recipient is handed over as. */
+function userOf(rcpt: EnvelopeRecipient): string {
+  const d = destinationOf(rcpt);
+  return d.kind === 'remote' ? splitAddress(rcpt.address).user : d.user;
+}
+
+type Prepared = { readonly job: Job; readonly creds: Credentials; readonly timeoutMs: number } | { readonly outcome: Outcome };
+
+export class LocalAgent implements DeliveryAgent {
+  readonly kind = 'mda' as const;
+  private readonly config: Config;
+  private readonly users: UserBase;
+  private readonly tables: TableRegistry;
+  private readonly log: MailLog;
+  private readonly mdaTimeoutMs: number;
+  private readonly lockTimeoutMs: number | undefined;
+  private readonly privsep: boolean;
+  private readonly helperPath: string | undefined;
+  private readonly userbases = new Map<string, TableUserBase>();
+
+  constructor(opts: LocalAgentOptions) {
+    this.config = opts.config;
+    this.users = opts.users;
+    this.tables = opts.tables;
+    this.log = opts.log;
+    this.mdaTimeoutMs = opts.mdaTimeoutMs ?? DEFAULT_MDA_TIMEOUT_MS;
+    this.lockTimeoutMs = opts.lockTimeoutMs;
+    this.privsep = opts.privsep ?? process.getuid?.() === 0;
+    this.helperPath = opts.helperPath;
+  }
+
+  /** The local user: one user's deliveries (one mailbox) never run two at a time. */
+  key(_action: Action, rcpt: EnvelopeRecipient): string {
+    const dest = destinationOf(rcpt);
+    if (dest.kind === 'remote') return rcpt.address.toLowerCase();
+    return dest.user.toLowerCase();
+  }
+
+  async deliver(task: DeliveryTask): Promise<RecipientResult[]> {
+    const outcomes: (Outcome | undefined)[] = task.recipients.map(() => undefined);
+    const lmtp: number[] = [];
+    const local: number[] = [];
+    for (const [i, rcpt] of task.recipients.entries()) {
+      const dest = destinationOf(rcpt);
+      if (dest.kind === 'remote') outcomes[i] = tempfail('4.3.5', `${rcpt.address}: not a local destination (action ${task.action.name})`);
+      else if (dest.kind === 'user' && task.action.kind === 'lmtp') lmtp.push(i);
+      else local.push(i);
+    }
+    if (lmtp.length > 0) {
+      const rs = await this.deliverLmtp(task, lmtp.map((i) => task.recipients[i] as EnvelopeRecipient));
+      lmtp.forEach((i, k) => (outcomes[i] = rs[k]));
+    }
+    if (local.length > 0) {
+      let facts: HeaderFacts | undefined;
+      try {
+        facts = await scanHeader(task.openBody());
+      } catch (e) {
+        for (const i of local) outcomes[i] = tempfail('4.3.0', `cannot read the message: ${describe(e)}`);
+      }
+      if (facts) {
+        for (const i of local) {
+          if (task.signal.aborted) outcomes[i] = tempfail('4.3.0', 'delivery interrupted');
+          else outcomes[i] = await this.deliverOne(task, task.recipients[i] as EnvelopeRecipient, facts);
+        }
+      }
+    }
+    return task.recipients.map((rcpt, i) => {
+      const o = outcomes[i] ?? tempfail('4.3.0', 'not delivered');
+      if (this.log.tracing('mda')) this.log.trace('mda', `evpid=${rcpt.evpid} action=${task.action.name} status=${o.status} ${o.enhanced} ${o.detail}`);
+      return { evpid: rcpt.evpid, ...o, detail: oneLine(o.detail) };
+    });
+  }
+
+  private async deliverOne(task: DeliveryTask, rcpt: EnvelopeRecipient, facts: HeaderFacts): Promise<Outcome> {
+    let prepared: Prepared;
+    try {
+      prepared = await this.prepare(task, rcpt, facts);
+    } catch (e) {
+      return tempfail('4.3.0', `${rcpt.address}: ${describe(e)}`);
+    }
+    if ('outcome' in prepared) return prepared.outcome;
+    if (this.privsep) {
+      return runAsUser(prepared.creds, prepared.job, task.openBody(), { signal: task.signal, timeoutMs: prepared.timeoutMs + HELPER_SLACK_MS, helperPath: this.helperPath });
+    }
+    return runJob(prepared.job, task.openBody(), task.signal);
+  }
+
+  /** The delivery user: `user NAME` (a system user), else the destination's user (system or userbase). */
+  private identity(action: Action, name: string): UserInfo | Outcome {
+    let r: ReturnType<UserBase['lookup']>;
+    if (action.user !== undefined) r = this.users.lookup(action.user);
+    else if (action.userbase !== undefined) r = this.userbase(action.userbase).lookup(name);
+    else r = this.users.lookup(name);
+    const who = action.user ?? name;
+    if (r === undefined) return permfail('5.1.1', `${who}: no such user`);
+    if ('error' in r) return tempfail('4.3.0', `${who}: user lookup failed: ${r.error}`);
+    return r;
+  }
+
+  private userbase(table: string): TableUserBase {
+    let u = this.userbases.get(table);
+    if (!u) this.userbases.set(table, (u = new TableUserBase(this.tables, table)));
+    return u;
+  }
+
+  private async prepare(task: DeliveryTask, rcpt: EnvelopeRecipient, facts: HeaderFacts): Promise<Prepared> {
+    const action = task.action;
+    const dest = destinationOf(rcpt);
+    if (dest.kind === 'remote') return { outcome: tempfail('4.3.5', 'not a local destination') };
+    if (dest.kind === 'user') {
+      const why = unsafeName(dest.user);
+      if (why !== undefined) return { outcome: permfail('5.1.3', `${rcpt.address}: unsafe local user "${dest.user}": ${why}`) };
+    }
+    const id = this.identity(action, dest.user);
+    if ('status' in id) return { outcome: id };
+    const address = rcpt.address;
+    if (facts.deliveredTo.includes(address.toLowerCase())) return { outcome: permfail('5.4.6', `${address}: mail forwarding loop (Delivered-To: ${address})`) };
+
+    const env = task.envelope;
+    const prefix = deliveryHeaders(env.sender, address);
+    const ctx: FormatContext = { sender: env.sender, rcpt: rcpt.original ?? address, dest: address, user: { name: id.name, home: id.home } };
+    const creds: Credentials = { user: id.name, uid: id.uid, gid: id.gid, home: id.home, initgroups: action.user !== undefined || action.userbase === undefined, mode: 'user' };
+
+    if (dest.kind === 'file') {
+      if (!isAbsolute(dest.path)) return { outcome: tempfail('4.3.5', `alias file destination "${dest.path}" is not an absolute path`) };
+      const job: Job = { kind: 'mbox', path: dest.path, fromLine: fromLine(env.sender, new Date()), prefix, lock: 'optional', ...(this.lockTimeoutMs !== undefined ? { lockTimeoutMs: this.lockTimeoutMs } : {}) };
+      return { job, creds, timeoutMs: FILE_JOB_TIMEOUT_MS };
+    }
+    if (dest.kind === 'command') return this.mdaJob(action, dest.command, 'command', rcpt, id, ctx, prefix, creds);
+
+    switch (action.kind) {
+      case 'mbox':
+        return this.mboxJob(id, env.sender, prefix, creds);
+      case 'maildir': {
+        const p = expandPath(action.maildirPath ?? '~/Maildir', ctx);
+        if (!p.ok) return { outcome: p.unsafe ? permfail('5.1.3', `${address}: ${p.error}`) : tempfail('4.3.5', `action ${action.name}: ${p.error}`) };
+        const ext = splitAddress(address).extension;
+        let folder: string | undefined;
+        if (ext !== undefined) {
+          const f = extensionFolder(ext);
+          if (!f.ok) return { outcome: permfail('5.1.3', `${address}: ${f.error}`) };
+          folder = f.folder;
+        }
+        const job: Job = { kind: 'maildir', dir: p.path, junk: action.junk, spam: facts.spam, prefix, ...(folder !== undefined ? { folder } : {}) };
+        return { job, creds, timeoutMs: FILE_JOB_TIMEOUT_MS };
+      }
+      case 'mda':
+        if (action.command === undefined) return { outcome: tempfail('4.3.5', `action ${action.name}: no mda command`) };
+        return this.mdaJob(action, action.command, 'mda', rcpt, id, ctx, prefix, creds);
+      default:
+        return { outcome: tempfail('4.3.5', `action ${action.name} (${action.kind}) does not deliver locally`) };
+    }
+  }
+
+  private mdaJob(action: Action, command: string, label: string, rcpt: EnvelopeRecipient, id: UserInfo, ctx: FormatContext, prefix: string, creds: Credentials): Prepared {
+    if (action.wrapper !== undefined) return { outcome: tempfail('4.3.5', `action ${action.name}: mda wrapper "${action.wrapper}" is not supported`) };
+    const cmd = shellCommand(command, ctx);
+    if (!cmd.ok) return { outcome: tempfail('4.3.5', `action ${action.name}: ${cmd.error}`) };
+    const p = splitAddress(rcpt.address);
+    const env: Record<string, string> = {
+      PATH: SAFE_PATH,
+      SHELL: '/bin/sh',
+      HOME: id.home,
+      USER: id.name,
+      LOGNAME: id.name,
+      SENDER: ctx.sender,
+      RECIPIENT: rcpt.address,
+      ORIGINAL_RECIPIENT: rcpt.original ?? rcpt.address,
+      DOMAIN: p.domain,
+      LOCAL: p.local,
+      ...(p.extension !== undefined ? { EXTENSION: p.extension } : {}),
+      ...cmd.env,
+    };
+    if (Object.values(env).some((v) => v.includes('\0'))) return { outcome: permfail('5.1.3', `${rcpt.address}: NUL in an envelope value`) };
+    const job: Job = { kind: 'mda', label, command: cmd.command, env, cwd: id.home, timeoutMs: this.mdaTimeoutMs, prefix };
+    return { job, creds, timeoutMs: this.mdaTimeoutMs };
+  }
+
+  /** `<mbox dir>/<user>`, and how the helper gets at it (see Credentials in job.ts). */
+  private async mboxJob(id: UserInfo, sender: string, prefix: string, creds: Credentials): Promise<Prepared> {
+    const why = unsafeName(id.name);
+    if (why !== undefined) return { outcome: permfail('5.1.3', `unsafe mailbox name "${id.name}": ${why}`) };
+    const dir = resolve(this.config.paths.mboxDir);
+    const path = join(dir, id.name);
+    const job = { kind: 'mbox' as const, path, fromLine: fromLine(sender, new Date()), prefix, lock: 'required' as const, ...(this.lockTimeoutMs !== undefined ? { lockTimeoutMs: this.lockTimeoutMs } : {}) };
+    if (!this.privsep) {
+      await mkdir(dir, { recursive: true, mode: 0o755 });
+      return { job, creds, timeoutMs: FILE_JOB_TIMEOUT_MS };
+    }
+    let st = await stat(dir).catch(() => undefined);
+    if (!st) {
+      // A mail spool of our own making: world-writable and sticky, as /var/mail on systems without a mail group.
+      await mkdir(dir, { recursive: true, mode: 0o755 });
+      await chmod(dir, 0o1777);
+      st = await stat(dir);
+    }
+    if (!st.isDirectory()) return { outcome: tempfail('4.3.5', `mbox path ${dir} is not a directory`) };
+    const owned = { ...job, ownerUid: id.uid };
+    if (st.mode & 0o002) return { job: owned, creds, timeoutMs: FILE_JOB_TIMEOUT_MS };
+    if (st.mode & 0o020) return { job: owned, creds: { ...creds, mode: 'user+group', spoolGid: st.gid }, timeoutMs: FILE_JOB_TIMEOUT_MS };
+    return { job: { ...owned, chownNew: { uid: id.uid, gid: id.gid } }, creds: { ...creds, mode: 'root-open' }, timeoutMs: FILE_JOB_TIMEOUT_MS };
+  }
+
+  private async deliverLmtp(task: DeliveryTask, rcpts: readonly EnvelopeRecipient[]): Promise<Outcome[]> {
+    const action = task.action;
+    if (action.lmtpDestination === undefined) return rcpts.map(() => tempfail('4.3.5', `action ${action.name}: no lmtp destination`));
+    const env = task.envelope;
+    return deliverLmtp({
+      destination: action.lmtpDestination,
+      lhlo: this.config.hostname,
+      sender: env.sender,
+      recipients: rcpts.map((r) => ({ evpid: r.evpid, rcptTo: action.lmtpRcptTo === 'rcpt-to' ? r.address : userOf(r) })),
+      body: () => task.openBody(),
+      eightBit: env.body !== '7BIT',
+      smtputf8: env.smtputf8,
+      signal: task.signal,
+    });
+  }
+}

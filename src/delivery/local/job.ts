@@ -1,0 +1,55 @@
+/*
+ * delivery/local/job.ts — one local delivery as plain data.
+ *
+ * The agent turns a recipient into a Job (paths expanded and checked, the
+ * environment built); runJob() performs it, either in the daemon (when it
+ * does not run as root) or in the deliver-as helper after it has become
+ * the user. A Job crosses the helper's pipe as JSON, so it holds no
+ * functions and nothing the helper would have to look up again.
+ */
+import type { Readable } from 'node:stream';
+import { deliverMaildir, type MaildirJob } from './maildir.js';
+import { deliverMbox, type MboxHooks, type MboxJob } from './mbox.js';
+import { runMda, type MdaJob } from './mda.js';
+import type { Outcome } from './outcome.js';
+
+export type Job = MboxJob | MaildirJob | MdaJob;
+
+export function runJob(job: Job, input: Readable, signal?: AbortSignal, hooks: MboxHooks = {}): Promise<Outcome> {
+  switch (job.kind) {
+    case 'mbox':
+      return deliverMbox(job, input, { ...hooks, signal });
+    case 'maildir':
+      return deliverMaildir(job, input, signal);
+    case 'mda':
+      return runMda(job, input, signal);
+  }
+}
+
+/**
+ * Who the helper becomes. `mode`:
+ *   'user'        setgid/setuid to the user before anything is opened;
+ *   'user+group'  the same, keeping `spoolGid` as a supplementary group, for
+ *                 a group-writable mail spool (Debian's /var/mail is 2775
+ *                 root:mail) so that the dotlock can be created;
+ *   'root-open'   the mail spool is writable by root only: lock and open (or
+ *                 create and chown) as root, then switch the effective ids
+ *                 to the user's for writing, as Postfix's local(8) does.
+ */
+export interface Credentials {
+  readonly user: string;
+  readonly uid: number;
+  readonly gid: number;
+  readonly home: string;
+  /** Look up supplementary groups with initgroups(3) (system users); virtual users get only `gid`. */
+  readonly initgroups: boolean;
+  readonly mode: 'user' | 'user+group' | 'root-open';
+  readonly spoolGid?: number;
+}
+
+/** What the daemon sends the helper before the message bytes: one JSON line. */
+export interface HelperRequest {
+  readonly v: 1;
+  readonly creds: Credentials;
+  readonly job: Job;
+}

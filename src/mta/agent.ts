@@ -1,0 +1,364 @@
+/*
+ * mta/agent.ts — RelayAgent, the delivery agent of `relay` actions: the
+ * scheduler hands it one message and the recipients that share a
+ * destination (key()), it answers one result per recipient.
+ *
+ * For each task: credentials (when the action has `auth`), an idle cached
+ * session for the destination if there is one (pool.ts; no DNS lookup
+ * then), else the route (route.ts: smarthost, address literal or MX hosts)
+ * and its targets in order, until every recipient has an outcome or a
+ * failure tells that no other host may be tried. Whatever is left is a
+ * temporary failure with the last error seen.
+ *
+ * Mail log (log/maillog.ts), one line per event:
+ *   mta connecting address=127.0.0.3:25 host=mx1.example.org session=…
+ *   mta connected address=… host=… tls=TLSv1.3 verified=no session=…
+ *   mta connection-failed address=… host=… error="…"
+ *   mta delivery evpid=… from=<…> to=<…> relay="mx1.example.org [127.0.0.3]" delay=1s result="Ok" stat="250 2.0.0 Ok"
+ *   mta disconnected address=… host=… reason=idle messages=3 session=…
+ * Remote text reaches the log and the spool only through oneLine() (one
+ * line, no control characters, bounded) and the log's own cleaning: a
+ * hostile multi-line reply cannot forge a log line or an envelope record
+ * (OpenSMTPD's CVE-2020-8794).
+ */
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import type { Action, Config, RelayOptions } from '../config/model.js';
+import { oneLine, type DeliveryAgent, type DeliveryStatus, type DeliveryTask, type RecipientResult } from '../delivery/agent.js';
+import type { MailLog } from '../log/maillog.js';
+import type { EnvelopeRecipient } from '../spool/envelope.js';
+import type { Stats } from '../stats.js';
+import { rewriteSender } from './commands.js';
+import type { MxDns } from './mx.js';
+import { tuning as makeTuning, type RelayTuning, type RelayTuningInput } from './options.js';
+import { SessionPool } from './pool.js';
+import { replyText, type ServerReply } from './reply-parser.js';
+import { defaultPort, resolveRoute, type Route, type SelfNames, type Target, type Verdict } from './route.js';
+import { ClientSession, SessionFailure, type Credentials, type SessionSetup } from './session.js';
+import { sendMessage } from './transaction.js';
+
+/** A recipient's result; `relayed` asks the bounce subsystem for a "relayed" success DSN (RFC 3461 §5.2.2.2). */
+export type RelayResult = RecipientResult & { readonly relayed?: true };
+
+export type CredentialsAnswer = Credentials | undefined | { readonly error: string };
+/** Looks up relay credentials: (table name, key) where key is the URL's label, else the relay host name. */
+export type CredentialsLookup = (table: string, key: string) => CredentialsAnswer | Promise<CredentialsAnswer>;
+
+export interface RelayAgentOptions {
+  readonly config: Config;
+  readonly log: MailLog;
+  readonly stats: Stats;
+  /** dns/resolver.ts Resolver (its `raw` node:dns Resolver, with the configured servers). */
+  readonly resolver: { readonly raw: MxDns };
+  /** policy/localnames.ts LocalNames: our names and addresses, for loop detection. */
+  readonly local: SelfNames;
+  readonly credentials: CredentialsLookup;
+  /** Limits and timeouts (options.ts); defaults suit production, tests shorten them. */
+  readonly tuning?: RelayTuningInput;
+}
+
+const DEFAULT_RELAY: RelayOptions = { backup: false, tls: 'opportunistic', tlsNoVerify: false, srs: false };
+
+interface Decided {
+  readonly verdict: Omit<Verdict, 'status'> & { readonly status: DeliveryStatus };
+  readonly reply?: ServerReply;
+  readonly relayed?: true;
+  readonly target?: Target;
+}
+
+/** The domain of "local@domain" (lower case); "" when there is none. */
+export function domainOf(address: string): string {
+  const at = address.lastIndexOf('@');
+  return at < 0 ? '' : address.slice(at + 1).toLowerCase();
+}
+
+/** OpenSMTPD-style duration: "4s", "2m3s", "1h0m5s", "2d3h0m0s". */
+export function duration(ms: number): string {
+  let s = Math.max(0, Math.round(ms / 1000));
+  const d = Math.floor(s / 86400);
+  s -= d * 86400;
+  const h = Math.floor(s / 3600);
+  s -= h * 3600;
+  const m = Math.floor(s / 60);
+  s -= m * 60;
+  if (d > 0) return `${d}d${h}h${m}m${s}s`;
+  if (h > 0) return `${h}h${m}m${s}s`;
+  if (m > 0) return `${m}m${s}s`;
+  return `${s}s`;
+}
+
+function addressPort(t: Target): string {
+  return isIP(t.address) === 6 ? `[${t.address}]:${t.port}` : `${t.address}:${t.port}`;
+}
+
+export class RelayAgent implements DeliveryAgent {
+  readonly kind = 'mta' as const;
+  private readonly tuning: RelayTuning;
+  private readonly pool: SessionPool;
+  private readonly pkiCache = new Map<string, { cert: Buffer; key: Buffer }>();
+  private readonly warned = new Set<string>();
+
+  constructor(private readonly o: RelayAgentOptions) {
+    this.tuning = makeTuning(o.tuning);
+    this.pool = new SessionPool(this.tuning.idleMs, this.tuning.maxIdlePerDestination, (s, reason) => this.disconnected(s, reason));
+  }
+
+  /** The destination: the smarthost, or the recipient's domain (one task, one connection per destination). */
+  key(action: Action, rcpt: EnvelopeRecipient): string {
+    const h = action.relay?.host;
+    if (h !== undefined) return `relay:${h.scheme}://${h.host.toLowerCase()}:${h.port ?? defaultPort(h.scheme)}`;
+    return `mx:${domainOf(rcpt.address)}`;
+  }
+
+  /** Idle sessions the pool keeps (tests, `show stats`). */
+  get idleSessions(): number {
+    return this.pool.size;
+  }
+
+  /** QUIT the idle sessions (daemon shutdown). */
+  async close(): Promise<void> {
+    await this.pool.close();
+  }
+
+  async deliver(task: DeliveryTask): Promise<RelayResult[]> {
+    // Recipients of one task share a key; should they not, each group is routed on its own.
+    const groups = new Map<string, EnvelopeRecipient[]>();
+    for (const r of task.recipients) {
+      const k = this.key(task.action, r);
+      const g = groups.get(k);
+      if (g === undefined) groups.set(k, [r]);
+      else g.push(r);
+    }
+    const decided = new Map<string, Decided>();
+    for (const rcpts of groups.values()) {
+      try {
+        await this.deliverGroup(task, rcpts, decided);
+      } catch (e) {
+        // A bug must not lose mail nor crash the daemon: whatever is undecided is retried later.
+        this.o.log.error(`mta: unexpected error delivering ${task.envelope.msgid}: ${(e as Error).stack ?? String(e)}`);
+        for (const r of rcpts) if (!decided.has(r.evpid)) decided.set(r.evpid, { verdict: { status: 'tempfail', enhanced: '4.3.0', detail: `internal error: ${(e as Error).message}` } });
+      }
+    }
+    return task.recipients.map((r) => this.result(task, r, decided.get(r.evpid)));
+  }
+
+  private async deliverGroup(task: DeliveryTask, rcpts: readonly EnvelopeRecipient[], decided: Map<string, Decided>): Promise<void> {
+    const relay = task.action.relay ?? DEFAULT_RELAY;
+    const cfg = this.o.config;
+    const t = this.tuning;
+    const decideAll = (list: readonly EnvelopeRecipient[], v: Verdict): void => {
+      for (const r of list) if (!decided.has(r.evpid)) decided.set(r.evpid, { verdict: v });
+    };
+    if (task.signal.aborted) return decideAll(rcpts, { status: 'tempfail', enhanced: '4.3.0', detail: 'delivery interrupted before it started' });
+    const domain = domainOf(rcpts[0]?.address ?? '');
+
+    // Credentials first: without them there is no point in connecting.
+    let credentials: Credentials | undefined;
+    if (relay.authTable !== undefined) {
+      const key = relay.host?.label ?? relay.host?.host ?? domain;
+      let c: CredentialsAnswer;
+      try {
+        c = await this.o.credentials(relay.authTable, key);
+      } catch (e) {
+        c = { error: (e as Error).message };
+      }
+      if (c === undefined) return decideAll(rcpts, { status: 'tempfail', enhanced: '4.7.0', detail: `no credentials for relay ${key} in table ${relay.authTable}` });
+      if ('error' in c) return decideAll(rcpts, { status: 'tempfail', enhanced: '4.3.0', detail: `lookup of relay credentials in table ${relay.authTable} failed: ${c.error}` });
+      credentials = c;
+    }
+    let pki: { cert: Buffer; key: Buffer } | undefined;
+    if (relay.pki !== undefined) {
+      try {
+        pki = this.loadPki(relay.pki);
+      } catch (e) {
+        return decideAll(rcpts, { status: 'tempfail', enhanced: '4.3.0', detail: `cannot load client certificate (pki ${relay.pki}): ${(e as Error).message}` });
+      }
+    }
+
+    const env = task.envelope;
+    const sender = rewriteSender(env.sender, relay.mailFrom);
+    const srcs = relay.src !== undefined ? this.sourceAddresses(relay.src) : [];
+    const poolKey = [
+      this.key(task.action, rcpts[0] as EnvelopeRecipient),
+      relay.tls,
+      relay.tlsNoVerify ? 'no-verify' : 'verify',
+      relay.authTable ?? '',
+      credentials?.user ?? '',
+      relay.helo ?? '',
+      relay.heloSrc ?? '',
+      relay.src ?? '',
+      relay.pki ?? '',
+    ].join('|');
+    let pending: EnvelopeRecipient[] = [...rcpts];
+    let last: Verdict | undefined;
+
+    const run = async (session: ClientSession): Promise<boolean> => {
+      session.conn.watch(task.signal);
+      const tx = await sendMessage(session, { envelope: env, recipients: pending, sender, openBody: () => task.openBody(), tuning: t });
+      for (const o of tx.outcomes) {
+        decided.set(o.rcpt.evpid, { verdict: o, target: session.target, ...(o.reply !== undefined ? { reply: o.reply } : {}), ...(o.relayed ? { relayed: true as const } : {}) });
+      }
+      if (tx.failure !== undefined) last = tx.failure;
+      pending = [...tx.undecided];
+      session.conn.watch(undefined);
+      if (session.alive && tx.failure === undefined && session.messages < t.maxMessagesPerSession) this.pool.put(poolKey, session);
+      else void this.pool.retire(session, tx.failure !== undefined ? oneLine(tx.failure.detail, 200) : session.alive ? 'session message limit' : 'connection lost');
+      if (!tx.nextHost && pending.length > 0) {
+        for (const r of pending) decided.set(r.evpid, { verdict: tx.failure ?? { status: 'tempfail', enhanced: '4.0.0', detail: 'delivery not completed' }, target: session.target });
+        pending = [];
+      }
+      return tx.nextHost;
+    };
+
+    // A cached session to this destination first (it was opened through a route that passed the loop checks).
+    for (let s = this.pool.take(poolKey); s !== undefined && pending.length > 0; s = this.pool.take(poolKey)) {
+      if (!(await s.rset())) {
+        void this.pool.retire(s, 'RSET failed on a cached connection');
+        continue;
+      }
+      this.o.stats.inc('mta.session.reused');
+      await run(s);
+      break;
+    }
+
+    if (pending.length === 0) return;
+
+    // The route, after the cache: a warm connection needs no DNS lookup (as Postfix's connection cache by destination).
+    let route: Route;
+    try {
+      route = await resolveRoute(relay, domain, this.o.resolver.raw, this.o.local, cfg.hostname, {
+        port: t.port,
+        maxHosts: t.maxHosts,
+        maxAddresses: t.maxAddresses,
+        family: t.family,
+        ...(t.rnd !== undefined ? { rnd: t.rnd } : {}),
+      });
+    } catch (e) {
+      route = { kind: 'fail', status: 'tempfail', enhanced: '4.4.3', detail: `routing failed: ${(e as Error).message}` };
+    }
+    if (route.kind === 'fail') return decideAll(pending, route);
+    const smarthost = route.smarthost;
+
+    let plaintextRetry: Target | undefined;
+    for (let i = 0; i < route.targets.length && pending.length > 0; i++) {
+      if (task.signal.aborted) {
+        last = { status: 'tempfail', enhanced: '4.3.0', detail: 'delivery interrupted' };
+        break;
+      }
+      const target = route.targets[i] as Target;
+      const noTls = plaintextRetry === target;
+      const src = srcs.find((a) => isIP(a) === isIP(target.address));
+      const setup: SessionSetup = {
+        target,
+        helo: relay.helo ?? this.heloFor(relay, src) ?? cfg.hostname,
+        ...(src !== undefined ? { localAddress: src } : {}),
+        tls: noTls ? 'none' : relay.tls,
+        verify: !relay.tlsNoVerify,
+        servername: target.host,
+        ...(t.tlsCa !== undefined ? { ca: typeof t.tlsCa === 'string' || Buffer.isBuffer(t.tlsCa) ? [t.tlsCa] : t.tlsCa } : {}),
+        ...(pki !== undefined ? { cert: pki.cert, key: pki.key } : {}),
+        ...(credentials !== undefined ? { credentials } : {}),
+        allowPlaintextAuth: t.allowPlaintextAuth,
+        lmtp: relay.host?.scheme === 'lmtp',
+        ...(smarthost ? {} : { ourHostname: cfg.hostname }),
+        timeouts: t.timeouts,
+        signal: task.signal,
+        ...(this.o.log.tracing('mta') ? { trace: (l: string) => this.o.log.trace('mta', l) } : {}),
+      };
+      this.o.log.event('mta', 'connecting', { address: addressPort(target), host: target.host, ...(noTls ? { tls: 'off (retry after a failed handshake)' } : {}) });
+      let session: ClientSession;
+      try {
+        session = await ClientSession.open(setup);
+      } catch (e) {
+        if (!(e instanceof SessionFailure)) throw e;
+        last = e.verdict;
+        this.o.stats.inc('mta.session.failed');
+        this.o.log.event('mta', 'connection-failed', { address: addressPort(target), host: target.host, error: oneLine(e.verdict.detail) });
+        if (e.retryWithoutTls && plaintextRetry === undefined) {
+          plaintextRetry = target;
+          i--;
+          continue;
+        }
+        if (!e.nextHost) {
+          decideAll(pending, e.verdict);
+          pending = [];
+          break;
+        }
+        continue;
+      }
+      this.o.stats.inc('mta.session');
+      this.o.stats.inc('mta.session.active');
+      const info = session.tls;
+      this.o.log.event('mta', 'connected', {
+        address: addressPort(target),
+        host: target.host,
+        tls: info !== undefined ? `${info.version}:${info.cipher}` : 'none',
+        ...(info !== undefined ? { verified: info.verified ? 'yes' : 'no' } : {}),
+        ...(session.authUser !== undefined ? { auth: session.authUser } : {}),
+        session: session.id,
+      });
+      if (!(await run(session))) break;
+    }
+    decideAll(pending, last ?? { status: 'tempfail', enhanced: '4.4.1', detail: 'no mail exchanger could be reached' });
+  }
+
+  private disconnected(s: ClientSession, reason: string): void {
+    this.o.stats.dec('mta.session.active');
+    this.o.log.event('mta', 'disconnected', { address: addressPort(s.target), host: s.target.host, reason, messages: s.messages, session: s.id });
+  }
+
+  private result(task: DeliveryTask, rcpt: EnvelopeRecipient, d: Decided | undefined): RelayResult {
+    const v = d?.verdict ?? { status: 'tempfail', enhanced: '4.0.0', detail: 'delivery not attempted' };
+    const r: RelayResult = {
+      evpid: rcpt.evpid,
+      status: v.status,
+      enhanced: v.enhanced,
+      detail: oneLine(v.detail),
+      ...(d?.target !== undefined && d.reply !== undefined ? { remoteMta: oneLine(`dns; ${d.target.host}`) } : {}),
+      ...(d?.reply !== undefined ? { diagnostic: oneLine(`smtp; ${replyText(d.reply)}`) } : {}),
+      ...(d?.relayed ? { relayed: true as const } : {}),
+    };
+    this.o.stats.inc(`mta.delivery.${v.status}`);
+    const result = v.status === 'ok' ? 'Ok' : v.status === 'tempfail' ? 'TempFail' : 'PermFail';
+    this.o.log.event('mta', 'delivery', {
+      evpid: rcpt.evpid,
+      from: `<${task.envelope.sender}>`,
+      to: `<${rcpt.address}>`,
+      relay: d?.target !== undefined ? `${d.target.host} [${d.target.address}]` : undefined,
+      delay: duration(Date.now() - task.envelope.arrival),
+      result,
+      stat: d?.reply !== undefined ? oneLine(replyText(d.reply), 256) : oneLine(v.detail, 256),
+    });
+    return r;
+  }
+
+  private loadPki(name: string): { cert: Buffer; key: Buffer } {
+    const hit = this.pkiCache.get(name);
+    if (hit !== undefined) return hit;
+    const p = this.o.config.pki.get(name);
+    if (p?.cert === undefined || p.key === undefined) throw new Error(`pki ${name} has no certificate and key`);
+    const v = { cert: readFileSync(p.cert), key: readFileSync(p.key) };
+    this.pkiCache.set(name, v);
+    return v;
+  }
+
+  /** The addresses of a `src` table (list values or map keys; networks of one address). */
+  private sourceAddresses(table: string): string[] {
+    const t = this.o.config.tables.get(table);
+    const values = t?.kind === 'list' ? [...t.values] : t?.kind === 'map' ? [...t.entries.keys()] : [];
+    if (t !== undefined && t.kind !== 'list' && t.kind !== 'map') this.warnOnce(`src-${table}`, `relay src table ${table}: only inline tables are supported for source addresses; using the default`);
+    return values.map((v) => v.replace(/\/(32|128)$/, '')).filter((v) => isIP(v) !== 0);
+  }
+
+  private heloFor(relay: RelayOptions, src: string | undefined): string | undefined {
+    if (relay.heloSrc === undefined || src === undefined) return undefined;
+    const t = this.o.config.tables.get(relay.heloSrc);
+    return t?.kind === 'map' ? t.entries.get(src) : undefined;
+  }
+
+  private warnOnce(key: string, text: string): void {
+    if (this.warned.has(key)) return;
+    this.warned.add(key);
+    this.o.log.warn(text);
+  }
+}

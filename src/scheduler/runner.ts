@@ -1,0 +1,560 @@
+/*
+ * scheduler/runner.ts — the queue runner: runs the delivery agents when the
+ * schedule (schedule.ts) says so, records every outcome in the spool, sends
+ * delivery status notifications, and removes finished messages.
+ *
+ * Order of durable steps, per message (all of them for one message run one
+ * after the other, never interleaved: serial()):
+ *
+ *   delivered   [success DSN committed, if NOTIFY=SUCCESS] → "delivered" record
+ *   deferred    [delay DSN committed, if a warn interval passed] → "deferred" record
+ *   failed      failure DSN committed (gathered per message: at once when no
+ *               other recipient of it is in flight, else after gatherMs) →
+ *               "failed" record
+ *   finished    every recipient has a final record → spool.remove()
+ *
+ * Crash reasoning. The invariant is: a final record (delivered/failed) is
+ * written only after the report it owes is durable, and a deferral record
+ * written at time T only after the delay warnings due by T are durable.
+ *   - Crash during an agent run, or after it but before the record: no
+ *     record, so the recipient is tried again at start-up — a repeated
+ *     delivery at worst (the price of at-least-once), never a lost one.
+ *   - Crash after a report was committed but before the record that owed
+ *     it: the recipient is tried again and the report may be sent again —
+ *     a repeated report, never a lost one.
+ *   - Crash after the last final record but before remove(): at start-up
+ *     every recipient is final, every report they owed is already queued
+ *     (by the invariant), so the message is simply removed.
+ *   - A report is itself a message committed to the spool before anything
+ *     depends on it; from then on it is delivered like any other.
+ *   - Delay warnings are not recorded as such: at start-up the warnings
+ *     sent are those whose interval had passed at the last deferral record
+ *     (replay.ts). A warning gathered for a recipient not being tried gets
+ *     a fresh deferral record after it, so that stays true.
+ * Spool errors (disk full) are not crashes: a failure report that cannot
+ * be queued keeps its recipients unrecorded and is tried again after
+ * retryMs; a success or delay report that cannot be queued is logged and
+ * lost (the delivery record matters more than the notice).
+ *
+ * stop(): no new tasks; running ones are aborted (their AbortSignal) and
+ * awaited up to the grace time; their deliveries and permanent failures are
+ * recorded, their temporary failures are not (the abort caused them), and
+ * gathered failure reports are flushed. Anything later is left for the next
+ * start.
+ */
+import type { Config } from '../config/model.js';
+import type { DeliveryAgent, RecipientResult } from '../delivery/agent.js';
+import type { MailLog } from '../log/maillog.js';
+import { reply, type Reply } from '../smtp/reply.js';
+import type { SchedulerSeam } from '../smtp/session.js';
+import type { Envelope, EnvelopeRecipient, RecipientOutcome } from '../spool/envelope.js';
+import type { Spool } from '../spool/spool.js';
+import type { Stats } from '../stats.js';
+import { Reporter, dsnRecipient } from '../bounce/reporter.js';
+import { dsnOwed, successAction } from '../bounce/rules.js';
+import type { DsnRecipient } from '../bounce/dsn.js';
+import { classify, logExpired, logResult, runTask, type Result } from './dispatch.js';
+import { OwedFailures, type Failure, type Owed } from './owed.js';
+import type { AgentKind, BackoffOverride, LimitsOverride } from './policy.js';
+import type { Router } from './route.js';
+import { Schedule } from './schedule.js';
+import { parseTarget } from './target.js';
+import type { Classified, EnvelopeView, LastResult, RetryPlan, Task } from './types.js';
+
+export interface RunnerOptions {
+  readonly spool: Spool;
+  readonly config: Config;
+  readonly log: MailLog;
+  readonly stats: Stats;
+  readonly agents: { readonly mda: DeliveryAgent; readonly mta: DeliveryAgent };
+  /** Routes the reports Postern writes; without one, reports are logged and dropped. */
+  readonly router?: Router;
+  readonly now?: () => number;
+  readonly random?: () => number;
+  readonly limits?: LimitsOverride;
+  readonly backoff?: BackoffOverride;
+  readonly bounce?: {
+    /** Return the whole original only up to this size (default 1 MiB); headers beyond. */
+    readonly maxReturnBytes?: number;
+    /** Wait at most this long for other recipients of a message before reporting failures (default 30 s). */
+    readonly gatherMs?: number;
+    /** Retry a report that could not be queued after this long (default 60 s). */
+    readonly retryMs?: number;
+  };
+  /** How long stop() waits for running tasks (default 5 s). */
+  readonly stopGraceMs?: number;
+}
+
+const DEFAULT_GATHER_MS = 30_000;
+const DEFAULT_RETRY_MS = 60_000;
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+export class QueueRunner implements SchedulerSeam {
+  readonly schedule: Schedule;
+  private readonly spool: Spool;
+  private readonly config: Config;
+  private readonly log: MailLog;
+  private readonly stats: Stats;
+  private readonly agents: Readonly<Record<AgentKind, DeliveryAgent>>;
+  private readonly now: () => number;
+  private readonly reporter: Reporter;
+  private readonly gatherMs: number;
+  private readonly retryMs: number;
+  private readonly stopGraceMs: number;
+  private state: 'new' | 'running' | 'stopping' | 'stopped' = 'new';
+  private readonly running = new Map<number, { readonly controller: AbortController; readonly done: Promise<void> }>();
+  private readonly owed = new OwedFailures();
+  private readonly chains = new Map<string, Promise<void>>();
+  private readonly work = new Set<Promise<unknown>>();
+  private timer: { handle: NodeJS.Timeout; at: number } | undefined;
+
+  constructor(opts: RunnerOptions) {
+    this.spool = opts.spool;
+    this.config = opts.config;
+    this.log = opts.log;
+    this.stats = opts.stats;
+    this.agents = opts.agents;
+    this.now = opts.now ?? Date.now;
+    this.reporter = new Reporter({
+      spool: opts.spool,
+      router: opts.router,
+      hostname: opts.config.hostname,
+      log: opts.log,
+      stats: opts.stats,
+      now: this.now,
+      maxReturnBytes: opts.bounce?.maxReturnBytes,
+      queued: (report) => this.enqueued(report),
+    });
+    this.gatherMs = opts.bounce?.gatherMs ?? DEFAULT_GATHER_MS;
+    this.retryMs = opts.bounce?.retryMs ?? DEFAULT_RETRY_MS;
+    this.stopGraceMs = opts.stopGraceMs ?? 5_000;
+    this.schedule = new Schedule({
+      now: this.now,
+      random: opts.random,
+      queueTtlMs: opts.config.queue.ttl * 1000,
+      warnIntervalsMs: opts.config.bounce.warnIntervals.map((s) => s * 1000),
+      limits: opts.limits,
+      backoff: opts.backoff,
+    });
+  }
+
+  /* ------------------------------------------------------------ lifecycle */
+
+  /** Load the spool, finish what a crash left finished, and start delivering. */
+  async start(): Promise<void> {
+    if (this.state !== 'new') throw new Error(`start() of a ${this.state} queue runner`);
+    this.state = 'running';
+    let messages = 0;
+    for (const msgid of await this.spool.list()) {
+      if (this.schedule.has(msgid)) continue;
+      let stored;
+      try {
+        stored = await this.spool.load(msgid);
+      } catch (e) {
+        this.log.warn(`scheduler: cannot load message ${msgid}: ${(e as Error).message}`);
+        continue;
+      }
+      if (!this.schedule.add(stored.envelope, stored.outcomes, (r) => this.classify(r))) continue;
+      messages++;
+      if (this.schedule.isFinal(msgid)) void this.serial(msgid, () => this.finishIfDone(msgid));
+    }
+    this.log.info(`scheduler: ${this.schedule.size} envelope(s) in ${messages} message(s) loaded from the queue`);
+    this.pump();
+  }
+
+  /** Stop: abort running tasks, wait for them briefly, flush gathered failure reports. */
+  async stop(graceMs = this.stopGraceMs): Promise<void> {
+    if (this.state === 'stopping' || this.state === 'stopped') return;
+    this.state = 'stopping';
+    this.disarm();
+    const deadline = Date.now() + graceMs;
+    for (const r of this.running.values()) r.controller.abort(new Error('queue runner stopping'));
+    await waitUntil(Promise.allSettled([...this.running.values()].map((r) => r.done)), deadline);
+    for (const msgid of this.owed.msgids()) this.flushSoon(msgid, true);
+    await waitUntil(this.idle(), deadline);
+    this.state = 'stopped';
+  }
+
+  /** Resolves when no task runs and no durable step is pending (for tests and shutdown). */
+  async idle(): Promise<void> {
+    while (this.work.size > 0) await Promise.allSettled([...this.work]);
+  }
+
+  /** Run what is due now (after the clock moved, in tests) and wait until idle. */
+  async kick(): Promise<void> {
+    this.pump();
+    await this.idle();
+  }
+
+  /* ------------------------------------------------------ SchedulerSeam */
+
+  /** A message was just committed: schedule it now. */
+  enqueued(env: Envelope): void {
+    if (this.state === 'stopping' || this.state === 'stopped') return; // still in the spool: next start
+    this.schedule.add(env, undefined, (r) => this.classify(r));
+    this.pump();
+  }
+
+  /** ETRN (RFC 1985 §5): start the queue for a domain ("@domain": and its subdomains). */
+  etrn(domain: string): Reply {
+    const node = domain.toLowerCase();
+    if (node.startsWith('#')) return reply(458, '4.3.0', `Unable to queue messages for node ${node}`);
+    const n = this.schedule.scheduleDomain(node);
+    this.pump();
+    return n > 0 ? reply(250, '2.0.0', `Queuing for node ${node} started`) : reply(251, '2.0.0', `No messages waiting for node ${node}`);
+  }
+
+  /* --------------------------------------------------------- operations */
+
+  /** `smtpctl schedule`: try now. Returns how many envelopes. */
+  scheduleNow(target: string): number {
+    const n = this.schedule.scheduleNow(parseTarget(target));
+    this.pump();
+    return n;
+  }
+
+  pause(kind: AgentKind | 'all'): void {
+    this.schedule.pause(kind);
+    this.log.info(`scheduler: ${kind} deliveries paused`);
+  }
+
+  resume(kind: AgentKind | 'all'): void {
+    this.schedule.resume(kind);
+    this.log.info(`scheduler: ${kind} deliveries resumed`);
+    this.pump();
+  }
+
+  /** `smtpctl hold` (OpenSMTPD: pause envelope). Returns how many envelopes. */
+  async hold(target: string): Promise<number> {
+    const evpids = this.schedule.hold(parseTarget(target));
+    const at = this.now();
+    await Promise.all(evpids.map((evpid) => this.serial(msgidOf(evpid), () => this.record(evpid, { kind: 'held', at }).then(() => undefined))));
+    this.gauges();
+    return evpids.length;
+  }
+
+  /** `smtpctl release` (OpenSMTPD: resume envelope). Returns how many envelopes. */
+  async release(target: string): Promise<number> {
+    const evpids = this.schedule.release(parseTarget(target));
+    const at = this.now();
+    await Promise.all(evpids.map((evpid) => this.serial(msgidOf(evpid), () => this.record(evpid, { kind: 'released', at }).then(() => undefined))));
+    this.pump();
+    return evpids.length;
+  }
+
+  /** `smtpctl remove`: drop envelopes without a report. In-flight ones go when their try ends undelivered. */
+  async remove(target: string): Promise<number> {
+    const { now, later } = this.schedule.remove(parseTarget(target));
+    const at = this.now();
+    const msgids = new Set<string>();
+    for (const evpid of now) {
+      msgids.add(msgidOf(evpid));
+      this.log.event('queue', 'removed', { evpid });
+    }
+    await Promise.all(now.map((evpid) => this.serial(msgidOf(evpid), () => this.record(evpid, { kind: 'failed', at, detail: 'removed by the administrator' }).then(() => undefined))));
+    await Promise.all([...msgids].map((m) => this.serial(m, () => this.finishIfDone(m))));
+    this.gauges();
+    return now.length + later.length;
+  }
+
+  /** Every envelope's state, for `smtpctl show queue`. */
+  envelopes(): EnvelopeView[] {
+    return this.schedule.list();
+  }
+
+  /* ---------------------------------------------------------- the loop */
+
+  /** Expire what is due, start the tasks the limits allow, flush due reports, arm the timer. */
+  private pump(): void {
+    if (this.state !== 'running') return;
+    const { expired, tasks } = this.schedule.poll();
+    for (const v of expired) this.expire(v);
+    for (const t of tasks) this.launch(t);
+    const now = this.now();
+    for (const [msgid, o] of this.owed.entries()) if (!o.flushing && this.owedDue(msgid, o) <= now) this.flushSoon(msgid, false);
+    this.gauges();
+    this.arm();
+  }
+
+  private owedDue(msgid: string, o: Owed): number {
+    return OwedFailures.dueAt(o, this.schedule.inflight(msgid), this.gatherMs);
+  }
+
+  private arm(): void {
+    let wake = this.schedule.nextWake();
+    for (const [msgid, o] of this.owed.entries()) {
+      if (o.flushing) continue;
+      const at = this.owedDue(msgid, o);
+      if (wake === undefined || at < wake) wake = at;
+    }
+    if (wake === undefined) return this.disarm();
+    if (this.timer?.at === wake) return;
+    this.disarm();
+    const handle = setTimeout(() => {
+      this.timer = undefined;
+      this.pump();
+    }, Math.min(MAX_TIMER_MS, Math.max(0, wake - this.now())));
+    handle.unref();
+    this.timer = { handle, at: wake };
+  }
+
+  private disarm(): void {
+    if (this.timer) clearTimeout(this.timer.handle);
+    this.timer = undefined;
+  }
+
+  /** Run one task's agent, then settle its results. */
+  private launch(task: Task): void {
+    const controller = new AbortController();
+    const done = (async () => {
+      const results = await this.runAgent(task, controller.signal);
+      if (this.state === 'stopped') return; // too late: the spool may be closed; the next start retries
+      await this.serial(task.msgid, () => this.settle(task, results));
+    })()
+      .catch((e: unknown) => this.log.error(`scheduler: task for ${task.msgid}: ${(e as Error).message}`))
+      .finally(() => {
+        this.schedule.finishTask(task.id);
+        this.running.delete(task.id);
+        this.pump();
+      });
+    this.running.set(task.id, { controller, done });
+    this.track(done);
+  }
+
+  private async runAgent(task: Task, signal: AbortSignal): Promise<Map<string, Result>> {
+    const env = this.schedule.envelope(task.msgid) as Envelope;
+    const rcpts = task.evpids.map((evpid) => (this.schedule.get(evpid) as EnvelopeView).rcpt);
+    return runTask({ config: this.config, spool: this.spool, agents: this.agents }, task, env, rcpts, signal);
+  }
+
+  /** Record a task's results in the order the file header gives. Runs in the message's serial chain. */
+  private async settle(task: Task, results: ReadonlyMap<string, Result>): Promise<void> {
+    const env = this.schedule.envelope(task.msgid);
+    if (env === undefined) return;
+    const now = this.now();
+    const delivered: { v: EnvelopeView; r: Result }[] = [];
+    const deferred: { v: EnvelopeView; r: Result; plan: RetryPlan }[] = [];
+    const removed: EnvelopeView[] = [];
+    const failures: Failure[] = [];
+    for (const evpid of task.evpids) {
+      const v = this.schedule.get(evpid);
+      const r = results.get(evpid);
+      if (v === undefined || r === undefined || v.state !== 'inflight') continue;
+      logResult(this.log, this.stats, task.kind, env, v, r, now);
+      if (r.status === 'ok') delivered.push({ v, r });
+      else if (v.removeRequested) removed.push(v);
+      else if (r.status === 'permfail') failures.push(this.failure(env, v, r, now));
+      else if (this.state !== 'running') continue; // aborted by stop(): not an attempt
+      else {
+        const plan = this.schedule.retryPlan(evpid);
+        if (!plan.expired) deferred.push({ v, r, plan });
+        else {
+          logExpired(this.log, this.stats, env, v, now);
+          failures.push(this.failure(env, v, r, now, true));
+        }
+      }
+    }
+
+    if (delivered.length > 0) {
+      const notices: DsnRecipient[] = [];
+      for (const { v, r } of delivered) {
+        const action = successAction(task.kind, r);
+        if (action !== undefined && dsnOwed(env, v.rcpt, 'success')) notices.push(dsnRecipient(v.rcpt, action, r.enhanced, r.detail, r, now));
+      }
+      if (notices.length > 0) await this.reporter.send(env, 'success', notices);
+      await Promise.all(delivered.map(({ v, r }) => this.record(v.evpid, { kind: 'delivered', at: now, detail: r.detail })));
+      for (const { v } of delivered) this.schedule.delivered(v.evpid);
+    }
+
+    if (deferred.length > 0) {
+      const deferring = new Set(deferred.map((d) => d.v.evpid));
+      const due = this.schedule.warningsDue(task.msgid, deferring);
+      if (due.length > 0) {
+        const byEvpid = new Map(deferred.map((d) => [d.v.evpid, d]));
+        const notices = due.map((evpid) => {
+          const d = byEvpid.get(evpid);
+          const v = d?.v ?? (this.schedule.get(evpid) as EnvelopeView);
+          const last: LastResult = d ? lastOf(d.r) : (v.last ?? { status: '4.0.0' });
+          return dsnRecipient(v.rcpt, 'delayed', last.status, d?.r.detail ?? v.lastError ?? '', last, d ? now : v.lastTry, v.expire);
+        });
+        if (await this.reporter.send(env, 'delay', notices)) this.schedule.markWarned(due);
+        // Warned recipients not being deferred now get a fresh record (replay.ts derives warnings from it).
+        for (const evpid of due) {
+          const v = this.schedule.get(evpid);
+          if (deferring.has(evpid) || v === undefined || v.state !== 'deferred' || v.nextTry === undefined) continue;
+          await this.record(evpid, { kind: 'deferred', at: now, detail: v.lastError ?? '', attempts: v.attempts, nextTry: v.nextTry });
+        }
+      }
+      await Promise.all(deferred.map(({ v, r, plan }) => this.record(v.evpid, { kind: 'deferred', at: now, detail: r.detail, attempts: plan.attempts, nextTry: plan.nextTry })));
+      for (const { v, r, plan } of deferred) this.schedule.deferred(v.evpid, plan, r.detail, lastOf(r));
+    }
+
+    for (const v of removed) {
+      this.log.event('queue', 'removed', { evpid: v.evpid });
+      await this.record(v.evpid, { kind: 'failed', at: now, detail: 'removed by the administrator' });
+      this.schedule.failed(v.evpid, 'removed by the administrator');
+    }
+
+    for (const f of failures) {
+      this.schedule.failed(f.evpid, f.detail, { status: f.status, diagnostic: f.diagnostic, remoteMta: f.remoteMta });
+      this.owe(task.msgid, f);
+    }
+    // Report now when nothing else of this message is in flight; else pump() waits up to gatherMs.
+    const o = this.owed.get(task.msgid);
+    if (o && this.schedule.inflight(task.msgid) === 0) await this.flush(task.msgid, o);
+    await this.finishIfDone(task.msgid);
+  }
+
+  /** An envelope's queue lifetime ended while it waited. */
+  private expire(v: EnvelopeView): void {
+    const env = this.schedule.envelope(v.msgid) as Envelope;
+    const now = this.now();
+    logExpired(this.log, this.stats, env, v, now);
+    const last = v.last;
+    this.owe(v.msgid, {
+      evpid: v.evpid,
+      rcpt: v.rcpt,
+      status: last && /^[45]\./.test(last.status) ? last.status : '4.4.7',
+      detail: v.lastError ?? 'queue lifetime expired',
+      diagnostic: last?.diagnostic,
+      remoteMta: last?.remoteMta,
+      lastAttempt: v.lastTry,
+      report: dsnOwed(env, v.rcpt, 'failure'),
+    });
+  }
+
+  private failure(env: Envelope, v: EnvelopeView, r: Result, now: number, expired = false): Failure {
+    return {
+      evpid: v.evpid,
+      rcpt: v.rcpt,
+      status: r.enhanced,
+      detail: expired ? `queue lifetime expired; last error: ${r.detail}` : r.detail,
+      diagnostic: r.diagnostic,
+      remoteMta: r.remoteMta,
+      lastAttempt: now,
+      report: dsnOwed(env, v.rcpt, 'failure'),
+    };
+  }
+
+  private owe(msgid: string, f: Failure): void {
+    this.owed.add(msgid, f, this.now());
+  }
+
+  private flushSoon(msgid: string, force: boolean): void {
+    const o = this.owed.get(msgid);
+    if (o === undefined || o.flushing) return;
+    o.flushing = true;
+    void this.serial(msgid, async () => {
+      o.flushing = false;
+      if (force) o.retryAt = undefined;
+      await this.flush(msgid, o);
+      await this.finishIfDone(msgid);
+    });
+  }
+
+  /** Queue the failure report for the gathered failures of a message, then record them. */
+  private async flush(msgid: string, o: Owed): Promise<void> {
+    const env = this.schedule.envelope(msgid);
+    if (env === undefined) return void this.owed.delete(msgid);
+    if (o.retryAt !== undefined && o.retryAt > this.now() && this.state === 'running') return;
+    o.retryAt = undefined;
+    if (o.items.length > 0) {
+      const batch = o.items.splice(0);
+      const owed = batch.filter((f) => f.report);
+      if (env.sender === '') this.log.event('bounce', 'dropped', { for: msgid, reason: 'null sender', rcpts: batch.length });
+      const ok =
+        owed.length === 0 ||
+        (await this.reporter.send(
+          env,
+          'failure',
+          owed.map((f) => dsnRecipient(f.rcpt, 'failed', f.status, f.detail, f, f.lastAttempt)),
+        ));
+      if (!ok) {
+        o.items.unshift(...batch);
+        o.retryAt = this.now() + this.retryMs;
+        return;
+      }
+      o.reported.push(...batch);
+    }
+    const batch = o.reported.splice(0);
+    const at = this.now();
+    const left: Failure[] = [];
+    for (const f of batch) if (!(await this.record(f.evpid, { kind: 'failed', at, detail: f.detail }))) left.push(f);
+    if (left.length > 0) {
+      o.reported.push(...left);
+      o.retryAt = this.now() + this.retryMs;
+      return;
+    }
+    this.owed.tidy(msgid);
+  }
+
+  /** Every recipient final and recorded: remove the message. Runs in the message's serial chain. */
+  private async finishIfDone(msgid: string): Promise<void> {
+    if (!this.schedule.has(msgid) || !this.schedule.isFinal(msgid) || this.owed.has(msgid)) return;
+    try {
+      await this.spool.remove(msgid);
+    } catch (e) {
+      // Left in the spool, all final: the next start removes it.
+      if ((e as { code?: unknown }).code !== 'NOT_FOUND') this.log.warn(`scheduler: cannot remove ${msgid}: ${(e as Error).message}`);
+    }
+    this.schedule.drop(msgid);
+    this.gauges();
+  }
+
+  /** Append an outcome; false (and logged) if the spool refused. */
+  private async record(evpid: string, outcome: RecipientOutcome): Promise<boolean> {
+    try {
+      await this.spool.appendOutcome(evpid, outcome);
+      return true;
+    } catch (e) {
+      this.log.error(`scheduler: cannot record ${outcome.kind} for ${evpid}: ${(e as Error).message}`);
+      return false;
+    }
+  }
+
+  /* ------------------------------------------------------------ helpers */
+
+  private classify(r: EnvelopeRecipient): Classified {
+    return classify(this.config, this.agents, this.log, r);
+  }
+
+  /** Run `fn` after every earlier durable step of the same message. */
+  private serial(msgid: string, fn: () => Promise<void>): Promise<void> {
+    const prev = this.chains.get(msgid) ?? Promise.resolve();
+    const next = prev.then(fn).catch((e: unknown) => this.log.error(`scheduler: ${msgid}: ${(e as Error).message}`));
+    this.chains.set(msgid, next);
+    void next.finally(() => {
+      if (this.chains.get(msgid) === next) this.chains.delete(msgid);
+    });
+    this.track(next);
+    return next;
+  }
+
+  private track(p: Promise<unknown>): void {
+    this.work.add(p);
+    void p.finally(() => this.work.delete(p));
+  }
+
+  private gauges(): void {
+    const k = this.schedule.inflightByKind();
+    this.stats.set('scheduler.envelope', this.schedule.size);
+    this.stats.set('scheduler.envelope.inflight', k.mda + k.mta);
+    this.stats.set('mda.envelope', k.mda);
+    this.stats.set('mta.envelope', k.mta);
+  }
+}
+
+function msgidOf(evpid: string): string {
+  return evpid.slice(0, 8);
+}
+
+function lastOf(r: RecipientResult): LastResult {
+  return { status: r.enhanced, diagnostic: r.diagnostic, remoteMta: r.remoteMta };
+}
+
+/** Wait for `p`, but not past `deadline` (Date.now() ms). */
+async function waitUntil(p: Promise<unknown>, deadline: number): Promise<void> {
+  let t: NodeJS.Timeout | undefined;
+  await Promise.race([p, new Promise<void>((resolve) => (t = setTimeout(resolve, Math.max(0, deadline - Date.now()))))]);
+  if (t) clearTimeout(t);
+}
