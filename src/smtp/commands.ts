@@ -103,8 +103,9 @@ const table: CommandSpec[] = [
     states: ['helo'],
     extension: 'ETRN',
     run: async (s, a) => {
-      const node = a.trim().replace(/^[@#]/, '');
-      if (node === '' || /[\s\x00-\x1f\x7f]/.test(node)) return r(reply(501, '5.5.4', 'Syntax: ETRN domain'));
+      // RFC 1985: "@domain" includes subdomains, "#name" is a queue name; the scheduler reads both.
+      const node = a.trim();
+      if (node.replace(/^[@#]/, '') === '' || /[\s\x00-\x1f\x7f]/.test(node)) return r(reply(501, '5.5.4', 'Syntax: ETRN domain'));
       return r(await s.env.scheduler.etrn(node.toLowerCase()));
     },
     sequenceError: (s) => (s.state === 'ready' ? reply(503, '5.5.1', 'Send HELO/EHLO first') : reply(503, '5.5.1', 'ETRN not allowed during a mail transaction')),

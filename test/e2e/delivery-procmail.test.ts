@@ -60,8 +60,8 @@ urgent/
       const procmail = requireTool('procmail');
       const dir = tmpDir(t);
       const rc = join(dir, 'procmailrc');
-      // A recipe that hands the message to a filter that fails: procmail exits 75 with the message undelivered.
-      writeFileSync(rc, `DEFAULT=/nonexistent-dir/none/\nLOGFILE=${dir}/procmail.log\nEXITCODE=75\n:0 w\n| exit 1\n`, { mode: 0o600 });
+      // EXITCODE makes procmail end with EX_TEMPFAIL, as it does when it cannot deliver.
+      writeFileSync(rc, `LOGFILE=${dir}/procmail.log\nEXITCODE=75\n:0\n/dev/null\n`, { mode: 0o600 });
       const c = config(`action "pm" mda "${procmail} ${rc}"\nmatch from any for local action "pm"\n`);
       const a = agent({ config: c, users: new FakeUsers({ bob: { home: dir } }), privsep });
       const rs = await a.deliver(task({ action: actionOf(c, 'pm'), recipients: ['bob@example.org'], message: message({ Subject: 'x' }, 'x\r\n') }));

@@ -69,7 +69,7 @@ describe('smtpctl', () => {
     const h = await b.ctl(['--human', 'show', 'queue']);
     const rows = h.out.trimEnd().split('\n');
     assert.match(rows[0] as string, /^ENVELOPE\s+STATE\s+AGE/);
-    assert.match(rows[1] as string, /deferred\s+0s\s+1\s+in [45]m\d*s?\s+<>\s+bob@example.com\s+connect to/);
+    assert.match(rows[1] as string, /deferred\s+\d+s\s+1\s+in [45]m\d*s?\s+<>\s+bob@example.com\s+connect to/);
     assert.match(rows.at(-1) as string, /^-- 2 envelopes in 2 messages, \d+ bytes$/);
   });
 
@@ -81,7 +81,10 @@ describe('smtpctl', () => {
     const r = await b.ctl(['show', 'queue', '--json']);
     assert.equal(r.status, 0, r.err);
     const off = JSON.parse(r.out) as QueueEntry[];
-    assert.deepEqual(off, online);
+    // The runner's clock read for its record and for its memory may fall either side of a second.
+    const noLastTry = (e: QueueEntry): Omit<QueueEntry, 'lastTry'> => ({ ...e, lastTry: 0 });
+    assert.deepEqual(off.map(noLastTry), online.map(noLastTry));
+    off.forEach((e, i) => assert.ok(Math.abs(e.lastTry - (online[i]?.lastTry ?? 0)) <= 1));
     assert.deepEqual(off.map((e) => e.state), ['deferred', 'held']);
     const text = await b.ctl(['show', 'queue']);
     assert.match(text.out, /\|hold\|alice@example.net\|carol@example.com\|.*\|offline\|\|/);
