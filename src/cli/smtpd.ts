@@ -107,7 +107,7 @@ async function main(argv: string[]): Promise<void> {
       log.warn(`${sig} again: exiting now`);
       process.exit(1);
     }
-    daemon.stop(`received ${sig}`).then(
+    daemon.shutdown(`received ${sig}`).then(
       () => process.exit(0),
       (e: Error) => {
         log.error(`shutdown: ${e.message}`);
@@ -118,6 +118,7 @@ async function main(argv: string[]): Promise<void> {
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGHUP', () => daemon.reloadTables());
+  daemon.onStopRequest = () => stop('smtpctl stop');
 }
 
 /** Run ourselves in the background with -F; exit once the child is listening. */

@@ -30,14 +30,23 @@ import { LocalAgent } from '../delivery/local/agent.js';
 import { RelayAgent } from '../mta/agent.js';
 import { lookupCredentials } from '../table/services.js';
 import { acquirePidFile } from './pidfile.js';
+import { ControlServer, type ControlTarget, type Service } from '../control/target.js';
 import { TlsContexts } from '../tls/contexts.js';
 import { Authenticator } from '../auth/authenticator.js';
 import { FailRate } from '../auth/failrate.js';
 
 export class StartupError extends Error {}
 
-export class Daemon {
+export class Daemon implements ControlTarget {
   private stopping = false;
+  private control?: ControlServer;
+  /** Called by `stop` requests on the control socket (the CLI exits when it resolves). */
+  /** `smtpctl stop`: the CLI installs what SIGTERM does (stop, then exit). */
+  onStopRequest: () => void = () => void this.shutdown('smtpctl stop');
+
+  stop(): void {
+    this.onStopRequest();
+  }
 
   private constructor(
     readonly config: Config,
@@ -139,6 +148,8 @@ export class Daemon {
         clearInterval(rescan);
         enqueueSocket.close();
       });
+      d.control = new ControlServer(config.paths.controlSocket, d);
+      await d.control.listen();
       log.info(`smtpd ready: hostname ${config.hostname}, ${server.listeners.length} listener(s)`);
       return d;
     } catch (e) {
@@ -165,10 +176,11 @@ export class Daemon {
     this.log.info('tables reloaded');
   }
 
-  async stop(reason: string, graceMs = 5_000): Promise<void> {
+  async shutdown(reason: string, graceMs = 5_000): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
     this.log.info(`smtpd shutting down (${reason})`);
+    await this.control?.close();
     this.closeLocal();
     await this.server.close(graceMs);
     await this.runner.stop();
@@ -176,5 +188,49 @@ export class Daemon {
     await this.spool.close();
     this.releasePid();
     this.log.info('smtpd exiting');
+  }
+
+  /* ------------------------------------------------ ControlTarget (smtpctl) */
+
+  pause(what: Service): void {
+    if (what === 'smtp') this.server.paused = true;
+    else this.runner.pause(what);
+    this.log.info(`${what} paused`);
+  }
+
+  resume(what: Service): void {
+    if (what === 'smtp') this.server.paused = false;
+    else this.runner.resume(what);
+    this.log.info(`${what} resumed`);
+  }
+
+  paused(): { smtp: boolean; mta: boolean; mda: boolean } {
+    return { smtp: this.server.paused, mta: this.runner.schedule.isPaused('mta'), mda: this.runner.schedule.isPaused('mda') };
+  }
+
+  updateTable(name: string): { ok: true } | { ok: false; error: string } {
+    const t = this.tables.get(name);
+    if (!t) return { ok: false, error: `no table "${name}"` };
+    try {
+      t.reload();
+      this.log.info(`table ${name} reloaded`);
+      return { ok: true };
+    } catch (e) {
+      return { ok: false, error: (e as Error).message };
+    }
+  }
+
+  async reload(): Promise<{ ok: true } | { ok: false; error: string }> {
+    this.reloadTables();
+    return { ok: true };
+  }
+
+  sessions(): number {
+    return this.server.sessionCount;
+  }
+
+  hosts(): unknown[] {
+    const m = this.mta as { hosts?: () => unknown[] };
+    return m.hosts?.() ?? [];
   }
 }

@@ -36,6 +36,7 @@ import { replyText, type ServerReply } from './reply-parser.js';
 import { defaultPort, resolveRoute, type Route, type SelfNames, type Target, type Verdict } from './route.js';
 import { ClientSession, SessionFailure, type Credentials, type SessionSetup } from './session.js';
 import { sendMessage } from './transaction.js';
+import { formatDuration } from '../scheduler/duration.js';
 
 /** A recipient's result; `relayed` asks the bounce subsystem for a "relayed" success DSN (RFC 3461 §5.2.2.2). */
 export type RelayResult = RecipientResult & { readonly relayed?: true };
@@ -70,21 +71,6 @@ interface Decided {
 export function domainOf(address: string): string {
   const at = address.lastIndexOf('@');
   return at < 0 ? '' : address.slice(at + 1).toLowerCase();
-}
-
-/** OpenSMTPD-style duration: "4s", "2m3s", "1h0m5s", "2d3h0m0s". */
-export function duration(ms: number): string {
-  let s = Math.max(0, Math.round(ms / 1000));
-  const d = Math.floor(s / 86400);
-  s -= d * 86400;
-  const h = Math.floor(s / 3600);
-  s -= h * 3600;
-  const m = Math.floor(s / 60);
-  s -= m * 60;
-  if (d > 0) return `${d}d${h}h${m}m${s}s`;
-  if (h > 0) return `${h}h${m}m${s}s`;
-  if (m > 0) return `${m}m${s}s`;
-  return `${s}s`;
 }
 
 function addressPort(t: Target): string {
@@ -325,7 +311,7 @@ export class RelayAgent implements DeliveryAgent {
       from: `<${task.envelope.sender}>`,
       to: `<${rcpt.address}>`,
       relay: d?.target !== undefined ? `${d.target.host} [${d.target.address}]` : undefined,
-      delay: duration(Date.now() - task.envelope.arrival),
+      delay: formatDuration(Date.now() - task.envelope.arrival),
       result,
       stat: d?.reply !== undefined ? oneLine(replyText(d.reply), 256) : oneLine(v.detail, 256),
     });

@@ -49,7 +49,7 @@ export async function startInProcess(configText = basicConfig(), opts: { deliver
       return out;
     },
     async close() {
-      await daemon.stop('test over', 2000);
+      await daemon.shutdown('test over', 2000);
       rmSync(dir, { recursive: true, force: true });
     },
   };
