@@ -14,13 +14,17 @@
  * "!" after the id marks a held message. Messages sendmail left in
  * offline/ (daemon not running) are counted at the end.
  */
-import { readdirSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { FsSpool } from '../spool/fs/fs-spool.js';
 import type { RecipientOutcome } from '../spool/envelope.js';
 import type { Config } from '../config/model.js';
 
 export async function mailq(config: Config, out: (s: string) => void = (s) => process.stdout.write(s)): Promise<number> {
+  if (!existsSync(join(config.queue.path, 'VERSION'))) {
+    process.stderr.write(`mailq: no queue in ${config.queue.path} (has smtpd ever run with this configuration?)\n`);
+    return 1;
+  }
   const spool = new FsSpool({ root: config.queue.path, recover: false });
   try {
     await spool.open();

@@ -30,6 +30,7 @@ import { existsSync, realpathSync } from 'node:fs';
 import { basename } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { getopt } from './getopt.js';
+import { updateTableOnDaemon } from '../control/client.js';
 import type { Config } from '../config/model.js';
 import { buildCompiledTable, dumpCompiledTable } from '../table/compile.js';
 import type { CompiledType } from '../table/table-db.js';
@@ -55,8 +56,11 @@ function progName(argv1: string | undefined): Prog {
  * config.paths.pidFile) that the aliases table was rebuilt, so it reloads its
  * tables. Until then the daemon sees the new table at its next SIGHUP or start.
  */
-export function notifyDaemonOfRebuiltAliases(_config: Config | undefined, _table: string): void {
-  // Deliberately nothing yet (see above).
+/** Tell a running daemon to re-read the table (`smtpctl update table`); a stopped daemon reads it at start. */
+export async function notifyDaemonOfRebuiltAliases(config: Config | undefined, table: string): Promise<void> {
+  if (!config) return;
+  const r = await updateTableOnDaemon(config.paths.controlSocket, table);
+  if (typeof r === 'object' && r !== null && 'error' in r) process.stderr.write(`newaliases: the daemon could not reload table ${table}: ${String((r as { error: unknown }).error)}\n`);
 }
 
 function makemap(argv: string[]): void {
@@ -121,7 +125,7 @@ async function newaliases(argv: string[]): Promise<void> {
   const { source, out } = aliasesPaths(config);
   const n = buildCompiledTable(source, out, 'aliases');
   process.stdout.write(`${source}: ${n} aliases\n`);
-  notifyDaemonOfRebuiltAliases(config, 'aliases');
+  await notifyDaemonOfRebuiltAliases(config, 'aliases');
 }
 
 /** Where the aliases text is and where its compiled table goes. */

@@ -5,6 +5,8 @@
  * disk). Each recipient's state comes from its outcome records, as the
  * scheduler would rebuild it at start-up (scheduler/replay.ts).
  */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Config } from '../config/model.js';
 import { FsSpool } from '../spool/fs/fs-spool.js';
@@ -13,6 +15,8 @@ import { envelopeDetails, offlineEntry, type EnvelopeDetails, type QueueEntry } 
 export class OfflineError extends Error {}
 
 async function openSpool(config: Config): Promise<FsSpool> {
+  // Opening creates the folders: a tool that only reads must not make a spool where there is none.
+  if (!existsSync(join(config.queue.path, 'queue'))) throw new OfflineError(`smtpd is not running and there is no queue in ${config.queue.path}`);
   const spool = new FsSpool({ root: config.queue.path, recover: false });
   try {
     await spool.open();
