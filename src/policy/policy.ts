@@ -2,10 +2,19 @@
  * policy/policy.ts — the policy phases of a session.
  *
  * connect → helo → mail → rcpt → data → commit. Each phase of each policy
- * module returns a Verdict; the first rejection wins. Modules are added in
- * order (rules file, ZMailer parameters, DNSBL … arrive with later work);
- * the smtpd.conf rule set always has the last word at RCPT, where it also
- * chooses the action (route) of the recipient.
+ * module returns a Verdict; the first rejection wins. The phases are built
+ * from the configuration in policy/build.ts, in this order: load average,
+ * ZMailer's smtpserver.conf (HELO patterns, max-error-recipients), the
+ * Obtuse rules file (RCPT), the content filter (commit). The smtpd.conf
+ * rule set always has the last word at RCPT, where it also chooses the
+ * action (route) of the recipient.
+ *
+ * At commit a phase may answer more than pass/reject (CommitVerdict): hold
+ * the message (content filter "freeze"), discard it while telling the
+ * client 250, or accept it with a reply of its own.
+ *
+ * An observer (the dry run, smtpd -b) hears why each phase decided as it
+ * did; without one nothing is recorded.
  */
 import type { Mailbox } from '../smtp/address.js';
 import type { MailParams } from '../smtp/params.js';
@@ -17,7 +26,7 @@ import type { Config } from '../config/model.js';
 import type { TableRegistry } from '../table/table.js';
 import type { UserBase } from '../delivery/users.js';
 import { formatMailbox } from '../smtp/address.js';
-import { reply } from '../smtp/reply.js';
+import { reply, type Reply } from '../smtp/reply.js';
 import type { LocalNames } from './localnames.js';
 
 /** What policy sees of a session (read-only). */
@@ -45,16 +54,47 @@ export interface TxFacts {
 export interface CommitFacts {
   readonly size: number;
   readonly receivedHeaders: number;
+  /** The spool's id of the message; its body is complete in the spool's incoming file. */
+  readonly msgid?: string;
 }
+
+/** What a commit phase may answer besides pass/reject. */
+export type CommitVerdict =
+  | Verdict
+  /** Keep the message but never deliver it until released (content filter "freeze"). `reply` replaces the usual 250. */
+  | { readonly kind: 'hold'; readonly reason: string; readonly reply?: Reply }
+  /** Tell the client `reply` (2xx) and throw the message away. */
+  | { readonly kind: 'discard'; readonly reason: string; readonly reply: Reply }
+  /** Accept with this reply instead of the usual 250. */
+  | { readonly kind: 'accept'; readonly reason: string; readonly reply: Reply };
+
+export type CommitDecision =
+  | { readonly kind: 'accept'; readonly reply?: Reply; readonly hold?: string }
+  | { readonly kind: 'discard'; readonly reply: Reply; readonly reason: string }
+  | { readonly kind: 'reject'; readonly verdict: Verdict & { kind: 'reject' } };
+
+export type PhaseName = 'connect' | 'helo' | 'mail' | 'rcpt' | 'data' | 'commit';
+
+/** Why a phase decided as it did (for the dry run). */
+export interface PolicyNote {
+  readonly phase: PhaseName;
+  /** The module: "zmailer", "obtuse-rules", "smtpd.conf", "content-filter" … */
+  readonly source: string;
+  readonly why: string;
+}
+
+export type PolicyObserver = (note: PolicyNote) => void;
 
 export interface PolicyPhase {
   readonly name: string;
+  /** The phase tells the observer itself why it decided (so Policy does not note its rejections again). */
+  readonly explains?: boolean;
   connect?(s: SessionFacts): Verdict | Promise<Verdict>;
   helo?(s: SessionFacts, helo: string): Verdict | Promise<Verdict>;
   mail?(s: SessionFacts, tx: TxFacts): Verdict | Promise<Verdict>;
   rcpt?(s: SessionFacts, tx: TxFacts, rcpt: Mailbox): Verdict | Promise<Verdict>;
   data?(s: SessionFacts, tx: TxFacts): Verdict | Promise<Verdict>;
-  commit?(s: SessionFacts, tx: TxFacts, c: CommitFacts): Verdict | Promise<Verdict>;
+  commit?(s: SessionFacts, tx: TxFacts, c: CommitFacts): CommitVerdict | Promise<CommitVerdict>;
 }
 
 /** One final destination of an accepted recipient (after aliases, virtual tables, userbase). */
@@ -82,23 +122,42 @@ export class Policy {
     private readonly rules: RuleEngine,
     private readonly expansion: ExpansionDeps,
     private readonly local: LocalNames,
+    private readonly observer?: PolicyObserver,
   ) {}
 
+  /** The phases in the order they run (for the dry run's listing). */
+  get phaseNames(): readonly string[] {
+    return this.phases.map((p) => p.name);
+  }
+
   async connect(s: SessionFacts): Promise<Verdict> {
-    return this.run((p) => p.connect?.(s));
+    return this.run('connect', (p) => p.connect?.(s));
   }
 
   async helo(s: SessionFacts, helo: string): Promise<Verdict> {
-    return this.run((p) => p.helo?.(s, helo));
+    return this.run('helo', (p) => p.helo?.(s, helo));
   }
 
   async mail(s: SessionFacts, tx: TxFacts): Promise<Verdict> {
-    return this.run((p) => p.mail?.(s, tx));
+    return this.run('mail', (p) => p.mail?.(s, tx));
   }
 
   async rcpt(s: SessionFacts, tx: TxFacts, rcpt: Mailbox): Promise<RcptDecision> {
-    const v = await this.run((p) => p.rcpt?.(s, tx, rcpt));
+    const v = await this.run('rcpt', (p) => p.rcpt?.(s, tx, rcpt));
     if (v.kind === 'reject') return { kind: 'reject', verdict: v };
+    const d = this.route(s, tx, rcpt);
+    if (this.observer) {
+      if (d.kind === 'reject') this.note('rcpt', 'smtpd.conf', d.verdict.reason);
+      else {
+        const same = d.targets.length === 1 && d.targets[0]?.address.toLowerCase() === formatMailbox(rcpt).toLowerCase();
+        this.note('rcpt', 'smtpd.conf', `rule ${d.rule} matches: action "${d.action}"${same ? '' : ` → ${d.targets.map((t) => t.address).join(', ')}`}`);
+      }
+    }
+    return d;
+  }
+
+  /** The smtpd.conf rules and recipient expansion: where the recipient goes, or why not. */
+  private route(s: SessionFacts, tx: TxFacts, rcpt: Mailbox): RcptDecision {
     const ctx = {
       clientAddress: s.clientAddress,
       fromSocket: s.fromSocket,
@@ -140,17 +199,39 @@ export class Policy {
   }
 
   async data(s: SessionFacts, tx: TxFacts): Promise<Verdict> {
-    return this.run((p) => p.data?.(s, tx));
+    return this.run('data', (p) => p.data?.(s, tx));
   }
 
-  async commit(s: SessionFacts, tx: TxFacts, c: CommitFacts): Promise<Verdict> {
-    return this.run((p) => p.commit?.(s, tx, c));
+  /**
+   * The commit phases, in order: the first reject or discard ends the check;
+   * a hold is kept while later phases still run; the last accept reply wins.
+   */
+  async commit(s: SessionFacts, tx: TxFacts, c: CommitFacts): Promise<CommitDecision> {
+    let hold: string | undefined;
+    let replyOverride: Reply | undefined;
+    for (const p of this.phases) {
+      const v = await p.commit?.(s, tx, c);
+      if (v === undefined || v.kind === 'pass') continue;
+      if (!p.explains) this.note('commit', p.name, v.reason);
+      if (v.kind === 'reject') return { kind: 'reject', verdict: v };
+      if (v.kind === 'discard') return { kind: 'discard', reply: v.reply, reason: v.reason };
+      if (v.kind === 'hold') hold = v.reason;
+      if (v.reply !== undefined) replyOverride = v.reply;
+    }
+    return { kind: 'accept', ...(replyOverride ? { reply: replyOverride } : {}), ...(hold !== undefined ? { hold } : {}) };
   }
 
-  private async run(f: (p: PolicyPhase) => Verdict | Promise<Verdict> | undefined): Promise<Verdict> {
+  private note(phase: PhaseName, source: string, why: string): void {
+    this.observer?.({ phase, source, why });
+  }
+
+  private async run(phase: PhaseName, f: (p: PolicyPhase) => Verdict | Promise<Verdict> | undefined): Promise<Verdict> {
     for (const p of this.phases) {
       const v = await f(p);
-      if (v !== undefined && v.kind === 'reject') return v;
+      if (v !== undefined && v.kind === 'reject') {
+        if (!p.explains) this.note(phase, p.name, v.reason);
+        return v;
+      }
     }
     return PASS;
   }

@@ -21,6 +21,7 @@
  */
 import { mkdir, stat, chmod } from 'node:fs/promises';
 import { isAbsolute, join, resolve } from 'node:path';
+import type { Readable } from 'node:stream';
 import type { Action, Config } from '../../config/model.js';
 import type { MailLog } from '../../log/maillog.js';
 import type { Destination, EnvelopeRecipient } from '../../spool/envelope.js';
@@ -145,10 +146,16 @@ export class LocalAgent implements DeliveryAgent {
       return tempfail('4.3.0', `${rcpt.address}: ${describe(e)}`);
     }
     if ('outcome' in prepared) return prepared.outcome;
-    if (this.privsep) {
-      return runAsUser(prepared.creds, prepared.job, task.openBody(), { signal: task.signal, timeoutMs: prepared.timeoutMs + HELPER_SLACK_MS, helperPath: this.helperPath });
+    let body: Readable;
+    try {
+      body = task.openBody();
+    } catch (e) {
+      return tempfail('4.3.0', `cannot read the message: ${describe(e)}`);
     }
-    return runJob(prepared.job, task.openBody(), task.signal);
+    if (!this.privsep) return runJob(prepared.job, body, task.signal);
+    const o = await runAsUser(prepared.creds, prepared.job, body, { signal: task.signal, timeoutMs: prepared.timeoutMs + HELPER_SLACK_MS, helperPath: this.helperPath });
+    if (o.detail.startsWith('delivery helper')) this.log.warn(`mda: ${rcpt.evpid} as ${prepared.creds.user}: ${o.detail}`);
+    return o;
   }
 
   /** The delivery user: `user NAME` (a system user), else the destination's user (system or userbase). */

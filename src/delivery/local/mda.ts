@@ -17,7 +17,7 @@
  * text. Past the time limit the whole process group is killed (SIGTERM,
  * then SIGKILL) and the delivery is retried later.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { stat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -83,7 +83,14 @@ export async function runMda(job: MdaJob, input: Readable, signal?: AbortSignal)
     let stop: 'timeout' | 'abort' | undefined;
     let killTimer: NodeJS.Timeout | undefined;
     let settled = false;
-    const child = spawn('/bin/sh', ['-c', job.command], { cwd, env: { ...job.env }, detached: true, stdio: ['pipe', 'pipe', 'pipe'] });
+    let child: ChildProcessWithoutNullStreams;
+    try {
+      child = spawn('/bin/sh', ['-c', job.command], { cwd, env: { ...job.env }, detached: true, stdio: ['pipe', 'pipe', 'pipe'] });
+    } catch (e) {
+      input.destroy();
+      resolve(tempfail('4.3.0', `${job.label}: cannot run /bin/sh: ${describe(e)}`));
+      return;
+    }
     const killGroup = (sig: NodeJS.Signals): void => {
       try {
         if (child.pid !== undefined) process.kill(-child.pid, sig);

@@ -130,23 +130,19 @@ export function headerFacts(header: string): HeaderFacts {
 
 /** Read the header of a stored message (and no more than 1 MiB of it). */
 export async function scanHeader(body: Readable): Promise<HeaderFacts> {
-  const chunks: Buffer[] = [];
-  let size = 0;
+  let all: Buffer = Buffer.alloc(0);
   try {
     for await (const c of body) {
-      const b = c as Buffer;
-      chunks.push(b);
-      size += b.length;
-      const all = chunks.length === 1 ? b : Buffer.concat(chunks);
+      all = all.length === 0 ? (c as Buffer) : Buffer.concat([all, c as Buffer]);
+      if (all.length >= 2 && all[0] === 0x0d && all[1] === 0x0a) return headerFacts('');
       const end = all.indexOf('\r\n\r\n');
-      if (all.subarray(0, 2).toString() === '\r\n') return headerFacts('');
       if (end >= 0) return headerFacts(all.subarray(0, end + 2).toString('utf8'));
-      if (size > MAX_HEADER) break;
+      if (all.length > MAX_HEADER) break;
     }
   } finally {
     body.destroy();
   }
-  return headerFacts(Buffer.concat(chunks).subarray(0, MAX_HEADER).toString('utf8'));
+  return headerFacts(all.subarray(0, MAX_HEADER).toString('utf8'));
 }
 
 // eslint-disable-next-line no-control-regex
