@@ -120,6 +120,8 @@ export interface RelayOptions {
   readonly src?: string;
   readonly mailFrom?: string;
   readonly pki?: string;
+  /** `ca NAME`: verify the relay's certificate against this CA (a `ca NAME cert "FILE"` statement) instead of the system's. */
+  readonly ca?: string;
   readonly srs: boolean;
 }
 

@@ -5,7 +5,7 @@
  *               | expand-only | forward-only           + local options
  *   action NAME relay [host URL] [backup [mx NAME]] [tls [no-verify]]
  *               [auth <T>] [helo NAME] [helo-src T] [src ADDR|T]
- *               [mail-from ADDR] [pki NAME] [srs]       + relay options
+ *               [mail-from ADDR] [pki NAME] [ca NAME] [srs]   + relay options
  *   local options: alias T, virtual T, userbase T, user NAME, wrapper NAME
  *   any action:    ttl DURATION
  * Options come in any order, each once. Relay TLS: `tls` requires STARTTLS
@@ -22,7 +22,7 @@ import { checkHost, checkHostname, checkMailAddress, parseDuration, parseRelayUr
 
 const KINDS: readonly ActionKind[] = ['mbox', 'maildir', 'mda', 'lmtp', 'relay', 'expand-only', 'forward-only'];
 const LOCAL_OPTIONS = ['alias', 'virtual', 'userbase', 'user', 'wrapper'];
-const RELAY_OPTIONS = ['host', 'backup', 'tls', 'auth', 'helo', 'helo-src', 'src', 'mail-from', 'pki', 'srs'];
+const RELAY_OPTIONS = ['host', 'backup', 'tls', 'auth', 'helo', 'helo-src', 'src', 'mail-from', 'pki', 'ca', 'srs'];
 const ALL_OPTIONS = [...LOCAL_OPTIONS, ...RELAY_OPTIONS, 'ttl', 'junk'];
 
 export function parseAction(c: Cursor): void {
@@ -178,6 +178,12 @@ function relayOption(c: Cursor, t: Token, r: Mutable<RelayOptions>, seen: Map<st
       const v = c.value('a pki name after "pki"');
       c.ref('pki', v.text, v.pos);
       r.pki = v.text;
+      break;
+    }
+    case 'ca': {
+      const v = c.value('a ca name after "ca"');
+      c.ref('ca', v.text, v.pos);
+      r.ca = v.text;
       break;
     }
     default:

@@ -89,6 +89,23 @@ export class RelayAgent implements DeliveryAgent {
     this.pool = new SessionPool(this.tuning.idleMs, this.tuning.maxIdlePerDestination, (s, reason) => this.disconnected(s, reason));
   }
 
+  /** CA certificates to verify the relay with: the action's `ca NAME`, else the test tuning's, else the system's. */
+  private caFor(relay: RelayOptions): { ca?: readonly (string | Buffer)[] } {
+    const name = relay.ca;
+    if (name !== undefined) {
+      const file = this.o.config.ca?.get(name)?.cert;
+      if (file !== undefined) {
+        try {
+          return { ca: [readFileSync(file)] };
+        } catch (e) {
+          this.o.log.warn(`relay: ca ${name}: ${(e as Error).message}`);
+        }
+      }
+    }
+    const t = this.tuning.tlsCa;
+    return t === undefined ? {} : { ca: typeof t === 'string' || Buffer.isBuffer(t) ? [t] : t };
+  }
+
   /** The destination: the smarthost, or the recipient's domain (one task, one connection per destination). */
   key(action: Action, rcpt: EnvelopeRecipient): string {
     const h = action.relay?.host;
@@ -241,7 +258,7 @@ export class RelayAgent implements DeliveryAgent {
         tls: noTls ? 'none' : relay.tls,
         verify: !relay.tlsNoVerify,
         servername: target.host,
-        ...(t.tlsCa !== undefined ? { ca: typeof t.tlsCa === 'string' || Buffer.isBuffer(t.tlsCa) ? [t.tlsCa] : t.tlsCa } : {}),
+        ...this.caFor(relay),
         ...(pki !== undefined ? { cert: pki.cert, key: pki.key } : {}),
         ...(credentials !== undefined ? { credentials } : {}),
         allowPlaintextAuth: t.allowPlaintextAuth,
