@@ -153,7 +153,7 @@ for (const privsep of MODES) {
     it('stops when the task is aborted', async (t) => {
       const { action, a } = setup(t, () => 'sleep 30');
       const ac = new AbortController();
-      setTimeout(() => ac.abort(), 300);
+      setTimeout(() => ac.abort(), 150);
       const rs = await a.deliver(task({ action, recipients: ['bob@example.org'], message: message({ Subject: 'x' }, 'x\n'), signal: ac.signal }));
       assert.deepEqual(statuses(rs), ['tempfail 4.3.0']);
       assert.match(rs[0]?.detail ?? '', /interrupted/);

@@ -25,6 +25,7 @@ import type { Readable } from 'node:stream';
 import type { Action, Config } from '../../config/model.js';
 import type { MailLog } from '../../log/maillog.js';
 import type { Destination, EnvelopeRecipient } from '../../spool/envelope.js';
+import { NOBODY } from '../../expand/expand.js';
 import type { TableRegistry } from '../../table/table.js';
 import { oneLine, type DeliveryAgent, type DeliveryTask, type RecipientResult } from '../agent.js';
 import type { UserBase, UserInfo } from '../users.js';
@@ -158,11 +159,11 @@ export class LocalAgent implements DeliveryAgent {
     return o;
   }
 
-  /** The delivery user: `user NAME` (a system user), else the destination's user (system or userbase). */
-  private identity(action: Action, name: string): UserInfo | Outcome {
+  /** The delivery user: `user NAME` (a system user), else the destination's user (system, or userbase unless `system`). */
+  private identity(action: Action, name: string, system: boolean): UserInfo | Outcome {
     let r: ReturnType<UserBase['lookup']>;
     if (action.user !== undefined) r = this.users.lookup(action.user);
-    else if (action.userbase !== undefined) r = this.userbase(action.userbase).lookup(name);
+    else if (action.userbase !== undefined && !system) r = this.userbase(action.userbase).lookup(name);
     else r = this.users.lookup(name);
     const who = action.user ?? name;
     if (r === undefined) return permfail('5.1.1', `${who}: no such user`);
@@ -184,7 +185,9 @@ export class LocalAgent implements DeliveryAgent {
       const why = unsafeName(dest.user);
       if (why !== undefined) return { outcome: permfail('5.1.3', `${rcpt.address}: unsafe local user "${dest.user}": ${why}`) };
     }
-    const id = this.identity(action, dest.user);
+    // Files and commands of an alias with no local user behind it run as NOBODY, the system's user (expand.ts), even with a userbase.
+    const system = dest.kind !== 'user' && dest.user === NOBODY;
+    const id = this.identity(action, dest.user, system);
     if ('status' in id) return { outcome: id };
     const address = rcpt.address;
     if (facts.deliveredTo.includes(address.toLowerCase())) return { outcome: permfail('5.4.6', `${address}: mail forwarding loop (Delivered-To: ${address})`) };
@@ -192,7 +195,7 @@ export class LocalAgent implements DeliveryAgent {
     const env = task.envelope;
     const prefix = deliveryHeaders(env.sender, address);
     const ctx: FormatContext = { sender: env.sender, rcpt: rcpt.original ?? address, dest: address, user: { name: id.name, home: id.home } };
-    const creds: Credentials = { user: id.name, uid: id.uid, gid: id.gid, home: id.home, initgroups: action.user !== undefined || action.userbase === undefined, mode: 'user' };
+    const creds: Credentials = { user: id.name, uid: id.uid, gid: id.gid, home: id.home, initgroups: action.user !== undefined || action.userbase === undefined || system, mode: 'user' };
 
     if (dest.kind === 'file') {
       if (!isAbsolute(dest.path)) return { outcome: tempfail('4.3.5', `alias file destination "${dest.path}" is not an absolute path`) };

@@ -3,17 +3,20 @@
  *
  * Started by the daemon (running as root) as `node deliver-as.js`, with
  * standard input carrying one JSON line (a HelperRequest: credentials and
- * job), then the message bytes. It gives up root — initgroups(), setgid(),
- * setuid(), in that order — before it opens anything (for a root-only mail
- * spool it switches only its effective ids until the mailbox is open, see
- * job.ts), moves to the user's home, performs the job, and writes one JSON
- * line to standard output: the Outcome. Exit status 0 means "read the
+ * job), then the message bytes, framed (helper-frame.ts: a message cut
+ * short by the daemon's death fails the job). It gives up root —
+ * initgroups(), setgid(), setuid(), in that order — before it opens
+ * anything (for a root-only mail spool it switches only its effective ids
+ * until the mailbox is open, see job.ts), moves to the user's home,
+ * performs the job, and writes one JSON line to standard output: the
+ * Outcome. Exit status 0 means "read the
  * outcome"; anything else is a failure of the helper itself.
  *
  * SIGTERM (the daemon stopping or the task's time being up) aborts the job;
  * an mda command's process group is killed with it.
  */
 import { Readable } from 'node:stream';
+import { frameDecoder } from './helper-frame.js';
 import { runJob, type HelperRequest } from './job.js';
 import { describe, tempfail, type Outcome } from './outcome.js';
 import type { MboxHooks } from './mbox.js';
@@ -72,9 +75,11 @@ function dropPrivileges(req: HelperRequest): void {
   if (posix.getuid() !== c.uid || posix.geteuid() !== c.uid || posix.getgid() !== c.gid) throw new Error('could not change user');
 }
 
+// Installed first thing: a SIGTERM that arrives while the job is set up still aborts it cleanly.
+const ac = new AbortController();
+process.on('SIGTERM', () => ac.abort());
+
 async function main(): Promise<Outcome> {
-  const ac = new AbortController();
-  process.on('SIGTERM', () => ac.abort());
   const { request, rest } = await readRequest(process.stdin);
   if (request.v !== 1) throw new Error(`unknown request version ${String(request.v)}`);
   const c = request.creds;
@@ -103,7 +108,12 @@ async function main(): Promise<Outcome> {
   } catch {
     process.chdir('/');
   }
-  return runJob(request.job, rest, ac.signal, hooks);
+  // The message is framed (helper-frame.ts): a daemon that died half-way fails the job instead of cutting the message short.
+  const body = rest.pipe(frameDecoder());
+  rest.once('error', (e) => body.destroy(e));
+  // The job may not be reading yet (taking the mailbox lock): the error stays on the stream for it to find.
+  body.on('error', () => undefined);
+  return runJob(request.job, body, ac.signal, hooks);
 }
 
 main().then(

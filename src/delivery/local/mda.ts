@@ -74,6 +74,7 @@ export async function runMda(job: MdaJob, input: Readable, signal?: AbortSignal)
     input.destroy();
     return tempfail('4.3.0', `${job.label}: delivery interrupted`);
   }
+  if (input.errored) return tempfail('4.3.0', `${job.label}: cannot read the message: ${describe(input.errored)}`);
   return new Promise<Outcome>((resolve) => {
     let output = Buffer.alloc(0);
     const keep = (d: Buffer): void => {
@@ -120,7 +121,15 @@ export async function runMda(job: MdaJob, input: Readable, signal?: AbortSignal)
     };
     child.stdout.on('data', keep);
     child.stderr.on('data', keep);
-    child.stdin.on('error', () => undefined); // EPIPE: the command did not read it all; its exit status decides
+    let stdinGone = false;
+    child.stdin.on('error', () => (stdinGone = true)); // EPIPE: the command did not read it all; its exit status decides
+    // A message that fails half-way (cut short, unreadable) must never reach the command as a shorter one:
+    // kill the command before the pipeline closes its standard input (this listener runs first).
+    input.once('error', () => {
+      if (stdinGone) return; // the pipeline passing on the command's EPIPE
+      stop ??= 'abort';
+      killGroup('SIGKILL');
+    });
     pipeline(input, lfStream(job.prefix, false), child.stdin).catch(() => undefined);
     child.on('error', (e) => finish(tempfail('4.3.0', `${job.label}: cannot run /bin/sh: ${describe(e)}`)));
     child.on('exit', (code, sig) => {

@@ -6,13 +6,16 @@
  * deliver-as.js with an empty environment (no NODE_OPTIONS from the
  * daemon's) in "/". Its standard input carries the request line and then
  * the message, so the helper never needs to read the spool (0700 root);
- * its standard output carries the Outcome. A helper that dies, says
+ * its standard output carries the Outcome. The message is framed
+ * (helper-frame.ts) so that a daemon killed half-way through it makes the
+ * job fail rather than deliver a truncated message. A helper that dies, says
  * nothing sensible or outlives its time is a temporary failure.
  */
 import { spawn } from 'node:child_process';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
+import { frameEncoder } from './helper-frame.js';
 import type { Credentials, HelperRequest, Job } from './job.js';
 import { describe, tempfail, type Outcome } from './outcome.js';
 import { oneLine } from '../agent.js';
@@ -42,6 +45,7 @@ export function runAsUser(creds: Credentials, job: Job, body: Readable, opts: He
     let stdout = Buffer.alloc(0);
     let stderr = Buffer.alloc(0);
     let killed: 'timeout' | undefined;
+    let aborted = false;
     let settled = false;
     child.stdout.on('data', (d: Buffer) => {
       if (stdout.length < STDOUT_MAX) stdout = Buffer.concat([stdout, d]);
@@ -52,10 +56,12 @@ export function runAsUser(creds: Credentials, job: Job, body: Readable, opts: He
     });
     child.stdin.on('error', () => undefined); // EPIPE when the helper stops reading (a refused mailbox)
     child.stdin.write(`${JSON.stringify(request)}\n`);
-    pipeline(body, child.stdin).catch(() => undefined);
+    // Framed (helper-frame.ts): if this process dies half-way, the helper sees a cut message, not a shorter one.
+    pipeline(body, frameEncoder(), child.stdin).catch(() => undefined);
 
     let termTimer: NodeJS.Timeout | undefined;
     const term = (): void => {
+      aborted = true;
       child.kill('SIGTERM');
       termTimer ??= setTimeout(() => child.kill('SIGKILL'), TERM_GRACE_MS);
     };
@@ -75,8 +81,11 @@ export function runAsUser(creds: Credentials, job: Job, body: Readable, opts: He
     };
     child.on('error', (e) => finish(tempfail('4.3.0', `delivery helper: cannot start: ${describe(e)}`)));
     child.on('close', (code, sig) => {
-      const why = stderr.toString('utf8').trim().split('\n').slice(-3).join(' ');
+      // The first line that names an error says more than the tail of a stack trace.
+      const errLines = stderr.toString('utf8').split('\n').map((l) => l.trim()).filter((l) => l !== '');
+      const why = errLines.find((l) => /^(\w*Error|error)\b|\bError:/.test(l)) ?? errLines[errLines.length - 1] ?? '';
       if (killed === 'timeout') return finish(tempfail('4.3.0', `delivery helper: timed out after ${Math.round(opts.timeoutMs / 1000)} s`));
+      if (aborted && !(code === 0 && stdout.length > 0)) return finish(tempfail('4.3.0', 'delivery interrupted'));
       const lines = stdout.toString('utf8').trim().split('\n');
       let parsed: unknown;
       try {
