@@ -2,12 +2,17 @@
  * cli/smtpd.ts — the `smtpd` command, as OpenSMTPD's:
  *
  *   smtpd [-dFhnv] [-D name=value] [-f file] [-T trace]
+ *   smtpd -b '[ADDRESS]' [-v] [-f file]
  *
  *   -d  foreground, log to standard error      -F  foreground, log to the log file
  *   -n  check the configuration and exit       -v  verbose logging
  *   -f  configuration file (default /etc/mail/smtpd.conf if it exists, else the built-in one)
  *   -D  define a macro                         -T  trace a subsystem (smtp, io, rules, spool, …, all)
  *   -P  pause a subsystem at start-up: smtp, mta or mda (resume with smtpctl)
+ *   -b  policy dry run: one SMTP session on stdin/stdout as if the client
+ *       were ADDRESS ([192.0.2.1], [IPv6:2001:db8::1]); each reply is followed
+ *       by "# …" lines naming the phase and rule that decided it; nothing is
+ *       queued or delivered (ZMailer's -T, Exim's -bh; -T is OpenSMTPD's trace here)
  *   -h  help
  *
  * Without -d or -F the daemon detaches: a child runs with -F and the
@@ -23,8 +28,10 @@ import { loadConfigFile, loadConfigText, formatDiagnostic, type LoadResult } fro
 import { DEFAULT_CONFIG_TEXT } from '../config/defaults.js';
 import { MailLog, TRACE_KINDS, type TraceKind } from '../log/maillog.js';
 import { Daemon } from '../daemon/daemon.js';
+import { dryRun, parseTestAddress } from '../daemon/dry-run.js';
+import { loadPolicyFiles, type PolicyFiles } from '../policy/build.js';
 
-const USAGE = 'usage: smtpd [-dFhnv] [-D name=value] [-f file] [-P subsystem] [-T trace]';
+const USAGE = 'usage: smtpd [-dFhnv] [-b address] [-D name=value] [-f file] [-P subsystem] [-T trace]';
 const SYSTEM_CONFIG = '/etc/mail/smtpd.conf';
 
 function fail(msg: string): never {
@@ -33,7 +40,7 @@ function fail(msg: string): never {
 }
 
 async function main(argv: string[]): Promise<void> {
-  const opts = getopt(argv, 'dFhnvD:f:T:P:');
+  const opts = getopt(argv, 'dFhnvb:D:f:T:P:');
   if ('error' in opts) fail(`${opts.error} (${USAGE})`);
   if (opts.flags.has('h')) {
     process.stdout.write(`${USAGE}\n`);
@@ -75,11 +82,29 @@ async function main(argv: string[]): Promise<void> {
     if (opts.flags.has('n')) process.exit(1);
     fail(`${n} error(s) in the configuration`);
   }
+  const config = result.config;
+  // The policy files named by `rules` and `smtpserver-conf` are checked too.
+  let files: PolicyFiles;
+  try {
+    files = loadPolicyFiles(config);
+  } catch (e) {
+    process.stderr.write(`${(e as Error).message}\n`);
+    process.exit(1);
+  }
+  const test = opts.values.get('b')?.at(-1);
+  // The daemon logs these warnings itself.
+  if (opts.flags.has('n') || test !== undefined) for (const w of files.warnings) process.stderr.write(`${w}\n`);
   if (opts.flags.has('n')) {
     process.stdout.write('configuration OK\n');
     return;
   }
-  const config = result.config;
+  if (test !== undefined) {
+    const a = parseTestAddress(test);
+    if ('error' in a) fail(`-b ${a.error}`);
+    const log = new MailLog(opts.flags.has('v') ? { verbose: true, trace } : { sink: () => undefined });
+    await dryRun(config, { address: a.address, files, log, input: process.stdin, output: process.stdout });
+    process.exit(0);
+  }
 
   const foreground = opts.flags.has('d') || opts.flags.has('F');
   if (!foreground) return detach(argv);

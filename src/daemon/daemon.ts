@@ -18,8 +18,8 @@ import type { Spool } from '../spool/spool.js';
 import { TableRegistry } from '../table/table.js';
 import { tableFromDecl } from '../table/table-static.js';
 import { LocalNames } from '../policy/localnames.js';
-import { RuleEngine } from '../policy/rules.js';
-import { Policy } from '../policy/policy.js';
+import { buildPolicy, loadPolicyFiles } from '../policy/build.js';
+import { loadavg } from 'node:os';
 import { SystemUsers } from '../delivery/users.js';
 import { Resolver } from '../dns/resolver.js';
 import { SmtpServer } from '../smtp/server.js';
@@ -73,7 +73,9 @@ export class Daemon implements ControlTarget {
       throw new StartupError((e as Error).message);
     }
     try {
-      const spool = new FsSpool({ root: config.queue.path, groupCommitMs: config.queue.groupCommitMs, log: (l) => log.info(`spool: ${l}`) });
+      // The policy files first: a content filter reads each message from incoming/, so the writer keeps none of it in memory.
+      const policyFiles = loadPolicyFiles(config);
+      const spool = new FsSpool({ root: config.queue.path, groupCommitMs: config.queue.groupCommitMs, log: (l) => log.info(`spool: ${l}`), ...(policyFiles.zmailer?.contentFilter ? { memoryBufferBytes: 0 } : {}) });
       const report = await spool.open();
       log.info(`spool ${config.queue.path}: ${report.messages} message(s) queued, ${report.removedIncomplete} incomplete removed, ${report.corrupt.length} corrupt`);
       for (const c of report.corrupt) log.warn(`spool: ${c.name} moved to corrupt/: ${c.reason}`);
@@ -87,8 +89,10 @@ export class Daemon implements ControlTarget {
       const stats = new Stats();
       const local = new LocalNames(config.hostname);
       const users = new SystemUsers();
-      const policy = new Policy([], new RuleEngine(config, tables, local), { config, tables, users }, local);
       const resolver = new Resolver(config.resolver);
+      const built = buildPolicy(config, policyFiles, { tables, users, local, dns: resolver.raw, loadAverage: () => loadavg()[0] ?? 0, log });
+      for (const w of [...policyFiles.warnings, ...built.notes]) log.warn(w);
+      const policy = built.policy;
       let free = { value: Number.POSITIVE_INFINITY, at: 0 };
       const freeSpace = async (): Promise<number> => {
         const now = Date.now();
@@ -122,7 +126,7 @@ export class Daemon implements ControlTarget {
         return t ? { action: t.action, dest: t.dest, rule: t.rule } : { error: 'no destination' };
       };
       const scheduler = new QueueRunner({ spool, config, log, stats, agents: { mda, mta }, router });
-      const server = new SmtpServer({ config, log, spool, policy, stats, scheduler, freeSpace, now: Date.now, tables, auth }, resolver, tls);
+      const server = new SmtpServer({ config: built.config, log, spool, policy, stats, scheduler, freeSpace, now: Date.now, tables, auth, runtime: built.session }, resolver, tls, built.connection);
       await server.listen(config);
 
       // Local submission (sendmail): offline/ is writable by everyone, readable by nobody else.

@@ -65,8 +65,8 @@ export type CommitVerdict =
   | { readonly kind: 'hold'; readonly reason: string; readonly reply?: Reply }
   /** Tell the client `reply` (2xx) and throw the message away. */
   | { readonly kind: 'discard'; readonly reason: string; readonly reply: Reply }
-  /** Accept with this reply instead of the usual 250. */
-  | { readonly kind: 'accept'; readonly reason: string; readonly reply: Reply };
+  /** Accept (a phase that wants the dry run to hear why); `reply` replaces the usual 250. */
+  | { readonly kind: 'accept'; readonly reason: string; readonly reply?: Reply };
 
 export type CommitDecision =
   | { readonly kind: 'accept'; readonly reply?: Reply; readonly hold?: string }

@@ -188,10 +188,16 @@ export class QueueRunner implements SchedulerSeam {
 
   /* ------------------------------------------------------ SchedulerSeam */
 
-  /** A message was just committed: schedule it now. */
-  enqueued(env: Envelope): void {
+  /**
+   * A message was just committed: schedule it now. `held` (content filter
+   * "freeze"): its "held" records are already in the spool; it waits for
+   * `smtpctl release`.
+   */
+  enqueued(env: Envelope, opts: { readonly held?: boolean } = {}): void {
     if (this.state === 'stopping' || this.state === 'stopped') return; // still in the spool: next start
-    this.schedule.add(env, undefined, (r) => this.classify(r));
+    const at = this.now();
+    const held = opts.held ? new Map(env.recipients.map((r) => [r.evpid, [{ kind: 'held' as const, at }]])) : undefined;
+    this.schedule.add(env, held, (r) => this.classify(r));
     this.pump();
   }
 

@@ -3,7 +3,8 @@
  * state, and what it runs (OpenSMTPD's smtp_cmd table, as data).
  *
  * A verb in the wrong state gets its own "bad sequence" reply (503 5.5.1),
- * never a crash and never a state change.
+ * never a crash and never a state change. ZMailer's sloppy style (S) lets
+ * a few verbs run in more states (MAIL before HELO).
  */
 import { reply, closing, type Reply } from './reply.js';
 import type { CommandResult, Session } from './session.js';
@@ -15,6 +16,8 @@ export interface CommandSpec {
   readonly states: readonly SessionState[];
   /** The EHLO keyword that must be on for this verb to exist (ETRN, BDAT…). */
   readonly extension?: string;
+  /** States where the verb is also valid when the session's ZMailer style has S (sloppy). */
+  readonly sloppyStates?: readonly SessionState[];
   run(s: Session, arg: string): CommandResult | Promise<CommandResult>;
   sequenceError(s: Session): Reply;
 }
@@ -32,6 +35,7 @@ const table: CommandSpec[] = [
   {
     verb: 'MAIL',
     states: ['helo'],
+    sloppyStates: ['ready'],
     run: (s, a) => s.mailCommand(a),
     sequenceError: (s) => (s.state === 'ready' ? reply(503, '5.5.1', 'Send HELO/EHLO first') : reply(503, '5.5.1', 'Sender already specified')),
   },
@@ -83,7 +87,8 @@ const table: CommandSpec[] = [
     states: AFTER_GREETING,
     run: (s, a) => {
       if (a.trim() === '') return r(reply(501, '5.5.4', 'Syntax: VRFY address'));
-      if (!s.env.config.smtp.vrfy) return r(reply(252, '2.1.5', 'Cannot VRFY user, but will accept message and attempt delivery'));
+      // VRFYcmd turns VRFY on; with a ZMailer style it looks the address up only under flag "v".
+      if (!s.env.config.smtp.vrfy || (s.style !== undefined && !s.style.has('v'))) return r(reply(252, '2.1.5', 'Cannot VRFY user, but will accept message and attempt delivery'));
       return s.vrfyCommand(a);
     },
     sequenceError: badSequence('Bad sequence of commands'),
@@ -94,6 +99,8 @@ const table: CommandSpec[] = [
     run: (s, a) => {
       if (!s.env.config.smtp.expn) return r(reply(502, '5.5.1', 'EXPN command not available'));
       if (a.trim() === '') return r(reply(501, '5.5.4', 'Syntax: EXPN list'));
+      // EXPNcmd turns EXPN on; it expands only under a ZMailer style with flag "e".
+      if (s.style?.has('e') === true) return s.expnCommand(a);
       return r(reply(252, '2.1.5', 'Cannot EXPN, but will accept message and attempt delivery'));
     },
     sequenceError: badSequence('Bad sequence of commands'),

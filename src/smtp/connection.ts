@@ -7,6 +7,15 @@
  * and the framer switches to DATA/BDAT mode exactly where the session says.
  * Replies are collected and written in one write when the input runs dry
  * (RFC 2920 §3.2): a pipelined group costs one write, not one per command.
+ *
+ * Abuse handling that needs a clock lives here too (policy/limits):
+ *  - a reply waits as long as its verdict asks (noto_delay, deny_delay) or
+ *    as the tarpit / soft error limit ask, whichever is longer; the wait is
+ *    a timer, so other sessions go on;
+ *  - after the hard error limit the next command gets 421 and the session ends;
+ *  - each request has a deadline (RequestDeadline): a command line must
+ *    arrive whole within the command timeout however slowly it trickles,
+ *    and DATA/BDAT content must keep a minimum rate (slowloris).
  */
 import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
@@ -17,6 +26,10 @@ import type { MailLog } from '../log/maillog.js';
 import type { Stats } from '../stats.js';
 import { formatReply, reply, closing, type Reply, type FormatOptions } from './reply.js';
 import type { CommandResult, Session } from './session.js';
+import { ReplyPacer, DEFAULT_ERROR_LIMITS, type ErrorLimits } from '../policy/limits/errors.js';
+import { NO_TARPIT, type TarpitSettings } from '../policy/limits/tarpit.js';
+import { RequestDeadline } from '../policy/limits/deadline.js';
+import { LIMIT_DEFAULTS } from '../policy/limits/defaults.js';
 
 /** RFC 5321 §4.5.3.1.4: a command line is at most 512 octets with its CRLF. */
 const COMMAND_LINE_MAX = 510;
@@ -30,7 +43,32 @@ export interface ConnectionOptions {
   readonly greetingDelayMs: number;
   /** Pause reading when this many bytes wait unprocessed. */
   readonly maxBuffered: number;
+  /** DATA/BDAT bytes a second that earn more time; default LIMIT_DEFAULTS.minDataRate (500). */
+  readonly minDataRate?: number;
+  /** ZMailer's tarpit; default off. */
+  readonly tarpit?: TarpitSettings;
+  /** Soft/hard error limits; default Postfix's (10, 20, 1 s). */
+  readonly errors?: ErrorLimits;
+  /** Multi-line replies; false: one line each except the EHLO list (ZMailer's no-multiline-replies). */
+  readonly multiline?: boolean;
+  /** How to wait before a reply (the dry run only notes the wait). Default: a timer. */
+  readonly sleep?: (ms: number) => Promise<void>;
+  /** The dry run: comment lines to write after each reply (which rule decided it, and why). */
+  readonly explain?: (r: Reply, info: ReplyInfo) => readonly string[];
 }
+
+/** How a reply was paced, for the dry run's comments. */
+export interface ReplyInfo {
+  readonly command: string;
+  /** What the verdict asked for (noto_delay, deny_delay). */
+  readonly verdictDelayMs: number;
+  /** What the tarpit / error limits asked for. */
+  readonly pacingDelayMs: number;
+  /** 4xx/5xx replies so far. */
+  readonly errors: number;
+}
+
+const sleepFor = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 export type DisconnectReason = 'quit' | 'timeout' | 'disconnect' | 'error' | 'shutdown' | 'refused' | 'protocol';
 
@@ -46,6 +84,11 @@ export class Connection {
   private lastCommand = '';
   private inputEnded = false;
   private readonly fmt: FormatOptions;
+  private readonly pacer: ReplyPacer;
+  private deadline: RequestDeadline;
+  /** The delay the last command result asked for (a verdict's delayMs). */
+  private verdictDelay = 0;
+  private lastPacing = { verdictDelayMs: 0, pacingDelayMs: 0 };
   /** The next line answers an AUTH challenge (RFC 4954): not a command, never logged. */
   private authMode = false;
   private socket: Socket;
@@ -74,7 +117,9 @@ export class Connection {
   ) {
     // The framer holds at most 12288 octets of a line (the AUTH limit, RFC 4954 §4); commands are held to 512 below.
     this.framer = new Framer({ maxLine: AUTH_LINE_MAX, policy: session.env.config.smtp.bareNewline });
-    this.fmt = { enhanced: session.extensionOn('ENHANCEDSTATUSCODES'), multiline: true };
+    this.fmt = { enhanced: session.extensionOn('ENHANCEDSTATUSCODES'), multiline: opts.multiline ?? true };
+    this.pacer = new ReplyPacer({ tarpit: opts.tarpit ?? NO_TARPIT, errors: opts.errors ?? DEFAULT_ERROR_LIMITS });
+    this.deadline = new RequestDeadline({ timeoutMs: opts.commandTimeoutMs, minDataRate: 0 });
     this.socket = socket;
     this.attach(socket);
   }
@@ -133,7 +178,7 @@ export class Connection {
 
   /** Greet the client (after rDNS and the optional greeting delay). */
   async start(rdns: Promise<string | undefined>): Promise<void> {
-    this.armTimer(this.opts.commandTimeoutMs);
+    this.armTimer(this.deadline.remainingMs());
     if (this.session.peer.config.tls === 'smtps') {
       this.stats.inc('smtp.smtps');
       if (!(await this.upgrade())) return;
@@ -146,10 +191,15 @@ export class Connection {
       this.stats.inc('smtp.errors.toofast');
       return this.refuse(reply(550, '5.7.1', 'Protocol error: talked before the greeting'), '(before greeting)');
     }
-    const greeting = await this.session.greet();
+    const greeted = await this.session.greet();
+    const greeting = greeted.reply;
+    this.verdictDelay = greeted.delayMs ?? 0;
+    await this.pace(greeting);
+    if (this.closed) return;
     this.greeted = true;
     this.send(greeting, '(connect)');
     if (greeting.close) return this.closeAfterFlush('refused');
+    this.deadline.start();
     this.flush();
     this.pump();
   }
@@ -178,6 +228,8 @@ export class Connection {
 
   private onData(chunk: Buffer): void {
     if (this.closed) return;
+    // Content earns time at the minimum data rate; command lines do not.
+    if (this.framer.mode !== 'line') this.deadline.onBytes(chunk.length);
     this.framer.push(chunk);
     if (this.framer.buffered > this.opts.maxBuffered) this.socket.pause();
     if (this.greeted) this.pump();
@@ -203,14 +255,19 @@ export class Connection {
       const ev = this.framer.next();
       if (ev === null) break;
       let r: Reply | undefined;
+      const accepted = this.session.messages;
       switch (ev.type) {
         case 'line':
-          r = await this.onLine(ev.line);
+          r = this.pacer.beforeCommand(this.session.peer.hostname);
+          if (r) this.lastCommand = '(too many errors)';
+          else r = await this.onLine(ev.line);
+          this.nextRequest();
           break;
         case 'line-too-long':
           this.stats.inc('smtp.errors.linetoolong');
           r = this.session.lineTooLong();
           this.lastCommand = '(line too long)';
+          this.nextRequest();
           break;
         case 'data': {
           const p = this.session.content(ev.chunk);
@@ -218,7 +275,8 @@ export class Connection {
           break;
         }
         case 'data-end':
-          this.armTimer(this.opts.commandTimeoutMs);
+          this.nextRequest();
+          this.armTimer(this.deadline.remainingMs());
           r = await this.session.dataEnd(ev);
           this.lastCommand = 'DATA';
           break;
@@ -228,10 +286,15 @@ export class Connection {
           break;
         }
         case 'bytes-end':
+          this.nextRequest();
           r = await this.session.bdatEnd(this.bdatSize);
           break;
       }
+      // An accepted message starts the error count again.
+      if (this.session.messages > accepted) this.pacer.messageAccepted();
       if (r) {
+        await this.pace(r);
+        if (this.closed) return;
         this.send(r, this.lastCommand);
         if (r.close) return this.closeAfterFlush(r.code === 221 ? 'quit' : 'protocol');
       }
@@ -243,7 +306,30 @@ export class Connection {
     this.flush();
     if (this.inputEnded) return this.closeAfterFlush('disconnect');
     if (this.socket.isPaused()) this.socket.resume();
-    this.armTimer(this.framer.mode === 'line' ? this.opts.commandTimeoutMs : this.opts.dataTimeoutMs);
+    this.armTimer(this.deadline.remainingMs());
+  }
+
+  /** A request (command line, or DATA/BDAT content) is complete: the next one gets its own deadline. */
+  private nextRequest(): void {
+    this.deadline =
+      this.framer.mode === 'line'
+        ? new RequestDeadline({ timeoutMs: this.opts.commandTimeoutMs, minDataRate: 0 })
+        : new RequestDeadline({ timeoutMs: this.opts.dataTimeoutMs, minDataRate: this.opts.minDataRate ?? LIMIT_DEFAULTS.minDataRate });
+  }
+
+  /**
+   * Wait before a reply: the verdict's delay, or the tarpit / error slow-down,
+   * whichever is longer. Replies already queued are written first.
+   */
+  private async pace(r: Reply): Promise<void> {
+    const verdictDelayMs = this.verdictDelay;
+    this.verdictDelay = 0;
+    const pacingDelayMs = this.pacer.delayFor(r.code);
+    this.lastPacing = { verdictDelayMs, pacingDelayMs };
+    const wait = Math.max(verdictDelayMs, pacingDelayMs);
+    if (wait <= 0) return;
+    this.flush();
+    await (this.opts.sleep ?? sleepFor)(wait);
   }
 
   private async onLine(raw: Buffer): Promise<Reply | undefined> {
@@ -277,6 +363,7 @@ export class Connection {
 
   /** Do what a command result asks of the connection; return the reply to write. */
   private async apply(res: CommandResult): Promise<Reply | undefined> {
+    this.verdictDelay = res.delayMs ?? 0;
     if (res.then?.mode === 'starttls') {
       if (res.reply) this.send(res.reply, this.lastCommand);
       this.flush();
@@ -287,11 +374,9 @@ export class Connection {
       this.authMode = true;
     } else if (res.then?.mode === 'data') {
       this.framer.startData(res.then.maxSize);
-      this.armTimer(this.opts.dataTimeoutMs);
     } else if (res.then?.mode === 'bytes') {
       this.bdatSize = res.then.n;
       this.framer.startBytes(res.then.n);
-      this.armTimer(this.opts.dataTimeoutMs);
     }
     return res.reply;
   }
@@ -310,9 +395,16 @@ export class Connection {
     if (r.code >= 400) {
       this.log.event('smtp', 'failed-command', { session: this.session.id, command, result: `${r.code} ${r.enhanced ?? ''} ${r.lines[0] ?? ''}`.replace(/\s+/g, ' ') });
     }
-    const text = formatReply(r, this.fmt);
+    // no-multiline-replies spares the EHLO list (ZMailer's rule).
+    const fmt = !this.fmt.multiline && /^EHLO(\s|$)/i.test(command) ? { ...this.fmt, multiline: true } : this.fmt;
+    const text = formatReply(r, fmt);
     if (this.log.tracing('io')) this.log.trace('io', `session ${this.session.id}: >>> ${text.trimEnd()}`);
     this.out.push(text);
+    if (this.opts.explain) {
+      const info: ReplyInfo = { command, ...this.lastPacing, errors: this.pacer.errors.errors };
+      this.lastPacing = { verdictDelayMs: 0, pacingDelayMs: 0 };
+      for (const line of this.opts.explain(r, info)) this.out.push(`# ${line.replace(/[\r\n]+/g, ' ')}\r\n`);
+    }
   }
 
   private flush(): void {
@@ -345,8 +437,9 @@ export class Connection {
   private onTimeout(): void {
     if (this.closed) return;
     if (this.pumping) {
-      // Busy on our side (e.g. a slow disk): the client is not to blame.
-      this.armTimer(this.opts.commandTimeoutMs);
+      // Busy on our side (a slow disk, a content filter, a tarpit): the client is not to blame.
+      this.nextRequest();
+      this.armTimer(this.deadline.remainingMs());
       return;
     }
     this.stats.inc('smtp.session.timeout');

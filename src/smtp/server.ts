@@ -1,6 +1,11 @@
 /*
  * smtp/server.ts — the listening side: one net.Server per bound address,
  * a Session and a Connection per client.
+ *
+ * Connection limits are checked here, when a client connects and before
+ * anything is written (policy/limits/connections.ts): per client address
+ * and in total; beyond them the client gets 421 (450 with a ZMailer file)
+ * or, far beyond, is closed without a word.
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
@@ -12,6 +17,20 @@ import { Connection } from './connection.js';
 import { Session, type SessionEnv } from './session.js';
 import { listenAddresses } from './listen-addresses.js';
 import type { TlsContexts } from '../tls/contexts.js';
+import { ConnectionLimiter, DEFAULT_CONNECTION_LIMITS, type ConnectionLimits } from '../policy/limits/connections.js';
+import type { ErrorLimits } from '../policy/limits/errors.js';
+import type { TarpitSettings } from '../policy/limits/tarpit.js';
+import { formatReply } from './reply.js';
+
+/** Limits and pacing for every connection (policy/build.ts's ConnectionPolicy). */
+export interface ServerOptions {
+  readonly limits?: ConnectionLimits;
+  readonly tarpit?: TarpitSettings;
+  readonly errors?: ErrorLimits;
+  readonly minDataRate?: number;
+  /** listen(2) backlog; default 1024. */
+  readonly backlog?: number;
+}
 
 export interface BoundListener {
   readonly listener: Listener;
@@ -25,12 +44,21 @@ export class SmtpServer {
   /** `smtpctl pause smtp` / `smtpd -P smtp`: new clients get 421 and are closed. */
   paused = false;
   private readonly connections = new Set<Connection>();
+  private readonly limiter: ConnectionLimiter;
 
   constructor(
     private readonly env: SessionEnv,
     private readonly resolver: Resolver,
     private readonly tls?: TlsContexts,
-  ) {}
+    private readonly opts: ServerOptions = {},
+  ) {
+    this.limiter = new ConnectionLimiter(opts.limits ?? DEFAULT_CONNECTION_LIMITS);
+  }
+
+  /** Connections counted by the limiter, from one address or in total. */
+  connectionCount(ip?: string): number {
+    return this.limiter.count(ip);
+  }
 
   private get log(): MailLog {
     return this.env.log;
@@ -62,7 +90,7 @@ export class SmtpServer {
     return new Promise((resolve, reject) => {
       const server = createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.accept(l, address, socket));
       server.once('error', reject);
-      server.listen({ host: address, port: l.port, backlog: 1024, ipv6Only: false }, () => {
+      server.listen({ host: address, port: l.port, backlog: this.opts.backlog ?? 1024, ipv6Only: false }, () => {
         server.off('error', reject);
         server.on('error', (e) => this.log.error(`listener ${address}:${l.port}: ${e.message}`));
         const a = server.address();
@@ -85,6 +113,22 @@ export class SmtpServer {
       return;
     }
     const ip = (socket.remoteAddress ?? '0.0.0.0').replace(/^::ffff:/, '');
+    const lease = this.limiter.open(ip);
+    const d = lease.decision;
+    if (d.kind !== 'accept') {
+      socket.on('error', () => undefined);
+      this.stats.inc('smtp.session.refused');
+      this.log.event('smtp', 'refused', { address: ip, reason: d.reason, reply: d.kind === 'reply' ? d.reply.code : 'none' });
+      if (d.kind === 'drop') {
+        socket.destroy();
+        return;
+      }
+      // Counted until it is closed: a client hammering the port keeps its own count high.
+      socket.once('close', () => lease.release());
+      socket.end(formatReply(d.reply, { enhanced: true, multiline: true }));
+      setTimeout(() => socket.destroy(), 10_000).unref();
+      return;
+    }
     const id = randomBytes(8).toString('hex');
     this.stats.inc('smtp.session');
     this.stats.inc(ip.includes(':') ? 'smtp.session.inet6' : 'smtp.session.inet4');
@@ -94,6 +138,7 @@ export class SmtpServer {
       port: socket.remotePort ?? 0,
       fromSocket: false,
       listener: `${address}:${l.port}`,
+      localPort: socket.localPort ?? l.port,
       hostname: l.hostname ?? this.env.config.hostname,
       tag: l.tag,
       noDsn: l.noDsn,
@@ -109,6 +154,10 @@ export class SmtpServer {
         earlyTalker: smtp.earlyTalker,
         greetingDelayMs: smtp.greetingDelayMs,
         maxBuffered: 1 << 20,
+        ...(this.opts.tarpit ? { tarpit: this.opts.tarpit } : {}),
+        ...(this.opts.errors ? { errors: this.opts.errors } : {}),
+        ...(this.opts.minDataRate !== undefined ? { minDataRate: this.opts.minDataRate } : {}),
+        multiline: this.env.runtime?.multilineReplies ?? true,
       },
       this.log,
       this.stats,
@@ -116,6 +165,7 @@ export class SmtpServer {
     );
     this.connections.add(conn);
     conn.onClose = () => {
+      lease.release();
       this.connections.delete(conn);
       this.stats.dec('smtp.session.active');
     };

@@ -12,6 +12,12 @@
  *
  * Nothing is acknowledged before the spool says it is on disk: the 250
  * after DATA/BDAT LAST is built only once MessageWriter.commit() resolved.
+ *
+ * The policy files (policy/build.ts) reach the session as a SessionRuntime:
+ * the hdr220 greeting, EHLO and multi-line replies on or off, and ZMailer's
+ * style flags (v: VRFY looks up, e: EXPN expands, S: sloppy syntax and MAIL
+ * before HELO; without S, strict RFC 5321 paths). A verdict's delay comes
+ * back as CommandResult.delayMs; the connection does the waiting.
  */
 import type { Config, Listener } from '../config/model.js';
 import type { Authenticator } from '../auth/authenticator.js';
@@ -23,7 +29,9 @@ import type { MailLog } from '../log/maillog.js';
 import type { Spool } from '../spool/spool.js';
 import type { Envelope, EnvelopeRecipient } from '../spool/envelope.js';
 import { newEvpid } from '../spool/fs/fs-spool.js';
-import type { Policy, SessionFacts, TxFacts } from '../policy/policy.js';
+import type { CommitDecision, Policy, SessionFacts, TxFacts } from '../policy/policy.js';
+import type { Verdict } from '../policy/verdict.js';
+import type { StyleFlag } from '../policy/zmailer/helo-patterns.js';
 import type { Stats } from '../stats.js';
 import { HeaderScanner } from '../wire/header-scan.js';
 import { LineEndingNormalizer } from '../wire/line-endings.js';
@@ -39,7 +47,27 @@ export type { SessionState } from './commands.js';
 /** The seam to the scheduler: ETRN and "a message was queued". */
 export interface SchedulerSeam {
   etrn(domain: string): Promise<Reply> | Reply;
-  enqueued(env: Envelope): void;
+  /** `held`: the message must not be tried until released (its "held" records are already in the spool). */
+  enqueued(env: Envelope, opts?: { readonly held?: boolean }): void;
+}
+
+/**
+ * What the policy files change in a session (policy/build.ts). Absent:
+ * Postern's own behaviour.
+ */
+export interface SessionRuntime {
+  /** EHLO allowed (ZMailer's NoEHLO: HELO only). */
+  readonly ehlo: boolean;
+  /** Multi-line replies (ZMailer's no-multiline-replies: one line each, except the EHLO list). */
+  readonly multilineReplies: boolean;
+  /** The 220 greeting's lines (ZMailer's hdr220). */
+  readonly greeting?: (v: { readonly hostname: string; readonly clientAddress: string; readonly localPort: number }) => readonly string[];
+  /** The style flags of a session that greeted with `helo` (undefined: before HELO). Absent: no styles. */
+  readonly style?: (helo: string | undefined) => ReadonlySet<StyleFlag>;
+  /** `-s strict`: strict path syntax whatever the style. */
+  readonly strict?: boolean;
+  /** What the Received: header shows of TLS (rcvd-tls-mode, rcvd-tls-peer). Absent: all of it. */
+  readonly received?: { readonly tlsMode: boolean; readonly tlsPeer: boolean };
 }
 
 export interface SessionEnv {
@@ -54,6 +82,7 @@ export interface SessionEnv {
   readonly now: () => number;
   readonly tables: TableRegistry;
   readonly auth: { readonly authenticator: Authenticator; readonly failrate: FailRate };
+  readonly runtime?: SessionRuntime;
 }
 
 export interface PeerInfo {
@@ -62,6 +91,8 @@ export interface PeerInfo {
   readonly fromSocket: boolean;
   /** "addr:port" of the listener. */
   readonly listener: string;
+  /** Our port (hdr220's %p). */
+  readonly localPort?: number;
   readonly hostname: string;
   readonly tag?: string;
   readonly noDsn: boolean;
@@ -93,6 +124,13 @@ export interface CommandResult {
     | { readonly mode: 'starttls' }
     /** The next line is an AUTH response, not a command (never logged). */
     | { readonly mode: 'auth' };
+  /** Wait this long before writing the reply (noto_delay, deny_delay). */
+  readonly delayMs?: number;
+}
+
+/** A refusal verdict as a command result: the reply (closing when the verdict says so) and its delay. */
+function refused(v: Verdict & { kind: 'reject' }): CommandResult {
+  return { reply: v.disconnect ? closing(v.reply) : v.reply, ...(v.delayMs ? { delayMs: v.delayMs } : {}) };
 }
 
 export interface DataEndInfo {
@@ -115,6 +153,8 @@ export class Session {
   tx?: Transaction;
   unknownCommands = 0;
   messages = 0;
+  /** ZMailer style flags in force (from the HELO pattern, or the default); undefined without a ZMailer file. */
+  style?: ReadonlySet<StyleFlag>;
   readonly ext: ExtensionsOn;
   private readonly disabled: ReadonlySet<string>;
 
@@ -134,6 +174,12 @@ export class Session {
       chunking: !this.disabled.has('CHUNKING'),
       auth: false,
     };
+    this.style = env.runtime?.style?.(undefined);
+  }
+
+  /** Strict RFC 5321 paths: `-s strict`, or a ZMailer style without S (sloppy). */
+  private strictPaths(): boolean {
+    return this.env.runtime?.strict === true || (this.style !== undefined && !this.style.has('S'));
   }
 
   /* ---------------------------------------------------------- plumbing */
@@ -177,15 +223,20 @@ export class Session {
 
   /* ---------------------------------------------------------- greeting */
 
-  async greet(): Promise<Reply> {
+  async greet(): Promise<CommandResult & { readonly reply: Reply }> {
     const v = await this.env.policy.connect(this.facts());
     if (v.kind === 'reject') {
       this.env.log.event('smtp', 'failed-command', { session: this.id, command: '(connect)', result: `${v.reply.code} ${v.reply.lines[0] ?? ''}`, reason: v.reason });
-      return closing(v.reply);
+      return { reply: closing(v.reply), ...(v.delayMs ? { delayMs: v.delayMs } : {}) };
     }
     this.enter('ready');
+    const greeting = this.env.runtime?.greeting;
+    if (greeting) {
+      const lines = greeting({ hostname: this.peer.hostname, clientAddress: this.peer.address, localPort: this.peer.localPort ?? 0 });
+      return { reply: reply(220, undefined, ...lines) };
+    }
     const banner = this.env.config.smtp.banner ?? 'ESMTP Postern';
-    return reply(220, undefined, `${this.peer.hostname} ${banner}`);
+    return { reply: reply(220, undefined, `${this.peer.hostname} ${banner}`) };
   }
 
   /* ---------------------------------------------------------- commands */
@@ -197,7 +248,8 @@ export class Session {
     const arg = sp < 0 ? '' : line.slice(sp + 1);
     const spec = COMMANDS.get(verb);
     if (!spec || (spec.extension !== undefined && !this.extensionOn(spec.extension))) return { reply: this.unknown() };
-    if (!spec.states.includes(this.state)) return { reply: spec.sequenceError(this) };
+    const sloppy = spec.sloppyStates?.includes(this.state) === true && this.style?.has('S') === true;
+    if (!spec.states.includes(this.state) && !sloppy) return { reply: spec.sequenceError(this) };
     return spec.run(this, arg);
   }
 
@@ -225,11 +277,13 @@ export class Session {
     const name = arg.trim();
     if (name === '') return { reply: reply(501, '5.5.4', `Syntax: ${extended ? 'EHLO' : 'HELO'} hostname`) };
     if (name.length > 255 || /[\s\x00-\x1f\x7f]/.test(name)) return { reply: reply(501, '5.5.2', 'Invalid domain name') };
+    if (extended && this.env.runtime?.ehlo === false) return { reply: reply(502, '5.5.1', 'EHLO not available, use HELO') };
     await this.resetTransaction();
     const v = await this.env.policy.helo(this.facts(), name);
-    if (v.kind === 'reject') return { reply: v.disconnect ? closing(v.reply) : v.reply };
+    if (v.kind === 'reject') return refused(v);
     this.helo = name;
     this.esmtp = extended;
+    if (this.env.runtime?.style) this.style = this.env.runtime.style(name);
     this.enter('helo');
     const greeting = `${this.peer.hostname} Hello ${name} [${this.peer.address}], pleased to meet you`;
     if (!extended) return { reply: reply(250, undefined, greeting) };
@@ -408,7 +462,7 @@ export class Session {
     if (listener.tls === 'require' && !this.tls) return { reply: reply(530, '5.7.0', 'Must issue a STARTTLS command first') };
     if (listener.auth === 'required' && this.authUser === undefined) return { reply: reply(530, '5.7.0', 'Authentication required') };
     const smtputf8 = this.ext.smtputf8 && /(^|\s)SMTPUTF8(\s|$)/i.test(arg);
-    const path = parseMailFromArg(arg, { smtputf8, strict: false });
+    const path = parseMailFromArg(arg, { smtputf8, strict: this.strictPaths() });
     if (!path.ok) return { reply: path.reply };
     const params = parseMailParams(path.params, this.ext);
     if (!params.ok) return { reply: params.reply };
@@ -429,7 +483,7 @@ export class Session {
     if (owned !== true) return { reply: owned };
     const tx = new Transaction(path.mailbox, senderAddress, params.value, this.env.now());
     const v = await this.env.policy.mail(this.facts(), this.txFacts(tx));
-    if (v.kind === 'reject') return { reply: v.disconnect ? closing(v.reply) : v.reply };
+    if (v.kind === 'reject') return refused(v);
     this.tx = tx;
     this.enter('mail');
     return { reply: reply(250, '2.1.0', 'Ok') };
@@ -458,7 +512,7 @@ export class Session {
     const tx = this.tx;
     if (!tx) return { reply: reply(503, '5.5.1', 'Need MAIL before RCPT') };
     tx.attempted++;
-    const path = parseRcptToArg(arg, { smtputf8: tx.params.smtputf8, strict: false });
+    const path = parseRcptToArg(arg, { smtputf8: tx.params.smtputf8, strict: this.strictPaths() });
     if (!path.ok) return { reply: path.reply };
     if (!path.mailbox) return { reply: reply(553, '5.1.3', 'Null recipient not allowed') };
     const params = parseRcptParams(path.params, this.ext);
@@ -468,7 +522,7 @@ export class Session {
     if (this.tx !== tx) return { reply: reply(503, '5.5.1', 'Transaction ended') };
     if (d.kind === 'reject') {
       this.env.log.event('smtp', 'rejected', { session: this.id, to: `<${formatMailbox(path.mailbox)}>`, reason: d.verdict.reason });
-      return { reply: d.verdict.disconnect ? closing(d.verdict.reply) : d.verdict.reply };
+      return refused(d.verdict);
     }
     const address = formatMailbox(path.mailbox);
     tx.addRcpt({ mailbox: path.mailbox, address, params: params.value, targets: d.targets });
@@ -485,6 +539,17 @@ export class Session {
     return { reply: reply(250, '2.1.5', `<${formatMailbox(path.mailbox)}>`) };
   }
 
+  /** EXPN, when enabled and the style has "e": where mail to this address goes (aliases expanded). */
+  async expnCommand(arg: string): Promise<CommandResult> {
+    const text = arg.trim();
+    const path = parseRcptToArg(`TO:${text.startsWith('<') ? text : `<${text}>`}`, { smtputf8: this.ext.smtputf8, strict: false });
+    if (!path.ok || !path.mailbox) return { reply: reply(501, '5.1.3', 'Bad address syntax') };
+    const d = await this.env.policy.rcpt(this.facts(), { sender: null, params: { smtputf8: false }, rcptCount: 0 }, path.mailbox);
+    if (d.kind === 'reject') return { reply: d.verdict.reply };
+    const lines = d.targets.slice(0, 100).map((t) => `<${t.address}>`);
+    return { reply: reply(250, '2.1.5', ...(lines.length > 0 ? lines : [`<${formatMailbox(path.mailbox)}>`])) };
+  }
+
   /* --------------------------------------------------------------- DATA */
 
   async dataCommand(arg: string): Promise<CommandResult> {
@@ -495,7 +560,7 @@ export class Session {
       return { reply: tx.attempted > 0 ? reply(554, '5.5.1', 'No valid recipients') : reply(503, '5.5.1', 'Need RCPT command') };
     }
     const v = await this.env.policy.data(this.facts(), this.txFacts(tx));
-    if (v.kind === 'reject') return { reply: v.disconnect ? closing(v.reply) : v.reply };
+    if (v.kind === 'reject') return refused(v);
     const failure = await this.openMessage(tx);
     if (failure) return { reply: failure };
     this.enter('data');
@@ -620,11 +685,19 @@ export class Session {
       proto: this.proto(tx),
       msgid: tx.writer.msgid,
       rcpt: single,
-      tls: this.tlsInfo ? `using ${this.tlsInfo.version} with cipher ${this.tlsInfo.cipher}${this.tlsInfo.peer ? `, client certificate ${this.tlsInfo.peer}` : ''}` : undefined,
+      tls: this.receivedTls(),
       date: new Date(this.env.now()),
     });
     tx.writer.write(Buffer.from(h, 'utf8'));
     return undefined;
+  }
+
+  /** The TLS part of our Received: header (ZMailer's rcvd-tls-mode / rcvd-tls-peer decide with a ZMailer file). */
+  private receivedTls(): string | undefined {
+    const t = this.tlsInfo;
+    const show = this.env.runtime?.received ?? { tlsMode: true, tlsPeer: true };
+    if (!t || !show.tlsMode) return undefined;
+    return `using ${t.version} with cipher ${t.cipher}${t.peer && show.tlsPeer ? `, client certificate ${t.peer}` : ''}`;
   }
 
   private proto(tx: Transaction): string {
@@ -633,6 +706,12 @@ export class Session {
 
   private async finishMessage(tx: Transaction, refusal: Reply | undefined): Promise<Reply> {
     const smtp = this.env.config.smtp;
+    // Everything written reaches the incoming/ file first (the content filter reads it there).
+    if (!refusal && tx.writer && !tx.storeError) {
+      await tx.writer.drain().catch((e: Error) => {
+        tx.storeError = e.message;
+      });
+    }
     if (!refusal && tx.storeError) {
       this.env.log.error(`spool: write failed: ${tx.storeError}`);
       refusal = reply(451, '4.3.0', 'Temporary failure in the queue, try again later');
@@ -640,9 +719,17 @@ export class Session {
     if (!refusal && (tx.headers?.receivedCount ?? 0) > smtp.maxReceivedHeaders) {
       refusal = reply(554, '5.4.6', 'Too many Received: headers: mail loop detected');
     }
+    let decision: CommitDecision | undefined;
     if (!refusal) {
-      const v = await this.env.policy.commit(this.facts(), this.txFacts(tx), { size: tx.writer?.size ?? 0, receivedHeaders: tx.headers?.receivedCount ?? 0 });
-      if (v.kind === 'reject') refusal = v.reply;
+      decision = await this.env.policy.commit(this.facts(), this.txFacts(tx), { size: tx.writer?.size ?? 0, receivedHeaders: tx.headers?.receivedCount ?? 0, msgid: tx.writer?.msgid });
+      if (decision.kind === 'reject') {
+        refusal = decision.verdict.reply;
+        this.env.log.event('smtp', 'rejected', { session: this.id, msgid: tx.writer?.msgid, reason: decision.verdict.reason });
+      } else if (decision.kind === 'discard') {
+        this.env.log.event('smtp', 'discarded', { session: this.id, msgid: tx.writer?.msgid, from: `<${tx.senderAddress}>`, reason: decision.reason });
+        await this.resetTransaction();
+        return decision.reply;
+      }
     }
     if (refusal || !tx.writer) {
       await this.resetTransaction();
@@ -687,11 +774,37 @@ export class Session {
       return reply(451, '4.3.0', 'Temporary failure in the queue, try again later');
     }
     if (this.tx === tx) this.tx = undefined;
+    const hold = decision?.kind === 'accept' ? decision.hold : undefined;
+    if (hold !== undefined && !(await this.recordHeld(env, hold))) {
+      if (this.state !== 'closed') this.enter('helo');
+      return reply(451, '4.3.0', 'Temporary failure in the queue, try again later');
+    }
     this.messages++;
     if (this.state !== 'closed') this.enter('helo');
     this.logAccepted(env);
-    this.env.scheduler.enqueued(env);
+    this.env.scheduler.enqueued(env, hold !== undefined ? { held: true } : undefined);
+    if (decision?.kind === 'accept' && decision.reply) return decision.reply;
     return reply(250, '2.0.0', `${env.msgid} Message accepted for delivery`);
+  }
+
+  /**
+   * A frozen message (content filter): record "held" for every recipient
+   * before anyone can try it. If that fails the message is removed again
+   * and the client told to retry. (A crash between the commit and these
+   * records leaves the message unheld at the next start: the envelope has
+   * no field for it.)
+   */
+  private async recordHeld(env: Envelope, reason: string): Promise<boolean> {
+    const at = this.env.now();
+    try {
+      for (const r of env.recipients) await this.env.spool.appendOutcome(r.evpid, { kind: 'held', at });
+    } catch (e) {
+      this.env.log.error(`spool: cannot hold ${env.msgid}: ${(e as Error).message}; message removed`);
+      await this.env.spool.remove(env.msgid).catch(() => undefined);
+      return false;
+    }
+    this.env.log.event('smtp', 'held', { session: this.id, msgid: env.msgid, reason });
+    return true;
   }
 
   private logAccepted(env: Envelope): void {

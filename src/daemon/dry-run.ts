@@ -1,0 +1,250 @@
+/*
+ * daemon/dry-run.ts — `smtpd -b '[ADDRESS]'`: one SMTP session on standard
+ * input and output, as if the client connected from ADDRESS, against the
+ * whole policy — and nothing queued or delivered anywhere.
+ *
+ * ZMailer's `smtpserver -i -T '[1.2.3.4]'` and Exim's `-bh` are the idea.
+ * The session is the real one (smtp/session.ts behind smtp/connection.ts),
+ * so every reply is what a client at ADDRESS would get; after each reply
+ * come comment lines ("# …") saying which phase and which rule decided it,
+ * and why (the Obtuse rule's FILE:LINE and text via explain(), the HELO
+ * pattern, the smtpd.conf rule's FILE:LINE, the content filter's answer).
+ *
+ * Differences from a real session, all announced in the comments:
+ *  - messages go to a temporary spool that is removed at the end; the
+ *    scheduler seam drops them (nothing is queued, nothing delivered);
+ *  - waits (noto_delay, deny_delay, tarpit, error slow-down) are noted, not
+ *    waited;
+ *  - connection limits are shown, not counted (there is one session);
+ *  - the listener is the configuration's first, without TLS;
+ *  - input lines may end in LF alone (a terminal): each LF becomes CRLF.
+ */
+import { Duplex } from 'node:stream';
+import type { Socket } from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir, loadavg } from 'node:os';
+import { join } from 'node:path';
+import ipaddr from 'ipaddr.js';
+import type { Config, Listener } from '../config/model.js';
+import type { MailLog } from '../log/maillog.js';
+import { FsSpool } from '../spool/fs/fs-spool.js';
+import { TableRegistry } from '../table/table.js';
+import { tableFromDecl } from '../table/table-static.js';
+import { LocalNames } from '../policy/localnames.js';
+import { SystemUsers } from '../delivery/users.js';
+import { Resolver } from '../dns/resolver.js';
+import { Stats } from '../stats.js';
+import { Authenticator } from '../auth/authenticator.js';
+import { FailRate } from '../auth/failrate.js';
+import { buildPolicy, type BuiltPolicy, type PolicyFiles } from '../policy/build.js';
+import type { PolicyNote } from '../policy/policy.js';
+import type { StyleOption } from '../policy/zmailer/helo-patterns.js';
+import { Session, type SchedulerSeam } from '../smtp/session.js';
+import { Connection, type ReplyInfo } from '../smtp/connection.js';
+import { reply, type Reply } from '../smtp/reply.js';
+
+/**
+ * "[192.0.2.1]", "[IPv6:2001:db8::1]", ZMailer's "[ipv6.2001:db8::1]", or a
+ * bare address: the canonical address, or an error message.
+ */
+export function parseTestAddress(s: string): { address: string } | { error: string } {
+  const t = s.trim();
+  const inner = t.startsWith('[') && t.endsWith(']') ? t.slice(1, -1) : t;
+  const v6 = /^ipv6[.:](.+)$/i.exec(inner);
+  const text = v6 ? (v6[1] as string) : inner;
+  const v4 = /^\d{1,3}(\.\d{1,3}){3}$/.test(text);
+  if (!ipaddr.isValid(text) || (!v4 && !text.includes(':'))) {
+    return { error: `"${s}" is not an address literal (expected [192.0.2.1] or [IPv6:2001:db8::1])` };
+  }
+  const a = ipaddr.parse(text);
+  const n = a.kind() === 'ipv6' && (a as ipaddr.IPv6).isIPv4MappedAddress() ? (a as ipaddr.IPv6).toIPv4Address() : a;
+  return { address: n.toString() };
+}
+
+export interface DryRunOptions {
+  readonly address: string;
+  readonly files: PolicyFiles;
+  readonly log: MailLog;
+  readonly input: NodeJS.ReadableStream;
+  readonly output: NodeJS.WritableStream;
+  readonly style?: StyleOption;
+  readonly maxLoadAverage?: number;
+}
+
+/** Standard input and output as the connection's socket. */
+class StdioSocket extends Duplex {
+  constructor(private readonly out: NodeJS.WritableStream) {
+    super({ allowHalfOpen: true });
+  }
+
+  override _read(): void {
+    /* data is pushed from the input stream */
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (e?: Error | null) => void): void {
+    this.out.write(chunk, (e) => cb(e ?? null));
+  }
+
+  setNoDelay(): this {
+    return this;
+  }
+}
+
+/** Turn every LF not preceded by CR into CRLF (across chunk boundaries). */
+function crlf(): (chunk: Buffer) => Buffer {
+  let lastCr = false;
+  return (chunk) => {
+    const out: number[] = [];
+    for (const b of chunk) {
+      if (b === 0x0a && !lastCr) out.push(0x0d);
+      out.push(b);
+      lastCr = b === 0x0d;
+    }
+    return Buffer.from(out);
+  };
+}
+
+/** Run the session; resolves when it ends. */
+export async function dryRun(config: Config, opts: DryRunOptions): Promise<void> {
+  const tmp = mkdtempSync(join(tmpdir(), 'postern-dryrun-'));
+  const dryConfig: Config = Object.freeze({ ...config, queue: Object.freeze({ ...config.queue, path: join(tmp, 'spool') }) });
+  const spool = new FsSpool({ root: dryConfig.queue.path, ...(opts.files.zmailer?.contentFilter ? { memoryBufferBytes: 0 } : {}) });
+  await spool.open();
+  try {
+    const tables = new TableRegistry();
+    for (const decl of config.tables.values()) {
+      const t = tableFromDecl(decl);
+      if (t.error) throw new Error(`${decl.pos.file}:${decl.pos.line}: table ${decl.name}: ${t.error}`);
+      tables.add(t);
+    }
+    const local = new LocalNames(config.hostname);
+    const users = new SystemUsers();
+    const resolver = new Resolver(config.resolver);
+    const notes: PolicyNote[] = [];
+    const built = buildPolicy(dryConfig, opts.files, {
+      tables,
+      users,
+      local,
+      dns: resolver.raw,
+      loadAverage: () => loadavg()[0] ?? 0,
+      ...(opts.maxLoadAverage !== undefined ? { maxLoadAverage: opts.maxLoadAverage } : {}),
+      ...(opts.style ? { style: opts.style } : {}),
+      observer: (n) => notes.push(n),
+    });
+    const committed: string[] = [];
+    const scheduler: SchedulerSeam = {
+      etrn: (domain) => reply(250, '2.0.0', `Queuing for node ${domain} started`),
+      enqueued: (env, o) => void committed.push(`${env.msgid}${o?.held ? ' (would be held)' : ''}`),
+    };
+    const listener: Listener = { ...(config.listeners.find((l) => l.on !== 'socket') ?? fallbackListener(config)), tls: 'none' };
+    const stats = new Stats();
+    const session = new Session(
+      'dry-run',
+      {
+        config: built.config,
+        log: opts.log,
+        spool,
+        policy: built.policy,
+        stats,
+        scheduler,
+        freeSpace: () => spool.freeSpace(),
+        now: Date.now,
+        tables,
+        auth: { authenticator: new Authenticator(config, tables), failrate: new FailRate(config.smtp.authFailRate) },
+        runtime: built.session,
+      },
+      {
+        address: opts.address,
+        port: 0,
+        fromSocket: false,
+        listener: 'dry-run',
+        localPort: listener.port,
+        hostname: listener.hostname ?? config.hostname,
+        tag: listener.tag,
+        noDsn: listener.noDsn,
+        config: listener,
+      },
+    );
+    const rdns = resolver.reverseConfirmed(opts.address);
+    const host = await rdns;
+    opts.output.write(intro(opts.address, host, config, built));
+
+    const socket = new StdioSocket(opts.output);
+    const smtp = built.config.smtp;
+    const conn = new Connection(
+      socket as unknown as Socket,
+      session,
+      {
+        commandTimeoutMs: smtp.commandTimeoutMs,
+        dataTimeoutMs: smtp.dataTimeoutMs,
+        earlyTalker: 'allow',
+        greetingDelayMs: 0,
+        maxBuffered: 1 << 20,
+        tarpit: built.connection.tarpit,
+        errors: built.connection.errors,
+        minDataRate: built.connection.minDataRate,
+        multiline: built.session.multilineReplies,
+        sleep: async () => undefined,
+        explain: (r, info) => explain(r, info, notes.splice(0), committed.splice(0), built),
+      },
+      opts.log,
+      stats,
+    );
+    const done = new Promise<void>((resolve) => {
+      conn.onClose = () => resolve();
+    });
+    const fix = crlf();
+    const onData = (d: Buffer | string): void => void socket.push(fix(Buffer.isBuffer(d) ? d : Buffer.from(d, 'utf8')));
+    const onEnd = (): void => void socket.push(null);
+    opts.input.on('data', onData);
+    opts.input.on('end', onEnd);
+    void conn.start(Promise.resolve(host));
+    await done;
+    opts.input.off('data', onData);
+    opts.input.off('end', onEnd);
+    opts.input.pause();
+    await new Promise<void>((r) => opts.output.write('', () => r()));
+  } finally {
+    await spool.close().catch(() => undefined);
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+function fallbackListener(config: Config): Listener {
+  return { pos: { file: config.file, line: 0, col: 0 }, on: 'localhost', port: 25, tls: 'none', auth: 'none', maskSrc: false, noDsn: false, smtputf8: true, proxyV2: false };
+}
+
+/** The comment block before the greeting: who we pretend to be, and what decides. */
+function intro(address: string, host: string | undefined, config: Config, built: BuiltPolicy): string {
+  const lines = [
+    `dry run: a session from [${address}]; nothing is queued or delivered`,
+    `client host name: ${host ?? 'none (no forward-confirmed reverse DNS: UNKNOWN)'}`,
+    `policy: ${[
+      config.smtpserverConf ? `smtpserver.conf ${config.smtpserverConf.path}` : undefined,
+      config.rulesFile ? `rules file ${config.rulesFile.path}` : undefined,
+      `smtpd.conf ${config.file} (${config.rules.length} rule${config.rules.length === 1 ? '' : 's'})`,
+    ]
+      .filter((x) => x !== undefined)
+      .join(', ')}`,
+    `phases: connection limits, ${[...built.policy.phaseNames, 'smtpd.conf rules'].join(', ')}`,
+  ];
+  return lines.map((l) => `# ${l}\r\n`).join('');
+}
+
+/** The comment lines after one reply. */
+function explain(r: Reply, info: ReplyInfo, notes: readonly PolicyNote[], committed: readonly string[], built: BuiltPolicy): string[] {
+  const out = notes.map((n) => `${n.phase}: ${n.source}: ${n.why}`);
+  if (info.command === '(connect)') {
+    const l = built.connection.limits;
+    const lim = (n: number): string => (n > 0 ? String(n) : 'no limit');
+    out.unshift(`connect: connection limits ${lim(l.maxPerClient)} per address, ${lim(l.maxTotal)} in total (not counted in a dry run)`);
+    if (r.code < 400) out.push(built.session.greeting ? 'connect: greeting from smtpserver.conf hdr220' : 'connect: no policy objection');
+  } else if (out.length === 0) {
+    out.push(r.code >= 400 ? `${info.command}: refused by the session itself (syntax, sequence or a limit), no policy rule involved` : `${info.command}: no policy phase objects`);
+  }
+  for (const m of committed) out.push(`dry run: message ${m} thrown away, not queued`);
+  if (info.verdictDelayMs > 0) out.push(`delay: the rule makes this reply wait ${info.verdictDelayMs / 1000} s (not waited in a dry run)`);
+  if (info.pacingDelayMs > 0) out.push(`tarpit/error limit: this reply would wait ${info.pacingDelayMs / 1000} s after ${info.errors} error(s) (not waited in a dry run)`);
+  if (r.close) out.push('the session ends here');
+  return out;
+}

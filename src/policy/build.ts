@@ -1,0 +1,372 @@
+/*
+ * policy/build.ts — the policy of a configuration: the phases in the order
+ * they run, and what the policy files change in the session, the
+ * connection and the smtp options.
+ *
+ *   at accept   connection limits, per client address and in total
+ *               (smtp/server.ts counts; ZMailer's MaxSameIpSource and
+ *               MaxParallelConnections replace Postern's defaults)
+ *   connect     load average (the -L limit, when given)
+ *   HELO/EHLO   smtpserver.conf: the first matching HELO pattern (refuse,
+ *               load limit, style flags)
+ *   RCPT        smtpserver.conf: max-error-recipients; then the Obtuse
+ *               rules file; then smtpd.conf's rules (Policy.rcpt)
+ *   commit      the content filter, once the message is complete in the
+ *               spool's incoming/ file and before the 250
+ *
+ * The tarpit and the error limits act on every reply (smtp/connection.ts);
+ * a ZMailer file's PARAMs are merged into the `smtp` options the sessions
+ * see — only the PARAMs the file gives, so smtpd.conf keeps the rest.
+ * docs/policy.md ("How the files are wired in") lists each PARAM's effect.
+ */
+import { readFileSync } from 'node:fs';
+import { relative } from 'node:path';
+import type { Config, SmtpOptions } from '../config/model.js';
+import type { MailLog } from '../log/maillog.js';
+import type { TableRegistry } from '../table/table.js';
+import type { UserBase } from '../delivery/users.js';
+import type { SessionRuntime } from '../smtp/session.js';
+import { reply } from '../smtp/reply.js';
+import { Layout } from '../spool/fs/layout.js';
+import { Policy, type PolicyObserver, type PolicyPhase } from './policy.js';
+import { RuleEngine } from './rules.js';
+import type { LocalNames } from './localnames.js';
+import { PASS, type Verdict } from './verdict.js';
+import { DEFAULT_CONNECTION_LIMITS, type ConnectionLimits } from './limits/connections.js';
+import { DEFAULT_ERROR_LIMITS, type ErrorLimits } from './limits/errors.js';
+import { NO_TARPIT, type TarpitSettings } from './limits/tarpit.js';
+import { LIMIT_DEFAULTS } from './limits/defaults.js';
+import { loadAverageRefusal } from './limits/load.js';
+import { formatObtuseDiagnostic, parseObtuseRules, type ObtuseRules } from './obtuse/parse.js';
+import { obtuseRulesPhase, type ObtuseDelays, type ObtuseRulesPhase } from './obtuse/phase.js';
+import { obtuseDns } from './obtuse/dns.js';
+import { formatZmailerDiagnostic, parseZmailerConf } from './zmailer/parse.js';
+import { normalizeParamName, type ZmailerConf } from './zmailer/params.js';
+import { zmailerPolicyPhase, styleFor, type ZmailerPolicyPhase } from './zmailer/phase.js';
+import { zmailerConnectionLimits, zmailerSmtpOverrides, zmailerTarpit } from './zmailer/limits.js';
+import { expandHdr220 } from './zmailer/hdr220.js';
+import { DEFAULT_STYLE, type StyleFlag, type StyleOption } from './zmailer/helo-patterns.js';
+import { ContentFilter, type FilterResult } from './zmailer/contentfilter.js';
+import type { Resolver as DnsResolver } from 'node:dns/promises';
+
+/** The policy files of a configuration, read and checked. */
+export interface PolicyFiles {
+  readonly rules?: ObtuseRules;
+  readonly zmailer?: ZmailerConf;
+  /** Warnings, as "FILE:LINE: warning: …" lines. */
+  readonly warnings: readonly string[];
+}
+
+export class PolicyFileError extends Error {}
+
+/**
+ * Read the files named by `rules "PATH"` and `smtpserver-conf "PATH"`.
+ * Throws PolicyFileError listing every error ("FILE:LINE: message"), one a line.
+ * `env`: the ZENV variables for $NAME in smtpserver.conf (default: the process environment).
+ */
+export function loadPolicyFiles(config: Config, opts: { readonly env?: Readonly<Record<string, string>> } = {}): PolicyFiles {
+  const warnings: string[] = [];
+  const errors: string[] = [];
+  let rules: ObtuseRules | undefined;
+  let zmailer: ZmailerConf | undefined;
+  const read = (f: { readonly path: string; readonly pos: { file: string; line: number } }, what: string): string | undefined => {
+    try {
+      return readFileSync(f.path, 'utf8');
+    } catch (e) {
+      errors.push(`${f.pos.file}:${f.pos.line}: ${what} "${f.path}": ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+      return undefined;
+    }
+  };
+  if (config.rulesFile) {
+    const text = read(config.rulesFile, 'rules');
+    if (text !== undefined) {
+      const r = parseObtuseRules(text, config.rulesFile.path);
+      for (const d of r.diagnostics) (d.severity === 'error' ? errors : warnings).push(formatObtuseDiagnostic(d));
+      if (r.ok) rules = r.rules;
+    }
+  }
+  if (config.smtpserverConf) {
+    const text = read(config.smtpserverConf, 'smtpserver-conf');
+    if (text !== undefined) {
+      const env = opts.env ?? processEnv();
+      const r = parseZmailerConf(text, config.smtpserverConf.path, { env });
+      for (const d of r.diagnostics) (d.severity === 'error' ? errors : warnings).push(formatZmailerDiagnostic(d));
+      if (r.ok) zmailer = r.conf;
+    }
+  }
+  if (errors.length > 0) throw new PolicyFileError(errors.join('\n'));
+  return { ...(rules ? { rules } : {}), ...(zmailer ? { zmailer } : {}), warnings };
+}
+
+function processEnv(): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) if (v !== undefined) out[k] = v;
+  return out;
+}
+
+/** What the connection does besides the session: limits and pacing. */
+export interface ConnectionPolicy {
+  readonly limits: ConnectionLimits;
+  readonly tarpit: TarpitSettings;
+  readonly errors: ErrorLimits;
+  /** Bytes a second of DATA/BDAT content that earn more time (slowloris). */
+  readonly minDataRate: number;
+  /** listen(2) backlog (ZMailer's ListenQueueSize). */
+  readonly backlog?: number;
+}
+
+export interface PolicyDeps {
+  readonly tables: TableRegistry;
+  readonly users: UserBase;
+  readonly local: LocalNames;
+  /** For NS= and RBL. patterns of the rules file (dns/resolver.ts's `raw`). */
+  readonly dns?: Pick<DnsResolver, 'resolveNs' | 'resolveMx' | 'resolve4' | 'resolve6'>;
+  /** The one-minute load average (os.loadavg()[0]); without it no load limit is checked. */
+  readonly loadAverage?: () => number;
+  /** Refuse new sessions above this load average (ZMailer's -L). Default: no limit. */
+  readonly maxLoadAverage?: number;
+  /** ZMailer's -s: the style of sessions no HELO pattern matched, or strict/sloppy. Default "ve". */
+  readonly style?: StyleOption;
+  readonly obtuseDelays?: Partial<ObtuseDelays>;
+  readonly contentFilterTimeoutMs?: number;
+  readonly log?: MailLog;
+  /** Hears why each phase decided (the dry run). */
+  readonly observer?: PolicyObserver;
+}
+
+export interface BuiltPolicy {
+  readonly policy: Policy;
+  /** The configuration the SMTP sessions see: smtp and queue options with the ZMailer PARAMs merged in. */
+  readonly config: Config;
+  readonly session: SessionRuntime;
+  readonly connection: ConnectionPolicy;
+  readonly obtuse?: ObtuseRulesPhase;
+  readonly zmailer?: ZmailerPolicyPhase;
+  readonly contentFilter?: ContentFilter;
+  /** PARAMs given that do nothing in the way Postern runs now (logged at start-up). */
+  readonly notes: readonly string[];
+}
+
+/** Postern's version, for hdr220's %V. */
+export const POSTERN_VERSION = readVersion();
+
+function readVersion(): string {
+  for (const rel of ['../../../package.json', '../../package.json']) {
+    try {
+      const p = JSON.parse(readFileSync(new URL(rel, import.meta.url), 'utf8')) as { name?: string; version?: string };
+      if (p.name === 'postern' && typeof p.version === 'string') return p.version;
+    } catch {
+      /* try the next */
+    }
+  }
+  return '0';
+}
+
+/** The PARAMs that change nothing until the ZMailer-style front end (or the TLS/AUTH wiring) reads them. */
+const NOT_WIRED: readonly (readonly [readonly string[], string])[] = [
+  [['BindPort', 'BindAddress'], 'listeners come from smtpd.conf "listen on"; it takes effect with the ZMailer-style front end'],
+  [['allowsourceroute'], 'Postern always reduces a source route to its mailbox'],
+  [['rcvd-ident'], 'Postern has no ident client, so there is nothing to show'],
+  [['rcvd-auth-user'], 'the Received: header does not show the AUTH user yet'],
+  [
+    ['smtp-auth', 'no-smtp-auth', 'AUTH-LOGIN-also-without-TLS', 'MSA-mode', 'SMTP-auth-pipe', 'no-smtp-auth-on-25', 'auth-failrate', 'smtp-auth-username-prompt', 'smtp-auth-password-prompt'],
+    'AUTH is configured in smtpd.conf (listen … auth, smtp auth-*)',
+  ],
+  [
+    ['use-tls', 'no-use-tls', 'listen-ssmtp', 'tls-cert-file', 'tls-key-file', 'tls-CAfile', 'tls-CApath', 'tls-cipher-list', 'tls-loglevel', 'tls-ask-cert', 'tls-require-cert', 'tls-ccert-vd', 'tls-enforce-tls'],
+    'TLS is configured in smtpd.conf (pki, listen … tls)',
+  ],
+];
+
+/** Build the policy phases, and what the policy files change, for `config`. */
+export function buildPolicy(config: Config, files: PolicyFiles, deps: PolicyDeps): BuiltPolicy {
+  const note = deps.observer;
+  const phases: PolicyPhase[] = [];
+  const notes: string[] = [];
+  const conf = files.zmailer;
+
+  // connect: the load average (-L).
+  const maxLoad = deps.maxLoadAverage ?? LIMIT_DEFAULTS.maxLoadAverage;
+  if (maxLoad !== undefined && deps.loadAverage !== undefined) phases.push(loadPhase(maxLoad, deps.loadAverage, config.hostname, note));
+
+  // HELO and RCPT: smtpserver.conf.
+  let zmailer: ZmailerPolicyPhase | undefined;
+  if (conf) {
+    zmailer = zmailerPolicyPhase({ conf, ...(deps.loadAverage ? { loadAverage: deps.loadAverage } : {}) });
+    phases.push(explainedZmailer(zmailer, note));
+  }
+
+  // RCPT: the Obtuse rules file.
+  let obtuse: ObtuseRulesPhase | undefined;
+  if (files.rules) {
+    obtuse = obtuseRulesPhase({
+      rules: files.rules,
+      ...(deps.dns ? { dns: obtuseDns(deps.dns) } : {}),
+      ...(deps.obtuseDelays ? { delays: deps.obtuseDelays } : {}),
+    });
+    phases.push(explainedObtuse(obtuse, note));
+  }
+
+  // commit: the content filter.
+  let contentFilter: ContentFilter | undefined;
+  if (conf?.contentFilter) {
+    contentFilter = new ContentFilter({
+      path: conf.contentFilter.path,
+      cwd: config.queue.path,
+      maxParallel: conf.contentFilter.maxParallel,
+      ...(deps.contentFilterTimeoutMs !== undefined ? { timeoutMs: deps.contentFilterTimeoutMs } : {}),
+    });
+    phases.push(contentFilterPhase(contentFilter, config.queue.path, conf.contentFilter.debug ? deps.log : undefined));
+  }
+
+  const policy = new Policy(phases, new RuleEngine(config, deps.tables, deps.local), { config, tables: deps.tables, users: deps.users }, deps.local, note);
+
+  // What the ZMailer file changes besides the phases.
+  let merged = config;
+  let session: SessionRuntime = { ehlo: true, multilineReplies: true };
+  let connection: ConnectionPolicy = {
+    limits: { ...DEFAULT_CONNECTION_LIMITS, exempt: (ip) => deps.local.isLocalAddress(ip) },
+    tarpit: NO_TARPIT,
+    errors: DEFAULT_ERROR_LIMITS,
+    minDataRate: LIMIT_DEFAULTS.minDataRate,
+  };
+  const style = deps.style;
+  if (conf) {
+    const given = new Set(conf.given.map((g) => normalizeParamName(g.name)));
+    const has = (...names: string[]): boolean => names.some((n) => given.has(normalizeParamName(n)));
+    merged = mergeZmailer(config, conf, has);
+    const defaultFlags: ReadonlySet<StyleFlag> = style?.kind === 'flags' ? style.flags : style?.kind === 'sloppy' ? new Set<StyleFlag>([...DEFAULT_STYLE, 'S']) : DEFAULT_STYLE;
+    session = {
+      ehlo: conf.ehlo,
+      multilineReplies: conf.multilineReplies,
+      greeting: (v) => expandHdr220(conf.hdr220, { hostname: v.hostname, clientAddress: v.clientAddress, localPort: v.localPort, version: POSTERN_VERSION, now: new Date() }),
+      style: (helo) => styleFor(conf, helo, defaultFlags),
+      ...(style?.kind === 'strict' ? { strict: true } : {}),
+      received: { tlsMode: conf.received.tlsMode, tlsPeer: conf.received.tlsPeer },
+    };
+    connection = {
+      limits: zmailerConnectionLimits(conf),
+      tarpit: zmailerTarpit(conf),
+      errors: DEFAULT_ERROR_LIMITS,
+      minDataRate: LIMIT_DEFAULTS.minDataRate,
+      ...(conf.listenQueueSize !== undefined ? { backlog: conf.listenQueueSize } : {}),
+    };
+    for (const [names, why] of NOT_WIRED) {
+      for (const g of conf.given) {
+        if (names.some((n) => normalizeParamName(n) === normalizeParamName(g.name))) notes.push(`${g.pos.file}:${g.pos.line}: PARAM ${g.name} has no effect here: ${why}`);
+      }
+    }
+  } else if (style !== undefined) {
+    // -s without a ZMailer file: the style applies to every session.
+    const flags: ReadonlySet<StyleFlag> = style.kind === 'flags' ? style.flags : style.kind === 'sloppy' ? new Set<StyleFlag>([...DEFAULT_STYLE, 'S']) : DEFAULT_STYLE;
+    session = { ...session, style: () => flags, ...(style.kind === 'strict' ? { strict: true } : {}) };
+  }
+
+  return {
+    policy,
+    config: merged,
+    session,
+    connection,
+    ...(obtuse ? { obtuse } : {}),
+    ...(zmailer ? { zmailer } : {}),
+    ...(contentFilter ? { contentFilter } : {}),
+    notes,
+  };
+}
+
+/**
+ * The smtp and queue options with the PARAMs the file gives. `maxsize 0`
+ * (ZMailer: no limit) keeps smtpd.conf's max-message-size: Postern always
+ * has a limit. Extensions turned off in either file stay off.
+ */
+function mergeZmailer(config: Config, conf: ZmailerConf, has: (...names: string[]) => boolean): Config {
+  const o = zmailerSmtpOverrides(conf);
+  const smtp: SmtpOptions = {
+    ...config.smtp,
+    ...(has('maxsize') && o.maxMessageSize > 0 ? { maxMessageSize: o.maxMessageSize } : {}),
+    ...(has('RcptLimitCount') ? { maxRcpt: o.maxRcpt } : {}),
+    ...(has('max-unknown-commands') ? { maxUnknownCommands: o.maxUnknownCommands } : {}),
+    ...(has('VRFYcmd', 'no-vrfycmd') ? { vrfy: o.vrfy } : {}),
+    ...(has('EXPNcmd', 'no-expncmd') ? { expn: o.expn } : {}),
+    ...(o.help.length > 0 ? { help: o.help } : {}),
+    disabledExtensions: new Set([...config.smtp.disabledExtensions, ...o.disabledExtensions]),
+  };
+  const queue = has('min-availspace') ? { ...config.queue, minFreeSpace: o.minFreeSpace } : config.queue;
+  return Object.freeze({ ...config, smtp: Object.freeze(smtp), queue: Object.freeze(queue) });
+}
+
+/* ------------------------------------------------------------- phases */
+
+function loadPhase(max: number, load: () => number, hostname: string, note: PolicyObserver | undefined): PolicyPhase {
+  return {
+    name: 'load-average',
+    explains: true,
+    connect(): Verdict {
+      const now = load();
+      const r = loadAverageRefusal(max, now, hostname);
+      const why = `load average ${now.toFixed(2)}, limit ${max}`;
+      note?.({ phase: 'connect', source: 'load-average', why: r ? `${why}: too busy` : why });
+      return r ? { kind: 'reject', reply: r, reason: `${why} (-L)`, disconnect: true } : PASS;
+    },
+  };
+}
+
+function explainedZmailer(z: ZmailerPolicyPhase, note: PolicyObserver | undefined): PolicyPhase {
+  return {
+    name: 'smtpserver.conf',
+    explains: true,
+    helo(s, helo) {
+      const e = z.explainHelo(s, helo);
+      note?.({ phase: 'helo', source: 'smtpserver.conf', why: e.why });
+      return e.verdict;
+    },
+    rcpt(s, tx, rcpt) {
+      const v = z.rcpt(s, tx, rcpt);
+      if (v.kind === 'reject') note?.({ phase: 'rcpt', source: 'smtpserver.conf', why: v.reason });
+      return v;
+    },
+  };
+}
+
+function explainedObtuse(o: ObtuseRulesPhase, note: PolicyObserver | undefined): PolicyPhase {
+  return {
+    name: 'rules-file',
+    explains: true,
+    async rcpt(s, tx, rcpt) {
+      if (note === undefined) return o.rcpt(s, tx, rcpt);
+      const e = await o.explain(s, tx, rcpt);
+      const debug = e.debug.map((r) => `; debug ${r.pos.file}:${r.pos.line} matched`).join('');
+      const delay = e.verdict.kind === 'reject' && e.verdict.delayMs ? ` (waits ${e.verdict.delayMs / 1000} s)` : '';
+      note({ phase: 'rcpt', source: 'rules file', why: `${e.outcome}: ${e.why}${delay}${debug}` });
+      return e.verdict;
+    },
+  };
+}
+
+/**
+ * The content filter at commit: it gets the message's incoming/ file,
+ * relative to the spool root, as seed 000 describes.
+ */
+function contentFilterPhase(filter: ContentFilter, spoolRoot: string, debugLog: MailLog | undefined): PolicyPhase {
+  const layout = new Layout(spoolRoot);
+  return {
+    name: 'content-filter',
+    async commit(s, _tx, c) {
+      if (c.msgid === undefined) return PASS;
+      const path = relative(spoolRoot, layout.incomingPath(c.msgid));
+      const r: FilterResult = await filter.check(path);
+      debugLog?.event('smtp', 'content-filter', { session: s.id, msgid: c.msgid, disposition: r.disposition, reason: r.reason });
+      switch (r.disposition) {
+        case 'accept':
+          return { kind: 'accept', reason: r.reason, ...(r.reply ? { reply: r.reply } : {}) };
+        case 'freeze':
+          return { kind: 'hold', reason: r.reason, ...(r.reply ? { reply: r.reply } : {}) };
+        case 'discard':
+          return { kind: 'discard', reason: r.reason, reply: r.reply ?? reply(250, '2.7.0', 'Message accepted') };
+        case 'reject':
+        case 'tempfail':
+          return { kind: 'reject', reason: r.reason, reply: r.reply ?? reply(451, '4.3.0', 'Temporary failure in content analysis, please try again later') };
+      }
+    },
+  };
+}
