@@ -27,7 +27,8 @@ import { getopt } from './getopt.js';
 import { loadConfigFile, loadConfigText, formatDiagnostic, type LoadResult } from '../config/load.js';
 import { DEFAULT_CONFIG_TEXT } from '../config/defaults.js';
 import { MailLog, TRACE_KINDS, type TraceKind } from '../log/maillog.js';
-import { Daemon } from '../daemon/daemon.js';
+import { Daemon, type ConfigSource } from '../daemon/daemon.js';
+import { resolve } from 'node:path';
 import { dryRun, parseTestAddress } from '../daemon/dry-run.js';
 import { loadPolicyFiles, type PolicyFiles } from '../policy/build.js';
 
@@ -68,12 +69,16 @@ async function main(argv: string[]): Promise<void> {
   }
   const file = opts.values.get('f')?.at(-1);
   let result: LoadResult;
+  let source: ConfigSource;
   if (file !== undefined) {
     if (!existsSync(file)) fail(`${file}: no such file`);
+    source = { file: resolve(file), macros };
     result = loadConfigFile(file, { macros });
   } else if (existsSync(SYSTEM_CONFIG)) {
+    source = { file: SYSTEM_CONFIG, macros };
     result = loadConfigFile(SYSTEM_CONFIG, { macros });
   } else {
+    source = { text: DEFAULT_CONFIG_TEXT, macros };
     result = loadConfigText(DEFAULT_CONFIG_TEXT, '<built-in>', { macros });
   }
   for (const d of result.diagnostics) process.stderr.write(`${formatDiagnostic(d)}\n`);
@@ -116,7 +121,7 @@ async function main(argv: string[]): Promise<void> {
   });
   let daemon: Daemon;
   try {
-    daemon = await Daemon.start(config, log, { pause });
+    daemon = await Daemon.start(config, log, { pause, source });
   } catch (e) {
     const msg = (e as Error).message;
     if (process.send) process.send({ error: msg });
@@ -142,7 +147,8 @@ async function main(argv: string[]): Promise<void> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGHUP', () => daemon.reloadTables());
+  // SIGHUP is `smtpctl reload`: configuration, tables and certificates; an invalid configuration is refused and logged.
+  process.on('SIGHUP', () => void daemon.reload());
   daemon.onStopRequest = () => stop('smtpctl stop');
 }
 

@@ -1,11 +1,18 @@
 /*
  * daemon/daemon.ts — wires Postern together and runs it.
  *
- * start(): pid file → spool (recovery) → tables → policy → listeners.
- * stop():  listeners closed, sessions finished or aborted (nothing that was
- *          not acknowledged is kept), spool closed, pid file removed.
- * SIGHUP re-reads the tables; a table that fails to load keeps its old
- * contents and the error is logged.
+ * start():  pid file → spool (recovery) → tables → policy → listeners →
+ *           local submission → scheduler → control socket.
+ * reload(): `smtpctl reload` and SIGHUP. The configuration is read again; if
+ *           it has errors, or its tables, policy files or certificates cannot
+ *           be loaded, the daemon keeps running on the old one and says why.
+ *           Otherwise a new generation (tables, policy, certificates, SMTP
+ *           server) takes over: the old listeners are closed, the new ones
+ *           bound, and sessions in progress finish on the old generation.
+ *           The queue path and the control socket need a restart to change.
+ * shutdown(): listeners closed, sessions finished or aborted (nothing that
+ *           was not acknowledged is kept), scheduler and spool closed, pid
+ *           file removed.
  */
 import { mkdirSync, chmodSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -15,10 +22,15 @@ import type { Config } from '../config/model.js';
 import type { MailLog } from '../log/maillog.js';
 import { FsSpool } from '../spool/fs/fs-spool.js';
 import type { Spool } from '../spool/spool.js';
-import { TableRegistry } from '../table/table.js';
+import { TableRegistry, type Table } from '../table/table.js';
 import { tableFromDecl } from '../table/table-static.js';
 import { LocalNames } from '../policy/localnames.js';
-import { buildPolicy, loadPolicyFiles } from '../policy/build.js';
+import { buildPolicy, loadPolicyFiles, type PolicyFiles } from '../policy/build.js';
+import type { Policy } from '../policy/policy.js';
+import { loadConfigFile, loadConfigText, formatDiagnostic } from '../config/load.js';
+import type { Envelope } from '../spool/envelope.js';
+import { reply } from '../smtp/reply.js';
+import type { SchedulerSeam } from '../smtp/session.js';
 import { loadavg } from 'node:os';
 import { SystemUsers } from '../delivery/users.js';
 import { Resolver } from '../dns/resolver.js';
@@ -37,33 +49,82 @@ import { FailRate } from '../auth/failrate.js';
 
 export class StartupError extends Error {}
 
+/** Where the configuration came from, so that reload can read it again. */
+export interface ConfigSource {
+  readonly file?: string;
+  readonly text?: string;
+  readonly macros?: ReadonlyMap<string, string>;
+}
+
+/** Everything built from one configuration; reload builds a new one. */
+interface Generation {
+  readonly config: Config;
+  readonly policy: Policy;
+  readonly tls?: TlsContexts;
+  readonly server: SmtpServer;
+  readonly tables: readonly Table[];
+}
+
+/** What does not change with the configuration. */
+interface Shared {
+  readonly log: MailLog;
+  readonly spool: FsSpool;
+  readonly stats: Stats;
+  readonly users: SystemUsers;
+  readonly tables: TableRegistry;
+  readonly failrate: FailRate;
+  readonly freeSpace: () => Promise<number>;
+  /** The scheduler, once it exists (sessions hand it what they queue). */
+  scheduler?: QueueRunner;
+}
+
 export class Daemon implements ControlTarget {
   private stopping = false;
   private control?: ControlServer;
-  /** Called by `stop` requests on the control socket (the CLI exits when it resolves). */
+  private gen: Generation;
+  /** Servers of earlier generations, still finishing their sessions. */
+  private readonly retired: SmtpServer[] = [];
   /** `smtpctl stop`: the CLI installs what SIGTERM does (stop, then exit). */
   onStopRequest: () => void = () => void this.shutdown('smtpctl stop');
+
+  private constructor(
+    private readonly shared: Shared,
+    gen: Generation,
+    readonly runner: QueueRunner,
+    private readonly mda: LocalAgent,
+    private readonly mta: RelayAgent,
+    private readonly source: ConfigSource | undefined,
+    private readonly releasePid: () => void,
+    private readonly closeLocal: () => void,
+  ) {
+    this.gen = gen;
+  }
+
+  get config(): Config {
+    return this.gen.config;
+  }
+  get log(): MailLog {
+    return this.shared.log;
+  }
+  get spool(): Spool {
+    return this.shared.spool;
+  }
+  get stats(): Stats {
+    return this.shared.stats;
+  }
+  get tables(): TableRegistry {
+    return this.shared.tables;
+  }
+  get server(): SmtpServer {
+    return this.gen.server;
+  }
 
   stop(): void {
     this.onStopRequest();
   }
 
-  private constructor(
-    readonly config: Config,
-    readonly log: MailLog,
-    readonly spool: Spool,
-    readonly tables: TableRegistry,
-    readonly server: SmtpServer,
-    readonly stats: Stats,
-    readonly runner: QueueRunner,
-    private readonly mta: RelayAgent,
-    private readonly releasePid: () => void,
-    private readonly tls?: TlsContexts,
-    private readonly closeLocal: () => void = () => undefined,
-  ) {}
-
-  /** `pause`: subsystems paused from the start (smtpd -P mda|mta|smtp, as OpenSMTPD). */
-  static async start(config: Config, log: MailLog, opts: { pause?: readonly ('smtp' | 'mta' | 'mda')[] } = {}): Promise<Daemon> {
+  /** `pause`: subsystems paused from the start (smtpd -P mda|mta|smtp, as OpenSMTPD). `source`: for reload. */
+  static async start(config: Config, log: MailLog, opts: { pause?: readonly ('smtp' | 'mta' | 'mda')[]; source?: ConfigSource } = {}): Promise<Daemon> {
     mkdirSync(config.queue.path, { recursive: true, mode: 0o700 });
     mkdirSync(dirname(config.paths.pidFile), { recursive: true });
     let releasePid: () => void;
@@ -80,36 +141,34 @@ export class Daemon implements ControlTarget {
       log.info(`spool ${config.queue.path}: ${report.messages} message(s) queued, ${report.removedIncomplete} incomplete removed, ${report.corrupt.length} corrupt`);
       for (const c of report.corrupt) log.warn(`spool: ${c.name} moved to corrupt/: ${c.reason}`);
 
-      const tables = new TableRegistry();
-      for (const decl of config.tables.values()) {
-        const t = tableFromDecl(decl);
-        if (t.error) throw new StartupError(`${decl.pos.file}:${decl.pos.line}: table ${decl.name}: ${t.error}`);
-        tables.add(t);
-      }
-      const stats = new Stats();
-      const local = new LocalNames(config.hostname);
-      const users = new SystemUsers();
-      const resolver = new Resolver(config.resolver);
-      const built = buildPolicy(config, policyFiles, { tables, users, local, dns: resolver.raw, loadAverage: () => loadavg()[0] ?? 0, log });
-      for (const w of [...policyFiles.warnings, ...built.notes]) log.warn(w);
-      const policy = built.policy;
       let free = { value: Number.POSITIVE_INFINITY, at: 0 };
-      const freeSpace = async (): Promise<number> => {
-        const now = Date.now();
-        if (now - free.at > 1000) free = { value: await spool.freeSpace().catch(() => Number.POSITIVE_INFINITY), at: now };
-        return free.value;
+      const shared: Shared = {
+        log,
+        spool,
+        stats: new Stats(),
+        users: new SystemUsers(),
+        tables: new TableRegistry(),
+        failrate: new FailRate(config.smtp.authFailRate),
+        freeSpace: async () => {
+          const now = Date.now();
+          if (now - free.at > 1000) free = { value: await spool.freeSpace().catch(() => Number.POSITIVE_INFINITY), at: now };
+          return free.value;
+        },
       };
-      const tls = config.pki.size > 0 || config.listeners.some((l) => l.tls !== 'none') ? new TlsContexts(config) : undefined;
-      const auth = { authenticator: new Authenticator(config, tables), failrate: new FailRate(config.smtp.authFailRate) };
-      const mda = new LocalAgent({ config, users, tables, log });
+      const gen = Daemon.build(config, shared, policyFiles, (e) => new StartupError(e));
+      shared.tables.replace(gen.tables);
+
+      // Agents and the scheduler outlive generations; reload gives them the new configuration.
+      let current: () => Generation = () => gen;
+      const mda = new LocalAgent({ config, users: shared.users, tables: shared.tables, log });
       const mta = new RelayAgent({
         config,
         log,
-        stats,
-        resolver,
-        local,
+        stats: shared.stats,
+        resolver: new Resolver(config.resolver),
+        local: new LocalNames(config.hostname),
         credentials: (table, key) => {
-          const t = tables.get(table);
+          const t = shared.tables.get(table);
           if (!t) return { error: `table "${table}" is not defined` };
           const r = lookupCredentials(t, key);
           return r.kind === 'found' ? r.value : r.kind === 'notfound' ? undefined : { error: r.reason };
@@ -120,21 +179,33 @@ export class Daemon implements ControlTarget {
         const at = address.lastIndexOf('@');
         const mailbox = { local: at < 0 ? address : address.slice(0, at), domain: at < 0 ? '' : address.slice(at + 1).toLowerCase(), utf8: /[^\x00-\x7f]/.test(address) };
         const facts = { id: 'bounce', clientAddress: '127.0.0.1', clientPort: 0, fromSocket: true, esmtp: true, tls: false, listener: 'local' };
-        const d = await policy.rcpt(facts, { sender: null, params: { smtputf8: mailbox.utf8 }, rcptCount: 0 }, mailbox);
+        const d = await current().policy.rcpt(facts, { sender: null, params: { smtputf8: mailbox.utf8 }, rcptCount: 0 }, mailbox);
         if (d.kind === 'reject') return { error: d.verdict.reason };
         const t = d.targets[0];
         return t ? { action: t.action, dest: t.dest, rule: t.rule } : { error: 'no destination' };
       };
-      const scheduler = new QueueRunner({ spool, config, log, stats, agents: { mda, mta }, router });
-      const server = new SmtpServer({ config: built.config, log, spool, policy, stats, scheduler, freeSpace, now: Date.now, tables, auth, runtime: built.session }, resolver, tls, built.connection);
-      await server.listen(config);
+      const scheduler = new QueueRunner({ spool, config, log, stats: shared.stats, agents: { mda, mta }, router });
+      shared.scheduler = scheduler;
+      await gen.server.listen(config);
 
       // Local submission (sendmail): offline/ is writable by everyone, readable by nobody else.
       if (process.getuid?.() === 0) {
         chmodSync(config.queue.path, 0o711);
         chmodSync(join(config.queue.path, 'offline'), 0o1733);
       }
-      const enqueuer = new LocalEnqueuer({ config, log, spool, policy, stats, scheduler, users });
+      const enqueuer = new LocalEnqueuer({
+        get config() {
+          return current().config;
+        },
+        get policy() {
+          return current().policy;
+        },
+        log,
+        spool,
+        stats: shared.stats,
+        scheduler,
+        users: shared.users,
+      });
       const enqueueSocket = new EnqueueSocket(join(config.queue.path, 'enqueue.sock'), enqueuer, log);
       await enqueueSocket.listen();
       const waiting = await enqueuer.scan();
@@ -143,18 +214,19 @@ export class Daemon implements ControlTarget {
       rescan.unref();
 
       for (const p of opts.pause ?? []) {
-        if (p === 'smtp') server.paused = true;
+        if (p === 'smtp') gen.server.paused = true;
         else scheduler.pause(p);
       }
       await scheduler.start();
 
-      const d = new Daemon(config, log, spool, tables, server, stats, scheduler, mta, releasePid, tls, () => {
+      const d = new Daemon(shared, gen, scheduler, mda, mta, opts.source, releasePid, () => {
         clearInterval(rescan);
         enqueueSocket.close();
       });
+      current = () => d.gen;
       d.control = new ControlServer(config.paths.controlSocket, d);
       await d.control.listen();
-      log.info(`smtpd ready: hostname ${config.hostname}, ${server.listeners.length} listener(s)`);
+      log.info(`smtpd ready: hostname ${config.hostname}, ${gen.server.listeners.length} listener(s)`);
       return d;
     } catch (e) {
       releasePid();
@@ -163,14 +235,94 @@ export class Daemon implements ControlTarget {
     }
   }
 
-  /** SIGHUP: re-read tables and certificates. */
+  /**
+   * Build a generation: tables, policy, certificates and an SMTP server (not yet listening).
+   * Throws (via `fail`) with a FILE:LINE message when something cannot be loaded.
+   */
+  private static build(config: Config, shared: Shared, policyFiles: PolicyFiles, fail: (msg: string) => Error): Generation {
+    const tables: Table[] = [];
+    for (const decl of config.tables.values()) {
+      const t = tableFromDecl(decl);
+      if (t.error) throw fail(`${decl.pos.file}:${decl.pos.line}: table ${decl.name}: ${t.error}`);
+      tables.push(t);
+    }
+    // Lookups during the build (none today) and at run time go through the shared registry.
+    const local = new LocalNames(config.hostname);
+    const resolver = new Resolver(config.resolver);
+    const built = buildPolicy(config, policyFiles, { tables: shared.tables, users: shared.users, local, dns: resolver.raw, loadAverage: () => loadavg()[0] ?? 0, log: shared.log });
+    for (const w of [...policyFiles.warnings, ...built.notes]) shared.log.warn(w);
+    let tls: TlsContexts | undefined;
+    try {
+      tls = config.pki.size > 0 || config.listeners.some((l) => l.tls !== 'none') ? new TlsContexts(config) : undefined;
+    } catch (e) {
+      throw fail((e as Error).message);
+    }
+    const auth = { authenticator: new Authenticator(config, shared.tables), failrate: shared.failrate };
+    const scheduler: SchedulerSeam = {
+      etrn: (domain: string) => (shared.scheduler ? shared.scheduler.etrn(domain) : reply(458, '4.3.0', 'Unable to queue messages now')),
+      enqueued: (env: Envelope, o?: { readonly held?: boolean }) => shared.scheduler?.enqueued(env, o),
+    };
+    const server = new SmtpServer(
+      { config: built.config, log: shared.log, spool: shared.spool, policy: built.policy, stats: shared.stats, scheduler, freeSpace: shared.freeSpace, now: Date.now, tables: shared.tables, auth, runtime: built.session },
+      resolver,
+      tls,
+      built.connection,
+    );
+    return { config, policy: built.policy, tls, server, tables };
+  }
+
+  /** `smtpctl reload` and SIGHUP: re-read everything, or keep running on the old configuration and say why. */
+  async reload(): Promise<{ ok: true } | { ok: false; error: string }> {
+    const refuse = (error: string): { ok: false; error: string } => {
+      this.log.warn(`reload refused, keeping the running configuration: ${error}`);
+      return { ok: false, error };
+    };
+    if (!this.source) {
+      this.reloadTables();
+      return { ok: true };
+    }
+    const r = this.source.file !== undefined ? loadConfigFile(this.source.file, { macros: this.source.macros }) : loadConfigText(this.source.text ?? '', '<built-in>', { macros: this.source.macros });
+    if (!r.config) return refuse(r.diagnostics.filter((d) => d.severity === 'error').map(formatDiagnostic).join('\n'));
+    const config = r.config;
+    if (config.queue.path !== this.config.queue.path) return refuse(`the queue path cannot change without a restart (${this.config.queue.path} → ${config.queue.path})`);
+    let gen: Generation;
+    try {
+      gen = Daemon.build(config, this.shared, loadPolicyFiles(config), (msg) => new Error(msg));
+    } catch (e) {
+      return refuse((e as Error).message);
+    }
+    const old = this.gen;
+    const oldTables = [...this.shared.tables.all()];
+    this.shared.tables.replace(gen.tables);
+    gen.server.paused = old.server.paused;
+    await old.server.stopListening();
+    try {
+      await listenWithRetry(gen.server, config);
+    } catch (e) {
+      // Put the old generation back where it was.
+      await gen.server.stopListening();
+      this.shared.tables.replace(oldTables);
+      await listenWithRetry(old.server, old.config).catch((e2: Error) => this.log.error(`reload: cannot bind the old listeners again: ${e2.message}`));
+      return refuse((e as Error).message);
+    }
+    this.retired.push(old.server);
+    this.gen = gen;
+    this.runner.setConfig(config);
+    this.mda.setConfig(config);
+    this.mta.setConfig(config);
+    for (const d of r.diagnostics) if (d.severity === 'warning') this.log.warn(formatDiagnostic(d));
+    this.log.info(`configuration reloaded: ${gen.server.listeners.length} listener(s), ${config.rules.length} rule(s)`);
+    return { ok: true };
+  }
+
+  /** Re-read tables and certificates only (`smtpctl update table`, and reload without a file to read). */
   reloadTables(): void {
     try {
-      this.tls?.reload();
+      this.gen.tls?.reload();
     } catch (e) {
       this.log.warn(`certificates: reload failed, keeping the previous ones: ${(e as Error).message}`);
     }
-    for (const t of this.tables.all()) {
+    for (const t of this.shared.tables.all()) {
       try {
         t.reload();
       } catch (e) {
@@ -186,10 +338,10 @@ export class Daemon implements ControlTarget {
     this.log.info(`smtpd shutting down (${reason})`);
     await this.control?.close();
     this.closeLocal();
-    await this.server.close(graceMs);
+    await Promise.all([this.gen.server, ...this.retired].map((s) => s.close(graceMs)));
     await this.runner.stop();
     await this.mta.close();
-    await this.spool.close();
+    await this.shared.spool.close();
     this.releasePid();
     this.log.info('smtpd exiting');
   }
@@ -224,17 +376,26 @@ export class Daemon implements ControlTarget {
     }
   }
 
-  async reload(): Promise<{ ok: true } | { ok: false; error: string }> {
-    this.reloadTables();
-    return { ok: true };
-  }
-
   sessions(): number {
-    return this.server.sessionCount;
+    return [this.gen.server, ...this.retired].reduce((n, s) => n + s.sessionCount, 0);
   }
 
   hosts(): unknown[] {
     const m = this.mta as { hosts?: () => unknown[] };
     return m.hosts?.() ?? [];
+  }
+}
+
+/** Bind a server's listeners, retrying briefly while the ports the old ones held are released. */
+async function listenWithRetry(server: SmtpServer, config: Config): Promise<void> {
+  for (let i = 0; ; i++) {
+    try {
+      await server.listen(config);
+      return;
+    } catch (e) {
+      if (i >= 20 || !/EADDRINUSE/.test((e as Error).message)) throw e;
+      await server.stopListening();
+      await new Promise((r) => setTimeout(r, 50));
+    }
   }
 }

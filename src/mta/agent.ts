@@ -84,9 +84,14 @@ export class RelayAgent implements DeliveryAgent {
   private readonly pkiCache = new Map<string, { cert: Buffer; key: Buffer }>();
   private readonly warned = new Set<string>();
 
-  constructor(private readonly o: RelayAgentOptions) {
+  constructor(private o: RelayAgentOptions) {
     this.tuning = makeTuning(o.tuning);
     this.pool = new SessionPool(this.tuning.idleMs, this.tuning.maxIdlePerDestination, (s, reason) => this.disconnected(s, reason));
+  }
+
+  /** `smtpctl reload`: the next deliveries use the new configuration. */
+  setConfig(config: Config): void {
+    this.o = { ...this.o, config };
   }
 
   /** CA certificates to verify the relay with: the action's `ca NAME`, else the test tuning's, else the system's. */

@@ -92,7 +92,7 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 export class QueueRunner implements SchedulerSeam {
   readonly schedule: Schedule;
   private readonly spool: Spool;
-  private readonly config: Config;
+  private config: Config;
   private readonly log: MailLog;
   private readonly stats: Stats;
   private readonly agents: Readonly<Record<AgentKind, DeliveryAgent>>;
@@ -217,6 +217,11 @@ export class QueueRunner implements SchedulerSeam {
     const n = this.schedule.scheduleNow(parseTarget(target));
     this.pump();
     return n;
+  }
+
+  /** `smtpctl reload`: actions and hostnames from the new configuration apply to the next deliveries (the queue lifetime of queued mail does not change). */
+  setConfig(config: Config): void {
+    this.config = config;
   }
 
   pause(kind: AgentKind | 'all'): void {

@@ -172,6 +172,20 @@ export class SmtpServer {
     void conn.start(this.resolver.reverseConfirmed(ip));
   }
 
+  /** Stop accepting new clients but keep the sessions in progress (reload: a new server takes over the ports). */
+  async stopListening(): Promise<void> {
+    await Promise.all(
+      this.bound.splice(0).map(
+        (b) =>
+          new Promise<void>((resolve) => {
+            b.server.close();
+            // The listening handle is released at once; close()'s callback would wait for the sessions.
+            setImmediate(resolve);
+          }),
+      ),
+    );
+  }
+
   /** Stop accepting; ask every session to finish; force-close what is left after graceMs. */
   async close(graceMs: number): Promise<void> {
     // server.close() stops accepting at once; its callback waits for open connections, so don't await it here.

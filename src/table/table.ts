@@ -39,6 +39,12 @@ export interface Table {
 export class TableRegistry {
   private readonly tables = new Map<string, Table>();
 
+  /** Swap in a whole new set of tables at once (`smtpctl reload`); holders of this registry see them. */
+  replace(tables: Iterable<Table>): void {
+    this.tables.clear();
+    for (const t of tables) this.tables.set(t.name, t);
+  }
+
   add(t: Table): void {
     this.tables.set(t.name, t);
   }

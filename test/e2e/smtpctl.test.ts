@@ -6,7 +6,7 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { writeFileSync, readFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { startDaemon, basicConfig, REPO, type DaemonHandle } from '../helpers/daemon.js';
@@ -15,9 +15,15 @@ import { run } from '../helpers/tools.js';
 
 const POSTERN = join(REPO, 'bin/postern.js');
 let d: DaemonHandle;
+/** The daemon's own configuration file (reload re-reads it). */
 let conf: string;
+/** A copy smtpctl reads to find the control socket, so that breaking `conf` does not break smtpctl. */
+let ctlConf: string;
 
-const ctl = (...args: string[]) => run(process.execPath, [POSTERN, 'smtpctl', '-f', conf, ...args]);
+/** The main listener's port now: `port 0` gets a new one from the kernel at each reload. */
+const currentPort = (): number => Number(d.logs.map((l) => /listening on 127\.0\.0\.1 port (\d+)$/.exec(l)?.[1]).filter((x) => x).at(-1));
+
+const ctl = (...args: string[]) => run(process.execPath, [POSTERN, 'smtpctl', '-f', ctlConf, ...args]);
 
 const CONFIG = (aliases: string) =>
   basicConfig(`table aliases file:${aliases}
@@ -32,6 +38,8 @@ before(async () => {
   writeFileSync(join(dir, 'aliases'), 'team: root\n');
   d = await startDaemon(CONFIG(join(dir, 'aliases')), { dir, deliver: true });
   conf = join(dir, 'smtpd.conf');
+  ctlConf = join(dir, 'ctl.conf');
+  writeFileSync(ctlConf, readFileSync(conf));
 });
 after(async () => {
   await d.stop();
@@ -96,24 +104,48 @@ test('monitor prints a header and one line a second', async () => {
   assert.ok(lines.length >= 3, out);
 });
 
-test('reload with a broken configuration: refused, the daemon keeps running', async () => {
-  const good = (await import('node:fs')).readFileSync(conf, 'utf8');
+test('reload with a broken configuration: refused, the daemon keeps running on the old one', async () => {
+  const good = readFileSync(conf, 'utf8');
   writeFileSync(conf, `${good}\nlisen on nowhere\n`);
   const r = await ctl('reload');
   writeFileSync(conf, good);
   assert.notEqual(r.status, 0);
   assert.match(r.stderr, /smtpd\.conf:\d+:\d+: .*lisen/);
+  assert.ok(d.logs.some((l) => /reload refused, keeping the running configuration/.test(l)));
   const c = await RawClient.open(d.port);
   await dialogue(c, 'S: 220\nC: QUIT\nS: 221');
   c.close();
 });
 
+test('reload with a changed listener: the new port is bound, a session in progress goes on', async () => {
+  const inProgress = await RawClient.open(d.port);
+  await dialogue(inProgress, 'S: 220\nC: EHLO before.reload\nS: 250\nC: MAIL FROM:<root@test.example>\nS: 250');
+  const good = readFileSync(conf, 'utf8');
+  writeFileSync(conf, good.replace('listen on 127.0.0.1 port 0', 'listen on 127.0.0.1 port 0\nlisten on 127.0.0.1 port 0 tag SECOND'));
+  try {
+    const r = await ctl('reload');
+    assert.equal(r.status, 0, r.stderr);
+    const line = await d.waitForLog(/configuration reloaded: 2 listener\(s\)/);
+    assert.ok(line);
+    await dialogue(inProgress, 'C: RCPT TO:<root@test.example>\nS: 250\nC: QUIT\nS: 221');
+    inProgress.close();
+    const ports = d.logs.map((l) => /listening on 127\.0\.0\.1 port (\d+) tag SECOND/.exec(l)?.[1]).filter((x) => x);
+    assert.equal(ports.length, 1);
+    const c = await RawClient.open(Number(ports[0]));
+    await dialogue(c, 'S: 220\nC: QUIT\nS: 221');
+    c.close();
+  } finally {
+    writeFileSync(conf, good);
+  }
+});
+
 test('SIGHUP re-reads a changed aliases file without dropping sessions', async () => {
-  const c = await RawClient.open(d.port);
+  const c = await RawClient.open(currentPort());
   await dialogue(c, 'S: 220\nC: EHLO a\nS: 250\nC: MAIL FROM:<x@far.example>\nS: 250\nC: RCPT TO:<team@alias.example>\nS: 250\nC: RCPT TO:<crew@alias.example>\nS: 550 5.1.1');
   writeFileSync(join(d.dir, 'aliases'), 'crew: root\n');
+  const before = d.logs.length;
   d.proc.kill('SIGHUP');
-  await d.waitForLog(/tables reloaded/);
+  for (let i = 0; i < 100 && !d.logs.slice(before).some((l) => /configuration reloaded/.test(l)); i++) await new Promise((r) => setTimeout(r, 50));
   await dialogue(c, 'C: RCPT TO:<crew@alias.example>\nS: 250\nC: RCPT TO:<team@alias.example>\nS: 550 5.1.1\nC: QUIT\nS: 221');
   c.close();
 });

@@ -76,7 +76,7 @@ type Prepared = { readonly job: Job; readonly creds: Credentials; readonly timeo
 
 export class LocalAgent implements DeliveryAgent {
   readonly kind = 'mda' as const;
-  private readonly config: Config;
+  private config: Config;
   private readonly users: UserBase;
   private readonly tables: TableRegistry;
   private readonly log: MailLog;
@@ -95,6 +95,11 @@ export class LocalAgent implements DeliveryAgent {
     this.lockTimeoutMs = opts.lockTimeoutMs;
     this.privsep = opts.privsep ?? process.getuid?.() === 0;
     this.helperPath = opts.helperPath;
+  }
+
+  /** `smtpctl reload`: the next deliveries use the new configuration. */
+  setConfig(config: Config): void {
+    this.config = config;
   }
 
   /** The local user: one user's deliveries (one mailbox) never run two at a time. */
