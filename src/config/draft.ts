@@ -48,6 +48,13 @@ export interface SettingsDraft {
   authPipe?: Setting<string>;
   authUsernamePrompt?: Setting<string>;
   authPasswordPrompt?: Setting<string>;
+  maxConnections?: Setting<number>;
+  maxConnectionsPerAddress?: Setting<number>;
+  softErrorLimit?: Setting<number>;
+  hardErrorLimit?: Setting<number>;
+  minDataRate?: Setting<number>;
+  notoDelayMs?: Setting<number>;
+  denyDelayMs?: Setting<number>;
   banner?: Setting<string>;
   ciphers?: Setting<string>;
   tlsMinVersion?: Setting<'TLSv1.2' | 'TLSv1.3'>;

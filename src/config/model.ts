@@ -226,6 +226,16 @@ export interface SmtpOptions {
   /** AUTH LOGIN prompts (`smtp auth-username-prompt`, `smtp auth-password-prompt`). */
   readonly authUsernamePrompt: string;
   readonly authPasswordPrompt: string;
+  /** Abuse limits (`smtp limit max-connections|max-connections-per-address|soft-errors|hard-errors N`,
+   *  `smtp min-data-rate N`, `smtp noto-delay D`, `smtp deny-delay D`); undefined ⇒ the defaults of
+   *  policy/limits/defaults.ts, or a ZMailer file's PARAMs. */
+  readonly maxConnections?: number;
+  readonly maxConnectionsPerAddress?: number;
+  readonly softErrorLimit?: number;
+  readonly hardErrorLimit?: number;
+  readonly minDataRate?: number;
+  readonly notoDelayMs?: number;
+  readonly denyDelayMs?: number;
 }
 
 export interface QueueOptions {

@@ -144,8 +144,16 @@ const SMTP_OPTIONS = [
   'max-message-size', 'limit', 'ciphers', 'timeout', 'max-received', 'bare-newline', 'early-talker', 'greeting-delay',
   'vrfy', 'expn', 'help', 'banner', 'disable', 'tls-min-version',
   'auth-without-tls', 'auth-failrate', 'auth-fail-delay', 'auth-pipe', 'auth-username-prompt', 'auth-password-prompt',
+  'min-data-rate', 'noto-delay', 'deny-delay',
 ];
-const SMTP_LIMITS = ['max-rcpt', 'max-mails', 'max-unknown-commands'];
+const SMTP_LIMITS = ['max-rcpt', 'max-mails', 'max-unknown-commands', 'max-connections', 'max-connections-per-address', 'soft-errors', 'hard-errors'];
+/** Postern's own `smtp limit` names (not OpenSMTPD's): the setting each fills. 0 turns the limit off. */
+const POSTERN_LIMITS: Readonly<Record<string, 'maxConnections' | 'maxConnectionsPerAddress' | 'softErrorLimit' | 'hardErrorLimit'>> = {
+  'max-connections': 'maxConnections',
+  'max-connections-per-address': 'maxConnectionsPerAddress',
+  'soft-errors': 'softErrorLimit',
+  'hard-errors': 'hardErrorLimit',
+};
 
 export function parseSmtp(c: Cursor): void {
   const kw = c.next();
@@ -201,6 +209,17 @@ export function parseSmtp(c: Cursor): void {
     case 'help':
       c.draft.help.push(c.value('a line of text after "help"').text);
       break;
+    case 'min-data-rate': {
+      const v = c.value('bytes per second after "min-data-rate" (0 = off)');
+      take(c, v, parseCount(v.text, 'min-data-rate', 0), (n) => c.set('minDataRate', n, pos, label));
+      break;
+    }
+    case 'noto-delay':
+    case 'deny-delay': {
+      const v = c.value(`a duration after "${t.text}"`);
+      take(c, v, parseDuration(v.text, true), (ms) => c.set(t.text === 'noto-delay' ? 'notoDelayMs' : 'denyDelayMs', ms, pos, label));
+      break;
+    }
     case 'auth-without-tls':
       c.set('authWithoutTls', true, pos, label);
       break;
@@ -262,8 +281,11 @@ function smtpLimits(c: Cursor, pos: Token['pos']): void {
     c.next();
     const v = c.value(`a number after "${t.text}"`);
     const label = `"smtp limit ${t.text}"`;
+    const own = POSTERN_LIMITS[t.text];
     if (t.text === 'max-unknown-commands') {
       take(c, v, parseCount(v.text, t.text, 0), (n) => c.set('maxUnknownCommands', n, pos, label));
+    } else if (own !== undefined) {
+      take(c, v, parseCount(v.text, t.text, 0), (n) => c.set(own, n, pos, label));
     } else {
       c.dialect('modern', pos);
       const key = t.text === 'max-rcpt' ? 'maxRcpt' : 'maxMails';

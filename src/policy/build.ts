@@ -202,7 +202,15 @@ export function buildPolicy(config: Config, files: PolicyFiles, deps: PolicyDeps
     obtuse = obtuseRulesPhase({
       rules: files.rules,
       ...(deps.dns ? { dns: obtuseDns(deps.dns) } : {}),
-      ...(deps.obtuseDelays ? { delays: deps.obtuseDelays } : {}),
+      ...(deps.obtuseDelays || config.smtp.notoDelayMs !== undefined || config.smtp.denyDelayMs !== undefined
+        ? {
+            delays: {
+              ...(config.smtp.notoDelayMs !== undefined ? { notoMs: config.smtp.notoDelayMs } : {}),
+              ...(config.smtp.denyDelayMs !== undefined ? { denyMs: config.smtp.denyDelayMs } : {}),
+              ...deps.obtuseDelays,
+            },
+          }
+        : {}),
     });
     phases.push(explainedObtuse(obtuse, note));
   }
@@ -261,6 +269,23 @@ export function buildPolicy(config: Config, files: PolicyFiles, deps: PolicyDeps
     const flags: ReadonlySet<StyleFlag> = style.kind === 'flags' ? style.flags : style.kind === 'sloppy' ? new Set<StyleFlag>([...DEFAULT_STYLE, 'S']) : DEFAULT_STYLE;
     session = { ...session, style: () => flags, ...(style.kind === 'strict' ? { strict: true } : {}) };
   }
+
+  // smtpd.conf's own limit statements have the last word.
+  const o = config.smtp;
+  connection = {
+    ...connection,
+    limits: {
+      ...connection.limits,
+      ...(o.maxConnections !== undefined ? { maxTotal: o.maxConnections } : {}),
+      ...(o.maxConnectionsPerAddress !== undefined ? { maxPerClient: o.maxConnectionsPerAddress } : {}),
+    },
+    errors: {
+      ...connection.errors,
+      ...(o.softErrorLimit !== undefined ? { softLimit: o.softErrorLimit } : {}),
+      ...(o.hardErrorLimit !== undefined ? { hardLimit: o.hardErrorLimit } : {}),
+    },
+    ...(o.minDataRate !== undefined ? { minDataRate: o.minDataRate } : {}),
+  };
 
   return {
     policy,
