@@ -30,6 +30,8 @@ import { reply } from '../smtp/reply.js';
 import { Layout } from '../spool/fs/layout.js';
 import { Policy, type PolicyObserver, type PolicyPhase } from './policy.js';
 import { RuleEngine } from './rules.js';
+import { nullMxSenderPhase } from './null-mx.js';
+import type { MxDns } from '../mta/mx.js';
 import type { LocalNames } from './localnames.js';
 import { PASS, type Verdict } from './verdict.js';
 import { DEFAULT_CONNECTION_LIMITS, type ConnectionLimits } from './limits/connections.js';
@@ -188,6 +190,9 @@ export function buildPolicy(config: Config, files: PolicyFiles, deps: PolicyDeps
   // connect: the load average (-L).
   const maxLoad = deps.maxLoadAverage ?? LIMIT_DEFAULTS.maxLoadAverage;
   if (maxLoad !== undefined && deps.loadAverage !== undefined) phases.push(loadPhase(maxLoad, deps.loadAverage, config.hostname, note));
+
+  // MAIL: a sender domain with a null MX (RFC 7505) sends no mail and takes no replies.
+  if (deps.dns !== undefined && 'resolveMx' in deps.dns) phases.push(nullMxSenderPhase(deps.dns as unknown as MxDns, deps.local));
 
   // HELO and RCPT: smtpserver.conf.
   let zmailer: ZmailerPolicyPhase | undefined;
