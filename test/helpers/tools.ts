@@ -37,6 +37,7 @@ export function run(cmd: string, args: readonly string[], opts: { input?: string
       clearTimeout(t);
       resolve({ status, stdout, stderr });
     });
+    p.stdin.on('error', () => undefined); // EPIPE: the program exited without reading its input; its status tells
     p.stdin.end(opts.input ?? '');
   });
 }
