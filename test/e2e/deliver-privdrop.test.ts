@@ -1,0 +1,122 @@
+/*
+ * test/e2e/deliver-privdrop.test.ts — the running smtpd, as root, delivers
+ * as the recipient: the test creates two real users (useradd -m, removed
+ * afterwards), sends each mail over SMTP, and checks that the mbox and the
+ * maildir belong to the user, that the mda ran with the user's uid, gid,
+ * groups, HOME and working folder, and that one user's mda cannot read the
+ * other's mailbox. Needs root (CI runs as root); skipped with a message
+ * otherwise.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { requireTool } from '../helpers/tools.js';
+import { HEAD, IS_ROOT, message, sendOk, startSite, testDir, waitFor, waitForMbox, writeFiles } from './deliver-helpers.js';
+
+interface RealUser {
+  readonly name: string;
+  readonly uid: number;
+  readonly gid: number;
+  readonly home: string;
+}
+
+function sh(cmd: string, args: string[]): string {
+  const r = spawnSync(cmd, args, { encoding: 'utf8' });
+  assert.equal(r.status, 0, `${cmd} ${args.join(' ')}: ${r.stderr}`);
+  return r.stdout.trim();
+}
+
+/** Records who it runs as, then tries to read the other user's mailbox (named in $DIR/other.<user>). */
+const WHOAMI_SH = `#!/bin/sh
+out="$HOME/mda-out"
+{ id -u; id -g; id -G; echo "$HOME"; pwd; echo "$USER"; } > "$out"
+if cat "$DIR/mail/$(cat "$DIR/other.$USER")" > /dev/null 2>&1; then echo "read the other mailbox" >> "$out"; else echo "denied" >> "$out"; fi
+cat > "$HOME/mda-msg"
+`;
+
+const CONFIG = `${HEAD}
+action "local" mbox
+action "md" maildir
+action "who" mda "$DIR/bin/whoami.sh"
+match from any for domain "test.example" action "local"
+match from any for domain "maildir.example" action "md"
+match from any for domain "mda.example" action "who"
+`;
+
+describe('delivery as the recipient through the daemon (privilege drop)', { skip: IS_ROOT ? false : 'needs root: run the tests as root (CI does) to create two users with useradd and check who owns what' }, () => {
+  const users: RealUser[] = [];
+  let base = '';
+
+  before(() => {
+    requireTool('useradd');
+    base = mkdtempSync(join(tmpdir(), 'postern-privdrop-'));
+    chmodSync(base, 0o755);
+    const tag = Math.random().toString(36).slice(2, 7);
+    for (const s of ['a', 'b']) {
+      const name = `pstd${tag}${s}`;
+      const home = join(base, 'home', name);
+      sh('mkdir', ['-p', join(base, 'home')]);
+      sh('useradd', ['-m', '-d', home, '-s', '/bin/sh', '-U', name]);
+      users.push({ name, uid: Number(sh('id', ['-u', name])), gid: Number(sh('id', ['-g', name])), home });
+    }
+  });
+
+  after(() => {
+    for (const u of users) spawnSync('userdel', ['-r', '-f', u.name]);
+    if (base !== '') rmSync(base, { recursive: true, force: true });
+  });
+
+  it('mbox, maildir and mda deliveries run as each user and leave files that belong to them', async (t) => {
+    const dir = testDir(t);
+    const [ua, ub] = users as [RealUser, RealUser];
+    writeFiles(dir, { 'bin/whoami.sh': [WHOAMI_SH, 0o755], [`other.${ua.name}`]: ub.name, [`other.${ub.name}`]: ua.name });
+    chmodSync(dir, 0o755);
+    const d = await startSite(dir, CONFIG);
+    for (const u of users) {
+      await sendOk(d.port, { from: 'carol@remote.example', to: [`${u.name}@test.example`, `${u.name}@maildir.example`], data: message({ Subject: `to ${u.name}` }, 'From me\nhi\n') });
+    }
+
+    // mbox: <mbox path>/<user>, 0600, the user's; the folder Postern made is 1777 (as /var/mail without a mail group).
+    assert.equal(statSync(join(dir, 'mail')).mode & 0o7777, 0o1777);
+    for (const u of users) {
+      const path = join(dir, 'mail', u.name);
+      const [m] = await waitForMbox(path, 1, { daemon: d });
+      assert.equal(m?.header('Subject'), `to ${u.name}`);
+      const st = statSync(path);
+      assert.equal(st.uid, u.uid, `${path} owner`);
+      assert.equal(st.gid, u.gid, `${path} group`);
+      assert.equal(st.mode & 0o777, 0o600);
+      assert.equal(existsSync(`${path}.lock`), false);
+    }
+    // maildir: ~/Maildir, every folder and file the user's.
+    for (const u of users) {
+      const md = join(u.home, 'Maildir');
+      const files = await waitFor(`${md}/new`, () => {
+        const fs = existsSync(join(md, 'new')) ? readdirSync(join(md, 'new')) : [];
+        return fs.length > 0 ? fs : undefined;
+      }, { daemon: d });
+      for (const p of [md, join(md, 'new'), join(md, 'cur'), join(md, 'tmp'), join(md, 'new', files[0] as string)]) {
+        const st = statSync(p);
+        assert.equal(st.uid, u.uid, p);
+        assert.equal(st.gid, u.gid, p);
+      }
+    }
+    // mda: uid, gid, groups, HOME, working folder, USER; the other user's mailbox is out of reach.
+    for (const u of users) await sendOk(d.port, { from: 'carol@remote.example', to: [`${u.name}@mda.example`], data: message({ Subject: `mda for ${u.name}` }, 'x\n') });
+    for (const u of users) {
+      const out = join(u.home, 'mda-out');
+      await waitFor(`${out}`, () => (existsSync(join(u.home, 'mda-msg')) && d.logs.some((l) => l.startsWith('mda delivery ok') && l.includes(`to=<${u.name}@mda.example>`)) ? true : undefined), { daemon: d });
+      assert.deepEqual(readFileSync(out, 'utf8').trim().split('\n'), [String(u.uid), String(u.gid), String(u.gid), u.home, u.home, u.name, 'denied']);
+      for (const f of ['mda-out', 'mda-msg']) assert.equal(statSync(join(u.home, f)).uid, u.uid, f);
+      assert.match(readFileSync(join(u.home, 'mda-msg'), 'utf8'), new RegExp(`^Return-Path: <carol@remote\\.example>\\nDelivered-To: ${u.name}@mda\\.example\\n[^]*\\nSubject: mda for ${u.name}\\n\\nx\\n$`));
+    }
+    // The spool stays root's and closed to the users.
+    const spool = statSync(join(dir, 'spool'));
+    assert.equal(spool.uid, 0);
+    assert.equal(spool.mode & 0o077, 0o011, 'spool 0711: users may reach offline/ but not read the queue');
+    assert.equal(statSync(join(dir, 'spool', 'queue')).mode & 0o077, 0);
+  });
+});
