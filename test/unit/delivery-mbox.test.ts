@@ -84,7 +84,7 @@ for (const privsep of MODES) describe(`mbox delivery (${privsep ? 'through the d
     const { mboxDir, action, a } = setup(t, privsep);
     mkdirSync(mboxDir, { recursive: true, mode: 0o1777 });
     const lock = join(mboxDir, 'bob.lock');
-    writeFileSync(lock, '999999\n');
+    writeFileSync(lock, `${process.pid}\n`); // a live holder
     let released = false;
     setTimeout(() => {
       released = true;
@@ -100,6 +100,15 @@ for (const privsep of MODES) describe(`mbox delivery (${privsep ? 'through the d
     const rs2 = await a.deliver(task({ action, recipients: ['bob@example.org'], message: message({ Subject: 'stale' }, 'x\n') }));
     assert.deepEqual(statuses(rs2), ['ok 2.0.0']);
     assert.equal((await readMboxWithPython(join(mboxDir, 'bob'))).length, 2);
+
+    // A lock whose process is gone (and not brand new) is broken at once, not after five minutes.
+    writeFileSync(lock, '999999\n');
+    const recent = new Date(Date.now() - 5000);
+    utimesSync(lock, recent, recent);
+    const started = Date.now();
+    const rs3 = await a.deliver(task({ action, recipients: ['bob@example.org'], message: message({ Subject: 'dead holder' }, 'x\n') }));
+    assert.deepEqual(statuses(rs3), ['ok 2.0.0']);
+    assert.ok(Date.now() - started < 10_000);
   });
 
   it('defers while the lock stays held', async (t) => {

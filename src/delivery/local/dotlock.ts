@@ -3,16 +3,20 @@
  * program honours (mutt, mailutils, procmail, Python's mailbox, liblockfile).
  *
  * The lock file is created with O_CREAT|O_EXCL|O_NOFOLLOW and holds the
- * locker's pid. A lock older than STALE_MS (mtime) is taken to belong to a
- * crashed program and removed, as liblockfile does after five minutes.
+ * locker's pid. A lock is taken to belong to a crashed program, and removed,
+ * when the pid in it names no process (and the lock is not brand new: its
+ * creator may not have written the pid yet), or when it is older than
+ * STALE_MS (mtime), as liblockfile does after five minutes.
  * Node has no fcntl()/flock(), so no kernel lock is taken beside it (see
  * docs/delivery.md); writes use O_APPEND.
  */
 import { constants } from 'node:fs';
-import { lstat, open, unlink } from 'node:fs/promises';
+import { lstat, open, readFile, unlink } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 export const STALE_MS = 5 * 60_000;
+/** A lock younger than this may still be waiting for its pid. */
+const FRESH_MS = 2000;
 const { O_CREAT, O_EXCL, O_WRONLY, O_NOFOLLOW } = constants;
 
 export interface DotlockOptions {
@@ -51,7 +55,8 @@ export async function dotlock(mailbox: string, opts: DotlockOptions = {}): Promi
     }
     try {
       const st = await lstat(lockPath);
-      if (Date.now() - st.mtimeMs > staleMs) {
+      const age = Date.now() - st.mtimeMs;
+      if (age > staleMs || (age > FRESH_MS && (await holderGone(lockPath)))) {
         await unlink(lockPath).catch(() => undefined);
         continue;
       }
@@ -61,5 +66,23 @@ export async function dotlock(mailbox: string, opts: DotlockOptions = {}): Promi
     if (Date.now() >= deadline) throw new LockTimeout(mailbox);
     await sleep(delay + Math.floor(Math.random() * delay));
     delay = Math.min(delay * 2, 500);
+  }
+}
+
+/** Does the lock name a pid that no longer exists? (ESRCH; EPERM means it exists under another user.) */
+async function holderGone(lockPath: string): Promise<boolean> {
+  let text: string;
+  try {
+    text = await readFile(lockPath, 'utf8');
+  } catch {
+    return false;
+  }
+  const pid = Number.parseInt(text.trim(), 10);
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return false;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'ESRCH';
   }
 }
