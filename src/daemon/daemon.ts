@@ -59,6 +59,8 @@ export interface ConfigSource {
 /** Everything built from one configuration; reload builds a new one. */
 interface Generation {
   readonly config: Config;
+  /** The configuration the listeners and sessions use: `config` with a ZMailer file's PARAMs merged in. */
+  readonly serving: Config;
   readonly policy: Policy;
   readonly tls?: TlsContexts;
   readonly server: SmtpServer;
@@ -186,7 +188,7 @@ export class Daemon implements ControlTarget {
       };
       const scheduler = new QueueRunner({ spool, config, log, stats: shared.stats, agents: { mda, mta }, router });
       shared.scheduler = scheduler;
-      await gen.server.listen(config);
+      await gen.server.listen(gen.serving);
 
       // Local submission (sendmail): offline/ is writable by everyone, readable by nobody else.
       if (process.getuid?.() === 0) {
@@ -257,7 +259,7 @@ export class Daemon implements ControlTarget {
     } catch (e) {
       throw fail((e as Error).message);
     }
-    const auth = { authenticator: new Authenticator(config, shared.tables), failrate: shared.failrate };
+    const auth = { authenticator: new Authenticator(built.config, shared.tables), failrate: shared.failrate };
     const scheduler: SchedulerSeam = {
       etrn: (domain: string) => (shared.scheduler ? shared.scheduler.etrn(domain) : reply(458, '4.3.0', 'Unable to queue messages now')),
       enqueued: (env: Envelope, o?: { readonly held?: boolean }) => shared.scheduler?.enqueued(env, o),
@@ -268,7 +270,7 @@ export class Daemon implements ControlTarget {
       tls,
       built.connection,
     );
-    return { config, policy: built.policy, tls, server, tables };
+    return { config, serving: built.config, policy: built.policy, tls, server, tables };
   }
 
   /** `smtpctl reload` and SIGHUP: re-read everything, or keep running on the old configuration and say why. */
@@ -297,12 +299,12 @@ export class Daemon implements ControlTarget {
     gen.server.paused = old.server.paused;
     await old.server.stopListening();
     try {
-      await listenWithRetry(gen.server, config);
+      await listenWithRetry(gen.server, gen.serving);
     } catch (e) {
       // Put the old generation back where it was.
       await gen.server.stopListening();
       this.shared.tables.replace(oldTables);
-      await listenWithRetry(old.server, old.config).catch((e2: Error) => this.log.error(`reload: cannot bind the old listeners again: ${e2.message}`));
+      await listenWithRetry(old.server, old.serving).catch((e2: Error) => this.log.error(`reload: cannot bind the old listeners again: ${e2.message}`));
       return refuse((e as Error).message);
     }
     this.retired.push(old.server);

@@ -171,10 +171,6 @@ const NOT_WIRED: readonly (readonly [readonly string[], string])[] = [
   [['rcvd-ident'], 'Postern has no ident client, so there is nothing to show'],
   [['rcvd-auth-user'], 'the Received: header does not show the AUTH user yet'],
   [
-    ['smtp-auth', 'no-smtp-auth', 'AUTH-LOGIN-also-without-TLS', 'MSA-mode', 'SMTP-auth-pipe', 'no-smtp-auth-on-25', 'auth-failrate', 'smtp-auth-username-prompt', 'smtp-auth-password-prompt'],
-    'AUTH is configured in smtpd.conf (listen … auth, smtp auth-*)',
-  ],
-  [
     ['use-tls', 'no-use-tls', 'listen-ssmtp', 'tls-cert-file', 'tls-key-file', 'tls-CAfile', 'tls-CApath', 'tls-cipher-list', 'tls-loglevel', 'tls-ask-cert', 'tls-require-cert', 'tls-ccert-vd', 'tls-enforce-tls'],
     'TLS is configured in smtpd.conf (pki, listen … tls)',
   ],
@@ -256,6 +252,8 @@ export function buildPolicy(config: Config, files: PolicyFiles, deps: PolicyDeps
       style: (helo) => styleFor(conf, helo, defaultFlags),
       ...(style?.kind === 'strict' ? { strict: true } : {}),
       received: { tlsMode: conf.received.tlsMode, tlsPeer: conf.received.tlsPeer },
+      // MSA-mode (RFC 6409): clients outside the trusted networks (this machine) must authenticate.
+      ...(conf.auth.msaMode ? { msaTrusted: (ip: string) => deps.local.isLocalAddress(ip) } : {}),
     };
     connection = {
       limits: zmailerConnectionLimits(conf),
@@ -320,9 +318,19 @@ function mergeZmailer(config: Config, conf: ZmailerConf, has: (...names: string[
     ...(has('EXPNcmd', 'no-expncmd') ? { expn: o.expn } : {}),
     ...(o.help.length > 0 ? { help: o.help } : {}),
     disabledExtensions: new Set([...config.smtp.disabledExtensions, ...o.disabledExtensions]),
+    // AUTH PARAMs map onto smtpd.conf's `smtp auth-*` options.
+    ...(has('AUTH-LOGIN-also-without-TLS') ? { authWithoutTls: conf.auth.loginWithoutTls } : {}),
+    ...(conf.auth.pipe !== undefined ? { authPipe: conf.auth.pipe } : {}),
+    ...(conf.auth.failRate !== undefined ? { authFailRate: conf.auth.failRate } : {}),
+    ...(conf.auth.usernamePrompt !== undefined ? { authUsernamePrompt: conf.auth.usernamePrompt } : {}),
+    ...(conf.auth.passwordPrompt !== undefined ? { authPasswordPrompt: conf.auth.passwordPrompt } : {}),
   };
   const queue = has('min-availspace') ? { ...config.queue, minFreeSpace: o.minFreeSpace } : config.queue;
-  return Object.freeze({ ...config, smtp: Object.freeze(smtp), queue: Object.freeze(queue) });
+  // PARAM smtp-auth offers AUTH on every listener that has none (but port 25 with no-smtp-auth-on-25).
+  const listeners = conf.auth.enabled
+    ? config.listeners.map((l) => (l.auth === 'none' && !(conf.auth.noAuthOnPort25 && l.port === 25) ? Object.freeze({ ...l, auth: 'optional' as const }) : l))
+    : config.listeners;
+  return Object.freeze({ ...config, listeners: Object.freeze(listeners), smtp: Object.freeze(smtp), queue: Object.freeze(queue) });
 }
 
 /* ------------------------------------------------------------- phases */

@@ -68,6 +68,8 @@ export interface SessionRuntime {
   readonly strict?: boolean;
   /** What the Received: header shows of TLS (rcvd-tls-mode, rcvd-tls-peer). Absent: all of it. */
   readonly received?: { readonly tlsMode: boolean; readonly tlsPeer: boolean };
+  /** ZMailer's MSA-mode: MAIL needs AUTH unless this says the client is trusted. */
+  readonly msaTrusted?: (ip: string) => boolean;
 }
 
 export interface SessionEnv {
@@ -460,7 +462,9 @@ export class Session {
   async mailCommand(arg: string): Promise<CommandResult> {
     const listener = this.peer.config;
     if (listener.tls === 'require' && !this.tls) return { reply: reply(530, '5.7.0', 'Must issue a STARTTLS command first') };
-    if (listener.auth === 'required' && this.authUser === undefined) return { reply: reply(530, '5.7.0', 'Authentication required') };
+    if (this.authUser === undefined && (listener.auth === 'required' || (this.env.runtime?.msaTrusted !== undefined && !this.env.runtime.msaTrusted(this.peer.address)))) {
+      return { reply: reply(530, '5.7.0', 'Authentication required') };
+    }
     const smtputf8 = this.ext.smtputf8 && /(^|\s)SMTPUTF8(\s|$)/i.test(arg);
     const path = parseMailFromArg(arg, { smtputf8, strict: this.strictPaths() });
     if (!path.ok) return { reply: path.reply };

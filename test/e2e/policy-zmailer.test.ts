@@ -383,3 +383,20 @@ test('content filter: accept, reject, freeze (held), and 451 when it fails; it r
     done(h);
   }
 });
+
+test('PARAM smtp-auth, AUTH-LOGIN-also-without-TLS, SMTP-auth-pipe and MSA-mode: outsiders must authenticate, this host need not', async () => {
+  const dir = tempDir('postern-msa-');
+  writeFileSync(join(dir, 'check-pw'), '#!/bin/sh\nread pw\n[ "$1" = "joe" ] && [ "$pw" = "joe-secret" ]\n');
+  chmodSync(join(dir, 'check-pw'), 0o755);
+  const h = await withZmailer(`PARAM smtp-auth\nPARAM AUTH-LOGIN-also-without-TLS\nPARAM SMTP-auth-pipe ${join(dir, 'check-pw')}\nPARAM MSA-mode\n`, { extra: 'smtp auth-fail-delay 0' });
+  try {
+    const plain = Buffer.from('\0joe\0joe-secret').toString('base64');
+    const [, ehlo] = await session(h.d.port, `S: 220\nC: EHLO outside\nS: 250\nC: MAIL FROM:<joe@far.example>\nS: 530 5.7.0\nC: AUTH PLAIN ${plain}\nS: 235 2.7.0\nC: MAIL FROM:<joe@far.example>\nS: 250\nC: RCPT TO:<root@test.example>\nS: 250\nC: QUIT\nS: 221`);
+    assert.ok(ehlo?.lines.some((l) => /AUTH PLAIN LOGIN/.test(l)), ehlo?.text);
+    await session(h.d.port, 'S: 220\nC: EHLO inside\nS: 250\nC: MAIL FROM:<root@test.example>\nS: 250\nC: QUIT\nS: 221', '127.0.0.1');
+  } finally {
+    await h.d.stop();
+    done(h);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -1,0 +1,109 @@
+/*
+ * bench/options.ts — the command line of `npm run bench` and the plan it
+ * makes: which scenarios, which servers, with which parameters. Pure.
+ *
+ *   npm run bench -- [--quick] [--scenario NAME]… [--server NAME]…
+ *                    [--runs N] [--duration-ms N] [--idle-sessions N]
+ *                    [--profile] [--keep] [--no-setup]
+ */
+import { parseArgs } from 'node:util';
+import { EXTRAS, FULL, QUICK, SCENARIOS, SERVER_NAMES, type Params, type Scenario } from './scenarios.js';
+
+export const USAGE = `usage: npm run bench -- [options]
+  --quick              one short run per cell, fewer cells (under 3 minutes)
+  --scenario NAME      run only this scenario (repeat or comma-separate):
+                       ${[...SCENARIOS.map((s) => s.name), ...EXTRAS].join(', ')}
+  --server NAME        only this server (repeat or comma-separate): ${SERVER_NAMES.join(', ')}
+  --runs N             measured runs per cell (default 3; --quick 1)
+  --duration-ms N      load per run (default ${FULL.durationMs}; --quick ${QUICK.durationMs})
+  --idle-sessions N    idle sessions held against Postern (default ${FULL.idleSessions}; --quick ${QUICK.idleSessions})
+  --profile            run Postern alone under node --cpu-prof in the selected scenarios
+                       (default 1k-50) and list the functions that dominate its CPU time
+  --keep               keep the servers' work folders (configuration, queue, logs)
+  --no-setup           do not install missing peers
+  --help`;
+
+export interface Plan {
+  readonly params: Params;
+  readonly scenarios: readonly Scenario[];
+  /** Servers for a scenario (intersection of the scenario's and the --server list). */
+  readonly serversFor: (s: Scenario) => readonly string[];
+  readonly extras: ReadonlySet<(typeof EXTRAS)[number]>;
+  readonly profile: boolean;
+  readonly keep: boolean;
+  readonly setup: boolean;
+  /** Every server some step needs (for the setup). */
+  readonly servers: ReadonlySet<string>;
+}
+
+function list(values: string[] | undefined): string[] {
+  return (values ?? []).flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean);
+}
+
+/** Parses argv into a plan; throws with a one-line message on a bad option. */
+export function makePlan(argv: readonly string[]): Plan | 'help' {
+  const { values } = parseArgs({
+    args: [...argv],
+    options: {
+      quick: { type: 'boolean' },
+      scenario: { type: 'string', multiple: true },
+      server: { type: 'string', multiple: true },
+      runs: { type: 'string' },
+      'duration-ms': { type: 'string' },
+      'idle-sessions': { type: 'string' },
+      profile: { type: 'boolean' },
+      keep: { type: 'boolean' },
+      'no-setup': { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) return 'help';
+  const scenarioNames = list(values.scenario);
+  const serverNames = list(values.server);
+  const known = new Set<string>([...SCENARIOS.map((s) => s.name), ...EXTRAS]);
+  for (const n of scenarioNames) if (!known.has(n)) throw new Error(`unknown scenario "${n}" (one of: ${[...known].join(', ')})`);
+  for (const n of serverNames) if (!(SERVER_NAMES as readonly string[]).includes(n)) throw new Error(`unknown server "${n}" (one of: ${SERVER_NAMES.join(', ')})`);
+  const int = (v: string | undefined, name: string, min: number): number | undefined => {
+    if (v === undefined) return undefined;
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min) throw new Error(`--${name}: expected a whole number ≥ ${min}, got "${v}"`);
+    return n;
+  };
+  const quick = values.quick === true;
+  const profile = values.profile === true;
+  const base = quick ? QUICK : FULL;
+  const partial = scenarioNames.length > 0 || serverNames.length > 0;
+  const params: Params = {
+    ...base,
+    label: profile ? 'profile' : partial ? 'partial' : base.label,
+    runs: int(values.runs, 'runs', 1) ?? (profile ? 1 : base.runs),
+    durationMs: int(values['duration-ms'], 'duration-ms', 100) ?? base.durationMs,
+    idleSessions: int(values['idle-sessions'], 'idle-sessions', 1) ?? base.idleSessions,
+  };
+
+  let scenarios: Scenario[];
+  let extras: Set<(typeof EXTRAS)[number]>;
+  if (profile) {
+    scenarios = SCENARIOS.filter((s) => (scenarioNames.length > 0 ? scenarioNames.includes(s.name) : s.name === '1k-50'));
+    extras = new Set();
+  } else if (scenarioNames.length > 0) {
+    scenarios = SCENARIOS.filter((s) => scenarioNames.includes(s.name));
+    extras = new Set(EXTRAS.filter((e) => scenarioNames.includes(e)));
+  } else {
+    scenarios = SCENARIOS.filter((s) => !quick || s.quick);
+    extras = new Set(EXTRAS);
+  }
+  const serversFor = (s: Scenario): string[] => {
+    if (profile) return ['postern'];
+    let names = [...s.servers];
+    if (quick && scenarioNames.length === 0 && serverNames.length === 0) names = names.filter((n) => !(s.quickSkip ?? []).includes(n));
+    if (serverNames.length > 0) names = names.filter((n) => serverNames.includes(n));
+    return names;
+  };
+  // idle and fsync concern Postern and the disk; --server without postern leaves idle out.
+  if (serverNames.length > 0 && !serverNames.includes('postern')) extras.delete('idle');
+  const servers = new Set<string>();
+  for (const s of scenarios) for (const n of serversFor(s)) servers.add(n);
+  if (extras.has('idle')) servers.add('postern');
+  return { params, scenarios, serversFor, extras, profile, keep: values.keep === true, setup: values['no-setup'] !== true, servers };
+}

@@ -1,0 +1,454 @@
+/*
+ * bench/run.ts — `npm run bench`: Postern side by side with Postfix,
+ * OpenSMTPD and Haraka on this machine, in one run.
+ *
+ * For each scenario (bench/scenarios.ts) and each server taking part:
+ * start a fresh instance (its own folder, port, queue), warm it up, then
+ * measure RUNS runs of DURATION each. A run is the load generator (or
+ * smtp-source) in a child process while the harness samples the server's
+ * process tree (memory, CPU); then the harness waits until what was
+ * acknowledged has arrived where it is counted, and keeps
+ * min(acknowledged, arrived). Then: the disk's fsync rate, and 10,000
+ * idle sessions against Postern. Results are printed and written as JSON
+ * and Markdown under bench/results/ (see bench/README.md).
+ *
+ * Everything is bounded: each run by its duration plus a drain limit,
+ * each child process by a timeout, each wait by a deadline.
+ */
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
+import { join, relative } from 'node:path';
+import { createInterface } from 'node:readline';
+import { measureFsync } from './fsync-rate.js';
+import type { LoadResult } from './load.js';
+import { makePlan, USAGE, type Plan } from './options.js';
+import { PeakSampler, sampleTree, treeCpuSeconds } from './proc.js';
+import { formatProfile, summarizeProfile, type CpuProfile } from './profile.js';
+import { formatReportMarkdown, formatReportText, summarizeCell, type BenchResults, type CellResult, type IdleResult, type ProfileResult, type RunFigures } from './report.js';
+import { SCENARIOS, type Params, type Scenario } from './scenarios.js';
+import { ensurePeers } from './setup.js';
+import { runSmtpSource, smtpSourceUnavailable } from './smtp-source.js';
+import { haraka, haraka2 } from './servers/haraka.js';
+import { opensmtpd } from './servers/opensmtpd.js';
+import { postern } from './servers/postern.js';
+import { postfix } from './servers/postfix.js';
+import type { Mode, RunningServer, ServerKind } from './servers/server.js';
+import { sinkKind, startSink, type Sink } from './servers/sink.js';
+import { DIST_BENCH_DIR, REPO_ROOT, RESULTS_DIR, freePort, sleep, spawnWithLimits } from './util.js';
+
+const KINDS: Record<string, ServerKind> = { postern, postfix, opensmtpd, haraka, haraka2, sink: sinkKind };
+
+const progress = (line: string): void => void process.stderr.write(`${line}\n`);
+
+/** Servers and sinks running now: stopped if the harness is interrupted. */
+const live = new Set<{ stop(): Promise<void> }>();
+async function track<T extends { stop(): Promise<void> }>(p: Promise<T>): Promise<T> {
+  const x = await p;
+  live.add(x);
+  return x;
+}
+async function stopTracked(x: { stop(): Promise<void> } | undefined): Promise<void> {
+  if (!x) return;
+  live.delete(x);
+  await x.stop();
+}
+async function stopAll(why: string): Promise<never> {
+  process.stderr.write(`bench: ${why}; stopping ${live.size} server(s)\n`);
+  await Promise.race([Promise.all([...live].map((x) => x.stop().catch(() => undefined))), sleep(20_000)]);
+  process.exit(130);
+}
+process.once('SIGINT', () => void stopAll('interrupted'));
+process.once('SIGTERM', () => void stopAll('terminated'));
+
+/* ------------------------------------------------------ load runners */
+
+interface LoadRun {
+  /** 250s after the final dot. */
+  readonly accepted: number;
+  readonly elapsedMs: number;
+  /** performance.now() when the generator began connecting. */
+  readonly startedAt: number;
+  readonly latencyMs?: LoadResult['latency'];
+  readonly errors: Record<string, number>;
+  readonly notes: string[];
+}
+
+/** Runs bench/load.js in a child process (its own event loop and fd limit); bounded by duration + 90 s. */
+function runLoadChild(o: { port: number; sessions: number; size: number; rcpts: number; durationMs: number }): Promise<LoadRun> {
+  const args = [join(DIST_BENCH_DIR, 'load.js'), '--port', String(o.port), '--sessions', String(o.sessions), '--size', String(o.size), '--rcpts', String(o.rcpts), '--duration-ms', String(o.durationMs), '--timeout-ms', '20000'];
+  return new Promise((resolve) => {
+    const child = spawnWithLimits(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let startedAt = performance.now();
+    let result: (LoadResult & { event: string }) | undefined;
+    let stderr = '';
+    child.stderr?.on('data', (d: Buffer) => {
+      if (stderr.length < 2000) stderr += d.toString();
+    });
+    const rl = createInterface({ input: child.stdout! });
+    rl.on('line', (line) => {
+      try {
+        const m = JSON.parse(line) as { event: string } & LoadResult;
+        if (m.event === 'start') startedAt = performance.now();
+        else if (m.event === 'result') result = m;
+      } catch {
+        /* not ours */
+      }
+    });
+    const timer = setTimeout(() => child.kill('SIGKILL'), o.durationMs + 90_000);
+    child.on('close', (status) => {
+      clearTimeout(timer);
+      if (!result) {
+        resolve({ accepted: 0, elapsedMs: performance.now() - startedAt, startedAt, errors: { 'load generator failed': 1 }, notes: [`load.js exited ${status}: ${stderr.trim().slice(0, 300)}`] });
+        return;
+      }
+      const notes: string[] = [];
+      if (result.broken > 0) notes.push(`${result.broken} transaction(s) cut by a lost connection or a timeout`);
+      if (result.refused > 0) notes.push(`${result.refused} transaction(s) refused${result.sampleReplies.length ? `: ${result.sampleReplies[0]}` : ''}`);
+      resolve({ accepted: result.accepted, elapsedMs: result.elapsedMs, startedAt, latencyMs: result.latency, errors: { ...result.errors }, notes });
+    });
+  });
+}
+
+/** smtp-source for about `durationMs` at the rate `hint` (msgs/s); killed at 2 × duration + 2 s. */
+async function runSourceLoad(o: { port: number; sessions: number; size: number; rcpts: number; durationMs: number; hint: number }): Promise<LoadRun & { rate: number }> {
+  const messages = Math.max(o.sessions * 4, Math.min(200_000, Math.round((o.hint * o.durationMs) / 1000)));
+  let startedAt = performance.now();
+  const timeoutMs = o.durationMs * 2 + 2000;
+  const r = await runSmtpSource({ host: '127.0.0.1', port: o.port, sessions: o.sessions, messages, size: o.size, rcpts: o.rcpts, timeoutMs }, () => (startedAt = performance.now()));
+  const notes: string[] = [];
+  if (r.timedOut) notes.push(`smtp-source stopped after ${(timeoutMs / 1000).toFixed(0)} s with ${r.completed} of ${messages} messages sent`);
+  else if (r.status !== 0) notes.push(`smtp-source: ${r.error.split('\n')[0] ?? `status ${r.status}`}`);
+  return { accepted: r.completed, elapsedMs: r.elapsedMs, startedAt, errors: {}, notes, rate: (r.completed * 1000) / Math.max(1, r.elapsedMs) };
+}
+
+/* ------------------------------------------------------------- cells */
+
+/** Waits until `count()` reaches `target`, stalls for `stallMs`, or `maxMs` passes; returns the last count. */
+async function settle(count: () => Promise<number>, target: number, stallMs: number, maxMs: number): Promise<number> {
+  const t0 = performance.now();
+  let last = await count();
+  let changed = performance.now();
+  for (let i = 0; i < 100_000 && last < target; i++) {
+    const now = performance.now();
+    if (now - t0 > maxMs || now - changed > stallMs) break;
+    await sleep(50);
+    const n = await count();
+    if (n > last) {
+      last = n;
+      changed = performance.now();
+    }
+  }
+  return last;
+}
+
+/** Rate hints for smtp-source (msgs/s by server), from the load scenarios already run. */
+const rateHints = new Map<string, number>();
+
+interface CellContext {
+  readonly params: Params;
+  readonly keep: boolean;
+  readonly cpuProfileDir?: string;
+}
+
+/** Wall time of the steps of the last cell (for the progress line). */
+let cellTimes = { start: 0, stop: 0, total: 0 };
+
+async function runCell(kind: ServerKind, scenario: Scenario, ctx: CellContext): Promise<CellResult> {
+  const tCell = performance.now();
+  cellTimes = { start: 0, stop: 0, total: 0 };
+  const base = { scenario: scenario.name, server: kind.name, tool: scenario.tool, mode: scenario.mode };
+  const why = kind.unavailable() ?? (scenario.tool === 'smtp-source' ? smtpSourceUnavailable() : undefined);
+  if (why) return summarizeCell(base, [], why);
+  const workDir = mkdtempSync(join(tmpdir(), `postern-bench-${kind.name}-`));
+  const dirs = [workDir];
+  let sink: Sink | undefined;
+  let server: RunningServer | undefined;
+  const runs: RunFigures[] = [];
+  try {
+    const mode: Mode = scenario.mode;
+    if (mode === 'relay') sink = await track(startSink(await freePort('127.0.0.3')));
+    let port = await freePort();
+    const tStart = performance.now();
+    const start = (dir: string): Promise<RunningServer> => track(kind.start({ mode, port, workDir: dir, ...(sink ? { sinkPort: sink.port } : {}), ...(ctx.cpuProfileDir ? { cpuProfileDir: ctx.cpuProfileDir } : {}) }));
+    const startNotes: string[] = [];
+    try {
+      server = await start(workDir);
+    } catch (e) {
+      // Once more, in a fresh folder on a fresh port: in a shared work tree a build may have been rewriting dist/.
+      startNotes.push(`first start failed: ${(e as Error).message}`);
+      await sleep(2000);
+      port = await freePort();
+      const retryDir = mkdtempSync(join(tmpdir(), `postern-bench-${kind.name}-retry-`));
+      dirs.push(retryDir);
+      server = await start(retryDir);
+    }
+    cellTimes.start = performance.now() - tStart;
+    const srv = server;
+    const arrived = mode === 'relay' ? async (): Promise<number> => sink!.messages() : () => srv.arrived();
+    const stallMs = ctx.params.stallMs[mode];
+    const drainMs = ctx.params.drainMs[mode];
+    const load = (durationMs: number): Promise<LoadRun & { rate?: number }> =>
+      scenario.tool === 'load'
+        ? runLoadChild({ port, sessions: scenario.sessions, size: scenario.size, rcpts: scenario.rcpts, durationMs })
+        : runSourceLoad({ port, sessions: scenario.sessions, size: scenario.size, rcpts: scenario.rcpts, durationMs, hint: rateHints.get(kind.name) ?? 1000 });
+
+    // Warm-up: not measured; for smtp-source it also calibrates the message count. Short in relay
+    // mode, where a slow relay would otherwise carry a backlog into the first run.
+    const before0 = await arrived();
+    const warm = await load(mode === 'relay' ? Math.min(300, ctx.params.warmupMs) : ctx.params.warmupMs);
+    if (scenario.tool === 'smtp-source' && warm.accepted > 0) rateHints.set(kind.name, (warm.accepted * 1000) / Math.max(1, warm.elapsedMs));
+    const warmArrived = await settle(arrived, before0 + warm.accepted, stallMs, drainMs);
+    const warmNote = warmArrived < before0 + warm.accepted ? [`${before0 + warm.accepted - warmArrived} warm-up message(s) still on their way when the first run began`] : [];
+
+    for (let i = 0; i < ctx.params.runs; i++) {
+      if (!srv.alive()) throw new Error('the server exited');
+      const before = await arrived();
+      const cpu0 = treeCpuSeconds(srv.rootPid);
+      const sampler = new PeakSampler(srv.rootPid, 200).start();
+      const r = await load(ctx.params.durationMs);
+      const after = await settle(arrived, before + r.accepted, stallMs, drainMs);
+      const peak = sampler.stop();
+      const cpuSeconds = treeCpuSeconds(srv.rootPid) - cpu0;
+      const got = after - before;
+      const counted = Math.min(got, r.accepted);
+      let elapsedMs = r.elapsedMs;
+      if (mode === 'relay' && sink && sink.lastMessageAt() > r.startedAt) elapsedMs = Math.max(elapsedMs, sink.lastMessageAt() - r.startedAt);
+      const notes = [...(i === 0 ? [...startNotes, ...warmNote] : []), ...r.notes];
+      const undrained = got < r.accepted;
+      if (undrained) notes.push(`${r.accepted - got} message(s) answered 250 had not arrived when counting stopped (after ${(drainMs / 1000).toFixed(0)} s, or ${(stallMs / 1000).toFixed(0)} s without a new arrival)`);
+      if (undrained && mode === 'relay' && i + 1 < ctx.params.runs) notes.push('later runs skipped: their arrivals would include this run\'s backlog');
+      if (!srv.alive()) notes.push('the server exited during the run');
+      runs.push({
+        accepted: r.accepted,
+        arrived: got,
+        counted,
+        elapsedMs,
+        rate: (counted * 1000) / Math.max(1, elapsedMs),
+        ...(r.latencyMs ? { latencyMs: r.latencyMs } : {}),
+        peakRssKb: peak.peakRssKb,
+        peakPssKb: peak.peakPssKb,
+        peakPids: peak.peakPids,
+        cpuSeconds,
+        errors: r.errors,
+        notes,
+      });
+      if (undrained && mode === 'relay') break;
+    }
+    const cell = summarizeCell(base, runs);
+    if (scenario.tool === 'load' && scenario.size <= 1024 && scenario.rcpts === 1) rateHints.set(kind.name, Math.max(rateHints.get(kind.name) ?? 0, cell.rate.median));
+    return cell;
+  } catch (e) {
+    return summarizeCell(base, runs, (e as Error).message);
+  } finally {
+    const tStop = performance.now();
+    await stopTracked(server);
+    await stopTracked(sink);
+    cellTimes.stop = performance.now() - tStop;
+    for (const d of dirs) {
+      if (!ctx.keep) rmSync(d, { recursive: true, force: true });
+      else progress(`  kept ${d}`);
+    }
+    cellTimes.total = performance.now() - tCell;
+  }
+}
+
+/* -------------------------------------------------------------- idle */
+
+async function runIdle(sessions: number, keep: boolean): Promise<IdleResult> {
+  const empty = { rssKb: 0, pssKb: 0 };
+  const fail = (error: string): IdleResult => ({ requested: sessions, held: 0, failed: {}, openMs: 0, baseline: empty, loaded: empty, perSessionKb: { rss: NaN, pss: NaN }, greetingMs: { count: 0, p50: NaN, p90: NaN, p99: NaN, max: NaN }, probeFailures: 0, dropped: 0, error });
+  const why = postern.unavailable();
+  if (why) return fail(why);
+  const workDir = mkdtempSync(join(tmpdir(), 'postern-bench-idle-'));
+  let server: RunningServer | undefined;
+  try {
+    const port = await freePort();
+    // Room for every idle session and the probes; the default limits (800 in all) are reported apart.
+    server = await track(postern.start({ mode: 'queue', port, workDir, maxConnections: sessions + 1000 }));
+    await sleep(500);
+    const base = [sampleTree(server.rootPid), (await sleep(200), sampleTree(server.rootPid))];
+    const baseline = { rssKb: Math.min(...base.map((s) => s.rssKb)), pssKb: Math.min(...base.map((s) => s.pssKb)) };
+    // Several source addresses: ~28,000 ephemeral ports each, and no single-address limit.
+    const nSources = Math.max(4, Math.ceil(sessions / 5000) + 1);
+    const sources = Array.from({ length: nSources }, (_, i) => `127.0.0.${i + 2}`).join(',');
+    const child = spawnWithLimits(process.execPath, [join(DIST_BENCH_DIR, 'idle.js'), '--port', String(port), '--sessions', String(sessions), '--sources', sources, '--probes', '20', '--hold-ms', '120000'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const events: Record<string, Record<string, unknown>> = {};
+    let loaded = empty;
+    const srv = server;
+    const done = new Promise<void>((resolve) => {
+      const rl = createInterface({ input: child.stdout! });
+      rl.on('line', (line) => {
+        let m: Record<string, unknown>;
+        try {
+          m = JSON.parse(line) as Record<string, unknown>;
+        } catch {
+          return;
+        }
+        events[String(m['event'])] = m;
+        if (m['event'] === 'probes') {
+          // Every session is held and the probes are done: sample memory a few times, then let go.
+          void (async () => {
+            const s: { rssKb: number; pssKb: number }[] = [];
+            for (let i = 0; i < 4; i++) {
+              s.push(sampleTree(srv.rootPid));
+              await sleep(250);
+            }
+            loaded = { rssKb: Math.max(...s.map((x) => x.rssKb)), pssKb: Math.max(...s.map((x) => x.pssKb)) };
+            child.stdin?.write('close\n');
+          })();
+        }
+      });
+      child.on('close', () => resolve());
+    });
+    const timer = setTimeout(() => child.kill('SIGKILL'), 300_000);
+    await done;
+    clearTimeout(timer);
+    const held = Number(events['held']?.['held'] ?? 0);
+    const probes = events['probes'] as { greetingMs?: IdleResult['greetingMs']; failures?: number } | undefined;
+    if (!events['held']) return fail('the idle-session client did not report');
+    return {
+      requested: sessions,
+      held,
+      failed: (events['held']['failed'] as Record<string, number>) ?? {},
+      openMs: Number(events['held']['openMs'] ?? 0),
+      baseline,
+      loaded,
+      perSessionKb: { rss: held > 0 ? (loaded.rssKb - baseline.rssKb) / held : NaN, pss: held > 0 ? (loaded.pssKb - baseline.pssKb) / held : NaN },
+      greetingMs: probes?.greetingMs ?? { count: 0, p50: NaN, p90: NaN, p99: NaN, max: NaN },
+      probeFailures: probes?.failures ?? 0,
+      dropped: Number(events['closed']?.['dropped'] ?? 0),
+    };
+  } catch (e) {
+    return fail((e as Error).message);
+  } finally {
+    await stopTracked(server);
+    if (!keep) rmSync(workDir, { recursive: true, force: true });
+  }
+}
+
+/* -------------------------------------------------------------- main */
+
+function osName(): string {
+  try {
+    return /^PRETTY_NAME="?([^"\n]*)/m.exec(readFileSync('/etc/os-release', 'utf8'))?.[1] ?? 'Linux';
+  } catch {
+    return 'Linux';
+  }
+}
+
+function stamp(d: Date): string {
+  return d.toISOString().slice(0, 16).replace(/:/g, '');
+}
+
+async function main(argv: string[]): Promise<void> {
+  let plan: Plan | 'help';
+  try {
+    plan = makePlan(argv);
+  } catch (e) {
+    process.stderr.write(`bench: ${(e as Error).message}\n${USAGE}\n`);
+    process.exit(2);
+  }
+  if (plan === 'help') {
+    process.stdout.write(`${USAGE}\n`);
+    return;
+  }
+  const started = new Date();
+  const t0 = performance.now();
+  const loadStart = loadavg();
+  const setup = plan.setup ? ensurePeers(plan.servers) : { missing: {}, log: ['setup skipped (--no-setup)'] };
+  for (const l of setup.log) progress(`setup: ${l}`);
+
+  const servers: BenchResults['servers'] = Object.fromEntries(
+    [...plan.servers].map((n) => {
+      const k = KINDS[n] as ServerKind;
+      const unavailable = (setup.missing as Record<string, string>)[n] ?? k.unavailable();
+      return [n, { version: unavailable ? '' : k.version(), method: k.method, ...(unavailable ? { unavailable } : {}) }];
+    }),
+  );
+  const cpuList = cpus();
+  const results: {
+    -readonly [K in keyof BenchResults]: BenchResults[K];
+  } = {
+    format: 'postern-bench 1',
+    label: plan.params.label,
+    argv,
+    startedAt: started.toISOString(),
+    finishedAt: '',
+    durationS: 0,
+    machine: { cpus: cpuList.length, cpuModel: cpuList[0]?.model.trim() ?? '?', memoryMb: Math.round(totalmem() / 2 ** 20), kernel: release(), os: osName(), loadAvgStart: loadStart, loadAvgEnd: [] },
+    params: { runs: plan.params.runs, durationMs: plan.params.durationMs, warmupMs: plan.params.warmupMs, idleSessions: plan.params.idleSessions },
+    servers,
+    scenarios: SCENARIOS.filter((s) => plan.scenarios.includes(s)).map((s) => ({ name: s.name, title: s.title })),
+    cells: [],
+    setupLog: setup.log,
+  };
+  mkdirSync(RESULTS_DIR, { recursive: true });
+  const base = join(RESULTS_DIR, `${stamp(started)}-${plan.params.label}`);
+  const saveTmp = (): void => writeFileSync(`${base}.json.tmp`, JSON.stringify(results, null, 1));
+
+  const total = plan.scenarios.reduce((a, s) => a + plan.serversFor(s).length, 0);
+  let done = 0;
+  const cells: CellResult[] = [];
+  const profiles: ProfileResult[] = [];
+  const profileTables: string[] = [];
+  for (const scenario of plan.scenarios) {
+    for (const name of plan.serversFor(scenario)) {
+      const kind = KINDS[name] as ServerKind;
+      done++;
+      const missing = (setup.missing as Record<string, string>)[name];
+      const profileDir = plan.profile ? mkdtempSync(join(tmpdir(), 'postern-bench-prof-')) : undefined;
+      const cell = missing
+        ? summarizeCell({ scenario: scenario.name, server: name, tool: scenario.tool, mode: scenario.mode }, [], missing)
+        : await runCell(kind, scenario, { params: plan.params, keep: plan.keep, ...(profileDir ? { cpuProfileDir: profileDir } : {}) });
+      cells.push(cell);
+      results.cells = cells;
+      saveTmp();
+      const lat = Number.isFinite(cell.p50Ms) ? ` (p50 ${cell.p50Ms.toFixed(1)} ms, p99 ${cell.p99Ms.toFixed(1)} ms)` : '';
+      const r = cell.error ? `not run: ${cell.error}` : `${cell.rate.median.toFixed(0)} msgs/s${lat}, peak RSS ${(cell.peakRssKb / 1024).toFixed(0)} MB, PSS ${(cell.peakPssKb / 1024).toFixed(0)} MB`;
+      const times = `${(cellTimes.total / 1000).toFixed(1)} s, start ${(cellTimes.start / 1000).toFixed(1)} s, stop ${(cellTimes.stop / 1000).toFixed(1)} s`;
+      progress(`[${done}/${total}] ${scenario.name} ${name} (${times}): ${r}${cell.runs.some((x) => x.notes.length) ? ` — ${cell.runs.flatMap((x) => x.notes).join('; ')}` : ''}`);
+      if (profileDir) {
+        const file = readdirSync(profileDir).find((f) => f.endsWith('.cpuprofile'));
+        if (file) {
+          const dest = `${base}-postern-${scenario.name}.cpuprofile`;
+          copyFileSync(join(profileDir, file), dest);
+          const summary = summarizeProfile(JSON.parse(readFileSync(dest, 'utf8')) as CpuProfile, 25);
+          const rel = relative(REPO_ROOT, dest);
+          profiles.push({ scenario: scenario.name, file: rel, rate: cell.rate.median, summary });
+          profileTables.push(formatProfile(summary, `${scenario.name} (${cell.rate.median.toFixed(0)} msgs/s while profiled; \`${rel}\` — open it in Chrome DevTools or speedscope for the flame graph)`));
+        } else progress(`  no CPU profile was written in ${profileDir}`);
+        rmSync(profileDir, { recursive: true, force: true });
+      }
+    }
+  }
+  if (plan.extras.has('fsync')) {
+    progress('disk: create + write + fsync + rename loop…');
+    results.fsync = measureFsync(tmpdir(), 20_000, plan.params.fsyncMs);
+    saveTmp();
+  }
+  if (plan.extras.has('idle')) {
+    progress(`idle: holding ${plan.params.idleSessions} sessions against Postern…`);
+    results.idle = await runIdle(plan.params.idleSessions, plan.keep);
+    saveTmp();
+  }
+  if (profiles.length > 0) results.profiles = profiles;
+  results.finishedAt = new Date().toISOString();
+  results.durationS = (performance.now() - t0) / 1000;
+  results.machine = { ...results.machine, loadAvgEnd: loadavg() };
+  writeFileSync(`${base}.json`, JSON.stringify(results, null, 1) + '\n');
+  rmSync(`${base}.json.tmp`, { force: true });
+  writeFileSync(`${base}.md`, formatReportMarkdown(results, profileTables));
+  process.stdout.write(`${formatReportText(results)}\nwritten: ${base}.json, ${base}.md\n`);
+}
+
+// Bounded: a whole run never outlives this (the full matrix takes about 15 minutes).
+const guard = setTimeout(() => void stopAll('40 minutes passed, giving up'), 40 * 60_000);
+guard.unref();
+
+main(process.argv.slice(2)).then(
+  () => undefined,
+  (e: Error) => {
+    process.stderr.write(`bench: ${e.stack ?? e.message}\n`);
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,342 @@
+/*
+ * test/unit/bench-harness.test.ts — the benchmark harness (bench/) works:
+ * the load generator against a tiny SMTP server in this process (with and
+ * without PIPELINING, refusals, reconnection after N messages), the
+ * message it sends, the result table, the /proc sampling of this very
+ * process, the plan made from the command line, and the parsers of the
+ * peers' counters and of CPU profiles. Fast, no peers, no timing
+ * assertions: the benchmark itself is `npm run bench`, not a test.
+ */
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import { buildMessage, runLoad } from '../../bench/load.js';
+import { makePlan } from '../../bench/options.js';
+import { PeakSampler, parseRollup, parseStat, processTree, sampleTree, treeCpuSeconds } from '../../bench/proc.js';
+import { summarizeProfile, type CpuProfile } from '../../bench/profile.js';
+import { formatMarkdownTable, formatRate, formatReportMarkdown, formatReportText, formatText, summarizeCell, tableRows, TABLE_HEADER, type BenchResults, type RunFigures } from '../../bench/report.js';
+import { lastMessageCount } from '../../bench/servers/sink.js';
+import { lastCounter } from '../../bench/smtp-source.js';
+import { percentile, spread, summarizeLatencies } from '../../bench/stats.js';
+
+/* ------------------------------------------- a tiny SMTP server */
+
+interface TinyOptions {
+  readonly pipelining: boolean;
+  /** Refuse every MAIL whose ordinal (1-based, over all sessions) is a multiple of this (0: never). */
+  readonly refuseEveryMail: number;
+}
+
+interface Tiny {
+  readonly port: number;
+  readonly messages: Buffer[];
+  connections: number;
+  mails: number;
+  close(): Promise<void>;
+}
+
+/** Just enough SMTP: line commands (pipelined or not), DATA to CRLF.CRLF, QUIT. */
+async function tinyServer(o: TinyOptions): Promise<Tiny> {
+  const state: Tiny = {
+    port: 0,
+    messages: [],
+    connections: 0,
+    mails: 0,
+    close: () => new Promise((r) => server.close(() => r())),
+  };
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+    s.on('error', () => undefined);
+    state.connections++;
+    let buf = Buffer.alloc(0);
+    let inData = false;
+    let mailOk = false;
+    s.write('220 tiny ESMTP\r\n');
+    s.on('data', (chunk: Buffer) => {
+      buf = Buffer.concat([buf, chunk]);
+      const out: string[] = [];
+      for (let guard = 0; guard < 10_000; guard++) {
+        if (inData) {
+          const end = buf.indexOf('\r\n.\r\n');
+          if (end < 0) break;
+          state.messages.push(buf.subarray(0, end + 5));
+          buf = buf.subarray(end + 5);
+          inData = false;
+          mailOk = false;
+          out.push('250 2.0.0 queued');
+          continue;
+        }
+        const eol = buf.indexOf('\r\n');
+        if (eol < 0) break;
+        const line = buf.subarray(0, eol).toString('latin1');
+        buf = buf.subarray(eol + 2);
+        const verb = line.slice(0, 4).toUpperCase();
+        if (verb === 'EHLO') out.push(`250-tiny${o.pipelining ? '\r\n250-PIPELINING' : ''}\r\n250 SIZE 1000000`);
+        else if (verb === 'MAIL') {
+          state.mails++;
+          mailOk = !(o.refuseEveryMail > 0 && state.mails % o.refuseEveryMail === 0);
+          out.push(mailOk ? '250 2.1.0 ok' : '451 4.3.0 try later');
+        } else if (verb === 'RCPT') out.push('250 2.1.5 ok');
+        else if (verb === 'DATA') {
+          inData = mailOk;
+          out.push(mailOk ? '354 go ahead' : '503 5.5.1 MAIL first');
+        } else if (verb === 'RSET') {
+          mailOk = false;
+          out.push('250 2.0.0 ok');
+        }
+        else if (verb === 'QUIT') {
+          out.push('221 2.0.0 bye');
+          s.end(out.join('\r\n') + '\r\n');
+          return;
+        } else out.push('500 5.5.1 what?');
+      }
+      if (out.length > 0) s.write(out.join('\r\n') + '\r\n');
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const a = server.address();
+  (state as { port: number }).port = typeof a === 'object' && a ? a.port : 0;
+  const close = state.close;
+  state.close = async () => {
+    for (const s of sockets) s.destroy();
+    await close();
+  };
+  return state;
+}
+
+describe('bench load generator', () => {
+  let tiny: Tiny;
+  before(async () => {
+    tiny = await tinyServer({ pipelining: true, refuseEveryMail: 0 });
+  });
+  after(async () => tiny.close());
+
+  it('sends exactly the number of messages asked for, pipelined, reconnecting every perSession messages', async () => {
+    const r = await runLoad({ port: tiny.port, sessions: 3, size: 2000, rcpts: 2, maxMessages: 30, perSession: 4, durationMs: 60_000 });
+    assert.equal(r.accepted, 30);
+    assert.equal(r.refused, 0);
+    assert.equal(r.broken, 0);
+    assert.deepEqual(r.errors, {});
+    assert.equal(tiny.messages.length, 30);
+    // 30 messages in sessions of at most 4: at least 8 connections.
+    assert.ok(r.connections >= 8, `connections ${r.connections}`);
+    assert.equal(r.latency.count, 30);
+    assert.ok(r.latency.p50 <= r.latency.p99 && r.latency.p99 <= r.latency.max);
+    for (const m of tiny.messages) {
+      // Content (its last CRLF included) then ".\r\n".
+      assert.ok(Math.abs(m.length - 3 - 2000) <= 2, `message of ${m.length - 3} bytes`);
+      assert.ok(m.subarray(-5).equals(Buffer.from('\r\n.\r\n')));
+    }
+  });
+
+  it('works without PIPELINING and counts refusals apart from acceptances', async () => {
+    const plain = await tinyServer({ pipelining: false, refuseEveryMail: 5 });
+    try {
+      const r = await runLoad({ port: plain.port, sessions: 2, size: 500, rcpts: 1, maxMessages: 20, perSession: 100, durationMs: 60_000 });
+      assert.equal(r.accepted + r.refused, 20);
+      assert.equal(r.refused, 4);
+      assert.equal(plain.messages.length, 16);
+      assert.equal(r.errors['MAIL 451'], 4);
+      assert.ok(r.sampleReplies[0]?.includes('451'));
+    } finally {
+      await plain.close();
+    }
+  });
+
+  it('reports a refused connection as an error, not as mail', async () => {
+    const closed = await tinyServer({ pipelining: true, refuseEveryMail: 0 });
+    const port = closed.port;
+    await closed.close();
+    const r = await runLoad({ port, sessions: 1, maxMessages: 5, durationMs: 300 });
+    assert.equal(r.accepted, 0);
+    assert.ok((r.errors['connect ECONNREFUSED'] ?? 0) >= 1, JSON.stringify(r.errors));
+  });
+
+  it('builds messages of the requested size with CRLF lines only', () => {
+    for (const size of [300, 1024, 102_400]) {
+      const m = buildMessage(size, { sender: 'a@b.test', rcpt: 'c@d.test' });
+      const body = m.subarray(0, m.length - 3).toString('latin1');
+      assert.ok(Math.abs(body.length - size) <= 2, `${size}: ${body.length}`);
+      assert.ok(m.toString('latin1').endsWith('\r\n.\r\n'));
+      assert.equal(/\r(?!\n)|(?<!\r)\n/.test(body), false, 'no bare CR or LF');
+    }
+  });
+});
+
+/* ---------------------------------------------------------- tables */
+
+function run(rate: number, over: Partial<RunFigures> = {}): RunFigures {
+  return {
+    accepted: 100,
+    arrived: 100,
+    counted: 100,
+    elapsedMs: 1000,
+    rate,
+    latencyMs: { count: 100, p50: 2, p90: 4, p99: 9, max: 12 },
+    peakRssKb: 50 * 1024,
+    peakPssKb: 40 * 1024,
+    peakPids: 1,
+    cpuSeconds: 0.1,
+    errors: {},
+    notes: [],
+    ...over,
+  };
+}
+
+describe('bench result table', () => {
+  const cells = [
+    summarizeCell({ scenario: '1k-10', server: 'postern', tool: 'load', mode: 'queue' }, [run(3000), run(2800), run(3100, { peakRssKb: 80 * 1024 })]),
+    summarizeCell({ scenario: '1k-10', server: 'postfix', tool: 'load', mode: 'queue' }, [run(1000), run(900), run(1100)]),
+    summarizeCell({ scenario: '1k-10', server: 'opensmtpd', tool: 'load', mode: 'queue' }, [], 'needs root'),
+  ];
+
+  it('summarises runs: median and range of the rate, peak memory over the runs, CPU per message', () => {
+    const c = cells[0]!;
+    assert.deepEqual(c.rate, { median: 3000, min: 2800, max: 3100, n: 3 });
+    assert.equal(c.peakRssKb, 80 * 1024);
+    assert.equal(c.p99Ms, 9);
+    assert.equal(c.cpuUsPerMsg, 1000);
+  });
+
+  it('formats rates, ratios to Postfix and cells that did not run', () => {
+    assert.equal(formatRate(cells[0]!.rate), '3,000 (2,800–3,100)');
+    assert.equal(formatRate(spread([12.34])), '12.3');
+    const rows = tableRows(cells);
+    assert.equal(rows[0]![3], '3.00×');
+    assert.equal(rows[1]![3], '1.00×');
+    assert.equal(rows[0]![6], '80.0');
+    assert.equal(rows[0]![9], '300/300');
+    assert.match(rows[2]![2]!, /not run: needs root/);
+  });
+
+  it('aligns the text table and writes a Markdown table with one row per cell', () => {
+    const rows = tableRows(cells.slice(0, 2));
+    const text = formatText(TABLE_HEADER, rows).split('\n');
+    assert.equal(text.length, 4);
+    assert.equal(new Set(text.map((l) => l.length)).size, 1, 'every line as wide as the header');
+    const md = formatMarkdownTable(TABLE_HEADER, rows).split('\n');
+    assert.equal(md.length, 4);
+    assert.match(md[1]!, /^\| --- \| --- \| ---: \|/);
+  });
+
+  it('renders a whole report as text and Markdown', () => {
+    const results: BenchResults = {
+      format: 'postern-bench 1',
+      label: 'quick',
+      argv: ['--quick'],
+      startedAt: '2026-11-22T00:00:00.000Z',
+      finishedAt: '2026-11-22T00:02:00.000Z',
+      durationS: 120,
+      machine: { cpus: 2, cpuModel: 'Test CPU', memoryMb: 4096, kernel: '6.1', os: 'Debian', loadAvgStart: [0.5, 0.4, 0.3], loadAvgEnd: [1, 1, 1] },
+      params: { runs: 3, durationMs: 4000, warmupMs: 800, idleSessions: 10 },
+      servers: { postern: { version: 'Postern 0.1.0', method: { queue: 'fsync', relay: 'sink' } } },
+      scenarios: [{ name: '1k-10', title: '1 KB, 10 sessions' }],
+      cells,
+      setupLog: [],
+    };
+    assert.match(formatReportText(results), /1k-10 +postern +3,000 \(2,800–3,100\)/);
+    const md = formatReportMarkdown(results);
+    assert.match(md, /^# Postern benchmark — quick/);
+    assert.match(md, /`npm run bench -- --quick`/);
+    assert.match(md, /\| 1k-10 \| postern \| 3,000 \(2,800–3,100\) \| 3\.00× \|/);
+  });
+});
+
+/* ---------------------------------------------------------- /proc */
+
+describe('bench /proc sampling', () => {
+  it('samples this process: memory, CPU time, its place in the tree', () => {
+    // Burn a little CPU so utime is not zero on a fast machine (bounded loop, no timing asserted).
+    let x = 0;
+    for (let i = 0; i < 2_000_000; i++) x += Math.sqrt(i);
+    assert.ok(x > 0);
+    const s = sampleTree(process.pid);
+    assert.ok(s.pids >= 1);
+    assert.ok(s.rssKb > 1000, `rss ${s.rssKb} kB`);
+    assert.ok(s.pssKb > 0 && s.pssKb <= s.rssKb, `pss ${s.pssKb} kB`);
+    assert.ok(s.cpuSeconds > 0);
+    assert.ok(treeCpuSeconds(process.pid) >= s.cpuSeconds);
+    assert.ok(processTree(process.pid).includes(process.pid));
+    assert.ok(processTree(process.ppid).includes(process.pid), 'found under its parent');
+    const p = new PeakSampler(process.pid, 1000).start().stop();
+    assert.ok(p.peakRssKb > 1000 && p.samples >= 2);
+  });
+
+  it('parses stat lines whose command name holds spaces and parentheses', () => {
+    const line = '4242 (a (b) c) S 17 4242 4242 0 -1 4194560 100 0 0 0 250 50 7 3 20 0 1 0 100 1000 200';
+    assert.deepEqual(parseStat(line), { pid: 4242, ppid: 17, comm: 'a (b) c', selfTicks: 300, childTicks: 10 });
+    assert.equal(parseStat('garbage'), undefined);
+  });
+
+  it('parses smaps_rollup', () => {
+    const text = '00400000-7ffd [rollup]\nRss:              123456 kB\nPss:               65432 kB\nPss_Anon:          40000 kB\n';
+    assert.deepEqual(parseRollup(text), { rssKb: 123456, pssKb: 65432 });
+    assert.equal(parseRollup('nothing'), undefined);
+  });
+});
+
+/* ------------------------------------------------ plans and parsers */
+
+describe('bench plan and parsers', () => {
+  it('makes the quick plan smaller than the full one, and runs one scenario or server alone', () => {
+    const full = makePlan([]);
+    const quick = makePlan(['--quick']);
+    assert.ok(full !== 'help' && quick !== 'help');
+    assert.ok(quick.scenarios.length < full.scenarios.length);
+    assert.equal(quick.params.runs, 1);
+    assert.equal(full.params.runs, 3);
+    assert.ok(!quick.servers.has('haraka2') && full.servers.has('haraka2'));
+    const one = makePlan(['--scenario', 'relay', '--server', 'postern']);
+    assert.ok(one !== 'help');
+    assert.deepEqual(one.scenarios.map((s) => s.name), ['relay']);
+    assert.deepEqual(one.serversFor(one.scenarios[0]!), ['postern']);
+    assert.equal(one.extras.size, 0);
+    const idle = makePlan(['--scenario', 'idle']);
+    assert.ok(idle !== 'help' && idle.scenarios.length === 0 && idle.extras.has('idle'));
+    const prof = makePlan(['--profile']);
+    assert.ok(prof !== 'help');
+    assert.deepEqual(prof.scenarios.map((s) => s.name), ['1k-50']);
+    assert.throws(() => makePlan(['--scenario', 'nope']), /unknown scenario "nope"/);
+    assert.throws(() => makePlan(['--runs', '0']), /--runs/);
+    assert.equal(makePlan(['--help']), 'help');
+  });
+
+  it('reads the counters of smtp-sink and smtp-source', () => {
+    assert.equal(lastMessageCount('sess=1 quit=1 mesg=1\rsess=2 quit=2 mesg=17\r'), 17);
+    assert.equal(lastMessageCount('sess=1 quit=1\r'), undefined);
+    assert.equal(lastCounter('1\r2\r3\r\n'), 3);
+    assert.equal(lastCounter(''), 0);
+  });
+
+  it('computes percentiles and spreads', () => {
+    assert.equal(percentile([1, 2, 3, 4], 0.5), 2);
+    assert.equal(percentile([1, 2, 3, 4], 0.99), 4);
+    assert.ok(Number.isNaN(percentile([], 0.5)));
+    assert.deepEqual(spread([3, 1, 2, NaN]), { median: 2, min: 1, max: 3, n: 3 });
+    assert.equal(spread([1, 2, 3, 4]).median, 2.5);
+    assert.equal(summarizeLatencies([5, 1, 3]).p50, 3);
+  });
+
+  it('finds the self time of functions in a CPU profile', () => {
+    const frame = (functionName: string, url = ''): CpuProfile['nodes'][number]['callFrame'] => ({ functionName, url, lineNumber: 9, columnNumber: 0 });
+    const profile: CpuProfile = {
+      nodes: [
+        { id: 1, callFrame: frame('(root)'), children: [2, 3, 4] },
+        { id: 2, callFrame: frame('parse', 'file:///x/dist/src/wire/framer.js'), children: [] },
+        { id: 3, callFrame: frame('(idle)'), children: [] },
+        { id: 4, callFrame: frame('(garbage collector)'), children: [] },
+      ],
+      startTime: 0,
+      endTime: 1000,
+      samples: [2, 2, 3, 4, 2],
+      timeDeltas: [100, 100, 500, 100, 100],
+    };
+    const s = summarizeProfile(profile, 5);
+    assert.equal(s.idleMs, 0.5);
+    assert.equal(s.functions[0]!.name, 'parse');
+    assert.equal(s.functions[0]!.where, 'dist/src/wire/framer.js:10');
+    assert.equal(s.functions[0]!.share, 0.75);
+  });
+});
