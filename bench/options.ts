@@ -4,7 +4,7 @@
  *
  *   npm run bench -- [--quick] [--scenario NAME]… [--server NAME]…
  *                    [--runs N] [--duration-ms N] [--idle-sessions N]
- *                    [--profile] [--keep] [--no-setup]
+ *                    [--profile] [--system-resolver] [--keep] [--no-setup]
  */
 import { parseArgs } from 'node:util';
 import { EXTRAS, FULL, QUICK, SCENARIOS, SERVER_NAMES, type Params, type Scenario } from './scenarios.js';
@@ -19,6 +19,8 @@ export const USAGE = `usage: npm run bench -- [options]
   --idle-sessions N    idle sessions held against Postern (default ${FULL.idleSessions}; --quick ${QUICK.idleSessions})
   --profile            run Postern alone under node --cpu-prof in the selected scenarios
                        (default 1k-50) and list the functions that dominate its CPU time
+  --system-resolver    let Postern use the system's DNS resolver for its per-MAIL sender-domain
+                       lookup, instead of the stub on loopback that answers at once
   --keep               keep the servers' work folders (configuration, queue, logs)
   --no-setup           do not install missing peers
   --help`;
@@ -32,6 +34,8 @@ export interface Plan {
   readonly profile: boolean;
   readonly keep: boolean;
   readonly setup: boolean;
+  /** Postern uses the system's resolver instead of the harness's DNS stub. */
+  readonly systemResolver: boolean;
   /** Every server some step needs (for the setup). */
   readonly servers: ReadonlySet<string>;
 }
@@ -53,6 +57,7 @@ export function makePlan(argv: readonly string[]): Plan | 'help' {
       'idle-sessions': { type: 'string' },
       profile: { type: 'boolean' },
       keep: { type: 'boolean' },
+      'system-resolver': { type: 'boolean' },
       'no-setup': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -105,5 +110,5 @@ export function makePlan(argv: readonly string[]): Plan | 'help' {
   const servers = new Set<string>();
   for (const s of scenarios) for (const n of serversFor(s)) servers.add(n);
   if (extras.has('idle')) servers.add('postern');
-  return { params, scenarios, serversFor, extras, profile, keep: values.keep === true, setup: values['no-setup'] !== true, servers };
+  return { params, scenarios, serversFor, extras, profile, keep: values.keep === true, setup: values['no-setup'] !== true, systemResolver: values['system-resolver'] === true, servers };
 }

@@ -100,6 +100,9 @@ export interface BenchResults {
   readonly fsync?: FsyncResult;
   readonly idle?: IdleResult;
   readonly profiles?: readonly ProfileResult[];
+  /** What answered Postern's DNS queries, and how many it answered. */
+  readonly resolver?: string;
+  readonly resolverQueries?: number;
   readonly setupLog: readonly string[];
 }
 
@@ -204,6 +207,7 @@ function idleLines(i: IdleResult): string[] {
 export function formatReportText(r: BenchResults): string {
   const out = [`Postern benchmark (${r.label}), ${r.startedAt}, ${num(r.durationS)} s`, `machine: ${machineLine(r)}`, ''];
   for (const [name, s] of Object.entries(r.servers)) out.push(`  ${name.padEnd(10)} ${s.unavailable ? `not available: ${s.unavailable}` : s.version}`);
+  if (r.resolver) out.push(`  Postern's DNS resolver: ${r.resolver}${r.resolverQueries !== undefined ? `, ${r.resolverQueries} queries` : ''}`);
   out.push('');
   if (r.cells.length > 0) out.push(formatText(TABLE_HEADER, tableRows(r.cells)), '');
   if (r.fsync) out.push('disk:', ...fsyncLines(r.fsync).map((l) => `  ${l}`), '');
@@ -229,6 +233,7 @@ export function formatReportMarkdown(r: BenchResults, profileTables: readonly st
     '| --- | --- | --- | --- |',
     ...Object.entries(r.servers).map(([n, s]) => `| ${n} | ${s.unavailable ? `not available: ${s.unavailable}` : s.version} | ${s.method.queue} | ${s.method.relay} |`),
     '',
+    ...(r.resolver ? [`Postern's DNS resolver (it looks up every sender's domain at MAIL): ${r.resolver}${r.resolverQueries !== undefined ? `, ${r.resolverQueries} queries answered` : ''}.`, ''] : []),
   ];
   if (r.cells.length > 0) {
     out.push(

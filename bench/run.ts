@@ -19,6 +19,7 @@ import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync
 import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { join, relative } from 'node:path';
 import { createInterface } from 'node:readline';
+import { startDnsStub } from './dns.js';
 import { measureFsync } from './fsync-rate.js';
 import type { LoadResult } from './load.js';
 import { makePlan, USAGE, type Plan } from './options.js';
@@ -148,6 +149,8 @@ interface CellContext {
   readonly params: Params;
   readonly keep: boolean;
   readonly cpuProfileDir?: string;
+  /** "127.0.0.1:PORT" of the DNS stub, for Postern. */
+  readonly resolver?: string;
 }
 
 /** Wall time of the steps of the last cell (for the progress line). */
@@ -169,7 +172,8 @@ async function runCell(kind: ServerKind, scenario: Scenario, ctx: CellContext): 
     if (mode === 'relay') sink = await track(startSink(await freePort('127.0.0.3')));
     let port = await freePort();
     const tStart = performance.now();
-    const start = (dir: string): Promise<RunningServer> => track(kind.start({ mode, port, workDir: dir, ...(sink ? { sinkPort: sink.port } : {}), ...(ctx.cpuProfileDir ? { cpuProfileDir: ctx.cpuProfileDir } : {}) }));
+    const start = (dir: string): Promise<RunningServer> =>
+      track(kind.start({ mode, port, workDir: dir, ...(sink ? { sinkPort: sink.port } : {}), ...(ctx.cpuProfileDir ? { cpuProfileDir: ctx.cpuProfileDir } : {}), ...(ctx.resolver ? { resolver: ctx.resolver } : {}) }));
     const startNotes: string[] = [];
     try {
       server = await start(workDir);
@@ -254,7 +258,7 @@ async function runCell(kind: ServerKind, scenario: Scenario, ctx: CellContext): 
 
 /* -------------------------------------------------------------- idle */
 
-async function runIdle(sessions: number, keep: boolean): Promise<IdleResult> {
+async function runIdle(sessions: number, keep: boolean, resolver: string | undefined): Promise<IdleResult> {
   const empty = { rssKb: 0, pssKb: 0 };
   const fail = (error: string): IdleResult => ({ requested: sessions, held: 0, failed: {}, openMs: 0, baseline: empty, loaded: empty, perSessionKb: { rss: NaN, pss: NaN }, greetingMs: { count: 0, p50: NaN, p90: NaN, p99: NaN, max: NaN }, probeFailures: 0, dropped: 0, error });
   const why = postern.unavailable();
@@ -264,7 +268,7 @@ async function runIdle(sessions: number, keep: boolean): Promise<IdleResult> {
   try {
     const port = await freePort();
     // Room for every idle session and the probes; the default limits (800 in all) are reported apart.
-    server = await track(postern.start({ mode: 'queue', port, workDir, maxConnections: sessions + 1000 }));
+    server = await track(postern.start({ mode: 'queue', port, workDir, maxConnections: sessions + 1000, ...(resolver ? { resolver } : {}) }));
     await sleep(500);
     const base = [sampleTree(server.rootPid), (await sleep(200), sampleTree(server.rootPid))];
     const baseline = { rssKb: Math.min(...base.map((s) => s.rssKb)), pssKb: Math.min(...base.map((s) => s.pssKb)) };
@@ -386,6 +390,11 @@ async function main(argv: string[]): Promise<void> {
   const base = join(RESULTS_DIR, `${stamp(started)}-${plan.params.label}`);
   const saveTmp = (): void => writeFileSync(`${base}.json.tmp`, JSON.stringify(results, null, 1));
 
+  // Postern's resolver: the stub on loopback (bench/dns.ts), or the system's with --system-resolver.
+  const dns = plan.systemResolver ? undefined : await track(startDnsStub());
+  const resolver = dns ? `${dns.host}:${dns.port}` : undefined;
+  results.resolver = resolver ? `stub on ${resolver} (NXDOMAIN at once)` : 'the system\'s';
+
   const total = plan.scenarios.reduce((a, s) => a + plan.serversFor(s).length, 0);
   let done = 0;
   const cells: CellResult[] = [];
@@ -399,7 +408,7 @@ async function main(argv: string[]): Promise<void> {
       const profileDir = plan.profile ? mkdtempSync(join(tmpdir(), 'postern-bench-prof-')) : undefined;
       const cell = missing
         ? summarizeCell({ scenario: scenario.name, server: name, tool: scenario.tool, mode: scenario.mode }, [], missing)
-        : await runCell(kind, scenario, { params: plan.params, keep: plan.keep, ...(profileDir ? { cpuProfileDir: profileDir } : {}) });
+        : await runCell(kind, scenario, { params: plan.params, keep: plan.keep, ...(profileDir ? { cpuProfileDir: profileDir } : {}), ...(resolver ? { resolver } : {}) });
       cells.push(cell);
       results.cells = cells;
       saveTmp();
@@ -428,10 +437,14 @@ async function main(argv: string[]): Promise<void> {
   }
   if (plan.extras.has('idle')) {
     progress(`idle: holding ${plan.params.idleSessions} sessions against Postern…`);
-    results.idle = await runIdle(plan.params.idleSessions, plan.keep);
+    results.idle = await runIdle(plan.params.idleSessions, plan.keep, resolver);
     saveTmp();
   }
   if (profiles.length > 0) results.profiles = profiles;
+  if (dns) {
+    results.resolverQueries = dns.queries();
+    await stopTracked(dns);
+  }
   results.finishedAt = new Date().toISOString();
   results.durationS = (performance.now() - t0) / 1000;
   results.machine = { ...results.machine, loadAvgEnd: loadavg() };

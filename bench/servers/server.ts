@@ -35,6 +35,8 @@ export interface StartOptions {
   readonly cpuProfileDir?: string;
   /** Postern only: raise its connection limits (50 per address, 800 in all by default) to this many. */
   readonly maxConnections?: number;
+  /** Postern only: the DNS server to use ("127.0.0.1:PORT", bench/dns.ts); the system's when absent. */
+  readonly resolver?: string;
 }
 
 export interface RunningServer {

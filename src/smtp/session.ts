@@ -39,6 +39,7 @@ import { parseMailFromArg, parseRcptToArg, formatMailbox } from './address.js';
 import { parseMailParams, parseRcptParams, type ExtensionsOn } from './params.js';
 import { reply, closing, type Reply } from './reply.js';
 import { Transaction } from './transaction.js';
+import { FromRewriter } from './masquerade.js';
 import { receivedHeader, protocolName } from './received.js';
 import { COMMANDS, type SessionState } from './commands.js';
 
@@ -582,7 +583,8 @@ export class Session {
       return;
     }
     try {
-      tx.writer.write(chunk);
+      if (tx.fromRewriter) for (const b of tx.fromRewriter.push(chunk)) tx.writer.write(b);
+      else tx.writer.write(chunk);
     } catch (e) {
       tx.storeError = (e as Error).message;
       return;
@@ -680,6 +682,7 @@ export class Session {
       return reply(451, '4.3.0', 'Temporary failure in the queue, try again later');
     }
     tx.headers = new HeaderScanner();
+    if (this.peer.config.senders?.masquerade && this.authUser !== undefined && tx.senderAddress !== '') tx.fromRewriter = new FromRewriter(tx.senderAddress);
     const single = tx.rcpts.length === 1 ? tx.rcpts[0]?.address : undefined;
     const h = receivedHeader({
       helo: this.helo,
@@ -715,6 +718,9 @@ export class Session {
       await tx.writer.drain().catch((e: Error) => {
         tx.storeError = e.message;
       });
+    }
+    if (tx.fromRewriter && tx.writer && !tx.overflow && !tx.storeError) {
+      for (const b of tx.fromRewriter.end()) tx.writer.write(b);
     }
     if (!refusal && tx.storeError) {
       this.env.log.error(`spool: write failed: ${tx.storeError}`);

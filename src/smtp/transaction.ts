@@ -11,6 +11,7 @@ import type { MessageWriter } from '../spool/spool.js';
 import type { HeaderScanner } from '../wire/header-scan.js';
 import type { LineEndingNormalizer } from '../wire/line-endings.js';
 import type { Reply } from './reply.js';
+import type { FromRewriter } from './masquerade.js';
 import type { RcptTarget } from '../policy/policy.js';
 
 export interface AcceptedRcpt {
@@ -42,6 +43,8 @@ export class Transaction {
   overflow = false;
   /** Message bytes received from the client (our Received: header not counted). */
   contentBytes = 0;
+  /** `senders … masquerade`: rewrites the From: header on its way to the spool. */
+  fromRewriter?: FromRewriter;
 
   constructor(
     readonly sender: Mailbox | null,

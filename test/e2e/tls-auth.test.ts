@@ -22,6 +22,7 @@ let starttlsPort: number;
 let smtpsPort: number;
 let requirePort: number;
 let plainAuthPort: number;
+let masqueradePort: number;
 
 before(async () => {
   const dir = tempDir();
@@ -44,6 +45,7 @@ listen on 127.0.0.1 port 0 tls pki mx.test.example auth-optional <creds> senders
 listen on 127.0.0.1 port 0 smtps pki mx.test.example auth-optional <creds>
 listen on 127.0.0.1 port 0 tls-require pki mx.test.example
 listen on 127.0.0.1 port 0 tag PIPE
+listen on 127.0.0.1 port 0 tls pki mx.test.example auth-optional <creds> senders <senders> masquerade
 action "local" mbox
 action "relay" relay
 match from any auth for any action "relay"
@@ -51,7 +53,7 @@ match from any for domain "test.example" action "local"
 `,
     { dir },
   );
-  [starttlsPort, smtpsPort, requirePort, plainAuthPort] = d.ports as [number, number, number, number];
+  [starttlsPort, smtpsPort, requirePort, plainAuthPort, masqueradePort] = d.ports as [number, number, number, number, number];
 });
 after(async () => {
   await d.stop();
@@ -249,4 +251,17 @@ match from any auth for any action "relay"
   assert.ok(p.logs.some((l) => /smtp authentication .*result=throttled/.test(l)));
   await p.stop();
   p.cleanup();
+});
+
+test('senders … masquerade: the From: header is rewritten to the allowed envelope sender', async () => {
+  const r = await run(requireTool('swaks'), [
+    ...swaksArgs(masqueradePort, '--tls', '--auth', 'PLAIN', '--auth-user', 'alice', '--auth-password', 'alice-secret'),
+    '--header', 'Subject: masquerade test',
+    '--header', 'From: "The Boss" <boss@corp.example>',
+  ]);
+  assert.equal(r.status, 0, r.stdout + r.stderr);
+  const m = (await spoolMessages(`${d.dir}/spool`)).find((x) => x.body.includes('Subject: masquerade test'));
+  assert.ok(m);
+  assert.match(m.body, /\r\nFrom: "The Boss" <alice@test\.example>\r\n/);
+  assert.ok(!m.body.includes('boss@corp.example'));
 });

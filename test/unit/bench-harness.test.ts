@@ -10,6 +10,8 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
+import { Resolver } from 'node:dns/promises';
+import { nxdomainAnswer, startDnsStub } from '../../bench/dns.js';
 import { buildMessage, runLoad } from '../../bench/load.js';
 import { makePlan } from '../../bench/options.js';
 import { PeakSampler, parseRollup, parseStat, processTree, sampleTree, treeCpuSeconds } from '../../bench/proc.js';
@@ -301,6 +303,19 @@ describe('bench plan and parsers', () => {
     assert.throws(() => makePlan(['--scenario', 'nope']), /unknown scenario "nope"/);
     assert.throws(() => makePlan(['--runs', '0']), /--runs/);
     assert.equal(makePlan(['--help']), 'help');
+  });
+
+  it('answers DNS queries on loopback with NXDOMAIN at once', async () => {
+    const dns = await startDnsStub();
+    try {
+      const r = new Resolver({ timeout: 2000, tries: 1 });
+      r.setServers([`${dns.host}:${dns.port}`]);
+      await assert.rejects(r.resolveMx('source.bench.test'), (e: NodeJS.ErrnoException) => e.code === 'ENOTFOUND');
+      assert.equal(dns.queries(), 1);
+    } finally {
+      await dns.stop();
+    }
+    assert.equal(nxdomainAnswer(Buffer.alloc(5)), undefined);
   });
 
   it('reads the counters of smtp-sink and smtp-source', () => {
