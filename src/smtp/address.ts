@@ -166,38 +166,32 @@ function parseArg(arg: string, keyword: 'FROM:' | 'TO:', role: Role, opts: PathO
   return { ok: true, mailbox: parsed.mailbox, params, sourceRouteStripped: parsed.sourceRoute };
 }
 
-/** Index of the ">" closing the path that starts at s[0] === "<", honouring quoted strings; -1 if none. */
-function pathEnd(s: string): number {
+/** Index of the first `stop` character at or after `from` outside a quoted string (quoted-pairs honoured); -1 if none. */
+function unquotedIndex(s: string, stop: string, from: number): number {
   let quoted = false;
-  for (let i = 1; i < s.length; i++) {
+  for (let i = from; i < s.length; i++) {
     const c = s[i];
     if (quoted) {
       if (c === '\\') i++;
       else if (c === '"') quoted = false;
     } else if (c === '"') {
       quoted = true;
-    } else if (c === '>') {
+    } else if (c === stop) {
       return i;
     }
   }
   return -1;
 }
 
+/** Index of the ">" closing the path that starts at s[0] === "<"; -1 if none. */
+function pathEnd(s: string): number {
+  return unquotedIndex(s, '>', 1);
+}
+
 /** End of an unbracketed address: the first space outside a quoted string. */
 function tokenEnd(s: string): number {
-  let quoted = false;
-  for (let i = 0; i < s.length; i++) {
-    const c = s[i];
-    if (quoted) {
-      if (c === '\\') i++;
-      else if (c === '"') quoted = false;
-    } else if (c === '"') {
-      quoted = true;
-    } else if (c === ' ') {
-      return i;
-    }
-  }
-  return s.length;
+  const i = unquotedIndex(s, ' ', 0);
+  return i < 0 ? s.length : i;
 }
 
 function hasSmtputf8Keyword(params: string): boolean {
