@@ -100,6 +100,7 @@ export function build(input: BuildInput, diags: Diagnostics): Config | undefined
       ...(s.minDataRate !== undefined ? { minDataRate: s.minDataRate.value } : {}),
       ...(s.notoDelayMs !== undefined ? { notoDelayMs: s.notoDelayMs.value } : {}),
       ...(s.denyDelayMs !== undefined ? { denyDelayMs: s.denyDelayMs.value } : {}),
+      ...(s.maxLoadAverage !== undefined ? { maxLoadAverage: s.maxLoadAverage.value } : {}),
       help: draft.help,
       ...(s.banner !== undefined ? { banner: s.banner.value } : {}),
       disabledExtensions: new FrozenSet(draft.disabledExtensions),

@@ -55,6 +55,7 @@ export interface SettingsDraft {
   minDataRate?: Setting<number>;
   notoDelayMs?: Setting<number>;
   denyDelayMs?: Setting<number>;
+  maxLoadAverage?: Setting<number>;
   banner?: Setting<string>;
   ciphers?: Setting<string>;
   tlsMinVersion?: Setting<'TLSv1.2' | 'TLSv1.3'>;

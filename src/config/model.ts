@@ -236,6 +236,8 @@ export interface SmtpOptions {
   readonly minDataRate?: number;
   readonly notoDelayMs?: number;
   readonly denyDelayMs?: number;
+  /** Refuse new sessions (421 4.3.2) while the 1-minute load average is above this (`smtp max-load-average N`, ZMailer's -L). */
+  readonly maxLoadAverage?: number;
 }
 
 export interface QueueOptions {

@@ -144,7 +144,7 @@ const SMTP_OPTIONS = [
   'max-message-size', 'limit', 'ciphers', 'timeout', 'max-received', 'bare-newline', 'early-talker', 'greeting-delay',
   'vrfy', 'expn', 'help', 'banner', 'disable', 'tls-min-version',
   'auth-without-tls', 'auth-failrate', 'auth-fail-delay', 'auth-pipe', 'auth-username-prompt', 'auth-password-prompt',
-  'min-data-rate', 'noto-delay', 'deny-delay',
+  'min-data-rate', 'noto-delay', 'deny-delay', 'max-load-average',
 ];
 const SMTP_LIMITS = ['max-rcpt', 'max-mails', 'max-unknown-commands', 'max-connections', 'max-connections-per-address', 'soft-errors', 'hard-errors'];
 /** Postern's own `smtp limit` names (not OpenSMTPD's): the setting each fills. 0 turns the limit off. */
@@ -212,6 +212,13 @@ export function parseSmtp(c: Cursor): void {
     case 'min-data-rate': {
       const v = c.value('bytes per second after "min-data-rate" (0 = off)');
       take(c, v, parseCount(v.text, 'min-data-rate', 0), (n) => c.set('minDataRate', n, pos, label));
+      break;
+    }
+    case 'max-load-average': {
+      const v = c.value('a load average after "max-load-average" (e.g. 8 or 12.5)');
+      const n = Number(v.text);
+      if (!/^\d+(\.\d+)?$/.test(v.text) || !(n > 0)) c.error(v.pos, `invalid load average "${v.text}" (expected a positive number)`);
+      else c.set('maxLoadAverage', n, pos, label);
       break;
     }
     case 'noto-delay':

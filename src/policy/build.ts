@@ -184,7 +184,7 @@ export function buildPolicy(config: Config, files: PolicyFiles, deps: PolicyDeps
   const conf = files.zmailer;
 
   // connect: the load average (-L).
-  const maxLoad = deps.maxLoadAverage ?? LIMIT_DEFAULTS.maxLoadAverage;
+  const maxLoad = config.smtp.maxLoadAverage ?? deps.maxLoadAverage ?? LIMIT_DEFAULTS.maxLoadAverage;
   if (maxLoad !== undefined && deps.loadAverage !== undefined) phases.push(loadPhase(maxLoad, deps.loadAverage, config.hostname, note));
 
   // MAIL: a sender domain with a null MX (RFC 7505) sends no mail and takes no replies.

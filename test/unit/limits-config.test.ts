@@ -8,6 +8,7 @@ import { dialogue, RawClient } from '../helpers/smtp-client.js';
 import { startInProcess } from '../helpers/inproc.js';
 import { basicConfig } from '../helpers/daemon.js';
 import { loadConfigText } from '../../src/config/load.js';
+import { loadavg } from 'node:os';
 
 test('the limit statements parse, and 0 turns a limit off', () => {
   const r = loadConfigText('listen on 127.0.0.1\nsmtp limit max-connections 0 max-connections-per-address 3 soft-errors 2 hard-errors 4\nsmtp min-data-rate 0\nsmtp noto-delay 0\nsmtp deny-delay 5s\n', 't.conf');
@@ -39,4 +40,20 @@ test('smtp limit hard-errors: 421 and close after that many errors', async () =>
   await dialogue(c, 'S: 220\nC: MAIL FROM:<a@b.example>\nS: 503\nC: RCPT TO:<a@b.example>\nS: 503\nC: DATA\nS: 503\nC: NOOP\nS: 421\nCLOSED');
   c.close();
   await srv.close();
+});
+
+test('smtp max-load-average: above it, new sessions get 421 4.3.2', async () => {
+  assert.ok(!loadConfigText('smtp max-load-average high\n', 't.conf').config);
+  const srv = await startInProcess(basicConfig('smtp max-load-average 0.000001'));
+  const c = await srv.client();
+  const r = await c.reply();
+  // The test suite itself keeps the 1-minute load average above a millionth.
+  if (loadavg()[0]! > 0.000001) assert.match(r.text, /^421 4\.3\.2 /);
+  c.close();
+  await srv.close();
+  const calm = await startInProcess(basicConfig('smtp max-load-average 100000'));
+  const c2 = await calm.client();
+  assert.equal((await c2.reply()).code, 220);
+  c2.close();
+  await calm.close();
 });
