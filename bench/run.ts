@@ -340,8 +340,9 @@ function osName(): string {
   }
 }
 
+/** 2026-11-22T072949: sortable, and two runs in the same minute do not overwrite each other. */
 function stamp(d: Date): string {
-  return d.toISOString().slice(0, 16).replace(/:/g, '');
+  return d.toISOString().slice(0, 19).replace(/:/g, '');
 }
 
 async function main(argv: string[]): Promise<void> {

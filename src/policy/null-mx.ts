@@ -3,8 +3,10 @@
  * (RFC 7505 §4.2: a "null MX", `MX 0 .`): replies to it could never be
  * delivered, so accepting it only makes backscatter. 550 5.7.27 at MAIL.
  *
- * Our own domains are not looked up. A lookup that fails or is slow is
- * not a reason to refuse (the check is advisory): it passes.
+ * Our own domains are not looked up; answers are cached (10 minutes,
+ * negative ones too), so a busy sender domain costs one query, not one per
+ * message. A lookup that fails or is slow is not a reason to refuse (the
+ * check is advisory): it passes, and is not cached.
  */
 import type { PolicyPhase } from './policy.js';
 import { PASS, reject, type Verdict } from './verdict.js';
@@ -13,14 +15,27 @@ import { senderDomainHasNullMx } from '../mta/mx.js';
 import type { MxDns } from '../mta/mx.js';
 import type { LocalNames } from './localnames.js';
 
-export function nullMxSenderPhase(dns: MxDns, local: LocalNames, timeoutMs = 3000): PolicyPhase {
+/** Answers are kept this long (positive and negative), per sender domain; failed lookups are not kept. */
+const CACHE_MS = 10 * 60_000;
+const CACHE_MAX = 50_000;
+
+export function nullMxSenderPhase(dns: MxDns, local: LocalNames, timeoutMs = 3000, now: () => number = Date.now): PolicyPhase {
+  const cache = new Map<string, { readonly nullMx: boolean; readonly until: number }>();
+  const check = async (domain: string): Promise<boolean> => {
+    const hit = cache.get(domain);
+    if (hit && hit.until > now()) return hit.nullMx;
+    const r = await Promise.race([senderDomainHasNullMx(dns, domain), new Promise<'error'>((res) => setTimeout(() => res('error'), timeoutMs).unref())]);
+    if (r === 'error') return false;
+    if (cache.size >= CACHE_MAX) cache.clear();
+    cache.set(domain, { nullMx: r === 'null-mx', until: now() + CACHE_MS });
+    return r === 'null-mx';
+  };
   return {
     name: 'null-mx',
     async mail(_s, tx): Promise<Verdict> {
       const domain = tx.sender?.domain ?? '';
       if (domain === '' || domain.startsWith('[') || local.isLocalDomain(domain)) return PASS;
-      const check = await Promise.race([senderDomainHasNullMx(dns, domain), new Promise<'error'>((r) => setTimeout(() => r('error'), timeoutMs).unref())]);
-      if (check !== 'null-mx') return PASS;
+      if (!(await check(domain))) return PASS;
       return reject(reply(550, '5.7.27', 'Sender address has null MX'), `sender domain ${domain} has a null MX (RFC 7505)`);
     },
   };
