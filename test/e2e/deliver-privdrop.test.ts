@@ -14,20 +14,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { requireTool } from '../helpers/tools.js';
+import { createUsers, removeUsers, sh, type RealUser } from '../helpers/users.js';
 import { HEAD, IS_ROOT, message, sendOk, startSite, testDir, waitFor, waitForMbox, writeFiles } from './deliver-helpers.js';
 
-interface RealUser {
-  readonly name: string;
-  readonly uid: number;
-  readonly gid: number;
-  readonly home: string;
-}
-
-function sh(cmd: string, args: string[]): string {
-  const r = spawnSync(cmd, args, { encoding: 'utf8' });
-  assert.equal(r.status, 0, `${cmd} ${args.join(' ')}: ${r.stderr}`);
-  return r.stdout.trim();
-}
 
 /** Records who it runs as, then tries to read the other user's mailbox (named in $DIR/other.<user>). */
 const WHOAMI_SH = `#!/bin/sh
@@ -54,18 +43,11 @@ describe('delivery as the recipient through the daemon (privilege drop)', { skip
     requireTool('useradd');
     base = mkdtempSync(join(tmpdir(), 'postern-privdrop-'));
     chmodSync(base, 0o755);
-    const tag = Math.random().toString(36).slice(2, 7);
-    for (const s of ['a', 'b']) {
-      const name = `pstd${tag}${s}`;
-      const home = join(base, 'home', name);
-      sh('mkdir', ['-p', join(base, 'home')]);
-      sh('useradd', ['-m', '-d', home, '-s', '/bin/sh', '-U', name]);
-      users.push({ name, uid: Number(sh('id', ['-u', name])), gid: Number(sh('id', ['-g', name])), home });
-    }
+    users.push(...createUsers(base, 'pstd'));
   });
 
   after(() => {
-    for (const u of users) spawnSync('userdel', ['-r', '-f', u.name]);
+    removeUsers(users);
     if (base !== '') rmSync(base, { recursive: true, force: true });
   });
 

@@ -14,19 +14,8 @@ import { after, before, describe, it } from 'node:test';
 import { SystemUsers } from '../../src/delivery/users.js';
 import { IS_ROOT, actionOf, agent, config, message, readMboxWithPython, statuses, task } from '../unit/delivery-helpers.js';
 import { requireTool } from '../helpers/tools.js';
+import { createUsers, removeUsers, sh, type RealUser } from '../helpers/users.js';
 
-interface RealUser {
-  readonly name: string;
-  readonly uid: number;
-  readonly gid: number;
-  readonly home: string;
-}
-
-function sh(cmd: string, args: string[]): string {
-  const r = spawnSync(cmd, args, { encoding: 'utf8' });
-  assert.equal(r.status, 0, `${cmd} ${args.join(' ')}: ${r.stderr}`);
-  return r.stdout;
-}
 
 describe('delivery as the recipient (privilege drop)', { skip: IS_ROOT ? false : 'needs root: run the tests as root (CI does) to create users and check file ownership' }, () => {
   let base = '';
@@ -36,18 +25,11 @@ describe('delivery as the recipient (privilege drop)', { skip: IS_ROOT ? false :
     requireTool('useradd');
     base = mkdtempSync(join(tmpdir(), 'postern-privsep-'));
     chmodSync(base, 0o755);
-    mkdirSync(join(base, 'home'), { mode: 0o755 });
-    const tag = Math.random().toString(36).slice(2, 7);
-    for (const s of ['a', 'b']) {
-      const name = `pstn${tag}${s}`;
-      const home = join(base, 'home', name);
-      sh('useradd', ['-m', '-d', home, '-s', '/bin/sh', '-U', name]);
-      users.push({ name, uid: Number(sh('id', ['-u', name])), gid: Number(sh('id', ['-g', name])), home });
-    }
+    users.push(...createUsers(base, 'pstn'));
   });
 
   after(() => {
-    for (const u of users) spawnSync('userdel', ['-r', '-f', u.name]);
+    removeUsers(users);
     if (base) rmSync(base, { recursive: true, force: true });
   });
 
