@@ -111,11 +111,11 @@ function runLoadChild(o: { port: number; sessions: number; size: number; rcpts: 
 }
 
 /** smtp-source for about `durationMs` at the rate `hint` (msgs/s); killed at 2 × duration + 2 s. */
-async function runSourceLoad(o: { port: number; sessions: number; size: number; rcpts: number; durationMs: number; hint: number }): Promise<LoadRun & { rate: number }> {
+async function runSourceLoad(o: { port: number; sessions: number; size: number; rcpts: number; reuse: boolean; durationMs: number; hint: number }): Promise<LoadRun & { rate: number }> {
   const messages = Math.max(o.sessions * 4, Math.min(200_000, Math.round((o.hint * o.durationMs) / 1000)));
   let startedAt = performance.now();
   const timeoutMs = o.durationMs * 2 + 2000;
-  const r = await runSmtpSource({ host: '127.0.0.1', port: o.port, sessions: o.sessions, messages, size: o.size, rcpts: o.rcpts, timeoutMs }, () => (startedAt = performance.now()));
+  const r = await runSmtpSource({ host: '127.0.0.1', port: o.port, sessions: o.sessions, messages, size: o.size, rcpts: o.rcpts, reuse: o.reuse, timeoutMs }, () => (startedAt = performance.now()));
   const notes: string[] = [];
   if (r.timedOut) notes.push(`smtp-source stopped after ${(timeoutMs / 1000).toFixed(0)} s with ${r.completed} of ${messages} messages sent`);
   else if (r.status !== 0) notes.push(`smtp-source: ${r.error.split('\n')[0] ?? `status ${r.status}`}`);
@@ -194,7 +194,7 @@ async function runCell(kind: ServerKind, scenario: Scenario, ctx: CellContext): 
     const load = (durationMs: number): Promise<LoadRun & { rate?: number }> =>
       scenario.tool === 'load'
         ? runLoadChild({ port, sessions: scenario.sessions, size: scenario.size, rcpts: scenario.rcpts, durationMs })
-        : runSourceLoad({ port, sessions: scenario.sessions, size: scenario.size, rcpts: scenario.rcpts, durationMs, hint: rateHints.get(kind.name) ?? 1000 });
+        : runSourceLoad({ port, sessions: scenario.sessions, size: scenario.size, rcpts: scenario.rcpts, reuse: scenario.reuse === true, durationMs, hint: rateHints.get(kind.name) ?? 1000 });
 
     // Warm-up: not measured; for smtp-source it also calibrates the message count. Short in relay
     // mode, where a slow relay would otherwise carry a backlog into the first run.

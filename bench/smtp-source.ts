@@ -2,10 +2,11 @@
  * bench/smtp-source.ts — Postfix's smtp-source (Debian package postfix) as
  * a second, independent load generator, written in C.
  *
- * It runs SESSIONS sessions in parallel and, by default, one message per
- * connection (connect, HELO/EHLO, MAIL, RCPT…, DATA, QUIT): the connection
- * set-up is part of every message, unlike the harness's own generator,
- * which keeps a session for 100 messages. It does not pipeline, and it
+ * It runs SESSIONS sessions in parallel. With `reuse` (-d) each session
+ * keeps its connection and sends message after message over it (MAIL,
+ * RCPT…, DATA, one command at a time); without, every message has its own
+ * connection (connect, HELO/EHLO, MAIL, RCPT…, DATA, QUIT), so connection
+ * set-up is part of every message. It does not pipeline, and it
  * stops at the first error reply. `-c` prints a counter (ending in CR)
  * after each completed DATA; the last one is the number of messages the
  * server answered 250. The run is bounded: killed after `timeoutMs`.
@@ -22,6 +23,8 @@ export interface SourceOptions {
   /** Body length (-l): smtp-source adds its own few header lines. */
   readonly size: number;
   readonly rcpts: number;
+  /** -d: keep the connection and send the next message over it (as the issue's reference figures were measured). */
+  readonly reuse: boolean;
   readonly timeoutMs: number;
 }
 
@@ -46,6 +49,7 @@ export function lastCounter(text: string): number {
 export function runSmtpSource(o: SourceOptions, onStart?: () => void): Promise<SourceResult> {
   const args = [
     '-c',
+    ...(o.reuse ? ['-d'] : []),
     '-s', String(o.sessions),
     '-m', String(o.messages),
     '-l', String(o.size),

@@ -32,6 +32,8 @@ export function posternConfig(o: { port: number; spool: string; sinkPort: number
     'hostname postern.bench.localhost',
     ...(o.resolver ? [`resolver "${o.resolver}"`] : []),
     ...(o.limitsFile ? [`smtpserver-conf "${o.limitsFile}"`] : []),
+    // Postfix and Haraka set no limit on messages per session; smtp-source -d sends them all over one.
+    'smtp limit max-mails 1000000',
     `listen on ${LISTEN_HOST} port ${o.port}`,
     `action "bench" relay host smtp+notls://${SINK_HOST}:${o.sinkPort}`,
     `match from any for domain "${BENCH_DOMAIN}" action "bench"`,

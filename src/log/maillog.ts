@@ -9,6 +9,10 @@
  * control character: a client cannot forge a log line. Debug tracing (-v,
  * -T) goes through the same sink but is kept apart by `trace()`, as
  * chasquid keeps maillog apart from its debug log.
+ *
+ * Lines are gathered during one turn of the event loop and written with one
+ * write() at the end of it (and at close or exit): a busy server logs with a
+ * system call per turn, not per line.
  */
 import { appendFileSync, openSync, writeSync, closeSync } from 'node:fs';
 
@@ -35,6 +39,9 @@ export class MailLog {
   private readonly timestamps: boolean;
   private readonly sink?: (line: string) => void;
   private readonly file?: string;
+  private pending: string[] = [];
+  private scheduled = false;
+  private readonly flushNow = (): void => this.flush();
 
   constructor(opts: MailLogOptions = {}) {
     this.file = opts.file;
@@ -84,6 +91,7 @@ export class MailLog {
   }
 
   close(): void {
+    this.flush();
     if (this.fd !== undefined) closeSync(this.fd);
     this.fd = undefined;
   }
@@ -91,14 +99,35 @@ export class MailLog {
   private write(line: string): void {
     const text = this.timestamps ? `${new Date().toISOString()} smtpd[${process.pid}]: ${line}` : line;
     if (this.sink) return this.sink(text);
+    this.pending.push(text);
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(this.flushNow);
+      unflushed.add(this);
+      if (!exitHooked) {
+        exitHooked = true;
+        process.once('exit', () => {
+          for (const l of unflushed) l.flush();
+        });
+      }
+    }
+  }
+
+  /** Write the lines gathered so far. */
+  flush(): void {
+    this.scheduled = false;
+    unflushed.delete(this);
+    if (this.pending.length === 0) return;
+    const text = this.pending.join('\n') + '\n';
+    this.pending = [];
     try {
-      if (this.fd !== undefined) writeSync(this.fd, text + '\n');
-      else process.stderr.write(text + '\n');
+      if (this.fd !== undefined) writeSync(this.fd, text);
+      else process.stderr.write(text);
     } catch {
       // A log that cannot be written must not stop mail; try the file once more by path.
       if (this.file) {
         try {
-          appendFileSync(this.file, text + '\n');
+          appendFileSync(this.file, text);
         } catch {
           /* nothing more to do */
         }
@@ -106,6 +135,10 @@ export class MailLog {
     }
   }
 }
+
+/** Logs with lines not yet written; flushed at process exit too. */
+const unflushed = new Set<MailLog>();
+let exitHooked = false;
 
 /** Render ` k=v k2="v 2"`; values are cleaned of control characters and quoted when needed. */
 export function formatFields(fields: LogFields): string {

@@ -2,7 +2,8 @@
  * test/helpers/spool-crash-writer.ts — the victim of spool-crash.test.ts.
  *
  * Usage: node spool-crash-writer.js ROOT [CONCURRENCY]
- * Opens the spool at ROOT (without recovery: the test does that), prints
+ * Opens the spool at ROOT (without recovery: the test does that; with the
+ * journal, checkpointing every 50–450 ms), prints
  * "ready", then runs CONCURRENCY writers forever. Each writes a message
  * (mostly small, some streamed over several hundred KiB or a few MiB, a few
  * aborted), and after commit() resolves prints "m <msgid> <size> <seed>";
@@ -50,7 +51,8 @@ async function writer(spool: FsSpool): Promise<never> {
 async function main(): Promise<void> {
   const [root, conc] = process.argv.slice(2);
   if (root === undefined) throw new Error('usage: spool-crash-writer ROOT [CONCURRENCY]');
-  const spool = new FsSpool({ root, recover: false });
+  // The journal checkpoints often, so kills land before, during and after checkpoints.
+  const spool = new FsSpool({ root, recover: false, journal: { checkpointMs: 50 + Math.floor(Math.random() * 400) } });
   await spool.open();
   process.stdout.write('ready\n');
   await Promise.all(Array.from({ length: Number(conc ?? 8) }, () => writer(spool)));

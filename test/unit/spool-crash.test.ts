@@ -12,13 +12,20 @@
  * A killed process's writes are already in the page cache, so they survive
  * with or without fsync. The fdatasync/fsync calls in the spool are what
  * make committed messages survive power loss; this test shows the ordering
- * and atomicity (temp file, rename, trailer last), not the flushing.
+ * and atomicity (temp file, rename, trailer last), not the flushing. Every
+ * other round imitates what a power loss could take on top: each message
+ * file the journal still covers (written after the last checkpoint, so
+ * perhaps only in the page cache) is deleted before the spool reopens, and
+ * the journal must bring every acknowledged one back.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { readFileSync, readdirSync, unlinkSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 import { FsSpool } from '../../src/spool/fs/fs-spool.js';
+import { parseSegment } from '../../src/spool/fs/journal-format.js';
 import { crashBody, readAll, tmpSpoolRoot } from '../helpers/spool-fixtures.js';
 
 const CHILD = fileURLToPath(new URL('../helpers/spool-crash-writer.js', import.meta.url));
@@ -56,6 +63,24 @@ function runAndKill(root: string, killAfterMs: number): Promise<string[]> {
   });
 }
 
+/** Delete every message file a journal segment still covers (what a power loss could take); returns how many. */
+function loseUncheckpointed(root: string): number {
+  const dir = join(root, 'journal');
+  let n = 0;
+  for (const name of readdirSync(dir)) {
+    for (const r of parseSegment(readFileSync(join(dir, name))).records) {
+      if (r.type !== 'M') continue;
+      try {
+        unlinkSync(join(root, 'queue', r.msgid.slice(0, 2), r.msgid));
+        n++;
+      } catch {
+        /* not written yet, or removed */
+      }
+    }
+  }
+  return n;
+}
+
 describe('FsSpool crash safety', () => {
   it('keeps every committed message whole across SIGKILLs, and shows nothing partial', { timeout: 120_000 }, async (t) => {
     const tmp = tmpSpoolRoot(t);
@@ -67,6 +92,7 @@ describe('FsSpool crash safety', () => {
     const printed = new Map<string, Printed>();
     const outcomes = new Set<string>();
     let removedTotal = 0;
+    let lost = 0;
     const rounds = 6;
     for (let round = 0; round < rounds; round++) {
       const lines = await runAndKill(root, 50 + Math.floor(Math.random() * 500));
@@ -76,6 +102,7 @@ describe('FsSpool crash safety', () => {
         else if (f[0] === 'o') outcomes.add(f[1] as string);
       }
 
+      if (round % 2 === 1) lost += loseUncheckpointed(root);
       const spool = new FsSpool({ root });
       const report = await spool.open();
       assert.deepEqual(report.corrupt, [], `round ${round}: corrupt files after a kill`);
@@ -102,7 +129,7 @@ describe('FsSpool crash safety', () => {
       }
       await spool.close();
     }
-    t.diagnostic(`${rounds} kills, ${printed.size} messages printed as committed, ${outcomes.size} outcomes, ${removedTotal} incomplete removed`);
+    t.diagnostic(`${rounds} kills, ${printed.size} messages printed as committed, ${outcomes.size} outcomes, ${removedTotal} incomplete removed, ${lost} unsynced message files deleted and restored from the journal`);
     assert.ok(printed.size > 0, 'the child never committed anything');
     assert.ok(removedTotal > 0, 'no kill ever landed during a write (try again?)');
   });

@@ -83,7 +83,7 @@ describe('FsSpool', () => {
     w.write(bodyOf(64 * KiB, 'x'));
     await w.drain();
     assert.equal(w.buffered, 64 * KiB);
-    assert.equal(statSync(join(tmp.root, 'incoming', w.msgid)).size, 0, 'nothing written before commit');
+    assert.ok(!existsSync(join(tmp.root, 'incoming', w.msgid)), 'no file before commit');
     await w.abort();
     await roundTrip(64 * KiB, 4096);
   });
@@ -313,11 +313,12 @@ describe('FsSpool', () => {
     await other.close();
   });
 
-  it('never reuses a msgid held in incoming/ or committed in queue/', async () => {
+  it('never reuses a msgid held by a writer or committed in queue/', async () => {
     const layout = new Layout(tmp.root);
     const scripted = (ids: string[]): MsgidAllocator => ({ next: () => ids.shift() ?? 'ffffffff' }) as unknown as MsgidAllocator;
     const syncer = new DirSyncer(0);
-    const ctx = (ids: string[]) => ({ layout, syncer, allocator: scripted(ids), memoryBufferBytes: 1024, publishing: new Set<string>(), live: new Set<FsMessageWriter>(), committed: () => undefined });
+    const claimed = new Set<string>();
+    const ctx = (ids: string[]) => ({ layout, syncer, allocator: scripted(ids), memoryBufferBytes: 1024, publishing: new Set<string>(), live: new Set<FsMessageWriter>(), committed: () => undefined, claimed, committedId: (id: string) => existsSync(layout.messagePath(id)), journal: undefined });
     const a = await createWriter(ctx(['aaaaaaaa']));
     const b = await createWriter(ctx(['aaaaaaaa', 'bbbbbbbb']));
     assert.equal(a.msgid, 'aaaaaaaa');

@@ -8,24 +8,36 @@
  * one self-checking line per record (outcome-log.ts). Layout in layout.ts.
  *
  * Durability (see spool/spool.ts for the contract):
- *  - commit: body + envelope + trailer written, fdatasync, close, rename
- *    from incoming/ to queue/<bb>/, fsync of queue/<bb>/ shared with every
- *    other commit in flight (dir-sync.ts). Only then does commit() resolve.
+ *  - commit of a message that fits in memory (the usual case): the whole
+ *    file is appended to the journal by the spool's I/O thread, in a batch
+ *    with every other commit in flight and one fdatasync, then written to
+ *    queue/<bb>/ (journal.ts, journal-worker.ts). Only then does commit()
+ *    resolve. The journal keeps it until a checkpoint (syncfs, about once a
+ *    second) has made the file itself durable; after a crash, open()
+ *    replays what the journal holds (journal-replay.ts).
+ *  - commit of a larger message, or with the journal off: body + envelope +
+ *    trailer written to incoming/, fdatasync, close, rename to queue/<bb>/,
+ *    fsync of queue/<bb>/ shared with every other commit in flight
+ *    (dir-sync.ts).
  *  - appendOutcome: append, fdatasync (and a folder fsync for a new log);
  *    records for one message arriving together share the write and sync.
  *  - remove: unlink the log, then the message, then fsync the folder; a
  *    crash in between leaves the message with no outcomes, so at worst a
  *    recipient is tried twice, never forgotten.
  *
- * Several processes may share one spool: msgids are claimed with O_EXCL
- * and every read goes to disk (there is no in-memory index). Only one of
- * them may run recovery (open() with recover: true, the default), before
- * the others start writing; the rest open with recover: false.
+ * Several processes may read one spool: every read goes to disk (there is
+ * no in-memory index). Only one of them may run recovery (open() with
+ * recover: true, the default) and write through a journal; the rest open
+ * with recover: false (no journal). Msgids are drawn against the queue and
+ * this process's writers, and every file is created with O_EXCL, so a
+ * collision with another process fails a commit rather than replacing a
+ * message.
  *
  * Diagnostics: opts.log gets one line per file removed or moved at open and
  * per damaged outcome record met by load(). Errors the spool raises on
  * purpose are SpoolError (NOT_FOUND, CORRUPT, VERSION, INVALID, STATE).
  */
+import { existsSync } from 'node:fs';
 import { lstat, readFile, readdir, statfs, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -36,6 +48,8 @@ import { SpoolError, isErrno } from './errors.js';
 import { MsgidAllocator, isMsgid, msgidOf } from './ids.js';
 import { Layout } from './layout.js';
 import { bodyStream, readHeadAt } from './message-file.js';
+import { Journal } from './journal.js';
+import { replayJournal } from './journal-replay.js';
 import { LogAppender, encodeRecord, parseLog } from './outcome-log.js';
 import { prepare, recover } from './recovery.js';
 import { createWriter, type FsMessageWriter } from './writer.js';
@@ -53,8 +67,17 @@ export interface FsSpoolOptions {
    * wait up to N ms after the first commit to gather more.
    */
   groupCommitMs?: number;
-  /** Body bytes kept in memory before they go to the temp file (default 64 KiB). */
+  /**
+   * Body bytes kept in memory before they go to the temp file (default
+   * 256 KiB). A message no larger is committed through the journal.
+   */
   memoryBufferBytes?: number;
+  /**
+   * Commit small messages through the journal (default: the same as
+   * recover — only the process that owns the spool writes one). false:
+   * every commit fsyncs its own file and folder.
+   */
+  journal?: boolean | { readonly checkpointMs?: number; readonly segmentBytes?: number; readonly syncCommand?: readonly string[] };
   /** One line per notable event (corrupt file moved, incomplete removed). */
   log?: (line: string) => void;
   /**
@@ -68,6 +91,9 @@ export interface FsSpoolOptions {
 export interface FsSpoolStats {
   readonly commits: number;
   readonly dirFsyncs: number;
+  /** Journal batches written (each one fdatasync), and checkpoints done. */
+  readonly journalBatches: number;
+  readonly checkpoints: number;
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -103,11 +129,19 @@ export class FsSpool implements Spool {
   /** Renamed into queue/ but folder fsync not done: not committed yet, so hidden. */
   private readonly publishing = new Set<string>();
   private readonly live = new Set<FsMessageWriter>();
+  private readonly claimed = new Set<string>();
   private readonly appender = new LogAppender();
+  private readonly journalOpts: Exclude<FsSpoolOptions['journal'], boolean> | undefined;
+  private journal: Journal | undefined;
+  /**
+   * Msgids in queue/, kept by the process that owns the spool (recover:
+   * true) so that drawing a msgid costs no system call; others ask the disk.
+   */
+  private known: Set<string> | undefined;
 
   constructor(opts: FsSpoolOptions) {
     const groupCommitMs = opts.groupCommitMs ?? 0;
-    const memoryBufferBytes = opts.memoryBufferBytes ?? 64 * 1024;
+    const memoryBufferBytes = opts.memoryBufferBytes ?? 256 * 1024;
     if (!(groupCommitMs >= 0) || !Number.isFinite(groupCommitMs)) throw new RangeError('groupCommitMs must be >= 0');
     if (!Number.isSafeInteger(memoryBufferBytes) || memoryBufferBytes < 0) throw new RangeError('memoryBufferBytes must be an integer >= 0');
     this.layout = new Layout(opts.root);
@@ -115,12 +149,24 @@ export class FsSpool implements Spool {
     this.memoryBufferBytes = memoryBufferBytes;
     this.log = opts.log ?? (() => undefined);
     this.recover = opts.recover ?? true;
+    const j = opts.journal ?? this.recover;
+    this.journalOpts = j === false ? undefined : j === true ? {} : j;
   }
 
   async open(): Promise<RecoveryReport> {
     if (this.state !== 'new') throw new SpoolError('STATE', `open() of a ${this.state} spool`);
     prepare(this.layout, this.log);
+    // The journal first: it may restore files that recovery then checks.
+    if (this.recover) replayJournal(this.layout, this.log);
     const report = this.recover ? await recover(this.layout, this.log) : { messages: 0, removedIncomplete: 0, corrupt: [] };
+    if (this.recover) {
+      this.state = 'open';
+      this.known = new Set(await this.list());
+      this.state = 'new';
+    }
+    if (this.journalOpts !== undefined) {
+      this.journal = await Journal.start({ root: this.layout.root, journalDir: this.layout.journal, queueDir: this.layout.queue, log: this.log, ...this.journalOpts });
+    }
     this.state = 'open';
     return report;
   }
@@ -134,7 +180,13 @@ export class FsSpool implements Spool {
       memoryBufferBytes: this.memoryBufferBytes,
       publishing: this.publishing,
       live: this.live,
-      committed: () => void this.commits++,
+      committed: (msgid) => {
+        this.commits++;
+        this.known?.add(msgid);
+      },
+      committedId: (msgid) => (this.known ? this.known.has(msgid) : existsSync(this.layout.messagePath(msgid))),
+      claimed: this.claimed,
+      journal: this.journal,
     });
   }
 
@@ -218,6 +270,8 @@ export class FsSpool implements Spool {
     await unlinkIfThere(this.layout.logPath(msgid));
     const found = await unlinkIfThere(this.layout.messagePath(msgid));
     await this.syncer.sync(this.layout.bucketDir(msgid));
+    this.known?.delete(msgid);
+    this.journal?.forget(msgid);
     if (!found) throw new SpoolError('NOT_FOUND', `no message ${msgid}`);
   }
 
@@ -229,11 +283,12 @@ export class FsSpool implements Spool {
     if (this.state === 'closed') return;
     this.state = 'closed';
     await Promise.all([...this.live].map((w) => w.abort().catch(() => undefined)));
+    await this.journal?.close();
     await this.syncer.close();
   }
 
   stats(): FsSpoolStats {
-    return { commits: this.commits, dirFsyncs: this.syncer.fsyncs };
+    return { commits: this.commits, dirFsyncs: this.syncer.fsyncs, journalBatches: this.journal?.batches ?? 0, checkpoints: this.journal?.checkpoints ?? 0 };
   }
 
   private ready(): void {

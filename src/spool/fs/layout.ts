@@ -2,7 +2,8 @@
  * spool/fs/layout.ts — where things live under the spool root.
  *
  *   ROOT/VERSION                 "postern-spool 1\n"; checked at open
- *   ROOT/incoming/<msgid>        a message being written (temp; claims the id)
+ *   ROOT/incoming/<msgid>        a large message being written (temp)
+ *   ROOT/journal/<pid>-<seq>.jnl journal segments not yet checkpointed (journal-format.ts)
  *   ROOT/queue/<bb>/<msgid>      committed message file (bb = first 2 hex)
  *   ROOT/queue/<bb>/<msgid>.log  its outcome records
  *   ROOT/corrupt/                files that failed validation, for a human
@@ -17,6 +18,7 @@ export const VERSION_TEXT = `postern-spool ${FORMAT_VERSION}\n`;
 
 export class Layout {
   readonly incoming: string;
+  readonly journal: string;
   readonly queue: string;
   readonly corrupt: string;
   readonly offline: string;
@@ -24,6 +26,7 @@ export class Layout {
 
   constructor(readonly root: string) {
     this.incoming = join(root, 'incoming');
+    this.journal = join(root, 'journal');
     this.queue = join(root, 'queue');
     this.corrupt = join(root, 'corrupt');
     this.offline = join(root, 'offline');

@@ -188,3 +188,31 @@ export function bodyStream(path: string, msgid: string, highWaterMark = 64 * 102
     },
   });
 }
+
+/**
+ * Check a whole message file held in memory (a journal record): trailer,
+ * envelope checksum and content, and the body's SHA-256. null when valid,
+ * else the reason.
+ */
+export function checkMessageBytes(buf: Buffer, msgid: string): string | null {
+  if (buf.length < TRAILER_SIZE) return `no trailer: ${buf.length} bytes`;
+  const t = buf.subarray(buf.length - TRAILER_SIZE);
+  if (!t.subarray(0, 8).equals(MAGIC) || t.readUInt32BE(20) !== 0) return 'no trailer';
+  const bodyBig = t.readBigUInt64BE(8);
+  const envLength = t.readUInt32BE(16);
+  if (bodyBig > BigInt(Number.MAX_SAFE_INTEGER) || Number(bodyBig) + envLength + TRAILER_SIZE !== buf.length) return 'trailer: lengths do not add up';
+  const bodyLength = Number(bodyBig);
+  const envBytes = buf.subarray(bodyLength, bodyLength + envLength);
+  if (!createHash('sha256').update(t.subarray(0, 56)).update(envBytes).digest().equals(t.subarray(56, 88))) return 'trailer: envelope checksum mismatch';
+  if (!createHash('sha256').update(buf.subarray(0, bodyLength)).digest().equals(t.subarray(24, 56))) return 'body checksum mismatch';
+  let envelope: unknown;
+  try {
+    envelope = JSON.parse(envBytes.toString('utf8'));
+  } catch {
+    return 'envelope: not JSON';
+  }
+  const bad = checkEnvelope(envelope, msgid);
+  if (bad !== null) return `envelope: ${bad}`;
+  if ((envelope as Envelope).size !== bodyLength) return 'envelope: size differs from the body length';
+  return null;
+}

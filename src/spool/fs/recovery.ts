@@ -92,7 +92,7 @@ export function prepare(layout: Layout, log: Log): void {
   } else if (version !== VERSION_TEXT) {
     throw new SpoolError('VERSION', `${layout.versionFile} says ${JSON.stringify(version.trim())}; this Postern reads ${JSON.stringify(VERSION_TEXT.trim())}`);
   }
-  for (const dir of [layout.incoming, layout.queue, layout.corrupt, layout.offline]) ensureDir(dir);
+  for (const dir of [layout.incoming, layout.journal, layout.queue, layout.corrupt, layout.offline]) ensureDir(dir);
   let created = false;
   for (const b of Layout.buckets()) {
     const dir = join(layout.queue, b);

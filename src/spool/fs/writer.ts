@@ -1,30 +1,33 @@
 /*
  * spool/fs/writer.ts — writing one message into the filesystem spool.
  *
- * createWriter() claims a msgid by creating incoming/<msgid> with O_EXCL
- * (so no two writers, in any process sharing the spool, hold the same id)
- * and then checks that no committed message has that id (so the final
- * rename can never replace one). Claim first, check second: a message can
- * only reach queue/ by leaving incoming/, which we hold.
+ * createWriter() draws a msgid that no message in queue/ and no other
+ * writer of this process holds (in-memory claims and index). Body
+ * bytes stay in memory up to memoryBufferBytes, and a message that fits
+ * is committed through the journal (journal.ts): the whole message file
+ * goes to the spool's I/O thread as one buffer, which makes it durable in a
+ * shared batch and writes queue/<bb>/<msgid> with O_EXCL. No file is
+ * created in this thread at all.
  *
- * Body bytes stay in memory up to memoryBufferBytes; beyond that they are
- * written to the temp file in batches, and drain() holds the caller back
- * until the buffered bytes (queued or being written) are at most
- * memoryBufferBytes again. A small message therefore costs, at commit, one
- * writev (body + envelope + trailer), one fdatasync, one close, one rename
- * and a share of one folder fsync; plus the open and one lstat at creation.
+ * A larger message goes to incoming/<msgid> (created with O_EXCL when the
+ * first bytes overflow) in batches, and drain() holds the caller back until
+ * the buffered bytes are at most memoryBufferBytes again; its commit writes
+ * envelope and trailer, fdatasyncs, renames into queue/ and fsyncs the
+ * folder (shared with other commits in flight). So does every commit of a
+ * spool opened without a journal.
  */
-import { createHash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
-import { lstat, open, rename, unlink } from 'node:fs/promises';
+import { open, rename, unlink } from 'node:fs/promises';
 import type { Envelope } from '../envelope.js';
 import type { MessageWriter } from '../spool.js';
 import type { DirSyncer } from './dir-sync.js';
 import { checkEnvelope } from './envelope-check.js';
 import { SpoolError, isErrno } from './errors.js';
 import type { MsgidAllocator } from './ids.js';
+import type { Journal } from './journal.js';
 import type { Layout } from './layout.js';
-import { encodeTrailer } from './message-file.js';
+import { TRAILER_SIZE, encodeTrailer } from './message-file.js';
 
 export interface WriterContext {
   readonly layout: Layout;
@@ -35,8 +38,14 @@ export interface WriterContext {
   readonly publishing: Set<string>;
   /** Writers neither committed nor aborted (close() aborts them). */
   readonly live: Set<FsMessageWriter>;
-  /** Called once per successful commit (statistics). */
-  readonly committed: () => void;
+  /** Called once per successful commit (statistics, index). */
+  readonly committed: (msgid: string) => void;
+  /** Msgids held by writers of this process (not yet committed or aborted). */
+  readonly claimed: Set<string>;
+  /** Is there a committed message with this msgid? */
+  readonly committedId: (msgid: string) => boolean;
+  /** Where small messages are committed; undefined: every commit writes its own file. */
+  readonly journal: Journal | undefined;
 }
 
 /** Buffers per writev(); Linux refuses more than IOV_MAX (1024). */
@@ -78,32 +87,15 @@ async function unlinkIfThere(path: string): Promise<void> {
 }
 
 /** Claim a fresh msgid and return a writer for it. */
-export async function createWriter(ctx: WriterContext): Promise<FsMessageWriter> {
+export function createWriter(ctx: WriterContext): FsMessageWriter {
   for (let attempt = 0; attempt < 64; attempt++) {
     const msgid = ctx.allocator.next();
-    const tmp = ctx.layout.incomingPath(msgid);
-    let fh: FileHandle;
-    try {
-      fh = await open(tmp, 'wx', 0o600);
-    } catch (err) {
-      if (isErrno(err, 'EEXIST')) continue;
-      throw err;
-    }
-    try {
-      await lstat(ctx.layout.messagePath(msgid));
-    } catch (err) {
-      if (isErrno(err, 'ENOENT')) {
-        const w = new FsMessageWriter(ctx, msgid, fh);
-        ctx.live.add(w);
-        return w;
-      }
-      await fh.close().catch(() => undefined);
-      await unlinkIfThere(tmp).catch(() => undefined);
-      throw err;
-    }
-    // A committed message already has this id: let go and draw again.
-    await fh.close();
-    await unlinkIfThere(tmp);
+    // The O_EXCL creates that follow catch any race with another process.
+    if (ctx.claimed.has(msgid) || ctx.committedId(msgid)) continue;
+    ctx.claimed.add(msgid);
+    const w = new FsMessageWriter(ctx, msgid);
+    ctx.live.add(w);
+    return w;
   }
   throw new SpoolError('STATE', 'could not allocate a free msgid in 64 attempts');
 }
@@ -119,7 +111,8 @@ export class FsMessageWriter implements MessageWriter {
   /** Bytes already in the temp file. */
   private fileBytes = 0;
   private bytes = 0;
-  private readonly hash = createHash('sha256');
+  /** SHA-256 of the body bytes written to the temp file (the journal path hashes in the I/O thread). */
+  private hash: Hash | undefined;
   private flushing: Promise<void> | undefined;
   private error: unknown;
   private drainWaiters: { resolve(): void; reject(err: unknown): void }[] = [];
@@ -131,9 +124,12 @@ export class FsMessageWriter implements MessageWriter {
   constructor(
     private readonly ctx: WriterContext,
     readonly msgid: string,
-    fh: FileHandle,
-  ) {
-    this.fh = fh;
+  ) {}
+
+  /** incoming/<msgid>, created on first use. */
+  private async file(): Promise<FileHandle> {
+    this.fh ??= await open(this.ctx.layout.incomingPath(this.msgid), 'wx', 0o600);
+    return this.fh;
   }
 
   get size(): number {
@@ -149,7 +145,6 @@ export class FsMessageWriter implements MessageWriter {
   write(chunk: Buffer): void {
     if (this.state !== 'open') throw new SpoolError('STATE', `write to ${this.state} message ${this.msgid}`);
     if (chunk.length === 0) return;
-    this.hash.update(chunk);
     this.bytes += chunk.length;
     this.pending.push(chunk);
     this.pendingBytes += chunk.length;
@@ -171,7 +166,8 @@ export class FsMessageWriter implements MessageWriter {
       (env) => {
         this.state = 'committed';
         this.ctx.live.delete(this);
-        this.ctx.committed();
+        this.ctx.claimed.delete(this.msgid);
+        this.ctx.committed(this.msgid);
         return env;
       },
       (err: unknown) => {
@@ -196,7 +192,8 @@ export class FsMessageWriter implements MessageWriter {
         this.pending = [];
         this.pendingBytes = 0;
         this.inflightBytes = n;
-        await writeAll(this.fh as FileHandle, bufs, this.fileBytes);
+        this.hashChunks(bufs);
+        await writeAll(await this.file(), bufs, this.fileBytes);
         this.fileBytes += n;
         this.inflightBytes = 0;
         this.wakeDrain();
@@ -210,6 +207,11 @@ export class FsMessageWriter implements MessageWriter {
     } finally {
       this.flushing = undefined;
     }
+  }
+
+  private hashChunks(bufs: readonly Buffer[]): void {
+    this.hash ??= createHash('sha256');
+    for (const b of bufs) this.hash.update(b);
   }
 
   private wakeDrain(): void {
@@ -235,11 +237,28 @@ export class FsMessageWriter implements MessageWriter {
     const bad = checkEnvelope(envelope, this.msgid);
     if (bad !== null) throw new SpoolError('INVALID', `envelope of ${this.msgid}: ${bad}`);
     const envBytes = Buffer.from(json, 'utf8');
-    const trailer = encodeTrailer(this.bytes, this.hash.digest(), envBytes);
-    const fh = this.fh as FileHandle;
     const bufs = this.pending;
     this.pending = [];
     this.pendingBytes = 0;
+    const journal = this.ctx.journal;
+    if (journal !== undefined && this.fh === undefined && this.fileBytes === 0) {
+      // Body and envelope in one buffer of its own, moved (not copied) to the
+      // I/O thread, which hashes the body and fills in the trailer.
+      const file = Buffer.allocUnsafeSlow(this.bytes + envBytes.length + TRAILER_SIZE);
+      let at = 0;
+      for (const b of bufs) at += b.copy(file, at);
+      envBytes.copy(file, at);
+      this.ctx.publishing.add(this.msgid);
+      try {
+        await journal.commit(this.msgid, file, this.bytes, envBytes.length);
+      } finally {
+        this.ctx.publishing.delete(this.msgid);
+      }
+      return envelope as Envelope;
+    }
+    this.hashChunks(bufs);
+    const trailer = encodeTrailer(this.bytes, (this.hash ?? createHash('sha256')).digest(), envBytes);
+    const fh = await this.file();
     await writeAll(fh, [...bufs, envBytes, trailer], this.fileBytes);
     await fh.datasync();
     this.fh = undefined;
@@ -284,5 +303,6 @@ export class FsMessageWriter implements MessageWriter {
     }
     for (const w of this.drainWaiters.splice(0)) w.reject(new SpoolError('STATE', `message ${this.msgid} aborted`));
     this.ctx.live.delete(this);
+    this.ctx.claimed.delete(this.msgid);
   }
 }

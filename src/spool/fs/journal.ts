@@ -1,0 +1,186 @@
+/*
+ * spool/fs/journal.ts — the main thread's side of the spool journal.
+ *
+ * Journal.commit() hands a message file (all but its trailer) to the I/O
+ * thread (journal-worker.ts) and resolves once its journal record is
+ * fdatasynced and the file is in queue/. Commits made in the same turn of
+ * the event loop travel in one message to the thread, and the thread
+ * writes everything that reached it meanwhile as one batch with one
+ * fdatasync, so concurrent sessions share the cost of durability.
+ *
+ * The bytes are moved, not copied: each message is one Buffer with its own
+ * ArrayBuffer, given to the thread in the transfer list.
+ *
+ * forget(msgid) records a tombstone for a removed message whose journal
+ * segment has not been checkpointed yet, so that replaying the journal
+ * after a crash does not bring a delivered message back. The tombstone
+ * rides with the next batch; if a crash comes first, the message may be
+ * delivered again after the restart (a duplicate, never a loss).
+ */
+import { Worker } from 'node:worker_threads';
+import type { FromWorker, JournalWorkerData, ToWorker } from './journal-worker.js';
+
+export interface JournalOptions {
+  readonly root: string;
+  readonly journalDir: string;
+  readonly queueDir: string;
+  /** Start a new segment (and checkpoint the old ones) at this size. Default 64 MiB. */
+  readonly segmentBytes?: number;
+  /** …or when the open segment's first record is this old. Default 1000 ms. */
+  readonly checkpointMs?: number;
+  /** syncfs command (tests: [] forces the per-file fallback). */
+  readonly syncCommand?: readonly string[];
+  readonly log: (line: string) => void;
+}
+
+interface Waiter {
+  readonly msgids: readonly string[];
+  readonly settle: readonly { resolve(): void; reject(e: Error): void }[];
+}
+
+export class Journal {
+  private readonly worker: Worker;
+  private nextId = 1;
+  private readonly waiting = new Map<number, Waiter>();
+  private queue: { msgid: string; bytes: Buffer; bodyLength: number; envLength: number; resolve(): void; reject(e: Error): void }[] = [];
+  private tombs: string[] = [];
+  private scheduled = false;
+  /** Acknowledged msgids whose segment is not checkpointed yet → segment number. */
+  private readonly unchecked = new Map<string, number>();
+  private broken: Error | undefined;
+  private closed: Promise<void> | undefined;
+  private onClosed: (() => void) | undefined;
+  /** The thread said 'closed': its exit is expected. */
+  private finished = false;
+  batches = 0;
+  checkpoints = 0;
+
+  private constructor(private readonly o: JournalOptions) {
+    const data: JournalWorkerData = {
+      root: o.root,
+      journalDir: o.journalDir,
+      queueDir: o.queueDir,
+      segmentBytes: o.segmentBytes ?? 64 * 1024 * 1024,
+      checkpointMs: o.checkpointMs ?? 1000,
+      ...(o.syncCommand ? { syncCommand: o.syncCommand } : {}),
+    };
+    this.worker = new Worker(new URL('./journal-worker.js', import.meta.url), { workerData: data });
+  }
+
+  static start(o: JournalOptions): Promise<Journal> {
+    const j = new Journal(o);
+    return new Promise((resolve, reject) => {
+      const early = (e: Error): void => reject(e);
+      j.worker.once('error', early);
+      j.worker.on('message', (m: FromWorker) => {
+        if (m.t === 'ready') {
+          j.worker.off('error', early);
+          j.worker.on('error', (e) => j.fail(e));
+          j.worker.on('exit', (code) => j.fail(new Error(`spool I/O thread exited (status ${code})`)));
+          // Held only while commits wait for it (a spool never closed must not keep the process alive).
+          j.worker.unref();
+          resolve(j);
+        } else j.receive(m);
+      });
+    });
+  }
+
+  /**
+   * Make a message file durable and put it in queue/. `bytes`: body, then
+   * envelope, then room for the trailer, which the I/O thread fills in.
+   */
+  commit(msgid: string, bytes: Buffer, bodyLength: number, envLength: number): Promise<void> {
+    if (this.broken) return Promise.reject(this.broken);
+    if (this.closed) return Promise.reject(new Error('spool journal is closed'));
+    return new Promise((resolve, reject) => {
+      this.queue.push({ msgid, bytes, bodyLength, envLength, resolve, reject });
+      this.schedule();
+    });
+  }
+
+  /** The message was removed: keep a journal replay from bringing it back. */
+  forget(msgid: string): void {
+    if (!this.unchecked.delete(msgid) || this.broken || this.closed) return;
+    this.tombs.push(msgid);
+    this.schedule();
+  }
+
+  /** Flush, checkpoint everything, stop the thread. */
+  close(): Promise<void> {
+    this.closed ??= new Promise<void>((resolve) => {
+      if (this.broken) return resolve();
+      this.send();
+      this.onClosed = resolve;
+      this.worker.ref();
+      this.worker.postMessage({ t: 'close' } satisfies ToWorker);
+    }).then(() => this.worker.terminate().then(() => undefined));
+    return this.closed;
+  }
+
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      this.send();
+    });
+  }
+
+  private send(): void {
+    if (this.tombs.length > 0) {
+      this.worker.postMessage({ t: 'tomb', msgids: this.tombs } satisfies ToWorker);
+      this.tombs = [];
+    }
+    if (this.queue.length === 0) return;
+    const q = this.queue;
+    this.queue = [];
+    const id = this.nextId++;
+    this.waiting.set(id, { msgids: q.map((x) => x.msgid), settle: q });
+    this.worker.ref();
+    const items = q.map((x) => ({ msgid: x.msgid, bytes: x.bytes, bodyLength: x.bodyLength, envLength: x.envLength }));
+    this.worker.postMessage({ t: 'commit', id, items } satisfies ToWorker, q.map((x) => x.bytes.buffer as ArrayBuffer));
+  }
+
+  private receive(m: FromWorker): void {
+    switch (m.t) {
+      case 'done': {
+        const w = this.waiting.get(m.id);
+        if (!w) return;
+        this.waiting.delete(m.id);
+        this.batches++;
+        w.settle.forEach((s, i) => {
+          const err = m.errors[i];
+          if (err === null || err === undefined) {
+            this.unchecked.set(w.msgids[i] as string, m.seq);
+            s.resolve();
+          } else s.reject(new Error(err));
+        });
+        if (this.waiting.size === 0 && !this.closed) this.worker.unref();
+        return;
+      }
+      case 'checkpoint':
+        this.checkpoints++;
+        for (const [id, seq] of this.unchecked) if (seq <= m.seq) this.unchecked.delete(id);
+        return;
+      case 'warning':
+        this.o.log(`spool: ${m.message}`);
+        return;
+      case 'closed':
+        this.finished = true;
+        this.onClosed?.();
+        return;
+      case 'ready':
+        return;
+    }
+  }
+
+  private fail(e: Error): void {
+    if (this.finished) return;
+    if (!this.broken) this.o.log(`spool: I/O thread failed: ${e.message}`);
+    this.broken ??= e;
+    for (const w of this.waiting.values()) for (const s of w.settle) s.reject(e);
+    this.waiting.clear();
+    for (const x of this.queue.splice(0)) x.reject(e);
+    this.onClosed?.();
+  }
+}
