@@ -10,9 +10,11 @@
  * -T) goes through the same sink but is kept apart by `trace()`, as
  * chasquid keeps maillog apart from its debug log.
  *
- * Lines are gathered during one turn of the event loop and written with one
- * write() at the end of it (and at close or exit): a busy server logs with a
- * system call per turn, not per line.
+ * Lines are gathered and written with one write() at the end of the turn of
+ * the event loop, at close or exit, or when flush() is called — the SMTP
+ * connection does before it writes replies, so a line is in the log before
+ * the client reads the reply it describes. A busy server logs with one
+ * system call per batch of replies, not per line.
  */
 import { appendFileSync, openSync, writeSync, closeSync } from 'node:fs';
 

@@ -72,7 +72,9 @@ export const DEFAULT_TUNING: RelayTuning = {
   timeouts: DEFAULT_TIMEOUTS,
   maxMessagesPerSession: 100,
   idleMs: 5_000,
-  maxIdlePerDestination: 4,
+  // As many as the scheduler runs at once per destination (maxTasksPerKey.mta), so a
+  // steady stream of mail keeps its sessions rather than opening one per message.
+  maxIdlePerDestination: 10,
   chunking: true,
   pipelining: true,
   dataBatch: 64 * 1024,

@@ -7,6 +7,7 @@
  * after the other, never interleaved: serial()):
  *
  *   delivered   [success DSN committed, if NOTIFY=SUCCESS] → "delivered" record
+ *               (none when this delivery finishes the message: it is removed)
  *   deferred    [delay DSN committed, if a warn interval passed] → "deferred" record
  *   failed      failure DSN committed (gathered per message: at once when no
  *               other recipient of it is in flight, else after gatherMs) →
@@ -22,6 +23,9 @@
  *   - Crash after a report was committed but before the record that owed
  *     it: the recipient is tried again and the report may be sent again —
  *     a repeated report, never a lost one.
+ *   - Crash after the deliveries that finished a message but before
+ *     remove() (no record was written for them): they are made again — a
+ *     repeated delivery, the same price as a crash during the agent run.
  *   - Crash after the last final record but before remove(): at start-up
  *     every recipient is final, every report they owed is already queued
  *     (by the invariant), so the message is simply removed.
@@ -373,7 +377,11 @@ export class QueueRunner implements SchedulerSeam {
         if (action !== undefined && dsnOwed(env, v.rcpt, 'success')) notices.push(dsnRecipient(v.rcpt, action, r.enhanced, r.detail, r, now));
       }
       if (notices.length > 0) await this.reporter.send(env, 'success', notices);
-      await Promise.all(delivered.map(({ v, r }) => this.record(v.evpid, { kind: 'delivered', at: now, detail: r.detail })));
+      // When these deliveries finish the message, it is removed at once and no record is
+      // written (a crash before the removal delivers it again: a duplicate, never a loss),
+      // as Postfix's qmgr deletes a finished queue file. Otherwise each is recorded first.
+      const finishes = deferred.length === 0 && removed.length === 0 && failures.length === 0 && !this.owed.has(task.msgid) && this.schedule.finalAfter(task.msgid, delivered.map(({ v }) => v.evpid));
+      if (!finishes) await Promise.all(delivered.map(({ v, r }) => this.record(v.evpid, { kind: 'delivered', at: now, detail: r.detail })));
       for (const { v } of delivered) this.schedule.delivered(v.evpid);
     }
 

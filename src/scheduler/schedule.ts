@@ -149,6 +149,15 @@ export class Schedule {
     return true;
   }
 
+  /** Would the message be final once `evpids` are delivered (every other recipient final already)? */
+  finalAfter(msgid: string, evpids: readonly string[]): boolean {
+    const m = this.msgs.get(msgid);
+    if (!m) return false;
+    const done = new Set(evpids);
+    for (const [evpid, e] of m.entries) if (!done.has(evpid) && e.state !== 'delivered' && e.state !== 'failed') return false;
+    return true;
+  }
+
   /** Recipients of the message in flight now. */
   inflight(msgid?: string): number {
     if (msgid === undefined) {

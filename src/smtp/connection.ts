@@ -411,6 +411,8 @@ export class Connection {
     if (this.out.length === 0 || this.closed) return;
     const text = this.out.length === 1 ? (this.out[0] as string) : this.out.join('');
     this.out = [];
+    // What was logged about these replies reaches the log before the client reads them.
+    this.log.flush();
     this.socket.write(text);
   }
 

@@ -21,9 +21,10 @@
  *    (dir-sync.ts).
  *  - appendOutcome: append, fdatasync (and a folder fsync for a new log);
  *    records for one message arriving together share the write and sync.
- *  - remove: unlink the log, then the message, then fsync the folder; a
- *    crash in between leaves the message with no outcomes, so at worst a
- *    recipient is tried twice, never forgotten.
+ *  - remove: unlink the log, then the message, then fsync the folder (in
+ *    the I/O thread, batched, when there is a journal); a crash in between
+ *    leaves the message with no outcomes, so at worst a recipient is tried
+ *    twice, never forgotten.
  *
  * Several processes may read one spool: every read goes to disk (there is
  * no in-memory index). Only one of them may run recovery (open() with
@@ -267,11 +268,15 @@ export class FsSpool implements Spool {
     this.ready();
     this.checkMsgid(msgid);
     if (this.publishing.has(msgid)) throw new SpoolError('NOT_FOUND', `no message ${msgid}`);
-    await unlinkIfThere(this.layout.logPath(msgid));
-    const found = await unlinkIfThere(this.layout.messagePath(msgid));
-    await this.syncer.sync(this.layout.bucketDir(msgid));
+    let found: boolean;
+    if (this.journal !== undefined) {
+      found = await this.journal.remove(msgid);
+    } else {
+      await unlinkIfThere(this.layout.logPath(msgid));
+      found = await unlinkIfThere(this.layout.messagePath(msgid));
+      await this.syncer.sync(this.layout.bucketDir(msgid));
+    }
     this.known?.delete(msgid);
-    this.journal?.forget(msgid);
     if (!found) throw new SpoolError('NOT_FOUND', `no message ${msgid}`);
   }
 

@@ -50,13 +50,15 @@ export interface CommitItem {
 /** main → worker */
 export type ToWorker =
   | { readonly t: 'commit'; readonly id: number; readonly items: readonly CommitItem[] }
-  | { readonly t: 'tomb'; readonly msgids: readonly string[] }
+  /** Unlink each message and its outcome log, fsync their folders; tombstone those flagged. */
+  | { readonly t: 'remove'; readonly id: number; readonly msgids: readonly string[]; readonly tombstone: readonly boolean[] }
   | { readonly t: 'close' };
 
 /** worker → main */
 export type FromWorker =
   | { readonly t: 'ready' }
   | { readonly t: 'done'; readonly id: number; readonly seq: number; readonly errors: readonly (string | null)[] }
+  | { readonly t: 'removed'; readonly id: number; readonly found: readonly boolean[]; readonly error?: string }
   | { readonly t: 'checkpoint'; readonly seq: number }
   | { readonly t: 'warning'; readonly message: string }
   | { readonly t: 'closed' };
@@ -94,6 +96,17 @@ function fillTrailer(it: CommitItem): void {
   if (buf.length !== it.bodyLength + it.envLength + TRAILER_SIZE) throw new RangeError(`message ${it.msgid}: lengths do not add up`);
   const bodySum = createHash('sha256').update(buf.subarray(0, it.bodyLength)).digest();
   encodeTrailer(it.bodyLength, bodySum, buf.subarray(it.bodyLength, it.bodyLength + it.envLength)).copy(buf, it.bodyLength + it.envLength);
+}
+
+/** Unlink `path`; false if it was not there. */
+function unlinkIfThere(path: string): boolean {
+  try {
+    unlinkSync(path);
+    return true;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw e;
+  }
 }
 
 function messagePath(queueDir: string, msgid: string): string {
@@ -152,6 +165,7 @@ class JournalThread {
     const batch = this.pending;
     this.pending = [];
     const commits: Extract<ToWorker, { t: 'commit' }>[] = [];
+    const removes: Extract<ToWorker, { t: 'remove' }>[] = [];
     const bufs: Uint8Array[] = [];
     let close = false;
     for (const m of batch) {
@@ -161,10 +175,11 @@ class JournalThread {
           fillTrailer(it);
           bufs.push(encodeRecordHeader('M', it.msgid, it.bytes.length), it.bytes);
         }
-      } else if (m.t === 'tomb') {
-        for (const id of m.msgids) bufs.push(encodeRecordHeader('T', id, 0));
+      } else if (m.t === 'remove') {
+        removes.push(m);
       } else close = true;
     }
+    if (removes.length > 0) this.remove(removes);
     if (bufs.length > 0) {
       let failure: string | undefined;
       try {
@@ -194,6 +209,55 @@ class JournalThread {
     }
     if (close) this.close();
     else this.maybeCheckpoint();
+  }
+
+  /**
+   * Removals: unlink outcome logs and messages, fsync each folder touched
+   * once, answer; then their tombstones go to the segment without an
+   * fdatasync of their own (the next batch or checkpoint carries them; a
+   * crash before that brings the message back: a duplicate delivery).
+   */
+  private remove(removes: readonly Extract<ToWorker, { t: 'remove' }>[]): void {
+    const dirs = new Set<string>();
+    const tombs: Uint8Array[] = [];
+    const answers = removes.map((r) => {
+      try {
+        const found = r.msgids.map((msgid, i) => {
+          const path = messagePath(this.d.queueDir, msgid);
+          unlinkIfThere(`${path}.log`);
+          const was = unlinkIfThere(path);
+          dirs.add(dirname(path));
+          if (r.tombstone[i] === true) tombs.push(encodeRecordHeader('T', msgid, 0));
+          return was;
+        });
+        return { t: 'removed', id: r.id, found } as const;
+      } catch (e) {
+        return { t: 'removed', id: r.id, found: [], error: (e as Error).message } as const;
+      }
+    });
+    let syncError: string | undefined;
+    for (const dir of dirs) {
+      try {
+        const fd = openSync(dir, 'r');
+        try {
+          fsyncSync(fd);
+        } finally {
+          closeSync(fd);
+        }
+      } catch (e) {
+        syncError = (e as Error).message;
+      }
+    }
+    for (const a of answers) this.post(syncError !== undefined && a.error === undefined ? { ...a, error: syncError } : a);
+    if (tombs.length > 0) {
+      try {
+        writeAllSync(this.fd, tombs);
+        for (const b of tombs) this.segBytes += b.length;
+        if (this.segStarted === 0) this.segStarted = Date.now();
+      } catch (e) {
+        this.post({ t: 'warning', message: `journal: cannot record removals: ${(e as Error).message}` });
+      }
+    }
   }
 
   private append(bufs: readonly Uint8Array[]): void {

@@ -11,11 +11,12 @@
  * The bytes are moved, not copied: each message is one Buffer with its own
  * ArrayBuffer, given to the thread in the transfer list.
  *
- * forget(msgid) records a tombstone for a removed message whose journal
- * segment has not been checkpointed yet, so that replaying the journal
- * after a crash does not bring a delivered message back. The tombstone
- * rides with the next batch; if a crash comes first, the message may be
- * delivered again after the restart (a duplicate, never a loss).
+ * remove(msgid) unlinks a message in the I/O thread too, and records a
+ * tombstone when its journal segment has not been checkpointed yet, so that
+ * replaying the journal after a crash does not bring a delivered message
+ * back. The tombstone rides with the next batch; if a crash comes first,
+ * the message may be delivered again after the restart (a duplicate, never
+ * a loss).
  */
 import { Worker } from 'node:worker_threads';
 import type { FromWorker, JournalWorkerData, ToWorker } from './journal-worker.js';
@@ -43,7 +44,8 @@ export class Journal {
   private nextId = 1;
   private readonly waiting = new Map<number, Waiter>();
   private queue: { msgid: string; bytes: Buffer; bodyLength: number; envLength: number; resolve(): void; reject(e: Error): void }[] = [];
-  private tombs: string[] = [];
+  private removals: { msgid: string; tombstone: boolean; resolve(found: boolean): void; reject(e: Error): void }[] = [];
+  private readonly removing = new Map<number, { resolve(found: boolean): void; reject(e: Error): void }[]>();
   private scheduled = false;
   /** Acknowledged msgids whose segment is not checkpointed yet → segment number. */
   private readonly unchecked = new Map<string, number>();
@@ -98,11 +100,20 @@ export class Journal {
     });
   }
 
-  /** The message was removed: keep a journal replay from bringing it back. */
-  forget(msgid: string): void {
-    if (!this.unchecked.delete(msgid) || this.broken || this.closed) return;
-    this.tombs.push(msgid);
-    this.schedule();
+  /**
+   * Remove a message and its outcome log, durably (folder fsynced), in the
+   * I/O thread; resolves to whether the message was there. A message whose
+   * journal record is not checkpointed yet gets a tombstone, so a replay
+   * does not bring it back.
+   */
+  remove(msgid: string): Promise<boolean> {
+    if (this.broken) return Promise.reject(this.broken);
+    if (this.closed) return Promise.reject(new Error('spool journal is closed'));
+    const tombstone = this.unchecked.delete(msgid);
+    return new Promise((resolve, reject) => {
+      this.removals.push({ msgid, tombstone, resolve, reject });
+      this.schedule();
+    });
   }
 
   /** Flush, checkpoint everything, stop the thread. */
@@ -127,9 +138,13 @@ export class Journal {
   }
 
   private send(): void {
-    if (this.tombs.length > 0) {
-      this.worker.postMessage({ t: 'tomb', msgids: this.tombs } satisfies ToWorker);
-      this.tombs = [];
+    if (this.removals.length > 0) {
+      const r = this.removals;
+      this.removals = [];
+      const id = this.nextId++;
+      this.removing.set(id, r);
+      this.worker.ref();
+      this.worker.postMessage({ t: 'remove', id, msgids: r.map((x) => x.msgid), tombstone: r.map((x) => x.tombstone) } satisfies ToWorker);
     }
     if (this.queue.length === 0) return;
     const q = this.queue;
@@ -155,7 +170,15 @@ export class Journal {
             s.resolve();
           } else s.reject(new Error(err));
         });
-        if (this.waiting.size === 0 && !this.closed) this.worker.unref();
+        this.maybeUnref();
+        return;
+      }
+      case 'removed': {
+        const r = this.removing.get(m.id);
+        if (!r) return;
+        this.removing.delete(m.id);
+        r.forEach((x, i) => (m.error !== undefined ? x.reject(new Error(m.error)) : x.resolve(m.found[i] === true)));
+        this.maybeUnref();
         return;
       }
       case 'checkpoint':
@@ -174,6 +197,10 @@ export class Journal {
     }
   }
 
+  private maybeUnref(): void {
+    if (this.waiting.size === 0 && this.removing.size === 0 && !this.closed) this.worker.unref();
+  }
+
   private fail(e: Error): void {
     if (this.finished) return;
     if (!this.broken) this.o.log(`spool: I/O thread failed: ${e.message}`);
@@ -181,6 +208,9 @@ export class Journal {
     for (const w of this.waiting.values()) for (const s of w.settle) s.reject(e);
     this.waiting.clear();
     for (const x of this.queue.splice(0)) x.reject(e);
+    for (const r of this.removing.values()) for (const x of r) x.reject(e);
+    this.removing.clear();
+    for (const x of this.removals.splice(0)) x.reject(e);
     this.onClosed?.();
   }
 }
