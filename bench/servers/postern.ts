@@ -5,8 +5,8 @@
  * queue mode: the relay action is configured but deliveries are paused
  * from the start (smtpd -P mta -P mda, as OpenSMTPD's -P), so every
  * accepted message stays in the queue; arrivals are the message files in
- * queue/<bucket>/ (each written, fdatasynced and renamed, its folder
- * fsynced, before the 250). Pausing, rather than an mda "cat > /dev/null",
+ * queue/<bucket>/ (each in the fdatasynced journal and written to queue/
+ * before the 250). Pausing, rather than an mda "cat > /dev/null",
  * keeps a process spawn per message out of the receiving figures.
  * relay mode: the same action, not paused: smtp+notls to smtp-sink.
  * Both: `resolver` points at the harness's DNS stub (bench/dns.ts) unless
@@ -64,7 +64,7 @@ export function countPosternQueue(spool: string): number {
 export const postern: ServerKind = {
   name: 'postern',
   method: {
-    queue: 'file written, fdatasynced, renamed into queue/ and the folder fsynced before the 250; delivery paused (smtpd -P mta -P mda); counted as message files in the queue; its per-MAIL sender-domain lookup (null MX) answered by a DNS stub on loopback',
+    queue: 'journal record fdatasynced (one fdatasync per batch of concurrent commits) and message file written into queue/ before the 250, files made durable by a syncfs checkpoint each second; delivery paused (smtpd -P mta -P mda); counted as message files in the queue; its per-MAIL sender-domain lookup (null MX) answered by a DNS stub on loopback',
     relay: 'same, not paused: relay host smtp+notls:// to smtp-sink; counted at the sink',
   },
   unavailable: () => (existsSync(SMTPD) ? undefined : `${SMTPD} is missing (npm run build)`),
