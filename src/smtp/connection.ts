@@ -80,6 +80,9 @@ export class Connection {
   private closed = false;
   private shuttingDown = false;
   private timer: NodeJS.Timeout | undefined;
+  /** When the inactivity deadline is, and when the timer set for it fires (performance.now()). */
+  private timerDeadline = 0;
+  private timerFiresAt = 0;
   private bdatSize = 0;
   private lastCommand = '';
   private inputEnded = false;
@@ -429,10 +432,29 @@ export class Connection {
 
   /* ------------------------------------------------------------ timers */
 
+  /**
+   * (Re)start the inactivity deadline: `ms` from now. One timer per
+   * connection, created again only when the deadline moves earlier than it;
+   * when it fires early (the deadline moved later), it re-arms for the rest.
+   */
   private armTimer(ms: number): void {
-    if (this.timer) clearTimeout(this.timer);
     if (this.closed) return;
-    this.timer = setTimeout(() => this.onTimeout(), ms);
+    const at = performance.now() + ms;
+    this.timerDeadline = at;
+    if (this.timer !== undefined && this.timerFiresAt <= at) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.startTimer(ms, at);
+  }
+
+  private startTimer(ms: number, at: number): void {
+    this.timerFiresAt = at;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      if (this.closed) return;
+      const left = this.timerDeadline - performance.now();
+      if (left > 1) this.startTimer(left, this.timerDeadline);
+      else this.onTimeout();
+    }, ms);
     this.timer.unref();
   }
 

@@ -840,11 +840,14 @@ function decodeBase64(s: string): Buffer | undefined {
 function envelopeRecipients(tx: Transaction, evpid: () => string): EnvelopeRecipient[] {
   const out: EnvelopeRecipient[] = [];
   const seen = new Set<string>();
+  const single = tx.rcpts.length === 1 && tx.rcpts[0]?.targets.length === 1;
   for (const r of tx.rcpts) {
     for (const t of r.targets) {
-      const key = `${t.action}|${JSON.stringify(t.dest)}|${t.dest.kind === 'remote' ? t.address.toLowerCase() : ''}`;
-      if (seen.has(key)) continue;
-      seen.add(key);
+      if (!single) {
+        const key = `${t.action}|${JSON.stringify(t.dest)}|${t.dest.kind === 'remote' ? t.address.toLowerCase() : ''}`;
+        if (seen.has(key)) continue;
+        seen.add(key);
+      }
       out.push({
         evpid: evpid(),
         address: t.address,

@@ -186,6 +186,7 @@ class JournalThread {
         this.append(bufs);
       } catch (e) {
         failure = `journal: ${(e as Error).message}`;
+        this.rotateAfterError();
       }
       const seq = this.seq;
       const refused: string[] = [];
@@ -257,6 +258,25 @@ class JournalThread {
       } catch (e) {
         this.post({ t: 'warning', message: `journal: cannot record removals: ${(e as Error).message}` });
       }
+    }
+  }
+
+  /**
+   * After a failed append the segment may end in a torn record, and replay
+   * stops at the first one: later records must go to a new segment. The old
+   * one stays until a checkpoint covers it.
+   */
+  private rotateAfterError(): void {
+    try {
+      closeSync(this.fd);
+    } catch {
+      /* already unusable */
+    }
+    try {
+      this.openSegment();
+      this.segStarted = Date.now();
+    } catch (e) {
+      this.post({ t: 'warning', message: `journal: cannot start a new segment: ${(e as Error).message}` });
     }
   }
 

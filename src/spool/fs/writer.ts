@@ -227,10 +227,7 @@ export class FsMessageWriter implements MessageWriter {
     if (this.error !== undefined) throw this.error;
     const { layout, syncer } = this.ctx;
     // Our own version, msgid and size win over anything the caller passed.
-    const rest: Record<string, unknown> = { ...fields };
-    delete rest['version'];
-    delete rest['msgid'];
-    delete rest['size'];
+    const { version: _v, msgid: _m, size: _s, ...rest } = fields as Omit<Envelope, never>;
     const json = JSON.stringify({ version: 1, msgid: this.msgid, ...rest, size: this.bytes });
     // Check what load() will read back, not what we were handed.
     const envelope: unknown = JSON.parse(json);
