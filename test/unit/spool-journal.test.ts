@@ -86,6 +86,7 @@ describe('spool journal: commits and checkpoints', () => {
     assert.equal(st.commits, 200);
     assert.ok(st.journalBatches < 200, `200 commits took ${st.journalBatches} batches`);
     for (const [i, id] of ids.entries()) {
+      await spool.load(id); // waits for the I/O thread to have written the file
       assert.equal(checkMessageBytes(readFileSync(qpath(tmp.root, id)), id), null);
       assert.ok((await readAll(spool.openBody(id))).equals(bodyOf(500 + i, `m${i}`)));
     }

@@ -165,6 +165,7 @@ describe('FsSpool recovery', () => {
     const b = new FsSpool({ root: tmp.root, recover: false });
     assert.deepEqual(await b.open(), { messages: 0, removedIncomplete: 0, corrupt: [] });
     await w.commit(envelopeFor(w.msgid, 1));
+    await a.list(); // the owner's I/O thread writes the file just after the commit resolves
     assert.deepEqual(await b.list(), [w.msgid]);
     await Promise.all([a.close(), b.close()]);
   });

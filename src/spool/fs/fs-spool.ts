@@ -27,7 +27,8 @@
  *    twice, never forgotten.
  *
  * Several processes may read one spool: every read goes to disk (there is
- * no in-memory index). Only one of them may run recovery (open() with
+ * no in-memory index); another process sees a journalled message once the
+ * owner's I/O thread has written its file, a moment after its commit. Only one of them may run recovery (open() with
  * recover: true, the default) and write through a journal; the rest open
  * with recover: false (no journal). Msgids are drawn against the queue and
  * this process's writers, and every file is created with O_EXCL, so a
@@ -198,6 +199,8 @@ export class FsSpool implements Spool {
 
   async list(): Promise<string[]> {
     this.ready();
+    // Every message committed so far is listed, including those whose files the I/O thread is writing.
+    await this.journal?.allVisible();
     const names = await Promise.all(
       Layout.buckets().map((b) =>
         readdir(join(this.layout.queue, b)).catch((err: unknown) => {
@@ -212,6 +215,7 @@ export class FsSpool implements Spool {
   async load(msgid: string): Promise<StoredMessage> {
     this.ready();
     this.checkMsgid(msgid);
+    await this.journal?.whenVisible(msgid);
     if (this.publishing.has(msgid)) throw new SpoolError('NOT_FOUND', `no message ${msgid}`);
     const head = await readHeadAt(this.layout.messagePath(msgid), msgid);
     let data: Buffer;
@@ -237,6 +241,17 @@ export class FsSpool implements Spool {
   }
 
   openBody(msgid: string): Readable {
+    const writing = this.journal?.whenVisible(msgid);
+    if (writing !== undefined) {
+      // Committed a moment ago; its file is being written by the I/O thread.
+      return Readable.from(
+        (async function* (spool: FsSpool) {
+          await writing;
+          yield* spool.openBody(msgid);
+        })(this),
+        { objectMode: false },
+      );
+    }
     if (this.state !== 'open' || !isMsgid(msgid) || this.publishing.has(msgid)) {
       const err =
         this.state !== 'open'
@@ -253,6 +268,7 @@ export class FsSpool implements Spool {
     this.ready();
     const line = encodeRecord(evpid, outcome);
     const msgid = msgidOf(evpid);
+    await this.journal?.whenVisible(msgid);
     const logPath = this.layout.logPath(msgid);
     await this.appender.append(logPath, line, async () => {
       // A new log: make sure its message exists, then make its name durable.

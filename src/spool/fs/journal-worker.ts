@@ -5,10 +5,11 @@
  * commit with plain synchronous system calls, one batch at a time:
  *
  *   1. append every record that arrived since the last batch (one writev)
- *      and fdatasync the segment: the batch is now durable;
+ *      and fdatasync the segment: the batch is now durable, and the main
+ *      thread is told so (it sends the 250s);
  *   2. write each message file into queue/<bb>/<msgid> (O_EXCL, no fsync:
- *      the journal holds it until the next checkpoint);
- *   3. answer the main thread, which then sends the 250s.
+ *      the journal holds it until the next checkpoint), and tell the main
+ *      thread, where readers of those messages wait for it.
  *
  * While a batch is being written, further commits queue up in the message
  * port, so the next batch is larger: group commit without a timer. One
@@ -57,7 +58,10 @@ export type ToWorker =
 /** worker → main */
 export type FromWorker =
   | { readonly t: 'ready' }
+  /** The batch is durable (errors: why an item is not). */
   | { readonly t: 'done'; readonly id: number; readonly seq: number; readonly errors: readonly (string | null)[] }
+  /** Its message files are in queue/ (errors: why one is not). */
+  | { readonly t: 'materialized'; readonly id: number; readonly errors: readonly (string | null)[] }
   | { readonly t: 'removed'; readonly id: number; readonly found: readonly boolean[]; readonly error?: string }
   | { readonly t: 'checkpoint'; readonly seq: number }
   | { readonly t: 'warning'; readonly message: string }
@@ -120,6 +124,8 @@ class JournalThread {
   private segStarted = 0;
   /** Message files written per open segment (the fallback fsyncs them). */
   private written = new Map<number, string[]>();
+  /** Segments holding an acknowledged message whose file could not be written: kept for the next start's replay. */
+  private readonly pinned = new Set<number>();
   private readonly dirFd: number;
   private pending: ToWorker[] = [];
   private scheduled = false;
@@ -189,22 +195,14 @@ class JournalThread {
         this.rotateAfterError();
       }
       const seq = this.seq;
-      const refused: string[] = [];
-      for (const c of commits) {
-        const errors = c.items.map((it) => {
-          if (failure !== undefined) return failure;
-          const err = this.materialize(it.msgid, it.bytes);
-          if (err !== null) refused.push(it.msgid);
-          return err;
-        });
-        this.post({ t: 'done', id: c.id, seq, errors });
-      }
-      if (refused.length > 0) {
-        // Durable in the journal but refused to the client: it must never be replayed.
-        try {
-          this.append(refused.map((id) => encodeRecordHeader('T', id, 0)));
-        } catch (e) {
-          this.post({ t: 'warning', message: `journal: cannot record refused message(s) ${refused.join(' ')}: ${(e as Error).message}` });
+      // Durable: the clients may have their 250s now, while the files are written.
+      for (const c of commits) this.post({ t: 'done', id: c.id, seq, errors: c.items.map(() => failure ?? null) });
+      if (failure === undefined) {
+        for (const c of commits) {
+          const errors = c.items.map((it) => this.materialize(it.msgid, it.bytes));
+          // Acknowledged but not in queue/: the journal keeps it, and the next start restores it.
+          if (errors.some((e) => e !== null)) this.pinned.add(seq);
+          this.post({ t: 'materialized', id: c.id, errors });
         }
       }
     }
@@ -381,6 +379,7 @@ class JournalThread {
     for (const seq of [...this.written.keys()]) {
       if (seq > upTo) continue;
       this.written.delete(seq);
+      if (this.pinned.has(seq)) continue;
       try {
         unlinkSync(join(this.d.journalDir, segmentName(process.pid, seq)));
       } catch {

@@ -3,7 +3,9 @@
  *
  * Journal.commit() hands a message file (all but its trailer) to the I/O
  * thread (journal-worker.ts) and resolves once its journal record is
- * fdatasynced and the file is in queue/. Commits made in the same turn of
+ * fdatasynced: the SMTP server may say 250. The thread then writes the file
+ * into queue/; until it has, whenVisible(msgid) gives a promise that
+ * readers of the message (FsSpool.load, openBody, appendOutcome) wait for. Commits made in the same turn of
  * the event loop travel in one message to the thread, and the thread
  * writes everything that reached it meanwhile as one batch with one
  * fdatasync, so concurrent sessions share the cost of durability.
@@ -37,6 +39,8 @@ export interface JournalOptions {
 interface Waiter {
   readonly msgids: readonly string[];
   readonly settle: readonly { resolve(): void; reject(e: Error): void }[];
+  /** Still waiting for 'materialized'. */
+  durable: boolean;
 }
 
 export class Journal {
@@ -47,6 +51,8 @@ export class Journal {
   private removals: { msgid: string; tombstone: boolean; resolve(found: boolean): void; reject(e: Error): void }[] = [];
   private readonly removing = new Map<number, { resolve(found: boolean): void; reject(e: Error): void }[]>();
   private scheduled = false;
+  /** Msgids durable but whose file is not in queue/ yet → resolved when it is (or cannot be). */
+  private readonly writing = new Map<string, { promise: Promise<void>; resolve(): void }>();
   /** Acknowledged msgids whose segment is not checkpointed yet → segment number. */
   private readonly unchecked = new Map<string, number>();
   private broken: Error | undefined;
@@ -150,7 +156,12 @@ export class Journal {
     const q = this.queue;
     this.queue = [];
     const id = this.nextId++;
-    this.waiting.set(id, { msgids: q.map((x) => x.msgid), settle: q });
+    this.waiting.set(id, { msgids: q.map((x) => x.msgid), settle: q, durable: false });
+    for (const x of q) {
+      let resolve!: () => void;
+      const promise = new Promise<void>((r) => (resolve = r));
+      this.writing.set(x.msgid, { promise, resolve });
+    }
     this.worker.ref();
     const items = q.map((x) => ({ msgid: x.msgid, bytes: x.bytes, bodyLength: x.bodyLength, envLength: x.envLength }));
     this.worker.postMessage({ t: 'commit', id, items } satisfies ToWorker, q.map((x) => x.bytes.buffer as ArrayBuffer));
@@ -161,14 +172,31 @@ export class Journal {
       case 'done': {
         const w = this.waiting.get(m.id);
         if (!w) return;
-        this.waiting.delete(m.id);
         this.batches++;
+        w.durable = true;
         w.settle.forEach((s, i) => {
           const err = m.errors[i];
+          const msgid = w.msgids[i] as string;
           if (err === null || err === undefined) {
-            this.unchecked.set(w.msgids[i] as string, m.seq);
+            this.unchecked.set(msgid, m.seq);
             s.resolve();
-          } else s.reject(new Error(err));
+          } else {
+            this.visible(msgid);
+            s.reject(new Error(err));
+          }
+        });
+        if (m.errors.some((e) => e !== null)) this.waiting.delete(m.id);
+        this.maybeUnref();
+        return;
+      }
+      case 'materialized': {
+        const w = this.waiting.get(m.id);
+        if (!w) return;
+        this.waiting.delete(m.id);
+        w.msgids.forEach((msgid, i) => {
+          const err = m.errors[i];
+          if (err !== null && err !== undefined) this.o.log(`spool: error: message ${msgid} was accepted and is in the journal, but its file could not be written (${err}); it is restored at the next start`);
+          this.visible(msgid);
         });
         this.maybeUnref();
         return;
@@ -197,6 +225,27 @@ export class Journal {
     }
   }
 
+  /**
+   * For a message whose commit resolved but whose file the I/O thread is
+   * still writing: a promise that settles once it is in queue/ (readers
+   * wait for it). undefined otherwise.
+   */
+  whenVisible(msgid: string): Promise<void> | undefined {
+    return this.writing.get(msgid)?.promise;
+  }
+
+  /** Settles once every file of a commit resolved so far is in queue/. */
+  allVisible(): Promise<void> {
+    return this.writing.size === 0 ? Promise.resolve() : Promise.all([...this.writing.values()].map((w) => w.promise)).then(() => undefined);
+  }
+
+  private visible(msgid: string): void {
+    const w = this.writing.get(msgid);
+    if (!w) return;
+    this.writing.delete(msgid);
+    w.resolve();
+  }
+
   private maybeUnref(): void {
     if (this.waiting.size === 0 && this.removing.size === 0 && !this.closed) this.worker.unref();
   }
@@ -205,8 +254,9 @@ export class Journal {
     if (this.finished) return;
     if (!this.broken) this.o.log(`spool: I/O thread failed: ${e.message}`);
     this.broken ??= e;
-    for (const w of this.waiting.values()) for (const s of w.settle) s.reject(e);
+    for (const w of this.waiting.values()) if (!w.durable) for (const s of w.settle) s.reject(e);
     this.waiting.clear();
+    for (const msgid of [...this.writing.keys()]) this.visible(msgid);
     for (const x of this.queue.splice(0)) x.reject(e);
     for (const r of this.removing.values()) for (const x of r) x.reject(e);
     this.removing.clear();

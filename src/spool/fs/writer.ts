@@ -6,8 +6,8 @@
  * bytes stay in memory up to memoryBufferBytes, and a message that fits
  * is committed through the journal (journal.ts): the whole message file
  * goes to the spool's I/O thread as one buffer, which makes it durable in a
- * shared batch and writes queue/<bb>/<msgid> with O_EXCL. No file is
- * created in this thread at all.
+ * shared batch (then commit() resolves) and writes queue/<bb>/<msgid> with
+ * O_EXCL. No file is created in this thread at all.
  *
  * A larger message goes to incoming/<msgid> (created with O_EXCL when the
  * first bytes overflow) in batches, and drain() holds the caller back until
@@ -245,12 +245,8 @@ export class FsMessageWriter implements MessageWriter {
       let at = 0;
       for (const b of bufs) at += b.copy(file, at);
       envBytes.copy(file, at);
-      this.ctx.publishing.add(this.msgid);
-      try {
-        await journal.commit(this.msgid, file, this.bytes, envBytes.length);
-      } finally {
-        this.ctx.publishing.delete(this.msgid);
-      }
+      // Durable when this resolves; readers wait for the file itself (Journal.whenVisible).
+      await journal.commit(this.msgid, file, this.bytes, envBytes.length);
       return envelope as Envelope;
     }
     this.hashChunks(bufs);
