@@ -2,7 +2,8 @@
  * test/helpers/inproc.ts — a whole Postern daemon in the test process
  * (real sockets, real spool on disk), for scripted SMTP dialogues.
  */
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { loadConfigText, formatDiagnostic } from '../../src/config/load.js';
 import { MailLog } from '../../src/log/maillog.js';
 import { Daemon } from '../../src/daemon/daemon.js';
@@ -55,9 +56,24 @@ export async function startInProcess(configText = basicConfig(), opts: { deliver
   };
 }
 
-/** Read every committed message of a spool folder (after the daemon stopped). */
+/** Is a daemon running on this spool (its pid file names a live process)? */
+function daemonAlive(root: string): boolean {
+  try {
+    const pid = Number(readFileSync(join(root, 'smtpd.pid'), 'utf8').trim());
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Read every committed message of a spool folder. With the daemon stopped
+ * (or killed) the spool is opened as its owner, so the journal is replayed
+ * first, as the next start would; with the daemon running, read-only.
+ */
 export async function spoolMessages(root: string): Promise<{ stored: StoredMessage; body: string }[]> {
-  const spool = new FsSpool({ root });
+  const spool = new FsSpool({ root, recover: !daemonAlive(root) });
   await spool.open();
   const out: { stored: StoredMessage; body: string }[] = [];
   for (const id of await spool.list()) {

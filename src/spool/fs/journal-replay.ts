@@ -15,26 +15,18 @@
  * tombstone had not reached the disk, comes back: it is delivered twice
  * (the one cost of a crash the contract allows), never lost.
  */
-import { closeSync, fdatasyncSync, fsyncSync, openSync, readFileSync, readdirSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fdatasyncSync, openSync, readFileSync, readdirSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { isErrno } from './errors.js';
 import { SEGMENT_RE, parseSegment, type JournalRecord } from './journal-format.js';
 import type { Layout } from './layout.js';
 import { checkMessageBytes } from './message-file.js';
+import { fsyncPath } from './sync-path.js';
 
 export interface ReplayReport {
   readonly segments: number;
   /** Message files written again from the journal. */
   readonly restored: number;
-}
-
-function fsyncPath(path: string): void {
-  const fd = openSync(path, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
 }
 
 /** Whether the queue already holds exactly these bytes' length under msgid (a whole file was written). */

@@ -29,6 +29,7 @@ import { dirname, join } from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
 import { SEGMENT_RE, encodeRecordHeader, segmentName } from './journal-format.js';
 import { TRAILER_SIZE, encodeTrailer } from './message-file.js';
+import { fsyncPath } from './sync-path.js';
 
 export interface JournalWorkerData {
   readonly root: string;
@@ -237,12 +238,7 @@ class JournalThread {
     let syncError: string | undefined;
     for (const dir of dirs) {
       try {
-        const fd = openSync(dir, 'r');
-        try {
-          fsyncSync(fd);
-        } finally {
-          closeSync(fd);
-        }
+        fsyncPath(dir);
       } catch (e) {
         syncError = (e as Error).message;
       }
@@ -353,26 +349,14 @@ class JournalThread {
       if (seq > upTo) continue;
       for (const p of paths) {
         try {
-          const fd = openSync(p, 'r');
-          try {
-            fdatasyncSync(fd);
-          } finally {
-            closeSync(fd);
-          }
+          fsyncPath(p, true);
           dirs.add(dirname(p));
         } catch {
           /* removed since (delivered): nothing to keep */
         }
       }
     }
-    for (const dir of dirs) {
-      const fd = openSync(dir, 'r');
-      try {
-        fsyncSync(fd);
-      } finally {
-        closeSync(fd);
-      }
-    }
+    for (const dir of dirs) fsyncPath(dir);
   }
 
   private dropSegments(upTo: number): void {

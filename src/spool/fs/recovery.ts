@@ -27,17 +27,11 @@ import type { RecoveryReport } from '../spool.js';
 import { SpoolError, isErrno } from './errors.js';
 import { Layout, VERSION_TEXT } from './layout.js';
 import { readHeadAt } from './message-file.js';
+import { fsyncPath } from './sync-path.js';
 
 type Log = (line: string) => void;
 
-function fsyncDir(path: string): void {
-  const fd = openSync(path, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
+const fsyncDir = (path: string): void => fsyncPath(path);
 
 /** mkdir -p with mode 0700; fsyncs the parent of every folder it creates. */
 function ensureDir(path: string): boolean {
