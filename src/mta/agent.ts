@@ -200,9 +200,9 @@ export class RelayAgent implements DeliveryAgent {
     let pending: EnvelopeRecipient[] = [...rcpts];
     let last: Verdict | undefined;
 
-    const run = async (session: ClientSession): Promise<boolean> => {
+    const run = async (session: ClientSession, cached = false): Promise<boolean> => {
       session.conn.watch(task.signal);
-      const tx = await sendMessage(session, { envelope: env, recipients: pending, sender, openBody: () => task.openBody(), tuning: t });
+      const tx = await sendMessage(session, { envelope: env, recipients: pending, sender, openBody: () => task.openBody(), tuning: t, rsetFirst: cached });
       for (const o of tx.outcomes) {
         decided.set(o.rcpt.evpid, { verdict: o, target: session.target, ...(o.reply !== undefined ? { reply: o.reply } : {}), ...(o.relayed ? { relayed: true as const } : {}) });
       }
@@ -219,14 +219,11 @@ export class RelayAgent implements DeliveryAgent {
     };
 
     // A cached session to this destination first (it was opened through a route that passed the loop checks).
-    for (let s = this.pool.take(poolKey); s !== undefined && pending.length > 0; s = this.pool.take(poolKey)) {
-      if (!(await s.rset())) {
-        void this.pool.retire(s, 'RSET failed on a cached connection');
-        continue;
-      }
+    // Its RSET travels with MAIL, RCPT and DATA; a session found gone leaves every recipient for a new one.
+    const cached = this.pool.take(poolKey);
+    if (cached !== undefined) {
       this.o.stats.inc('mta.session.reused');
-      await run(s);
-      break;
+      await run(cached, true);
     }
 
     if (pending.length === 0) return;

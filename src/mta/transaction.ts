@@ -68,6 +68,13 @@ export interface TxParams {
   readonly sender: string;
   openBody(): Readable;
   readonly tuning: RelayTuning;
+  /**
+   * The session comes from the pool: prove it is still there with RSET
+   * first — in the same pipelined group as MAIL, RCPT and DATA when the
+   * server pipelines (no extra round trip), else on its own. If it is not,
+   * every recipient is left undecided for a new connection.
+   */
+  readonly rsetFirst?: boolean;
 }
 
 interface Batch {
@@ -202,13 +209,24 @@ export async function sendMessage(session: ClientSession, p: TxParams): Promise<
     if (useBdat && pipelining) first = await nextBatch(body);
     const bdatCommand = (b: Batch): string => `BDAT ${b.data.length}${b.last ? ' LAST' : ''}\r\n`;
 
+    // Not with a pipelined BDAT: its first chunk may complete the message before the RSET reply is read.
+    const rsetInGroup = p.rsetFirst === true && pipelining && !useBdat;
+    if (p.rsetFirst === true && !rsetInGroup && !(await session.rset())) return staleSession();
     if (pipelining) {
-      const group: (string | Buffer)[] = [`${mail}\r\n`, ...rcptLines.map((l) => `${l}\r\n`)];
+      const group: (string | Buffer)[] = [...(rsetInGroup ? ['RSET\r\n'] : []), `${mail}\r\n`, ...rcptLines.map((l) => `${l}\r\n`)];
       if (first !== undefined) group.push(bdatCommand(first), first.data);
       else group.push('DATA\r\n');
       session.trace(`>>> ${mail} … ${rcptLines.length} RCPT, ${first !== undefined ? `BDAT ${first.data.length}${first.last ? ' LAST' : ''}` : 'DATA'} (pipelined)`);
       if (first?.last === true) dotSent = true;
       await session.conn.write(group, timeouts.command, 'MAIL, RCPT and DATA');
+      if (rsetInGroup) {
+        stage = 'RSET';
+        const r = await session.conn.read(timeouts.rset, 'RSET');
+        session.trace(`<<< ${replyText(r)}`);
+        // The rest of the group is answered too, but the session is dropped: nothing is delivered.
+        if (r.code !== 250) return staleSession();
+        stage = 'MAIL FROM';
+      }
       const m = await session.conn.read(timeouts.command, 'MAIL FROM');
       session.trace(`<<< ${replyText(m)}`);
       for (const rcpt of rcpts) {
@@ -319,6 +337,12 @@ export async function sendMessage(session: ClientSession, p: TxParams): Promise<
     return { outcomes: outcomes.filter((o) => o.status !== 'ok'), undecided: undecidedNow(), failure: v, nextHost: e.kind !== 'aborted' };
   } finally {
     void body?.return(undefined).catch(() => undefined);
+  }
+
+  /** A cached session that did not answer RSET as it should: try the recipients on a new connection. */
+  function staleSession(): TxResult {
+    session.destroy();
+    return { outcomes: [], undecided: rcpts, failure: { status: 'tempfail', enhanced: '4.4.2', detail: `${who}: RSET failed on a cached connection` }, nextHost: true };
   }
 
   async function mailRefused(m: ServerReply): Promise<TxResult> {

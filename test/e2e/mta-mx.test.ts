@@ -10,7 +10,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { startDnsServer, type DnsServerHandle } from '../helpers/dns-server.js';
-import { actionOf, configFrom, freePort, makeAgent, makeTask, MESSAGE, startScriptedServer, startSmtpSink, type ScriptedServer, type Sink } from '../helpers/mta-peers.js';
+import { actionOf, configFrom, freePort, makeAgent, makeTask, MESSAGE, startScriptedServer, startSmtpSink, type ScriptedOptions, type ScriptedServer, type Sink } from '../helpers/mta-peers.js';
 
 const DOWN = '127.0.0.2';
 const SINK = '127.0.0.3';
@@ -21,6 +21,7 @@ let port: number;
 let dns: DnsServerHandle;
 let sink: Sink;
 let scripted: ScriptedServer;
+let scriptedOpts: ScriptedOptions;
 let silent: net.Server;
 
 const config = configFrom(`hostname "mail.postern.test"
@@ -53,7 +54,8 @@ before(async () => {
     'smarthost.test': [{ type: 'A', address: SINK }],
   });
   sink = await startSmtpSink(SINK, port);
-  scripted = await startScriptedServer({ address: SCRIPTED, port });
+  scriptedOpts = { address: SCRIPTED, port };
+  scripted = await startScriptedServer(scriptedOpts);
   // Accepts connections and never says a word.
   silent = net.createServer(() => undefined);
   await new Promise<void>((r) => silent.listen(port, SILENT, () => r()));
@@ -188,6 +190,26 @@ test('one connection carries several messages: reused from the pool with RSET, c
   assert.equal(h.agent.idleSessions, 0);
   assert.equal(c?.commands.at(-1), 'QUIT');
   assert.match(h.logs.join('\n'), /mta disconnected address=\S+ host=mx\.scripted\.test reason=idle messages=20/);
+});
+
+test('a cached session that fails its RSET (sent in the pipelined group) gives way to a new connection, and nothing is deferred', async () => {
+  const h = harness();
+  const first = await h.agent.deliver(makeTask({ action: actionOf(config, 'mx'), rcpts: ['w0@scripted.test'], body: MESSAGE }));
+  assert.equal(first[0]?.status, 'ok');
+  const conns = scripted.connections.length;
+  const msgs = scripted.messages().length;
+  scriptedOpts.rset = () => '421 4.3.2 Going away';
+  try {
+    const [r] = await h.agent.deliver(makeTask({ action: actionOf(config, 'mx'), rcpts: ['w1@scripted.test'], body: MESSAGE }));
+    assert.equal(r?.status, 'ok', r?.detail);
+  } finally {
+    delete scriptedOpts.rset;
+  }
+  assert.equal(scripted.connections.length, conns + 1, 'a new connection');
+  assert.deepEqual(scripted.messages().slice(msgs).map((m) => m.rcpts), [['TO:<w1@scripted.test>']], 'delivered once, over the new connection');
+  const stale = scripted.connections[conns - 1];
+  assert.deepEqual(stale?.commands.slice(-4).map((c) => c.split(' ')[0]), ['RSET', 'MAIL', 'RCPT', 'DATA'], 'RSET went in one group with the transaction');
+  await h.agent.close();
 });
 
 test('the session message limit closes a connection and opens a new one', async () => {

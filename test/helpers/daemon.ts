@@ -24,8 +24,20 @@ export interface DaemonHandle {
 }
 
 /** A temporary folder for one test's daemon(s). */
+/** Folders made by tempDir(), removed when the test process exits (whatever the test did). */
+const madeDirs: string[] = [];
+let cleanupHooked = false;
+
 export function tempDir(prefix = 'postern-'): string {
-  return mkdtempSync(join(tmpdir(), prefix));
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  madeDirs.push(dir);
+  if (!cleanupHooked) {
+    cleanupHooked = true;
+    process.once('exit', () => {
+      for (const d of madeDirs) rmSync(d, { recursive: true, force: true });
+    });
+  }
+  return dir;
 }
 
 /**

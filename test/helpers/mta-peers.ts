@@ -102,6 +102,8 @@ export interface ScriptedOptions {
    * second reply in the same write as the 220 (a response injection).
    */
   readonly starttls?: 'garbage' | 'inject';
+  /** The reply to RSET (default 250); the options object is read at every command, so a test may change it. */
+  rset?: () => string;
 }
 
 export interface ScriptedServer {
@@ -224,7 +226,7 @@ export async function startScriptedServer(o: ScriptedOptions): Promise<ScriptedS
           }
           case 'RSET':
             current = null;
-            send('250 2.0.0 Ok');
+            send(o.rset?.() ?? '250 2.0.0 Ok');
             break;
           case 'STARTTLS':
             if (o.starttls === 'inject') send('220 2.0.0 Ready to start TLS\r\n250 2.0.0 injected');
