@@ -108,6 +108,20 @@ describe('spool journal: commits and checkpoints', () => {
     assert.deepEqual(segments(tmp.root), []);
   });
 
+  it('keeps the bodies of recent commits in memory for deliveries, and forgets them at removal', async (t) => {
+    const tmp = tmpSpoolRoot(t);
+    const spool = new FsSpool({ root: tmp.root, journal: { checkpointMs: 60_000 } });
+    await spool.open();
+    const id = await commit(spool, bodyOf(700, 'cached'));
+    await spool.load(id);
+    // The file is not read: even gone from the disk, the body is served.
+    unlinkSync(qpath(tmp.root, id));
+    assert.ok((await readAll(spool.openBody(id))).equals(bodyOf(700, 'cached')));
+    await assert.rejects(spool.remove(id), /no message/);
+    await assert.rejects(readAll(spool.openBody(id)), /no message/);
+    await spool.close();
+  });
+
   it('keeps large messages out of the journal (they fsync their own file)', async (t) => {
     const tmp = tmpSpoolRoot(t);
     const spool = new FsSpool({ root: tmp.root, memoryBufferBytes: 1024, journal: { checkpointMs: 60_000 } });

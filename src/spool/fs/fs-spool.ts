@@ -50,6 +50,7 @@ import { SpoolError, isErrno } from './errors.js';
 import { MsgidAllocator, isMsgid, msgidOf } from './ids.js';
 import { Layout } from './layout.js';
 import { bodyStream, readHeadAt } from './message-file.js';
+import { BodyCache } from './body-cache.js';
 import { Journal } from './journal.js';
 import { replayJournal } from './journal-replay.js';
 import { LogAppender, encodeRecord, parseLog } from './outcome-log.js';
@@ -140,6 +141,8 @@ export class FsSpool implements Spool {
    * true) so that drawing a msgid costs no system call; others ask the disk.
    */
   private known: Set<string> | undefined;
+  /** Bodies of messages committed lately (with the journal only). */
+  private readonly bodies = new BodyCache(8 * 1024 * 1024);
 
   constructor(opts: FsSpoolOptions) {
     const groupCommitMs = opts.groupCommitMs ?? 0;
@@ -189,6 +192,7 @@ export class FsSpool implements Spool {
       committedId: (msgid) => (this.known ? this.known.has(msgid) : existsSync(this.layout.messagePath(msgid))),
       claimed: this.claimed,
       journal: this.journal,
+      ...(this.journal ? { cacheBody: (msgid: string, body: Buffer) => this.bodies.put(msgid, body) } : {}),
     });
   }
 
@@ -241,6 +245,8 @@ export class FsSpool implements Spool {
   }
 
   openBody(msgid: string): Readable {
+    const cached = this.state === 'open' ? this.bodies.get(msgid) : undefined;
+    if (cached !== undefined) return Readable.from([cached], { objectMode: false });
     const writing = this.journal?.whenVisible(msgid);
     if (writing !== undefined) {
       // Committed a moment ago; its file is being written by the I/O thread.
@@ -293,6 +299,7 @@ export class FsSpool implements Spool {
       await this.syncer.sync(this.layout.bucketDir(msgid));
     }
     this.known?.delete(msgid);
+    this.bodies.delete(msgid);
     if (!found) throw new SpoolError('NOT_FOUND', `no message ${msgid}`);
   }
 

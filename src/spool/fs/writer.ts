@@ -46,6 +46,8 @@ export interface WriterContext {
   readonly committedId: (msgid: string) => boolean;
   /** Where small messages are committed; undefined: every commit writes its own file. */
   readonly journal: Journal | undefined;
+  /** Keeps a copy of each journalled body for deliveries soon after (body-cache.ts). */
+  readonly cacheBody?: (msgid: string, body: Buffer) => void;
 }
 
 /** Buffers per writev(); Linux refuses more than IOV_MAX (1024). */
@@ -245,8 +247,11 @@ export class FsMessageWriter implements MessageWriter {
       let at = 0;
       for (const b of bufs) at += b.copy(file, at);
       envBytes.copy(file, at);
+      // A copy of the body stays here (the buffer itself moves to the I/O thread).
+      const body = this.ctx.cacheBody ? Buffer.from(file.subarray(0, this.bytes)) : undefined;
       // Durable when this resolves; readers wait for the file itself (Journal.whenVisible).
       await journal.commit(this.msgid, file, this.bytes, envBytes.length);
+      if (body !== undefined) this.ctx.cacheBody?.(this.msgid, body);
       return envelope as Envelope;
     }
     this.hashChunks(bufs);
