@@ -113,6 +113,7 @@ export function build(input: BuildInput, diags: Diagnostics): Config | undefined
       ...(s.queueInterval !== undefined ? { interval: s.queueInterval.value } : {}),
       minFreeSpace: val(s.minFreeSpace, D.DEFAULT_MIN_FREE_SPACE),
       groupCommitMs: val(s.groupCommitMs, D.DEFAULT_GROUP_COMMIT_MS),
+      activeLimit: val(s.activeLimit, D.DEFAULT_ACTIVE_LIMIT),
     },
     bounce: { warnIntervals: val(s.warnIntervals, [...D.DEFAULT_BOUNCE_WARN_INTERVALS_S]) },
     paths: {

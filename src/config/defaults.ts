@@ -40,6 +40,8 @@ export const DEFAULT_QUEUE_PATH = '/var/spool/postern';
 export const DEFAULT_QUEUE_TTL_S = 4 * 86_400;
 export const DEFAULT_MIN_FREE_SPACE = 64 * 1024 * 1024;
 export const DEFAULT_GROUP_COMMIT_MS = 0;
+/** Messages the scheduler holds in memory (Postfix's qmgr_message_active_limit). */
+export const DEFAULT_ACTIVE_LIMIT = 20_000;
 export const DEFAULT_BOUNCE_WARN_INTERVALS_S: readonly number[] = [4 * 3600];
 
 /* paths (control socket and pid file default to files inside the queue folder) */

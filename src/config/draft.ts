@@ -64,6 +64,7 @@ export interface SettingsDraft {
   queueInterval?: Setting<number>;
   minFreeSpace?: Setting<number>;
   groupCommitMs?: Setting<number>;
+  activeLimit?: Setting<number>;
   warnIntervals?: Setting<number[]>;
   controlSocket?: Setting<string>;
   pidFile?: Setting<string>;

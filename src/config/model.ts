@@ -251,6 +251,8 @@ export interface QueueOptions {
   readonly minFreeSpace: number;
   /** Group commit window in ms: directory fsyncs of messages committed within it are shared. */
   readonly groupCommitMs: number;
+  /** Messages the scheduler holds in memory at most (`queue active-limit`); more wait in the spool. Default 20,000. */
+  readonly activeLimit: number;
 }
 
 export interface BounceOptions {

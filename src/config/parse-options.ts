@@ -60,7 +60,7 @@ export function parseExpire(c: Cursor): void {
   take(c, v, parseDuration(v.text), (ms) => c.set('queueTtl', seconds(ms), kw.pos, '"expire"'));
 }
 
-const QUEUE_OPTIONS = ['path', 'ttl', 'interval', 'min-free-space', 'group-commit'];
+const QUEUE_OPTIONS = ['path', 'ttl', 'interval', 'min-free-space', 'group-commit', 'active-limit'];
 
 export function parseQueue(c: Cursor): void {
   const kw = c.next();
@@ -85,6 +85,9 @@ export function parseQueue(c: Cursor): void {
       break;
     case 'min-free-space':
       take(c, v, parseSize(v.text), (n) => c.set('minFreeSpace', n, kw.pos, label));
+      break;
+    case 'active-limit':
+      take(c, v, parseCount(v.text, t.text, 1), (n) => c.set('activeLimit', n, kw.pos, label));
       break;
     default:
       take(c, v, parseDuration(v.text, true), (ms) => c.set('groupCommitMs', ms, kw.pos, label));

@@ -87,9 +87,17 @@ export interface RunnerOptions {
   };
   /** How long stop() waits for running tasks (default 5 s). */
   readonly stopGraceMs?: number;
+  /**
+   * Messages the scheduler holds in memory at most (default 20,000, as
+   * Postfix's qmgr_message_active_limit). More wait in the spool and are
+   * loaded as room frees up, so a huge queue costs disk, not memory.
+   */
+  readonly maxActiveMessages?: number;
 }
 
 const DEFAULT_GATHER_MS = 30_000;
+/** A refill waits this long after room frees up, so one scan of the spool loads many messages. */
+const REFILL_DELAY_MS = 200;
 const DEFAULT_RETRY_MS = 60_000;
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -106,6 +114,15 @@ export class QueueRunner implements SchedulerSeam {
   private readonly retryMs: number;
   private readonly stopGraceMs: number;
   private state: 'new' | 'running' | 'stopping' | 'stopped' = 'new';
+  private maxActive: number;
+  /** maxActiveMessages was given (tests): reload does not change it. */
+  private readonly fixedActiveLimit: boolean;
+  /** Messages in the spool that the schedule does not hold (over maxActive). */
+  private backlog = false;
+  /** Counts enqueues refused for want of room (a scan that overlaps one must not clear backlog). */
+  private overflowSeq = 0;
+  private refillTimer: NodeJS.Timeout | undefined;
+  private refilling: Promise<void> | undefined;
   private readonly running = new Map<number, { readonly controller: AbortController; readonly done: Promise<void> }>();
   private readonly owed = new OwedFailures();
   private readonly chains = new Map<string, Promise<void>>();
@@ -132,6 +149,9 @@ export class QueueRunner implements SchedulerSeam {
     this.gatherMs = opts.bounce?.gatherMs ?? DEFAULT_GATHER_MS;
     this.retryMs = opts.bounce?.retryMs ?? DEFAULT_RETRY_MS;
     this.stopGraceMs = opts.stopGraceMs ?? 5_000;
+    this.fixedActiveLimit = opts.maxActiveMessages !== undefined;
+    this.maxActive = opts.maxActiveMessages ?? opts.config.queue.activeLimit;
+    if (!Number.isSafeInteger(this.maxActive) || this.maxActive < 1) throw new RangeError('maxActiveMessages must be an integer >= 1');
     this.schedule = new Schedule({
       now: this.now,
       random: opts.random,
@@ -148,28 +168,66 @@ export class QueueRunner implements SchedulerSeam {
   async start(): Promise<void> {
     if (this.state !== 'new') throw new Error(`start() of a ${this.state} queue runner`);
     this.state = 'running';
+    const messages = await this.load();
+    this.log.info(`scheduler: ${this.schedule.size} envelope(s) in ${messages} message(s) loaded from the queue${this.backlog ? ` (the limit of ${this.maxActive} in memory; the rest wait in the spool)` : ''}`);
+    this.pump();
+  }
+
+  /** Load messages of the spool the schedule does not hold, up to maxActive; sets backlog. */
+  private async load(): Promise<number> {
     let messages = 0;
+    let full = false;
+    const seq0 = this.overflowSeq;
     for (const msgid of await this.spool.list()) {
       if (this.schedule.has(msgid)) continue;
+      if (this.schedule.messages >= this.maxActive) {
+        full = true;
+        break;
+      }
       let stored;
       try {
         stored = await this.spool.load(msgid);
       } catch (e) {
-        this.log.warn(`scheduler: cannot load message ${msgid}: ${(e as Error).message}`);
+        // Removed meanwhile (delivered by us, or smtpctl remove): nothing to say.
+        if ((e as { code?: unknown }).code !== 'NOT_FOUND') this.log.warn(`scheduler: cannot load message ${msgid}: ${(e as Error).message}`);
         continue;
       }
+      if (this.state !== 'running' || this.schedule.has(msgid)) continue;
       if (!this.schedule.add(stored.envelope, stored.outcomes, (r) => this.classify(r))) continue;
       messages++;
       if (this.schedule.isFinal(msgid)) void this.serial(msgid, () => this.finishIfDone(msgid));
     }
-    this.log.info(`scheduler: ${this.schedule.size} envelope(s) in ${messages} message(s) loaded from the queue`);
-    this.pump();
+    this.backlog = full || this.overflowSeq !== seq0;
+    return messages;
+  }
+
+  /** Room freed up while messages wait in the spool: load more, soon, in one scan. */
+  private refillSoon(): void {
+    if (!this.backlog || this.refillTimer !== undefined || this.refilling !== undefined || this.state !== 'running') return;
+    this.refillTimer = setTimeout(() => {
+      this.refillTimer = undefined;
+      if (this.state !== 'running') return;
+      this.refilling = this.load()
+        .then((n) => {
+          if (n > 0) this.log.info(`scheduler: ${n} more message(s) loaded from the queue`);
+          this.gauges();
+          this.pump();
+        })
+        .catch((e: unknown) => this.log.error(`scheduler: loading more of the queue: ${(e as Error).message}`))
+        .finally(() => {
+          this.refilling = undefined;
+          if (this.schedule.messages < this.maxActive) this.refillSoon();
+        });
+    }, REFILL_DELAY_MS);
+    this.refillTimer.unref();
   }
 
   /** Stop: abort running tasks, wait for them briefly, flush gathered failure reports. */
   async stop(graceMs = this.stopGraceMs): Promise<void> {
     if (this.state === 'stopping' || this.state === 'stopped') return;
     this.state = 'stopping';
+    if (this.refillTimer !== undefined) clearTimeout(this.refillTimer);
+    this.refillTimer = undefined;
     this.disarm();
     const deadline = Date.now() + graceMs;
     for (const r of this.running.values()) r.controller.abort(new Error('queue runner stopping'));
@@ -200,6 +258,12 @@ export class QueueRunner implements SchedulerSeam {
   enqueued(env: Envelope, opts: { readonly held?: boolean } = {}): void {
     if (this.state === 'stopping' || this.state === 'stopped') return; // still in the spool: next start
     const at = this.now();
+    if (this.schedule.messages >= this.maxActive) {
+      // It waits in the spool (with its held records, if any) until room frees up.
+      this.backlog = true;
+      this.overflowSeq++;
+      return;
+    }
     const held = opts.held ? new Map(env.recipients.map((r) => [r.evpid, [{ kind: 'held' as const, at }]])) : undefined;
     this.schedule.add(env, held, (r) => this.classify(r));
     this.pump();
@@ -226,6 +290,10 @@ export class QueueRunner implements SchedulerSeam {
   /** `smtpctl reload`: actions and hostnames from the new configuration apply to the next deliveries (the queue lifetime of queued mail does not change). */
   setConfig(config: Config): void {
     this.config = config;
+    if (!this.fixedActiveLimit) {
+      this.maxActive = config.queue.activeLimit;
+      this.refillSoon();
+    }
   }
 
   pause(kind: AgentKind | 'all'): void {
@@ -518,6 +586,7 @@ export class QueueRunner implements SchedulerSeam {
     }
     this.schedule.drop(msgid);
     this.gauges();
+    this.refillSoon();
   }
 
   /** Append an outcome; false (and logged) if the spool refused. */

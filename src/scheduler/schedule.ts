@@ -115,6 +115,11 @@ export class Schedule {
     return this.msgs.has(msgid);
   }
 
+  /** Messages held in memory. */
+  get messages(): number {
+    return this.msgs.size;
+  }
+
   envelope(msgid: string): Envelope | undefined {
     return this.msgs.get(msgid)?.envelope;
   }

@@ -22,7 +22,7 @@ test('defaults when nothing is configured', () => {
   );
   assert.deepEqual([s.bareNewline, s.earlyTalker, s.greetingDelayMs, s.vrfy, s.expn], ['normalize', 'reject', 0, false, false]);
   assert.deepEqual([s.help, s.banner, [...s.disabledExtensions], s.ciphers, s.tlsMinVersion], [[], undefined, [], undefined, undefined]);
-  assert.deepEqual(c.queue, { path: D.DEFAULT_QUEUE_PATH, ttl: 4 * 86400, minFreeSpace: D.DEFAULT_MIN_FREE_SPACE, groupCommitMs: 0 });
+  assert.deepEqual(c.queue, { path: D.DEFAULT_QUEUE_PATH, ttl: 4 * 86400, minFreeSpace: D.DEFAULT_MIN_FREE_SPACE, groupCommitMs: 0, activeLimit: D.DEFAULT_ACTIVE_LIMIT });
   assert.deepEqual(c.bounce.warnIntervals, [4 * 3600]);
   assert.deepEqual(c.paths, {
     controlSocket: join(D.DEFAULT_QUEUE_PATH, 'smtpd.sock'),
@@ -44,6 +44,7 @@ test('Postern statements', () => {
   const c = ok(`queue path "var/spool"
 queue min-free-space 100M
 queue group-commit 5ms
+queue active-limit 500
 control socket "run/smtpd.sock"
 pidfile "/run/postern.pid"
 mbox path "var/mail"
@@ -70,7 +71,7 @@ smtpserver-conf "/etc/mail/smtpserver.conf"
 hostname mail.example.org
 `);
   assert.equal(c.hostname, 'mail.example.org');
-  assert.deepEqual(c.queue, { path: '/srv/postern/var/spool', ttl: 4 * 86400, minFreeSpace: 100 * 1024 * 1024, groupCommitMs: 5 });
+  assert.deepEqual(c.queue, { path: '/srv/postern/var/spool', ttl: 4 * 86400, minFreeSpace: 100 * 1024 * 1024, groupCommitMs: 5, activeLimit: 500 });
   assert.deepEqual(c.paths, {
     controlSocket: '/srv/postern/run/smtpd.sock',
     pidFile: '/run/postern.pid',
@@ -88,7 +89,7 @@ hostname mail.example.org
   assert.deepEqual([...s.disabledExtensions], ['PIPELINING', 'CHUNKING', 'DSN']);
   assert.equal(s.tlsMinVersion, 'TLSv1.3');
   assert.equal(c.rulesFile?.path, '/srv/postern/etc/smtpd_check_rules');
-  assert.equal(c.rulesFile?.pos.line, 25);
+  assert.equal(c.rulesFile?.pos.line, 26);
   assert.equal(c.smtpserverConf?.path, '/etc/mail/smtpserver.conf');
   assert.equal(c.dialect, 'empty', "Postern's own statements belong to no dialect");
 });

@@ -303,6 +303,40 @@ describe('QueueRunner', () => {
     assert.equal(lines(/^bounce sent/).length, 1);
   });
 
+  it('holds at most maxActiveMessages in memory; the rest wait in the spool and are loaded as room frees up', async () => {
+    mta.script = () => TEMP;
+    const r = makeRunner({ maxActiveMessages: 3 });
+    await r.start();
+    const envs = [];
+    for (let i = 0; i < 5; i++) {
+      const env = await submit([{ address: `m${i}@m.example` }]);
+      r.enqueued(env);
+      envs.push(env);
+    }
+    await r.idle();
+    assert.equal(r.schedule.messages, 3, 'three in memory');
+    assert.equal((await spool.list()).length, 5, 'all five in the spool');
+    assert.equal(mta.calls.length, 3);
+    // Deliveries free the room: the two waiting are loaded and delivered too.
+    mta.script = () => OK;
+    await advance(2 * HOUR);
+    await until(() => mta.calls.filter((c) => c.attempt === 1).length === 5);
+    await until(() => r.schedule.messages === 0);
+    await r.idle();
+    assert.deepEqual(await spool.list(), []);
+    assert.match(logs.join('\n'), /2 more message\(s\) loaded from the queue/);
+  });
+
+  it('a start-up over the limit loads what fits and says the rest wait', async () => {
+    for (let i = 0; i < 4; i++) await submit([{ address: `s${i}@s.example` }]);
+    mta.script = () => TEMP;
+    const r = makeRunner({ maxActiveMessages: 2 });
+    await r.start();
+    await r.idle();
+    assert.equal(r.schedule.messages, 2);
+    assert.match(logs.join('\n'), /in 2 message\(s\) loaded from the queue \(the limit of 2 in memory; the rest wait in the spool\)/);
+  });
+
   it('a restart does not redo delivered recipients', async () => {
     mta.script = (r) => (r.address === 'b@b.example' ? TEMP : OK);
     await makeRunner().start();
