@@ -251,7 +251,7 @@ export interface QueueOptions {
   readonly minFreeSpace: number;
   /** Group commit window in ms: directory fsyncs of messages committed within it are shared. */
   readonly groupCommitMs: number;
-  /** Messages the scheduler holds in memory at most (`queue active-limit`); more wait in the spool. Default 20,000. */
+  /** Messages, and recipients, the scheduler holds in memory at most (`queue active-limit`); more wait in the spool. Default 20,000. */
   readonly activeLimit: number;
 }
 

@@ -88,9 +88,11 @@ export interface RunnerOptions {
   /** How long stop() waits for running tasks (default 5 s). */
   readonly stopGraceMs?: number;
   /**
-   * Messages the scheduler holds in memory at most (default 20,000, as
-   * Postfix's qmgr_message_active_limit). More wait in the spool and are
-   * loaded as room frees up, so a huge queue costs disk, not memory.
+   * Messages, and recipients, the scheduler holds in memory at most
+   * (default: the configuration's queue active-limit, 20,000, as Postfix's
+   * qmgr_message_active_limit and qmgr_message_recipient_limit). More wait
+   * in the spool and are loaded as room frees up, so a huge queue costs
+   * disk, not memory.
    */
   readonly maxActiveMessages?: number;
 }
@@ -180,7 +182,7 @@ export class QueueRunner implements SchedulerSeam {
     const seq0 = this.overflowSeq;
     for (const msgid of await this.spool.list()) {
       if (this.schedule.has(msgid)) continue;
-      if (this.schedule.messages >= this.maxActive) {
+      if (this.isFull()) {
         full = true;
         break;
       }
@@ -201,6 +203,15 @@ export class QueueRunner implements SchedulerSeam {
     return messages;
   }
 
+  /**
+   * The schedule holds as many messages, or as many recipients, as it may
+   * (Postfix's qmgr_message_active_limit and qmgr_message_recipient_limit,
+   * one number for both here); one message always fits in an empty one.
+   */
+  private isFull(): boolean {
+    return this.schedule.messages > 0 && (this.schedule.messages >= this.maxActive || this.schedule.size >= this.maxActive);
+  }
+
   /** Room freed up while messages wait in the spool: load more, soon, in one scan. */
   private refillSoon(): void {
     if (!this.backlog || this.refillTimer !== undefined || this.refilling !== undefined || this.state !== 'running') return;
@@ -216,7 +227,7 @@ export class QueueRunner implements SchedulerSeam {
         .catch((e: unknown) => this.log.error(`scheduler: loading more of the queue: ${(e as Error).message}`))
         .finally(() => {
           this.refilling = undefined;
-          if (this.schedule.messages < this.maxActive) this.refillSoon();
+          if (!this.isFull()) this.refillSoon();
         });
     }, REFILL_DELAY_MS);
     this.refillTimer.unref();
@@ -258,7 +269,7 @@ export class QueueRunner implements SchedulerSeam {
   enqueued(env: Envelope, opts: { readonly held?: boolean } = {}): void {
     if (this.state === 'stopping' || this.state === 'stopped') return; // still in the spool: next start
     const at = this.now();
-    if (this.schedule.messages >= this.maxActive) {
+    if (this.isFull()) {
       // It waits in the spool (with its held records, if any) until room frees up.
       this.backlog = true;
       this.overflowSeq++;

@@ -327,6 +327,20 @@ describe('QueueRunner', () => {
     assert.match(logs.join('\n'), /2 more message\(s\) loaded from the queue/);
   });
 
+  it('the limit counts recipients too: a message with many fills the room', async () => {
+    mta.script = () => TEMP;
+    const r = makeRunner({ maxActiveMessages: 4 });
+    await r.start();
+    const big = await submit([1, 2, 3, 4, 5].map((i) => ({ address: `r${i}@r.example` })));
+    r.enqueued(big);
+    const small = await submit([{ address: 'one@r.example' }]);
+    r.enqueued(small);
+    await r.idle();
+    assert.equal(r.schedule.messages, 1, 'the big one alone (one message always fits)');
+    assert.equal(r.schedule.size, 5);
+    assert.equal((await spool.list()).length, 2);
+  });
+
   it('a start-up over the limit loads what fits and says the rest wait', async () => {
     for (let i = 0; i < 4; i++) await submit([{ address: `s${i}@s.example` }]);
     mta.script = () => TEMP;
