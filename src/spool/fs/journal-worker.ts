@@ -28,6 +28,7 @@ import { closeSync, existsSync, fdatasyncSync, fsyncSync, openSync, readdirSync,
 import { dirname, join } from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
 import { SEGMENT_RE, encodeRecordHeader, segmentName } from './journal-format.js';
+import { IovCursor } from './iov.js';
 import { TRAILER_SIZE, encodeTrailer } from './message-file.js';
 import { fsyncPath } from './sync-path.js';
 
@@ -68,30 +69,11 @@ export type FromWorker =
   | { readonly t: 'warning'; readonly message: string }
   | { readonly t: 'closed' };
 
-const IOV_MAX = 1024;
-
 function writeAllSync(fd: number, bufs: readonly Uint8Array[]): void {
-  let i = 0;
-  let off = 0;
-  while (i < bufs.length) {
-    const batch: Uint8Array[] = [];
-    for (let j = i; j < bufs.length && batch.length < IOV_MAX; j++) {
-      const b = bufs[j] as Uint8Array;
-      batch.push(j === i && off > 0 ? b.subarray(off) : b);
-    }
-    let n = batch.length === 1 ? writeSync(fd, batch[0] as Uint8Array) : writevSync(fd, batch);
-    if (n <= 0) throw new Error('write wrote nothing');
-    while (i < bufs.length && n > 0) {
-      const left = (bufs[i] as Uint8Array).length - off;
-      if (n >= left) {
-        n -= left;
-        i++;
-        off = 0;
-      } else {
-        off += n;
-        n = 0;
-      }
-    }
+  const c = new IovCursor(bufs);
+  while (!c.done) {
+    const batch = c.batch();
+    c.advance(batch.length === 1 ? writeSync(fd, batch[0] as Uint8Array) : writevSync(fd, batch));
   }
 }
 

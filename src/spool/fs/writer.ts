@@ -23,6 +23,7 @@ import type { Envelope } from '../envelope.js';
 import type { MessageWriter } from '../spool.js';
 import type { DirSyncer } from './dir-sync.js';
 import { checkEnvelope } from './envelope-check.js';
+import { IovCursor } from './iov.js';
 import { SpoolError, isErrno } from './errors.js';
 import type { MsgidAllocator } from './ids.js';
 import type { Journal } from './journal.js';
@@ -50,33 +51,13 @@ export interface WriterContext {
   readonly cacheBody?: (msgid: string, body: Buffer) => void;
 }
 
-/** Buffers per writev(); Linux refuses more than IOV_MAX (1024). */
-const IOV_MAX = 1024;
-
 /** Write all of `bufs` at `position`, resuming after short writes. */
 async function writeAll(fh: FileHandle, bufs: readonly Buffer[], position: number): Promise<void> {
-  let i = 0;
-  let off = 0; // bytes of bufs[i] already written
-  while (i < bufs.length) {
-    const batch: Buffer[] = [];
-    for (let j = i; j < bufs.length && batch.length < IOV_MAX; j++) {
-      const b = bufs[j] as Buffer;
-      batch.push(j === i && off > 0 ? b.subarray(off) : b);
-    }
-    let { bytesWritten } = await fh.writev(batch, position);
-    if (bytesWritten <= 0) throw new Error('writev wrote nothing');
+  const c = new IovCursor(bufs);
+  while (!c.done) {
+    const { bytesWritten } = await fh.writev(c.batch(), position);
+    c.advance(bytesWritten);
     position += bytesWritten;
-    while (i < bufs.length && bytesWritten > 0) {
-      const left = (bufs[i] as Buffer).length - off;
-      if (bytesWritten >= left) {
-        bytesWritten -= left;
-        i++;
-        off = 0;
-      } else {
-        off += bytesWritten;
-        bytesWritten = 0;
-      }
-    }
   }
 }
 
