@@ -23,6 +23,7 @@ import net from 'node:net';
 import { createInterface } from 'node:readline';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import { connectWithin } from './connect.js';
 import { summarizeLatencies, type LatencySummary } from './stats.js';
 
 export interface IdleOptions {
@@ -63,26 +64,6 @@ function finalReply(s: net.Socket, timeoutMs: number): Promise<number> {
   });
 }
 
-function connect(host: string, port: number, localAddress: string | undefined, timeoutMs: number): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    const s = net.connect(localAddress ? { host, port, localAddress } : { host, port });
-    s.setNoDelay(true);
-    const t = setTimeout(() => {
-      s.destroy();
-      reject(new Error('connect timeout'));
-    }, timeoutMs);
-    s.once('connect', () => {
-      clearTimeout(t);
-      s.removeAllListeners('error');
-      resolve(s);
-    });
-    s.once('error', (e: NodeJS.ErrnoException) => {
-      clearTimeout(t);
-      reject(new Error(`connect ${e.code ?? e.message}`));
-    });
-  });
-}
-
 export interface Held {
   readonly sockets: net.Socket[];
   readonly failed: Record<string, number>;
@@ -102,7 +83,7 @@ export async function holdSessions(o: IdleOptions): Promise<Held> {
     const source = o.sources.length > 0 ? o.sources[i % o.sources.length] : undefined;
     let s: net.Socket | undefined;
     try {
-      s = await connect(o.host, o.port, source, o.stepTimeoutMs);
+      s = await connectWithin(o.host, o.port, source, o.stepTimeoutMs);
       const greeting = await finalReply(s, o.stepTimeoutMs);
       if (greeting !== 220) throw new Error(`greeting ${greeting}`);
       s.write('EHLO idle.bench.test\r\n');
@@ -132,7 +113,7 @@ export async function probeGreeting(host: string, port: number, n: number, timeo
     const t = performance.now();
     let s: net.Socket | undefined;
     try {
-      s = await connect(host, port, undefined, timeoutMs);
+      s = await connectWithin(host, port, undefined, timeoutMs);
       const code = await finalReply(s, timeoutMs);
       if (code === 220) times.push(performance.now() - t);
       else failures++;

@@ -27,6 +27,7 @@
 import net from 'node:net';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import { connectWithin } from './connect.js';
 import { Samples, summarizeLatencies, type LatencySummary } from './stats.js';
 
 export interface LoadOptions {
@@ -131,7 +132,6 @@ class Client {
   opening = true;
 
   constructor(readonly socket: net.Socket) {
-    socket.setNoDelay(true);
     socket.setEncoding('latin1');
     socket.on('data', (chunk: string) => this.onData(chunk));
     socket.on('error', (e) => this.fail(new ConnectionLost((e as NodeJS.ErrnoException).code ?? e.message)));
@@ -189,22 +189,7 @@ class Client {
 }
 
 function connect(host: string, port: number, localAddress: string | undefined, timeoutMs: number): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    const s = net.connect(localAddress ? { host, port, localAddress } : { host, port });
-    const t = setTimeout(() => {
-      s.destroy();
-      reject(new ConnectionLost('connect timeout'));
-    }, timeoutMs);
-    s.once('connect', () => {
-      clearTimeout(t);
-      s.removeAllListeners('error');
-      resolve(s);
-    });
-    s.once('error', (e: NodeJS.ErrnoException) => {
-      clearTimeout(t);
-      reject(new ConnectionLost(`connect ${e.code ?? e.message}`));
-    });
-  });
+  return connectWithin(host, port, localAddress, timeoutMs, (m) => new ConnectionLost(m));
 }
 
 /** Runs the load described by `input` (defaults filled in) and resolves with its counts. */

@@ -12,9 +12,9 @@
  * Both: `resolver` points at the harness's DNS stub (bench/dns.ts) unless
  * the run says otherwise, since Postern looks up every sender's domain.
  */
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { BENCH_DOMAIN, LISTEN_HOST, SINK_HOST, exitStatus, logTail, stopTree, type RunningServer, type ServerKind, type StartOptions } from './server.js';
+import { LISTEN_HOST, countInBuckets, exitStatus, logTail, smtpdConfBody, stopTree, type RunningServer, type ServerKind, type StartOptions } from './server.js';
 import { REPO_ROOT, run, spawnWithLimits, waitListening } from '../util.js';
 
 const SMTPD = join(REPO_ROOT, 'dist', 'src', 'cli', 'smtpd.js');
@@ -32,33 +32,13 @@ export function posternConfig(o: { port: number; spool: string; sinkPort: number
     'hostname postern.bench.localhost',
     ...(o.resolver ? [`resolver "${o.resolver}"`] : []),
     ...(o.limitsFile ? [`smtpserver-conf "${o.limitsFile}"`] : []),
-    // Postfix and Haraka set no limit on messages per session; smtp-source -d sends them all over one.
-    'smtp limit max-mails 1000000',
-    `listen on ${LISTEN_HOST} port ${o.port}`,
-    `action "bench" relay host smtp+notls://${SINK_HOST}:${o.sinkPort}`,
-    `match from any for domain "${BENCH_DOMAIN}" action "bench"`,
-    '',
+    ...smtpdConfBody(o.port, o.sinkPort),
   ].join('\n');
 }
 
 /** Message files in a Postern spool's queue/ (outcome logs left out). */
 export function countPosternQueue(spool: string): number {
-  const queue = join(spool, 'queue');
-  let n = 0;
-  let buckets: string[];
-  try {
-    buckets = readdirSync(queue);
-  } catch {
-    return 0;
-  }
-  for (const b of buckets) {
-    try {
-      for (const f of readdirSync(join(queue, b))) if (!f.endsWith('.log')) n++;
-    } catch {
-      /* a bucket that vanished */
-    }
-  }
-  return n;
+  return countInBuckets(join(spool, 'queue'), (f) => !f.endsWith('.log'));
 }
 
 export const postern: ServerKind = {

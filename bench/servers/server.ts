@@ -13,7 +13,8 @@
  * it next to the figures, since the servers differ in what "durably" means.
  */
 import type { ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { processTree } from '../proc.js';
 import { isAlive, signal, sleep, waitExit } from '../util.js';
 
@@ -23,6 +24,41 @@ export type Mode = 'queue' | 'relay';
 export const BENCH_DOMAIN = 'bench.test';
 export const LISTEN_HOST = '127.0.0.1';
 export const SINK_HOST = '127.0.0.3';
+
+/**
+ * The smtpd.conf lines Postern and OpenSMTPD share: the listener, the relay
+ * action to the sink, the match for the test domain — and no limit on
+ * messages per session (Postfix and Haraka set none; smtp-source -d sends
+ * all its messages over one connection).
+ */
+export function smtpdConfBody(port: number, sinkPort: number): string[] {
+  return [
+    'smtp limit max-mails 1000000',
+    `listen on ${LISTEN_HOST} port ${port}`,
+    `action "bench" relay host smtp+notls://${SINK_HOST}:${sinkPort}`,
+    `match from any for domain "${BENCH_DOMAIN}" action "bench"`,
+    '',
+  ];
+}
+
+/** Entries of QUEUE/<bucket>/ that `counts`, over every bucket (0 when QUEUE is missing). */
+export function countInBuckets(queue: string, counts: (name: string) => boolean = () => true): number {
+  let buckets: string[];
+  try {
+    buckets = readdirSync(queue);
+  } catch {
+    return 0;
+  }
+  let n = 0;
+  for (const b of buckets) {
+    try {
+      for (const f of readdirSync(join(queue, b))) if (counts(f)) n++;
+    } catch {
+      /* a bucket that vanished */
+    }
+  }
+  return n;
+}
 
 export interface StartOptions {
   readonly mode: Mode;

@@ -283,13 +283,7 @@ export async function sendMessage(session: ClientSession, p: TxParams): Promise<
         await sendBdatRest(body, bdatCommand);
         return { outcomes, undecided: [], nextHost: false };
       }
-      if (d.code !== 354) {
-        all(saidVerdict(t, d, 'DATA'), accepted, d);
-        await session.rset();
-        return { outcomes, undecided: [], nextHost: false };
-      }
-      await sendData(body);
-      return { outcomes, undecided: [], nextHost: false };
+      return await afterData(d, body);
     }
 
     // Without PIPELINING: one command, one reply.
@@ -311,14 +305,7 @@ export async function sendMessage(session: ClientSession, p: TxParams): Promise<
       return { outcomes, undecided: [], nextHost: false };
     }
     stage = 'DATA';
-    const d = await session.command('DATA', timeouts.dataInit, 'DATA');
-    if (d.code !== 354) {
-      all(saidVerdict(t, d, 'DATA'), accepted, d);
-      await session.rset();
-      return { outcomes, undecided: [], nextHost: false };
-    }
-    await sendData(body);
-    return { outcomes, undecided: [], nextHost: false };
+    return await afterData(await session.command('DATA', timeouts.dataInit, 'DATA'), body);
   } catch (e) {
     if (e instanceof BodyError) {
       // Never end a message we could not read whole: drop the connection so the server discards it.
@@ -343,6 +330,15 @@ export async function sendMessage(session: ClientSession, p: TxParams): Promise<
   function staleSession(): TxResult {
     session.destroy();
     return { outcomes: [], undecided: rcpts, failure: { status: 'tempfail', enhanced: '4.4.2', detail: `${who}: RSET failed on a cached connection` }, nextHost: true };
+  }
+
+  /** The reply to DATA: 354 and the content goes, else it answers for every accepted recipient. */
+  async function afterData(d: ServerReply, content: AsyncGenerator<Batch>): Promise<TxResult> {
+    if (d.code !== 354) {
+      all(saidVerdict(t, d, 'DATA'), accepted, d);
+      await session.rset();
+    } else await sendData(content);
+    return { outcomes, undecided: [], nextHost: false };
   }
 
   async function mailRefused(m: ServerReply): Promise<TxResult> {

@@ -14,7 +14,7 @@
  */
 import type { Config } from '../config/model.js';
 import { oneLine, type DeliveryAgent, type RecipientResult } from '../delivery/agent.js';
-import type { MailLog } from '../log/maillog.js';
+import type { LogFields, MailLog } from '../log/maillog.js';
 import type { Spool } from '../spool/spool.js';
 import type { Envelope, EnvelopeRecipient } from '../spool/envelope.js';
 import type { Stats } from '../stats.js';
@@ -72,32 +72,27 @@ export async function runTask(
   return out;
 }
 
-/** `mda|mta delivery ok|tempfail|permfail evpid=… from=<…> to=<…> rcpt=<…> action=… delay=… attempts=… stat="…"` */
-export function logResult(log: MailLog, stats: Stats, kind: AgentKind, env: Envelope, v: EnvelopeView, r: Result, now: number): void {
-  const loop = r.status === 'permfail' && r.enhanced === '5.4.6';
-  stats.inc(`scheduler.delivery.${loop ? 'loop' : r.status}`);
-  log.event(kind, `delivery ${r.status}`, {
+/** The fields every line about one envelope starts with. */
+function envelopeFields(env: Envelope, v: EnvelopeView, now: number): LogFields {
+  return {
     evpid: v.evpid,
     from: `<${env.sender}>`,
     to: `<${v.rcpt.address}>`,
     rcpt: `<${v.rcpt.original ?? v.rcpt.address}>`,
     action: v.action,
     delay: formatDuration(now - env.arrival),
-    attempts: v.attempts + 1,
-    stat: `${r.enhanced} ${r.detail}`,
-  });
+  };
+}
+
+/** `mda|mta delivery ok|tempfail|permfail evpid=… from=<…> to=<…> rcpt=<…> action=… delay=… attempts=… stat="…"` */
+export function logResult(log: MailLog, stats: Stats, kind: AgentKind, env: Envelope, v: EnvelopeView, r: Result, now: number): void {
+  const loop = r.status === 'permfail' && r.enhanced === '5.4.6';
+  stats.inc(`scheduler.delivery.${loop ? 'loop' : r.status}`);
+  log.event(kind, `delivery ${r.status}`, { ...envelopeFields(env, v, now), attempts: v.attempts + 1, stat: `${r.enhanced} ${r.detail}` });
 }
 
 /** `queue expired evpid=… from=<…> to=<…> rcpt=<…> action=… delay=… attempts=…` */
 export function logExpired(log: MailLog, stats: Stats, env: Envelope, v: EnvelopeView, now: number): void {
   stats.inc('scheduler.envelope.expired');
-  log.event('queue', 'expired', {
-    evpid: v.evpid,
-    from: `<${env.sender}>`,
-    to: `<${v.rcpt.address}>`,
-    rcpt: `<${v.rcpt.original ?? v.rcpt.address}>`,
-    action: v.action,
-    delay: formatDuration(now - env.arrival),
-    attempts: v.attempts,
-  });
+  log.event('queue', 'expired', { ...envelopeFields(env, v, now), attempts: v.attempts });
 }

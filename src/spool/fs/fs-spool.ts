@@ -164,11 +164,7 @@ export class FsSpool implements Spool {
     // The journal first: it may restore files that recovery then checks.
     if (this.recover) replayJournal(this.layout, this.log);
     const report = this.recover ? await recover(this.layout, this.log) : { messages: 0, removedIncomplete: 0, corrupt: [] };
-    if (this.recover) {
-      this.state = 'open';
-      this.known = new Set(await this.list());
-      this.state = 'new';
-    }
+    if (this.recover) this.known = new Set(await this.scanQueue());
     if (this.journalOpts !== undefined) {
       this.journal = await Journal.start({ root: this.layout.root, journalDir: this.layout.journal, queueDir: this.layout.queue, log: this.log, ...this.journalOpts });
     }
@@ -205,6 +201,11 @@ export class FsSpool implements Spool {
     this.ready();
     // Every message committed so far is listed, including those whose files the I/O thread is writing.
     await this.journal?.allVisible();
+    return this.scanQueue();
+  }
+
+  /** Msgids in queue/, but for those still hidden (renamed, folder fsync pending). */
+  private async scanQueue(): Promise<string[]> {
     const names = await Promise.all(
       Layout.buckets().map((b) =>
         readdir(join(this.layout.queue, b)).catch((err: unknown) => {

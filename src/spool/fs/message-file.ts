@@ -75,37 +75,47 @@ async function readExact(fh: FileHandle, buf: Buffer, position: number): Promise
   }
 }
 
+/** Body and envelope lengths from a trailer, checked against the file size; else why not. */
+function trailerLengths(t: Buffer, size: number): { bodyLength: number; envLength: number } | string {
+  if (!t.subarray(0, 8).equals(MAGIC)) return t.subarray(0, 7).equals(MAGIC.subarray(0, 7)) ? 'unknown format version in trailer' : 'no trailer: magic missing';
+  if (t.readUInt32BE(20) !== 0) return 'trailer: reserved bytes not zero';
+  const bodyBig = t.readBigUInt64BE(8);
+  const envLength = t.readUInt32BE(16);
+  if (bodyBig > BigInt(Number.MAX_SAFE_INTEGER) || envLength > MAX_ENVELOPE_BYTES) return 'trailer: lengths out of range';
+  const bodyLength = Number(bodyBig);
+  if (bodyLength + envLength + TRAILER_SIZE !== size) return `trailer: body ${bodyLength} + envelope ${envLength} + ${TRAILER_SIZE} != file size ${size}`;
+  return { bodyLength, envLength };
+}
+
+/** The envelope, checked against the trailer's checksum, the file's name and the body length; else why not. */
+function trailerEnvelope(t: Buffer, envBytes: Buffer, bodyLength: number, msgid: string): Envelope | string {
+  const sum = createHash('sha256').update(t.subarray(0, 56)).update(envBytes).digest();
+  if (!sum.equals(t.subarray(56, 88))) return 'trailer: envelope checksum mismatch';
+  let envelope: unknown;
+  try {
+    envelope = JSON.parse(envBytes.toString('utf8'));
+  } catch {
+    return 'envelope: not JSON';
+  }
+  const bad = checkEnvelope(envelope, msgid);
+  if (bad !== null) return `envelope: ${bad}`;
+  if ((envelope as Envelope).size !== bodyLength) return `envelope: size ${(envelope as Envelope).size} != body length ${bodyLength}`;
+  return envelope as Envelope;
+}
+
 /** Validate trailer and envelope of an open message file named `msgid`. */
 export async function readHead(fh: FileHandle, msgid: string): Promise<MessageHead> {
   const { size } = await fh.stat();
   if (size < TRAILER_SIZE) throw corrupt(`no trailer: file is ${size} bytes`);
   const t = Buffer.alloc(TRAILER_SIZE);
   await readExact(fh, t, size - TRAILER_SIZE);
-  if (!t.subarray(0, 8).equals(MAGIC)) {
-    throw corrupt(t.subarray(0, 7).equals(MAGIC.subarray(0, 7)) ? 'unknown format version in trailer' : 'no trailer: magic missing');
-  }
-  if (t.readUInt32BE(20) !== 0) throw corrupt('trailer: reserved bytes not zero');
-  const bodyBig = t.readBigUInt64BE(8);
-  const envLength = t.readUInt32BE(16);
-  if (bodyBig > BigInt(Number.MAX_SAFE_INTEGER) || envLength > MAX_ENVELOPE_BYTES) throw corrupt('trailer: lengths out of range');
-  const bodyLength = Number(bodyBig);
-  if (bodyLength + envLength + TRAILER_SIZE !== size) {
-    throw corrupt(`trailer: body ${bodyLength} + envelope ${envLength} + ${TRAILER_SIZE} != file size ${size}`);
-  }
-  const envBytes = Buffer.alloc(envLength);
-  await readExact(fh, envBytes, bodyLength);
-  const sum = createHash('sha256').update(t.subarray(0, 56)).update(envBytes).digest();
-  if (!sum.equals(t.subarray(56, 88))) throw corrupt('trailer: envelope checksum mismatch');
-  let envelope: unknown;
-  try {
-    envelope = JSON.parse(envBytes.toString('utf8'));
-  } catch {
-    throw corrupt('envelope: not JSON');
-  }
-  const bad = checkEnvelope(envelope, msgid);
-  if (bad !== null) throw corrupt(`envelope: ${bad}`);
-  if ((envelope as Envelope).size !== bodyLength) throw corrupt(`envelope: size ${(envelope as Envelope).size} != body length ${bodyLength}`);
-  return { envelope: envelope as Envelope, bodyLength, bodySha256: Buffer.from(t.subarray(24, 56)) };
+  const lengths = trailerLengths(t, size);
+  if (typeof lengths === 'string') throw corrupt(lengths);
+  const envBytes = Buffer.alloc(lengths.envLength);
+  await readExact(fh, envBytes, lengths.bodyLength);
+  const envelope = trailerEnvelope(t, envBytes, lengths.bodyLength, msgid);
+  if (typeof envelope === 'string') throw corrupt(envelope);
+  return { envelope, bodyLength: lengths.bodyLength, bodySha256: Buffer.from(t.subarray(24, 56)) };
 }
 
 /** Open `path`, validate it, close it. ENOENT becomes NOT_FOUND. */
@@ -123,6 +133,9 @@ export async function readHeadAt(path: string, msgid: string): Promise<MessageHe
     await fh.close();
   }
 }
+
+/** checkMessageBytes()'s reason for a body that differs from its trailer's hash. */
+const BODY_MISMATCH = 'body checksum mismatch';
 
 /** Files up to this size are read whole, at once, by readSmall(). */
 export const SMALL_FILE_BYTES = 512 * 1024;
@@ -244,27 +257,14 @@ export function bodyStream(path: string, msgid: string, highWaterMark = 64 * 102
  * envelope checksum and content, and the body's SHA-256. null when valid,
  * else the reason.
  */
-const BODY_MISMATCH = 'body checksum mismatch';
-
 export function checkMessageBytes(buf: Buffer, msgid: string): string | null {
   if (buf.length < TRAILER_SIZE) return `no trailer: ${buf.length} bytes`;
   const t = buf.subarray(buf.length - TRAILER_SIZE);
-  if (!t.subarray(0, 8).equals(MAGIC) || t.readUInt32BE(20) !== 0) return 'no trailer';
-  const bodyBig = t.readBigUInt64BE(8);
-  const envLength = t.readUInt32BE(16);
-  if (bodyBig > BigInt(Number.MAX_SAFE_INTEGER) || Number(bodyBig) + envLength + TRAILER_SIZE !== buf.length) return 'trailer: lengths do not add up';
-  const bodyLength = Number(bodyBig);
-  const envBytes = buf.subarray(bodyLength, bodyLength + envLength);
-  if (!createHash('sha256').update(t.subarray(0, 56)).update(envBytes).digest().equals(t.subarray(56, 88))) return 'trailer: envelope checksum mismatch';
+  const lengths = trailerLengths(t, buf.length);
+  if (typeof lengths === 'string') return lengths;
+  const { bodyLength, envLength } = lengths;
+  const envelope = trailerEnvelope(t, buf.subarray(bodyLength, bodyLength + envLength), bodyLength, msgid);
+  if (typeof envelope === 'string') return envelope;
   if (!createHash('sha256').update(buf.subarray(0, bodyLength)).digest().equals(t.subarray(24, 56))) return BODY_MISMATCH;
-  let envelope: unknown;
-  try {
-    envelope = JSON.parse(envBytes.toString('utf8'));
-  } catch {
-    return 'envelope: not JSON';
-  }
-  const bad = checkEnvelope(envelope, msgid);
-  if (bad !== null) return `envelope: ${bad}`;
-  if ((envelope as Envelope).size !== bodyLength) return 'envelope: size differs from the body length';
   return null;
 }
