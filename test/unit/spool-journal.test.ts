@@ -122,6 +122,23 @@ describe('spool journal: commits and checkpoints', () => {
     await spool.close();
   });
 
+  it('takes each commit buffer back from the I/O thread for the next one, while cached bodies stay intact', async (t) => {
+    const tmp = tmpSpoolRoot(t);
+    const spool = new FsSpool({ root: tmp.root, journal: { checkpointMs: 60_000 } });
+    await spool.open();
+    const a = await commit(spool, bodyOf(5000, 'first'));
+    await spool.load(a); // its file is written, so its buffer is back
+    assert.equal(spool.stats().pooledBytes, 8192);
+    const b = await commit(spool, bodyOf(5100, 'second')); // same size class: the same buffer again
+    await spool.load(b);
+    assert.equal(spool.stats().pooledBytes, 8192);
+    assert.ok((await readAll(spool.openBody(a))).equals(bodyOf(5000, 'first')));
+    assert.ok(readFileSync(qpath(tmp.root, a)).subarray(0, 5000).equals(bodyOf(5000, 'first')));
+    assert.ok(readFileSync(qpath(tmp.root, b)).subarray(0, 5100).equals(bodyOf(5100, 'second')));
+    assert.equal(checkMessageBytes(readFileSync(qpath(tmp.root, b)), b), null);
+    await spool.close();
+  });
+
   it('keeps large messages out of the journal (they fsync their own file)', async (t) => {
     const tmp = tmpSpoolRoot(t);
     const spool = new FsSpool({ root: tmp.root, memoryBufferBytes: 1024, journal: { checkpointMs: 60_000 } });

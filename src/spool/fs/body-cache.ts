@@ -3,37 +3,51 @@
  * memory so that a delivery made soon after acceptance (a relay's usual
  * case) sends them without reading and checking the file again.
  *
+ * A body is kept as the pieces the SMTP session wrote (views of what it
+ * received), not as a copy: nothing writes into them after the commit.
+ * A body in many pieces is joined into one first, so an entry stays cheap
+ * to stream whatever the client's packet sizes were.
+ *
  * Bounded by bytes, oldest out first; an entry leaves when its message is
  * removed. Only bodies that went through the journal are kept: they are
  * the exact bytes written, so there is nothing to check.
  */
+/** More pieces than this are joined into one buffer. */
+const MAX_PIECES = 16;
+
+interface Entry {
+  readonly pieces: readonly Buffer[];
+  readonly bytes: number;
+}
+
 export class BodyCache {
-  private readonly bodies = new Map<string, Buffer>();
+  private readonly bodies = new Map<string, Entry>();
   private bytes = 0;
 
   constructor(private readonly maxBytes: number) {}
 
-  put(msgid: string, body: Buffer): void {
-    if (body.length > this.maxBytes / 8) return;
+  put(msgid: string, pieces: readonly Buffer[], bytes: number): void {
+    if (bytes > this.maxBytes / 8) return;
     this.delete(msgid);
-    this.bodies.set(msgid, body);
-    this.bytes += body.length;
-    for (const [id, b] of this.bodies) {
-      if (this.bytes <= this.maxBytes) break;
-      this.bodies.delete(id);
-      this.bytes -= b.length;
+    this.bodies.set(msgid, { pieces: pieces.length > MAX_PIECES ? [Buffer.concat(pieces, bytes)] : pieces, bytes });
+    this.bytes += bytes;
+    while (this.bytes > this.maxBytes) {
+      const oldest = this.bodies.keys().next();
+      if (oldest.done === true) break;
+      this.delete(oldest.value);
     }
   }
 
-  get(msgid: string): Buffer | undefined {
-    return this.bodies.get(msgid);
+  /** The body's pieces, in order. */
+  get(msgid: string): readonly Buffer[] | undefined {
+    return this.bodies.get(msgid)?.pieces;
   }
 
   delete(msgid: string): void {
-    const b = this.bodies.get(msgid);
-    if (b === undefined) return;
+    const e = this.bodies.get(msgid);
+    if (e === undefined) return;
     this.bodies.delete(msgid);
-    this.bytes -= b.length;
+    this.bytes -= e.bytes;
   }
 
   get size(): number {

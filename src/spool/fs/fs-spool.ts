@@ -97,6 +97,8 @@ export interface FsSpoolStats {
   /** Journal batches written (each one fdatasync), and checkpoints done. */
   readonly journalBatches: number;
   readonly checkpoints: number;
+  /** Bytes of commit buffers back from the I/O thread, held for reuse. */
+  readonly pooledBytes: number;
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -188,7 +190,7 @@ export class FsSpool implements Spool {
       committedId: (msgid) => (this.known ? this.known.has(msgid) : existsSync(this.layout.messagePath(msgid))),
       claimed: this.claimed,
       journal: this.journal,
-      ...(this.journal ? { cacheBody: (msgid: string, body: Buffer) => this.bodies.put(msgid, body) } : {}),
+      ...(this.journal ? { cacheBody: (msgid: string, pieces: readonly Buffer[], bytes: number) => this.bodies.put(msgid, pieces, bytes) } : {}),
     });
   }
 
@@ -247,7 +249,7 @@ export class FsSpool implements Spool {
 
   openBody(msgid: string): Readable {
     const cached = this.state === 'open' ? this.bodies.get(msgid) : undefined;
-    if (cached !== undefined) return Readable.from([cached], { objectMode: false });
+    if (cached !== undefined) return Readable.from(cached, { objectMode: false });
     const writing = this.journal?.whenVisible(msgid);
     if (writing !== undefined) {
       // Committed a moment ago; its file is being written by the I/O thread.
@@ -317,7 +319,7 @@ export class FsSpool implements Spool {
   }
 
   stats(): FsSpoolStats {
-    return { commits: this.commits, dirFsyncs: this.syncer.fsyncs, journalBatches: this.journal?.batches ?? 0, checkpoints: this.journal?.checkpoints ?? 0 };
+    return { commits: this.commits, dirFsyncs: this.syncer.fsyncs, journalBatches: this.journal?.batches ?? 0, checkpoints: this.journal?.checkpoints ?? 0, pooledBytes: this.journal?.buffers.size ?? 0 };
   }
 
   private ready(): void {

@@ -62,8 +62,8 @@ export type FromWorker =
   | { readonly t: 'ready' }
   /** The batch is durable (errors: why an item is not). */
   | { readonly t: 'done'; readonly id: number; readonly seq: number; readonly errors: readonly (string | null)[] }
-  /** Its message files are in queue/ (errors: why one is not). */
-  | { readonly t: 'materialized'; readonly id: number; readonly errors: readonly (string | null)[] }
+  /** Its message files are in queue/ (errors: why one is not); the items' buffers come back for reuse. */
+  | { readonly t: 'materialized'; readonly id: number; readonly errors: readonly (string | null)[]; readonly buffers: readonly ArrayBuffer[] }
   | { readonly t: 'removed'; readonly id: number; readonly found: readonly boolean[]; readonly error?: string }
   | { readonly t: 'checkpoint'; readonly seq: number }
   | { readonly t: 'warning'; readonly message: string }
@@ -118,7 +118,7 @@ class JournalThread {
 
   constructor(
     private readonly d: JournalWorkerData,
-    private readonly post: (m: FromWorker) => void,
+    private readonly post: (m: FromWorker, transfer?: ArrayBuffer[]) => void,
   ) {
     this.dirFd = openSync(d.journalDir, 'r');
     // Continue after any segment this pid left (a pid reused after a crash replayed them already).
@@ -185,7 +185,8 @@ class JournalThread {
           const errors = c.items.map((it) => this.materialize(it.msgid, it.bytes));
           // Acknowledged but not in queue/: the journal keeps it, and the next start restores it.
           if (errors.some((e) => e !== null)) this.pinned.add(seq);
-          this.post({ t: 'materialized', id: c.id, errors });
+          const buffers = c.items.map((it) => it.bytes.buffer as ArrayBuffer);
+          this.post({ t: 'materialized', id: c.id, errors, buffers }, buffers);
         }
       }
     }
@@ -390,7 +391,7 @@ class JournalThread {
 
 if (parentPort !== null) {
   const port = parentPort;
-  const thread = new JournalThread(workerData as JournalWorkerData, (m) => port.postMessage(m));
+  const thread = new JournalThread(workerData as JournalWorkerData, (m, transfer) => port.postMessage(m, transfer));
   port.on('message', (m: ToWorker) => thread.receive(m));
   port.postMessage({ t: 'ready' } satisfies FromWorker);
 }

@@ -21,6 +21,7 @@
  * a loss).
  */
 import { Worker } from 'node:worker_threads';
+import { BufferPool } from './buffer-pool.js';
 import type { FromWorker, JournalWorkerData, ToWorker } from './journal-worker.js';
 
 export interface JournalOptions {
@@ -62,6 +63,8 @@ export class Journal {
   private finished = false;
   batches = 0;
   checkpoints = 0;
+  /** Buffers for commit(), handed back by the I/O thread once their file is written. */
+  readonly buffers = new BufferPool();
 
   private constructor(private readonly o: JournalOptions) {
     const data: JournalWorkerData = {
@@ -95,7 +98,8 @@ export class Journal {
 
   /**
    * Make a message file durable and put it in queue/. `bytes`: body, then
-   * envelope, then room for the trailer, which the I/O thread fills in.
+   * envelope, then room for the trailer, which the I/O thread fills in; it
+   * is moved to the thread (best taken from `buffers`), unusable here after.
    */
   commit(msgid: string, bytes: Buffer, bodyLength: number, envLength: number): Promise<void> {
     if (this.broken) return Promise.reject(this.broken);
@@ -193,6 +197,7 @@ export class Journal {
         const w = this.waiting.get(m.id);
         if (!w) return;
         this.waiting.delete(m.id);
+        for (const b of m.buffers) this.buffers.give(b);
         w.msgids.forEach((msgid, i) => {
           const err = m.errors[i];
           if (err !== null && err !== undefined) this.o.log(`spool: error: message ${msgid} was accepted and is in the journal, but its file could not be written (${err}); it is restored at the next start`);

@@ -47,8 +47,8 @@ export interface WriterContext {
   readonly committedId: (msgid: string) => boolean;
   /** Where small messages are committed; undefined: every commit writes its own file. */
   readonly journal: Journal | undefined;
-  /** Keeps a copy of each journalled body for deliveries soon after (body-cache.ts). */
-  readonly cacheBody?: (msgid: string, body: Buffer) => void;
+  /** Keeps each journalled body (its pieces, `bytes` in all) for deliveries soon after (body-cache.ts). */
+  readonly cacheBody?: (msgid: string, pieces: readonly Buffer[], bytes: number) => void;
 }
 
 /** Write all of `bufs` at `position`, resuming after short writes. */
@@ -222,17 +222,17 @@ export class FsMessageWriter implements MessageWriter {
     this.pendingBytes = 0;
     const journal = this.ctx.journal;
     if (journal !== undefined && this.fh === undefined && this.fileBytes === 0) {
-      // Body and envelope in one buffer of its own, moved (not copied) to the
-      // I/O thread, which hashes the body and fills in the trailer.
-      const file = Buffer.allocUnsafeSlow(this.bytes + envBytes.length + TRAILER_SIZE);
+      // Body and envelope in one buffer of its own (from the journal's pool),
+      // moved (not copied) to the I/O thread, which hashes the body and fills
+      // in the trailer.
+      const file = journal.buffers.take(this.bytes + envBytes.length + TRAILER_SIZE);
       let at = 0;
       for (const b of bufs) at += b.copy(file, at);
       envBytes.copy(file, at);
-      // A copy of the body stays here (the buffer itself moves to the I/O thread).
-      const body = this.ctx.cacheBody ? Buffer.from(file.subarray(0, this.bytes)) : undefined;
       // Durable when this resolves; readers wait for the file itself (Journal.whenVisible).
       await journal.commit(this.msgid, file, this.bytes, envBytes.length);
-      if (body !== undefined) this.ctx.cacheBody?.(this.msgid, body);
+      // The body's own pieces stay for deliveries soon after (never written to: see write()).
+      this.ctx.cacheBody?.(this.msgid, bufs, this.bytes);
       return envelope as Envelope;
     }
     this.hashChunks(bufs);
