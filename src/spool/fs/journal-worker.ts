@@ -53,7 +53,7 @@ export interface CommitItem {
 /** main → worker */
 export type ToWorker =
   | { readonly t: 'commit'; readonly id: number; readonly items: readonly CommitItem[] }
-  /** Unlink each message and its outcome log, fsync their folders; tombstone those flagged. */
+  /** Unlink each message and its outcome log; tombstone those flagged (durable at the next checkpoint). */
   | { readonly t: 'remove'; readonly id: number; readonly msgids: readonly string[]; readonly tombstone: readonly boolean[] }
   | { readonly t: 'close' };
 
@@ -107,6 +107,8 @@ class JournalThread {
   private segStarted = 0;
   /** Message files written per open segment (the fallback fsyncs them). */
   private written = new Map<number, string[]>();
+  /** Folders a message was removed from since the last checkpoint (the per-file fallback fsyncs them). */
+  private removedFrom = new Set<string>();
   /** Segments holding an acknowledged message whose file could not be written: kept for the next start's replay. */
   private readonly pinned = new Set<number>();
   private readonly dirFd: number;
@@ -195,13 +197,16 @@ class JournalThread {
   }
 
   /**
-   * Removals: unlink outcome logs and messages, fsync each folder touched
-   * once, answer; then their tombstones go to the segment without an
-   * fdatasync of their own (the next batch or checkpoint carries them; a
-   * crash before that brings the message back: a duplicate delivery).
+   * Removals: unlink outcome logs and messages and answer; their tombstones
+   * go to the segment. Neither gets an fsync of its own: the next batch's
+   * fdatasync carries the tombstones, and the next checkpoint the folders
+   * (as Postfix and OpenSMTPD unlink a delivered queue file, and nothing
+   * more). A crash before then brings the message back: a duplicate
+   * delivery, never a loss; and the commits in this thread do not wait
+   * behind a folder fsync for every batch of deliveries.
    */
   private remove(removes: readonly Extract<ToWorker, { t: 'remove' }>[]): void {
-    const dirs = new Set<string>();
+    const dirs = this.removedFrom;
     const tombs: Uint8Array[] = [];
     const answers = removes.map((r) => {
       try {
@@ -218,20 +223,13 @@ class JournalThread {
         return { t: 'removed', id: r.id, found: [], error: (e as Error).message } as const;
       }
     });
-    let syncError: string | undefined;
-    for (const dir of dirs) {
-      try {
-        fsyncPath(dir);
-      } catch (e) {
-        syncError = (e as Error).message;
-      }
-    }
-    for (const a of answers) this.post(syncError !== undefined && a.error === undefined ? { ...a, error: syncError } : a);
+    for (const a of answers) this.post(a);
+    // A checkpoint is due within checkpointMs, tombstones or not.
+    if (this.segStarted === 0) this.segStarted = Date.now();
     if (tombs.length > 0) {
       try {
         writeAllSync(this.fd, tombs);
         for (const b of tombs) this.segBytes += b.length;
-        if (this.segStarted === 0) this.segStarted = Date.now();
       } catch (e) {
         this.post({ t: 'warning', message: `journal: cannot record removals: ${(e as Error).message}` });
       }
@@ -327,7 +325,8 @@ class JournalThread {
 
   /** The fallback checkpoint: fdatasync every file written in segments ≤ upTo, then their folders. */
   private fsyncEach(upTo: number): void {
-    const dirs = new Set<string>();
+    const dirs = this.removedFrom;
+    this.removedFrom = new Set();
     for (const [seq, paths] of this.written) {
       if (seq > upTo) continue;
       for (const p of paths) {

@@ -11,14 +11,16 @@
  * fdatasync, so concurrent sessions share the cost of durability.
  *
  * The bytes are moved, not copied: each message is one Buffer with its own
- * ArrayBuffer, given to the thread in the transfer list.
+ * ArrayBuffer, given to the thread in the transfer list; the thread hands
+ * it back once the file is written, for a later commit (buffer-pool.ts).
  *
  * remove(msgid) unlinks a message in the I/O thread too, and records a
  * tombstone when its journal segment has not been checkpointed yet, so that
  * replaying the journal after a crash does not bring a delivered message
- * back. The tombstone rides with the next batch; if a crash comes first,
- * the message may be delivered again after the restart (a duplicate, never
- * a loss).
+ * back. Neither the unlink nor the tombstone is fsynced on its own: the
+ * tombstone rides with the next batch, the unlink with the next
+ * checkpoint; if a crash comes first, the message may be delivered again
+ * after the restart (a duplicate, never a loss).
  */
 import { Worker } from 'node:worker_threads';
 import { BufferPool } from './buffer-pool.js';
@@ -111,10 +113,11 @@ export class Journal {
   }
 
   /**
-   * Remove a message and its outcome log, durably (folder fsynced), in the
-   * I/O thread; resolves to whether the message was there. A message whose
-   * journal record is not checkpointed yet gets a tombstone, so a replay
-   * does not bring it back.
+   * Remove a message and its outcome log in the I/O thread; resolves to
+   * whether the message was there. The removal is durable at the next
+   * checkpoint (a crash before it may bring the message back: a duplicate
+   * delivery). A message whose journal record is not checkpointed yet gets
+   * a tombstone, so a replay does not bring it back either.
    */
   remove(msgid: string): Promise<boolean> {
     if (this.broken) return Promise.reject(this.broken);
