@@ -122,6 +122,21 @@ describe('spool journal: commits and checkpoints', () => {
     await spool.close();
   });
 
+  it('makes removals durable with a checkpoint of their own, with nothing else written', async (t) => {
+    for (const syncCommand of [undefined, ['/nonexistent/sync']]) {
+      const tmp = tmpSpoolRoot(t);
+      const spool = new FsSpool({ root: tmp.root, journal: { checkpointMs: 50, ...(syncCommand ? { syncCommand } : {}) } });
+      await spool.open();
+      const id = await commit(spool, bodyOf(300, 'to remove'));
+      await waitFor(() => spool.stats().checkpoints > 0);
+      const before = spool.stats().checkpoints;
+      await spool.remove(id); // checkpointed already: no tombstone, only the unlink
+      await waitFor(() => spool.stats().checkpoints > before);
+      assert.ok(!existsSync(qpath(tmp.root, id)));
+      await spool.close();
+    }
+  });
+
   it('takes each commit buffer back from the I/O thread for the next one, while cached bodies stay intact', async (t) => {
     const tmp = tmpSpoolRoot(t);
     const spool = new FsSpool({ root: tmp.root, journal: { checkpointMs: 60_000 } });
