@@ -153,6 +153,18 @@ interface CellContext {
   readonly resolver?: string;
 }
 
+/**
+ * Server folders to delete once the whole run is over. Deleting a queue of
+ * tens of thousands of files between cells would slow the next server's
+ * file creation (ext4 skips recently freed inodes for a while, scanning
+ * for others), so whichever server came after the busiest one would pay.
+ */
+const trash: string[] = [];
+
+function emptyTrash(): void {
+  for (const d of trash.splice(0)) rmSync(d, { recursive: true, force: true });
+}
+
 /** Wall time of the steps of the last cell (for the progress line). */
 let cellTimes = { start: 0, stop: 0, total: 0 };
 
@@ -249,7 +261,7 @@ async function runCell(kind: ServerKind, scenario: Scenario, ctx: CellContext): 
     await stopTracked(sink);
     cellTimes.stop = performance.now() - tStop;
     for (const d of dirs) {
-      if (!ctx.keep) rmSync(d, { recursive: true, force: true });
+      if (!ctx.keep) trash.push(d);
       else progress(`  kept ${d}`);
     }
     cellTimes.total = performance.now() - tCell;
@@ -326,7 +338,7 @@ async function runIdle(sessions: number, keep: boolean, resolver: string | undef
     return fail((e as Error).message);
   } finally {
     await stopTracked(server);
-    if (!keep) rmSync(workDir, { recursive: true, force: true });
+    if (!keep) trash.push(workDir);
   }
 }
 
@@ -446,6 +458,8 @@ async function main(argv: string[]): Promise<void> {
     results.resolverQueries = dns.queries();
     await stopTracked(dns);
   }
+  progress('deleting the servers\' folders…');
+  emptyTrash();
   results.finishedAt = new Date().toISOString();
   results.durationS = (performance.now() - t0) / 1000;
   results.machine = { ...results.machine, loadAvgEnd: loadavg() };
@@ -462,6 +476,7 @@ guard.unref();
 main(process.argv.slice(2)).then(
   () => undefined,
   (e: Error) => {
+    emptyTrash();
     process.stderr.write(`bench: ${e.stack ?? e.message}\n`);
     process.exitCode = 1;
   },
