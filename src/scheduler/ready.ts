@@ -18,7 +18,36 @@ interface KeyQueue {
   /** Tasks of this key running now. */
   running: number;
   /** msgid → ready evpids, in arrival order. */
-  readonly groups: Map<string, Set<string>>;
+  readonly groups: Map<string, Group>;
+}
+
+/**
+ * The ready evpids of one message under one key: an array while small (the
+ * usual one or few recipients: a Set costs several times as much memory for
+ * each of the many messages held), a Set beyond SMALL_GROUP, where deleting
+ * from an array would cost too much. The caller adds an evpid only once
+ * (Schedule keeps a `queued` flag).
+ */
+type Group = string[] | Set<string>;
+const SMALL_GROUP = 16;
+
+function groupAdd(g: Group, evpid: string): Group {
+  if (g instanceof Set) return g.add(evpid);
+  g.push(evpid);
+  return g.length > SMALL_GROUP ? new Set(g) : g;
+}
+
+function groupDelete(g: Group, evpid: string): void {
+  if (g instanceof Set) {
+    g.delete(evpid);
+    return;
+  }
+  const i = g.indexOf(evpid);
+  if (i >= 0) g.splice(i, 1);
+}
+
+function groupSize(g: Group): number {
+  return g instanceof Set ? g.size : g.length;
 }
 
 export interface Batch {
@@ -48,9 +77,12 @@ export class ReadyQueues {
       q = { kind, key, running: 0, groups: new Map() };
       this.queues.set(id, q);
     }
-    let g = q.groups.get(msgid);
-    if (g === undefined) q.groups.set(msgid, (g = new Set()));
-    g.add(evpid);
+    const g = q.groups.get(msgid);
+    if (g === undefined) q.groups.set(msgid, [evpid]);
+    else {
+      const grown = groupAdd(g, evpid);
+      if (grown !== g) q.groups.set(msgid, grown);
+    }
     if (q.running < this.limits.maxTasksPerKey[kind]) this.rotation[kind].add(id);
   }
 
@@ -59,8 +91,8 @@ export class ReadyQueues {
     const q = this.queues.get(id);
     const g = q?.groups.get(msgid);
     if (q === undefined || g === undefined) return;
-    g.delete(evpid);
-    if (g.size === 0) q.groups.delete(msgid);
+    groupDelete(g, evpid);
+    if (groupSize(g) === 0) q.groups.delete(msgid);
     this.tidy(id, q);
   }
 
@@ -80,13 +112,18 @@ export class ReadyQueues {
         const entry = first(q.groups.entries());
         if (entry === undefined) continue;
         const [msgid, group] = entry;
-        const evpids: string[] = [];
-        for (const e of group) {
-          if (evpids.length >= L.maxRcptPerTask[kind]) break;
-          evpids.push(e);
+        let evpids: string[];
+        if (Array.isArray(group)) {
+          evpids = group.splice(0, L.maxRcptPerTask[kind]);
+        } else {
+          evpids = [];
+          for (const e of group) {
+            if (evpids.length >= L.maxRcptPerTask[kind]) break;
+            evpids.push(e);
+          }
+          for (const e of evpids) group.delete(e);
         }
-        for (const e of evpids) group.delete(e);
-        if (group.size === 0) q.groups.delete(msgid);
+        if (groupSize(group) === 0) q.groups.delete(msgid);
         q.running++;
         this.running[kind]++;
         this.total++;

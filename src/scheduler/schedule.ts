@@ -73,7 +73,8 @@ interface Entry {
 
 interface Msg {
   readonly envelope: Envelope;
-  readonly entries: Map<string, Entry>;
+  /** In recipient order (a plain array: most messages have one or a few; lookups by evpid go through Schedule.entries). */
+  readonly entries: Entry[];
 }
 
 const ACTIVE: ReadonlySet<EnvelopeState> = new Set(['pending', 'deferred']);
@@ -94,6 +95,8 @@ export class Schedule {
   private nextTaskId = 1;
   /** Entries in pending/deferred (what the heaps should hold), for compaction. */
   private active = 0;
+  /** One copy of each destination key (agents build a new string for every recipient). */
+  private readonly keys = new Map<string, string>();
 
   constructor(opts: ScheduleOptions) {
     this.now = opts.now;
@@ -132,7 +135,7 @@ export class Schedule {
   /** Every envelope, message by message, in the order they came. */
   list(): EnvelopeView[] {
     const out: EnvelopeView[] = [];
-    for (const m of this.msgs.values()) for (const e of m.entries.values()) out.push(this.view(e));
+    for (const m of this.msgs.values()) for (const e of m.entries) out.push(this.view(e));
     return out;
   }
 
@@ -143,14 +146,14 @@ export class Schedule {
   /** Envelopes of a message, in envelope order. */
   ofMessage(msgid: string): EnvelopeView[] {
     const m = this.msgs.get(msgid);
-    return m ? [...m.entries.values()].map((e) => this.view(e)) : [];
+    return m ? m.entries.map((e) => this.view(e)) : [];
   }
 
   /** Every recipient of the message is delivered or failed. */
   isFinal(msgid: string): boolean {
     const m = this.msgs.get(msgid);
     if (!m) return false;
-    for (const e of m.entries.values()) if (e.state !== 'delivered' && e.state !== 'failed') return false;
+    for (const e of m.entries) if (e.state !== 'delivered' && e.state !== 'failed') return false;
     return true;
   }
 
@@ -159,7 +162,7 @@ export class Schedule {
     const m = this.msgs.get(msgid);
     if (!m) return false;
     const done = new Set(evpids);
-    for (const [evpid, e] of m.entries) if (!done.has(evpid) && e.state !== 'delivered' && e.state !== 'failed') return false;
+    for (const e of m.entries) if (!done.has(e.evpid) && e.state !== 'delivered' && e.state !== 'failed') return false;
     return true;
   }
 
@@ -171,7 +174,7 @@ export class Schedule {
       return n;
     }
     let n = 0;
-    for (const e of this.msgs.get(msgid)?.entries.values() ?? []) if (e.state === 'inflight') n++;
+    for (const e of this.msgs.get(msgid)?.entries ?? []) if (e.state === 'inflight') n++;
     return n;
   }
 
@@ -188,17 +191,16 @@ export class Schedule {
    */
   add(envelope: Envelope, outcomes: ReadonlyMap<string, readonly RecipientOutcome[]> | undefined, classify: (r: EnvelopeRecipient) => Classified): boolean {
     if (this.msgs.has(envelope.msgid)) return false;
-    const m: Msg = { envelope, entries: new Map() };
-    this.msgs.set(envelope.msgid, m);
-    for (const rcpt of envelope.recipients) {
+    // map() sizes the array exactly (a push() would reserve room for 17).
+    const entries = envelope.recipients.map((rcpt): Entry => {
       const c = classify(rcpt);
       const r = replay(outcomes?.get(rcpt.evpid));
-      const e: Entry = {
+      return {
         evpid: rcpt.evpid,
         msgid: envelope.msgid,
         rcpt,
         kind: c.kind,
-        key: c.key,
+        key: this.intern(c.key),
         ctime: envelope.arrival,
         expire: envelope.arrival + (c.ttlMs ?? this.queueTtlMs),
         state: r.held && (r.state === 'pending' || r.state === 'deferred') ? 'held' : r.state,
@@ -211,18 +213,35 @@ export class Schedule {
         holdRequested: false,
         removeRequested: false,
       };
-      m.entries.set(e.evpid, e);
+    });
+    this.msgs.set(envelope.msgid, { envelope, entries });
+    for (const e of entries) {
       this.entries.set(e.evpid, e);
       if (ACTIVE.has(e.state)) this.arm(e);
     }
     return true;
   }
 
+  /**
+   * The shared copy of a destination key: every envelope for one domain or
+   * relay host refers to one string, rather than to a chain of
+   * concatenations of its own (V8 keeps a template literal's pieces).
+   * Bounded: past 10,000 keys the table starts again (entries keep the
+   * strings they have).
+   */
+  private intern(key: string): string {
+    const known = this.keys.get(key);
+    if (known !== undefined) return known;
+    if (this.keys.size >= 10_000) this.keys.clear();
+    this.keys.set(key, key);
+    return key;
+  }
+
   /** Forget a message (removed from the spool). Its tasks must have ended. */
   drop(msgid: string): void {
     const m = this.msgs.get(msgid);
     if (!m) return;
-    for (const e of m.entries.values()) {
+    for (const e of m.entries) {
       if (e.state === 'inflight') throw new Error(`drop of ${msgid} with ${e.evpid} in flight`);
       this.leave(e);
       this.entries.delete(e.evpid);
@@ -366,7 +385,7 @@ export class Schedule {
     const due = this.intervalsPassed(m.envelope.arrival);
     if (due === 0) return [];
     const out: string[] = [];
-    for (const e of m.entries.values()) {
+    for (const e of m.entries) {
       if (!(deferring.has(e.evpid) || e.state === 'deferred')) continue;
       if (e.warned < due && notifyAllows(e.rcpt, 'DELAY')) out.push(e.evpid);
     }
@@ -509,7 +528,7 @@ export class Schedule {
   private select(target: Target | string): Entry[] {
     const t = typeof target === 'string' ? parseTarget(target) : target;
     if (t.kind === 'all') return [...this.entries.values()];
-    if (t.kind === 'msgid') return [...(this.msgs.get(t.id)?.entries.values() ?? [])];
+    if (t.kind === 'msgid') return [...(this.msgs.get(t.id)?.entries ?? [])];
     const e = this.entries.get(t.id);
     return e ? [e] : [];
   }
@@ -537,6 +556,7 @@ export class Schedule {
   }
 
   private enqueue(e: Entry): void {
+    if (e.queued) return; // ready.ts holds each evpid once
     e.queued = true;
     this.ready.add(e.kind, e.key, e.msgid, e.evpid);
   }
