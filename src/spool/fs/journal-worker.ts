@@ -107,7 +107,7 @@ class JournalThread {
   private segStarted = 0;
   /** Message files written per open segment (the fallback fsyncs them). */
   private written = new Map<number, string[]>();
-  /** Folders a message was removed from since the last checkpoint (the per-file fallback fsyncs them). */
+  /** Folders a message was removed from since the per-file fallback last ran (it fsyncs them; at most the 256 buckets). */
   private removedFrom = new Set<string>();
   /** Segments holding an acknowledged message whose file could not be written: kept for the next start's replay. */
   private readonly pinned = new Set<number>();
