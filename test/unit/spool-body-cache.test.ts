@@ -34,6 +34,23 @@ describe('spool body cache', () => {
     assert.equal(c.size, 800);
   });
 
+  it('copies a small body out of the large read it came in, and keeps a large body\'s own chunks as they are', () => {
+    const c = new BodyCache(8 << 20);
+    const read = Buffer.alloc(65_536, 'p'); // one read: many pipelined messages, or one small message and padding
+    const small = read.subarray(1000, 1300);
+    c.put('small', [small], 300);
+    const kept = c.get('small') as Buffer[];
+    assert.equal(kept.length, 1);
+    assert.notEqual(kept[0]?.buffer, read.buffer, 'a copy, not a view of the whole read');
+    assert.equal(kept[0]?.buffer.byteLength, 300);
+    assert.deepEqual(kept[0], small);
+    assert.equal(c.size, 300);
+    const chunks = [Buffer.alloc(65_536, 'a'), Buffer.alloc(40_000, 'b')];
+    c.put('large', chunks, 105_536);
+    assert.equal((c.get('large') as Buffer[])[0], chunks[0], 'the chunks themselves');
+    assert.equal(c.size, 300 + 105_536);
+  });
+
   it('joins a body in many pieces, and its bookkeeping stays bounded when messages are removed as fast as they come', () => {
     const c = new BodyCache(1 << 20);
     const pieces = Array.from({ length: 40 }, (_, i) => Buffer.from(`${i},`));

@@ -4,9 +4,14 @@
  * case) sends them without reading and checking the file again.
  *
  * A body is kept as the pieces the SMTP session wrote (views of what it
- * received), not as a copy: nothing writes into them after the commit.
- * A body in many pieces is joined into one first, so an entry stays cheap
- * to stream whatever the client's packet sizes were.
+ * received), not as a copy: nothing writes into them after the commit. But
+ * a view keeps all of the memory it is a view of: a small message that
+ * came in one read with much else (pipelining, or a client's padding)
+ * would hold the whole read. So the pieces are kept only when what they
+ * hold is at most about twice the body (a large message, read in large
+ * chunks, where not copying matters); otherwise, or when the body is in
+ * many pieces, it is copied into one buffer of its own, exactly its size.
+ * The budget counts what each entry holds either way.
  *
  * Bounded by bytes, oldest out first; an entry leaves when its message is
  * removed. Only bodies that went through the journal are kept: they are
@@ -14,9 +19,32 @@
  */
 /** More pieces than this are joined into one buffer. */
 const MAX_PIECES = 16;
+/** Pieces that hold more than twice the body plus this are copied. */
+const SLACK = 4096;
+
+/** The bytes of memory that `pieces` keep alive (each ArrayBuffer once). */
+function held(pieces: readonly Buffer[]): number {
+  let n = 0;
+  const seen = new Set<ArrayBufferLike>();
+  for (const p of pieces) {
+    if (seen.has(p.buffer)) continue;
+    seen.add(p.buffer);
+    n += p.buffer.byteLength;
+  }
+  return n;
+}
+
+/** One buffer of its own, exactly the body. */
+function join(pieces: readonly Buffer[], bytes: number): Buffer {
+  const out = Buffer.allocUnsafeSlow(bytes);
+  let at = 0;
+  for (const p of pieces) at += p.copy(out, at);
+  return out;
+}
 
 interface Entry {
   readonly pieces: readonly Buffer[];
+  /** The memory it holds (counted against maxBytes). */
   readonly bytes: number;
   /** Which put() made it (a msgid cached, dropped and cached again has a new one). */
   readonly seq: number;
@@ -41,9 +69,14 @@ export class BodyCache {
     if (bytes > this.maxBytes / 8) return;
     this.delete(msgid);
     const seq = ++this.seq;
-    this.bodies.set(msgid, { pieces: pieces.length > MAX_PIECES ? [Buffer.concat(pieces, bytes)] : pieces, bytes, seq });
+    let cost = pieces.length > MAX_PIECES ? Infinity : held(pieces);
+    if (cost > 2 * bytes + SLACK) {
+      pieces = [join(pieces, bytes)];
+      cost = bytes;
+    }
+    this.bodies.set(msgid, { pieces, bytes: cost, seq });
     this.order.push({ msgid, seq });
-    this.bytes += bytes;
+    this.bytes += cost;
     while (this.bytes > this.maxBytes && this.head < this.order.length) {
       const oldest = this.order[this.head++] as { msgid: string; seq: number };
       if (this.bodies.get(oldest.msgid)?.seq === oldest.seq) this.delete(oldest.msgid);
