@@ -191,6 +191,7 @@ export class Schedule {
    */
   add(envelope: Envelope, outcomes: ReadonlyMap<string, readonly RecipientOutcome[]> | undefined, classify: (r: EnvelopeRecipient) => Classified): boolean {
     if (this.msgs.has(envelope.msgid)) return false;
+    this.shareStrings(envelope);
     // map() sizes the array exactly (a push() would reserve room for 17).
     const entries = envelope.recipients.map((rcpt): Entry => {
       const c = classify(rcpt);
@@ -223,11 +224,23 @@ export class Schedule {
   }
 
   /**
-   * The shared copy of a destination key: every envelope for one domain or
-   * relay host refers to one string, rather than to a chain of
-   * concatenations of its own (V8 keeps a template literal's pieces).
-   * Bounded: past 10,000 keys the table starts again (entries keep the
-   * strings they have).
+   * Point the strings that recur from message to message (sender, client,
+   * action, rule, recipient) at one shared copy each: an envelope read
+   * from JSON has copies of its own, about 200 bytes per held message.
+   * Strings are values: nothing that holds the envelope can tell.
+   */
+  private shareStrings(env: Envelope): void {
+    shareFields(env, ENVELOPE_SHARED, (v) => this.intern(v));
+    shareFields(env.client, CLIENT_SHARED, (v) => this.intern(v));
+    for (const r of env.recipients) shareFields(r, RCPT_SHARED, (v) => this.intern(v));
+  }
+
+  /**
+   * The shared copy of a string (a destination key, or one of those above):
+   * every envelope for one domain or relay host refers to one string,
+   * rather than to a copy or a chain of concatenations of its own (V8 keeps
+   * a template literal's pieces). Bounded: past 10,000 strings the table
+   * starts again (entries keep the strings they have).
    */
   private intern(key: string): string {
     const known = this.keys.get(key);
@@ -584,5 +597,19 @@ export class Schedule {
     const limit = 2 * this.active + 1024;
     if (this.expiries.size > limit) this.expiries.rebuild((t) => this.entries.get(t.id)?.expire === t.at && ACTIVE.has(this.entries.get(t.id)?.state as EnvelopeState));
     if (this.retries.size > limit) this.retries.rebuild((t) => this.entries.get(t.id)?.nextTry === t.at && this.entries.get(t.id)?.state === 'deferred');
+  }
+}
+
+const ENVELOPE_SHARED = ['sender', 'body'] as const;
+const CLIENT_SHARED = ['address', 'hostname', 'helo', 'proto', 'authUser', 'tag', 'listener'] as const;
+const RCPT_SHARED = ['address', 'action', 'rule', 'original'] as const;
+
+/** Replace each string field named in `keys` by `share(value)` (in place: the fields are readonly to everyone else). */
+function shareFields<T extends object>(o: T, keys: readonly (keyof T)[], share: (v: string) => string): void {
+  if (Object.isFrozen(o)) return;
+  const w = o as Record<keyof T, unknown>;
+  for (const k of keys) {
+    const v = w[k];
+    if (typeof v === 'string') w[k] = share(v);
   }
 }

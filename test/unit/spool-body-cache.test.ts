@@ -63,4 +63,13 @@ describe('spool body cache', () => {
     }
     assert.ok(c.tracked <= 2 * 7 + 64, `tracked ${c.tracked}`);
   });
+
+  it('its bookkeeping stays bounded when bodies only ever leave by eviction (nothing delivered)', () => {
+    const c = new BodyCache(800); // room for 8 bodies of 100 bytes
+    for (let i = 0; i < 100_000; i++) c.put(`m${i}`, body(100, 'x'), 100);
+    assert.equal(c.size, 800);
+    assert.ok(c.tracked <= 2048, `tracked ${c.tracked}`);
+    assert.deepEqual(c.get('m99999'), body(100, 'x'));
+    assert.equal(c.get('m99991'), undefined);
+  });
 });

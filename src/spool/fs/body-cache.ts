@@ -81,7 +81,9 @@ export class BodyCache {
       const oldest = this.order[this.head++] as { msgid: string; seq: number };
       if (this.bodies.get(oldest.msgid)?.seq === oldest.seq) this.delete(oldest.msgid);
     }
-    if (this.order.length - this.head > 2 * this.bodies.size + 64) {
+    // Drop what eviction walked past and what removals left behind, once either outnumbers the rest.
+    const ahead = this.order.length - this.head;
+    if ((this.head >= 1024 && this.head >= ahead) || ahead > 2 * this.bodies.size + 64) {
       this.order = this.order.slice(this.head).filter((o) => this.bodies.get(o.msgid)?.seq === o.seq);
       this.head = 0;
     }
@@ -103,8 +105,8 @@ export class BodyCache {
     return this.bytes;
   }
 
-  /** Bookkeeping entries held (tests: bounded by about twice the entries cached). */
+  /** Bookkeeping entries held (tests: bounded by about twice the entries cached, or 2,048). */
   get tracked(): number {
-    return this.order.length - this.head;
+    return this.order.length;
   }
 }
