@@ -468,3 +468,18 @@ describe('rebuilt from records', () => {
     assert.deepEqual(s.warningsDue(m.msgid), [], 'b was warned before its last deferral');
   });
 });
+
+describe('held envelopes', () => {
+  it('keeps every field of an envelope as it came, sharing recurring strings or not (a frozen envelope is left alone)', () => {
+    const clock = new Clock();
+    const s = schedule(clock);
+    const a = message(['bob@example.org', { address: 'carol@example.org', rule: 'smtpd.conf:3', original: 'list@example.org' }], { client: { address: '192.0.2.1', port: 1, helo: 'mx.example.net', proto: 'ESMTPS', listener: '0.0.0.0:25', authUser: 'alice', tag: 'in' } });
+    const copy = structuredClone(a);
+    assert.equal(s.add(a, undefined, classify), true);
+    assert.deepEqual(a, copy);
+    assert.deepEqual(s.envelope(a.msgid), copy);
+    const frozen = Object.freeze(message(['dave@example.org']));
+    assert.equal(s.add(frozen, undefined, classify), true);
+    assert.deepEqual(s.ofMessage(frozen.msgid).map((v) => v.rcpt.address), ['dave@example.org']);
+  });
+});
