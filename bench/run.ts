@@ -56,6 +56,7 @@ async function stopTracked(x: { stop(): Promise<void> } | undefined): Promise<vo
 async function stopAll(why: string): Promise<never> {
   process.stderr.write(`bench: ${why}; stopping ${live.size} server(s)\n`);
   await Promise.race([Promise.all([...live].map((x) => x.stop().catch(() => undefined))), sleep(20_000)]);
+  emptyTrash();
   process.exit(130);
 }
 process.once('SIGINT', () => void stopAll('interrupted'));

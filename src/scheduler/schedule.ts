@@ -230,10 +230,13 @@ export class Schedule {
    * Strings are values: nothing that holds the envelope can tell.
    */
   private shareStrings(env: Envelope): void {
-    shareFields(env, ENVELOPE_SHARED, (v) => this.intern(v));
-    shareFields(env.client, CLIENT_SHARED, (v) => this.intern(v));
-    for (const r of env.recipients) shareFields(r, RCPT_SHARED, (v) => this.intern(v));
+    shareFields(env, ENVELOPE_SHARED, this.share);
+    shareFields(env.client, CLIENT_SHARED, this.share);
+    for (const r of env.recipients) shareFields(r, RCPT_SHARED, this.share);
   }
+
+  /** intern(), made once (shareStrings runs for every message). */
+  private readonly share = (v: string): string => this.intern(v);
 
   /**
    * The shared copy of a string (a destination key, or one of those above):
