@@ -19,11 +19,13 @@
  * parent exits 0 once it is listening (or 1 with its error).
  */
 process.env.UV_THREADPOOL_SIZE ??= '16';
+tuneHeap();
 
 import { existsSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { getopt } from './getopt.js';
+import { tuneHeap } from '../daemon/heap.js';
 import { loadConfigFile, loadConfigText, formatDiagnostic, type LoadResult } from '../config/load.js';
 import { DEFAULT_CONFIG_TEXT } from '../config/defaults.js';
 import { MailLog, TRACE_KINDS, type TraceKind } from '../log/maillog.js';

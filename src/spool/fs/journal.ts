@@ -39,6 +39,9 @@ export interface JournalOptions {
   readonly log: (line: string) => void;
 }
 
+/** The I/O thread's young generation (MB). */
+const IO_THREAD_YOUNG_MB = 3;
+
 interface Waiter {
   readonly msgids: readonly string[];
   readonly settle: readonly { resolve(): void; reject(e: Error): void }[];
@@ -77,7 +80,9 @@ export class Journal {
       checkpointMs: o.checkpointMs ?? 1000,
       ...(o.syncCommand ? { syncCommand: o.syncCommand } : {}),
     };
-    this.worker = new Worker(new URL('./journal-worker.js', import.meta.url), { workerData: data });
+    // Its allocations are small and short-lived (message envelopes, record headers; the bytes are moved
+    // ArrayBuffers): a young generation of a few MB is plenty, where V8's default grows to 16 MB or more.
+    this.worker = new Worker(new URL('./journal-worker.js', import.meta.url), { workerData: data, resourceLimits: { maxYoungGenerationSizeMb: IO_THREAD_YOUNG_MB } });
   }
 
   static start(o: JournalOptions): Promise<Journal> {
