@@ -52,6 +52,7 @@ export function parseListen(c: Cursor): void {
   let portGiven = false;
   let legacyNeedsTls: Token | undefined;
   let authPos: Position | undefined;
+  let caPos: Position | undefined;
 
   const once = (t: Token, group: string): void => {
     const first = seen.get(group);
@@ -118,6 +119,7 @@ export function parseListen(c: Cursor): void {
         const v = c.value('a ca name after "ca"');
         l.ca = v.text;
         c.ref('ca', v.text, v.pos);
+        caPos = t.pos;
         break;
       }
       case 'enable':
@@ -153,6 +155,7 @@ export function parseListen(c: Cursor): void {
       }
       case 'hostnames':
         once(t, '"hostnames"');
+        c.warning(t.pos, '"hostnames" is not applied yet: the greeting and the HELO reply use this listener\'s "hostname", else the server\'s');
         l.hostnamesTable = c.tableRef({ what: 'hostnames', literal: true }).name;
         break;
       case 'senders': {
@@ -176,10 +179,12 @@ export function parseListen(c: Cursor): void {
       case 'proxy-v2':
         once(t, '"proxy-v2"');
         l.proxyV2 = true;
+        c.warning(t.pos, '"proxy-v2" is not applied yet: this listener expects SMTP from the first byte, and would answer a PROXY protocol header as a bad command');
         break;
     }
   }
   c.end('listen');
+  if (caPos !== undefined && l.tlsVerify !== true) c.warning(caPos, '"ca" is used only with "verify" (tls-require verify, smtps verify): this listener does not check client certificates');
 
   if (!portGiven && l.tls === 'smtps') l.port = DEFAULT_SMTPS_PORT;
   if (legacyNeedsTls !== undefined && l.tls === 'none') {

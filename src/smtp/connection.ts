@@ -167,6 +167,12 @@ export class Connection {
       secure.once('error', fail);
       secure.once('secure', () => {
         secure.off('error', fail);
+        // `verify`: a client certificate that does not verify against the listener's CA ends the
+        // session here (a missing one already failed the handshake), as OpenSMTPD's does.
+        if (opts.rejectUnauthorized) {
+          const why = clientCertificateError(secure);
+          if (why !== null) return fail(new Error(`client certificate not accepted: ${why}`));
+        }
         this.attach(secure);
         const cipher = secure.getCipher();
         const cert = secure.getPeerCertificate();
@@ -487,4 +493,20 @@ export class Connection {
 function redact(line: string): string {
   const l = line.length > 200 ? `${line.slice(0, 200)}…` : line;
   return /^AUTH\s/i.test(l) ? l.replace(/^(AUTH\s+\S+).*$/i, '$1 ********') : l;
+}
+
+/**
+ * Why the client's certificate did not verify, or null if it did. Node
+ * computes `authorized` only for sockets a tls.Server accepted, not for one
+ * wrapped by hand as STARTTLS needs (the handshake then completes whatever
+ * the certificate): the verification result is read from the TLS handle, as
+ * Node's own server does. Should that ever be missing, the answer is "not
+ * verified": this check fails closed.
+ */
+export function clientCertificateError(secure: TLSSocket): string | null {
+  const handle = (secure as unknown as { _handle?: { verifyError?: () => (Error & { code?: string }) | null } })._handle;
+  if (typeof handle?.verifyError !== 'function') return 'cannot be verified';
+  const err = handle.verifyError();
+  if (err !== null) return err.code ?? err.message;
+  return secure.getPeerX509Certificate() === undefined ? 'none presented' : null;
 }

@@ -8,6 +8,8 @@
  *
  * "for" is given only for a single recipient (no leak of Bcc lists). Every
  * value is cleaned so that nothing a client sends can break the header.
+ * A listener with `mask-src` (OpenSMTPD's) leaves the "from" clause out —
+ * the client's name and address — and starts at "by".
  */
 
 export interface ReceivedInfo {
@@ -20,16 +22,33 @@ export interface ReceivedInfo {
   readonly rcpt?: string;
   readonly tls?: string;
   readonly date: Date;
+  /** `mask-src`: no "from" clause. */
+  readonly maskSource?: boolean;
 }
 
 export function receivedHeader(r: ReceivedInfo): string {
-  const ipText = r.ip.includes(':') ? `IPv6:${r.ip}` : r.ip;
-  let h = `Received: from ${clean(r.helo ?? 'unknown')} (${clean(r.rdns ?? 'unknown')} [${ipText}])\r\n`;
-  if (r.tls) h += `\t(${clean(r.tls)})\r\n`;
-  h += `\tby ${clean(r.hostname)} (Postern) with ${r.proto} id ${r.msgid}`;
+  let h: string;
+  if (r.maskSource === true) {
+    h = `Received: by ${clean(r.hostname)} (Postern) with ${r.proto} id ${r.msgid}`;
+    if (r.tls) h += `\r\n\t(${clean(r.tls)})`;
+  } else {
+    const ipText = r.ip.includes(':') ? `IPv6:${r.ip}` : r.ip;
+    h = `Received: from ${clean(r.helo ?? 'unknown')} (${clean(r.rdns ?? 'unknown')} [${ipText}])\r\n`;
+    if (r.tls) h += `\t(${clean(r.tls)})\r\n`;
+    h += `\tby ${clean(r.hostname)} (Postern) with ${r.proto} id ${r.msgid}`;
+  }
   if (r.rcpt !== undefined) h += `\r\n\tfor <${clean(r.rcpt)}>`;
   h += `;\r\n\t${rfc5322Date(r.date)}\r\n`;
   return h;
+}
+
+/**
+ * The Received: header of a message handed to the local enqueue socket
+ * (sendmail): who submitted it, unless that listener has `mask-src`.
+ */
+export function localReceivedHeader(r: { readonly hostname: string; readonly uid: number; readonly msgid: string; readonly date: Date; readonly maskSource?: boolean }): string {
+  const from = r.maskSource === true ? '' : `, from userid ${r.uid}`;
+  return `Received: by ${clean(r.hostname)} (Postern${from})\r\n\tid ${r.msgid}; ${rfc5322Date(r.date)}\r\n`;
 }
 
 /** RFC 3848 / RFC 6531 protocol name for the "with" clause. */

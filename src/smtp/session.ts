@@ -694,6 +694,7 @@ export class Session {
       rcpt: single,
       tls: this.receivedTls(),
       date: new Date(this.env.now()),
+      maskSource: this.peer.config.maskSrc,
     });
     tx.writer.write(Buffer.from(h, 'utf8'));
     return undefined;

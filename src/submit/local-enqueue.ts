@@ -23,7 +23,7 @@ import type { Stats } from '../stats.js';
 import type { SystemUsers } from '../delivery/users.js';
 import { parseMailFromArg, parseRcptToArg, formatMailbox, type Mailbox } from '../smtp/address.js';
 import { parseRcptParams, type RcptParams } from '../smtp/params.js';
-import { rfc5322Date } from '../smtp/received.js';
+import { localReceivedHeader } from '../smtp/received.js';
 import { LineEndingNormalizer } from '../wire/line-endings.js';
 import { decodeOffline } from './offline-format.js';
 import { splitHeaders, fixHeaders } from './headers.js';
@@ -150,7 +150,8 @@ export class LocalEnqueuer {
       return { kind: 'tempfail', text: `queue unavailable: ${(e as Error).message}` };
     }
     try {
-      const received = `Received: by ${hostname} (Postern, from userid ${uid})\r\n\tid ${writer.msgid}; ${rfc5322Date(now)}\r\n`;
+      const maskSource = this.env.config.listeners.some((l) => l.on === 'socket' && l.maskSrc);
+      const received = localReceivedHeader({ hostname, uid, msgid: writer.msgid, date: now, maskSource });
       writer.write(Buffer.from(received + fixHeaders(fields, { hostname, from: senderAddr, fullName: header.fullName, dropBcc: true, now }) + '\r\n', 'utf8'));
       if (rest !== '') writer.write(Buffer.from(rest.endsWith('\r\n') ? rest : `${rest}\r\n`, 'utf8'));
       const evpids = new Set<string>();

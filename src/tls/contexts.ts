@@ -9,6 +9,13 @@
  * picks the one of that name (or "*.domain"). Minimum TLS 1.2 unless
  * `smtp tls-min-version TLSv1.3`; `smtp ciphers` overrides Node's modern
  * default list. reload() re-reads every file (SIGHUP / smtpctl reload).
+ *
+ * `tls-require verify` / `smtps verify` require a client certificate that
+ * verifies against the listener's `ca NAME` (`ca NAME cert "FILE"`), or
+ * against the well-known CAs Node trusts when the listener names none: the
+ * handshake fails otherwise, and the session ends there (as OpenSMTPD's
+ * "SSL certificate check failed"). A listener's `ca` makes one context per
+ * certificate that trusts it, SNI choices included.
  */
 import { readFileSync } from 'node:fs';
 import { createSecureContext, type SecureContext } from 'node:tls';
@@ -19,10 +26,14 @@ export class TlsError extends Error {}
 interface Loaded {
   readonly name: string;
   readonly context: SecureContext;
+  readonly cert: Buffer;
+  readonly key: Buffer;
 }
 
 export class TlsContexts {
   private byName = new Map<string, Loaded>();
+  /** CA name → pki name (lower case) → a context that also trusts that CA for client certificates. */
+  private withCa = new Map<string, Map<string, SecureContext>>();
 
   constructor(private readonly config: Config) {
     this.reload();
@@ -37,6 +48,8 @@ export class TlsContexts {
       // OpenSMTPD 4.6 `certificate NAME`: /etc/mail/certs/NAME.crt and .key
       next.set(l.pki.toLowerCase(), this.load({ name: l.pki, pos: l.pos, cert: `/etc/mail/certs/${l.pki}.crt`, key: `/etc/mail/certs/${l.pki}.key` }));
     }
+    // Read the CAs before anything is replaced: a reload that fails keeps the old contexts whole.
+    const withCa = this.loadCas(next);
     const previous = this.byName;
     this.byName = next;
     for (const l of this.config.listeners) {
@@ -45,18 +58,59 @@ export class TlsContexts {
         throw new TlsError(`${l.pos.file}:${l.pos.line}: listen on ${l.on}: TLS needs a certificate (add a "pki" and "pki NAME" to the listener)`);
       }
     }
+    this.withCa = withCa;
   }
 
   /** Options for a server-side TLSSocket on this listener. */
   serverOptions(l: Listener): { secureContext: SecureContext; SNICallback: (name: string, cb: (e: Error | null, ctx?: SecureContext) => void) => void; requestCert: boolean; rejectUnauthorized: boolean } | undefined {
     const def = this.defaultFor(l);
     if (!def) return undefined;
+    const verify = l.tlsVerify === true;
+    const trusting = verify && l.ca !== undefined ? this.withCa.get(l.ca) : undefined;
+    const contextOf = (x: Loaded): SecureContext => trusting?.get(x.name.toLowerCase()) ?? x.context;
     return {
-      secureContext: def.context,
-      SNICallback: (servername, cb) => cb(null, this.forServername(servername)?.context ?? def.context),
-      requestCert: l.tlsVerify === true,
-      rejectUnauthorized: false,
+      secureContext: contextOf(def),
+      SNICallback: (servername, cb) => cb(null, contextOf(this.forServername(servername) ?? def)),
+      requestCert: verify,
+      rejectUnauthorized: verify,
     };
+  }
+
+  /** For each CA a verifying listener names: a context per certificate that trusts it. */
+  private loadCas(certs: ReadonlyMap<string, Loaded>): Map<string, Map<string, SecureContext>> {
+    const out = new Map<string, Map<string, SecureContext>>();
+    for (const l of this.config.listeners) {
+      if (l.tls === 'none' || l.tlsVerify !== true || l.ca === undefined || out.has(l.ca)) continue;
+      const ca = this.config.ca?.get(l.ca);
+      if (ca === undefined) throw new TlsError(`${l.pos.file}:${l.pos.line}: listen on ${l.on}: no ca named ${l.ca}`);
+      let pem: Buffer;
+      try {
+        pem = readFileSync(ca.cert);
+      } catch (e) {
+        throw new TlsError(`${ca.pos.file}:${ca.pos.line}: ca ${ca.name}: ${(e as Error).message}`);
+      }
+      const contexts = new Map<string, SecureContext>();
+      for (const [name, x] of certs) {
+        try {
+          contexts.set(name, this.context(x.cert, x.key, pem));
+        } catch (e) {
+          throw new TlsError(`${ca.pos.file}:${ca.pos.line}: ca ${ca.name}: ${(e as Error).message}`);
+        }
+      }
+      out.set(l.ca, contexts);
+    }
+    return out;
+  }
+
+  private context(cert: Buffer, key: Buffer, ca?: Buffer): SecureContext {
+    return createSecureContext({
+      cert,
+      key,
+      ...(ca !== undefined ? { ca } : {}),
+      minVersion: this.config.smtp.tlsMinVersion ?? 'TLSv1.2',
+      ...(this.config.smtp.ciphers !== undefined ? { ciphers: this.config.smtp.ciphers } : {}),
+      honorCipherOrder: true,
+    });
   }
 
   private defaultFor(l: Listener): Loaded | undefined {
@@ -87,14 +141,7 @@ export class TlsContexts {
       throw new TlsError(`${pki.pos.file}:${pki.pos.line}: pki ${pki.name}: ${(e as Error).message}`);
     }
     try {
-      const context = createSecureContext({
-        cert,
-        key,
-        minVersion: this.config.smtp.tlsMinVersion ?? 'TLSv1.2',
-        ...(this.config.smtp.ciphers !== undefined ? { ciphers: this.config.smtp.ciphers } : {}),
-        honorCipherOrder: true,
-      });
-      return { name: pki.name, context };
+      return { name: pki.name, context: this.context(cert, key), cert, key };
     } catch (e) {
       throw new TlsError(`${pki.pos.file}:${pki.pos.line}: pki ${pki.name}: ${(e as Error).message}`);
     }

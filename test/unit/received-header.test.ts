@@ -1,0 +1,61 @@
+/*
+ * test/unit/received-header.test.ts — the Received: header Postern
+ * prepends (smtp/received.ts), and a listener's `mask-src`, which leaves
+ * the client's name and address out of it (OpenSMTPD's option): as a
+ * function, and end to end through a daemon in this process.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { localReceivedHeader, receivedHeader } from '../../src/smtp/received.js';
+import { dialogue } from '../helpers/smtp-client.js';
+import { startInProcess, type InProc } from '../helpers/inproc.js';
+
+const date = new Date(Date.UTC(2026, 10, 22, 12, 0, 0));
+const base = { helo: 'client.example', rdns: 'host.example', ip: '192.0.2.7', hostname: 'mx.example', proto: 'ESMTPS', msgid: '0123abcd', rcpt: 'u@example.org', tls: 'TLSv1.3:TLS_AES_256_GCM_SHA384:256', date };
+
+describe('Received: header', () => {
+  it('names the client, then the TLS session, then us', () => {
+    const h = receivedHeader(base);
+    assert.match(h, /^Received: from client\.example \(host\.example \[192\.0\.2\.7\]\)\r\n\t\(TLSv1\.3:TLS_AES_256_GCM_SHA384:256\)\r\n\tby mx\.example \(Postern\) with ESMTPS id 0123abcd\r\n\tfor <u@example\.org>;\r\n\t\w{3}, \d+ Nov 2026 /);
+  });
+
+  it('with mask-src, starts at "by": no HELO name, reverse name or address', () => {
+    const h = receivedHeader({ ...base, maskSource: true });
+    assert.match(h, /^Received: by mx\.example \(Postern\) with ESMTPS id 0123abcd\r\n\t\(TLSv1\.3:TLS_AES_256_GCM_SHA384:256\)\r\n\tfor <u@example\.org>;\r\n\t\w{3}, /);
+    for (const leak of ['client.example', 'host.example', '192.0.2.7']) assert.ok(!h.includes(leak), `${leak} in ${h}`);
+    const plain = receivedHeader({ ...base, maskSource: true, tls: undefined, rcpt: undefined });
+    assert.match(plain, /^Received: by mx\.example \(Postern\) with ESMTPS id 0123abcd;\r\n\t\w{3}, [^\r\n]+\r\n$/);
+  });
+
+  it('of the local enqueue socket names the submitting uid, unless that listener masks it', () => {
+    assert.match(localReceivedHeader({ hostname: 'mx.example', uid: 1000, msgid: '0123abcd', date }), /^Received: by mx\.example \(Postern, from userid 1000\)\r\n\tid 0123abcd; \w{3}, /);
+    assert.match(localReceivedHeader({ hostname: 'mx.example', uid: 1000, msgid: '0123abcd', date, maskSource: true }), /^Received: by mx\.example \(Postern\)\r\n\tid 0123abcd; \w{3}, /);
+  });
+});
+
+describe('listen on … mask-src', () => {
+  let srv: InProc;
+  before(async () => {
+    srv = await startInProcess(`queue path "$DIR/spool"
+mbox path "$DIR/mail"
+hostname "mx.test.example"
+listen on 127.0.0.1 port 0 mask-src
+action "local" mbox
+match from any for domain "test.example" action "local"
+`);
+  });
+  after(async () => srv.close());
+
+  it('queues the message with a Received: header that does not show the client', async () => {
+    const c = await srv.client();
+    const replies = await dialogue(c, 'S: 220\nC: EHLO client.example\nS: 250\nC: MAIL FROM:<a@test.example>\nS: 250\nC: RCPT TO:<root@test.example>\nS: 250\nC: DATA\nS: 354\nC: Subject: masked\nC:\nC: hello\nC: .\nS: 250 2.0.0\nC: QUIT\nS: 221');
+    c.close();
+    const id = /250 2\.0\.0 ([0-9a-f]{8})/.exec(replies[5]?.text ?? '')?.[1];
+    const m = (await srv.messages()).find((x) => x.stored.envelope.msgid === id);
+    assert.ok(m, replies[5]?.text);
+    assert.match(m.body, new RegExp(`^Received: by mx\\.test\\.example \\(Postern\\) with ESMTP id ${id}\\r\\n\\tfor <root@test\\.example>;\\r\\n`));
+    assert.ok(!m.body.includes('client.example') && !m.body.includes('127.0.0.1'), m.body);
+    // The envelope still records the client, for the log and smtpctl.
+    assert.equal(m.stored.envelope.client.helo, 'client.example');
+  });
+});
