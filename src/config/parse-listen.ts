@@ -155,7 +155,6 @@ export function parseListen(c: Cursor): void {
       }
       case 'hostnames':
         once(t, '"hostnames"');
-        c.warning(t.pos, '"hostnames" is not applied yet: the greeting and the HELO reply use this listener\'s "hostname", else the server\'s');
         l.hostnamesTable = c.tableRef({ what: 'hostnames', literal: true }).name;
         break;
       case 'senders': {

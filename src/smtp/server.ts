@@ -10,6 +10,7 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import type { Config, Listener } from '../config/model.js';
+import { checkHostname } from '../config/values.js';
 import type { MailLog } from '../log/maillog.js';
 import type { Stats } from '../stats.js';
 import type { Resolver } from '../dns/resolver.js';
@@ -106,6 +107,30 @@ export class SmtpServer {
     return this.bound;
   }
 
+  /**
+   * The name this session goes by (greeting, HELO reply, Received:): with
+   * `hostnames <T>`, the table's name for the local address the client
+   * reached (OpenSMTPD's: `192.0.2.1 mail.example.org`), else the
+   * listener's `hostname`, else the server's. A value that is not a host
+   * name is ignored, with a log line.
+   */
+  private hostnameFor(l: Listener, socket: Socket): string {
+    const fallback = l.hostname ?? this.env.config.hostname;
+    if (l.hostnamesTable === undefined) return fallback;
+    const local = (socket.localAddress ?? '').replace(/^::ffff:/, '');
+    const r = this.env.tables.lookup(l.hostnamesTable, local);
+    if (r.kind !== 'found') {
+      if (r.kind === 'error') this.log.error(`listen on ${l.on}: hostnames <${l.hostnamesTable}>: ${r.reason}`);
+      return fallback;
+    }
+    const name = r.value.trim();
+    if (checkHostname(name) !== undefined) {
+      this.log.error(`listen on ${l.on}: hostnames <${l.hostnamesTable}>: ${JSON.stringify(name)} for ${local} is not a host name; using ${fallback}`);
+      return fallback;
+    }
+    return name;
+  }
+
   private accept(l: Listener, address: string, socket: Socket): void {
     if (this.paused) {
       socket.end('421 4.3.2 Service temporarily unavailable, try again later\r\n');
@@ -139,7 +164,7 @@ export class SmtpServer {
       fromSocket: false,
       listener: `${address}:${l.port}`,
       localPort: socket.localPort ?? l.port,
-      hostname: l.hostname ?? this.env.config.hostname,
+      hostname: this.hostnameFor(l, socket),
       tag: l.tag,
       noDsn: l.noDsn,
       config: l,

@@ -2,10 +2,12 @@
  * test/unit/received-header.test.ts — the Received: header Postern
  * prepends (smtp/received.ts), and a listener's `mask-src`, which leaves
  * the client's name and address out of it (OpenSMTPD's option): as a
- * function, and end to end through a daemon in this process.
+ * function, and end to end through a daemon in this process. Also the name
+ * a session goes by, which that header shows: `hostnames <T>`.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { connect as netConnect } from 'node:net';
 import { localReceivedHeader, receivedHeader } from '../../src/smtp/received.js';
 import { dialogue } from '../helpers/smtp-client.js';
 import { startInProcess, type InProc } from '../helpers/inproc.js';
@@ -57,5 +59,53 @@ match from any for domain "test.example" action "local"
     assert.ok(!m.body.includes('client.example') && !m.body.includes('127.0.0.1'), m.body);
     // The envelope still records the client, for the log and smtpctl.
     assert.equal(m.stored.envelope.client.helo, 'client.example');
+  });
+});
+
+describe('listen on … hostnames <T>', () => {
+  let srv: InProc;
+  before(async () => {
+    srv = await startInProcess(`queue path "$DIR/spool"
+mbox path "$DIR/mail"
+hostname "mx.test.example"
+table names { 127.0.0.1 = mx-one.test.example, 127.0.0.2 = "not a host name" }
+listen on 127.0.0.1 port 0 hostnames <names>
+listen on 127.0.0.2 port 0 hostnames <names>
+listen on 127.0.0.3 port 0 hostnames <names>
+action "local" mbox
+match from any for domain "test.example" action "local"
+`);
+  });
+  after(async () => srv.close());
+
+  it('names the session after the local address the client reached: greeting, HELO reply and Received:', async () => {
+    const c = await srv.client();
+    const replies = await dialogue(c, 'S: 220\nC: EHLO client.example\nS: 250\nC: MAIL FROM:<a@test.example>\nS: 250\nC: RCPT TO:<root@test.example>\nS: 250\nC: DATA\nS: 354\nC: Subject: named\nC:\nC: hello\nC: .\nS: 250 2.0.0\nC: QUIT\nS: 221');
+    c.close();
+    assert.match(replies[0]?.text ?? '', /^220 mx-one\.test\.example /);
+    assert.match(replies[1]?.lines[0] ?? '', /^250-mx-one\.test\.example /);
+    const id = /250 2\.0\.0 ([0-9a-f]{8})/.exec(replies[5]?.text ?? '')?.[1];
+    const m = (await srv.messages()).find((x) => x.stored.envelope.msgid === id);
+    assert.match(m?.body ?? '', /\tby mx-one\.test\.example \(Postern\)/);
+  });
+
+  it('falls back to the server\'s name for an address the table lacks, or a value that is no host name (logged)', async () => {
+    const ports = srv.daemon.server.listeners.map((l) => l.port);
+    for (const [host, port] of [['127.0.0.2', ports[1]], ['127.0.0.3', ports[2]]] as const) {
+      const greeting = await new Promise<string>((resolve, reject) => {
+        const s = netConnect({ host, port: port ?? 0 });
+        let buf = '';
+        s.on('data', (d: Buffer) => {
+          buf += d.toString();
+          if (buf.includes('\r\n')) {
+            s.destroy();
+            resolve(buf.slice(0, buf.indexOf('\r\n')));
+          }
+        });
+        s.on('error', reject);
+      });
+      assert.match(greeting, /^220 mx\.test\.example /, host);
+    }
+    assert.ok(srv.logs.some((l) => l.includes('"not a host name" for 127.0.0.2 is not a host name')), srv.logs.join('\n'));
   });
 });
