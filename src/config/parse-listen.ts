@@ -178,7 +178,6 @@ export function parseListen(c: Cursor): void {
       case 'proxy-v2':
         once(t, '"proxy-v2"');
         l.proxyV2 = true;
-        c.warning(t.pos, '"proxy-v2" is not applied yet: this listener expects SMTP from the first byte, and would answer a PROXY protocol header as a bad command');
         break;
     }
   }

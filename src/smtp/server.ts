@@ -17,6 +17,7 @@ import type { Resolver } from '../dns/resolver.js';
 import { Connection } from './connection.js';
 import { Session, type SessionEnv } from './session.js';
 import { listenAddresses } from './listen-addresses.js';
+import { readProxyHeader } from './proxy-header.js';
 import type { TlsContexts } from '../tls/contexts.js';
 import { ConnectionLimiter, DEFAULT_CONNECTION_LIMITS, type ConnectionLimits } from '../policy/limits/connections.js';
 import type { ErrorLimits } from '../policy/limits/errors.js';
@@ -114,10 +115,10 @@ export class SmtpServer {
    * listener's `hostname`, else the server's. A value that is not a host
    * name is ignored, with a log line.
    */
-  private hostnameFor(l: Listener, socket: Socket): string {
+  private hostnameFor(l: Listener, localAddress: string | undefined): string {
     const fallback = l.hostname ?? this.env.config.hostname;
     if (l.hostnamesTable === undefined) return fallback;
-    const local = (socket.localAddress ?? '').replace(/^::ffff:/, '');
+    const local = (localAddress ?? '').replace(/^::ffff:/, '');
     const r = this.env.tables.lookup(l.hostnamesTable, local);
     if (r.kind !== 'found') {
       if (r.kind === 'error') this.log.error(`listen on ${l.on}: hostnames <${l.hostnamesTable}>: ${r.reason}`);
@@ -138,6 +139,26 @@ export class SmtpServer {
       return;
     }
     const ip = (socket.remoteAddress ?? '0.0.0.0').replace(/^::ffff:/, '');
+    if (!l.proxyV2) return this.admit(l, address, socket, { address: ip, port: socket.remotePort ?? 0 }, socket.localAddress);
+    // `proxy-v2`: the proxy's header comes first and says who the client is; nothing is said before it.
+    readProxyHeader(socket).then(
+      (p) => {
+        if (socket.destroyed) return;
+        this.admit(l, address, socket, p.source ?? { address: ip, port: socket.remotePort ?? 0 }, p.destination?.address ?? socket.localAddress);
+        socket.resume();
+      },
+      (e: Error) => {
+        this.stats.inc('smtp.proxy.error');
+        this.log.event('smtp', 'proxy-failed', { address: ip, listener: `${address}:${l.port}`, error: e.message });
+        socket.on('error', () => undefined);
+        socket.destroy();
+      },
+    );
+  }
+
+  /** A client, where it came from (the proxy's word, on a `proxy-v2` listener) and the address it reached. */
+  private admit(l: Listener, address: string, socket: Socket, client: { readonly address: string; readonly port: number }, localAddress: string | undefined): void {
+    const ip = client.address;
     const lease = this.limiter.open(ip);
     const d = lease.decision;
     if (d.kind !== 'accept') {
@@ -160,11 +181,11 @@ export class SmtpServer {
     this.stats.inc('smtp.session.active');
     const session = new Session(id, this.env, {
       address: ip,
-      port: socket.remotePort ?? 0,
+      port: client.port,
       fromSocket: false,
       listener: `${address}:${l.port}`,
       localPort: socket.localPort ?? l.port,
-      hostname: this.hostnameFor(l, socket),
+      hostname: this.hostnameFor(l, localAddress),
       tag: l.tag,
       noDsn: l.noDsn,
       config: l,
