@@ -35,25 +35,29 @@ describe('Received: header', () => {
   });
 });
 
+/** A daemon for test.example with these listeners (and tables). */
+function daemonConfig(listeners: string): string {
+  return `queue path "$DIR/spool"\nmbox path "$DIR/mail"\nhostname "mx.test.example"\n${listeners}\naction "local" mbox\nmatch from any for domain "test.example" action "local"\n`;
+}
+
+/** One message to root@test.example from client.example: the replies, and the message as queued. */
+async function sendOne(srv: InProc, subject: string): Promise<{ replies: Awaited<ReturnType<typeof dialogue>>; id: string | undefined; message: { stored: { envelope: { client: { helo?: string } } }; body: string } | undefined }> {
+  const c = await srv.client();
+  const replies = await dialogue(c, `S: 220\nC: EHLO client.example\nS: 250\nC: MAIL FROM:<a@test.example>\nS: 250\nC: RCPT TO:<root@test.example>\nS: 250\nC: DATA\nS: 354\nC: Subject: ${subject}\nC:\nC: hello\nC: .\nS: 250 2.0.0\nC: QUIT\nS: 221`);
+  c.close();
+  const id = /250 2\.0\.0 ([0-9a-f]{8})/.exec(replies[5]?.text ?? '')?.[1];
+  return { replies, id, message: (await srv.messages()).find((x) => x.stored.envelope.msgid === id) };
+}
+
 describe('listen on … mask-src', () => {
   let srv: InProc;
   before(async () => {
-    srv = await startInProcess(`queue path "$DIR/spool"
-mbox path "$DIR/mail"
-hostname "mx.test.example"
-listen on 127.0.0.1 port 0 mask-src
-action "local" mbox
-match from any for domain "test.example" action "local"
-`);
+    srv = await startInProcess(daemonConfig('listen on 127.0.0.1 port 0 mask-src'));
   });
   after(async () => srv.close());
 
   it('queues the message with a Received: header that does not show the client', async () => {
-    const c = await srv.client();
-    const replies = await dialogue(c, 'S: 220\nC: EHLO client.example\nS: 250\nC: MAIL FROM:<a@test.example>\nS: 250\nC: RCPT TO:<root@test.example>\nS: 250\nC: DATA\nS: 354\nC: Subject: masked\nC:\nC: hello\nC: .\nS: 250 2.0.0\nC: QUIT\nS: 221');
-    c.close();
-    const id = /250 2\.0\.0 ([0-9a-f]{8})/.exec(replies[5]?.text ?? '')?.[1];
-    const m = (await srv.messages()).find((x) => x.stored.envelope.msgid === id);
+    const { replies, id, message: m } = await sendOne(srv, 'masked');
     assert.ok(m, replies[5]?.text);
     assert.match(m.body, new RegExp(`^Received: by mx\\.test\\.example \\(Postern\\) with ESMTP id ${id}\\r\\n\\tfor <root@test\\.example>;\\r\\n`));
     assert.ok(!m.body.includes('client.example') && !m.body.includes('127.0.0.1'), m.body);
@@ -65,27 +69,19 @@ match from any for domain "test.example" action "local"
 describe('listen on … hostnames <T>', () => {
   let srv: InProc;
   before(async () => {
-    srv = await startInProcess(`queue path "$DIR/spool"
-mbox path "$DIR/mail"
-hostname "mx.test.example"
-table names { 127.0.0.1 = mx-one.test.example, 127.0.0.2 = "not a host name" }
+    srv = await startInProcess(
+      daemonConfig(`table names { 127.0.0.1 = mx-one.test.example, 127.0.0.2 = "not a host name" }
 listen on 127.0.0.1 port 0 hostnames <names>
 listen on 127.0.0.2 port 0 hostnames <names>
-listen on 127.0.0.3 port 0 hostnames <names>
-action "local" mbox
-match from any for domain "test.example" action "local"
-`);
+listen on 127.0.0.3 port 0 hostnames <names>`),
+    );
   });
   after(async () => srv.close());
 
   it('names the session after the local address the client reached: greeting, HELO reply and Received:', async () => {
-    const c = await srv.client();
-    const replies = await dialogue(c, 'S: 220\nC: EHLO client.example\nS: 250\nC: MAIL FROM:<a@test.example>\nS: 250\nC: RCPT TO:<root@test.example>\nS: 250\nC: DATA\nS: 354\nC: Subject: named\nC:\nC: hello\nC: .\nS: 250 2.0.0\nC: QUIT\nS: 221');
-    c.close();
+    const { replies, message: m } = await sendOne(srv, 'named');
     assert.match(replies[0]?.text ?? '', /^220 mx-one\.test\.example /);
     assert.match(replies[1]?.lines[0] ?? '', /^250-mx-one\.test\.example /);
-    const id = /250 2\.0\.0 ([0-9a-f]{8})/.exec(replies[5]?.text ?? '')?.[1];
-    const m = (await srv.messages()).find((x) => x.stored.envelope.msgid === id);
     assert.match(m?.body ?? '', /\tby mx-one\.test\.example \(Postern\)/);
   });
 
