@@ -26,6 +26,10 @@ export class TlsError extends Error {}
 interface Loaded {
   readonly name: string;
   readonly context: SecureContext;
+}
+
+/** While reloading: the files too, for the contexts that trust a listener's CA (the key is not kept after). */
+interface Read extends Loaded {
   readonly cert: Buffer;
   readonly key: Buffer;
 }
@@ -41,7 +45,7 @@ export class TlsContexts {
 
   /** (Re-)read every certificate; throws TlsError naming the file when one cannot be used. */
   reload(): void {
-    const next = new Map<string, Loaded>();
+    const next = new Map<string, Read>();
     for (const pki of this.config.pki.values()) next.set(pki.name.toLowerCase(), this.load(pki));
     for (const l of this.config.listeners) {
       if (l.tls === 'none' || l.pki === undefined || next.has(l.pki.toLowerCase())) continue;
@@ -51,7 +55,7 @@ export class TlsContexts {
     // Read the CAs before anything is replaced: a reload that fails keeps the old contexts whole.
     const withCa = this.loadCas(next);
     const previous = this.byName;
-    this.byName = next;
+    this.byName = new Map([...next].map(([n, x]) => [n, { name: x.name, context: x.context }]));
     for (const l of this.config.listeners) {
       if (l.tls !== 'none' && !this.defaultFor(l)) {
         this.byName = previous;
@@ -77,7 +81,7 @@ export class TlsContexts {
   }
 
   /** For each CA a verifying listener names: a context per certificate that trusts it. */
-  private loadCas(certs: ReadonlyMap<string, Loaded>): Map<string, Map<string, SecureContext>> {
+  private loadCas(certs: ReadonlyMap<string, Read>): Map<string, Map<string, SecureContext>> {
     const out = new Map<string, Map<string, SecureContext>>();
     for (const l of this.config.listeners) {
       if (l.tls === 'none' || l.tlsVerify !== true || l.ca === undefined || out.has(l.ca)) continue;
@@ -130,7 +134,7 @@ export class TlsContexts {
     return dot > 0 ? this.byName.get(`*${n.slice(dot)}`) : undefined;
   }
 
-  private load(pki: Pki): Loaded {
+  private load(pki: Pki): Read {
     if (!pki.cert || !pki.key) throw new TlsError(`${pki.pos.file}:${pki.pos.line}: pki ${pki.name} needs both "cert" and "key"`);
     let cert: Buffer;
     let key: Buffer;
