@@ -122,6 +122,7 @@ function localOption(c: Cursor, t: Token, a: Mutable<Action>, seen: Map<string, 
       break;
     default:
       a.wrapper = c.value('an mda wrapper name after "wrapper"').text;
+      c.warning(t.pos, '"wrapper" cannot be honoured: Postern has no "mda wrapper" statement, so deliveries through this action are deferred (4.3.5) until it is removed');
       break;
   }
 }
@@ -188,6 +189,7 @@ function relayOption(c: Cursor, t: Token, r: Mutable<RelayOptions>, seen: Map<st
     }
     default:
       r.srs = true;
+      c.warning(t.pos, '"srs" is not applied yet: the envelope sender of relayed mail is not rewritten, so forwarded mail may fail SPF at the next hop');
       break;
   }
 }

@@ -239,6 +239,13 @@ test('a ca without verify draws a warning with its position', () => {
   ]);
 });
 
+test('action options Postern does not apply, wrapper and srs, draw warnings with their position', () => {
+  assert.deepEqual(lines('action m mda "/usr/bin/procmail" wrapper w\naction r relay srs\nmatch for local action m\nmatch for any action r\n'), [
+    'smtpd.conf:1:34: warning: "wrapper" cannot be honoured: Postern has no "mda wrapper" statement, so deliveries through this action are deferred (4.3.5) until it is removed',
+    'smtpd.conf:2:16: warning: "srs" is not applied yet: the envelope sender of relayed mail is not rewritten, so forwarded mail may fail SPF at the next hop',
+  ]);
+});
+
 test('a config without rules loads, with a warning', () => {
   assert.deepEqual(lines('listen on lo0\n'), ['smtpd.conf:1:1: warning: no accept or match rules: every recipient will be refused']);
 });
