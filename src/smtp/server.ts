@@ -47,6 +47,8 @@ export class SmtpServer {
   paused = false;
   private readonly connections = new Set<Connection>();
   private readonly limiter: ConnectionLimiter;
+  /** Connections on `proxy-v2` listeners still waiting for their header (not yet known to the limiter). */
+  private proxyWaiting = 0;
 
   constructor(
     private readonly env: SessionEnv,
@@ -141,13 +143,26 @@ export class SmtpServer {
     const ip = (socket.remoteAddress ?? '0.0.0.0').replace(/^::ffff:/, '');
     if (!l.proxyV2) return this.admit(l, address, socket, { address: ip, port: socket.remotePort ?? 0 }, socket.localAddress);
     // `proxy-v2`: the proxy's header comes first and says who the client is; nothing is said before it.
+    // Until then the limiter cannot count the connection by its client: cap how many may wait, at the
+    // server's own limit, so that connections which never send a header cannot pile up.
+    const cap = (this.opts.limits ?? DEFAULT_CONNECTION_LIMITS).maxTotal;
+    if (cap > 0 && this.proxyWaiting >= cap) {
+      this.stats.inc('smtp.proxy.error');
+      this.log.event('smtp', 'proxy-failed', { address: ip, listener: `${address}:${l.port}`, error: `${this.proxyWaiting} connections already wait for their PROXY header (limit ${cap})` });
+      socket.on('error', () => undefined);
+      socket.destroy();
+      return;
+    }
+    this.proxyWaiting++;
     readProxyHeader(socket).then(
       (p) => {
+        this.proxyWaiting--;
         if (socket.destroyed) return;
         this.admit(l, address, socket, p.source ?? { address: ip, port: socket.remotePort ?? 0 }, p.destination?.address ?? socket.localAddress);
         socket.resume();
       },
       (e: Error) => {
+        this.proxyWaiting--;
         this.stats.inc('smtp.proxy.error');
         this.log.event('smtp', 'proxy-failed', { address: ip, listener: `${address}:${l.port}`, error: e.message });
         socket.on('error', () => undefined);

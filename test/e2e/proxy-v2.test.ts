@@ -8,9 +8,9 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { connect as netConnect, createServer } from 'node:net';
+import { connect as netConnect, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { startDaemon, type DaemonHandle } from '../helpers/daemon.js';
+import { startDaemon, tempDir, type DaemonHandle } from '../helpers/daemon.js';
 import { spoolMessages } from '../helpers/inproc.js';
 import { requireTool, run } from '../helpers/tools.js';
 import { proxyV2Header } from '../helpers/proxy-v2.js';
@@ -125,4 +125,44 @@ test('no header, or not a v2 one: closed before any greeting, and logged', async
     assert.equal(got, '', `got ${JSON.stringify(got)}`);
   }
   await d.waitForLog(/smtp proxy-failed .*no PROXY protocol v2 signature/);
+});
+
+test('connections that never send their header cannot pile up: at most the server\'s connection limit wait', async () => {
+  const dir = tempDir();
+  writeFileSync(join(dir, 'smtpserver.conf'), 'PARAM MaxParallelConnections 2\n');
+  const small = await startDaemon(`queue path "$DIR/spool"
+hostname "mx.test.example"
+smtpserver-conf "$DIR/smtpserver.conf"
+listen on 127.0.0.1 port 0 proxy-v2
+action "local" mbox
+match from any for domain "test.example" action "local"
+`, { dir });
+  const open = (): Promise<Socket> => new Promise((resolve) => {
+    const s = netConnect({ host: '127.0.0.1', port: small.port }, () => resolve(s));
+    s.on('error', () => undefined);
+  });
+  const closedSoon = (s: Socket): Promise<boolean> => new Promise((resolve) => {
+    const t = setTimeout(() => resolve(false), 1500);
+    s.once('close', () => {
+      clearTimeout(t);
+      resolve(true);
+    });
+  });
+  try {
+    const waiting = [await open(), await open()];
+    await new Promise((r) => setTimeout(r, 200));
+    const third = await open();
+    assert.equal(await closedSoon(third), true, 'a third silent connection is closed at once');
+    await small.waitForLog(/proxy-failed .*2 connections already wait for their PROXY header \(limit 2\)/);
+    // One of them says who it is: it is served, and there is room again.
+    const greeted = new Promise<string>((resolve) => waiting[0]?.once('data', (b: Buffer) => resolve(b.toString())));
+    waiting[0]?.write(proxyV2Header(0, 0x00, []));
+    assert.match(await greeted, /^220 /);
+    const fourth = await open();
+    assert.equal(await closedSoon(fourth), false, 'room again once a header came');
+    for (const s of [...waiting, fourth]) s.destroy();
+  } finally {
+    await small.stop();
+    small.cleanup();
+  }
 });
