@@ -383,8 +383,11 @@ export class Daemon implements ControlTarget {
   }
 
   hosts(): unknown[] {
-    const m = this.mta as { hosts?: () => unknown[] };
-    return m.hosts?.() ?? [];
+    return this.mta.hosts();
+  }
+
+  routes(): unknown[] {
+    return this.mta.routes();
   }
 }
 

@@ -32,6 +32,7 @@ import { rewriteSender } from './commands.js';
 import type { MxDns } from './mx.js';
 import { tuning as makeTuning, type RelayTuning, type RelayTuningInput } from './options.js';
 import { SessionPool } from './pool.js';
+import { HostTable, type HostView } from './hosts.js';
 import { replyText, type ServerReply } from './reply-parser.js';
 import { defaultPort, resolveRoute, type Route, type SelfNames, type Target, type Verdict } from './route.js';
 import { ClientSession, SessionFailure, type Credentials, type SessionSetup } from './session.js';
@@ -83,6 +84,8 @@ export class RelayAgent implements DeliveryAgent {
   private readonly pool: SessionPool;
   private readonly pkiCache = new Map<string, { cert: Buffer; key: Buffer }>();
   private readonly warned = new Set<string>();
+  /** Remote hosts talked to (`smtpctl show hosts`). */
+  private readonly hostTable = new HostTable();
 
   constructor(private o: RelayAgentOptions) {
     this.tuning = makeTuning(o.tuning);
@@ -207,6 +210,7 @@ export class RelayAgent implements DeliveryAgent {
         decided.set(o.rcpt.evpid, { verdict: o, target: session.target, ...(o.reply !== undefined ? { reply: o.reply } : {}), ...(o.relayed ? { relayed: true as const } : {}) });
       }
       if (tx.failure !== undefined) last = tx.failure;
+      if (tx.outcomes.some((o) => o.status === 'ok')) this.hostTable.sent(addressPort(session.target), session.target.host);
       pending = [...tx.undecided];
       session.conn.watch(undefined);
       if (session.alive && tx.failure === undefined && session.messages < t.maxMessagesPerSession) this.pool.put(poolKey, session);
@@ -279,6 +283,7 @@ export class RelayAgent implements DeliveryAgent {
         last = e.verdict;
         this.o.stats.inc('mta.session.failed');
         this.o.log.event('mta', 'connection-failed', { address: addressPort(target), host: target.host, error: oneLine(e.verdict.detail) });
+        this.hostTable.failed(addressPort(target), target.host, oneLine(e.verdict.detail, 200));
         if (e.retryWithoutTls && plaintextRetry === undefined) {
           plaintextRetry = target;
           i--;
@@ -293,6 +298,7 @@ export class RelayAgent implements DeliveryAgent {
       }
       this.o.stats.inc('mta.session');
       this.o.stats.inc('mta.session.active');
+      this.hostTable.connected(addressPort(target), target.host);
       const info = session.tls;
       this.o.log.event('mta', 'connected', {
         address: addressPort(target),
@@ -307,8 +313,26 @@ export class RelayAgent implements DeliveryAgent {
     decideAll(pending, last ?? { status: 'tempfail', enhanced: '4.4.1', detail: 'no mail exchanger could be reached' });
   }
 
+  /** `smtpctl show hosts`: the remote hosts talked to since the start. */
+  hosts(): HostView[] {
+    return this.hostTable.list();
+  }
+
+  /** `smtpctl show routes`: the destinations that have sessions kept for reuse. */
+  routes(): { destination: string; idle: number }[] {
+    // A pool key is the scheduler's destination key, then the options that shape a session.
+    const by = new Map<string, number>();
+    for (const [key, idle] of this.pool.idleCounts()) {
+      const bar = key.indexOf('|');
+      const destination = bar < 0 ? key : key.slice(0, bar);
+      by.set(destination, (by.get(destination) ?? 0) + idle);
+    }
+    return [...by].map(([destination, idle]) => ({ destination, idle })).sort((a, b) => a.destination.localeCompare(b.destination));
+  }
+
   private disconnected(s: ClientSession, reason: string): void {
     this.o.stats.dec('mta.session.active');
+    this.hostTable.disconnected(addressPort(s.target), s.target.host);
     this.o.log.event('mta', 'disconnected', { address: addressPort(s.target), host: s.target.host, reason, messages: s.messages, session: s.id });
   }
 

@@ -28,6 +28,11 @@ export class SessionPool {
     private readonly onClose: (s: ClientSession, reason: string) => void = () => undefined,
   ) {}
 
+  /** How many idle sessions each key has. */
+  idleCounts(): [key: string, idle: number][] {
+    return [...this.idle].map(([key, list]) => [key, list.length]);
+  }
+
   /** An idle session for this key, if one is still connected. */
   take(key: string): ClientSession | undefined {
     const list = this.idle.get(key);

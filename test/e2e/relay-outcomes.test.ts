@@ -142,6 +142,23 @@ match from any for any reject
     assert.ok(!q.entries.some((e) => e.rcpt.endsWith('@split.test') || e.rcpt.endsWith('@refused.test')), `nothing left in the queue: ${q.raw}`);
   });
 
+  it('smtpctl show hosts and show routes: the relay just used, with its cached session', async () => {
+    const daemon = d as DaemonHandle;
+    const p = peers.get('split') as Peer;
+    const t = await send({ port: daemon.port, from: SENDER, to: ['hosts@split.test'], data: message('hosts', 'hosts@split.test') });
+    assert.equal(t.data?.code, 250, t.data?.text);
+    await waitLog(daemon.logs, /mta delivery ok .*to=<hosts@split\.test>/);
+    // Within the cached session's idle time (5 s): it is a route with one idle session.
+    const routes = await smtpctl(conf(), 'show', 'routes');
+    assert.match(routes, new RegExp(`^destination=relay:smtp://${p.host.replace(/\./g, '\\.')}:${p.port} idle=1$`, 'm'), routes);
+    const hosts = JSON.parse(await smtpctl(conf(), 'show', 'hosts', '--json')) as { host: string; address: string; state: string; sessions: number; messages: number }[];
+    const split = hosts.find((h) => h.address === `${p.host}:${p.port}`);
+    assert.ok(split, JSON.stringify(hosts));
+    assert.equal(split.state, 'up');
+    assert.ok(split.sessions >= 1 && split.messages >= 1, JSON.stringify(split));
+    assert.match(await smtpctl(conf(), 'show', 'hosts'), new RegExp(`host=${p.host.replace(/\./g, '\\.')} address=${p.host.replace(/\./g, '\\.')}:${p.port} state=up `));
+  });
+
   it('partial failure in one transaction (aiosmtpd): 250, 450 and 550 recipients each get their own outcome', async () => {
     const daemon = d as DaemonHandle;
     const t = await send({ port: daemon.port, from: SENDER, to: ['ok@mixed.test', 'later-please@mixed.test', 'refuse-me@mixed.test'], data: message('mixed', 'ok@mixed.test') });
