@@ -503,7 +503,7 @@ function redact(line: string): string {
  * Node's own server does. Should that ever be missing, the answer is "not
  * verified": this check fails closed.
  */
-export function clientCertificateError(secure: TLSSocket): string | null {
+function clientCertificateError(secure: TLSSocket): string | null {
   const handle = (secure as unknown as { _handle?: { verifyError?: () => (Error & { code?: string }) | null } })._handle;
   if (typeof handle?.verifyError !== 'function') return 'cannot be verified';
   const err = handle.verifyError();

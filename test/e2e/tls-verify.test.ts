@@ -9,11 +9,11 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { connect as netConnect } from 'node:net';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { startDaemon, tempDir, type DaemonHandle } from '../helpers/daemon.js';
 import { makeCa, makeCert, makeClientCert, type CertFiles } from '../helpers/certs.js';
 import { spoolMessages } from '../helpers/inproc.js';
+import { RawClient, dialogue } from '../helpers/smtp-client.js';
 import { requireTool, run } from '../helpers/tools.js';
 
 let d: DaemonHandle;
@@ -76,34 +76,11 @@ function finishOnFirstLine(s: TLSSocket, resolve: (r: { greeting?: string; error
 
 /** STARTTLS on a tls-require listener, then EHLO: its reply's first line, or how it ended. */
 async function afterStarttls(port: number, cert?: CertFiles): Promise<{ greeting?: string; error?: string }> {
-  const raw = netConnect({ host: '127.0.0.1', port });
-  let buf = '';
-  const line = (): Promise<string> =>
-    new Promise((resolve, reject) => {
-      const check = (): void => {
-        const i = buf.indexOf('\r\n');
-        if (i < 0) return;
-        raw.off('data', onData);
-        const l = buf.slice(0, i);
-        buf = buf.slice(i + 2);
-        resolve(l);
-      };
-      const onData = (d: Buffer): void => {
-        buf += d.toString();
-        check();
-      };
-      raw.on('data', onData);
-      raw.once('error', reject);
-      check();
-    });
-  assert.match(await line(), /^220 /);
-  raw.write('EHLO client.test\r\n');
-  for (;;) if (/^250 /.test(await line())) break;
-  raw.write('STARTTLS\r\n');
-  assert.match(await line(), /^220 2\.0\.0/);
-  raw.removeAllListeners('data');
+  const c = await RawClient.open(port);
+  await dialogue(c, 'S: 220\nC: EHLO client.test\nS: 250\nC: STARTTLS\nS: 220 2.0.0');
+  c.socket.removeAllListeners('data');
   return new Promise((resolve) => {
-    const s = tlsConnect({ socket: raw, servername: 'mx.test.example', rejectUnauthorized: false, ...(cert ? { cert: readFileSync(cert.cert), key: readFileSync(cert.key) } : {}) });
+    const s = tlsConnect({ socket: c.socket, servername: 'mx.test.example', rejectUnauthorized: false, ...(cert ? { cert: readFileSync(cert.cert), key: readFileSync(cert.key) } : {}) });
     s.once('secureConnect', () => s.write('EHLO client.test\r\n'));
     finishOnFirstLine(s, resolve);
   });

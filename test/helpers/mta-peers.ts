@@ -51,7 +51,8 @@ export async function freePort(addresses: readonly string[]): Promise<number> {
   throw new Error('no free port');
 }
 
-async function waitListening(address: string, port: number, timeoutMs = 10_000): Promise<void> {
+/** Resolves once something accepts connections on address:port (throws after timeoutMs). */
+export async function waitListening(address: string, port: number, timeoutMs = 10_000): Promise<void> {
   const end = Date.now() + timeoutMs;
   for (;;) {
     const ok = await new Promise<boolean>((resolve) => {
