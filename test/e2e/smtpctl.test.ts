@@ -111,7 +111,7 @@ test('reload with a broken configuration: refused, the daemon keeps running on t
   writeFileSync(conf, good);
   assert.notEqual(r.status, 0);
   assert.match(r.stderr, /smtpd\.conf:\d+:\d+: .*lisen/);
-  assert.ok(d.logs.some((l) => /reload refused, keeping the running configuration/.test(l)));
+  await d.waitForLog(/reload refused, keeping the running configuration/);
   const c = await RawClient.open(d.port);
   await dialogue(c, 'S: 220\nC: QUIT\nS: 221');
   c.close();
