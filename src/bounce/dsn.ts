@@ -28,7 +28,7 @@
  * field or start a new one; long fields are folded at spaces.
  */
 import { createHash } from 'node:crypto';
-import { rfc5322Date } from '../smtp/received.js';
+import { rfc5322Date } from '../mail/date.js';
 import type { DsnKind } from './rules.js';
 
 export type DsnAction = 'failed' | 'delayed' | 'delivered' | 'relayed' | 'expanded';

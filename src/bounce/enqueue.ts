@@ -10,10 +10,10 @@
  * durable (spool/spool.ts); only then may the caller record the outcomes
  * that owed it.
  */
-import type { Envelope } from '../spool/envelope.js';
+import type { Envelope } from '../mail/envelope.js';
 import { newEvpid } from '../spool/fs/fs-spool.js';
 import type { Spool } from '../spool/spool.js';
-import type { Router } from '../scheduler/route.js';
+import type { Router } from '../rules/router.js';
 import type { DsnMessage } from './dsn.js';
 
 export type SubmitResult = { readonly kind: 'queued'; readonly envelope: Envelope } | { readonly kind: 'dropped'; readonly reason: string };

@@ -10,11 +10,11 @@
  *   bounce sent msgid=<report> to=<sender> for=<original msgid> kind=failure rcpts=<a>,<b>
  *   bounce dropped for=<original msgid> to=<sender> kind=… rcpts=… reason="no route: …"
  */
-import type { Envelope, EnvelopeRecipient } from '../spool/envelope.js';
+import type { Envelope, EnvelopeRecipient } from '../mail/envelope.js';
 import type { Spool } from '../spool/spool.js';
 import type { MailLog } from '../log/maillog.js';
 import type { Stats } from '../stats.js';
-import type { Router } from '../scheduler/route.js';
+import type { Router } from '../rules/router.js';
 import { buildDsn, type DsnAction, type DsnRecipient } from './dsn.js';
 import { submitDsn } from './enqueue.js';
 import { readReturned, DEFAULT_MAX_RETURN_BYTES, type Returned } from './original.js';

@@ -19,7 +19,7 @@
  *    never returned whole: a report must travel without BINARYMIME.
  */
 import type { RecipientResult } from '../delivery/agent.js';
-import type { Envelope, EnvelopeRecipient, NotifyKind } from '../spool/envelope.js';
+import type { Envelope, EnvelopeRecipient, NotifyKind } from '../mail/envelope.js';
 
 export type DsnKind = 'failure' | 'delay' | 'success';
 

@@ -17,7 +17,7 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { FsSpool } from '../spool/fs/fs-spool.js';
-import type { RecipientOutcome } from '../spool/envelope.js';
+import type { RecipientOutcome } from '../mail/envelope.js';
 import type { Config } from '../config/model.js';
 
 export async function mailq(config: Config, out: (s: string) => void = (s) => process.stdout.write(s)): Promise<number> {

@@ -24,7 +24,7 @@
 import type { Config } from '../config/model.js';
 import { replay } from '../scheduler/replay.js';
 import type { EnvelopeState, EnvelopeView } from '../scheduler/types.js';
-import type { ClientInfo, Envelope, EnvelopeRecipient, RecipientOutcome } from '../spool/envelope.js';
+import type { ClientInfo, Envelope, EnvelopeRecipient, RecipientOutcome } from '../mail/envelope.js';
 
 /** States of an envelope still queued. */
 export type QueuedState = Exclude<EnvelopeState, 'delivered' | 'failed'>;

@@ -31,5 +31,3 @@ export interface ControlTarget {
   /** Relay routes (show routes) when available. */
   routes?(): unknown[];
 }
-
-export { ControlServer, type ControlServerOptions } from './server.js';

@@ -30,8 +30,8 @@ import type { MailLog } from '../log/maillog.js';
 import { FsSpool } from '../spool/fs/fs-spool.js';
 import { TableRegistry } from '../table/table.js';
 import { tableFromDecl } from '../table/table-static.js';
-import { LocalNames } from '../policy/localnames.js';
-import { SystemUsers } from '../delivery/users.js';
+import { LocalNames } from '../rules/localnames.js';
+import { SystemUsers } from '../users/system-users.js';
 import { Resolver } from '../dns/resolver.js';
 import { Stats } from '../stats.js';
 import { Authenticator } from '../auth/authenticator.js';
@@ -39,9 +39,10 @@ import { FailRate } from '../auth/failrate.js';
 import { buildPolicy, type BuiltPolicy, type PolicyFiles } from '../policy/build.js';
 import type { PolicyNote } from '../policy/policy.js';
 import type { StyleOption } from '../policy/zmailer/helo-patterns.js';
-import { Session, type SchedulerSeam } from '../smtp/session.js';
+import { Session } from '../smtp/session.js';
 import { Connection, type ReplyInfo } from '../smtp/connection.js';
-import { reply, type Reply } from '../smtp/reply.js';
+import { reply, type Reply } from '../mail/reply.js';
+import type { SchedulerSeam } from '../queue/seam.js';
 
 /**
  * "[192.0.2.1]", "[IPv6:2001:db8::1]", ZMailer's "[ipv6.2001:db8::1]", or a

@@ -12,7 +12,7 @@
  */
 import type { Readable } from 'node:stream';
 import type { Action } from '../config/model.js';
-import type { Envelope, EnvelopeRecipient } from '../spool/envelope.js';
+import type { Envelope, EnvelopeRecipient } from '../mail/envelope.js';
 
 export interface DeliveryTask {
   readonly envelope: Envelope;

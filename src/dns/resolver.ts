@@ -10,7 +10,7 @@
  */
 import { Resolver as DnsResolver } from 'node:dns/promises';
 import type { ResolverOptions } from '../config/model.js';
-import { canonicalIp } from '../policy/localnames.js';
+import { canonicalIp } from '../net/ip.js';
 
 interface CacheEntry {
   readonly value: string | undefined;

@@ -51,18 +51,19 @@
  * No destination carries CR, LF or NUL; file paths are absolute.
  */
 import type { Action, Config, MatchRule } from '../config/model.js';
-import type { UserBase, UserInfo } from '../delivery/users.js';
-import type { LocalNames } from '../policy/localnames.js';
-import type { RuleDecision } from '../policy/rules.js';
-import type { Mailbox } from '../smtp/address.js';
-import { formatMailbox } from '../smtp/address.js';
-import type { Reply } from '../smtp/reply.js';
-import { reply } from '../smtp/reply.js';
-import type { Destination } from '../spool/envelope.js';
+import type { UserBase, UserInfo } from '../users/system-users.js';
+import type { LocalNames } from '../rules/localnames.js';
+import type { RuleDecision } from '../rules/rules.js';
+import type { Mailbox } from '../mail/address.js';
+import { formatMailbox } from '../mail/address.js';
+import type { Reply } from '../mail/reply.js';
+import { reply } from '../mail/reply.js';
+import type { Destination } from '../mail/envelope.js';
 import { aliasNodeText, lookupAlias, type AliasNode } from '../table/aliases.js';
 import { lookupUserinfo } from '../table/services.js';
 import type { TableRegistry } from '../table/table.js';
 import { readIncludeFile } from './include.js';
+import { NOBODY } from '../users/system-users.js';
 
 export interface ExpandTarget {
   /** The address this copy is for: the recipient, or the forward address that led to it. */
@@ -98,8 +99,6 @@ export interface ExpandEnv {
 export const MAX_DEPTH = 10;
 /** Destinations looked at for one recipient. */
 export const MAX_NODES = 10_000;
-/** The user files and commands run as when the alias names no local user (or root). */
-export const NOBODY = 'nobody';
 
 const TEMPFAIL_REPLY = reply(451, '4.3.0', 'Temporary lookup failure, please try again later');
 const NO_USER_REPLY = reply(550, '5.1.1', 'Invalid recipient: no such user here');

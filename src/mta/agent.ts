@@ -26,10 +26,10 @@ import { isIP } from 'node:net';
 import type { Action, Config, RelayOptions } from '../config/model.js';
 import { oneLine, type DeliveryAgent, type DeliveryStatus, type DeliveryTask, type RecipientResult } from '../delivery/agent.js';
 import type { MailLog } from '../log/maillog.js';
-import type { EnvelopeRecipient } from '../spool/envelope.js';
+import type { EnvelopeRecipient } from '../mail/envelope.js';
 import type { Stats } from '../stats.js';
 import { rewriteSender } from './commands.js';
-import type { MxDns } from './mx.js';
+import type { MxDns } from '../dns/mx.js';
 import { tuning as makeTuning, type RelayTuning, type RelayTuningInput } from './options.js';
 import { SessionPool } from './pool.js';
 import { HostTable, type HostView } from './hosts.js';
@@ -37,7 +37,7 @@ import { replyText, type ServerReply } from './reply-parser.js';
 import { defaultPort, resolveRoute, type Route, type SelfNames, type Target, type Verdict } from './route.js';
 import { ClientSession, SessionFailure, type Credentials, type SessionSetup } from './session.js';
 import { sendMessage } from './transaction.js';
-import { formatDuration } from '../scheduler/duration.js';
+import { formatDuration } from '../time/duration.js';
 
 /** A recipient's result; `relayed` asks the bounce subsystem for a "relayed" success DSN (RFC 3461 §5.2.2.2). */
 export type RelayResult = RecipientResult & { readonly relayed?: true };

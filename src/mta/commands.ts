@@ -11,8 +11,8 @@
  * a control character in it: such a value can only come from a damaged
  * spool and is refused (the caller fails that recipient permanently).
  */
-import { encodeUtf8AddrXtext, encodeXtext } from '../smtp/xtext.js';
-import type { Envelope, EnvelopeRecipient } from '../spool/envelope.js';
+import { encodeUtf8AddrXtext, encodeXtext } from '../mail/xtext.js';
+import type { Envelope, EnvelopeRecipient } from '../mail/envelope.js';
 import { has, type Capabilities } from './ehlo.js';
 
 // eslint-disable-next-line no-control-regex

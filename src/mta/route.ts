@@ -27,8 +27,8 @@
  */
 import { isIP } from 'node:net';
 import type { RelayOptions, RelayScheme } from '../config/model.js';
-import { canonicalIp } from '../policy/localnames.js';
-import { lookupAddresses, lookupMx, type MxDns, type MxHost } from './mx.js';
+import { canonicalIp } from '../net/ip.js';
+import { lookupAddresses, lookupMx, type MxDns, type MxHost } from '../dns/mx.js';
 
 /** What routing needs to know about this machine (policy/localnames.ts LocalNames). */
 export interface SelfNames {

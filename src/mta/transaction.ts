@@ -32,7 +32,7 @@
  */
 import type { Readable } from 'node:stream';
 import type { DeliveryStatus } from '../delivery/agent.js';
-import type { Envelope, EnvelopeRecipient } from '../spool/envelope.js';
+import type { Envelope, EnvelopeRecipient } from '../mail/envelope.js';
 import { ClientError } from './client.js';
 import { mailCommand, rcptCommand, safeValue, wantsRelayedDsn } from './commands.js';
 import { has } from './ehlo.js';

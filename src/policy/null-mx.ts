@@ -10,10 +10,10 @@
  */
 import type { PolicyPhase } from './policy.js';
 import { PASS, reject, type Verdict } from './verdict.js';
-import { reply } from '../smtp/reply.js';
-import { senderDomainHasNullMx } from '../mta/mx.js';
-import type { MxDns } from '../mta/mx.js';
-import type { LocalNames } from './localnames.js';
+import { reply } from '../mail/reply.js';
+import { senderDomainHasNullMx } from '../dns/mx.js';
+import type { MxDns } from '../dns/mx.js';
+import type { LocalNames } from '../rules/localnames.js';
 
 /** Answers are kept this long (positive and negative), per sender domain; failed lookups are not kept. */
 const CACHE_MS = 10 * 60_000;

@@ -16,18 +16,18 @@
  * An observer (the dry run, smtpd -b) hears why each phase decided as it
  * did; without one nothing is recorded.
  */
-import type { Mailbox } from '../smtp/address.js';
-import type { MailParams } from '../smtp/params.js';
+import type { Mailbox } from '../mail/address.js';
+import type { MailParams } from '../mail/params.js';
 import { PASS, type Verdict } from './verdict.js';
-import type { RuleEngine } from './rules.js';
+import type { RuleEngine } from '../rules/rules.js';
 import { expandRecipient, type ExpandEnv } from '../expand/expand.js';
-import type { Destination } from '../spool/envelope.js';
+import type { Destination } from '../mail/envelope.js';
 import type { Config } from '../config/model.js';
 import type { TableRegistry } from '../table/table.js';
-import type { UserBase } from '../delivery/users.js';
-import { formatMailbox } from '../smtp/address.js';
-import { reply, type Reply } from '../smtp/reply.js';
-import type { LocalNames } from './localnames.js';
+import type { UserBase } from '../users/system-users.js';
+import { formatMailbox } from '../mail/address.js';
+import { reply, type Reply } from '../mail/reply.js';
+import type { LocalNames } from '../rules/localnames.js';
 
 /** What policy sees of a session (read-only). */
 export interface SessionFacts {

@@ -6,7 +6,7 @@
  * OpenSMTPD's matchers, a lookup that fails is a temporary failure, never a
  * "no match".
  */
-import type { Reply } from '../smtp/reply.js';
+import type { Reply } from '../mail/reply.js';
 
 export type Verdict =
   /** No objection; later phases/rules decide. */

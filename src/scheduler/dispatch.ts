@@ -16,10 +16,10 @@ import type { Config } from '../config/model.js';
 import { oneLine, type DeliveryAgent, type RecipientResult } from '../delivery/agent.js';
 import type { LogFields, MailLog } from '../log/maillog.js';
 import type { Spool } from '../spool/spool.js';
-import type { Envelope, EnvelopeRecipient } from '../spool/envelope.js';
+import type { Envelope, EnvelopeRecipient } from '../mail/envelope.js';
 import type { Stats } from '../stats.js';
 import type { DsnResultHint } from '../bounce/rules.js';
-import { formatDuration } from './duration.js';
+import { formatDuration } from '../time/duration.js';
 import type { AgentKind } from './policy.js';
 import type { Classified, EnvelopeView, Task } from './types.js';
 

@@ -7,7 +7,7 @@
  * in flight (nothing else is about to fail), or gatherMs after the first of
  * them at the latest; after a spool error, not before retryAt.
  */
-import type { EnvelopeRecipient } from '../spool/envelope.js';
+import type { EnvelopeRecipient } from '../mail/envelope.js';
 
 export interface Failure {
   readonly evpid: string;

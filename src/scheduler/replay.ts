@@ -13,7 +13,7 @@
  * warnings sent are those whose interval had passed at the last deferral
  * (warningsSent). A crash between the two repeats one warning at worst.
  */
-import type { RecipientOutcome } from '../spool/envelope.js';
+import type { RecipientOutcome } from '../mail/envelope.js';
 
 export interface Replayed {
   readonly state: 'pending' | 'deferred' | 'delivered' | 'failed';

@@ -26,7 +26,7 @@
  * DSN it owes is committed (see runner.ts), so the final states are
  * "final in memory" until the message is removed.
  */
-import type { Envelope, EnvelopeRecipient, RecipientOutcome } from '../spool/envelope.js';
+import type { Envelope, EnvelopeRecipient, RecipientOutcome } from '../mail/envelope.js';
 import { notifyAllows } from '../bounce/rules.js';
 import type { Classified, EnvelopeState, EnvelopeView, LastResult, RetryPlan, Task } from './types.js';
 import { MinHeap } from './heap.js';

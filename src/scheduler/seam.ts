@@ -3,9 +3,9 @@
  * real scheduler exists: ETRN is acknowledged (RFC 1985 §5 "250 queuing
  * started"), queued messages are counted. The delivery work replaces it.
  */
-import { reply, type Reply } from '../smtp/reply.js';
-import type { SchedulerSeam } from '../smtp/session.js';
-import type { Envelope } from '../spool/envelope.js';
+import { reply, type Reply } from '../mail/reply.js';
+import type { SchedulerSeam } from '../queue/seam.js';
+import type { Envelope } from '../mail/envelope.js';
 
 export class QueueOnlyScheduler implements SchedulerSeam {
   queued = 0;

@@ -2,7 +2,7 @@
  * scheduler/types.ts — the values the schedule hands out: envelope views
  * (for the runner and `smtpctl show queue`), tasks, retry plans.
  */
-import type { EnvelopeRecipient } from '../spool/envelope.js';
+import type { EnvelopeRecipient } from '../mail/envelope.js';
 import type { AgentKind } from './policy.js';
 
 export type EnvelopeState = 'pending' | 'inflight' | 'deferred' | 'delivered' | 'failed' | 'held';

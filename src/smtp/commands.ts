@@ -6,7 +6,7 @@
  * never a crash and never a state change. ZMailer's sloppy style (S) lets
  * a few verbs run in more states (MAIL before HELO).
  */
-import { reply, closing, type Reply } from './reply.js';
+import { reply, closing, type Reply } from '../mail/reply.js';
 import type { CommandResult, Session } from './session.js';
 
 export type SessionState = 'connect' | 'ready' | 'helo' | 'mail' | 'data' | 'bdat' | 'closed';

@@ -24,12 +24,11 @@ import { isUtf8 } from 'node:buffer';
 import { Framer } from '../wire/framer.js';
 import type { MailLog } from '../log/maillog.js';
 import type { Stats } from '../stats.js';
-import { formatReply, reply, closing, type Reply, type FormatOptions } from './reply.js';
+import { formatReply, reply, closing, type Reply, type FormatOptions } from '../mail/reply.js';
 import type { CommandResult, Session } from './session.js';
-import { ReplyPacer, DEFAULT_ERROR_LIMITS, type ErrorLimits } from '../policy/limits/errors.js';
-import { NO_TARPIT, type TarpitSettings } from '../policy/limits/tarpit.js';
-import { RequestDeadline } from '../policy/limits/deadline.js';
-import { LIMIT_DEFAULTS } from '../policy/limits/defaults.js';
+import { ReplyPacer } from './limits/errors.js';
+import { NO_TARPIT, type TarpitSettings, LIMIT_DEFAULTS, DEFAULT_ERROR_LIMITS, type ErrorLimits } from '../config/limits.js';
+import { RequestDeadline } from './limits/deadline.js';
 
 /** RFC 5321 §4.5.3.1.4: a command line is at most 512 octets with its CRLF. */
 const COMMAND_LINE_MAX = 510;

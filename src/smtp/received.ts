@@ -11,6 +11,7 @@
  * A listener with `mask-src` (OpenSMTPD's) leaves the "from" clause out —
  * the client's name and address — and starts at "by".
  */
+import { rfc5322Date } from '../mail/date.js';
 
 export interface ReceivedInfo {
   readonly helo?: string;
@@ -58,20 +59,6 @@ export function protocolName(p: { esmtp: boolean; tls: boolean; auth: boolean; u
   return `${base}${p.tls ? 'S' : ''}${p.auth ? 'A' : ''}`;
 }
 
-const DAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
-const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
-
-/** "Sun, 22 Nov 2026 05:25:05 +0000" in local time with its offset (RFC 5322 §3.3). */
-export function rfc5322Date(d: Date): string {
-  const off = -d.getTimezoneOffset();
-  const sign = off >= 0 ? '+' : '-';
-  const abs = Math.abs(off);
-  const p2 = (n: number): string => String(n).padStart(2, '0');
-  return (
-    `${DAYS[d.getDay()]}, ${d.getDate()} ${MONTHS[d.getMonth()]} ${d.getFullYear()} ` +
-    `${p2(d.getHours())}:${p2(d.getMinutes())}:${p2(d.getSeconds())} ${sign}${p2(Math.floor(abs / 60))}${p2(abs % 60)}`
-  );
-}
 
 function clean(s: string): string {
   // eslint-disable-next-line no-control-regex

@@ -19,10 +19,9 @@ import { Session, type SessionEnv } from './session.js';
 import { listenAddresses } from './listen-addresses.js';
 import { readProxyHeader } from './proxy-header.js';
 import type { TlsContexts } from '../tls/contexts.js';
-import { ConnectionLimiter, DEFAULT_CONNECTION_LIMITS, type ConnectionLimits } from '../policy/limits/connections.js';
-import type { ErrorLimits } from '../policy/limits/errors.js';
-import type { TarpitSettings } from '../policy/limits/tarpit.js';
-import { formatReply } from './reply.js';
+import { ConnectionLimiter } from './limits/connections.js';
+import { type ErrorLimits, type TarpitSettings, DEFAULT_CONNECTION_LIMITS, type ConnectionLimits } from '../config/limits.js';
+import { formatReply } from '../mail/reply.js';
 
 /** Limits and pacing for every connection (policy/build.ts's ConnectionPolicy). */
 export interface ServerOptions {

@@ -27,7 +27,7 @@ import { randomBytes } from 'node:crypto';
 import { cramMd5Matches } from '../auth/hash.js';
 import type { MailLog } from '../log/maillog.js';
 import type { Spool } from '../spool/spool.js';
-import type { Envelope, EnvelopeRecipient } from '../spool/envelope.js';
+import type { Envelope, EnvelopeRecipient } from '../mail/envelope.js';
 import { newEvpid } from '../spool/fs/fs-spool.js';
 import type { CommitDecision, Policy, SessionFacts, TxFacts } from '../policy/policy.js';
 import type { Verdict } from '../policy/verdict.js';
@@ -35,43 +35,17 @@ import type { StyleFlag } from '../policy/zmailer/helo-patterns.js';
 import type { Stats } from '../stats.js';
 import { HeaderScanner } from '../wire/header-scan.js';
 import { LineEndingNormalizer } from '../wire/line-endings.js';
-import { parseMailFromArg, parseRcptToArg, formatMailbox } from './address.js';
-import { parseMailParams, parseRcptParams, type ExtensionsOn } from './params.js';
-import { reply, closing, type Reply } from './reply.js';
+import { parseMailFromArg, parseRcptToArg, formatMailbox } from '../mail/address.js';
+import { parseMailParams, parseRcptParams, type ExtensionsOn } from '../mail/params.js';
+import { reply, closing, type Reply } from '../mail/reply.js';
 import { Transaction } from './transaction.js';
 import { FromRewriter } from './masquerade.js';
 import { receivedHeader, protocolName } from './received.js';
 import { COMMANDS, type SessionState } from './commands.js';
+import { SessionRuntime } from '../policy/runtime.js';
+import { SchedulerSeam } from '../queue/seam.js';
 
 export type { SessionState } from './commands.js';
-
-/** The seam to the scheduler: ETRN and "a message was queued". */
-export interface SchedulerSeam {
-  etrn(domain: string): Promise<Reply> | Reply;
-  /** `held`: the message must not be tried until released (its "held" records are already in the spool). */
-  enqueued(env: Envelope, opts?: { readonly held?: boolean }): void;
-}
-
-/**
- * What the policy files change in a session (policy/build.ts). Absent:
- * Postern's own behaviour.
- */
-export interface SessionRuntime {
-  /** EHLO allowed (ZMailer's NoEHLO: HELO only). */
-  readonly ehlo: boolean;
-  /** Multi-line replies (ZMailer's no-multiline-replies: one line each, except the EHLO list). */
-  readonly multilineReplies: boolean;
-  /** The 220 greeting's lines (ZMailer's hdr220). */
-  readonly greeting?: (v: { readonly hostname: string; readonly clientAddress: string; readonly localPort: number }) => readonly string[];
-  /** The style flags of a session that greeted with `helo` (undefined: before HELO). Absent: no styles. */
-  readonly style?: (helo: string | undefined) => ReadonlySet<StyleFlag>;
-  /** `-s strict`: strict path syntax whatever the style. */
-  readonly strict?: boolean;
-  /** What the Received: header shows of TLS (rcvd-tls-mode, rcvd-tls-peer). Absent: all of it. */
-  readonly received?: { readonly tlsMode: boolean; readonly tlsPeer: boolean };
-  /** ZMailer's MSA-mode: MAIL needs AUTH unless this says the client is trusted. */
-  readonly msaTrusted?: (ip: string) => boolean;
-}
 
 export interface SessionEnv {
   readonly config: Config;

@@ -5,12 +5,12 @@
  * smtp_session: RSET, EHLO and a finished message drop the transaction,
  * never the session.
  */
-import type { Mailbox } from './address.js';
-import type { MailParams, RcptParams } from './params.js';
+import type { Mailbox } from '../mail/address.js';
+import type { MailParams, RcptParams } from '../mail/params.js';
 import type { MessageWriter } from '../spool/spool.js';
 import type { HeaderScanner } from '../wire/header-scan.js';
 import type { LineEndingNormalizer } from '../wire/line-endings.js';
-import type { Reply } from './reply.js';
+import type { Reply } from '../mail/reply.js';
 import type { FromRewriter } from './masquerade.js';
 import type { RcptTarget } from '../policy/policy.js';
 

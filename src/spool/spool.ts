@@ -14,7 +14,7 @@
  *  - appendOutcome() resolves after the record is fsynced.
  */
 import type { Readable } from 'node:stream';
-import type { Envelope, RecipientOutcome } from './envelope.js';
+import type { Envelope, RecipientOutcome } from '../mail/envelope.js';
 
 export interface MessageWriter {
   readonly msgid: string;

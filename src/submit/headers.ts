@@ -6,7 +6,7 @@
  */
 import emailAddresses from 'email-addresses';
 import { randomBytes } from 'node:crypto';
-import { rfc5322Date } from '../smtp/received.js';
+import { rfc5322Date } from '../mail/date.js';
 
 export interface HeaderField {
   readonly name: string;

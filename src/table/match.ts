@@ -8,6 +8,7 @@
  */
 import ipaddr from 'ipaddr.js';
 import type { Table } from './table.js';
+import { normalizeIp } from '../net/ip.js';
 
 export type Match = boolean | { readonly error: string };
 
@@ -75,9 +76,4 @@ export function cidrContains(spec: string, addr: ipaddr.IPv4 | ipaddr.IPv6): boo
   } catch {
     return false;
   }
-}
-
-export function normalizeIp(a: ipaddr.IPv4 | ipaddr.IPv6): ipaddr.IPv4 | ipaddr.IPv6 {
-  if (a.kind() === 'ipv6' && (a as ipaddr.IPv6).isIPv4MappedAddress()) return (a as ipaddr.IPv6).toIPv4Address();
-  return a;
 }

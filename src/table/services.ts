@@ -17,7 +17,7 @@
  * Every lookup is tri-state: a table that cannot be read, or a value that
  * does not have the service's form, is an 'error' — the caller defers.
  */
-import type { UserBase, UserInfo } from '../delivery/users.js';
+import type { UserBase, UserInfo } from '../users/system-users.js';
 import type { Table } from './table.js';
 
 export type ServiceLookup<T> = { readonly kind: 'found'; readonly value: T } | { readonly kind: 'notfound' } | { readonly kind: 'error'; readonly reason: string };

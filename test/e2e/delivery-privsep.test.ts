@@ -11,7 +11,7 @@ import { chmodSync, chownSync, mkdirSync, mkdtempSync, readdirSync, readFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { SystemUsers } from '../../src/delivery/users.js';
+import { SystemUsers } from '../../src/users/system-users.js';
 import { IS_ROOT, actionOf, agent, config, message, readMboxWithPython, statuses, task } from '../unit/delivery-helpers.js';
 import { requireTool } from '../helpers/tools.js';
 import { createUsers, removeUsers, sh, type RealUser } from '../helpers/users.js';

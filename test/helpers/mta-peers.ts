@@ -27,7 +27,7 @@ import { MailLog } from '../../src/log/maillog.js';
 import { RelayAgent, type CredentialsLookup } from '../../src/mta/agent.js';
 import type { RelayTuningInput } from '../../src/mta/options.js';
 import type { SelfNames } from '../../src/mta/route.js';
-import type { Envelope, EnvelopeRecipient } from '../../src/spool/envelope.js';
+import type { Envelope, EnvelopeRecipient } from '../../src/mail/envelope.js';
 import { Stats } from '../../src/stats.js';
 import { python, requireTool } from './tools.js';
 

@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import type { Envelope } from '../../src/spool/envelope.js';
+import type { Envelope } from '../../src/mail/envelope.js';
 import { newEvpid } from '../../src/spool/fs/fs-spool.js';
 
 /** A fresh folder; the spool root is `<it>/spool` (not created). Removed after test `t`, pass or fail. */

@@ -14,7 +14,7 @@ import {
   type Mailbox,
   type PathOptions,
   type PathResult,
-} from '../../src/smtp/address.js';
+} from '../../src/mail/address.js';
 
 type Verb = 'MAIL' | 'RCPT';
 

@@ -7,7 +7,7 @@ import { Readable } from 'node:stream';
 import { describe, it } from 'node:test';
 import { dsnOwed, notifyAllows, returnMode, successAction, type DsnKind } from '../../src/bounce/rules.js';
 import { readReturned } from '../../src/bounce/original.js';
-import type { EnvelopeRecipient } from '../../src/spool/envelope.js';
+import type { EnvelopeRecipient } from '../../src/mail/envelope.js';
 
 describe('NOTIFY', () => {
   type N = EnvelopeRecipient['notify'];

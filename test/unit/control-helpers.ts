@@ -16,7 +16,7 @@ import type { Action, Config } from '../../src/config/model.js';
 import type { DeliveryAgent, DeliveryTask, RecipientResult } from '../../src/delivery/agent.js';
 import { MailLog } from '../../src/log/maillog.js';
 import { QueueRunner } from '../../src/scheduler/runner.js';
-import type { Envelope, EnvelopeRecipient } from '../../src/spool/envelope.js';
+import type { Envelope, EnvelopeRecipient } from '../../src/mail/envelope.js';
 import { FsSpool, newEvpid } from '../../src/spool/fs/fs-spool.js';
 import { Stats } from '../../src/stats.js';
 import { ControlServer, type ControlServerOptions } from '../../src/control/server.js';

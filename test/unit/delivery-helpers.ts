@@ -13,9 +13,9 @@ import { formatDiagnostic, loadConfigText } from '../../src/config/load.js';
 import type { Action, Config } from '../../src/config/model.js';
 import type { DeliveryTask, RecipientResult } from '../../src/delivery/agent.js';
 import { LocalAgent, type LocalAgentOptions } from '../../src/delivery/local/agent.js';
-import type { UserBase, UserInfo } from '../../src/delivery/users.js';
+import type { UserBase, UserInfo } from '../../src/users/system-users.js';
 import { MailLog } from '../../src/log/maillog.js';
-import type { Envelope, EnvelopeRecipient } from '../../src/spool/envelope.js';
+import type { Envelope, EnvelopeRecipient } from '../../src/mail/envelope.js';
 import { TableRegistry } from '../../src/table/table.js';
 import { python, run } from '../helpers/tools.js';
 

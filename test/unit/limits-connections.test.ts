@@ -4,8 +4,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ConnectionLimiter, DEFAULT_CONNECTION_LIMITS, type ConnectionLease, type ConnectionLimits } from '../../src/policy/limits/connections.js';
-import { LIMIT_DEFAULTS } from '../../src/policy/limits/defaults.js';
+import { ConnectionLimiter, type ConnectionLease } from '../../src/smtp/limits/connections.js';
+import { LIMIT_DEFAULTS, DEFAULT_CONNECTION_LIMITS, type ConnectionLimits } from '../../src/config/limits.js';
 
 const ZMAILER: ConnectionLimits = { maxPerClient: 3, maxTotal: 8, silentDropFactor: 4, silentDropExtra: 100, refusalCode: 450 };
 

@@ -4,7 +4,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { COMMAND_DEADLINE, DATA_DEADLINE, RequestDeadline } from '../../src/policy/limits/deadline.js';
+import { COMMAND_DEADLINE, DATA_DEADLINE, RequestDeadline } from '../../src/smtp/limits/deadline.js';
 
 function clock(): { now: () => number; advance: (ms: number) => void } {
   let t = 1_000_000;

@@ -5,9 +5,10 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { NO_TARPIT, Tarpit } from '../../src/policy/limits/tarpit.js';
-import { DEFAULT_ERROR_LIMITS, ErrorCounter, ReplyPacer } from '../../src/policy/limits/errors.js';
-import { loadAverageRefusal } from '../../src/policy/limits/load.js';
+import { Tarpit } from '../../src/smtp/limits/tarpit.js';
+import { ErrorCounter, ReplyPacer } from '../../src/smtp/limits/errors.js';
+import { loadAverageRefusal } from '../../src/policy/load-average.js';
+import { DEFAULT_ERROR_LIMITS, NO_TARPIT } from '../../src/config/limits.js';
 
 test('tarpit 20 2: 20, 60, 180, then capped at 250 s', () => {
   const t = new Tarpit({ initialSec: 20, multiplier: 2, capSec: 250 });

@@ -8,7 +8,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Resolver } from '../../src/dns/resolver.js';
 import { resolveRoute, literalAddress, type Route, type SelfNames } from '../../src/mta/route.js';
-import { lookupMx, orderMx, senderDomainHasNullMx } from '../../src/mta/mx.js';
+import { lookupMx, orderMx, senderDomainHasNullMx } from '../../src/dns/mx.js';
 import type { RelayOptions } from '../../src/config/model.js';
 import { startDnsServer, type DnsServerHandle } from '../helpers/dns-server.js';
 

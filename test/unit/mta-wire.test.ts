@@ -11,7 +11,7 @@ import { parseEhlo } from '../../src/mta/ehlo.js';
 import { BodyEncoder } from '../../src/mta/encoder.js';
 import { mailCommand, rcptCommand, rewriteSender, orcptParam, wantsRelayedDsn } from '../../src/mta/commands.js';
 import { oneLine } from '../../src/delivery/agent.js';
-import type { Envelope, EnvelopeRecipient } from '../../src/spool/envelope.js';
+import type { Envelope, EnvelopeRecipient } from '../../src/mail/envelope.js';
 import { bytes, cuts, show } from './wire-harness.js';
 
 function parseAll(chunks: Buffer[]): string[] {

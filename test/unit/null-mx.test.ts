@@ -4,8 +4,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { nullMxSenderPhase } from '../../src/policy/null-mx.js';
-import { LocalNames } from '../../src/policy/localnames.js';
-import type { MxDns } from '../../src/mta/mx.js';
+import { LocalNames } from '../../src/rules/localnames.js';
+import type { MxDns } from '../../src/dns/mx.js';
 
 test('a null-MX sender is refused with 550 5.7.27; answers are cached, failures are not', async () => {
   let queries = 0;

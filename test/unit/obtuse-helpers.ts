@@ -3,7 +3,7 @@
  * DNS, and loading a rules text.
  */
 import { fileURLToPath } from 'node:url';
-import type { Mailbox } from '../../src/smtp/address.js';
+import type { Mailbox } from '../../src/mail/address.js';
 import type { SessionFacts, TxFacts } from '../../src/policy/policy.js';
 import { formatObtuseDiagnostic, parseObtuseRules, type ObtuseRules } from '../../src/policy/obtuse/parse.js';
 import type { ObtuseDns } from '../../src/policy/obtuse/match.js';

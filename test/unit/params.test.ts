@@ -9,7 +9,7 @@ import {
   type ExtensionsOn,
   type MailParams,
   type RcptParams,
-} from '../../src/smtp/params.js';
+} from '../../src/mail/params.js';
 
 const ALL: ExtensionsOn = {
   size: true,

@@ -12,12 +12,12 @@ import { loadConfigText, formatDiagnostic } from '../../src/config/load.js';
 import type { Config } from '../../src/config/model.js';
 import { buildPolicy, loadPolicyFiles, PolicyFileError, type PolicyDeps, type PolicyFiles } from '../../src/policy/build.js';
 import { Policy, type PolicyNote, type PolicyPhase } from '../../src/policy/policy.js';
-import { RuleEngine } from '../../src/policy/rules.js';
+import { RuleEngine } from '../../src/rules/rules.js';
 import { TableRegistry } from '../../src/table/table.js';
 import { tableFromDecl } from '../../src/table/table-static.js';
-import { LocalNames } from '../../src/policy/localnames.js';
-import { SystemUsers } from '../../src/delivery/users.js';
-import { reply } from '../../src/smtp/reply.js';
+import { LocalNames } from '../../src/rules/localnames.js';
+import { SystemUsers } from '../../src/users/system-users.js';
+import { reply } from '../../src/mail/reply.js';
 import { facts, mbox, tx } from './obtuse-helpers.js';
 
 const DIR = mkdtempSync(join(tmpdir(), 'postern-pb-'));

@@ -7,8 +7,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadConfigText, formatDiagnostic } from '../../src/config/load.js';
 import { DEFAULT_CONFIG_TEXT } from '../../src/config/defaults.js';
-import { RuleEngine, type RuleContext } from '../../src/policy/rules.js';
-import { LocalNames } from '../../src/policy/localnames.js';
+import { RuleEngine, type RuleContext } from '../../src/rules/rules.js';
+import { LocalNames } from '../../src/rules/localnames.js';
 import { TableRegistry } from '../../src/table/table.js';
 import { tableFromDecl } from '../../src/table/table-static.js';
 

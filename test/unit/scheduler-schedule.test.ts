@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { Envelope, EnvelopeRecipient, RecipientOutcome } from '../../src/spool/envelope.js';
+import type { Envelope, EnvelopeRecipient, RecipientOutcome } from '../../src/mail/envelope.js';
 import { DEFAULT_BACKOFF, retryDelay, type AgentKind } from '../../src/scheduler/policy.js';
 import { Schedule, type Classified, type ScheduleOptions } from '../../src/scheduler/schedule.js';
 import { replay, warningsSent } from '../../src/scheduler/replay.js';

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { appendFileSync, existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
-import type { RecipientOutcome } from '../../src/spool/envelope.js';
+import type { RecipientOutcome } from '../../src/mail/envelope.js';
 import { DirSyncer } from '../../src/spool/fs/dir-sync.js';
 import { FsSpool, SpoolError, newEvpid } from '../../src/spool/fs/fs-spool.js';
 import { MsgidAllocator } from '../../src/spool/fs/ids.js';

@@ -3,7 +3,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { decodeUtf8AddrXtext, decodeXtext, encodeUtf8AddrXtext, encodeXtext } from '../../src/smtp/xtext.js';
+import { decodeUtf8AddrXtext, decodeXtext, encodeUtf8AddrXtext, encodeXtext } from '../../src/mail/xtext.js';
 
 test('decodeXtext: well-formed', () => {
   const cases: [string, string][] = [

@@ -7,7 +7,7 @@
  * never "no such user".
  */
 import type { TableRegistry } from '../../table/table.js';
-import type { UserBase, UserInfo } from '../users.js';
+import type { UserBase, UserInfo } from '../../users/system-users.js';
 
 export class TableUserBase implements UserBase {
   constructor(

@@ -30,7 +30,7 @@
  * through instead).
  */
 import ipaddr from 'ipaddr.js';
-import { normalizeIp } from '../../table/match.js';
+import { normalizeIp } from '../../net/ip.js';
 import type { AddressPattern, GlobPattern, HostPattern, NetPattern, NsPattern, PatternList, SourcePattern } from './parse.js';
 
 /** The DNS questions NS= and RBL. patterns ask. Implementations should time out. */

@@ -29,7 +29,7 @@
  */
 import ipaddr from 'ipaddr.js';
 import type { Diagnostic, Position } from '../../config/model.js';
-import { normalizeIp } from '../../table/match.js';
+import { normalizeIp } from '../../net/ip.js';
 
 export type ObtuseAction = 'allow' | 'deny' | 'noto' | 'deny_delay' | 'noto_delay' | 'debug';
 

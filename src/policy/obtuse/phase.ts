@@ -22,11 +22,11 @@
  * variables filled in; values are stripped of control characters so a
  * sender address cannot split the reply.
  */
-import { formatMailbox, type Mailbox } from '../../smtp/address.js';
-import { reply, sanitizeReplyText, type Reply } from '../../smtp/reply.js';
+import { formatMailbox, type Mailbox } from '../../mail/address.js';
+import { reply, sanitizeReplyText, type Reply } from '../../mail/reply.js';
 import type { PolicyPhase, SessionFacts, TxFacts } from '../policy.js';
 import { PASS, type Verdict } from '../verdict.js';
-import { canonicalIp } from '../localnames.js';
+import { canonicalIp } from '../../net/ip.js';
 import { LookupFailure, RuleMatcher, type MatchSubject, type ObtuseDns } from './match.js';
 import { DEFAULT_MESSAGE, type AddressPattern, type MessageTemplate, type ObtuseRule, type ObtuseRules, type PatternList, type SourcePattern } from './parse.js';
 

@@ -29,7 +29,7 @@
  * filters run at once (contentfilter-maxpar, default 2).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { reply, sanitizeReplyText, type Reply } from '../../smtp/reply.js';
+import { reply, sanitizeReplyText, type Reply } from '../../mail/reply.js';
 
 export type FilterDisposition = 'accept' | 'reject' | 'freeze' | 'discard' | 'tempfail';
 

@@ -12,8 +12,8 @@
  * An unknown tag expands to nothing, as in ZMailer. Values are stripped of
  * control characters so nothing can split the greeting.
  */
-import { rfc5322Date } from '../../smtp/received.js';
-import { sanitizeReplyText } from '../../smtp/reply.js';
+import { rfc5322Date } from '../../mail/date.js';
+import { sanitizeReplyText } from '../../mail/reply.js';
 
 export interface Hdr220Values {
   readonly hostname: string;

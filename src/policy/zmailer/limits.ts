@@ -3,9 +3,7 @@
  * Postern: the connection limits and tarpit (policy/limits), and the
  * smtpd.conf `smtp` options it overrides.
  */
-import type { ConnectionLimits } from '../limits/connections.js';
-import { LIMIT_DEFAULTS } from '../limits/defaults.js';
-import type { TarpitSettings } from '../limits/tarpit.js';
+import { type ConnectionLimits, LIMIT_DEFAULTS, type TarpitSettings } from '../../config/limits.js';
 import type { ZmailerConf, ZmailerExtension } from './params.js';
 
 /** Connection limits with ZMailer's semantics: 450 replies, silent drops beyond 4× and +100. */

@@ -14,7 +14,7 @@
  */
 import type { Position } from '../../config/model.js';
 import type { HeloPattern } from './helo-patterns.js';
-import type { TarpitSettings } from '../limits/tarpit.js';
+import type { TarpitSettings } from '../../config/limits.js';
 
 export type ZmailerExtension = '8BITMIME' | 'CHUNKING' | 'DSN' | 'ENHANCEDSTATUSCODES' | 'ETRN' | 'PIPELINING';
 

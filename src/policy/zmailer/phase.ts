@@ -13,12 +13,12 @@
  * the smtp options (sizes, recipient limit, extensions, HELP, VRFY/EXPN).
  * styleFor() gives the style flags a session runs with.
  */
-import type { Mailbox } from '../../smtp/address.js';
-import { reply, sanitizeReplyText } from '../../smtp/reply.js';
-import { canonicalIp } from '../localnames.js';
+import type { Mailbox } from '../../mail/address.js';
+import { reply, sanitizeReplyText } from '../../mail/reply.js';
+import { canonicalIp } from '../../net/ip.js';
 import type { PolicyPhase, SessionFacts, TxFacts } from '../policy.js';
 import { PASS, type Verdict } from '../verdict.js';
-import { loadAverageRefusal } from '../limits/load.js';
+import { loadAverageRefusal } from '../load-average.js';
 import { DEFAULT_STYLE, findHeloPattern, type HeloPattern, type StyleFlag } from './helo-patterns.js';
 import type { ZmailerConf } from './params.js';
 

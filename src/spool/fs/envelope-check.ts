@@ -9,7 +9,7 @@
  * optional member added to Envelope later does not turn old code against
  * new files (or new code against a stale check) into lost mail.
  */
-import type { Envelope, RecipientOutcome } from '../envelope.js';
+import type { Envelope, RecipientOutcome } from '../../mail/envelope.js';
 import { isEvpid, isMsgid } from './ids.js';
 
 type Obj = Record<string, unknown>;

@@ -43,7 +43,7 @@ import { existsSync } from 'node:fs';
 import { lstat, readFile, readdir, statfs, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import type { RecipientOutcome } from '../envelope.js';
+import type { RecipientOutcome } from '../../mail/envelope.js';
 import type { MessageWriter, RecoveryReport, Spool, StoredMessage } from '../spool.js';
 import { DirSyncer } from './dir-sync.js';
 import { SpoolError, isErrno } from './errors.js';

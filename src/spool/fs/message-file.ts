@@ -35,7 +35,7 @@ import type { FileHandle } from 'node:fs/promises';
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { Readable } from 'node:stream';
-import type { Envelope } from '../envelope.js';
+import type { Envelope } from '../../mail/envelope.js';
 import { checkEnvelope } from './envelope-check.js';
 import { SpoolError, isErrno } from './errors.js';
 

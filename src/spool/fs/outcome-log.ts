@@ -25,7 +25,7 @@
 import { createHash } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
 import { open } from 'node:fs/promises';
-import type { RecipientOutcome } from '../envelope.js';
+import type { RecipientOutcome } from '../../mail/envelope.js';
 import { checkOutcome } from './envelope-check.js';
 import { SpoolError } from './errors.js';
 import { isEvpid } from './ids.js';

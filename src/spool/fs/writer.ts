@@ -19,7 +19,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
 import { open, rename, unlink } from 'node:fs/promises';
-import type { Envelope } from '../envelope.js';
+import type { Envelope } from '../../mail/envelope.js';
 import type { MessageWriter } from '../spool.js';
 import type { DirSyncer } from './dir-sync.js';
 import { checkEnvelope } from './envelope-check.js';

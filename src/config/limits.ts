@@ -1,5 +1,6 @@
 /*
- * policy/limits/defaults.ts — every abuse limit's default, in one place.
+ * config/limits.ts — every abuse limit's default and the shape of its settings, in one place
+ * (the machinery that applies them is in smtp/limits/).
  *
  * Modelled on Postfix's smtpd (its parameter named for each); where Postfix
  * has no equivalent, or Postern's design changes the trade-off, the comment
@@ -58,4 +59,56 @@ export const LIMIT_DEFAULTS = Object.freeze({
   maxMessagesPerSession: 100,
   /** `smtp limit max-unknown-commands` (Postfix smtpd_junk_command_limit = 100; Postern and ZMailer: 10). */
   maxUnknownCommands: 10,
+});
+
+export interface ConnectionLimits {
+  /** Per client address; 0 = no limit. */
+  readonly maxPerClient: number;
+  /** In total; 0 = no limit. */
+  readonly maxTotal: number;
+  /** Drop silently beyond maxPerClient × this (0 = never). */
+  readonly silentDropFactor: number;
+  /** Drop silently beyond maxTotal + this (-1 = never). */
+  readonly silentDropExtra: number;
+  readonly refusalCode: 421 | 450;
+  /** Clients the per-client limit does not apply to (Postfix smtpd_client_event_limit_exceptions). */
+  readonly exempt?: (ip: string) => boolean;
+}
+
+export const DEFAULT_CONNECTION_LIMITS: ConnectionLimits = Object.freeze({
+  maxPerClient: LIMIT_DEFAULTS.maxConnectionsPerClient,
+  maxTotal: LIMIT_DEFAULTS.maxConnections,
+  silentDropFactor: LIMIT_DEFAULTS.silentDropFactor,
+  silentDropExtra: LIMIT_DEFAULTS.silentDropExtra,
+  refusalCode: LIMIT_DEFAULTS.connectionRefusalCode,
+});
+
+export interface ErrorLimits {
+  /** Errors before replies slow down; 0 = never. */
+  readonly softLimit: number;
+  /** Errors before 421 and close; 0 = never. */
+  readonly hardLimit: number;
+  /** Wait before each reply once over the soft limit, ms. */
+  readonly sleepMs: number;
+}
+
+export const DEFAULT_ERROR_LIMITS: ErrorLimits = Object.freeze({
+  softLimit: LIMIT_DEFAULTS.softErrorLimit,
+  hardLimit: LIMIT_DEFAULTS.hardErrorLimit,
+  sleepMs: LIMIT_DEFAULTS.errorSleepMs,
+});
+
+export interface TarpitSettings {
+  /** First delay before a 4xx/5xx reply, seconds (n1). 0 = no tarpit. */
+  readonly initialSec: number;
+  /** Growth: next = prev + prev × multiplier (n2). */
+  readonly multiplier: number;
+  /** Ceiling, seconds (250 in the seed; a third argument as in later ZMailer). */
+  readonly capSec: number;
+}
+
+export const NO_TARPIT: TarpitSettings = Object.freeze({
+  initialSec: LIMIT_DEFAULTS.tarpitInitialSec,
+  multiplier: LIMIT_DEFAULTS.tarpitMultiplier,
+  capSec: LIMIT_DEFAULTS.tarpitCapSec,
 });

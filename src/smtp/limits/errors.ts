@@ -11,24 +11,9 @@
  *
  * Pure and clock-free: the caller waits the returned delays.
  */
-import { closing, reply, type Reply } from '../../smtp/reply.js';
-import { LIMIT_DEFAULTS } from './defaults.js';
-import { NO_TARPIT, Tarpit, type TarpitSettings } from './tarpit.js';
-
-export interface ErrorLimits {
-  /** Errors before replies slow down; 0 = never. */
-  readonly softLimit: number;
-  /** Errors before 421 and close; 0 = never. */
-  readonly hardLimit: number;
-  /** Wait before each reply once over the soft limit, ms. */
-  readonly sleepMs: number;
-}
-
-export const DEFAULT_ERROR_LIMITS: ErrorLimits = Object.freeze({
-  softLimit: LIMIT_DEFAULTS.softErrorLimit,
-  hardLimit: LIMIT_DEFAULTS.hardErrorLimit,
-  sleepMs: LIMIT_DEFAULTS.errorSleepMs,
-});
+import { closing, reply, type Reply } from '../../mail/reply.js';
+import { LIMIT_DEFAULTS, ErrorLimits, DEFAULT_ERROR_LIMITS, TarpitSettings, NO_TARPIT } from '../../config/limits.js';
+import { Tarpit } from './tarpit.js';
 
 export class ErrorCounter {
   private count = 0;

@@ -67,3 +67,6 @@ export function parsePasswd(text: string): Map<string, UserInfo> {
   }
   return out;
 }
+
+/** The user files and commands run as when the alias names no local user (or root). */
+export const NOBODY = 'nobody';

@@ -11,8 +11,8 @@
  * for one that is. This is what makes the default configuration closed.
  */
 import type { Action, Condition, Config, MatchRule } from '../config/model.js';
-import type { Reply } from '../smtp/reply.js';
-import { reply } from '../smtp/reply.js';
+import type { Reply } from '../mail/reply.js';
+import { reply } from '../mail/reply.js';
 import type { TableRegistry } from '../table/table.js';
 import { matchDomain, matchMailaddr, matchNetaddr, type Match } from '../table/match.js';
 import type { LocalNames } from './localnames.js';

@@ -16,7 +16,7 @@
  * Clock-injected and pure: the connection asks remainingMs() to arm its
  * timer after each read.
  */
-import { LIMIT_DEFAULTS } from './defaults.js';
+import { LIMIT_DEFAULTS } from '../../config/limits.js';
 
 export interface DeadlineSettings {
   /** Time for one request, ms. */

@@ -22,31 +22,9 @@
  * release() once when it closes (a second call does nothing).
  */
 import ipaddr from 'ipaddr.js';
-import { closing, reply, type Reply } from '../../smtp/reply.js';
-import { normalizeIp } from '../../table/match.js';
-import { LIMIT_DEFAULTS } from './defaults.js';
-
-export interface ConnectionLimits {
-  /** Per client address; 0 = no limit. */
-  readonly maxPerClient: number;
-  /** In total; 0 = no limit. */
-  readonly maxTotal: number;
-  /** Drop silently beyond maxPerClient × this (0 = never). */
-  readonly silentDropFactor: number;
-  /** Drop silently beyond maxTotal + this (-1 = never). */
-  readonly silentDropExtra: number;
-  readonly refusalCode: 421 | 450;
-  /** Clients the per-client limit does not apply to (Postfix smtpd_client_event_limit_exceptions). */
-  readonly exempt?: (ip: string) => boolean;
-}
-
-export const DEFAULT_CONNECTION_LIMITS: ConnectionLimits = Object.freeze({
-  maxPerClient: LIMIT_DEFAULTS.maxConnectionsPerClient,
-  maxTotal: LIMIT_DEFAULTS.maxConnections,
-  silentDropFactor: LIMIT_DEFAULTS.silentDropFactor,
-  silentDropExtra: LIMIT_DEFAULTS.silentDropExtra,
-  refusalCode: LIMIT_DEFAULTS.connectionRefusalCode,
-});
+import { closing, reply, type Reply } from '../../mail/reply.js';
+import { normalizeIp } from '../../net/ip.js';
+import { LIMIT_DEFAULTS, ConnectionLimits, DEFAULT_CONNECTION_LIMITS } from '../../config/limits.js';
 
 export type ConnectionDecision =
   | { readonly kind: 'accept' }

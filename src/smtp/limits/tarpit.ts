@@ -11,22 +11,7 @@
  *
  * One Tarpit per session; pure (the caller does the waiting).
  */
-import { LIMIT_DEFAULTS } from './defaults.js';
-
-export interface TarpitSettings {
-  /** First delay before a 4xx/5xx reply, seconds (n1). 0 = no tarpit. */
-  readonly initialSec: number;
-  /** Growth: next = prev + prev × multiplier (n2). */
-  readonly multiplier: number;
-  /** Ceiling, seconds (250 in the seed; a third argument as in later ZMailer). */
-  readonly capSec: number;
-}
-
-export const NO_TARPIT: TarpitSettings = Object.freeze({
-  initialSec: LIMIT_DEFAULTS.tarpitInitialSec,
-  multiplier: LIMIT_DEFAULTS.tarpitMultiplier,
-  capSec: LIMIT_DEFAULTS.tarpitCapSec,
-});
+import { LIMIT_DEFAULTS, TarpitSettings, NO_TARPIT } from '../../config/limits.js';
 
 export class Tarpit {
   private currentSec: number;

@@ -9,7 +9,8 @@
  */
 import { networkInterfaces } from 'node:os';
 import ipaddr from 'ipaddr.js';
-import { normalizeIp } from '../table/match.js';
+import { normalizeIp } from '../net/ip.js';
+import { canonicalIp } from '../net/ip.js';
 
 export class LocalNames {
   private readonly domains: Set<string>;
@@ -40,13 +41,5 @@ export class LocalNames {
   /** Is this address one of ours (mail routed to it would loop)? */
   isOwnAddress(ip: string): boolean {
     return this.isLocalAddress(ip);
-  }
-}
-
-export function canonicalIp(ip: string): string {
-  try {
-    return normalizeIp(ipaddr.parse(ip.replace(/%.*$/, ''))).toString();
-  } catch {
-    return ip.toLowerCase();
   }
 }

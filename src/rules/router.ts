@@ -9,7 +9,7 @@
  * envelope. An { error } answer (no rule accepts, lookup failed) makes the
  * runner log the DSN and drop it.
  */
-import type { Destination } from '../spool/envelope.js';
+import type { Destination } from '../mail/envelope.js';
 
 export type RouteResult =
   | { readonly action: string; readonly dest: Destination; readonly rule?: string }

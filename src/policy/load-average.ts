@@ -7,7 +7,7 @@
  * network messages). The load average is injected (os.loadavg()[0] in
  * the daemon) so the check is testable.
  */
-import { closing, reply, type Reply } from '../../smtp/reply.js';
+import { closing, reply, type Reply } from '../mail/reply.js';
 
 /** The closing 421 when `load` exceeds `max`; undefined when there is no limit or the load is fine. */
 export function loadAverageRefusal(max: number | undefined, load: number, hostname?: string): Reply | undefined {
