@@ -17,6 +17,7 @@ import type { Stats } from '../stats.js';
 import type { Router } from '../rules/router.js';
 import { buildDsn, type DsnAction, type DsnRecipient } from './dsn.js';
 import { submitDsn } from './enqueue.js';
+import type { FrontDoor } from '../queue/enqueue.js';
 import { readReturned, DEFAULT_MAX_RETURN_BYTES, type Returned } from './original.js';
 import { returnMode, type DsnKind } from './rules.js';
 
@@ -29,8 +30,8 @@ export interface ReporterOptions {
   readonly now: () => number;
   /** Return the whole original up to this size; its header section beyond (default 1 MiB). */
   readonly maxReturnBytes?: number;
-  /** A report was committed: hand it to the scheduler. */
-  readonly queued: (report: Envelope) => void;
+  /** The one way into the queue (it also hands the report to the scheduler). */
+  readonly door: Pick<FrontDoor, 'open'>;
 }
 
 export class Reporter {
@@ -48,7 +49,7 @@ export class Reporter {
         log.warn(`bounce: cannot read ${env.msgid} to return it: ${(e as Error).message}`);
       }
       const res = await submitDsn({
-        spool,
+        door: this.o.door,
         router: this.o.router,
         to: env.sender,
         now,
@@ -69,7 +70,6 @@ export class Reporter {
       }
       this.o.stats.inc('queue.bounce');
       log.event('bounce', 'sent', { msgid: res.envelope.msgid, to: `<${env.sender}>`, for: env.msgid, kind, rcpts });
-      this.o.queued(res.envelope);
       return true;
     } catch (e) {
       log.error(`bounce: cannot queue the ${kind} report for ${env.msgid}: ${(e as Error).message}`);

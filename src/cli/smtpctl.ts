@@ -23,6 +23,7 @@ import { ConnectError, ControlClient, RemoteError } from '../control/client.js';
 import { MonitorPrinter, envelopeLines, listLines, queueLine, queueTable, statsLines, statusLines } from '../control/format.js';
 import { Grammar, type GrammarEntry } from '../control/grammar.js';
 import { OfflineError, offlineEnvelope, offlineMessage, offlineQueue } from '../control/offline.js';
+import { openSpoolForReading } from './read-spool.js';
 import type { Args, CommandName } from '../control/protocol.js';
 import type { EnvelopeDetails, QueueEntry } from '../control/queue-view.js';
 import { isDigest, type Digest, type StatsView } from '../control/stats-view.js';
@@ -119,7 +120,7 @@ const showQueue: Run = async (ctx) => {
   const entries = await daemonOr(
     ctx,
     async (c) => (await c.request('show queue', args)) as QueueEntry[],
-    () => offlineQueue(ctx.config(), msgid),
+    () => offlineQueue(ctx.config(), () => openSpoolForReading(ctx.config()), msgid),
   );
   if (ctx.json) return printJson(ctx, entries);
   if (ctx.human) return ctx.io.out(queueTable(entries, Date.now()));
@@ -131,7 +132,7 @@ const showEnvelope: Run = async (ctx) => {
   const d = await daemonOr(
     ctx,
     async (c) => (await c.request('show envelope', { evpid })) as EnvelopeDetails,
-    () => offlineEnvelope(ctx.config(), evpid),
+    () => offlineEnvelope(ctx.config(), () => openSpoolForReading(ctx.config()), evpid),
   );
   if (ctx.json) return printJson(ctx, d);
   ctx.io.out(envelopeLines(d, Date.now()));
@@ -152,7 +153,7 @@ const showMessage: Run = async (ctx) => {
         if (typeof chunk === 'string') emit(Buffer.from(chunk, 'base64'));
       }),
     async () => {
-      for await (const b of await offlineMessage(ctx.config(), id)) emit(b as Buffer);
+      for await (const b of await offlineMessage(() => openSpoolForReading(ctx.config()), id)) emit(b as Buffer);
     },
   );
   if (ctx.json) {

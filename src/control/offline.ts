@@ -1,38 +1,28 @@
 /*
  * control/offline.ts — `show queue`, `show envelope` and `show message`
  * with the daemon stopped: read straight from the spool, which another
- * process may own (FsSpool with recover: false: nothing is changed on
- * disk). Each recipient's state comes from its outcome records, as the
+ * process may own (opened by the caller for reading only: nothing is
+ * changed on disk). Each recipient's state comes from its outcome records, as the
  * scheduler would rebuild it at start-up (scheduler/replay.ts).
  */
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Config } from '../config/model.js';
-import { FsSpool } from '../spool/fs/fs-spool.js';
+import { isSpoolError } from '../spool/errors.js';
+import type { Spool } from '../spool/spool.js';
 import { envelopeDetails, offlineEntry, type EnvelopeDetails, type QueueEntry } from './queue-view.js';
 
 export class OfflineError extends Error {}
 
-async function openSpool(config: Config): Promise<FsSpool> {
-  // Opening creates the folders: a tool that only reads must not make a spool where there is none.
-  if (!existsSync(join(config.queue.path, 'queue'))) throw new OfflineError(`smtpd is not running and there is no queue in ${config.queue.path}`);
-  const spool = new FsSpool({ root: config.queue.path, recover: false });
-  try {
-    await spool.open();
-  } catch (e) {
-    throw new OfflineError(`cannot read the queue in ${config.queue.path}: ${(e as Error).message}`);
-  }
-  return spool;
-}
+/** Opens the spool for reading only (cli/read-spool.ts), or throws OfflineError saying why not. */
+export type SpoolOpener = () => Promise<Spool>;
 
 function notFound(e: unknown): boolean {
-  return (e as { code?: unknown }).code === 'NOT_FOUND' || (e as { code?: unknown }).code === 'ENOENT';
+  return isSpoolError(e, 'NOT_FOUND') || (e as { code?: unknown }).code === 'ENOENT';
 }
 
 /** Every queued envelope (of `msgid` only, when given), message by message in order of arrival. */
-export async function offlineQueue(config: Config, msgid?: string): Promise<QueueEntry[]> {
-  const spool = await openSpool(config);
+export async function offlineQueue(config: Config, openSpool: SpoolOpener, msgid?: string): Promise<QueueEntry[]> {
+  const spool = await openSpool();
   try {
     const ids = msgid === undefined ? (await spool.list()).sort() : [msgid];
     const byMessage: { arrival: number; entries: QueueEntry[] }[] = [];
@@ -58,8 +48,8 @@ export async function offlineQueue(config: Config, msgid?: string): Promise<Queu
   }
 }
 
-export async function offlineEnvelope(config: Config, evpid: string): Promise<EnvelopeDetails> {
-  const spool = await openSpool(config);
+export async function offlineEnvelope(config: Config, openSpool: SpoolOpener, evpid: string): Promise<EnvelopeDetails> {
+  const spool = await openSpool();
   try {
     let stored;
     try {
@@ -77,8 +67,8 @@ export async function offlineEnvelope(config: Config, evpid: string): Promise<En
 }
 
 /** The stored message of a msgid or evpid; the spool is closed when the stream ends. */
-export async function offlineMessage(config: Config, id: string): Promise<Readable> {
-  const spool = await openSpool(config);
+export async function offlineMessage(openSpool: SpoolOpener, id: string): Promise<Readable> {
+  const spool = await openSpool();
   const msgid = id.slice(0, 8);
   try {
     const stored = await spool.load(msgid);

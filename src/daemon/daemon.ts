@@ -31,6 +31,7 @@ import { loadConfigFile, loadConfigText, formatDiagnostic } from '../config/load
 import type { Envelope } from '../mail/envelope.js';
 import { reply } from '../mail/reply.js';
 import type { SchedulerSeam } from '../queue/seam.js';
+import { FrontDoor } from '../queue/enqueue.js';
 import { loadavg } from 'node:os';
 import { SystemUsers } from '../users/system-users.js';
 import { Resolver } from '../dns/resolver.js';
@@ -63,6 +64,8 @@ interface Generation {
   /** The configuration the listeners and sessions use: `config` with a ZMailer file's PARAMs merged in. */
   readonly serving: Config;
   readonly policy: Policy;
+  /** The one way into the queue, with this generation's configuration and policy. */
+  readonly door: FrontDoor;
   readonly tls?: TlsContexts;
   readonly server: SmtpServer;
   readonly tables: readonly Table[];
@@ -137,9 +140,8 @@ export class Daemon implements ControlTarget {
       throw new StartupError((e as Error).message);
     }
     try {
-      // The policy files first: a content filter reads each message from incoming/, so the writer keeps none of it in memory.
       const policyFiles = loadPolicyFiles(config);
-      const spool = new FsSpool({ root: config.queue.path, groupCommitMs: config.queue.groupCommitMs, log: (l) => log.info(`spool: ${l}`), ...(policyFiles.zmailer?.contentFilter ? { memoryBufferBytes: 0 } : {}) });
+      const spool = new FsSpool({ root: config.queue.path, groupCommitMs: config.queue.groupCommitMs, log: (l) => log.info(`spool: ${l}`) });
       const report = await spool.open();
       log.info(`spool ${config.queue.path}: ${report.messages} message(s) queued, ${report.removedIncomplete} incomplete removed, ${report.corrupt.length} corrupt`);
       for (const c of report.corrupt) log.warn(`spool: ${c.name} moved to corrupt/: ${c.reason}`);
@@ -187,7 +189,9 @@ export class Daemon implements ControlTarget {
         const t = d.targets[0];
         return t ? { action: t.action, dest: t.dest, rule: t.rule } : { error: 'no destination' };
       };
-      const scheduler = new QueueRunner({ spool, config, log, stats: shared.stats, agents: { mda, mta }, router });
+      // Reports enter the queue by the same door as all mail, with the current generation's policy.
+      const door = { open: (...a: Parameters<FrontDoor['open']>) => current().door.open(...a) };
+      const scheduler = new QueueRunner({ spool, config, log, stats: shared.stats, agents: { mda, mta }, router, door });
       shared.scheduler = scheduler;
       await gen.server.listen(gen.serving);
 
@@ -203,10 +207,10 @@ export class Daemon implements ControlTarget {
         get policy() {
           return current().policy;
         },
+        get door() {
+          return current().door;
+        },
         log,
-        spool,
-        stats: shared.stats,
-        scheduler,
         users: shared.users,
       });
       const enqueueSocket = new EnqueueSocket(join(config.queue.path, 'enqueue.sock'), enqueuer, log);
@@ -265,13 +269,15 @@ export class Daemon implements ControlTarget {
       etrn: (domain: string) => (shared.scheduler ? shared.scheduler.etrn(domain) : reply(458, '4.3.0', 'Unable to queue messages now')),
       enqueued: (env: Envelope, o?: { readonly held?: boolean }) => shared.scheduler?.enqueued(env, o),
     };
+    // The one way into the queue, with this generation's policy: sessions, sendmail and reports use it.
+    const door = new FrontDoor({ config: built.config, policy: built.policy, spool: shared.spool, log: shared.log, stats: shared.stats, scheduler, now: Date.now });
     const server = new SmtpServer(
-      { config: built.config, log: shared.log, spool: shared.spool, policy: built.policy, stats: shared.stats, scheduler, freeSpace: shared.freeSpace, now: Date.now, tables: shared.tables, auth, runtime: built.session },
+      { config: built.config, log: shared.log, queue: door, policy: built.policy, stats: shared.stats, scheduler, freeSpace: shared.freeSpace, now: Date.now, tables: shared.tables, auth, runtime: built.session },
       resolver,
       tls,
       built.connection,
     );
-    return { config, serving: built.config, policy: built.policy, tls, server, tables };
+    return { config, serving: built.config, policy: built.policy, door, tls, server, tables };
   }
 
   /** `smtpctl reload` and SIGHUP: re-read everything, or keep running on the old configuration and say why. */

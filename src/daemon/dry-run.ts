@@ -43,6 +43,7 @@ import { Session } from '../smtp/session.js';
 import { Connection, type ReplyInfo } from '../smtp/connection.js';
 import { reply, type Reply } from '../mail/reply.js';
 import type { SchedulerSeam } from '../queue/seam.js';
+import { FrontDoor } from '../queue/enqueue.js';
 
 /**
  * "[192.0.2.1]", "[IPv6:2001:db8::1]", ZMailer's "[ipv6.2001:db8::1]", or a
@@ -109,7 +110,7 @@ function crlf(): (chunk: Buffer) => Buffer {
 export async function dryRun(config: Config, opts: DryRunOptions): Promise<void> {
   const tmp = mkdtempSync(join(tmpdir(), 'postern-dryrun-'));
   const dryConfig: Config = Object.freeze({ ...config, queue: Object.freeze({ ...config.queue, path: join(tmp, 'spool') }) });
-  const spool = new FsSpool({ root: dryConfig.queue.path, ...(opts.files.zmailer?.contentFilter ? { memoryBufferBytes: 0 } : {}) });
+  const spool = new FsSpool({ root: dryConfig.queue.path });
   await spool.open();
   try {
     const tables = new TableRegistry();
@@ -144,7 +145,7 @@ export async function dryRun(config: Config, opts: DryRunOptions): Promise<void>
       {
         config: built.config,
         log: opts.log,
-        spool,
+        queue: new FrontDoor({ config: built.config, policy: built.policy, spool, log: opts.log, stats, scheduler, now: Date.now }),
         policy: built.policy,
         stats,
         scheduler,

@@ -20,14 +20,13 @@
  * docs/policy.md ("How the files are wired in") lists each PARAM's effect.
  */
 import { readFileSync } from 'node:fs';
-import { relative } from 'node:path';
 import type { Config, SmtpOptions } from '../config/model.js';
 import type { MailLog } from '../log/maillog.js';
 import type { TableRegistry } from '../table/table.js';
 import type { UserBase } from '../users/system-users.js';
 import type { SessionRuntime } from './runtime.js';
 import { reply } from '../mail/reply.js';
-import { Layout } from '../spool/fs/layout.js';
+import type { BodyFile } from '../spool/spool.js';
 import { Policy, type PolicyObserver, type PolicyPhase } from './policy.js';
 import { RuleEngine } from '../rules/rules.js';
 import { nullMxSenderPhase } from './null-mx.js';
@@ -222,7 +221,7 @@ export function buildPolicy(config: Config, files: PolicyFiles, deps: PolicyDeps
       maxParallel: conf.contentFilter.maxParallel,
       ...(deps.contentFilterTimeoutMs !== undefined ? { timeoutMs: deps.contentFilterTimeoutMs } : {}),
     });
-    phases.push(contentFilterPhase(contentFilter, config.queue.path, conf.contentFilter.debug ? deps.log : undefined));
+    phases.push(contentFilterPhase(contentFilter, conf.contentFilter.debug ? deps.log : undefined));
   }
 
   const policy = new Policy(phases, new RuleEngine(config, deps.tables, deps.local), { config, tables: deps.tables, users: deps.users }, deps.local, note);
@@ -379,17 +378,22 @@ function explainedObtuse(o: ObtuseRulesPhase, note: PolicyObserver | undefined):
 }
 
 /**
- * The content filter at commit: it gets the message's incoming/ file,
- * relative to the spool root, as seed 000 describes.
+ * The content filter at commit: it gets the message as the spool's file,
+ * by a path relative to the folder it runs in (the spool's incoming/ file
+ * with the filesystem spool, as seed 000 describes).
  */
-function contentFilterPhase(filter: ContentFilter, spoolRoot: string, debugLog: MailLog | undefined): PolicyPhase {
-  const layout = new Layout(spoolRoot);
+function contentFilterPhase(filter: ContentFilter, debugLog: MailLog | undefined): PolicyPhase {
   return {
     name: 'content-filter',
     async commit(s, _tx, c) {
-      if (c.msgid === undefined) return PASS;
-      const path = relative(spoolRoot, layout.incomingPath(c.msgid));
-      const r: FilterResult = await filter.check(path);
+      if (c.msgid === undefined || c.body === undefined) return PASS;
+      let file: BodyFile;
+      try {
+        file = await c.body.file();
+      } catch (e) {
+        return { kind: 'reject', reason: `content filter: cannot give it the message: ${(e as Error).message}`, reply: reply(451, '4.3.0', 'Temporary failure in content analysis, please try again later') };
+      }
+      const r: FilterResult = await filter.check(file.name, file.dir);
       debugLog?.event('smtp', 'content-filter', { session: s.id, msgid: c.msgid, disposition: r.disposition, reason: r.reason });
       switch (r.disposition) {
         case 'accept':

@@ -28,6 +28,7 @@ import type { UserBase } from '../users/system-users.js';
 import { formatMailbox } from '../mail/address.js';
 import { reply, type Reply } from '../mail/reply.js';
 import type { LocalNames } from '../rules/localnames.js';
+import type { BodyFile } from '../spool/spool.js';
 
 /** What policy sees of a session (read-only). */
 export interface SessionFacts {
@@ -54,8 +55,10 @@ export interface TxFacts {
 export interface CommitFacts {
   readonly size: number;
   readonly receivedHeaders: number;
-  /** The spool's id of the message; its body is complete in the spool's incoming file. */
+  /** The spool's id of the message. */
   readonly msgid?: string;
+  /** The whole message as received, as a file for an outside program (the spool's writer makes it on demand). */
+  readonly body?: { file(): Promise<BodyFile> };
 }
 
 /** What a commit phase may answer besides pass/reject. */

@@ -55,6 +55,7 @@ import type { Envelope, EnvelopeRecipient, RecipientOutcome } from '../mail/enve
 import type { Spool } from '../spool/spool.js';
 import type { Stats } from '../stats.js';
 import { Reporter, dsnRecipient } from '../bounce/reporter.js';
+import { FrontDoor } from '../queue/enqueue.js';
 import { dsnOwed, successAction } from '../bounce/rules.js';
 import type { DsnRecipient } from '../bounce/dsn.js';
 import { classify, logExpired, logResult, runTask, type Result } from './dispatch.js';
@@ -73,6 +74,11 @@ export interface RunnerOptions {
   readonly agents: { readonly mda: DeliveryAgent; readonly mta: DeliveryAgent };
   /** Routes the reports Postern writes; without one, reports are logged and dropped. */
   readonly router?: Router;
+  /**
+   * The one way into the queue, for reports (DSNs). Default: a door with no
+   * policy phases that hands what it queues to this runner.
+   */
+  readonly door?: Pick<FrontDoor, 'open'>;
   readonly now?: () => number;
   readonly random?: () => number;
   readonly limits?: LimitsOverride;
@@ -146,7 +152,7 @@ export class QueueRunner implements SchedulerSeam {
       stats: opts.stats,
       now: this.now,
       maxReturnBytes: opts.bounce?.maxReturnBytes,
-      queued: (report) => this.enqueued(report),
+      door: opts.door ?? FrontDoor.withoutPolicy({ config: opts.config, spool: opts.spool, log: opts.log, stats: opts.stats, now: this.now, scheduler: this }),
     });
     this.gatherMs = opts.bounce?.gatherMs ?? DEFAULT_GATHER_MS;
     this.retryMs = opts.bounce?.retryMs ?? DEFAULT_RETRY_MS;

@@ -26,14 +26,11 @@ import type { TableRegistry } from '../table/table.js';
 import { randomBytes } from 'node:crypto';
 import { cramMd5Matches } from '../auth/hash.js';
 import type { MailLog } from '../log/maillog.js';
-import type { Spool } from '../spool/spool.js';
-import type { Envelope, EnvelopeRecipient } from '../mail/envelope.js';
-import { newEvpid } from '../spool/fs/fs-spool.js';
-import type { CommitDecision, Policy, SessionFacts, TxFacts } from '../policy/policy.js';
+import type { Policy, SessionFacts, TxFacts } from '../policy/policy.js';
+import type { FrontDoor } from '../queue/enqueue.js';
 import type { Verdict } from '../policy/verdict.js';
 import type { StyleFlag } from '../policy/zmailer/helo-patterns.js';
 import type { Stats } from '../stats.js';
-import { HeaderScanner } from '../wire/header-scan.js';
 import { LineEndingNormalizer } from '../wire/line-endings.js';
 import { parseMailFromArg, parseRcptToArg, formatMailbox } from '../mail/address.js';
 import { parseMailParams, parseRcptParams, type ExtensionsOn } from '../mail/params.js';
@@ -50,7 +47,8 @@ export type { SessionState } from './commands.js';
 export interface SessionEnv {
   readonly config: Config;
   readonly log: MailLog;
-  readonly spool: Spool;
+  /** The one way into the queue (queue/enqueue.ts). */
+  readonly queue: FrontDoor;
   readonly policy: Policy;
   readonly stats: Stats;
   readonly scheduler: SchedulerSeam;
@@ -538,10 +536,8 @@ export class Session {
     if (tx.rcpts.length === 0) {
       return { reply: tx.attempted > 0 ? reply(554, '5.5.1', 'No valid recipients') : reply(503, '5.5.1', 'Need RCPT command') };
     }
-    const v = await this.env.policy.data(this.facts(), this.txFacts(tx));
-    if (v.kind === 'reject') return refused(v);
-    const failure = await this.openMessage(tx);
-    if (failure) return { reply: failure };
+    const opened = await this.openMessage(tx);
+    if (opened !== undefined) return refused(opened);
     this.enter('data');
     return { reply: reply(354, undefined, 'End data with <CR><LF>.<CR><LF>'), then: { mode: 'data', maxSize: this.env.config.smtp.maxMessageSize } };
   }
@@ -549,23 +545,16 @@ export class Session {
   /** Decoded DATA content or normalized BDAT content: scan headers, store. */
   content(chunk: Buffer): Promise<void> | void {
     const tx = this.tx;
-    if (!tx || !tx.writer || tx.storeError || tx.overflow) return;
-    tx.headers?.push(chunk);
+    const message = tx?.message;
+    if (!tx || !message || message.failed || tx.overflow) return;
     tx.contentBytes += chunk.length;
     if (tx.contentBytes > this.env.config.smtp.maxMessageSize) {
       tx.overflow = true;
       return;
     }
-    try {
-      if (tx.fromRewriter) for (const b of tx.fromRewriter.push(chunk)) tx.writer.write(b);
-      else tx.writer.write(chunk);
-    } catch (e) {
-      tx.storeError = (e as Error).message;
-      return;
-    }
-    return tx.writer.drain().catch((e: Error) => {
-      tx.storeError = e.message;
-    });
+    if (tx.fromRewriter) for (const b of tx.fromRewriter.push(chunk)) message.write(b);
+    else message.write(chunk);
+    return message.drain();
   }
 
   async dataEnd(info: DataEndInfo): Promise<Reply> {
@@ -594,10 +583,8 @@ export class Session {
     if (!tx) failure = reply(503, '5.5.1', 'Need MAIL command');
     else if (tx.rcpts.length === 0) failure = tx.attempted > 0 ? reply(554, '5.5.1', 'No valid recipients') : reply(503, '5.5.1', 'Need RCPT command');
     else if (tx.bdat?.failure) failure = tx.bdat.failure;
-    if (tx && !failure && !tx.writer) {
-      const v = await this.env.policy.data(this.facts(), this.txFacts(tx));
-      if (v.kind === 'reject') failure = v.reply;
-      else failure = await this.openMessage(tx);
+    if (tx && !failure && !tx.message) {
+      failure = (await this.openMessage(tx))?.reply;
       if (!failure) tx.bdat = { last, normalizer: new LineEndingNormalizer(this.env.config.smtp.bareNewline) };
     }
     if (tx && tx.bdat) tx.bdat.last = last;
@@ -647,30 +634,27 @@ export class Session {
 
   /* ----------------------------------------------------- message commit */
 
-  /** Allocate the spool file and write our Received: header. Returns a failure reply, if any. */
-  private async openMessage(tx: Transaction): Promise<Reply | undefined> {
-    try {
-      tx.writer = await this.env.spool.createMessage();
-    } catch (e) {
-      this.env.log.error(`spool: cannot create a message: ${(e as Error).message}`);
-      return reply(451, '4.3.0', 'Temporary failure in the queue, try again later');
-    }
-    tx.headers = new HeaderScanner();
+  /** Through the front door (the data phase, then the spool); write our Received: header. Returns a refusal, if any. */
+  private async openMessage(tx: Transaction): Promise<(Verdict & { kind: 'reject' }) | undefined> {
+    const opened = await this.env.queue.open({ kind: 'smtp', session: this.id }, this.facts(), this.txFacts(tx));
+    if (opened.kind === 'reject') return opened;
+    tx.message = opened;
     if (this.peer.config.senders?.masquerade && this.authUser !== undefined && tx.senderAddress !== '') tx.fromRewriter = new FromRewriter(tx.senderAddress);
     const single = tx.rcpts.length === 1 ? tx.rcpts[0]?.address : undefined;
-    const h = receivedHeader({
-      helo: this.helo,
-      rdns: this.rdns,
-      ip: this.peer.address,
-      hostname: this.peer.hostname,
-      proto: this.proto(tx),
-      msgid: tx.writer.msgid,
-      rcpt: single,
-      tls: this.receivedTls(),
-      date: new Date(this.env.now()),
-      maskSource: this.peer.config.maskSrc,
-    });
-    tx.writer.write(Buffer.from(h, 'utf8'));
+    opened.writeOwnHeader(
+      receivedHeader({
+        helo: this.helo,
+        rdns: this.rdns,
+        ip: this.peer.address,
+        hostname: this.peer.hostname,
+        proto: this.proto(tx),
+        msgid: opened.msgid,
+        rcpt: single,
+        tls: this.receivedTls(),
+        date: new Date(this.env.now()),
+        maskSource: this.peer.config.maskSrc,
+      }),
+    );
     return undefined;
   }
 
@@ -686,54 +670,23 @@ export class Session {
     return protocolName({ esmtp: this.esmtp, tls: this.tls, auth: this.authUser !== undefined, utf8: tx.params.smtputf8 });
   }
 
+  /** The end of the message: the front door checks, commits, logs and tells the scheduler; the reply is its answer. */
   private async finishMessage(tx: Transaction, refusal: Reply | undefined): Promise<Reply> {
-    const smtp = this.env.config.smtp;
-    // Everything written reaches the incoming/ file first (the content filter reads it there).
-    if (!refusal && tx.writer && !tx.storeError) {
-      await tx.writer.drain().catch((e: Error) => {
-        tx.storeError = e.message;
-      });
-    }
-    if (tx.fromRewriter && tx.writer && !tx.overflow && !tx.storeError) {
-      for (const b of tx.fromRewriter.end()) tx.writer.write(b);
-    }
-    if (!refusal && tx.storeError) {
-      this.env.log.error(`spool: write failed: ${tx.storeError}`);
-      refusal = reply(451, '4.3.0', 'Temporary failure in the queue, try again later');
-    }
-    if (!refusal && (tx.headers?.receivedCount ?? 0) > smtp.maxReceivedHeaders) {
-      refusal = reply(554, '5.4.6', 'Too many Received: headers: mail loop detected');
-    }
-    let decision: CommitDecision | undefined;
-    if (!refusal) {
-      decision = await this.env.policy.commit(this.facts(), this.txFacts(tx), { size: tx.writer?.size ?? 0, receivedHeaders: tx.headers?.receivedCount ?? 0, msgid: tx.writer?.msgid });
-      if (decision.kind === 'reject') {
-        refusal = decision.verdict.reply;
-        this.env.log.event('smtp', 'rejected', { session: this.id, msgid: tx.writer?.msgid, reason: decision.verdict.reason });
-      } else if (decision.kind === 'discard') {
-        this.env.log.event('smtp', 'discarded', { session: this.id, msgid: tx.writer?.msgid, from: `<${tx.senderAddress}>`, reason: decision.reason });
-        await this.resetTransaction();
-        return decision.reply;
-      }
-    }
-    if (refusal || !tx.writer) {
+    const message = tx.message;
+    if (!message) {
       await this.resetTransaction();
       return refusal ?? reply(451, '4.3.0', 'Transaction lost');
     }
     // From here on the message belongs to this commit: a disconnect cannot abort it half-way.
-    const writer = tx.writer;
-    tx.writer = undefined;
-    const evpids = new Set<string>();
-    const evpid = (): string => {
-      const id = newEvpid(writer.msgid, evpids);
-      evpids.add(id);
-      return id;
-    };
-    let env: Envelope;
-    try {
-      env = await writer.commit({
+    tx.message = undefined;
+    if (tx.fromRewriter && !tx.overflow && !message.failed && refusal === undefined) {
+      await message.drain();
+      for (const b of tx.fromRewriter.end()) message.write(b);
+    }
+    const outcome = await message.commit(
+      {
         sender: tx.senderAddress,
-        recipients: envelopeRecipients(tx, evpid),
+        recipients: tx.rcpts,
         ret: tx.params.ret,
         envid: tx.params.envid,
         body: tx.params.body ?? '7BIT',
@@ -751,56 +704,13 @@ export class Session {
           listener: this.peer.listener,
           ...(this.tlsInfo ? { tls: this.tlsInfo } : {}),
         },
-      });
-    } catch (e) {
-      this.env.log.error(`spool: commit of ${writer.msgid} failed: ${(e as Error).message}`);
-      await writer.abort().catch(() => undefined);
-      await this.resetTransaction();
-      return reply(451, '4.3.0', 'Temporary failure in the queue, try again later');
-    }
+      },
+      refusal,
+    );
     if (this.tx === tx) this.tx = undefined;
-    const hold = decision?.kind === 'accept' ? decision.hold : undefined;
-    if (hold !== undefined && !(await this.recordHeld(env, hold))) {
-      if (this.state !== 'closed') this.enter('helo');
-      return reply(451, '4.3.0', 'Temporary failure in the queue, try again later');
-    }
-    this.messages++;
+    if (outcome.kind === 'queued') this.messages++;
     if (this.state !== 'closed') this.enter('helo');
-    this.logAccepted(env);
-    this.env.scheduler.enqueued(env, hold !== undefined ? { held: true } : undefined);
-    if (decision?.kind === 'accept' && decision.reply) return decision.reply;
-    return reply(250, '2.0.0', `${env.msgid} Message accepted for delivery`);
-  }
-
-  /**
-   * A frozen message (content filter): record "held" for every recipient
-   * before anyone can try it. If that fails the message is removed again
-   * and the client told to retry. (A crash between the commit and these
-   * records leaves the message unheld at the next start: the envelope has
-   * no field for it.)
-   */
-  private async recordHeld(env: Envelope, reason: string): Promise<boolean> {
-    const at = this.env.now();
-    try {
-      for (const r of env.recipients) await this.env.spool.appendOutcome(r.evpid, { kind: 'held', at });
-    } catch (e) {
-      this.env.log.error(`spool: cannot hold ${env.msgid}: ${(e as Error).message}; message removed`);
-      await this.env.spool.remove(env.msgid).catch(() => undefined);
-      return false;
-    }
-    this.env.log.event('smtp', 'held', { session: this.id, msgid: env.msgid, reason });
-    return true;
-  }
-
-  private logAccepted(env: Envelope): void {
-    const log = this.env.log;
-    const stats = this.env.stats;
-    stats.inc('smtp.message');
-    stats.inc('smtp.message.bytes', env.size);
-    log.event('smtp', 'message', { session: this.id, msgid: env.msgid, from: `<${env.sender}>`, size: env.size, nrcpt: env.recipients.length, proto: env.client.proto });
-    for (const r of env.recipients) {
-      log.event('smtp', 'envelope', { session: this.id, msgid: env.msgid, evpid: r.evpid, from: `<${env.sender}>`, to: `<${r.address}>`, action: r.action });
-    }
+    return outcome.reply;
   }
 }
 
@@ -809,31 +719,4 @@ function decodeBase64(s: string): Buffer | undefined {
   if (s === '=') return Buffer.alloc(0);
   if (s.length % 4 !== 0 || !/^[A-Za-z0-9+/]*={0,2}$/.test(s)) return undefined;
   return Buffer.from(s, 'base64');
-}
-
-/** One envelope per final destination; copies of one destination reached twice are kept once. */
-function envelopeRecipients(tx: Transaction, evpid: () => string): EnvelopeRecipient[] {
-  const out: EnvelopeRecipient[] = [];
-  const seen = new Set<string>();
-  const single = tx.rcpts.length === 1 && tx.rcpts[0]?.targets.length === 1;
-  for (const r of tx.rcpts) {
-    for (const t of r.targets) {
-      if (!single) {
-        const key = `${t.action}|${JSON.stringify(t.dest)}|${t.dest.kind === 'remote' ? t.address.toLowerCase() : ''}`;
-        if (seen.has(key)) continue;
-        seen.add(key);
-      }
-      out.push({
-        evpid: evpid(),
-        address: t.address,
-        ...(t.address.toLowerCase() !== r.address.toLowerCase() ? { original: r.address } : {}),
-        orcpt: r.params.orcpt,
-        notify: r.params.notify,
-        action: t.action,
-        rule: t.rule,
-        dest: t.dest,
-      });
-    }
-  }
-  return out;
 }

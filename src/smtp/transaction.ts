@@ -7,8 +7,7 @@
  */
 import type { Mailbox } from '../mail/address.js';
 import type { MailParams, RcptParams } from '../mail/params.js';
-import type { MessageWriter } from '../spool/spool.js';
-import type { HeaderScanner } from '../wire/header-scan.js';
+import type { IncomingMessage } from '../queue/enqueue.js';
 import type { LineEndingNormalizer } from '../wire/line-endings.js';
 import type { Reply } from '../mail/reply.js';
 import type { FromRewriter } from './masquerade.js';
@@ -35,11 +34,9 @@ export class Transaction {
   private readonly seen = new Set<string>();
   /** RCPT commands tried, accepted or not (for "no valid recipients"). */
   attempted = 0;
-  writer?: MessageWriter;
-  headers?: HeaderScanner;
+  /** The message on its way through the front door, from DATA / the first BDAT on. */
+  message?: IncomingMessage;
   bdat?: BdatState;
-  /** A write to the spool failed: the message will be refused with 451 at its end. */
-  storeError?: string;
   overflow = false;
   /** Message bytes received from the client (our Received: header not counted). */
   contentBytes = 0;
@@ -63,8 +60,8 @@ export class Transaction {
 
   /** Throw away anything stored; nothing of this transaction will ever be delivered. */
   async abort(): Promise<void> {
-    const w = this.writer;
-    this.writer = undefined;
-    if (w) await w.abort().catch(() => undefined);
+    const m = this.message;
+    this.message = undefined;
+    if (m) await m.abort();
   }
 }

@@ -14,12 +14,8 @@ import { constants } from 'node:fs';
 import { join, basename } from 'node:path';
 import type { Config } from '../config/model.js';
 import type { MailLog } from '../log/maillog.js';
-import type { Spool } from '../spool/spool.js';
-import type { EnvelopeRecipient } from '../mail/envelope.js';
-import { newEvpid } from '../spool/fs/fs-spool.js';
 import type { Policy, SessionFacts, RcptTarget } from '../policy/policy.js';
-import type { SchedulerSeam } from '../queue/seam.js';
-import type { Stats } from '../stats.js';
+import type { FrontDoor } from '../queue/enqueue.js';
 import type { SystemUsers } from '../users/system-users.js';
 import { parseMailFromArg, parseRcptToArg, formatMailbox, type Mailbox } from '../mail/address.js';
 import { parseRcptParams, type RcptParams } from '../mail/params.js';
@@ -36,10 +32,9 @@ export type EnqueueResult =
 export interface LocalEnqueueEnv {
   readonly config: Config;
   readonly log: MailLog;
-  readonly spool: Spool;
   readonly policy: Policy;
-  readonly stats: Stats;
-  readonly scheduler: SchedulerSeam;
+  /** The one way into the queue: the data and commit phases (content filter, loop check), commit, log, scheduler. */
+  readonly door: FrontDoor;
   readonly users: SystemUsers;
 }
 
@@ -143,45 +138,33 @@ export class LocalEnqueuer {
     const now = new Date();
     const senderAddr = sender.mailbox ? formatMailbox(sender.mailbox) : `${user}@${hostname}`;
 
-    let writer;
-    try {
-      writer = await this.env.spool.createMessage();
-    } catch (e) {
-      return { kind: 'tempfail', text: `queue unavailable: ${(e as Error).message}` };
+    const opened = await this.env.door.open({ kind: 'local', uid, user }, facts, { sender: sender.mailbox, params, rcptCount: accepted.length });
+    if (opened.kind === 'reject') {
+      const text = opened.reply.lines.join(' ');
+      return opened.reply.code < 500 ? { kind: 'tempfail', text } : this.refuse(path, opened.reply.code, text);
     }
-    try {
-      const maskSource = this.env.config.listeners.some((l) => l.on === 'socket' && l.maskSrc);
-      const received = localReceivedHeader({ hostname, uid, msgid: writer.msgid, date: now, maskSource });
-      writer.write(Buffer.from(received + fixHeaders(fields, { hostname, from: senderAddr, fullName: header.fullName, dropBcc: true, now }) + '\r\n', 'utf8'));
-      if (rest !== '') writer.write(Buffer.from(rest.endsWith('\r\n') ? rest : `${rest}\r\n`, 'utf8'));
-      const evpids = new Set<string>();
-      const env = await writer.commit({
-        sender: sender.mailbox ? formatMailbox(sender.mailbox) : '',
-        recipients: accepted.flatMap((a) =>
-          a.targets.map((t): EnvelopeRecipient => {
-            const evpid = newEvpid(writer!.msgid, evpids);
-            evpids.add(evpid);
-            return { evpid, address: t.address, ...(t.address !== a.address ? { original: a.address } : {}), notify: a.params.notify, action: t.action, rule: t.rule, dest: t.dest };
-          }),
-        ),
-        ...(header.ret ? { ret: header.ret } : {}),
-        ...(header.envid ? { envid: header.envid } : {}),
-        body: '8BITMIME',
-        smtputf8: params.smtputf8,
-        arrival: now.getTime(),
-        client: { address: 'local', port: 0, proto: 'LOCAL', helo: user, listener: 'local', authUser: user },
-      });
-      await unlink(path);
-      this.env.stats.inc('smtp.message.local');
-      this.env.log.event('local', 'message', { msgid: env.msgid, from: `<${env.sender}>`, size: env.size, nrcpt: env.recipients.length, uid, user });
-      for (const r of env.recipients) this.env.log.event('local', 'envelope', { msgid: env.msgid, evpid: r.evpid, from: `<${env.sender}>`, to: `<${r.address}>`, action: r.action });
-      for (const r of rejected) this.env.log.event('local', 'rejected', { msgid: env.msgid, to: `<${r.rcpt}>`, reason: r.reason });
-      this.env.scheduler.enqueued(env);
-      return { kind: 'ok', msgid: env.msgid, rejected };
-    } catch (e) {
-      await writer.abort();
-      return { kind: 'tempfail', text: `queue write failed: ${(e as Error).message}` };
+    const maskSource = this.env.config.listeners.some((l) => l.on === 'socket' && l.maskSrc);
+    opened.writeOwnHeader(localReceivedHeader({ hostname, uid, msgid: opened.msgid, date: now, maskSource }));
+    opened.write(Buffer.from(fixHeaders(fields, { hostname, from: senderAddr, fullName: header.fullName, dropBcc: true, now }) + '\r\n', 'utf8'));
+    if (rest !== '') opened.write(Buffer.from(rest.endsWith('\r\n') ? rest : `${rest}\r\n`, 'utf8'));
+    const outcome = await opened.commit({
+      sender: sender.mailbox ? formatMailbox(sender.mailbox) : '',
+      recipients: accepted,
+      ...(header.ret ? { ret: header.ret } : {}),
+      ...(header.envid ? { envid: header.envid } : {}),
+      body: '8BITMIME',
+      smtputf8: params.smtputf8,
+      arrival: now.getTime(),
+      client: { address: 'local', port: 0, proto: 'LOCAL', helo: user, listener: 'local', authUser: user },
+    });
+    if (outcome.kind === 'refused') {
+      const text = outcome.reply.lines.join(' ');
+      return outcome.reply.code < 500 ? { kind: 'tempfail', text } : this.refuse(path, outcome.reply.code, text);
     }
+    await unlink(path).catch(() => undefined);
+    const msgid = outcome.kind === 'queued' ? outcome.envelope.msgid : opened.msgid;
+    for (const r of rejected) this.env.log.event('local', 'rejected', { msgid, to: `<${r.rcpt}>`, reason: r.reason });
+    return { kind: 'ok', msgid, rejected };
   }
 
   private async refuse(path: string, code: number, text: string): Promise<EnqueueResult> {

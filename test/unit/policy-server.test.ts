@@ -25,6 +25,7 @@ import type { Resolver } from '../../src/dns/resolver.js';
 import { SmtpServer, type ServerOptions } from '../../src/smtp/server.js';
 import { buildPolicy, loadPolicyFiles, type PolicyDeps } from '../../src/policy/build.js';
 import { RawClient, dialogue } from '../helpers/smtp-client.js';
+import { FrontDoor } from '../../src/queue/enqueue.js';
 
 interface Served {
   readonly port: number;
@@ -69,7 +70,7 @@ match from any for domain "test.example" action "local"
     {
       config: built.config,
       log,
-      spool,
+      queue: new FrontDoor({ config: built.config, policy: built.policy, spool, log, stats: new Stats(), scheduler, now: Date.now }),
       policy: built.policy,
       stats: new Stats(),
       scheduler,

@@ -126,8 +126,8 @@ export class ContentFilter {
     return this.sem.queued;
   }
 
-  /** Ask the filter about the spool file at `relativePath` (relative to cwd). */
-  async check(relativePath: string): Promise<FilterResult> {
+  /** Ask the filter about the spool file at `relativePath`, relative to `cwd` (default: the configured one). */
+  async check(relativePath: string, cwd: string = this.opts.cwd): Promise<FilterResult> {
     if (relativePath === '' || relativePath.startsWith('/') || /(^|\/)\.\.(\/|$)/.test(relativePath) || /[\r\n\0]/.test(relativePath)) {
       return tempfail(`refusing to pass spool path ${JSON.stringify(relativePath)} to the content filter`);
     }
@@ -143,10 +143,10 @@ export class ContentFilter {
       return tempfail(`no content filter free within ${this.timeoutMs} ms`);
     }
     const left = Math.max(1, this.timeoutMs - (Date.now() - started));
-    return this.run(relativePath, left, release as () => void);
+    return this.run(relativePath, cwd, left, release as () => void);
   }
 
-  private run(relativePath: string, timeoutMs: number, release: () => void): Promise<FilterResult> {
+  private run(relativePath: string, cwd: string, timeoutMs: number, release: () => void): Promise<FilterResult> {
     return new Promise<FilterResult>((resolve) => {
       let settled = false;
       let timer: NodeJS.Timeout | undefined;
@@ -161,7 +161,7 @@ export class ContentFilter {
         // spawn with an argument array and no shell (what execFile does), in a
         // process group of its own so a timeout kills what the filter started too.
         child = spawn(this.opts.path, [...(this.opts.args ?? [])], {
-          cwd: this.opts.cwd,
+          cwd,
           env: { ...(this.opts.env ?? { PATH: process.env['PATH'] ?? '/usr/bin:/bin' }) },
           stdio: ['pipe', 'pipe', 'pipe'],
           shell: false,

@@ -18,7 +18,7 @@
  */
 import type { FileHandle } from 'node:fs/promises';
 import { open } from 'node:fs/promises';
-import { SpoolError } from './errors.js';
+import { SpoolError } from '../errors.js';
 
 interface Waiter {
   resolve(): void;

@@ -46,7 +46,7 @@ import { Readable } from 'node:stream';
 import type { RecipientOutcome } from '../../mail/envelope.js';
 import type { MessageWriter, RecoveryReport, Spool, StoredMessage } from '../spool.js';
 import { DirSyncer } from './dir-sync.js';
-import { SpoolError, isErrno } from './errors.js';
+import { SpoolError, isErrno } from '../errors.js';
 import { MsgidAllocator, isMsgid, msgidOf } from './ids.js';
 import { Layout } from './layout.js';
 import { bodyStream, readHeadAt } from './message-file.js';
@@ -57,8 +57,8 @@ import { LogAppender, encodeRecord, parseLog } from './outcome-log.js';
 import { prepare, recover } from './recovery.js';
 import { createWriter, type FsMessageWriter } from './writer.js';
 
-export { SpoolError } from './errors.js';
-export type { SpoolErrorCode } from './errors.js';
+export { SpoolError } from '../errors.js';
+export type { SpoolErrorCode } from '../errors.js';
 export { newEvpid } from './ids.js';
 
 export interface FsSpoolOptions {

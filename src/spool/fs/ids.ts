@@ -11,7 +11,7 @@
  * with an exclusive create (see writer.ts).
  */
 import { randomFillSync } from 'node:crypto';
-import { SpoolError } from './errors.js';
+import { SpoolError } from '../errors.js';
 
 const MSGID_RE = /^[0-9a-f]{8}$/;
 const EVPID_RE = /^[0-9a-f]{16}$/;

@@ -17,7 +17,7 @@
  */
 import { closeSync, fdatasyncSync, openSync, readFileSync, readdirSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { isErrno } from './errors.js';
+import { isErrno } from '../errors.js';
 import { SEGMENT_RE, parseSegment, type JournalRecord } from './journal-format.js';
 import type { Layout } from './layout.js';
 import { checkMessageBytes } from './message-file.js';

@@ -37,7 +37,7 @@ import { open } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import type { Envelope } from '../../mail/envelope.js';
 import { checkEnvelope } from './envelope-check.js';
-import { SpoolError, isErrno } from './errors.js';
+import { SpoolError, isErrno } from '../errors.js';
 
 export const MAGIC = Buffer.from('POSTERN1', 'latin1');
 export const TRAILER_SIZE = 88;

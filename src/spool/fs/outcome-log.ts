@@ -27,7 +27,7 @@ import type { FileHandle } from 'node:fs/promises';
 import { open } from 'node:fs/promises';
 import type { RecipientOutcome } from '../../mail/envelope.js';
 import { checkOutcome } from './envelope-check.js';
-import { SpoolError } from './errors.js';
+import { SpoolError } from '../errors.js';
 import { isEvpid } from './ids.js';
 
 export interface OutcomeRecord {

@@ -24,7 +24,7 @@
 import { closeSync, existsSync, fsyncSync, lstatSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { basename, dirname, join, relative } from 'node:path';
 import type { RecoveryReport } from '../spool.js';
-import { SpoolError, isErrno } from './errors.js';
+import { SpoolError, isErrno } from '../errors.js';
 import { Layout, VERSION_TEXT } from './layout.js';
 import { readHeadAt } from './message-file.js';
 import { fsyncPath } from './sync-path.js';

@@ -19,13 +19,14 @@
 import { createHash, type Hash } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
 import { open, rename, unlink } from 'node:fs/promises';
-import type { Envelope } from '../../mail/envelope.js';
-import type { MessageWriter } from '../spool.js';
+import { relative } from 'node:path';
+import type { Envelope, EnvelopeRecipient } from '../../mail/envelope.js';
+import type { BodyFile, EnvelopeDraft, MessageWriter } from '../spool.js';
 import type { DirSyncer } from './dir-sync.js';
 import { checkEnvelope } from './envelope-check.js';
 import { IovCursor } from './iov.js';
-import { SpoolError, isErrno } from './errors.js';
-import type { MsgidAllocator } from './ids.js';
+import { SpoolError, isErrno } from '../errors.js';
+import { newEvpid, type MsgidAllocator } from './ids.js';
 import type { Journal } from './journal.js';
 import type { Layout } from './layout.js';
 import { TRAILER_SIZE, encodeTrailer } from './message-file.js';
@@ -142,7 +143,27 @@ export class FsMessageWriter implements MessageWriter {
     return new Promise((resolve, reject) => this.drainWaiters.push({ resolve, reject }));
   }
 
-  commit(envelope: Omit<Envelope, 'msgid' | 'size' | 'version'>): Promise<Envelope> {
+  /**
+   * The body so far in incoming/<msgid> (relative to the spool root), for
+   * an outside program such as ZMailer's content filter. The message then
+   * commits by the file path, not through the journal.
+   */
+  async bodyFile(): Promise<BodyFile> {
+    if (this.state !== 'open') throw new SpoolError('STATE', `body of ${this.state} message ${this.msgid}`);
+    if (this.flushing !== undefined) await this.flushing;
+    if (this.error !== undefined) throw this.error;
+    const bufs = this.pending;
+    const n = this.pendingBytes;
+    this.pending = [];
+    this.pendingBytes = 0;
+    this.hashChunks(bufs);
+    await writeAll(await this.file(), bufs, this.fileBytes);
+    this.fileBytes += n;
+    const root = this.ctx.layout.root;
+    return { dir: root, name: relative(root, this.ctx.layout.incomingPath(this.msgid)) };
+  }
+
+  commit(envelope: EnvelopeDraft): Promise<Envelope> {
     if (this.state !== 'open') return Promise.reject(new SpoolError('STATE', `commit of ${this.state} message ${this.msgid}`));
     this.state = 'committing';
     this.committing = this.doCommit(envelope).then(
@@ -205,13 +226,13 @@ export class FsMessageWriter implements MessageWriter {
     }
   }
 
-  private async doCommit(fields: Omit<Envelope, 'msgid' | 'size' | 'version'>): Promise<Envelope> {
+  private async doCommit(fields: EnvelopeDraft): Promise<Envelope> {
     if (this.flushing !== undefined) await this.flushing;
     if (this.error !== undefined) throw this.error;
     const { layout, syncer } = this.ctx;
     // Our own version, msgid and size win over anything the caller passed.
-    const { version: _v, msgid: _m, size: _s, ...rest } = fields as Omit<Envelope, never>;
-    const json = JSON.stringify({ version: 1, msgid: this.msgid, ...rest, size: this.bytes });
+    const { version: _v, msgid: _m, size: _s, ...rest } = fields as EnvelopeDraft & Partial<Pick<Envelope, 'version' | 'msgid' | 'size'>>;
+    const json = JSON.stringify({ version: 1, msgid: this.msgid, ...rest, recipients: this.recipientIds(fields.recipients), size: this.bytes });
     // Check what load() will read back, not what we were handed.
     const envelope: unknown = JSON.parse(json);
     const bad = checkEnvelope(envelope, this.msgid);
@@ -255,6 +276,19 @@ export class FsMessageWriter implements MessageWriter {
     await syncer.sync(layout.bucketDir(this.msgid));
     this.ctx.publishing.delete(this.msgid);
     return envelope as Envelope;
+  }
+
+  /** Each recipient with an evpid of this message: the caller's own when it gave one, else a new one. */
+  private recipientIds(recipients: EnvelopeDraft['recipients']): EnvelopeRecipient[] {
+    const taken = new Set<string>();
+    for (const r of recipients) if (r.evpid !== undefined) taken.add(r.evpid);
+    return recipients.map((r) => {
+      if (r.evpid !== undefined) return r as EnvelopeRecipient;
+      const evpid = newEvpid(this.msgid, taken);
+      taken.add(evpid);
+      const { evpid: _none, ...rest } = r;
+      return { evpid, ...rest };
+    });
   }
 
   private async doAbort(): Promise<void> {

@@ -1,0 +1,326 @@
+/*
+ * queue/enqueue.ts — the one way into the queue.
+ *
+ * Every path that creates mail comes through here: the SMTP session
+ * (smtp/session.ts), local submission by `sendmail` (submit/local-enqueue.ts)
+ * and the reports the scheduler writes (bounce/enqueue.ts). The door runs,
+ * in this order and the same for all of them:
+ *
+ *   open()    the `data` policy phase, then storage for the message
+ *   write()   the content, scanned for Received: headers on its way
+ *   commit()  a check the caller already failed (size, NUL, bare LF), a
+ *             failed write, the Received: loop limit, the `commit` policy
+ *             phase (content filter …), then the spool's durable commit,
+ *             "held" records for a frozen message, the mail log, the
+ *             statistics, and the scheduler
+ *
+ * and answers with a Reply value the caller passes on (the session to its
+ * client, sendmail to its user, the scheduler to its log). Later filters
+ * (milter, OpenSMTPD filters, DKIM signing, ARC sealing, header checks)
+ * plug in here, once. Recipients reach the envelope once per final
+ * destination, however many RCPTs or aliases led there.
+ */
+import type { Config } from '../config/model.js';
+import type { ClientInfo, Envelope } from '../mail/envelope.js';
+import type { RcptParams } from '../mail/params.js';
+import { reply, type Reply } from '../mail/reply.js';
+import type { MailLog } from '../log/maillog.js';
+import type { CommitDecision, Policy, RcptTarget, SessionFacts, TxFacts } from '../policy/policy.js';
+import { PASS, type Verdict } from '../policy/verdict.js';
+import { storageFull } from '../spool/errors.js';
+import type { EnvelopeDraft, MessageWriter, RecipientDraft, Spool } from '../spool/spool.js';
+import type { Stats } from '../stats.js';
+import { HeaderScanner } from '../wire/header-scan.js';
+import type { SchedulerSeam } from './seam.js';
+
+export interface FrontDoorEnv {
+  readonly config: Config;
+  readonly policy: Pick<Policy, 'data' | 'commit'>;
+  readonly spool: Spool;
+  readonly log: MailLog;
+  readonly stats: Stats;
+  readonly scheduler: SchedulerSeam;
+  readonly now: () => number;
+}
+
+/** Who puts the message in: it decides the log lines and the counters, nothing else. */
+export type Origin =
+  | { readonly kind: 'smtp'; readonly session: string }
+  | { readonly kind: 'local'; readonly uid: number; readonly user: string }
+  | { readonly kind: 'bounce' };
+
+/** An accepted recipient and where its copies go (policy's rcpt phase and expansion). */
+export interface RcptRequest {
+  readonly address: string;
+  readonly params: Pick<RcptParams, 'orcpt' | 'notify'>;
+  readonly targets: readonly TargetRequest[];
+}
+
+/** A final destination; `rule` is where the rules chose it (absent for mail Postern writes itself without one). */
+export type TargetRequest = Omit<RcptTarget, 'rule'> & { readonly rule?: string };
+
+/** What the envelope says besides its recipients. */
+export interface EnvelopeRequest {
+  readonly sender: string;
+  readonly recipients: readonly RcptRequest[];
+  readonly ret?: 'FULL' | 'HDRS';
+  readonly envid?: string;
+  readonly body: '7BIT' | '8BITMIME' | 'BINARYMIME';
+  readonly smtputf8: boolean;
+  readonly mailAuth?: string;
+  readonly arrival: number;
+  readonly client: ClientInfo;
+}
+
+/** How a message ended at the door. `reply` is what to tell whoever sent it. */
+export type DoorOutcome =
+  | { readonly kind: 'queued'; readonly envelope: Envelope; readonly held: boolean; readonly reply: Reply }
+  | { readonly kind: 'discarded'; readonly reply: Reply; readonly reason: string }
+  | { readonly kind: 'refused'; readonly reply: Reply; readonly reason: string };
+
+export type RejectVerdict = Verdict & { readonly kind: 'reject' };
+
+const QUEUE_TEMPFAIL = reply(451, '4.3.0', 'Temporary failure in the queue, try again later');
+/** RFC 3463 §3.4: X.3.1 Mail system full. */
+const QUEUE_FULL = reply(452, '4.3.1', 'Insufficient system storage, try again later');
+
+/** The reply for a failure to store: full disk or quota (452 4.3.1), anything else 451 4.3.0. */
+export function storeFailureReply(err: unknown): Reply {
+  return storageFull(err) ? QUEUE_FULL : QUEUE_TEMPFAIL;
+}
+
+export class FrontDoor {
+  constructor(private readonly env: FrontDoorEnv) {}
+
+  /** A door that runs no policy phase (the loop check and the rest still apply): for tools and tests. */
+  static withoutPolicy(env: Omit<FrontDoorEnv, 'policy'>): FrontDoor {
+    return new FrontDoor({ ...env, policy: { data: async () => PASS, commit: async () => ({ kind: 'accept' }) } });
+  }
+
+  /**
+   * A message is about to come (DATA, BDAT, a sendmail file, a report):
+   * the `data` phase decides, then the spool gives it a place.
+   */
+  async open(origin: Origin, facts: SessionFacts, tx: TxFacts): Promise<IncomingMessage | RejectVerdict> {
+    const v = await this.env.policy.data(facts, tx);
+    if (v.kind === 'reject') return v;
+    let writer: MessageWriter;
+    try {
+      writer = await this.env.spool.createMessage();
+    } catch (e) {
+      this.env.log.error(`spool: cannot create a message: ${(e as Error).message}`);
+      return { kind: 'reject', reply: storeFailureReply(e), reason: `spool: ${(e as Error).message}` };
+    }
+    return new IncomingMessage(this.env, origin, facts, tx, writer);
+  }
+}
+
+/** One message on its way in: written, then committed or aborted, once. */
+export class IncomingMessage {
+  readonly kind = 'message';
+  private readonly headers = new HeaderScanner();
+  private storeError: unknown;
+  private done = false;
+
+  constructor(
+    private readonly env: FrontDoorEnv,
+    private readonly origin: Origin,
+    private readonly facts: SessionFacts,
+    private readonly tx: TxFacts,
+    private readonly writer: MessageWriter,
+  ) {}
+
+  get msgid(): string {
+    return this.writer.msgid;
+  }
+
+  /** Bytes stored so far, Postern's own header included. */
+  get size(): number {
+    return this.writer.size;
+  }
+
+  /** A write has failed: the message will be refused at commit. */
+  get failed(): boolean {
+    return this.storeError !== undefined;
+  }
+
+  /** Postern's own trace header (Received:), written before the content and not counted by the loop check. */
+  writeOwnHeader(text: string): void {
+    this.store(Buffer.from(text, 'utf8'));
+  }
+
+  /** Message content. Keeps a reference to `chunk`. */
+  write(chunk: Buffer): void {
+    this.headers.push(chunk);
+    this.store(chunk);
+  }
+
+  /** Wait until the spool has taken what was written (back-pressure); never rejects. */
+  async drain(): Promise<void> {
+    if (this.storeError !== undefined) return;
+    await this.writer.drain().catch((e: unknown) => {
+      this.storeError ??= e;
+    });
+  }
+
+  /** Throw it all away (disconnect, RSET, a refusal). */
+  async abort(): Promise<void> {
+    this.done = true;
+    await this.writer.abort().catch(() => undefined);
+  }
+
+  /**
+   * The end of the message. `refusal`: a check the caller made already
+   * failed (it is logged and answered like the door's own). Resolves with
+   * what to tell the sender; a message is queued only with kind "queued".
+   */
+  async commit(req: EnvelopeRequest, refusal?: Reply): Promise<DoorOutcome> {
+    if (this.done) return { kind: 'refused', reply: QUEUE_TEMPFAIL, reason: 'message already ended' };
+    this.done = true;
+    const { env } = this;
+    if (refusal === undefined) await this.drain();
+    let decision: CommitDecision | undefined;
+    if (refusal === undefined && this.storeError !== undefined) {
+      env.log.error(`spool: write failed: ${(this.storeError as Error).message}`);
+      refusal = storeFailureReply(this.storeError);
+    }
+    if (refusal === undefined && this.headers.receivedCount > env.config.smtp.maxReceivedHeaders) {
+      refusal = reply(554, '5.4.6', 'Too many Received: headers: mail loop detected');
+    }
+    if (refusal === undefined) {
+      const writer = this.writer;
+      decision = await env.policy.commit(this.facts, this.tx, { size: writer.size, receivedHeaders: this.headers.receivedCount, msgid: writer.msgid, body: { file: () => writer.bodyFile() } });
+      if (decision.kind === 'reject') {
+        this.logEvent('rejected', { msgid: writer.msgid, reason: decision.verdict.reason });
+        await writer.abort().catch(() => undefined);
+        return { kind: 'refused', reply: decision.verdict.reply, reason: decision.verdict.reason };
+      }
+      if (decision.kind === 'discard') {
+        this.logEvent('discarded', { msgid: writer.msgid, from: `<${req.sender}>`, reason: decision.reason });
+        await writer.abort().catch(() => undefined);
+        return { kind: 'discarded', reply: decision.reply, reason: decision.reason };
+      }
+    }
+    if (refusal !== undefined) {
+      await this.writer.abort().catch(() => undefined);
+      return { kind: 'refused', reply: refusal, reason: refusal.lines.join(' ') };
+    }
+    let envelope: Envelope;
+    try {
+      envelope = await this.writer.commit(envelopeDraft(req));
+    } catch (e) {
+      env.log.error(`spool: commit of ${this.writer.msgid} failed: ${(e as Error).message}`);
+      await this.writer.abort().catch(() => undefined);
+      return { kind: 'refused', reply: storeFailureReply(e), reason: `spool: ${(e as Error).message}` };
+    }
+    const hold = decision?.kind === 'accept' ? decision.hold : undefined;
+    if (hold !== undefined && !(await this.recordHeld(envelope, hold))) {
+      return { kind: 'refused', reply: QUEUE_TEMPFAIL, reason: 'cannot hold the message' };
+    }
+    this.logAccepted(envelope);
+    env.scheduler.enqueued(envelope, hold !== undefined ? { held: true } : undefined);
+    const text = decision?.kind === 'accept' && decision.reply ? decision.reply : reply(250, '2.0.0', `${envelope.msgid} Message accepted for delivery`);
+    return { kind: 'queued', envelope, held: hold !== undefined, reply: text };
+  }
+
+  private store(chunk: Buffer): void {
+    if (this.storeError !== undefined || chunk.length === 0) return;
+    try {
+      this.writer.write(chunk);
+    } catch (e) {
+      this.storeError = e;
+    }
+  }
+
+  /**
+   * A frozen message (content filter): record "held" for every recipient
+   * before anyone can try it. If that fails the message is removed again
+   * and the sender told to retry. (A crash between the commit and these
+   * records leaves the message unheld at the next start: the envelope has
+   * no field for it.)
+   */
+  private async recordHeld(envelope: Envelope, reason: string): Promise<boolean> {
+    const { spool, log } = this.env;
+    const at = this.env.now();
+    try {
+      for (const r of envelope.recipients) await spool.appendOutcome(r.evpid, { kind: 'held', at });
+    } catch (e) {
+      log.error(`spool: cannot hold ${envelope.msgid}: ${(e as Error).message}; message removed`);
+      await spool.remove(envelope.msgid).catch(() => undefined);
+      return false;
+    }
+    this.logEvent('held', { msgid: envelope.msgid, reason });
+    return true;
+  }
+
+  /** One line for the message and one per recipient, as each origin always logged them. */
+  private logAccepted(e: Envelope): void {
+    const { log, stats } = this.env;
+    const o = this.origin;
+    if (o.kind === 'bounce') return; // the reporter logs "bounce sent"
+    const from = `<${e.sender}>`;
+    if (o.kind === 'smtp') {
+      stats.inc('smtp.message');
+      stats.inc('smtp.message.bytes', e.size);
+      log.event('smtp', 'message', { session: o.session, msgid: e.msgid, from, size: e.size, nrcpt: e.recipients.length, proto: e.client.proto });
+      for (const r of e.recipients) log.event('smtp', 'envelope', { session: o.session, msgid: e.msgid, evpid: r.evpid, from, to: `<${r.address}>`, action: r.action });
+      return;
+    }
+    stats.inc('smtp.message.local');
+    log.event('local', 'message', { msgid: e.msgid, from, size: e.size, nrcpt: e.recipients.length, uid: o.uid, user: o.user });
+    for (const r of e.recipients) log.event('local', 'envelope', { msgid: e.msgid, evpid: r.evpid, from, to: `<${r.address}>`, action: r.action });
+  }
+
+  private logEvent(event: string, fields: Record<string, string | number | undefined>): void {
+    const o = this.origin;
+    if (o.kind === 'smtp') this.env.log.event('smtp', event, { session: o.session, ...fields });
+    else this.env.log.event(o.kind, event, fields);
+  }
+}
+
+/** The spool's envelope: one recipient per final destination (a destination reached twice is kept once). */
+function envelopeDraft(req: EnvelopeRequest): EnvelopeDraft {
+  const only = req.recipients.length === 1 ? req.recipients[0] : undefined;
+  if (only !== undefined && only.targets.length === 1) return draft(req, [recipientDraft(only, only.targets[0]!)]);
+  const recipients: RecipientDraft[] = [];
+  const seenAddress = new Set<string>();
+  const seenDest = new Set<string>();
+  for (const r of req.recipients) {
+    const address = r.address.toLowerCase();
+    if (seenAddress.has(address)) continue;
+    seenAddress.add(address);
+    for (const t of r.targets) {
+      const key = `${t.action}|${JSON.stringify(t.dest)}|${t.dest.kind === 'remote' ? t.address.toLowerCase() : ''}`;
+      if (seenDest.has(key)) continue;
+      seenDest.add(key);
+      recipients.push(recipientDraft(r, t));
+    }
+  }
+  return draft(req, recipients);
+}
+
+function recipientDraft(r: RcptRequest, t: TargetRequest): RecipientDraft {
+  return {
+    address: t.address,
+    ...(t.address.toLowerCase() !== r.address.toLowerCase() ? { original: r.address } : {}),
+    orcpt: r.params.orcpt,
+    notify: r.params.notify,
+    action: t.action,
+    ...(t.rule !== undefined ? { rule: t.rule } : {}),
+    dest: t.dest,
+  };
+}
+
+function draft(req: EnvelopeRequest, recipients: RecipientDraft[]): EnvelopeDraft {
+  return {
+    sender: req.sender,
+    recipients,
+    ret: req.ret,
+    envid: req.envid,
+    body: req.body,
+    smtputf8: req.smtputf8,
+    mailAuth: req.mailAuth,
+    arrival: req.arrival,
+    client: req.client,
+  };
+}
