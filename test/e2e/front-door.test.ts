@@ -69,12 +69,26 @@ test('sendmail mail passes the content filter and the loop check exactly like SM
     assert.match(loop.stderr, /554 Too many Received: headers: mail loop detected/);
     assert.equal(readFileSync(join(dir, 'paths'), 'utf8').trim().split('\n').length, 4, 'loops never reach the filter');
 
+    // One envelope recipient per final destination, whichever way the mail came in.
+    const twice = await run(sendmail, ['-C', conf, 'root@test.example', 'ROOT@test.example', 'root@localhost'], { input: 'Subject: local twice\n\nonce\n' });
+    assert.equal(twice.status, 0, twice.stderr);
+    const c = await RawClient.open(d.port, '127.0.0.1', '127.0.0.1');
+    try {
+      await dialogue(c, 'S: 220\nC: EHLO localhost\nS: 250\nC: MAIL FROM:<a@client.example>\nS: 250\nC: RCPT TO:<root@test.example>\nS: 250\nC: RCPT TO:<ROOT@test.example>\nS: 250\nC: RCPT TO:<root@localhost>\nS: 250\nC: DATA\nS: 354');
+      c.send('Subject: smtp twice\r\n\r\nonce\r\n.\r\n');
+      assert.equal((await c.reply()).code, 250);
+    } finally {
+      c.close();
+    }
+
     // Both accepted messages are logged by the door, each in its own words.
     await d.waitForLog(/smtp message session=\S+ msgid=\S+ from=<a@client\.example>/);
     await d.waitForLog(/local message msgid=\S+ from=<\S+> size=\d+ nrcpt=1 uid=\d+ user=\S+/);
     await d.stop();
-    const subjects = (await spoolMessages(join(dir, 'spool'))).map((m) => /Subject: (.*)\r\n/.exec(m.body)?.[1]).sort();
-    assert.deepEqual(subjects, ['local ok', 'smtp ok'], 'only what was accepted is queued');
+    const queued = await spoolMessages(join(dir, 'spool'));
+    const subject = (m: (typeof queued)[number]): string | undefined => /Subject: (.*)\r\n/.exec(m.body)?.[1];
+    assert.deepEqual(queued.map(subject).sort(), ['local ok', 'local twice', 'smtp ok', 'smtp twice'], 'only what was accepted is queued');
+    for (const m of queued.filter((x) => subject(x)?.endsWith('twice'))) assert.deepEqual(m.stored.envelope.recipients.map((r) => r.address), ['root@test.example'], subject(m));
   } finally {
     d.cleanup();
   }
