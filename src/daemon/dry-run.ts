@@ -38,7 +38,7 @@ import { Authenticator } from '../auth/authenticator.js';
 import { FailRate } from '../auth/failrate.js';
 import { buildPolicy, type BuiltPolicy, type PolicyFiles } from '../policy/build.js';
 import type { PolicyNote } from '../policy/policy.js';
-import type { StyleOption } from '../policy/zmailer/helo-patterns.js';
+import type { StyleOption } from '../config/zmailer/helo-patterns.js';
 import { Session } from '../smtp/session.js';
 import { Connection, type ReplyInfo } from '../smtp/connection.js';
 import { reply, type Reply } from '../mail/reply.js';
