@@ -36,7 +36,8 @@ import { Resolver } from '../dns/resolver.js';
 import { Stats } from '../stats.js';
 import { Authenticator } from '../auth/authenticator.js';
 import { FailRate } from '../auth/failrate.js';
-import { buildPolicy, type BuiltPolicy, type PolicyFiles } from '../policy/build.js';
+import { buildPolicy, type BuiltPolicy } from '../policy/build.js';
+import type { LoadedConfig } from '../config/policy-files.js';
 import type { PolicyNote } from '../policy/policy.js';
 import type { StyleOption } from '../config/zmailer/helo-patterns.js';
 import { Session } from '../smtp/session.js';
@@ -64,7 +65,6 @@ export function parseTestAddress(s: string): { address: string } | { error: stri
 
 export interface DryRunOptions {
   readonly address: string;
-  readonly files: PolicyFiles;
   readonly log: MailLog;
   readonly input: NodeJS.ReadableStream;
   readonly output: NodeJS.WritableStream;
@@ -105,11 +105,12 @@ function crlf(): (chunk: Buffer) => Buffer {
   };
 }
 
-/** Run the session; resolves when it ends. */
-export async function dryRun(config: Config, opts: DryRunOptions): Promise<void> {
+/** Run the session on the loaded configuration (config/policy-files.ts); resolves when it ends. */
+export async function dryRun(loaded: LoadedConfig, opts: DryRunOptions): Promise<void> {
+  const { config, files } = loaded;
   const tmp = mkdtempSync(join(tmpdir(), 'postern-dryrun-'));
   const dryConfig: Config = Object.freeze({ ...config, queue: Object.freeze({ ...config.queue, path: join(tmp, 'spool') }) });
-  const spool = new FsSpool({ root: dryConfig.queue.path, ...(opts.files.zmailer?.contentFilter ? { memoryBufferBytes: 0 } : {}) });
+  const spool = new FsSpool({ root: dryConfig.queue.path, ...(files.zmailer?.contentFilter ? { memoryBufferBytes: 0 } : {}) });
   await spool.open();
   try {
     const tables = new TableRegistry();
@@ -122,7 +123,7 @@ export async function dryRun(config: Config, opts: DryRunOptions): Promise<void>
     const users = new SystemUsers();
     const resolver = new Resolver(config.resolver);
     const notes: PolicyNote[] = [];
-    const built = buildPolicy(dryConfig, opts.files, {
+    const built = buildPolicy({ config: dryConfig, files }, {
       tables,
       users,
       local,
@@ -142,7 +143,7 @@ export async function dryRun(config: Config, opts: DryRunOptions): Promise<void>
     const session = new Session(
       'dry-run',
       {
-        config: built.config,
+        config: dryConfig,
         log: opts.log,
         spool,
         policy: built.policy,
@@ -171,7 +172,7 @@ export async function dryRun(config: Config, opts: DryRunOptions): Promise<void>
     opts.output.write(intro(opts.address, host, config, built));
 
     const socket = new StdioSocket(opts.output);
-    const smtp = built.config.smtp;
+    const smtp = dryConfig.smtp;
     const conn = new Connection(
       socket as unknown as Socket,
       session,
