@@ -32,7 +32,7 @@ import { MailLog, TRACE_KINDS, type TraceKind } from '../log/maillog.js';
 import { Daemon, type ConfigSource } from '../daemon/daemon.js';
 import { resolve } from 'node:path';
 import { dryRun, parseTestAddress } from '../daemon/dry-run.js';
-import { loadPolicyFiles, type PolicyFiles } from '../policy/build.js';
+import { withPolicyFiles, type LoadedConfig } from '../config/policy-files.js';
 
 const USAGE = 'usage: smtpd [-dFhnv] [-b address] [-D name=value] [-f file] [-P subsystem] [-T trace]';
 const SYSTEM_CONFIG = '/etc/mail/smtpd.conf';
@@ -90,17 +90,17 @@ async function main(argv: string[]): Promise<void> {
     fail(`${n} error(s) in the configuration`);
   }
   const config = result.config;
-  // The policy files named by `rules` and `smtpserver-conf` are checked too.
-  let files: PolicyFiles;
+  // The policy files named by `rules` and `smtpserver-conf` are checked too (and merged in: the daemon does the same at start).
+  let loaded: LoadedConfig;
   try {
-    files = loadPolicyFiles(config);
+    loaded = withPolicyFiles(config);
   } catch (e) {
     process.stderr.write(`${(e as Error).message}\n`);
     process.exit(1);
   }
   const test = opts.values.get('b')?.at(-1);
   // The daemon logs these warnings itself.
-  if (opts.flags.has('n') || test !== undefined) for (const w of files.warnings) process.stderr.write(`${w}\n`);
+  if (opts.flags.has('n') || test !== undefined) for (const w of loaded.files.warnings) process.stderr.write(`${w}\n`);
   if (opts.flags.has('n')) {
     process.stdout.write('configuration OK\n');
     return;
@@ -109,7 +109,7 @@ async function main(argv: string[]): Promise<void> {
     const a = parseTestAddress(test);
     if ('error' in a) fail(`-b ${a.error}`);
     const log = new MailLog(opts.flags.has('v') ? { verbose: true, trace } : { sink: () => undefined });
-    await dryRun(config, { address: a.address, files, log, input: process.stdin, output: process.stdout });
+    await dryRun(loaded, { address: a.address, log, input: process.stdin, output: process.stdout });
     process.exit(0);
   }
 

@@ -3,7 +3,8 @@
  *
  * start():  pid file → spool (recovery) → tables → policy → listeners →
  *           local submission → scheduler → control socket.
- * reload(): `smtpctl reload` and SIGHUP. The configuration is read again; if
+ * reload(): `smtpctl reload` and SIGHUP. The configuration (smtpd.conf and
+ *           the policy files it names, config/policy-files.ts) is read again; if
  *           it has errors, or its tables, policy files or certificates cannot
  *           be loaded, the daemon keeps running on the old one and says why.
  *           Otherwise a new generation (tables, policy, certificates, SMTP
@@ -25,7 +26,8 @@ import type { Spool } from '../spool/spool.js';
 import { TableRegistry, type Table } from '../table/table.js';
 import { tableFromDecl } from '../table/table-static.js';
 import { LocalNames } from '../rules/localnames.js';
-import { buildPolicy, loadPolicyFiles, type PolicyFiles } from '../policy/build.js';
+import { buildPolicy } from '../policy/build.js';
+import { withPolicyFiles, type LoadedConfig } from '../config/policy-files.js';
 import type { Policy } from '../policy/policy.js';
 import { loadConfigFile, loadConfigText, formatDiagnostic } from '../config/load.js';
 import type { Envelope } from '../mail/envelope.js';
@@ -60,9 +62,8 @@ export interface ConfigSource {
 
 /** Everything built from one configuration; reload builds a new one. */
 interface Generation {
+  /** The one configuration: smtpd.conf with the policy files' PARAMs merged in (config/policy-files.ts). */
   readonly config: Config;
-  /** The configuration the listeners and sessions use: `config` with a ZMailer file's PARAMs merged in. */
-  readonly serving: Config;
   readonly policy: Policy;
   /** The one way into the queue, with this generation's configuration and policy. */
   readonly door: FrontDoor;
@@ -130,17 +131,18 @@ export class Daemon implements ControlTarget {
   }
 
   /** `pause`: subsystems paused from the start (smtpd -P mda|mta|smtp, as OpenSMTPD). `source`: for reload. */
-  static async start(config: Config, log: MailLog, opts: { pause?: readonly ('smtp' | 'mta' | 'mda')[]; source?: ConfigSource } = {}): Promise<Daemon> {
-    mkdirSync(config.queue.path, { recursive: true, mode: 0o700 });
-    mkdirSync(dirname(config.paths.pidFile), { recursive: true });
+  static async start(smtpdConf: Config, log: MailLog, opts: { pause?: readonly ('smtp' | 'mta' | 'mda')[]; source?: ConfigSource } = {}): Promise<Daemon> {
+    mkdirSync(smtpdConf.queue.path, { recursive: true, mode: 0o700 });
+    mkdirSync(dirname(smtpdConf.paths.pidFile), { recursive: true });
     let releasePid: () => void;
     try {
-      releasePid = acquirePidFile(config.paths.pidFile);
+      releasePid = acquirePidFile(smtpdConf.paths.pidFile);
     } catch (e) {
       throw new StartupError((e as Error).message);
     }
     try {
-      const policyFiles = loadPolicyFiles(config);
+      const loaded = withPolicyFiles(smtpdConf);
+      const { config, files: policyFiles } = loaded;
       const spool = new FsSpool({ root: config.queue.path, groupCommitMs: config.queue.groupCommitMs, log: (l) => log.info(`spool: ${l}`) });
       const report = await spool.open();
       log.info(`spool ${config.queue.path}: ${report.messages} message(s) queued, ${report.removedIncomplete} incomplete removed, ${report.corrupt.length} corrupt`);
@@ -160,7 +162,7 @@ export class Daemon implements ControlTarget {
           return free.value;
         },
       };
-      const gen = Daemon.build(config, shared, policyFiles, (e) => new StartupError(e));
+      const gen = Daemon.build(loaded, shared, (e) => new StartupError(e));
       shared.tables.replace(gen.tables);
 
       // Agents and the scheduler outlive generations; reload gives them the new configuration.
@@ -193,7 +195,7 @@ export class Daemon implements ControlTarget {
       const door = { open: (...a: Parameters<FrontDoor['open']>) => current().door.open(...a) };
       const scheduler = new QueueRunner({ spool, config, log, stats: shared.stats, agents: { mda, mta }, router, door });
       shared.scheduler = scheduler;
-      await gen.server.listen(gen.serving);
+      await gen.server.listen(gen.config);
 
       // Local submission (sendmail): offline/ is writable by everyone, readable by nobody else.
       if (process.getuid?.() === 0) {
@@ -246,7 +248,8 @@ export class Daemon implements ControlTarget {
    * Build a generation: tables, policy, certificates and an SMTP server (not yet listening).
    * Throws (via `fail`) with a FILE:LINE message when something cannot be loaded.
    */
-  private static build(config: Config, shared: Shared, policyFiles: PolicyFiles, fail: (msg: string) => Error): Generation {
+  private static build(loaded: LoadedConfig, shared: Shared, fail: (msg: string) => Error): Generation {
+    const { config, files: policyFiles } = loaded;
     const tables: Table[] = [];
     for (const decl of config.tables.values()) {
       const t = tableFromDecl(decl);
@@ -256,7 +259,7 @@ export class Daemon implements ControlTarget {
     // Lookups during the build (none today) and at run time go through the shared registry.
     const local = new LocalNames(config.hostname);
     const resolver = new Resolver(config.resolver);
-    const built = buildPolicy(config, policyFiles, { tables: shared.tables, users: shared.users, local, dns: resolver.raw, loadAverage: () => loadavg()[0] ?? 0, log: shared.log });
+    const built = buildPolicy(loaded, { tables: shared.tables, users: shared.users, local, dns: resolver.raw, loadAverage: () => loadavg()[0] ?? 0, log: shared.log });
     for (const w of [...policyFiles.warnings, ...built.notes]) shared.log.warn(w);
     let tls: TlsContexts | undefined;
     try {
@@ -264,20 +267,20 @@ export class Daemon implements ControlTarget {
     } catch (e) {
       throw fail((e as Error).message);
     }
-    const auth = { authenticator: new Authenticator(built.config, shared.tables), failrate: shared.failrate };
+    const auth = { authenticator: new Authenticator(config, shared.tables), failrate: shared.failrate };
     const scheduler: SchedulerSeam = {
       etrn: (domain: string) => (shared.scheduler ? shared.scheduler.etrn(domain) : reply(458, '4.3.0', 'Unable to queue messages now')),
       enqueued: (env: Envelope, o?: { readonly held?: boolean }) => shared.scheduler?.enqueued(env, o),
     };
     // The one way into the queue, with this generation's policy: sessions, sendmail and reports use it.
-    const door = new FrontDoor({ config: built.config, policy: built.policy, spool: shared.spool, log: shared.log, stats: shared.stats, scheduler, now: Date.now });
+    const door = new FrontDoor({ config, policy: built.policy, spool: shared.spool, log: shared.log, stats: shared.stats, scheduler, now: Date.now });
     const server = new SmtpServer(
-      { config: built.config, log: shared.log, queue: door, policy: built.policy, stats: shared.stats, scheduler, freeSpace: shared.freeSpace, now: Date.now, tables: shared.tables, auth, runtime: built.session },
+      { config, log: shared.log, queue: door, policy: built.policy, stats: shared.stats, scheduler, freeSpace: shared.freeSpace, now: Date.now, tables: shared.tables, auth, runtime: built.session },
       resolver,
       tls,
       built.connection,
     );
-    return { config, serving: built.config, policy: built.policy, door, tls, server, tables };
+    return { config, policy: built.policy, door, tls, server, tables };
   }
 
   /** `smtpctl reload` and SIGHUP: re-read everything, or keep running on the old configuration and say why. */
@@ -292,11 +295,10 @@ export class Daemon implements ControlTarget {
     }
     const r = this.source.file !== undefined ? loadConfigFile(this.source.file, { macros: this.source.macros }) : loadConfigText(this.source.text ?? '', '<built-in>', { macros: this.source.macros });
     if (!r.config) return refuse(r.diagnostics.filter((d) => d.severity === 'error').map(formatDiagnostic).join('\n'));
-    const config = r.config;
-    if (config.queue.path !== this.config.queue.path) return refuse(`the queue path cannot change without a restart (${this.config.queue.path} → ${config.queue.path})`);
+    if (r.config.queue.path !== this.config.queue.path) return refuse(`the queue path cannot change without a restart (${this.config.queue.path} → ${r.config.queue.path})`);
     let gen: Generation;
     try {
-      gen = Daemon.build(config, this.shared, loadPolicyFiles(config), (msg) => new Error(msg));
+      gen = Daemon.build(withPolicyFiles(r.config), this.shared, (msg) => new Error(msg));
     } catch (e) {
       return refuse((e as Error).message);
     }
@@ -306,16 +308,17 @@ export class Daemon implements ControlTarget {
     gen.server.paused = old.server.paused;
     await old.server.stopListening();
     try {
-      await listenWithRetry(gen.server, gen.serving);
+      await listenWithRetry(gen.server, gen.config);
     } catch (e) {
       // Put the old generation back where it was.
       await gen.server.stopListening();
       this.shared.tables.replace(oldTables);
-      await listenWithRetry(old.server, old.serving).catch((e2: Error) => this.log.error(`reload: cannot bind the old listeners again: ${e2.message}`));
+      await listenWithRetry(old.server, old.config).catch((e2: Error) => this.log.error(`reload: cannot bind the old listeners again: ${e2.message}`));
       return refuse((e as Error).message);
     }
     this.retired.push(old.server);
     this.gen = gen;
+    const config = gen.config;
     this.runner.setConfig(config);
     this.mda.setConfig(config);
     this.mta.setConfig(config);

@@ -36,9 +36,10 @@ import { Resolver } from '../dns/resolver.js';
 import { Stats } from '../stats.js';
 import { Authenticator } from '../auth/authenticator.js';
 import { FailRate } from '../auth/failrate.js';
-import { buildPolicy, type BuiltPolicy, type PolicyFiles } from '../policy/build.js';
+import { buildPolicy, type BuiltPolicy } from '../policy/build.js';
+import type { LoadedConfig } from '../config/policy-files.js';
 import type { PolicyNote } from '../policy/policy.js';
-import type { StyleOption } from '../policy/zmailer/helo-patterns.js';
+import type { StyleOption } from '../config/zmailer/helo-patterns.js';
 import { Session } from '../smtp/session.js';
 import { Connection, type ReplyInfo } from '../smtp/connection.js';
 import { reply, type Reply } from '../mail/reply.js';
@@ -65,7 +66,6 @@ export function parseTestAddress(s: string): { address: string } | { error: stri
 
 export interface DryRunOptions {
   readonly address: string;
-  readonly files: PolicyFiles;
   readonly log: MailLog;
   readonly input: NodeJS.ReadableStream;
   readonly output: NodeJS.WritableStream;
@@ -106,8 +106,9 @@ function crlf(): (chunk: Buffer) => Buffer {
   };
 }
 
-/** Run the session; resolves when it ends. */
-export async function dryRun(config: Config, opts: DryRunOptions): Promise<void> {
+/** Run the session on the loaded configuration (config/policy-files.ts); resolves when it ends. */
+export async function dryRun(loaded: LoadedConfig, opts: DryRunOptions): Promise<void> {
+  const { config, files } = loaded;
   const tmp = mkdtempSync(join(tmpdir(), 'postern-dryrun-'));
   const dryConfig: Config = Object.freeze({ ...config, queue: Object.freeze({ ...config.queue, path: join(tmp, 'spool') }) });
   const spool = new FsSpool({ root: dryConfig.queue.path });
@@ -123,7 +124,7 @@ export async function dryRun(config: Config, opts: DryRunOptions): Promise<void>
     const users = new SystemUsers();
     const resolver = new Resolver(config.resolver);
     const notes: PolicyNote[] = [];
-    const built = buildPolicy(dryConfig, opts.files, {
+    const built = buildPolicy({ config: dryConfig, files }, {
       tables,
       users,
       local,
@@ -143,9 +144,9 @@ export async function dryRun(config: Config, opts: DryRunOptions): Promise<void>
     const session = new Session(
       'dry-run',
       {
-        config: built.config,
+        config: dryConfig,
         log: opts.log,
-        queue: new FrontDoor({ config: built.config, policy: built.policy, spool, log: opts.log, stats, scheduler, now: Date.now }),
+        queue: new FrontDoor({ config: dryConfig, policy: built.policy, spool, log: opts.log, stats, scheduler, now: Date.now }),
         policy: built.policy,
         stats,
         scheduler,
@@ -172,7 +173,7 @@ export async function dryRun(config: Config, opts: DryRunOptions): Promise<void>
     opts.output.write(intro(opts.address, host, config, built));
 
     const socket = new StdioSocket(opts.output);
-    const smtp = built.config.smtp;
+    const smtp = dryConfig.smtp;
     const conn = new Connection(
       socket as unknown as Socket,
       session,

@@ -1,7 +1,9 @@
 /*
  * policy/build.ts — the policy of a configuration: the phases in the order
- * they run, and what the policy files change in the session, the
- * connection and the smtp options.
+ * they run, and what the policy files change in the session and the
+ * connection. The files were read, and their PARAMs merged into the
+ * configuration, when it was loaded (config/policy-files.ts); nothing here
+ * reads a file or changes an option.
  *
  *   at accept   connection limits, per client address and in total
  *               (smtp/server.ts counts; ZMailer's MaxSameIpSource and
@@ -14,13 +16,11 @@
  *   commit      the content filter, once the message is complete in the
  *               spool's incoming/ file and before the 250
  *
- * The tarpit and the error limits act on every reply (smtp/connection.ts);
- * a ZMailer file's PARAMs are merged into the `smtp` options the sessions
- * see — only the PARAMs the file gives, so smtpd.conf keeps the rest.
+ * The tarpit and the error limits act on every reply (smtp/connection.ts).
  * docs/policy.md ("How the files are wired in") lists each PARAM's effect.
  */
 import { readFileSync } from 'node:fs';
-import type { Config, SmtpOptions } from '../config/model.js';
+import type { LoadedConfig } from '../config/policy-files.js';
 import type { MailLog } from '../log/maillog.js';
 import type { TableRegistry } from '../table/table.js';
 import type { UserBase } from '../users/system-users.js';
@@ -35,72 +35,15 @@ import type { LocalNames } from '../rules/localnames.js';
 import { PASS, type Verdict } from './verdict.js';
 import { DEFAULT_CONNECTION_LIMITS, type ConnectionLimits, DEFAULT_ERROR_LIMITS, type ErrorLimits, NO_TARPIT, type TarpitSettings, LIMIT_DEFAULTS } from '../config/limits.js';
 import { loadAverageRefusal } from './load-average.js';
-import { formatObtuseDiagnostic, parseObtuseRules, type ObtuseRules } from './obtuse/parse.js';
 import { obtuseRulesPhase, type ObtuseDelays, type ObtuseRulesPhase } from './obtuse/phase.js';
 import { obtuseDns } from './obtuse/dns.js';
-import { formatZmailerDiagnostic, parseZmailerConf } from './zmailer/parse.js';
-import { normalizeParamName, type ZmailerConf } from './zmailer/params.js';
+import { normalizeParamName } from '../config/zmailer/params.js';
 import { zmailerPolicyPhase, styleFor, type ZmailerPolicyPhase } from './zmailer/phase.js';
-import { zmailerConnectionLimits, zmailerSmtpOverrides, zmailerTarpit } from './zmailer/limits.js';
+import { zmailerConnectionLimits, zmailerTarpit } from './zmailer/limits.js';
 import { expandHdr220 } from './zmailer/hdr220.js';
-import { DEFAULT_STYLE, type StyleFlag, type StyleOption } from './zmailer/helo-patterns.js';
+import { DEFAULT_STYLE, type StyleFlag, type StyleOption } from '../config/zmailer/helo-patterns.js';
 import { ContentFilter, type FilterResult } from './zmailer/contentfilter.js';
 import type { Resolver as DnsResolver } from 'node:dns/promises';
-
-/** The policy files of a configuration, read and checked. */
-export interface PolicyFiles {
-  readonly rules?: ObtuseRules;
-  readonly zmailer?: ZmailerConf;
-  /** Warnings, as "FILE:LINE: warning: …" lines. */
-  readonly warnings: readonly string[];
-}
-
-export class PolicyFileError extends Error {}
-
-/**
- * Read the files named by `rules "PATH"` and `smtpserver-conf "PATH"`.
- * Throws PolicyFileError listing every error ("FILE:LINE: message"), one a line.
- * `env`: the ZENV variables for $NAME in smtpserver.conf (default: the process environment).
- */
-export function loadPolicyFiles(config: Config, opts: { readonly env?: Readonly<Record<string, string>> } = {}): PolicyFiles {
-  const warnings: string[] = [];
-  const errors: string[] = [];
-  let rules: ObtuseRules | undefined;
-  let zmailer: ZmailerConf | undefined;
-  const read = (f: { readonly path: string; readonly pos: { file: string; line: number } }, what: string): string | undefined => {
-    try {
-      return readFileSync(f.path, 'utf8');
-    } catch (e) {
-      errors.push(`${f.pos.file}:${f.pos.line}: ${what} "${f.path}": ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-      return undefined;
-    }
-  };
-  if (config.rulesFile) {
-    const text = read(config.rulesFile, 'rules');
-    if (text !== undefined) {
-      const r = parseObtuseRules(text, config.rulesFile.path);
-      for (const d of r.diagnostics) (d.severity === 'error' ? errors : warnings).push(formatObtuseDiagnostic(d));
-      if (r.ok) rules = r.rules;
-    }
-  }
-  if (config.smtpserverConf) {
-    const text = read(config.smtpserverConf, 'smtpserver-conf');
-    if (text !== undefined) {
-      const env = opts.env ?? processEnv();
-      const r = parseZmailerConf(text, config.smtpserverConf.path, { env });
-      for (const d of r.diagnostics) (d.severity === 'error' ? errors : warnings).push(formatZmailerDiagnostic(d));
-      if (r.ok) zmailer = r.conf;
-    }
-  }
-  if (errors.length > 0) throw new PolicyFileError(errors.join('\n'));
-  return { ...(rules ? { rules } : {}), ...(zmailer ? { zmailer } : {}), warnings };
-}
-
-function processEnv(): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(process.env)) if (v !== undefined) out[k] = v;
-  return out;
-}
 
 /** What the connection does besides the session: limits and pacing. */
 export interface ConnectionPolicy {
@@ -134,8 +77,6 @@ export interface PolicyDeps {
 
 export interface BuiltPolicy {
   readonly policy: Policy;
-  /** The configuration the SMTP sessions see: smtp and queue options with the ZMailer PARAMs merged in. */
-  readonly config: Config;
   readonly session: SessionRuntime;
   readonly connection: ConnectionPolicy;
   readonly obtuse?: ObtuseRulesPhase;
@@ -172,8 +113,9 @@ const NOT_WIRED: readonly (readonly [readonly string[], string])[] = [
   ],
 ];
 
-/** Build the policy phases, and what the policy files change, for `config`. */
-export function buildPolicy(config: Config, files: PolicyFiles, deps: PolicyDeps): BuiltPolicy {
+/** Build the policy phases, and what the policy files change in sessions and connections, for a loaded configuration. */
+export function buildPolicy(loaded: LoadedConfig, deps: PolicyDeps): BuiltPolicy {
+  const { config, files } = loaded;
   const note = deps.observer;
   const phases: PolicyPhase[] = [];
   const notes: string[] = [];
@@ -226,8 +168,7 @@ export function buildPolicy(config: Config, files: PolicyFiles, deps: PolicyDeps
 
   const policy = new Policy(phases, new RuleEngine(config, deps.tables, deps.local), { config, tables: deps.tables, users: deps.users }, deps.local, note);
 
-  // What the ZMailer file changes besides the phases.
-  let merged = config;
+  // What the ZMailer file changes in sessions and connections (its smtp options are in `config` already).
   let session: SessionRuntime = { ehlo: true, multilineReplies: true };
   let connection: ConnectionPolicy = {
     limits: { ...DEFAULT_CONNECTION_LIMITS, exempt: (ip) => deps.local.isLocalAddress(ip) },
@@ -237,9 +178,6 @@ export function buildPolicy(config: Config, files: PolicyFiles, deps: PolicyDeps
   };
   const style = deps.style;
   if (conf) {
-    const given = new Set(conf.given.map((g) => normalizeParamName(g.name)));
-    const has = (...names: string[]): boolean => names.some((n) => given.has(normalizeParamName(n)));
-    merged = mergeZmailer(config, conf, has);
     const defaultFlags: ReadonlySet<StyleFlag> = style?.kind === 'flags' ? style.flags : style?.kind === 'sloppy' ? new Set<StyleFlag>([...DEFAULT_STYLE, 'S']) : DEFAULT_STYLE;
     session = {
       ehlo: conf.ehlo,
@@ -288,7 +226,6 @@ export function buildPolicy(config: Config, files: PolicyFiles, deps: PolicyDeps
 
   return {
     policy,
-    config: merged,
     session,
     connection,
     ...(obtuse ? { obtuse } : {}),
@@ -296,37 +233,6 @@ export function buildPolicy(config: Config, files: PolicyFiles, deps: PolicyDeps
     ...(contentFilter ? { contentFilter } : {}),
     notes,
   };
-}
-
-/**
- * The smtp and queue options with the PARAMs the file gives. `maxsize 0`
- * (ZMailer: no limit) keeps smtpd.conf's max-message-size: Postern always
- * has a limit. Extensions turned off in either file stay off.
- */
-function mergeZmailer(config: Config, conf: ZmailerConf, has: (...names: string[]) => boolean): Config {
-  const o = zmailerSmtpOverrides(conf);
-  const smtp: SmtpOptions = {
-    ...config.smtp,
-    ...(has('maxsize') && o.maxMessageSize > 0 ? { maxMessageSize: o.maxMessageSize } : {}),
-    ...(has('RcptLimitCount') ? { maxRcpt: o.maxRcpt } : {}),
-    ...(has('max-unknown-commands') ? { maxUnknownCommands: o.maxUnknownCommands } : {}),
-    ...(has('VRFYcmd', 'no-vrfycmd') ? { vrfy: o.vrfy } : {}),
-    ...(has('EXPNcmd', 'no-expncmd') ? { expn: o.expn } : {}),
-    ...(o.help.length > 0 ? { help: o.help } : {}),
-    disabledExtensions: new Set([...config.smtp.disabledExtensions, ...o.disabledExtensions]),
-    // AUTH PARAMs map onto smtpd.conf's `smtp auth-*` options.
-    ...(has('AUTH-LOGIN-also-without-TLS') ? { authWithoutTls: conf.auth.loginWithoutTls } : {}),
-    ...(conf.auth.pipe !== undefined ? { authPipe: conf.auth.pipe } : {}),
-    ...(conf.auth.failRate !== undefined ? { authFailRate: conf.auth.failRate } : {}),
-    ...(conf.auth.usernamePrompt !== undefined ? { authUsernamePrompt: conf.auth.usernamePrompt } : {}),
-    ...(conf.auth.passwordPrompt !== undefined ? { authPasswordPrompt: conf.auth.passwordPrompt } : {}),
-  };
-  const queue = has('min-availspace') ? { ...config.queue, minFreeSpace: o.minFreeSpace } : config.queue;
-  // PARAM smtp-auth offers AUTH on every listener that has none (but port 25 with no-smtp-auth-on-25).
-  const listeners = conf.auth.enabled
-    ? config.listeners.map((l) => (l.auth === 'none' && !(conf.auth.noAuthOnPort25 && l.port === 25) ? Object.freeze({ ...l, auth: 'optional' as const }) : l))
-    : config.listeners;
-  return Object.freeze({ ...config, listeners: Object.freeze(listeners), smtp: Object.freeze(smtp), queue: Object.freeze(queue) });
 }
 
 /* ------------------------------------------------------------- phases */

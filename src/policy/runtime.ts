@@ -3,7 +3,7 @@
  * `-s` styles) change in how a session talks, as built by policy/build.ts
  * and read by smtp/session.ts. Data only: the session applies it.
  */
-import type { StyleFlag } from './zmailer/helo-patterns.js';
+import type { StyleFlag } from '../config/zmailer/helo-patterns.js';
 
 /**
  * What the policy files change in a session (policy/build.ts). Absent:

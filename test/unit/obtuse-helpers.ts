@@ -5,7 +5,7 @@
 import { fileURLToPath } from 'node:url';
 import type { Mailbox } from '../../src/mail/address.js';
 import type { SessionFacts, TxFacts } from '../../src/policy/policy.js';
-import { formatObtuseDiagnostic, parseObtuseRules, type ObtuseRules } from '../../src/policy/obtuse/parse.js';
+import { formatObtuseDiagnostic, parseObtuseRules, type ObtuseRules } from '../../src/config/obtuse/parse.js';
 import type { ObtuseDns } from '../../src/policy/obtuse/match.js';
 
 export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));

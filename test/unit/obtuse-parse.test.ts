@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { DEFAULT_MESSAGE, formatObtuseDiagnostic, parseObtuseRules } from '../../src/policy/obtuse/parse.js';
+import { DEFAULT_MESSAGE, formatObtuseDiagnostic, parseObtuseRules } from '../../src/config/obtuse/parse.js';
 import { ROOT, rules } from './obtuse-helpers.js';
 
 test('the seed-001 style file parses: actions in order, lists, message', () => {

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { obtuseRulesPhase, type ObtuseRulesOptions } from '../../src/policy/obtuse/phase.js';
-import { parseObtuseRules } from '../../src/policy/obtuse/parse.js';
+import { parseObtuseRules } from '../../src/config/obtuse/parse.js';
 import type { SessionFacts } from '../../src/policy/policy.js';
 import { ROOT, facts, fakeDns, mbox, rules, tx } from './obtuse-helpers.js';
 

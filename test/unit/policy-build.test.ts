@@ -1,7 +1,8 @@
 /*
- * policy/build.ts: the phases in order, what a ZMailer file changes (only
- * the PARAMs it gives), the style flags, the policy files' errors, and how
- * Policy combines the commit phases.
+ * policy/build.ts: the phases in order, what a ZMailer file changes in
+ * sessions and connections, the style flags, and how Policy combines the
+ * commit phases. (Reading the files and merging their PARAMs into the
+ * configuration: config-policy-files.test.ts.)
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -10,7 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfigText, formatDiagnostic } from '../../src/config/load.js';
 import type { Config } from '../../src/config/model.js';
-import { buildPolicy, loadPolicyFiles, PolicyFileError, type PolicyDeps, type PolicyFiles } from '../../src/policy/build.js';
+import { buildPolicy, type PolicyDeps } from '../../src/policy/build.js';
+import { withPolicyFiles, type LoadedConfig } from '../../src/config/policy-files.js';
 import { Policy, type PolicyNote, type PolicyPhase } from '../../src/policy/policy.js';
 import { RuleEngine } from '../../src/rules/rules.js';
 import { TableRegistry } from '../../src/table/table.js';
@@ -41,7 +43,8 @@ match from local for any action "local"
   return r.config;
 }
 
-function files(name: string, zmailer?: string, rules?: string): { config: Config; files: PolicyFiles } {
+/** smtpd.conf naming the policy files, and the configuration loaded with them. */
+function files(name: string, zmailer?: string, rules?: string): { config: Config; loaded: LoadedConfig } {
   let extra = '';
   if (zmailer !== undefined) {
     writeFileSync(join(DIR, `${name}.zm`), zmailer);
@@ -52,7 +55,7 @@ function files(name: string, zmailer?: string, rules?: string): { config: Config
     extra += `rules "${DIR}/${name}.rules"\n`;
   }
   const c = config(extra);
-  return { config: c, files: loadPolicyFiles(c, { env: { MAILBIN: '/bin' } }) };
+  return { config: c, loaded: withPolicyFiles(c, { env: { MAILBIN: '/bin' } }) };
 }
 
 function deps(extra: Partial<PolicyDeps> = {}): PolicyDeps {
@@ -61,9 +64,8 @@ function deps(extra: Partial<PolicyDeps> = {}): PolicyDeps {
 
 test('without policy files: only smtpd.conf, Postern\'s limits (local clients exempt from the per-address one)', () => {
   const c = config();
-  const b = buildPolicy(c, loadPolicyFiles(c), deps());
+  const b = buildPolicy(withPolicyFiles(c), deps());
   assert.deepEqual(b.policy.phaseNames, []);
-  assert.equal(b.config, c);
   assert.equal(b.connection.limits.maxPerClient, 50);
   assert.equal(b.connection.limits.refusalCode, 421);
   assert.equal(b.connection.limits.exempt?.('127.0.0.1'), true);
@@ -74,34 +76,15 @@ test('without policy files: only smtpd.conf, Postern\'s limits (local clients ex
 });
 
 test('the phases run in order: load average, smtpserver.conf, rules file, content filter', () => {
-  const { config: c, files: f } = files('order', 'PARAM contentfilter /bin/true\n*  ve\n', 'allow:ALL:ALL:ALL\n');
-  const b = buildPolicy(c, f, deps({ maxLoadAverage: 5, loadAverage: () => 0.5 }));
+  const { loaded: f } = files('order', 'PARAM contentfilter /bin/true\n*  ve\n', 'allow:ALL:ALL:ALL\n');
+  const b = buildPolicy(f, deps({ maxLoadAverage: 5, loadAverage: () => 0.5 }));
   assert.deepEqual(b.policy.phaseNames, ['load-average', 'smtpserver.conf', 'rules-file', 'content-filter']);
   assert.ok(b.contentFilter && b.obtuse && b.zmailer);
 });
 
-test('a ZMailer file changes only the smtp options whose PARAMs it gives', () => {
-  const { config: c, files: f } = files('merge', 'PARAM RcptLimitCount 200\nPARAM NoDSN\nPARAM help hello\nPARAM maxsize 0\n');
-  const b = buildPolicy(c, f, deps());
-  const s = b.config.smtp;
-  assert.equal(s.maxRcpt, 200);
-  assert.equal(s.maxMessageSize, 1024 * 1024, 'maxsize 0 (no limit in ZMailer) keeps smtpd.conf\'s limit');
-  assert.equal(s.vrfy, true, 'no VRFYcmd/no-vrfycmd: smtpd.conf decides');
-  assert.equal(s.maxUnknownCommands, c.smtp.maxUnknownCommands);
-  assert.deepEqual([...s.disabledExtensions].sort(), ['DSN', 'SMTPUTF8']);
-  assert.deepEqual(s.help, ['hello']);
-  assert.equal(b.config.queue.minFreeSpace, c.queue.minFreeSpace, 'min-availspace not given');
-  assert.ok(Object.isFrozen(b.config) && Object.isFrozen(b.config.smtp));
-  const g = buildPolicy(...Object.values(files('merge2', 'PARAM maxsize 5000\nPARAM no-vrfycmd\nPARAM min-availspace 2000\nPARAM max-unknown-commands 4\n')) as [Config, PolicyFiles], deps());
-  assert.equal(g.config.smtp.maxMessageSize, 5000);
-  assert.equal(g.config.smtp.vrfy, false);
-  assert.equal(g.config.smtp.maxUnknownCommands, 4);
-  assert.equal(g.config.queue.minFreeSpace, 2000 * 1024);
-});
-
 test('a ZMailer file brings its connection limits (450), tarpit, backlog and greeting', () => {
-  const { config: c, files: f } = files('limits', 'PARAM MaxSameIpSource 7\nPARAM MaxParallelConnections 70\nPARAM tarpit 1 2 30\nPARAM ListenQueueSize 33\nPARAM hdr220 %H hi %i %p\nPARAM NoEHLO\nPARAM no-multiline-replies\n');
-  const b = buildPolicy(c, f, deps());
+  const { loaded: f } = files('limits', 'PARAM MaxSameIpSource 7\nPARAM MaxParallelConnections 70\nPARAM tarpit 1 2 30\nPARAM ListenQueueSize 33\nPARAM hdr220 %H hi %i %p\nPARAM NoEHLO\nPARAM no-multiline-replies\n');
+  const b = buildPolicy(f, deps());
   assert.deepEqual({ ...b.connection.limits }, { maxPerClient: 7, maxTotal: 70, silentDropFactor: 4, silentDropExtra: 100, refusalCode: 450 });
   assert.deepEqual(b.connection.tarpit, { initialSec: 1, multiplier: 2, capSec: 30 });
   assert.equal(b.connection.backlog, 33);
@@ -111,61 +94,38 @@ test('a ZMailer file brings its connection limits (450), tarpit, backlog and gre
 });
 
 test('style flags: the HELO pattern\'s, else the default "ve"; -s sloppy adds S, -s strict forces strict paths', () => {
-  const { config: c, files: f } = files('style', 'loose.example  veS\nquiet.example  -\n');
-  const b = buildPolicy(c, f, deps());
+  const { loaded: f } = files('style', 'loose.example  veS\nquiet.example  -\n');
+  const b = buildPolicy(f, deps());
   const flags = (helo?: string): string => [...(b.session.style?.(helo) ?? [])].sort().join('');
   assert.equal(flags('loose.example'), 'Sev');
   assert.equal(flags('quiet.example'), '');
   assert.equal(flags('other.example'), 'ev');
   assert.equal(flags(undefined), 'ev');
-  const sloppy = buildPolicy(c, f, deps({ style: { kind: 'sloppy' } }));
+  const sloppy = buildPolicy(f, deps({ style: { kind: 'sloppy' } }));
   assert.equal([...(sloppy.session.style?.(undefined) ?? [])].sort().join(''), 'Sev');
-  const strict = buildPolicy(c, f, deps({ style: { kind: 'strict' } }));
+  const strict = buildPolicy(f, deps({ style: { kind: 'strict' } }));
   assert.equal(strict.session.strict, true);
   // -s without a ZMailer file applies to every session.
   const plain = config();
-  const s2 = buildPolicy(plain, loadPolicyFiles(plain), deps({ style: { kind: 'flags', flags: new Set(['v']) } }));
+  const s2 = buildPolicy(withPolicyFiles(plain), deps({ style: { kind: 'flags', flags: new Set(['v']) } }));
   assert.equal([...(s2.session.style?.('anything') ?? [])].join(''), 'v');
 });
 
 test('PARAMs that do nothing in this mode are listed with FILE:LINE (smtp-auth now does something: AUTH on the listeners)', () => {
-  const { config: c, files: f } = files('notes', 'PARAM BindPort 2525\nPARAM smtp-auth\nPARAM maxsize 10\nPARAM use-tls\n');
-  const b = buildPolicy(c, f, deps());
+  const { loaded: f } = files('notes', 'PARAM BindPort 2525\nPARAM smtp-auth\nPARAM maxsize 10\nPARAM use-tls\n');
+  const b = buildPolicy(f, deps());
   assert.deepEqual(
     b.notes.map((n) => n.replace(`${DIR}/`, '').replace(/: PARAM (\S+) has no effect here: .*$/, ' $1')),
     ['notes.zm:1 BindPort', 'notes.zm:4 use-tls'],
   );
 });
 
-test('loadPolicyFiles: every error of both files, as FILE:LINE: message; warnings kept apart', () => {
-  writeFileSync(join(DIR, 'bad.zm'), 'PARAM maxsise 1\n  PARAM indented 1\n');
-  writeFileSync(join(DIR, 'bad.rules'), 'permit:ALL:ALL:ALL\n');
-  const c = config(`smtpserver-conf "${DIR}/bad.zm"\nrules "${DIR}/bad.rules"\n`);
-  assert.throws(
-    () => loadPolicyFiles(c),
-    (e: Error) => {
-      assert.ok(e instanceof PolicyFileError);
-      const lines = e.message.split('\n');
-      assert.equal(lines.length, 2, e.message);
-      assert.match(lines[0] ?? '', new RegExp(`^${DIR}/bad\\.rules:1: unknown action "permit"`));
-      assert.match(lines[1] ?? '', new RegExp(`^${DIR}/bad\\.zm:1: .*maxsise`));
-      return true;
-    },
-  );
-  const missing = config(`rules "${DIR}/nowhere"\n`);
-  assert.throws(() => loadPolicyFiles(missing), /test\.conf:\d+: rules ".*nowhere": ENOENT/);
-  writeFileSync(join(DIR, 'warn.zm'), '  PARAM indented 1\n');
-  const w = loadPolicyFiles(config(`smtpserver-conf "${DIR}/warn.zm"\n`));
-  assert.equal(w.warnings.length, 1);
-  assert.match(w.warnings[0] ?? '', /warn\.zm:1: warning: line starts with white space/);
-});
-
 test('the observer hears each phase\'s reason: HELO pattern, rules file rule, smtpd.conf rule', async () => {
-  const { config: c, files: f } = files('observe', '*.bad.example !no\n*  ve\n', 'noto:ALL:ALL:*@elsewhere.example:550 no relaying to %T\nallow:ALL:ALL:ALL\n');
+  const { loaded: f } = files('observe', '*.bad.example !no\n*  ve\n', 'noto:ALL:ALL:*@elsewhere.example:550 no relaying to %T\nallow:ALL:ALL:ALL\n');
   const notes: PolicyNote[] = [];
   const tables = new TableRegistry();
-  for (const decl of c.tables.values()) tables.add(tableFromDecl(decl));
-  const b = buildPolicy(c, f, deps({ tables, observer: (n) => notes.push(n) }));
+  for (const decl of f.config.tables.values()) tables.add(tableFromDecl(decl));
+  const b = buildPolicy(f, deps({ tables, observer: (n) => notes.push(n) }));
   await b.policy.helo(facts('192.0.2.1'), 'x.bad.example');
   await b.policy.helo(facts('192.0.2.1'), 'good.example');
   const d1 = await b.policy.rcpt(facts('192.0.2.1'), tx('a@b.example'), mbox('c@elsewhere.example'));

@@ -23,7 +23,8 @@ import { FailRate } from '../../src/auth/failrate.js';
 import { QueueOnlyScheduler } from '../../src/scheduler/seam.js';
 import type { Resolver } from '../../src/dns/resolver.js';
 import { SmtpServer, type ServerOptions } from '../../src/smtp/server.js';
-import { buildPolicy, loadPolicyFiles, type PolicyDeps } from '../../src/policy/build.js';
+import { buildPolicy, type PolicyDeps } from '../../src/policy/build.js';
+import { withPolicyFiles } from '../../src/config/policy-files.js';
 import { RawClient, dialogue } from '../helpers/smtp-client.js';
 import { FrontDoor } from '../../src/queue/enqueue.js';
 
@@ -55,22 +56,23 @@ match from any for domain "test.example" action "local"
 `;
   const r = loadConfigText(text, 'test.conf', { cwd: dir });
   if (!r.config) throw new Error(r.diagnostics.map(formatDiagnostic).join('\n'));
-  const config = r.config;
+  const loaded = withPolicyFiles(r.config);
+  const config = loaded.config;
   const tables = new TableRegistry();
   for (const decl of config.tables.values()) tables.add(tableFromDecl(decl));
   const spool = new FsSpool({ root: config.queue.path });
   await spool.open();
   const local = new LocalNames(config.hostname);
-  const built = buildPolicy(config, loadPolicyFiles(config), { tables, users: new SystemUsers(), local, ...opts.deps });
+  const built = buildPolicy(loaded, { tables, users: new SystemUsers(), local, ...opts.deps });
   const logs: string[] = [];
   const log = new MailLog({ sink: (l) => logs.push(l) });
   const scheduler = new QueueOnlyScheduler();
   const resolver = { reverseConfirmed: async () => undefined } as unknown as Resolver;
   const server = new SmtpServer(
     {
-      config: built.config,
+      config,
       log,
-      queue: new FrontDoor({ config: built.config, policy: built.policy, spool, log, stats: new Stats(), scheduler, now: Date.now }),
+      queue: new FrontDoor({ config, policy: built.policy, spool, log, stats: new Stats(), scheduler, now: Date.now }),
       policy: built.policy,
       stats: new Stats(),
       scheduler,
@@ -84,7 +86,7 @@ match from any for domain "test.example" action "local"
     undefined,
     { ...built.connection, ...opts.server },
   );
-  await server.listen(built.config);
+  await server.listen(config);
   return {
     port: server.listeners[0]?.port ?? 0,
     logs,

@@ -5,11 +5,13 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { formatZmailerDiagnostic, parseZmailerConf } from '../../src/policy/zmailer/parse.js';
-import { DEFAULT_STYLE, findHeloPattern, parseStyleFlags, parseStyleOption, shellGlob, STYLE_FLAGS } from '../../src/policy/zmailer/helo-patterns.js';
+import { formatZmailerDiagnostic, parseZmailerConf } from '../../src/config/zmailer/parse.js';
+import { DEFAULT_STYLE, parseStyleFlags, parseStyleOption, STYLE_FLAGS } from '../../src/config/zmailer/helo-patterns.js';
+import { findHeloPattern, shellGlob } from '../../src/policy/zmailer/helo-patterns.js';
 import { styleFor, zmailerPolicyPhase } from '../../src/policy/zmailer/phase.js';
-import { zmailerConnectionLimits, zmailerSmtpOverrides, zmailerTarpit } from '../../src/policy/zmailer/limits.js';
-import type { ZmailerConf } from '../../src/policy/zmailer/params.js';
+import { zmailerConnectionLimits, zmailerTarpit } from '../../src/policy/zmailer/limits.js';
+import { zmailerSmtpOverrides } from '../../src/config/zmailer/merge.js';
+import type { ZmailerConf } from '../../src/config/zmailer/params.js';
 import { facts, mbox, tx } from './obtuse-helpers.js';
 
 function conf(text: string): ZmailerConf {

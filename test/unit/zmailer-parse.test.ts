@@ -9,8 +9,8 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
-import { formatZmailerDiagnostic, parseZmailerConf } from '../../src/policy/zmailer/parse.js';
-import { PARAMS, ZMAILER_DEFAULTS, type ZmailerConf } from '../../src/policy/zmailer/params.js';
+import { formatZmailerDiagnostic, parseZmailerConf } from '../../src/config/zmailer/parse.js';
+import { PARAMS, ZMAILER_DEFAULTS, type ZmailerConf } from '../../src/config/zmailer/params.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const yes = (): boolean => true;

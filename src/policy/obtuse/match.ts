@@ -31,7 +31,7 @@
  */
 import ipaddr from 'ipaddr.js';
 import { normalizeIp } from '../../net/ip.js';
-import type { AddressPattern, GlobPattern, HostPattern, NetPattern, NsPattern, PatternList, SourcePattern } from './parse.js';
+import type { AddressPattern, GlobPattern, HostPattern, NetPattern, NsPattern, PatternList, SourcePattern } from '../../config/obtuse/parse.js';
 
 /** The DNS questions NS= and RBL. patterns ask. Implementations should time out. */
 export interface ObtuseDns {

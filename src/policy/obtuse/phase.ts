@@ -28,7 +28,7 @@ import type { PolicyPhase, SessionFacts, TxFacts } from '../policy.js';
 import { PASS, type Verdict } from '../verdict.js';
 import { canonicalIp } from '../../net/ip.js';
 import { LookupFailure, RuleMatcher, type MatchSubject, type ObtuseDns } from './match.js';
-import { DEFAULT_MESSAGE, type AddressPattern, type MessageTemplate, type ObtuseRule, type ObtuseRules, type PatternList, type SourcePattern } from './parse.js';
+import { DEFAULT_MESSAGE, type AddressPattern, type MessageTemplate, type ObtuseRule, type ObtuseRules, type PatternList, type SourcePattern } from '../../config/obtuse/parse.js';
 
 export interface ObtuseDelays {
   /** Wait before a noto_delay refusal (ms). Obtuse's NOTO_DELAY: 60 s. */

@@ -19,8 +19,9 @@ import { canonicalIp } from '../../net/ip.js';
 import type { PolicyPhase, SessionFacts, TxFacts } from '../policy.js';
 import { PASS, type Verdict } from '../verdict.js';
 import { loadAverageRefusal } from '../load-average.js';
-import { DEFAULT_STYLE, findHeloPattern, type HeloPattern, type StyleFlag } from './helo-patterns.js';
-import type { ZmailerConf } from './params.js';
+import { DEFAULT_STYLE, type HeloPattern, type StyleFlag } from '../../config/zmailer/helo-patterns.js';
+import { findHeloPattern } from './helo-patterns.js';
+import type { ZmailerConf } from '../../config/zmailer/params.js';
 
 export interface ZmailerPhaseOptions {
   readonly conf: ZmailerConf;

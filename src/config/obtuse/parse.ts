@@ -1,5 +1,7 @@
 /*
- * policy/obtuse/parse.ts — the Obtuse smtpd `smtpd_check_rules` file.
+ * config/obtuse/parse.ts — the Obtuse smtpd `smtpd_check_rules` file
+ * (read with the configuration: config/policy-files.ts; matched by
+ * policy/obtuse/match.ts).
  *
  * One rule a line, first match wins (seeds 001/003, Obtuse smtpd's
  * address_check.c):
@@ -28,8 +30,9 @@
  * because ":" separates the fields.
  */
 import ipaddr from 'ipaddr.js';
-import type { Diagnostic, Position } from '../../config/model.js';
+import type { Diagnostic, Position } from '../model.js';
 import { normalizeIp } from '../../net/ip.js';
+import { deepFreeze } from '../freeze.js';
 
 export type ObtuseAction = 'allow' | 'deny' | 'noto' | 'deny_delay' | 'noto_delay' | 'debug';
 
@@ -159,7 +162,7 @@ export function parseObtuseRules(text: string, file: string): ObtuseParseResult 
     }
   }
   if (diagnostics.some((d) => d.severity === 'error')) return { ok: false, diagnostics };
-  return { ok: true, rules: Object.freeze({ file, rules: Object.freeze(rules) }), diagnostics };
+  return { ok: true, rules: deepFreeze({ file, rules }), diagnostics };
 }
 
 /** "FILE:LINE: message", the form the rules file's errors are shown in. */

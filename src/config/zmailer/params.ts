@@ -1,5 +1,5 @@
 /*
- * policy/zmailer/params.ts — the PARAM entries of smtpserver.conf.
+ * config/zmailer/params.ts — the PARAM entries of smtpserver.conf.
  *
  * Each PARAM is a row of PARAMS: its names (compared without case, "-" or
  * "_", so "max-unknown-commands", "maxunknowncommands" and
@@ -12,9 +12,9 @@
  * its cfgread.c; where the manual and the code disagree the manual wins
  * (RcptLimitCount defaults to 100, "as RFC 821 mandates").
  */
-import type { Position } from '../../config/model.js';
+import type { Position } from '../model.js';
 import type { HeloPattern } from './helo-patterns.js';
-import type { TarpitSettings } from '../../config/limits.js';
+import type { TarpitSettings } from '../limits.js';
 
 export type ZmailerExtension = '8BITMIME' | 'CHUNKING' | 'DSN' | 'ENHANCEDSTATUSCODES' | 'ETRN' | 'PIPELINING';
 

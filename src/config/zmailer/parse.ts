@@ -1,6 +1,7 @@
 /*
- * policy/zmailer/parse.ts — read ZMailer's smtpserver.conf (seed 000) into
- * a typed, frozen ZmailerConf.
+ * config/zmailer/parse.ts — read ZMailer's smtpserver.conf (seed 000) into
+ * a typed, frozen ZmailerConf (config/policy-files.ts reads the file and
+ * config/zmailer/merge.ts merges its PARAMs into the configuration).
  *
  * The file has two kinds of lines:
  *
@@ -20,8 +21,9 @@
  * one bad line does not hide the others.
  */
 import { accessSync, constants, statSync } from 'node:fs';
-import type { Diagnostic, Position } from '../../config/model.js';
-import { suggest } from '../../config/suggest.js';
+import { deepFreeze, FrozenSet } from '../freeze.js';
+import type { Diagnostic, Position } from '../model.js';
+import { suggest } from '../suggest.js';
 import { INERT_STYLE_FLAGS, parseStyleFlags, type HeloPattern } from './helo-patterns.js';
 import { findParam, newDraft, normalizeParamName, paramNames, ParamError, type ConfDraft, type ZmailerConf, type ZmailerExtension } from './params.js';
 
@@ -236,7 +238,7 @@ function freeze(d: ConfDraft): ZmailerConf {
   const conf: ZmailerConf = {
     ...d,
     bindAddresses: Object.freeze(d.bindAddresses.map((b) => Object.freeze(b))),
-    disabledExtensions: Object.freeze(new Set(d.disabledExtensions)) as ReadonlySet<ZmailerExtension>,
+    disabledExtensions: new FrozenSet<ZmailerExtension>(d.disabledExtensions),
     hdr220: Object.freeze([...d.hdr220]),
     help: Object.freeze([...d.help]),
     tarpit: Object.freeze({ ...d.tarpit }),
@@ -247,5 +249,5 @@ function freeze(d: ConfDraft): ZmailerConf {
     heloPatterns: Object.freeze(d.heloPatterns.map((p) => Object.freeze(p))),
     given: Object.freeze([...d.given]),
   };
-  return Object.freeze(conf);
+  return deepFreeze(conf);
 }
