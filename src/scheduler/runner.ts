@@ -47,23 +47,23 @@
  * start.
  */
 import type { Config } from '../config/model.js';
-import type { DeliveryAgent, RecipientResult } from '../delivery/agent.js';
+import type { DeliveryAgent } from '../delivery/agent.js';
 import type { MailLog } from '../log/maillog.js';
 import { reply, type Reply } from '../mail/reply.js';
 import type { SchedulerSeam } from '../queue/seam.js';
-import type { Envelope, EnvelopeRecipient, RecipientOutcome } from '../mail/envelope.js';
+import type { Envelope, EnvelopeRecipient } from '../mail/envelope.js';
 import type { Spool } from '../spool/spool.js';
 import type { Stats } from '../stats.js';
-import { Reporter, dsnRecipient } from '../bounce/reporter.js';
-import { dsnOwed, successAction } from '../bounce/rules.js';
-import type { DsnRecipient } from '../bounce/dsn.js';
-import { classify, logExpired, logResult, runTask, type Result } from './dispatch.js';
-import { OwedFailures, type Failure, type Owed } from './owed.js';
+import { Reporter } from '../bounce/reporter.js';
+import { classify, logExpired, runTask, type Result } from './dispatch.js';
+import { Effects } from './effects.js';
+import { OwedFailures, type Owed } from './owed.js';
 import type { AgentKind, BackoffOverride, LimitsOverride } from './policy.js';
 import type { Router } from '../rules/router.js';
 import { Schedule } from './schedule.js';
 import { parseTarget } from './target.js';
-import type { Classified, EnvelopeView, LastResult, RetryPlan, Task } from './types.js';
+import { expiryFailure, settle } from './settle.js';
+import type { Classified, EnvelopeView, Task } from './types.js';
 
 export interface RunnerOptions {
   readonly spool: Spool;
@@ -111,9 +111,8 @@ export class QueueRunner implements SchedulerSeam {
   private readonly stats: Stats;
   private readonly agents: Readonly<Record<AgentKind, DeliveryAgent>>;
   private readonly now: () => number;
-  private readonly reporter: Reporter;
+  private readonly effects: Effects;
   private readonly gatherMs: number;
-  private readonly retryMs: number;
   private readonly stopGraceMs: number;
   private state: 'new' | 'running' | 'stopping' | 'stopped' = 'new';
   private maxActive: number;
@@ -138,7 +137,7 @@ export class QueueRunner implements SchedulerSeam {
     this.stats = opts.stats;
     this.agents = opts.agents;
     this.now = opts.now ?? Date.now;
-    this.reporter = new Reporter({
+    const reporter = new Reporter({
       spool: opts.spool,
       router: opts.router,
       hostname: opts.config.hostname,
@@ -149,7 +148,6 @@ export class QueueRunner implements SchedulerSeam {
       queued: (report) => this.enqueued(report),
     });
     this.gatherMs = opts.bounce?.gatherMs ?? DEFAULT_GATHER_MS;
-    this.retryMs = opts.bounce?.retryMs ?? DEFAULT_RETRY_MS;
     this.stopGraceMs = opts.stopGraceMs ?? 5_000;
     this.fixedActiveLimit = opts.maxActiveMessages !== undefined;
     this.maxActive = opts.maxActiveMessages ?? opts.config.queue.activeLimit;
@@ -161,6 +159,21 @@ export class QueueRunner implements SchedulerSeam {
       warnIntervalsMs: opts.config.bounce.warnIntervals.map((s) => s * 1000),
       limits: opts.limits,
       backoff: opts.backoff,
+    });
+    this.effects = new Effects({
+      spool: opts.spool,
+      schedule: this.schedule,
+      owed: this.owed,
+      reporter,
+      log: opts.log,
+      stats: opts.stats,
+      now: this.now,
+      retryMs: opts.bounce?.retryMs ?? DEFAULT_RETRY_MS,
+      running: () => this.state === 'running',
+      removed: () => {
+        this.gauges();
+        this.refillSoon();
+      },
     });
   }
 
@@ -197,7 +210,7 @@ export class QueueRunner implements SchedulerSeam {
       if (this.state !== 'running' || this.schedule.has(msgid)) continue;
       if (!this.schedule.add(stored.envelope, stored.outcomes, (r) => this.classify(r))) continue;
       messages++;
-      if (this.schedule.isFinal(msgid)) void this.serial(msgid, () => this.finishIfDone(msgid));
+      if (this.schedule.isFinal(msgid)) void this.serial(msgid, () => this.effects.finishIfDone(msgid));
     }
     this.backlog = full || this.overflowSeq !== seq0;
     return messages;
@@ -322,7 +335,7 @@ export class QueueRunner implements SchedulerSeam {
   async hold(target: string): Promise<number> {
     const evpids = this.schedule.hold(parseTarget(target));
     const at = this.now();
-    await Promise.all(evpids.map((evpid) => this.serial(msgidOf(evpid), () => this.record(evpid, { kind: 'held', at }).then(() => undefined))));
+    await Promise.all(evpids.map((evpid) => this.serial(msgidOf(evpid), () => this.effects.record(evpid, { kind: 'held', at }).then(() => undefined))));
     this.gauges();
     return evpids.length;
   }
@@ -331,7 +344,7 @@ export class QueueRunner implements SchedulerSeam {
   async release(target: string): Promise<number> {
     const evpids = this.schedule.release(parseTarget(target));
     const at = this.now();
-    await Promise.all(evpids.map((evpid) => this.serial(msgidOf(evpid), () => this.record(evpid, { kind: 'released', at }).then(() => undefined))));
+    await Promise.all(evpids.map((evpid) => this.serial(msgidOf(evpid), () => this.effects.record(evpid, { kind: 'released', at }).then(() => undefined))));
     this.pump();
     return evpids.length;
   }
@@ -345,8 +358,8 @@ export class QueueRunner implements SchedulerSeam {
       msgids.add(msgidOf(evpid));
       this.log.event('queue', 'removed', { evpid });
     }
-    await Promise.all(now.map((evpid) => this.serial(msgidOf(evpid), () => this.record(evpid, { kind: 'failed', at, detail: 'removed by the administrator' }).then(() => undefined))));
-    await Promise.all([...msgids].map((m) => this.serial(m, () => this.finishIfDone(m))));
+    await Promise.all(now.map((evpid) => this.serial(msgidOf(evpid), () => this.effects.record(evpid, { kind: 'failed', at, detail: 'removed by the administrator' }).then(() => undefined))));
+    await Promise.all([...msgids].map((m) => this.serial(m, () => this.effects.finishIfDone(m))));
     this.gauges();
     return now.length + later.length;
   }
@@ -416,126 +429,30 @@ export class QueueRunner implements SchedulerSeam {
   }
 
   private async runAgent(task: Task, signal: AbortSignal): Promise<Map<string, Result>> {
-    const env = this.schedule.envelope(task.msgid) as Envelope;
-    const rcpts = task.evpids.map((evpid) => (this.schedule.get(evpid) as EnvelopeView).rcpt);
+    const env = this.schedule.envelope(task.msgid);
+    if (env === undefined) throw new Error('the message is no longer in the schedule');
+    const rcpts: EnvelopeRecipient[] = [];
+    for (const evpid of task.evpids) {
+      const v = this.schedule.get(evpid);
+      if (v !== undefined) rcpts.push(v.rcpt);
+    }
     return runTask({ config: this.config, spool: this.spool, agents: this.agents }, task, env, rcpts, signal);
   }
 
-  /** Record a task's results in the order the file header gives. Runs in the message's serial chain. */
+  /** Carry out a task's results (settle.ts) in their order. Runs in the message's serial chain. */
   private async settle(task: Task, results: ReadonlyMap<string, Result>): Promise<void> {
-    const env = this.schedule.envelope(task.msgid);
-    if (env === undefined) return;
-    const now = this.now();
-    const delivered: { v: EnvelopeView; r: Result }[] = [];
-    const deferred: { v: EnvelopeView; r: Result; plan: RetryPlan }[] = [];
-    const removed: EnvelopeView[] = [];
-    const failures: Failure[] = [];
-    for (const evpid of task.evpids) {
-      const v = this.schedule.get(evpid);
-      const r = results.get(evpid);
-      if (v === undefined || r === undefined || v.state !== 'inflight') continue;
-      logResult(this.log, this.stats, task.kind, env, v, r, now);
-      if (r.status === 'ok') delivered.push({ v, r });
-      else if (v.removeRequested) removed.push(v);
-      else if (r.status === 'permfail') failures.push(this.failure(env, v, r, now));
-      else if (this.state !== 'running') continue; // aborted by stop(): not an attempt
-      else {
-        const plan = this.schedule.retryPlan(evpid);
-        if (!plan.expired) deferred.push({ v, r, plan });
-        else {
-          logExpired(this.log, this.stats, env, v, now);
-          failures.push(this.failure(env, v, r, now, true));
-        }
-      }
-    }
-
-    if (delivered.length > 0) {
-      const notices: DsnRecipient[] = [];
-      for (const { v, r } of delivered) {
-        const action = successAction(task.kind, r);
-        if (action !== undefined && dsnOwed(env, v.rcpt, 'success')) notices.push(dsnRecipient(v.rcpt, action, r.enhanced, r.detail, r, now));
-      }
-      if (notices.length > 0) await this.reporter.send(env, 'success', notices);
-      // When these deliveries finish the message, it is removed at once and no record is
-      // written (a crash before the removal delivers it again: a duplicate, never a loss),
-      // as Postfix's qmgr deletes a finished queue file. Otherwise each is recorded first.
-      const finishes = deferred.length === 0 && removed.length === 0 && failures.length === 0 && !this.owed.has(task.msgid) && this.schedule.finalAfter(task.msgid, delivered.map(({ v }) => v.evpid));
-      if (!finishes) await Promise.all(delivered.map(({ v, r }) => this.record(v.evpid, { kind: 'delivered', at: now, detail: r.detail })));
-      for (const { v } of delivered) this.schedule.delivered(v.evpid);
-    }
-
-    if (deferred.length > 0) {
-      const deferring = new Set(deferred.map((d) => d.v.evpid));
-      const due = this.schedule.warningsDue(task.msgid, deferring);
-      if (due.length > 0) {
-        const byEvpid = new Map(deferred.map((d) => [d.v.evpid, d]));
-        const notices = due.map((evpid) => {
-          const d = byEvpid.get(evpid);
-          const v = d?.v ?? (this.schedule.get(evpid) as EnvelopeView);
-          const last: LastResult = d ? lastOf(d.r) : (v.last ?? { status: '4.0.0' });
-          return dsnRecipient(v.rcpt, 'delayed', last.status, d?.r.detail ?? v.lastError ?? '', last, d ? now : v.lastTry, v.expire);
-        });
-        if (await this.reporter.send(env, 'delay', notices)) this.schedule.markWarned(due);
-        // Warned recipients not being deferred now get a fresh record (replay.ts derives warnings from it).
-        for (const evpid of due) {
-          const v = this.schedule.get(evpid);
-          if (deferring.has(evpid) || v === undefined || v.state !== 'deferred' || v.nextTry === undefined) continue;
-          await this.record(evpid, { kind: 'deferred', at: now, detail: v.lastError ?? '', attempts: v.attempts, nextTry: v.nextTry });
-        }
-      }
-      await Promise.all(deferred.map(({ v, r, plan }) => this.record(v.evpid, { kind: 'deferred', at: now, detail: r.detail, attempts: plan.attempts, nextTry: plan.nextTry })));
-      for (const { v, r, plan } of deferred) this.schedule.deferred(v.evpid, plan, r.detail, lastOf(r));
-    }
-
-    for (const v of removed) {
-      this.log.event('queue', 'removed', { evpid: v.evpid });
-      await this.record(v.evpid, { kind: 'failed', at: now, detail: 'removed by the administrator' });
-      this.schedule.failed(v.evpid, 'removed by the administrator');
-    }
-
-    for (const f of failures) {
-      this.schedule.failed(f.evpid, f.detail, { status: f.status, diagnostic: f.diagnostic, remoteMta: f.remoteMta });
-      this.owe(task.msgid, f);
-    }
-    // Report now when nothing else of this message is in flight; else pump() waits up to gatherMs.
-    const o = this.owed.get(task.msgid);
-    if (o && this.schedule.inflight(task.msgid) === 0) await this.flush(task.msgid, o);
-    await this.finishIfDone(task.msgid);
+    const envelope = this.schedule.envelope(task.msgid);
+    if (envelope === undefined) return;
+    const effects = settle(task, results, this.now(), { envelope, schedule: this.schedule, owing: this.owed.has(task.msgid), running: this.state === 'running' });
+    await this.effects.run(envelope, effects);
   }
 
   /** An envelope's queue lifetime ended while it waited. */
   private expire(v: EnvelopeView): void {
-    const env = this.schedule.envelope(v.msgid) as Envelope;
-    const now = this.now();
-    logExpired(this.log, this.stats, env, v, now);
-    const last = v.last;
-    this.owe(v.msgid, {
-      evpid: v.evpid,
-      rcpt: v.rcpt,
-      status: last && /^[45]\./.test(last.status) ? last.status : '4.4.7',
-      detail: v.lastError ?? 'queue lifetime expired',
-      diagnostic: last?.diagnostic,
-      remoteMta: last?.remoteMta,
-      lastAttempt: v.lastTry,
-      report: dsnOwed(env, v.rcpt, 'failure'),
-    });
-  }
-
-  private failure(env: Envelope, v: EnvelopeView, r: Result, now: number, expired = false): Failure {
-    return {
-      evpid: v.evpid,
-      rcpt: v.rcpt,
-      status: r.enhanced,
-      detail: expired ? `queue lifetime expired; last error: ${r.detail}` : r.detail,
-      diagnostic: r.diagnostic,
-      remoteMta: r.remoteMta,
-      lastAttempt: now,
-      report: dsnOwed(env, v.rcpt, 'failure'),
-    };
-  }
-
-  private owe(msgid: string, f: Failure): void {
-    this.owed.add(msgid, f, this.now());
+    const env = this.schedule.envelope(v.msgid);
+    if (env === undefined) return;
+    logExpired(this.log, this.stats, env, v, this.now());
+    this.owed.add(v.msgid, expiryFailure(env, v), this.now());
   }
 
   private flushSoon(msgid: string, force: boolean): void {
@@ -545,70 +462,9 @@ export class QueueRunner implements SchedulerSeam {
     void this.serial(msgid, async () => {
       o.flushing = false;
       if (force) o.retryAt = undefined;
-      await this.flush(msgid, o);
-      await this.finishIfDone(msgid);
+      await this.effects.flush(msgid, o);
+      await this.effects.finishIfDone(msgid);
     });
-  }
-
-  /** Queue the failure report for the gathered failures of a message, then record them. */
-  private async flush(msgid: string, o: Owed): Promise<void> {
-    const env = this.schedule.envelope(msgid);
-    if (env === undefined) return void this.owed.delete(msgid);
-    if (o.retryAt !== undefined && o.retryAt > this.now() && this.state === 'running') return;
-    o.retryAt = undefined;
-    if (o.items.length > 0) {
-      const batch = o.items.splice(0);
-      const owed = batch.filter((f) => f.report);
-      if (env.sender === '') this.log.event('bounce', 'dropped', { for: msgid, reason: 'null sender', rcpts: batch.length });
-      const ok =
-        owed.length === 0 ||
-        (await this.reporter.send(
-          env,
-          'failure',
-          owed.map((f) => dsnRecipient(f.rcpt, 'failed', f.status, f.detail, f, f.lastAttempt)),
-        ));
-      if (!ok) {
-        o.items.unshift(...batch);
-        o.retryAt = this.now() + this.retryMs;
-        return;
-      }
-      o.reported.push(...batch);
-    }
-    const batch = o.reported.splice(0);
-    const at = this.now();
-    const left: Failure[] = [];
-    for (const f of batch) if (!(await this.record(f.evpid, { kind: 'failed', at, detail: f.detail }))) left.push(f);
-    if (left.length > 0) {
-      o.reported.push(...left);
-      o.retryAt = this.now() + this.retryMs;
-      return;
-    }
-    this.owed.tidy(msgid);
-  }
-
-  /** Every recipient final and recorded: remove the message. Runs in the message's serial chain. */
-  private async finishIfDone(msgid: string): Promise<void> {
-    if (!this.schedule.has(msgid) || !this.schedule.isFinal(msgid) || this.owed.has(msgid)) return;
-    try {
-      await this.spool.remove(msgid);
-    } catch (e) {
-      // Left in the spool, all final: the next start removes it.
-      if ((e as { code?: unknown }).code !== 'NOT_FOUND') this.log.warn(`scheduler: cannot remove ${msgid}: ${(e as Error).message}`);
-    }
-    this.schedule.drop(msgid);
-    this.gauges();
-    this.refillSoon();
-  }
-
-  /** Append an outcome; false (and logged) if the spool refused. */
-  private async record(evpid: string, outcome: RecipientOutcome): Promise<boolean> {
-    try {
-      await this.spool.appendOutcome(evpid, outcome);
-      return true;
-    } catch (e) {
-      this.log.error(`scheduler: cannot record ${outcome.kind} for ${evpid}: ${(e as Error).message}`);
-      return false;
-    }
   }
 
   /* ------------------------------------------------------------ helpers */
@@ -645,10 +501,6 @@ export class QueueRunner implements SchedulerSeam {
 
 function msgidOf(evpid: string): string {
   return evpid.slice(0, 8);
-}
-
-function lastOf(r: RecipientResult): LastResult {
-  return { status: r.enhanced, diagnostic: r.diagnostic, remoteMta: r.remoteMta };
 }
 
 /** Wait for `p`, but not past `deadline` (Date.now() ms). */
