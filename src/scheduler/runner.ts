@@ -1,44 +1,11 @@
 /*
  * scheduler/runner.ts — the queue runner: runs the delivery agents when the
- * schedule (schedule.ts) says so, records every outcome in the spool, sends
- * delivery status notifications, and removes finished messages.
- *
- * Order of durable steps, per message (all of them for one message run one
- * after the other, never interleaved: serial()):
- *
- *   delivered   [success DSN committed, if NOTIFY=SUCCESS] → "delivered" record
- *               (none when this delivery finishes the message: it is removed)
- *   deferred    [delay DSN committed, if a warn interval passed] → "deferred" record
- *   failed      failure DSN committed (gathered per message: at once when no
- *               other recipient of it is in flight, else after gatherMs) →
- *               "failed" record
- *   finished    every recipient has a final record → spool.remove()
- *
- * Crash reasoning. The invariant is: a final record (delivered/failed) is
- * written only after the report it owes is durable, and a deferral record
- * written at time T only after the delay warnings due by T are durable.
- *   - Crash during an agent run, or after it but before the record: no
- *     record, so the recipient is tried again at start-up — a repeated
- *     delivery at worst (the price of at-least-once), never a lost one.
- *   - Crash after a report was committed but before the record that owed
- *     it: the recipient is tried again and the report may be sent again —
- *     a repeated report, never a lost one.
- *   - Crash after the deliveries that finished a message but before
- *     remove() (no record was written for them): they are made again — a
- *     repeated delivery, the same price as a crash during the agent run.
- *   - Crash after the last final record but before remove(): at start-up
- *     every recipient is final, every report they owed is already queued
- *     (by the invariant), so the message is simply removed.
- *   - A report is itself a message committed to the spool before anything
- *     depends on it; from then on it is delivered like any other.
- *   - Delay warnings are not recorded as such: at start-up the warnings
- *     sent are those whose interval had passed at the last deferral record
- *     (replay.ts). A warning gathered for a recipient not being tried gets
- *     a fresh deferral record after it, so that stays true.
- * Spool errors (disk full) are not crashes: a failure report that cannot
- * be queued keeps its recipients unrecorded and is tried again after
- * retryMs; a success or delay report that cannot be queued is logged and
- * lost (the delivery record matters more than the notice).
+ * schedule (schedule.ts) says so, and carries out what their results do —
+ * settle.ts computes the effects (records, reports, removals) as values,
+ * effects.ts carries them out — with the durable steps of one message one
+ * after the other, never interleaved (chains.ts). loader.ts decides which
+ * messages of the spool the schedule holds. The order of durable steps and
+ * the crash reasoning behind it are at the top of settle.ts.
  *
  * stop(): no new tasks; running ones are aborted (their AbortSignal) and
  * awaited up to the grace time; their deliveries and permanent failures are
@@ -56,14 +23,16 @@ import type { Spool } from '../spool/spool.js';
 import type { Stats } from '../stats.js';
 import { Reporter } from '../bounce/reporter.js';
 import { classify, logExpired, runTask, type Result } from './dispatch.js';
+import { Chains, waitUntil } from './chains.js';
 import { Effects } from './effects.js';
+import { Loader } from './loader.js';
 import { OwedFailures, type Owed } from './owed.js';
 import type { AgentKind, BackoffOverride, LimitsOverride } from './policy.js';
 import type { Router } from '../rules/router.js';
 import { Schedule } from './schedule.js';
 import { parseTarget } from './target.js';
 import { expiryFailure, settle } from './settle.js';
-import type { Classified, EnvelopeView, Task } from './types.js';
+import type { EnvelopeView, Task } from './types.js';
 
 export interface RunnerOptions {
   readonly spool: Spool;
@@ -98,8 +67,6 @@ export interface RunnerOptions {
 }
 
 const DEFAULT_GATHER_MS = 30_000;
-/** A refill waits this long after room frees up, so one scan of the spool loads many messages. */
-const REFILL_DELAY_MS = 200;
 const DEFAULT_RETRY_MS = 60_000;
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -115,19 +82,12 @@ export class QueueRunner implements SchedulerSeam {
   private readonly gatherMs: number;
   private readonly stopGraceMs: number;
   private state: 'new' | 'running' | 'stopping' | 'stopped' = 'new';
-  private maxActive: number;
+  private readonly loader: Loader;
   /** maxActiveMessages was given (tests): reload does not change it. */
   private readonly fixedActiveLimit: boolean;
-  /** Messages in the spool that the schedule does not hold (over maxActive). */
-  private backlog = false;
-  /** Counts enqueues refused for want of room (a scan that overlaps one must not clear backlog). */
-  private overflowSeq = 0;
-  private refillTimer: NodeJS.Timeout | undefined;
-  private refilling: Promise<void> | undefined;
   private readonly running = new Map<number, { readonly controller: AbortController; readonly done: Promise<void> }>();
   private readonly owed = new OwedFailures();
-  private readonly chains = new Map<string, Promise<void>>();
-  private readonly work = new Set<Promise<unknown>>();
+  private readonly chains: Chains;
   private timer: { handle: NodeJS.Timeout; at: number } | undefined;
 
   constructor(opts: RunnerOptions) {
@@ -149,9 +109,7 @@ export class QueueRunner implements SchedulerSeam {
     });
     this.gatherMs = opts.bounce?.gatherMs ?? DEFAULT_GATHER_MS;
     this.stopGraceMs = opts.stopGraceMs ?? 5_000;
-    this.fixedActiveLimit = opts.maxActiveMessages !== undefined;
-    this.maxActive = opts.maxActiveMessages ?? opts.config.queue.activeLimit;
-    if (!Number.isSafeInteger(this.maxActive) || this.maxActive < 1) throw new RangeError('maxActiveMessages must be an integer >= 1');
+    this.chains = new Chains(opts.log);
     this.schedule = new Schedule({
       now: this.now,
       random: opts.random,
@@ -172,9 +130,23 @@ export class QueueRunner implements SchedulerSeam {
       running: () => this.state === 'running',
       removed: () => {
         this.gauges();
-        this.refillSoon();
+        this.loader.refillSoon();
       },
     });
+    this.fixedActiveLimit = opts.maxActiveMessages !== undefined;
+    const loader = {
+      spool: opts.spool,
+      schedule: this.schedule,
+      log: opts.log,
+      classify: (r: EnvelopeRecipient) => classify(this.config, this.agents, this.log, r),
+      running: () => this.state === 'running',
+      finished: (msgid: string) => void this.chains.serial(msgid, () => this.effects.finishIfDone(msgid)),
+      refilled: () => {
+        this.gauges();
+        this.pump();
+      },
+    };
+    this.loader = new Loader(loader, opts.maxActiveMessages ?? opts.config.queue.activeLimit);
   }
 
   /* ------------------------------------------------------------ lifecycle */
@@ -183,75 +155,17 @@ export class QueueRunner implements SchedulerSeam {
   async start(): Promise<void> {
     if (this.state !== 'new') throw new Error(`start() of a ${this.state} queue runner`);
     this.state = 'running';
-    const messages = await this.load();
-    this.log.info(`scheduler: ${this.schedule.size} envelope(s) in ${messages} message(s) loaded from the queue${this.backlog ? ` (the limit of ${this.maxActive} in memory; the rest wait in the spool)` : ''}`);
+    const messages = await this.loader.load();
+    const rest = this.loader.backlog ? ` (the limit of ${this.loader.maxActive} in memory; the rest wait in the spool)` : '';
+    this.log.info(`scheduler: ${this.schedule.size} envelope(s) in ${messages} message(s) loaded from the queue${rest}`);
     this.pump();
-  }
-
-  /** Load messages of the spool the schedule does not hold, up to maxActive; sets backlog. */
-  private async load(): Promise<number> {
-    let messages = 0;
-    let full = false;
-    const seq0 = this.overflowSeq;
-    for (const msgid of await this.spool.list()) {
-      if (this.schedule.has(msgid)) continue;
-      if (this.isFull()) {
-        full = true;
-        break;
-      }
-      let stored;
-      try {
-        stored = await this.spool.load(msgid);
-      } catch (e) {
-        // Removed meanwhile (delivered by us, or smtpctl remove): nothing to say.
-        if ((e as { code?: unknown }).code !== 'NOT_FOUND') this.log.warn(`scheduler: cannot load message ${msgid}: ${(e as Error).message}`);
-        continue;
-      }
-      if (this.state !== 'running' || this.schedule.has(msgid)) continue;
-      if (!this.schedule.add(stored.envelope, stored.outcomes, (r) => this.classify(r))) continue;
-      messages++;
-      if (this.schedule.isFinal(msgid)) void this.serial(msgid, () => this.effects.finishIfDone(msgid));
-    }
-    this.backlog = full || this.overflowSeq !== seq0;
-    return messages;
-  }
-
-  /**
-   * The schedule holds as many messages, or as many recipients, as it may
-   * (Postfix's qmgr_message_active_limit and qmgr_message_recipient_limit,
-   * one number for both here); one message always fits in an empty one.
-   */
-  private isFull(): boolean {
-    return this.schedule.messages > 0 && (this.schedule.messages >= this.maxActive || this.schedule.size >= this.maxActive);
-  }
-
-  /** Room freed up while messages wait in the spool: load more, soon, in one scan. */
-  private refillSoon(): void {
-    if (!this.backlog || this.refillTimer !== undefined || this.refilling !== undefined || this.state !== 'running') return;
-    this.refillTimer = setTimeout(() => {
-      this.refillTimer = undefined;
-      if (this.state !== 'running') return;
-      this.refilling = this.load()
-        .then((n) => {
-          if (n > 0) this.log.info(`scheduler: ${n} more message(s) loaded from the queue`);
-          this.gauges();
-          this.pump();
-        })
-        .catch((e: unknown) => this.log.error(`scheduler: loading more of the queue: ${(e as Error).message}`))
-        .finally(() => {
-          this.refilling = undefined;
-          if (!this.isFull()) this.refillSoon();
-        });
-    }, REFILL_DELAY_MS);
-    this.refillTimer.unref();
   }
 
   /** Stop: abort running tasks, wait for them briefly, flush gathered failure reports. */
   async stop(graceMs = this.stopGraceMs): Promise<void> {
     if (this.state === 'stopping' || this.state === 'stopped') return;
     this.state = 'stopping';
-    if (this.refillTimer !== undefined) clearTimeout(this.refillTimer);
-    this.refillTimer = undefined;
+    this.loader.stop();
     this.disarm();
     const deadline = Date.now() + graceMs;
     for (const r of this.running.values()) r.controller.abort(new Error('queue runner stopping'));
@@ -263,7 +177,7 @@ export class QueueRunner implements SchedulerSeam {
 
   /** Resolves when no task runs and no durable step is pending (for tests and shutdown). */
   async idle(): Promise<void> {
-    while (this.work.size > 0) await Promise.allSettled([...this.work]);
+    await this.chains.idle();
   }
 
   /** Run what is due now (after the clock moved, in tests) and wait until idle. */
@@ -282,14 +196,10 @@ export class QueueRunner implements SchedulerSeam {
   enqueued(env: Envelope, opts: { readonly held?: boolean } = {}): void {
     if (this.state === 'stopping' || this.state === 'stopped') return; // still in the spool: next start
     const at = this.now();
-    if (this.isFull()) {
-      // It waits in the spool (with its held records, if any) until room frees up.
-      this.backlog = true;
-      this.overflowSeq++;
-      return;
-    }
+    // No room: it waits in the spool (with its held records, if any) until room frees up.
+    if (this.loader.isFull()) return this.loader.overflow();
     const held = opts.held ? new Map(env.recipients.map((r) => [r.evpid, [{ kind: 'held' as const, at }]])) : undefined;
-    this.schedule.add(env, held, (r) => this.classify(r));
+    this.schedule.add(env, held, (r) => classify(this.config, this.agents, this.log, r));
     this.pump();
   }
 
@@ -315,8 +225,8 @@ export class QueueRunner implements SchedulerSeam {
   setConfig(config: Config): void {
     this.config = config;
     if (!this.fixedActiveLimit) {
-      this.maxActive = config.queue.activeLimit;
-      this.refillSoon();
+      this.loader.maxActive = config.queue.activeLimit;
+      this.loader.refillSoon();
     }
   }
 
@@ -335,7 +245,7 @@ export class QueueRunner implements SchedulerSeam {
   async hold(target: string): Promise<number> {
     const evpids = this.schedule.hold(parseTarget(target));
     const at = this.now();
-    await Promise.all(evpids.map((evpid) => this.serial(msgidOf(evpid), () => this.effects.record(evpid, { kind: 'held', at }).then(() => undefined))));
+    await Promise.all(evpids.map((evpid) => this.chains.serial(msgidOf(evpid), () => this.effects.record(evpid, { kind: 'held', at }).then(() => undefined))));
     this.gauges();
     return evpids.length;
   }
@@ -344,7 +254,7 @@ export class QueueRunner implements SchedulerSeam {
   async release(target: string): Promise<number> {
     const evpids = this.schedule.release(parseTarget(target));
     const at = this.now();
-    await Promise.all(evpids.map((evpid) => this.serial(msgidOf(evpid), () => this.effects.record(evpid, { kind: 'released', at }).then(() => undefined))));
+    await Promise.all(evpids.map((evpid) => this.chains.serial(msgidOf(evpid), () => this.effects.record(evpid, { kind: 'released', at }).then(() => undefined))));
     this.pump();
     return evpids.length;
   }
@@ -358,8 +268,8 @@ export class QueueRunner implements SchedulerSeam {
       msgids.add(msgidOf(evpid));
       this.log.event('queue', 'removed', { evpid });
     }
-    await Promise.all(now.map((evpid) => this.serial(msgidOf(evpid), () => this.effects.record(evpid, { kind: 'failed', at, detail: 'removed by the administrator' }).then(() => undefined))));
-    await Promise.all([...msgids].map((m) => this.serial(m, () => this.effects.finishIfDone(m))));
+    await Promise.all(now.map((evpid) => this.chains.serial(msgidOf(evpid), () => this.effects.record(evpid, { kind: 'failed', at, detail: 'removed by the administrator' }).then(() => undefined))));
+    await Promise.all([...msgids].map((m) => this.chains.serial(m, () => this.effects.finishIfDone(m))));
     this.gauges();
     return now.length + later.length;
   }
@@ -416,7 +326,7 @@ export class QueueRunner implements SchedulerSeam {
     const done = (async () => {
       const results = await this.runAgent(task, controller.signal);
       if (this.state === 'stopped') return; // too late: the spool may be closed; the next start retries
-      await this.serial(task.msgid, () => this.settle(task, results));
+      await this.chains.serial(task.msgid, () => this.settle(task, results));
     })()
       .catch((e: unknown) => this.log.error(`scheduler: task for ${task.msgid}: ${(e as Error).message}`))
       .finally(() => {
@@ -425,7 +335,7 @@ export class QueueRunner implements SchedulerSeam {
         this.pump();
       });
     this.running.set(task.id, { controller, done });
-    this.track(done);
+    this.chains.track(done);
   }
 
   private async runAgent(task: Task, signal: AbortSignal): Promise<Map<string, Result>> {
@@ -459,7 +369,7 @@ export class QueueRunner implements SchedulerSeam {
     const o = this.owed.get(msgid);
     if (o === undefined || o.flushing) return;
     o.flushing = true;
-    void this.serial(msgid, async () => {
+    void this.chains.serial(msgid, async () => {
       o.flushing = false;
       if (force) o.retryAt = undefined;
       await this.effects.flush(msgid, o);
@@ -468,27 +378,6 @@ export class QueueRunner implements SchedulerSeam {
   }
 
   /* ------------------------------------------------------------ helpers */
-
-  private classify(r: EnvelopeRecipient): Classified {
-    return classify(this.config, this.agents, this.log, r);
-  }
-
-  /** Run `fn` after every earlier durable step of the same message. */
-  private serial(msgid: string, fn: () => Promise<void>): Promise<void> {
-    const prev = this.chains.get(msgid) ?? Promise.resolve();
-    const next = prev.then(fn).catch((e: unknown) => this.log.error(`scheduler: ${msgid}: ${(e as Error).message}`));
-    this.chains.set(msgid, next);
-    void next.finally(() => {
-      if (this.chains.get(msgid) === next) this.chains.delete(msgid);
-    });
-    this.track(next);
-    return next;
-  }
-
-  private track(p: Promise<unknown>): void {
-    this.work.add(p);
-    void p.finally(() => this.work.delete(p));
-  }
 
   private gauges(): void {
     const k = this.schedule.inflightByKind();
@@ -501,11 +390,4 @@ export class QueueRunner implements SchedulerSeam {
 
 function msgidOf(evpid: string): string {
   return evpid.slice(0, 8);
-}
-
-/** Wait for `p`, but not past `deadline` (Date.now() ms). */
-async function waitUntil(p: Promise<unknown>, deadline: number): Promise<void> {
-  let t: NodeJS.Timeout | undefined;
-  await Promise.race([p, new Promise<void>((resolve) => (t = setTimeout(resolve, Math.max(0, deadline - Date.now()))))]);
-  if (t) clearTimeout(t);
 }

@@ -2,21 +2,47 @@
  * scheduler/settle.ts — what a task's results do, as values. settle() is a
  * pure function of the task, its results, the time and a read-only view of
  * the schedule; it returns the effects in the order they must be carried
- * out, and effects.ts carries them out, one after the other. So the crash
- * ordering of runner.ts is a unit test (scheduler-settle.test.ts):
+ * out, and effects.ts carries them out, one after the other, in the
+ * message's serial chain (no two steps of one message interleave). So the
+ * crash ordering is a unit test (test/unit/scheduler-settle.test.ts).
  *
- *   delivered  log → [success report] → "delivered" records → schedule
- *              (no record when these deliveries finish the message: the
- *              removal follows, as Postfix's qmgr deletes a finished file)
- *   deferred   log → [delay report, marking warned] → fresh "deferred"
- *              records of the other recipients it warned → "deferred"
- *              records → schedule
- *   removed    log → "failed" record → schedule        (per recipient)
- *   failed     log → schedule → owe: the report and then the "failed"
- *              record come from the flush (owed.ts, effects.ts)
- *   then       flush (when nothing else of the message is in flight) →
- *              finish (remove the message when every recipient is final
- *              and nothing is owed)
+ * Order of durable steps, per message:
+ *
+ *   delivered   [success DSN committed, if NOTIFY=SUCCESS] → "delivered" record
+ *               (none when this delivery finishes the message: it is removed)
+ *   deferred    [delay DSN committed, if a warn interval passed] → "deferred"
+ *               records (first those of other recipients the DSN warned)
+ *   removed     (`smtpctl remove` while in flight) "failed" record
+ *   failed      owed (owed.ts): failure DSN committed (gathered per message:
+ *               at once when no other recipient of it is in flight, else
+ *               after gatherMs; effects.ts flush) → "failed" record
+ *   finished    every recipient has a final record → spool.remove()
+ *
+ * Crash reasoning. The invariant is: a final record (delivered/failed) is
+ * written only after the report it owes is durable, and a deferral record
+ * written at time T only after the delay warnings due by T are durable.
+ *   - Crash during an agent run, or after it but before the record: no
+ *     record, so the recipient is tried again at start-up — a repeated
+ *     delivery at worst (the price of at-least-once), never a lost one.
+ *   - Crash after a report was committed but before the record that owed
+ *     it: the recipient is tried again and the report may be sent again —
+ *     a repeated report, never a lost one.
+ *   - Crash after the deliveries that finished a message but before
+ *     remove() (no record was written for them): they are made again — a
+ *     repeated delivery, the same price as a crash during the agent run.
+ *   - Crash after the last final record but before remove(): at start-up
+ *     every recipient is final, every report they owed is already queued
+ *     (by the invariant), so the message is simply removed.
+ *   - A report is itself a message committed to the spool before anything
+ *     depends on it; from then on it is delivered like any other.
+ *   - Delay warnings are not recorded as such: at start-up the warnings
+ *     sent are those whose interval had passed at the last deferral record
+ *     (replay.ts). A warning gathered for a recipient not being tried gets
+ *     a fresh deferral record after it, so that stays true.
+ * Spool errors (disk full) are not crashes: a failure report that cannot
+ * be queued keeps its recipients unrecorded and is tried again after
+ * retryMs; a success or delay report that cannot be queued is logged and
+ * lost (the delivery record matters more than the notice).
  */
 import { dsnRecipient } from '../bounce/reporter.js';
 import { dsnOwed, successAction } from '../bounce/rules.js';
