@@ -51,10 +51,11 @@ export async function runTask(
   rcpts: readonly EnvelopeRecipient[],
   signal: AbortSignal,
 ): Promise<Map<string, Result>> {
-  const actionName = (rcpts[0] as EnvelopeRecipient).action;
-  const action = d.config.actions.get(actionName);
   const tempfail = (enhanced: string, detail: string): Map<string, Result> => new Map(task.evpids.map((evpid) => [evpid, { evpid, status: 'tempfail', enhanced, detail }]));
-  if (action === undefined) return tempfail('4.3.5', `no action "${actionName}" in the configuration`);
+  const first = rcpts[0];
+  if (first === undefined) return tempfail('4.3.0', 'no recipient of the task is left in the schedule');
+  const action = d.config.actions.get(first.action);
+  if (action === undefined) return tempfail('4.3.5', `no action "${first.action}" in the configuration`);
   let list: readonly Result[];
   try {
     list = await d.agents[task.kind].deliver({ envelope: env, recipients: rcpts, action, openBody: () => d.spool.openBody(task.msgid), attempt: task.attempt, signal });

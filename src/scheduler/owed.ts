@@ -1,7 +1,7 @@
 /*
  * scheduler/owed.ts — permanent failures known in memory whose outcome is
  * not recorded yet, gathered per message so that recipients failing close
- * together share one report (runner.ts records them after the report).
+ * together share one report (effects.ts records them after the report).
  *
  * A message's failures are reported when none of its other recipients is
  * in flight (nothing else is about to fail), or gatherMs after the first of

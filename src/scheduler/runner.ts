@@ -1,44 +1,11 @@
 /*
  * scheduler/runner.ts — the queue runner: runs the delivery agents when the
- * schedule (schedule.ts) says so, records every outcome in the spool, sends
- * delivery status notifications, and removes finished messages.
- *
- * Order of durable steps, per message (all of them for one message run one
- * after the other, never interleaved: serial()):
- *
- *   delivered   [success DSN committed, if NOTIFY=SUCCESS] → "delivered" record
- *               (none when this delivery finishes the message: it is removed)
- *   deferred    [delay DSN committed, if a warn interval passed] → "deferred" record
- *   failed      failure DSN committed (gathered per message: at once when no
- *               other recipient of it is in flight, else after gatherMs) →
- *               "failed" record
- *   finished    every recipient has a final record → spool.remove()
- *
- * Crash reasoning. The invariant is: a final record (delivered/failed) is
- * written only after the report it owes is durable, and a deferral record
- * written at time T only after the delay warnings due by T are durable.
- *   - Crash during an agent run, or after it but before the record: no
- *     record, so the recipient is tried again at start-up — a repeated
- *     delivery at worst (the price of at-least-once), never a lost one.
- *   - Crash after a report was committed but before the record that owed
- *     it: the recipient is tried again and the report may be sent again —
- *     a repeated report, never a lost one.
- *   - Crash after the deliveries that finished a message but before
- *     remove() (no record was written for them): they are made again — a
- *     repeated delivery, the same price as a crash during the agent run.
- *   - Crash after the last final record but before remove(): at start-up
- *     every recipient is final, every report they owed is already queued
- *     (by the invariant), so the message is simply removed.
- *   - A report is itself a message committed to the spool before anything
- *     depends on it; from then on it is delivered like any other.
- *   - Delay warnings are not recorded as such: at start-up the warnings
- *     sent are those whose interval had passed at the last deferral record
- *     (replay.ts). A warning gathered for a recipient not being tried gets
- *     a fresh deferral record after it, so that stays true.
- * Spool errors (disk full) are not crashes: a failure report that cannot
- * be queued keeps its recipients unrecorded and is tried again after
- * retryMs; a success or delay report that cannot be queued is logged and
- * lost (the delivery record matters more than the notice).
+ * schedule (schedule.ts) says so, and carries out what their results do —
+ * settle.ts computes the effects (records, reports, removals) as values,
+ * effects.ts carries them out — with the durable steps of one message one
+ * after the other, never interleaved (chains.ts). loader.ts decides which
+ * messages of the spool the schedule holds. The order of durable steps and
+ * the crash reasoning behind it are at the top of settle.ts.
  *
  * stop(): no new tasks; running ones are aborted (their AbortSignal) and
  * awaited up to the grace time; their deliveries and permanent failures are
@@ -47,24 +14,26 @@
  * start.
  */
 import type { Config } from '../config/model.js';
-import type { DeliveryAgent, RecipientResult } from '../delivery/agent.js';
+import type { DeliveryAgent } from '../delivery/agent.js';
 import type { MailLog } from '../log/maillog.js';
 import { reply, type Reply } from '../mail/reply.js';
 import type { SchedulerSeam } from '../queue/seam.js';
-import type { Envelope, EnvelopeRecipient, RecipientOutcome } from '../mail/envelope.js';
+import type { Envelope, EnvelopeRecipient } from '../mail/envelope.js';
 import type { Spool } from '../spool/spool.js';
 import type { Stats } from '../stats.js';
-import { Reporter, dsnRecipient } from '../bounce/reporter.js';
+import { Reporter } from '../bounce/reporter.js';
 import { FrontDoor } from '../queue/enqueue.js';
-import { dsnOwed, successAction } from '../bounce/rules.js';
-import type { DsnRecipient } from '../bounce/dsn.js';
-import { classify, logExpired, logResult, runTask, type Result } from './dispatch.js';
-import { OwedFailures, type Failure, type Owed } from './owed.js';
+import { classify, logExpired, runTask, type Result } from './dispatch.js';
+import { Chains, waitUntil } from './chains.js';
+import { Effects } from './effects.js';
+import { Loader } from './loader.js';
+import { OwedFailures, type Owed } from './owed.js';
 import type { AgentKind, BackoffOverride, LimitsOverride } from './policy.js';
 import type { Router } from '../rules/router.js';
 import { Schedule } from './schedule.js';
 import { parseTarget } from './target.js';
-import type { Classified, EnvelopeView, LastResult, RetryPlan, Task } from './types.js';
+import { expiryFailure, settle } from './settle.js';
+import type { EnvelopeView, Task } from './types.js';
 
 export interface RunnerOptions {
   readonly spool: Spool;
@@ -104,8 +73,6 @@ export interface RunnerOptions {
 }
 
 const DEFAULT_GATHER_MS = 30_000;
-/** A refill waits this long after room frees up, so one scan of the spool loads many messages. */
-const REFILL_DELAY_MS = 200;
 const DEFAULT_RETRY_MS = 60_000;
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -117,24 +84,16 @@ export class QueueRunner implements SchedulerSeam {
   private readonly stats: Stats;
   private readonly agents: Readonly<Record<AgentKind, DeliveryAgent>>;
   private readonly now: () => number;
-  private readonly reporter: Reporter;
+  private readonly effects: Effects;
   private readonly gatherMs: number;
-  private readonly retryMs: number;
   private readonly stopGraceMs: number;
   private state: 'new' | 'running' | 'stopping' | 'stopped' = 'new';
-  private maxActive: number;
+  private readonly loader: Loader;
   /** maxActiveMessages was given (tests): reload does not change it. */
   private readonly fixedActiveLimit: boolean;
-  /** Messages in the spool that the schedule does not hold (over maxActive). */
-  private backlog = false;
-  /** Counts enqueues refused for want of room (a scan that overlaps one must not clear backlog). */
-  private overflowSeq = 0;
-  private refillTimer: NodeJS.Timeout | undefined;
-  private refilling: Promise<void> | undefined;
   private readonly running = new Map<number, { readonly controller: AbortController; readonly done: Promise<void> }>();
   private readonly owed = new OwedFailures();
-  private readonly chains = new Map<string, Promise<void>>();
-  private readonly work = new Set<Promise<unknown>>();
+  private readonly chains: Chains;
   private timer: { handle: NodeJS.Timeout; at: number } | undefined;
 
   constructor(opts: RunnerOptions) {
@@ -144,7 +103,7 @@ export class QueueRunner implements SchedulerSeam {
     this.stats = opts.stats;
     this.agents = opts.agents;
     this.now = opts.now ?? Date.now;
-    this.reporter = new Reporter({
+    const reporter = new Reporter({
       spool: opts.spool,
       router: opts.router,
       hostname: opts.config.hostname,
@@ -155,11 +114,8 @@ export class QueueRunner implements SchedulerSeam {
       door: opts.door ?? FrontDoor.withoutPolicy({ config: opts.config, spool: opts.spool, log: opts.log, stats: opts.stats, now: this.now, scheduler: this }),
     });
     this.gatherMs = opts.bounce?.gatherMs ?? DEFAULT_GATHER_MS;
-    this.retryMs = opts.bounce?.retryMs ?? DEFAULT_RETRY_MS;
     this.stopGraceMs = opts.stopGraceMs ?? 5_000;
-    this.fixedActiveLimit = opts.maxActiveMessages !== undefined;
-    this.maxActive = opts.maxActiveMessages ?? opts.config.queue.activeLimit;
-    if (!Number.isSafeInteger(this.maxActive) || this.maxActive < 1) throw new RangeError('maxActiveMessages must be an integer >= 1');
+    this.chains = new Chains(opts.log);
     this.schedule = new Schedule({
       now: this.now,
       random: opts.random,
@@ -168,6 +124,35 @@ export class QueueRunner implements SchedulerSeam {
       limits: opts.limits,
       backoff: opts.backoff,
     });
+    this.effects = new Effects({
+      spool: opts.spool,
+      schedule: this.schedule,
+      owed: this.owed,
+      reporter,
+      log: opts.log,
+      stats: opts.stats,
+      now: this.now,
+      retryMs: opts.bounce?.retryMs ?? DEFAULT_RETRY_MS,
+      running: () => this.state === 'running',
+      removed: () => {
+        this.gauges();
+        this.loader.refillSoon();
+      },
+    });
+    this.fixedActiveLimit = opts.maxActiveMessages !== undefined;
+    const loader = {
+      spool: opts.spool,
+      schedule: this.schedule,
+      log: opts.log,
+      classify: (r: EnvelopeRecipient) => classify(this.config, this.agents, this.log, r),
+      running: () => this.state === 'running',
+      finished: (msgid: string) => void this.chains.serial(msgid, () => this.effects.finishIfDone(msgid)),
+      refilled: () => {
+        this.gauges();
+        this.pump();
+      },
+    };
+    this.loader = new Loader(loader, opts.maxActiveMessages ?? opts.config.queue.activeLimit);
   }
 
   /* ------------------------------------------------------------ lifecycle */
@@ -176,75 +161,17 @@ export class QueueRunner implements SchedulerSeam {
   async start(): Promise<void> {
     if (this.state !== 'new') throw new Error(`start() of a ${this.state} queue runner`);
     this.state = 'running';
-    const messages = await this.load();
-    this.log.info(`scheduler: ${this.schedule.size} envelope(s) in ${messages} message(s) loaded from the queue${this.backlog ? ` (the limit of ${this.maxActive} in memory; the rest wait in the spool)` : ''}`);
+    const messages = await this.loader.load();
+    const rest = this.loader.backlog ? ` (the limit of ${this.loader.maxActive} in memory; the rest wait in the spool)` : '';
+    this.log.info(`scheduler: ${this.schedule.size} envelope(s) in ${messages} message(s) loaded from the queue${rest}`);
     this.pump();
-  }
-
-  /** Load messages of the spool the schedule does not hold, up to maxActive; sets backlog. */
-  private async load(): Promise<number> {
-    let messages = 0;
-    let full = false;
-    const seq0 = this.overflowSeq;
-    for (const msgid of await this.spool.list()) {
-      if (this.schedule.has(msgid)) continue;
-      if (this.isFull()) {
-        full = true;
-        break;
-      }
-      let stored;
-      try {
-        stored = await this.spool.load(msgid);
-      } catch (e) {
-        // Removed meanwhile (delivered by us, or smtpctl remove): nothing to say.
-        if ((e as { code?: unknown }).code !== 'NOT_FOUND') this.log.warn(`scheduler: cannot load message ${msgid}: ${(e as Error).message}`);
-        continue;
-      }
-      if (this.state !== 'running' || this.schedule.has(msgid)) continue;
-      if (!this.schedule.add(stored.envelope, stored.outcomes, (r) => this.classify(r))) continue;
-      messages++;
-      if (this.schedule.isFinal(msgid)) void this.serial(msgid, () => this.finishIfDone(msgid));
-    }
-    this.backlog = full || this.overflowSeq !== seq0;
-    return messages;
-  }
-
-  /**
-   * The schedule holds as many messages, or as many recipients, as it may
-   * (Postfix's qmgr_message_active_limit and qmgr_message_recipient_limit,
-   * one number for both here); one message always fits in an empty one.
-   */
-  private isFull(): boolean {
-    return this.schedule.messages > 0 && (this.schedule.messages >= this.maxActive || this.schedule.size >= this.maxActive);
-  }
-
-  /** Room freed up while messages wait in the spool: load more, soon, in one scan. */
-  private refillSoon(): void {
-    if (!this.backlog || this.refillTimer !== undefined || this.refilling !== undefined || this.state !== 'running') return;
-    this.refillTimer = setTimeout(() => {
-      this.refillTimer = undefined;
-      if (this.state !== 'running') return;
-      this.refilling = this.load()
-        .then((n) => {
-          if (n > 0) this.log.info(`scheduler: ${n} more message(s) loaded from the queue`);
-          this.gauges();
-          this.pump();
-        })
-        .catch((e: unknown) => this.log.error(`scheduler: loading more of the queue: ${(e as Error).message}`))
-        .finally(() => {
-          this.refilling = undefined;
-          if (!this.isFull()) this.refillSoon();
-        });
-    }, REFILL_DELAY_MS);
-    this.refillTimer.unref();
   }
 
   /** Stop: abort running tasks, wait for them briefly, flush gathered failure reports. */
   async stop(graceMs = this.stopGraceMs): Promise<void> {
     if (this.state === 'stopping' || this.state === 'stopped') return;
     this.state = 'stopping';
-    if (this.refillTimer !== undefined) clearTimeout(this.refillTimer);
-    this.refillTimer = undefined;
+    this.loader.stop();
     this.disarm();
     const deadline = Date.now() + graceMs;
     for (const r of this.running.values()) r.controller.abort(new Error('queue runner stopping'));
@@ -256,7 +183,7 @@ export class QueueRunner implements SchedulerSeam {
 
   /** Resolves when no task runs and no durable step is pending (for tests and shutdown). */
   async idle(): Promise<void> {
-    while (this.work.size > 0) await Promise.allSettled([...this.work]);
+    await this.chains.idle();
   }
 
   /** Run what is due now (after the clock moved, in tests) and wait until idle. */
@@ -275,14 +202,10 @@ export class QueueRunner implements SchedulerSeam {
   enqueued(env: Envelope, opts: { readonly held?: boolean } = {}): void {
     if (this.state === 'stopping' || this.state === 'stopped') return; // still in the spool: next start
     const at = this.now();
-    if (this.isFull()) {
-      // It waits in the spool (with its held records, if any) until room frees up.
-      this.backlog = true;
-      this.overflowSeq++;
-      return;
-    }
+    // No room: it waits in the spool (with its held records, if any) until room frees up.
+    if (this.loader.isFull()) return this.loader.overflow();
     const held = opts.held ? new Map(env.recipients.map((r) => [r.evpid, [{ kind: 'held' as const, at }]])) : undefined;
-    this.schedule.add(env, held, (r) => this.classify(r));
+    this.schedule.add(env, held, (r) => classify(this.config, this.agents, this.log, r));
     this.pump();
   }
 
@@ -308,8 +231,8 @@ export class QueueRunner implements SchedulerSeam {
   setConfig(config: Config): void {
     this.config = config;
     if (!this.fixedActiveLimit) {
-      this.maxActive = config.queue.activeLimit;
-      this.refillSoon();
+      this.loader.maxActive = config.queue.activeLimit;
+      this.loader.refillSoon();
     }
   }
 
@@ -328,7 +251,7 @@ export class QueueRunner implements SchedulerSeam {
   async hold(target: string): Promise<number> {
     const evpids = this.schedule.hold(parseTarget(target));
     const at = this.now();
-    await Promise.all(evpids.map((evpid) => this.serial(msgidOf(evpid), () => this.record(evpid, { kind: 'held', at }).then(() => undefined))));
+    await Promise.all(evpids.map((evpid) => this.chains.serial(msgidOf(evpid), () => this.effects.record(evpid, { kind: 'held', at }).then(() => undefined))));
     this.gauges();
     return evpids.length;
   }
@@ -337,7 +260,7 @@ export class QueueRunner implements SchedulerSeam {
   async release(target: string): Promise<number> {
     const evpids = this.schedule.release(parseTarget(target));
     const at = this.now();
-    await Promise.all(evpids.map((evpid) => this.serial(msgidOf(evpid), () => this.record(evpid, { kind: 'released', at }).then(() => undefined))));
+    await Promise.all(evpids.map((evpid) => this.chains.serial(msgidOf(evpid), () => this.effects.record(evpid, { kind: 'released', at }).then(() => undefined))));
     this.pump();
     return evpids.length;
   }
@@ -351,8 +274,8 @@ export class QueueRunner implements SchedulerSeam {
       msgids.add(msgidOf(evpid));
       this.log.event('queue', 'removed', { evpid });
     }
-    await Promise.all(now.map((evpid) => this.serial(msgidOf(evpid), () => this.record(evpid, { kind: 'failed', at, detail: 'removed by the administrator' }).then(() => undefined))));
-    await Promise.all([...msgids].map((m) => this.serial(m, () => this.finishIfDone(m))));
+    await Promise.all(now.map((evpid) => this.chains.serial(msgidOf(evpid), () => this.effects.record(evpid, { kind: 'failed', at, detail: 'removed by the administrator' }).then(() => undefined))));
+    await Promise.all([...msgids].map((m) => this.chains.serial(m, () => this.effects.finishIfDone(m))));
     this.gauges();
     return now.length + later.length;
   }
@@ -409,7 +332,7 @@ export class QueueRunner implements SchedulerSeam {
     const done = (async () => {
       const results = await this.runAgent(task, controller.signal);
       if (this.state === 'stopped') return; // too late: the spool may be closed; the next start retries
-      await this.serial(task.msgid, () => this.settle(task, results));
+      await this.chains.serial(task.msgid, () => this.settle(task, results));
     })()
       .catch((e: unknown) => this.log.error(`scheduler: task for ${task.msgid}: ${(e as Error).message}`))
       .finally(() => {
@@ -418,227 +341,49 @@ export class QueueRunner implements SchedulerSeam {
         this.pump();
       });
     this.running.set(task.id, { controller, done });
-    this.track(done);
+    this.chains.track(done);
   }
 
   private async runAgent(task: Task, signal: AbortSignal): Promise<Map<string, Result>> {
-    const env = this.schedule.envelope(task.msgid) as Envelope;
-    const rcpts = task.evpids.map((evpid) => (this.schedule.get(evpid) as EnvelopeView).rcpt);
+    const env = this.schedule.envelope(task.msgid);
+    if (env === undefined) throw new Error('the message is no longer in the schedule');
+    const rcpts: EnvelopeRecipient[] = [];
+    for (const evpid of task.evpids) {
+      const v = this.schedule.get(evpid);
+      if (v !== undefined) rcpts.push(v.rcpt);
+    }
     return runTask({ config: this.config, spool: this.spool, agents: this.agents }, task, env, rcpts, signal);
   }
 
-  /** Record a task's results in the order the file header gives. Runs in the message's serial chain. */
+  /** Carry out a task's results (settle.ts) in their order. Runs in the message's serial chain. */
   private async settle(task: Task, results: ReadonlyMap<string, Result>): Promise<void> {
-    const env = this.schedule.envelope(task.msgid);
-    if (env === undefined) return;
-    const now = this.now();
-    const delivered: { v: EnvelopeView; r: Result }[] = [];
-    const deferred: { v: EnvelopeView; r: Result; plan: RetryPlan }[] = [];
-    const removed: EnvelopeView[] = [];
-    const failures: Failure[] = [];
-    for (const evpid of task.evpids) {
-      const v = this.schedule.get(evpid);
-      const r = results.get(evpid);
-      if (v === undefined || r === undefined || v.state !== 'inflight') continue;
-      logResult(this.log, this.stats, task.kind, env, v, r, now);
-      if (r.status === 'ok') delivered.push({ v, r });
-      else if (v.removeRequested) removed.push(v);
-      else if (r.status === 'permfail') failures.push(this.failure(env, v, r, now));
-      else if (this.state !== 'running') continue; // aborted by stop(): not an attempt
-      else {
-        const plan = this.schedule.retryPlan(evpid);
-        if (!plan.expired) deferred.push({ v, r, plan });
-        else {
-          logExpired(this.log, this.stats, env, v, now);
-          failures.push(this.failure(env, v, r, now, true));
-        }
-      }
-    }
-
-    if (delivered.length > 0) {
-      const notices: DsnRecipient[] = [];
-      for (const { v, r } of delivered) {
-        const action = successAction(task.kind, r);
-        if (action !== undefined && dsnOwed(env, v.rcpt, 'success')) notices.push(dsnRecipient(v.rcpt, action, r.enhanced, r.detail, r, now));
-      }
-      if (notices.length > 0) await this.reporter.send(env, 'success', notices);
-      // When these deliveries finish the message, it is removed at once and no record is
-      // written (a crash before the removal delivers it again: a duplicate, never a loss),
-      // as Postfix's qmgr deletes a finished queue file. Otherwise each is recorded first.
-      const finishes = deferred.length === 0 && removed.length === 0 && failures.length === 0 && !this.owed.has(task.msgid) && this.schedule.finalAfter(task.msgid, delivered.map(({ v }) => v.evpid));
-      if (!finishes) await Promise.all(delivered.map(({ v, r }) => this.record(v.evpid, { kind: 'delivered', at: now, detail: r.detail })));
-      for (const { v } of delivered) this.schedule.delivered(v.evpid);
-    }
-
-    if (deferred.length > 0) {
-      const deferring = new Set(deferred.map((d) => d.v.evpid));
-      const due = this.schedule.warningsDue(task.msgid, deferring);
-      if (due.length > 0) {
-        const byEvpid = new Map(deferred.map((d) => [d.v.evpid, d]));
-        const notices = due.map((evpid) => {
-          const d = byEvpid.get(evpid);
-          const v = d?.v ?? (this.schedule.get(evpid) as EnvelopeView);
-          const last: LastResult = d ? lastOf(d.r) : (v.last ?? { status: '4.0.0' });
-          return dsnRecipient(v.rcpt, 'delayed', last.status, d?.r.detail ?? v.lastError ?? '', last, d ? now : v.lastTry, v.expire);
-        });
-        if (await this.reporter.send(env, 'delay', notices)) this.schedule.markWarned(due);
-        // Warned recipients not being deferred now get a fresh record (replay.ts derives warnings from it).
-        for (const evpid of due) {
-          const v = this.schedule.get(evpid);
-          if (deferring.has(evpid) || v === undefined || v.state !== 'deferred' || v.nextTry === undefined) continue;
-          await this.record(evpid, { kind: 'deferred', at: now, detail: v.lastError ?? '', attempts: v.attempts, nextTry: v.nextTry });
-        }
-      }
-      await Promise.all(deferred.map(({ v, r, plan }) => this.record(v.evpid, { kind: 'deferred', at: now, detail: r.detail, attempts: plan.attempts, nextTry: plan.nextTry })));
-      for (const { v, r, plan } of deferred) this.schedule.deferred(v.evpid, plan, r.detail, lastOf(r));
-    }
-
-    for (const v of removed) {
-      this.log.event('queue', 'removed', { evpid: v.evpid });
-      await this.record(v.evpid, { kind: 'failed', at: now, detail: 'removed by the administrator' });
-      this.schedule.failed(v.evpid, 'removed by the administrator');
-    }
-
-    for (const f of failures) {
-      this.schedule.failed(f.evpid, f.detail, { status: f.status, diagnostic: f.diagnostic, remoteMta: f.remoteMta });
-      this.owe(task.msgid, f);
-    }
-    // Report now when nothing else of this message is in flight; else pump() waits up to gatherMs.
-    const o = this.owed.get(task.msgid);
-    if (o && this.schedule.inflight(task.msgid) === 0) await this.flush(task.msgid, o);
-    await this.finishIfDone(task.msgid);
+    const envelope = this.schedule.envelope(task.msgid);
+    if (envelope === undefined) return;
+    const effects = settle(task, results, this.now(), { envelope, schedule: this.schedule, owing: this.owed.has(task.msgid), running: this.state === 'running' });
+    await this.effects.run(envelope, effects);
   }
 
   /** An envelope's queue lifetime ended while it waited. */
   private expire(v: EnvelopeView): void {
-    const env = this.schedule.envelope(v.msgid) as Envelope;
-    const now = this.now();
-    logExpired(this.log, this.stats, env, v, now);
-    const last = v.last;
-    this.owe(v.msgid, {
-      evpid: v.evpid,
-      rcpt: v.rcpt,
-      status: last && /^[45]\./.test(last.status) ? last.status : '4.4.7',
-      detail: v.lastError ?? 'queue lifetime expired',
-      diagnostic: last?.diagnostic,
-      remoteMta: last?.remoteMta,
-      lastAttempt: v.lastTry,
-      report: dsnOwed(env, v.rcpt, 'failure'),
-    });
-  }
-
-  private failure(env: Envelope, v: EnvelopeView, r: Result, now: number, expired = false): Failure {
-    return {
-      evpid: v.evpid,
-      rcpt: v.rcpt,
-      status: r.enhanced,
-      detail: expired ? `queue lifetime expired; last error: ${r.detail}` : r.detail,
-      diagnostic: r.diagnostic,
-      remoteMta: r.remoteMta,
-      lastAttempt: now,
-      report: dsnOwed(env, v.rcpt, 'failure'),
-    };
-  }
-
-  private owe(msgid: string, f: Failure): void {
-    this.owed.add(msgid, f, this.now());
+    const env = this.schedule.envelope(v.msgid);
+    if (env === undefined) return;
+    logExpired(this.log, this.stats, env, v, this.now());
+    this.owed.add(v.msgid, expiryFailure(env, v), this.now());
   }
 
   private flushSoon(msgid: string, force: boolean): void {
     const o = this.owed.get(msgid);
     if (o === undefined || o.flushing) return;
     o.flushing = true;
-    void this.serial(msgid, async () => {
+    void this.chains.serial(msgid, async () => {
       o.flushing = false;
       if (force) o.retryAt = undefined;
-      await this.flush(msgid, o);
-      await this.finishIfDone(msgid);
+      await this.effects.flush(msgid, o);
+      await this.effects.finishIfDone(msgid);
     });
-  }
-
-  /** Queue the failure report for the gathered failures of a message, then record them. */
-  private async flush(msgid: string, o: Owed): Promise<void> {
-    const env = this.schedule.envelope(msgid);
-    if (env === undefined) return void this.owed.delete(msgid);
-    if (o.retryAt !== undefined && o.retryAt > this.now() && this.state === 'running') return;
-    o.retryAt = undefined;
-    if (o.items.length > 0) {
-      const batch = o.items.splice(0);
-      const owed = batch.filter((f) => f.report);
-      if (env.sender === '') this.log.event('bounce', 'dropped', { for: msgid, reason: 'null sender', rcpts: batch.length });
-      const ok =
-        owed.length === 0 ||
-        (await this.reporter.send(
-          env,
-          'failure',
-          owed.map((f) => dsnRecipient(f.rcpt, 'failed', f.status, f.detail, f, f.lastAttempt)),
-        ));
-      if (!ok) {
-        o.items.unshift(...batch);
-        o.retryAt = this.now() + this.retryMs;
-        return;
-      }
-      o.reported.push(...batch);
-    }
-    const batch = o.reported.splice(0);
-    const at = this.now();
-    const left: Failure[] = [];
-    for (const f of batch) if (!(await this.record(f.evpid, { kind: 'failed', at, detail: f.detail }))) left.push(f);
-    if (left.length > 0) {
-      o.reported.push(...left);
-      o.retryAt = this.now() + this.retryMs;
-      return;
-    }
-    this.owed.tidy(msgid);
-  }
-
-  /** Every recipient final and recorded: remove the message. Runs in the message's serial chain. */
-  private async finishIfDone(msgid: string): Promise<void> {
-    if (!this.schedule.has(msgid) || !this.schedule.isFinal(msgid) || this.owed.has(msgid)) return;
-    try {
-      await this.spool.remove(msgid);
-    } catch (e) {
-      // Left in the spool, all final: the next start removes it.
-      if ((e as { code?: unknown }).code !== 'NOT_FOUND') this.log.warn(`scheduler: cannot remove ${msgid}: ${(e as Error).message}`);
-    }
-    this.schedule.drop(msgid);
-    this.gauges();
-    this.refillSoon();
-  }
-
-  /** Append an outcome; false (and logged) if the spool refused. */
-  private async record(evpid: string, outcome: RecipientOutcome): Promise<boolean> {
-    try {
-      await this.spool.appendOutcome(evpid, outcome);
-      return true;
-    } catch (e) {
-      this.log.error(`scheduler: cannot record ${outcome.kind} for ${evpid}: ${(e as Error).message}`);
-      return false;
-    }
   }
 
   /* ------------------------------------------------------------ helpers */
-
-  private classify(r: EnvelopeRecipient): Classified {
-    return classify(this.config, this.agents, this.log, r);
-  }
-
-  /** Run `fn` after every earlier durable step of the same message. */
-  private serial(msgid: string, fn: () => Promise<void>): Promise<void> {
-    const prev = this.chains.get(msgid) ?? Promise.resolve();
-    const next = prev.then(fn).catch((e: unknown) => this.log.error(`scheduler: ${msgid}: ${(e as Error).message}`));
-    this.chains.set(msgid, next);
-    void next.finally(() => {
-      if (this.chains.get(msgid) === next) this.chains.delete(msgid);
-    });
-    this.track(next);
-    return next;
-  }
-
-  private track(p: Promise<unknown>): void {
-    this.work.add(p);
-    void p.finally(() => this.work.delete(p));
-  }
 
   private gauges(): void {
     const k = this.schedule.inflightByKind();
@@ -651,15 +396,4 @@ export class QueueRunner implements SchedulerSeam {
 
 function msgidOf(evpid: string): string {
   return evpid.slice(0, 8);
-}
-
-function lastOf(r: RecipientResult): LastResult {
-  return { status: r.enhanced, diagnostic: r.diagnostic, remoteMta: r.remoteMta };
-}
-
-/** Wait for `p`, but not past `deadline` (Date.now() ms). */
-async function waitUntil(p: Promise<unknown>, deadline: number): Promise<void> {
-  let t: NodeJS.Timeout | undefined;
-  await Promise.race([p, new Promise<void>((resolve) => (t = setTimeout(resolve, Math.max(0, deadline - Date.now()))))]);
-  if (t) clearTimeout(t);
 }

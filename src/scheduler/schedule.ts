@@ -23,8 +23,15 @@
  * expire what is due, move due retries to the ready queues, hand out tasks.
  *
  * A failure is final here at once; the runner makes it durable after the
- * DSN it owes is committed (see runner.ts), so the final states are
+ * DSN it owes is committed (see settle.ts), so the final states are
  * "final in memory" until the message is removed.
+ *
+ * Why this file is long (~620 lines): it is one data structure — the
+ * entries, the two heaps and the ready queues must change together, in
+ * every operation (poll, settle, hold, release, remove, expire), or a
+ * recipient ends up in two places or none. Its parts that stand alone
+ * already live apart (heap.ts, ready.ts, replay.ts, policy.ts, target.ts);
+ * splitting the rest would spread one invariant over several files.
  */
 import type { Envelope, EnvelopeRecipient, RecipientOutcome } from '../mail/envelope.js';
 import { notifyAllows } from '../bounce/rules.js';

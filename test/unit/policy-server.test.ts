@@ -20,7 +20,8 @@ import { SystemUsers } from '../../src/users/system-users.js';
 import { Stats } from '../../src/stats.js';
 import { Authenticator } from '../../src/auth/authenticator.js';
 import { FailRate } from '../../src/auth/failrate.js';
-import { QueueOnlyScheduler } from '../../src/scheduler/seam.js';
+import { reply } from '../../src/mail/reply.js';
+import type { SchedulerSeam } from '../../src/queue/seam.js';
 import type { Resolver } from '../../src/dns/resolver.js';
 import { SmtpServer, type ServerOptions } from '../../src/smtp/server.js';
 import { buildPolicy, type PolicyDeps } from '../../src/policy/build.js';
@@ -31,7 +32,6 @@ import { FrontDoor } from '../../src/queue/enqueue.js';
 interface Served {
   readonly port: number;
   readonly logs: string[];
-  readonly scheduler: QueueOnlyScheduler;
   close(): Promise<void>;
 }
 
@@ -66,7 +66,8 @@ match from any for domain "test.example" action "local"
   const built = buildPolicy(loaded, { tables, users: new SystemUsers(), local, ...opts.deps });
   const logs: string[] = [];
   const log = new MailLog({ sink: (l) => logs.push(l) });
-  const scheduler = new QueueOnlyScheduler();
+  // Nothing is delivered here: the scheduler only acknowledges.
+  const scheduler: SchedulerSeam = { etrn: (domain) => reply(250, '2.0.0', `Queuing for node ${domain} started`), enqueued: () => undefined };
   const resolver = { reverseConfirmed: async () => undefined } as unknown as Resolver;
   const server = new SmtpServer(
     {
@@ -90,7 +91,6 @@ match from any for domain "test.example" action "local"
   return {
     port: server.listeners[0]?.port ?? 0,
     logs,
-    scheduler,
     async close() {
       await server.close(500);
       await spool.close();

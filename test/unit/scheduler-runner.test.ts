@@ -5,6 +5,11 @@
  *
  * The agents here are FakeAgent instances that answer from a script; the
  * real local and relay agents are tested on their own, and end-to-end.
+ *
+ * Why this file is long (~570 lines): every case needs the same fixture
+ * (a spool, scripted agents, a clock, a runner) and a scenario told over
+ * time; the pure ordering of effects is tested apart, in a short table
+ * (scheduler-settle.test.ts).
  */
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';

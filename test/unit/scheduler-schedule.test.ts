@@ -2,6 +2,9 @@
  * test/unit/scheduler-schedule.test.ts — the pure scheduling core with a
  * fake clock: backoff and jitter, expiry, delay warnings, limits and
  * batching, ETRN, pause, hold, remove, and state rebuilt from records.
+ *
+ * Why this file is long (~490 lines): one file for the one data structure
+ * schedule.ts is, a short block per operation of it.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
