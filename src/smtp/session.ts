@@ -2,13 +2,21 @@
  * smtp/session.ts — the SMTP session state machine (RFC 5321, 1869, 2920,
  * 3030, 3461, 6152, 6531).
  *
+ * Long (over 400 lines) for now: it still holds openMessage, finishMessage,
+ * recordHeld, logAccepted and envelopeRecipients, which move to the queue's
+ * front door (queue/enqueue.ts) in a change of their own.
+ *
  * Commands return replies as values; the connection (smtp/connection.ts)
  * writes them and owns the socket, timers and input framing. The command
- * table (smtp/commands.ts) says in which states a verb is valid; every
- * state change goes through enter(), which can trace "old -> new".
+ * table (smtp/commands.ts) says in which states a verb is valid and names
+ * its handler, a method of this class; the SASL exchange of AUTH is
+ * smtp/sasl.ts; the transaction (smtp/transaction.ts) is a union by phase.
+ * The session's state is private and changes only through enter(), which
+ * can trace "old -> new"; other modules read it through getters.
  *
  *   connect ──greet──> ready ──HELO/EHLO──> helo ──MAIL──> mail ──RCPT…──> mail
  *        mail ──DATA──> data ──"."──> helo        mail ──BDAT──> bdat ──LAST──> helo
+ *   any ──connection ends──> closed
  *
  * Nothing is acknowledged before the spool says it is on disk: the 250
  * after DATA/BDAT LAST is built only once MessageWriter.commit() resolved.
@@ -16,17 +24,22 @@
  * The policy files (policy/build.ts) reach the session as a SessionRuntime:
  * the hdr220 greeting, EHLO and multi-line replies on or off, and ZMailer's
  * style flags (v: VRFY looks up, e: EXPN expands, S: sloppy syntax and MAIL
- * before HELO; without S, strict RFC 5321 paths). A verdict's delay comes
- * back as CommandResult.delayMs; the connection does the waiting.
+ * before HELO; without S, strict RFC 5321 paths). Every wait — a verdict's
+ * delay, a failed AUTH — comes back as CommandResult.delayMs; the
+ * connection does the waiting, nothing here sleeps.
+ *
+ * NOOP, RSET, VRFY, HELP and unknown commands count towards
+ * `smtp limit max-junk-commands` (Postfix's smtpd_junk_command_limit);
+ * past it the session answers 421 4.7.0 and ends. As in Postfix, an
+ * accepted message starts the count again.
  */
 import type { Config, Listener } from '../config/model.js';
 import type { Authenticator } from '../auth/authenticator.js';
 import type { FailRate } from '../auth/failrate.js';
 import type { TableRegistry } from '../table/table.js';
 import { randomBytes } from 'node:crypto';
-import { cramMd5Matches } from '../auth/hash.js';
 import type { MailLog } from '../log/maillog.js';
-import type { Spool } from '../spool/spool.js';
+import type { MessageWriter, Spool } from '../spool/spool.js';
 import type { Envelope, EnvelopeRecipient } from '../mail/envelope.js';
 import { newEvpid } from '../spool/fs/fs-spool.js';
 import type { CommitDecision, Policy, SessionFacts, TxFacts } from '../policy/policy.js';
@@ -38,14 +51,15 @@ import { LineEndingNormalizer } from '../wire/line-endings.js';
 import { parseMailFromArg, parseRcptToArg, formatMailbox } from '../mail/address.js';
 import { parseMailParams, parseRcptParams, type ExtensionsOn } from '../mail/params.js';
 import { reply, closing, type Reply } from '../mail/reply.js';
-import { Transaction } from './transaction.js';
+import { abortTransaction, addRcpt, envelopeOf, newTransaction, type ContentTx, type EnvelopeTx, type MessageContent, type Transaction } from './transaction.js';
 import { FromRewriter } from './masquerade.js';
 import { receivedHeader, protocolName } from './received.js';
-import { COMMANDS, type SessionState } from './commands.js';
+import { commandTable, type CommandHandlers, type CommandResult, type SessionState } from './commands.js';
+import { saslContinue, saslMechanisms, saslStart, type SaslContext, type SaslExchange, type SaslMechanism, type SaslStep } from './sasl.js';
 import { SessionRuntime } from '../policy/runtime.js';
 import { SchedulerSeam } from '../queue/seam.js';
 
-export type { SessionState } from './commands.js';
+export type { SessionState, CommandResult } from './commands.js';
 
 export interface SessionEnv {
   readonly config: Config;
@@ -84,27 +98,6 @@ export interface TlsInfo {
   readonly peer?: string;
 }
 
-/** An AUTH exchange in progress (RFC 4954): what the next client line answers. */
-type AuthStep =
-  | { readonly mech: 'PLAIN' }
-  | { readonly mech: 'LOGIN'; readonly user?: string }
-  | { readonly mech: 'CRAM-MD5'; readonly challenge: string };
-
-/** What a command asks of the connection besides writing its reply. */
-export interface CommandResult {
-  readonly reply?: Reply;
-  /** Switch the framer: DATA content follows, or a BDAT chunk of n bytes. */
-  readonly then?:
-    | { readonly mode: 'data'; readonly maxSize: number }
-    | { readonly mode: 'bytes'; readonly n: number }
-    /** Upgrade the connection to TLS after writing the reply; discard anything buffered. */
-    | { readonly mode: 'starttls' }
-    /** The next line is an AUTH response, not a command (never logged). */
-    | { readonly mode: 'auth' };
-  /** Wait this long before writing the reply (noto_delay, deny_delay). */
-  readonly delayMs?: number;
-}
-
 /** A refusal verdict as a command result: the reply (closing when the verdict says so) and its delay. */
 function refused(v: Verdict & { kind: 'reject' }): CommandResult {
   return { reply: v.disconnect ? closing(v.reply) : v.reply, ...(v.delayMs ? { delayMs: v.delayMs } : {}) };
@@ -118,20 +111,43 @@ export interface DataEndInfo {
   readonly nul: boolean;
 }
 
-export class Session {
-  state: SessionState = 'connect';
-  helo?: string;
-  esmtp = false;
-  rdns?: string;
-  tls = false;
-  tlsInfo?: TlsInfo;
-  authUser?: string;
-  private authStep?: AuthStep;
-  tx?: Transaction;
-  unknownCommands = 0;
-  messages = 0;
+/**
+ * The largest BDAT chunk read (and thrown away) when it cannot be stored: a
+ * larger declaration is refused and the session closed, since reading it
+ * would hold the connection for nothing (issue 14). Never below the message
+ * size limit.
+ */
+const BDAT_DISCARD_MAX = 64 * 1024 * 1024;
+
+/** What happens to the BDAT chunk being read: stored, or read and thrown away (and the reply owed after it, if any). */
+type ChunkFate = { readonly store: true } | { readonly store: false; readonly reply?: Reply; readonly last: boolean };
+
+const tooBig = (): Reply => reply(552, '5.3.4', 'Message size exceeds fixed maximum message size');
+
+/** Why a BDAT chunk cannot be stored, given the transaction (or its absence). */
+function bdatFailure(tx: Transaction | undefined): Reply {
+  if (!tx) return reply(503, '5.5.1', 'Need MAIL command');
+  if (tx.phase === 'bdat-refused') return tx.failure;
+  if (tx.rcpts.length === 0) return tx.attempted > 0 ? reply(554, '5.5.1', 'No valid recipients') : reply(503, '5.5.1', 'Need RCPT command');
+  return reply(503, '5.5.1', 'Bad sequence of commands');
+}
+
+export class Session implements CommandHandlers {
+  #state: SessionState = 'connect';
+  #helo?: string;
+  #esmtp = false;
+  #rdns?: string;
+  #tls = false;
+  #tlsInfo?: TlsInfo;
+  #authUser?: string;
+  #sasl?: SaslExchange;
+  private tx?: Transaction;
+  #chunk?: ChunkFate;
+  #unknownCommands = 0;
+  #junkCommands = 0;
+  #messages = 0;
   /** ZMailer style flags in force (from the HELO pattern, or the default); undefined without a ZMailer file. */
-  style?: ReadonlySet<StyleFlag>;
+  #style?: ReadonlySet<StyleFlag>;
   readonly ext: ExtensionsOn;
   private readonly disabled: ReadonlySet<string>;
 
@@ -151,19 +167,72 @@ export class Session {
       chunking: !this.disabled.has('CHUNKING'),
       auth: false,
     };
-    this.style = env.runtime?.style?.(undefined);
+    this.#style = env.runtime?.style?.(undefined);
   }
 
-  /** Strict RFC 5321 paths: `-s strict`, or a ZMailer style without S (sloppy). */
-  private strictPaths(): boolean {
-    return this.env.runtime?.strict === true || (this.style !== undefined && !this.style.has('S'));
+  /* ---------------------------------------------------------- readings */
+
+  get state(): SessionState {
+    return this.#state;
+  }
+  get helo(): string | undefined {
+    return this.#helo;
+  }
+  get esmtp(): boolean {
+    return this.#esmtp;
+  }
+  get rdns(): string | undefined {
+    return this.#rdns;
+  }
+  get tls(): boolean {
+    return this.#tls;
+  }
+  get tlsInfo(): TlsInfo | undefined {
+    return this.#tlsInfo;
+  }
+  get authUser(): string | undefined {
+    return this.#authUser;
+  }
+  /** Messages accepted in this session. */
+  get messages(): number {
+    return this.#messages;
+  }
+  private set messages(n: number) {
+    this.#messages = n;
+  }
+  get style(): ReadonlySet<StyleFlag> | undefined {
+    return this.#style;
+  }
+  /** A transaction is open (MAIL given, not yet ended). */
+  get inTransaction(): boolean {
+    return this.tx !== undefined;
+  }
+  /** The transaction's phase, if one is open. */
+  get txPhase(): Transaction['phase'] | undefined {
+    return this.tx?.phase;
   }
 
   /* ---------------------------------------------------------- plumbing */
 
-  enter(next: SessionState): void {
-    if (this.env.log.tracing('smtp')) this.env.log.trace('smtp', `session ${this.id}: ${this.state} -> ${next}`);
-    this.state = next;
+  private enter(next: SessionState): void {
+    if (this.env.log.tracing('smtp')) this.env.log.trace('smtp', `session ${this.id}: ${this.#state} -> ${next}`);
+    this.#state = next;
+  }
+
+  /** The client's forward-confirmed reverse name, learnt before the greeting. */
+  setRdns(name: string | undefined): void {
+    this.#rdns = name;
+  }
+
+  /** The connection is gone: drop the transaction (nothing unacknowledged is kept). */
+  end(): void {
+    void this.resetTransaction();
+    this.enter('closed');
+  }
+
+  /** Strict RFC 5321 paths: `-s strict`, or a ZMailer style without S (sloppy). */
+  private strictPaths(): boolean {
+    return this.env.runtime?.strict === true || (this.#style !== undefined && !this.#style.has('S'));
   }
 
   facts(): SessionFacts {
@@ -172,11 +241,11 @@ export class Session {
       clientAddress: this.peer.address,
       clientPort: this.peer.port,
       fromSocket: this.peer.fromSocket,
-      rdns: this.rdns,
-      helo: this.helo,
-      esmtp: this.esmtp,
-      tls: this.tls,
-      authUser: this.authUser,
+      rdns: this.#rdns,
+      helo: this.#helo,
+      esmtp: this.#esmtp,
+      tls: this.#tls,
+      authUser: this.#authUser,
       tag: this.peer.tag,
       listener: this.peer.listener,
     };
@@ -194,8 +263,8 @@ export class Session {
   async resetTransaction(): Promise<void> {
     const tx = this.tx;
     this.tx = undefined;
-    if (tx) await tx.abort();
-    if (this.state === 'mail' || this.state === 'data' || this.state === 'bdat') this.enter('helo');
+    if (tx) await abortTransaction(tx);
+    if (this.#state === 'mail' || this.#state === 'data' || this.#state === 'bdat') this.enter('helo');
   }
 
   /* ---------------------------------------------------------- greeting */
@@ -225,22 +294,34 @@ export class Session {
     const arg = sp < 0 ? '' : line.slice(sp + 1);
     const spec = COMMANDS.get(verb);
     if (!spec || (spec.extension !== undefined && !this.extensionOn(spec.extension))) return { reply: this.unknown() };
-    const sloppy = spec.sloppyStates?.includes(this.state) === true && this.style?.has('S') === true;
-    if (!spec.states.includes(this.state) && !sloppy) return { reply: spec.sequenceError(this) };
-    return spec.run(this, arg);
+    if (spec.junk) {
+      const r = this.junk();
+      if (r) return { reply: r };
+    }
+    const sloppy = spec.sloppyStates?.includes(this.#state) === true && this.#style?.has('S') === true;
+    if (!spec.states.includes(this.#state) && !sloppy) return { reply: spec.sequenceError(this.#state) };
+    return spec.handler.call(this, arg);
   }
 
-  unknown(): Reply {
-    this.unknownCommands++;
-    if (this.unknownCommands >= this.env.config.smtp.maxUnknownCommands) {
+  private unknown(): Reply {
+    this.#unknownCommands++;
+    if (this.#unknownCommands >= this.env.config.smtp.maxUnknownCommands) {
       return closing(reply(421, '4.7.0', `${this.peer.hostname} Too many unrecognized commands, closing connection`));
     }
-    return reply(500, '5.5.1', 'Command unrecognized');
+    return this.junk() ?? reply(500, '5.5.1', 'Command unrecognized');
+  }
+
+  /** Count a junk command; past `smtp limit max-junk-commands` (0: no limit), the 421 that ends the session. */
+  private junk(): Reply | undefined {
+    this.#junkCommands++;
+    const limit = this.env.config.smtp.maxJunkCommands;
+    if (limit > 0 && this.#junkCommands > limit) return closing(reply(421, '4.7.0', `${this.peer.hostname} Too many junk commands, closing connection`));
+    return undefined;
   }
 
   lineTooLong(): Reply {
-    this.unknownCommands++;
-    if (this.unknownCommands >= this.env.config.smtp.maxUnknownCommands) {
+    this.#unknownCommands++;
+    if (this.#unknownCommands >= this.env.config.smtp.maxUnknownCommands) {
       return closing(reply(421, '4.7.0', `${this.peer.hostname} Too many errors, closing connection`));
     }
     return reply(500, '5.5.2', 'Line too long');
@@ -250,7 +331,15 @@ export class Session {
     return closing(reply(421, '4.4.2', `${this.peer.hostname} Timeout exceeded, closing connection`));
   }
 
-  async helloCommand(arg: string, extended: boolean): Promise<CommandResult> {
+  ehloCommand(arg: string): Promise<CommandResult> {
+    return this.hello(arg, true);
+  }
+
+  heloCommand(arg: string): Promise<CommandResult> {
+    return this.hello(arg, false);
+  }
+
+  private async hello(arg: string, extended: boolean): Promise<CommandResult> {
     const name = arg.trim();
     if (name === '') return { reply: reply(501, '5.5.4', `Syntax: ${extended ? 'EHLO' : 'HELO'} hostname`) };
     if (name.length > 255 || /[\s\x00-\x1f\x7f]/.test(name)) return { reply: reply(501, '5.5.2', 'Invalid domain name') };
@@ -258,9 +347,9 @@ export class Session {
     await this.resetTransaction();
     const v = await this.env.policy.helo(this.facts(), name);
     if (v.kind === 'reject') return refused(v);
-    this.helo = name;
-    this.esmtp = extended;
-    if (this.env.runtime?.style) this.style = this.env.runtime.style(name);
+    this.#helo = name;
+    this.#esmtp = extended;
+    if (this.env.runtime?.style) this.#style = this.env.runtime.style(name);
     this.enter('helo');
     const greeting = `${this.peer.hostname} Hello ${name} [${this.peer.address}], pleased to meet you`;
     if (!extended) return { reply: reply(250, undefined, greeting) };
@@ -286,18 +375,45 @@ export class Session {
 
   private starttlsOffered(): boolean {
     const t = this.peer.config.tls;
-    return !this.tls && (t === 'starttls' || t === 'require');
+    return !this.#tls && (t === 'starttls' || t === 'require');
   }
 
   /** AUTH is offered on listeners with auth, over TLS (or without it when `smtp auth-without-tls`). */
   private authOffered(): boolean {
-    return this.peer.config.auth !== 'none' && this.authUser === undefined && (this.tls || this.env.config.smtp.authWithoutTls);
+    return this.peer.config.auth !== 'none' && this.#authUser === undefined && (this.#tls || this.env.config.smtp.authWithoutTls);
   }
 
-  private authMechanisms(): string[] {
-    const m = ['PLAIN', 'LOGIN'];
-    if (this.env.auth.authenticator.cramAvailable(this.peer.config)) m.push('CRAM-MD5');
-    return m;
+  private authMechanisms(): SaslMechanism[] {
+    return saslMechanisms(this.env.auth.authenticator.cramAvailable(this.peer.config));
+  }
+
+  /* ------------------------------------------------- RSET, NOOP, QUIT … */
+
+  async rsetCommand(arg: string): Promise<CommandResult> {
+    if (arg.trim() !== '') return { reply: reply(501, '5.5.4', 'Syntax: RSET (no parameters)') };
+    await this.resetTransaction();
+    return { reply: reply(250, '2.0.0', 'Reset state') };
+  }
+
+  noopCommand(): CommandResult {
+    return { reply: reply(250, '2.0.0', 'Ok') };
+  }
+
+  async quitCommand(): Promise<CommandResult> {
+    await this.resetTransaction();
+    return { reply: closing(reply(221, '2.0.0', `${this.peer.hostname} Bye`)) };
+  }
+
+  helpCommand(): CommandResult {
+    const lines = this.env.config.smtp.help;
+    return { reply: reply(214, '2.0.0', ...(lines.length > 0 ? lines : ['This is Postern. Commands: HELO EHLO MAIL RCPT DATA BDAT RSET NOOP QUIT HELP VRFY EXPN ETRN', 'End of HELP info'])) };
+  }
+
+  async etrnCommand(arg: string): Promise<CommandResult> {
+    // RFC 1985: "@domain" includes subdomains, "#name" is a queue name; the scheduler reads both.
+    const node = arg.trim();
+    if (node.replace(/^[@#]/, '') === '' || /[\s\x00-\x1f\x7f]/.test(node)) return { reply: reply(501, '5.5.4', 'Syntax: ETRN domain') };
+    return { reply: await this.env.scheduler.etrn(node.toLowerCase()) };
   }
 
   /* ---------------------------------------------------------- STARTTLS */
@@ -306,19 +422,19 @@ export class Session {
     if (arg.trim() !== '') return { reply: reply(501, '5.5.4', 'Syntax: STARTTLS (no parameters)') };
     const t = this.peer.config.tls;
     if (t !== 'starttls' && t !== 'require') return { reply: reply(502, '5.5.1', 'STARTTLS not available on this listener') };
-    if (this.tls) return { reply: reply(503, '5.5.1', 'TLS already active') };
+    if (this.#tls) return { reply: reply(503, '5.5.1', 'TLS already active') };
     if (this.tx) return { reply: reply(503, '5.5.1', 'STARTTLS not allowed during a mail transaction') };
     return { reply: reply(220, '2.0.0', 'Ready to start TLS'), then: { mode: 'starttls' } };
   }
 
   /** RFC 3207 §4.2: after the handshake the session starts over; nothing learned before TLS is kept. */
   tlsEstablished(info: TlsInfo): void {
-    this.tls = true;
-    this.tlsInfo = info;
-    this.helo = undefined;
-    this.esmtp = false;
-    this.authUser = undefined;
-    this.authStep = undefined;
+    this.#tls = true;
+    this.#tlsInfo = info;
+    this.#helo = undefined;
+    this.#esmtp = false;
+    this.#authUser = undefined;
+    this.#sasl = undefined;
     void this.resetTransaction();
     this.enter('ready');
   }
@@ -328,116 +444,72 @@ export class Session {
   async authCommand(arg: string): Promise<CommandResult> {
     const listener = this.peer.config;
     if (listener.auth === 'none') return { reply: reply(503, '5.5.1', 'Authentication not enabled') };
-    if (!this.esmtp) return { reply: reply(503, '5.5.1', 'Send EHLO first') };
-    if (this.authUser !== undefined) return { reply: reply(503, '5.5.1', 'Already authenticated') };
+    if (!this.#esmtp) return { reply: reply(503, '5.5.1', 'Send EHLO first') };
+    if (this.#authUser !== undefined) return { reply: reply(503, '5.5.1', 'Already authenticated') };
     if (this.tx) return { reply: reply(503, '5.5.1', 'AUTH not allowed during a mail transaction') };
-    if (!this.tls && !this.env.config.smtp.authWithoutTls) return { reply: reply(538, '5.7.11', 'Encryption required for requested authentication mechanism') };
+    if (!this.#tls && !this.env.config.smtp.authWithoutTls) return { reply: reply(538, '5.7.11', 'Encryption required for requested authentication mechanism') };
     if (!this.env.auth.failrate.allowed(this.peer.address)) {
       this.env.log.event('smtp', 'authentication', { session: this.id, address: this.peer.address, result: 'throttled' });
       return { reply: reply(454, '4.7.0', 'Too many failed authentications from your address, try again later') };
     }
     const m = /^(\S+)(?:\s+(\S+))?\s*$/.exec(arg.trim());
     if (!m || m[1] === undefined) return { reply: reply(501, '5.5.4', 'Syntax: AUTH mechanism [initial-response]') };
-    const mech = m[1].toUpperCase();
-    const initial = m[2];
-    if (!this.authMechanisms().includes(mech)) return { reply: reply(504, '5.5.4', 'Unrecognized authentication mechanism') };
-    switch (mech) {
-      case 'PLAIN':
-        this.authStep = { mech: 'PLAIN' };
-        if (initial !== undefined) return this.authContinue(initial);
-        return { reply: reply(334, undefined, ''), then: { mode: 'auth' } };
-      case 'LOGIN':
-        this.authStep = { mech: 'LOGIN' };
-        if (initial !== undefined) return this.authContinue(initial);
-        return this.prompt(this.env.config.smtp.authUsernamePrompt);
-      default: {
-        const challenge = `<${randomBytes(8).toString('hex')}.${Date.now()}@${this.peer.hostname}>`;
-        this.authStep = { mech: 'CRAM-MD5', challenge };
-        if (initial !== undefined) return this.authFailed('initial response not allowed with CRAM-MD5', reply(501, '5.5.4', 'CRAM-MD5 takes no initial response'));
-        return this.prompt(challenge);
-      }
-    }
-  }
-
-  private prompt(text: string): CommandResult {
-    return { reply: reply(334, undefined, Buffer.from(text, 'utf8').toString('base64')), then: { mode: 'auth' } };
+    const mech = this.authMechanisms().find((x) => x === m[1]?.toUpperCase());
+    if (mech === undefined) return { reply: reply(504, '5.5.4', 'Unrecognized authentication mechanism') };
+    return this.authApply(await saslStart(mech, m[2], this.saslContext()));
   }
 
   /** A client line during AUTH. */
   async authContinue(line: string): Promise<CommandResult> {
-    const step = this.authStep;
-    if (!step) return { reply: reply(503, '5.5.1', 'No authentication in progress') };
-    if (line === '*') {
-      this.authStep = undefined;
-      return { reply: reply(501, '5.7.0', 'Authentication cancelled') };
-    }
-    const data = decodeBase64(line);
-    if (data === undefined) {
-      this.authStep = undefined;
-      return { reply: reply(501, '5.5.2', 'Invalid base64 data') };
-    }
-    switch (step.mech) {
-      case 'PLAIN': {
-        const parts = data.toString('utf8').split('\0');
-        if (parts.length !== 3) return this.authFailed('malformed PLAIN response', reply(501, '5.5.2', 'Malformed PLAIN response'));
-        const [authzid, user, password] = parts as [string, string, string];
-        if (authzid !== '' && authzid !== user) return this.authFailed(`proxy authorization to ${authzid} refused`, undefined, user);
-        return this.authVerify(user, password);
+    const ex = this.#sasl;
+    if (!ex) return { reply: reply(503, '5.5.1', 'No authentication in progress') };
+    return this.authApply(await saslContinue(ex, line, this.saslContext()));
+  }
+
+  private saslContext(): SaslContext {
+    const listener = this.peer.config;
+    const a = this.env.auth.authenticator;
+    const smtp = this.env.config.smtp;
+    return {
+      credentials: { check: (user, password) => a.check(listener, user, password), cramSecret: (user) => a.cramSecret(listener, user) },
+      usernamePrompt: smtp.authUsernamePrompt,
+      passwordPrompt: smtp.authPasswordPrompt,
+      challenge: () => `<${randomBytes(8).toString('hex')}.${Date.now()}@${this.peer.hostname}>`,
+    };
+  }
+
+  /** Apply one step of the SASL exchange: keep its state, log, count failures; a failure's reply waits `smtp auth-fail-delay`. */
+  private authApply(step: SaslStep): CommandResult {
+    this.#sasl = step.kind === 'challenge' ? step.exchange : undefined;
+    switch (step.kind) {
+      case 'challenge':
+        return { reply: step.reply, then: { mode: 'auth' } };
+      case 'abandoned':
+        return { reply: step.reply };
+      case 'success':
+        this.#authUser = step.user;
+        this.env.stats.inc('smtp.auth.ok');
+        this.env.log.event('smtp', 'authentication', { session: this.id, user: step.user, mechanism: step.mech, result: 'ok' });
+        return { reply: reply(235, '2.7.0', 'Authentication successful') };
+      case 'tempfail':
+        this.env.log.event('smtp', 'authentication', { session: this.id, user: step.user, result: 'tempfail', reason: step.reason });
+        return { reply: reply(454, '4.7.0', 'Temporary authentication failure') };
+      case 'failure': {
+        const n = this.env.auth.failrate.fail(this.peer.address);
+        this.env.stats.inc('smtp.auth.fail');
+        this.env.log.event('smtp', 'authentication', { session: this.id, address: this.peer.address, user: step.user, result: 'permfail', reason: step.reason, failures: n });
+        const delay = this.env.config.smtp.authFailDelayMs;
+        return { reply: step.reply ?? reply(535, '5.7.8', 'Authentication credentials invalid'), ...(delay > 0 ? { delayMs: delay } : {}) };
       }
-      case 'LOGIN':
-        if (step.user === undefined) {
-          this.authStep = { mech: 'LOGIN', user: data.toString('utf8') };
-          return this.prompt(this.env.config.smtp.authPasswordPrompt);
-        }
-        return this.authVerify(step.user, data.toString('utf8'));
-      case 'CRAM-MD5': {
-        const m = /^(\S+) ([0-9a-fA-F]{32})$/.exec(data.toString('utf8'));
-        if (!m || m[1] === undefined || m[2] === undefined) return this.authFailed('malformed CRAM-MD5 response', reply(501, '5.5.2', 'Malformed CRAM-MD5 response'));
-        const secret = this.env.auth.authenticator.cramSecret(this.peer.config, m[1]);
-        if (typeof secret === 'object') return this.authError(secret.error, m[1]);
-        if (secret === undefined || !cramMd5Matches(secret, step.challenge, m[2])) return this.authFailed('wrong credentials', undefined, m[1]);
-        return this.authSucceeded(m[1], 'CRAM-MD5');
-      }
     }
   }
 
-  private async authVerify(user: string, password: string): Promise<CommandResult> {
-    const mech = this.authStep?.mech ?? 'PLAIN';
-    const r = await this.env.auth.authenticator.check(this.peer.config, user, password);
-    if (r.kind === 'ok') return this.authSucceeded(user, mech);
-    if (r.kind === 'error') return this.authError(r.reason, user);
-    return this.authFailed('wrong credentials', undefined, user);
-  }
-
-  private authSucceeded(user: string, mech: string): CommandResult {
-    this.authStep = undefined;
-    this.authUser = user;
-    this.env.stats.inc('smtp.auth.ok');
-    this.env.log.event('smtp', 'authentication', { session: this.id, user, mechanism: mech, result: 'ok' });
-    return { reply: reply(235, '2.7.0', 'Authentication successful') };
-  }
-
-  private authError(reason: string, user: string): CommandResult {
-    this.authStep = undefined;
-    this.env.log.event('smtp', 'authentication', { session: this.id, user, result: 'tempfail', reason });
-    return { reply: reply(454, '4.7.0', 'Temporary authentication failure') };
-  }
-
-  /** Refuse, count the failure against the client address, and answer after a small delay. */
-  private async authFailed(reason: string, override?: Reply, user?: string): Promise<CommandResult> {
-    this.authStep = undefined;
-    const n = this.env.auth.failrate.fail(this.peer.address);
-    this.env.stats.inc('smtp.auth.fail');
-    this.env.log.event('smtp', 'authentication', { session: this.id, address: this.peer.address, user, result: 'permfail', reason, failures: n });
-    const delay = this.env.config.smtp.authFailDelayMs;
-    if (delay > 0) await new Promise((r) => setTimeout(r, delay));
-    return { reply: override ?? reply(535, '5.7.8', 'Authentication credentials invalid') };
-  }
+  /* ------------------------------------------------------- MAIL, RCPT */
 
   async mailCommand(arg: string): Promise<CommandResult> {
     const listener = this.peer.config;
-    if (listener.tls === 'require' && !this.tls) return { reply: reply(530, '5.7.0', 'Must issue a STARTTLS command first') };
-    if (this.authUser === undefined && (listener.auth === 'required' || (this.env.runtime?.msaTrusted !== undefined && !this.env.runtime.msaTrusted(this.peer.address)))) {
+    if (listener.tls === 'require' && !this.#tls) return { reply: reply(530, '5.7.0', 'Must issue a STARTTLS command first') };
+    if (this.#authUser === undefined && (listener.auth === 'required' || (this.env.runtime?.msaTrusted !== undefined && !this.env.runtime.msaTrusted(this.peer.address)))) {
       return { reply: reply(530, '5.7.0', 'Authentication required') };
     }
     const smtputf8 = this.ext.smtputf8 && /(^|\s)SMTPUTF8(\s|$)/i.test(arg);
@@ -445,7 +517,7 @@ export class Session {
     if (!path.ok) return { reply: path.reply };
     const params = parseMailParams(path.params, this.ext);
     if (!params.ok) return { reply: params.reply };
-    if (this.messages >= this.env.config.smtp.maxMails) {
+    if (this.#messages >= this.env.config.smtp.maxMails) {
       return { reply: reply(452, '4.5.3', 'Too many messages in this session, try again later') };
     }
     const free = await this.env.freeSpace();
@@ -460,7 +532,7 @@ export class Session {
     const senderAddress = path.mailbox ? formatMailbox(path.mailbox) : '';
     const owned = this.senderOwned(senderAddress);
     if (owned !== true) return { reply: owned };
-    const tx = new Transaction(path.mailbox, senderAddress, params.value, this.env.now());
+    const tx = newTransaction(path.mailbox, senderAddress, params.value, this.env.now());
     const v = await this.env.policy.mail(this.facts(), this.txFacts(tx));
     if (v.kind === 'reject') return refused(v);
     this.tx = tx;
@@ -474,8 +546,9 @@ export class Session {
    */
   private senderOwned(sender: string): true | Reply {
     const senders = this.peer.config.senders;
-    if (!senders || this.authUser === undefined) return true;
-    const r = this.env.tables.lookup(senders.table, this.authUser);
+    const user = this.#authUser;
+    if (!senders || user === undefined) return true;
+    const r = this.env.tables.lookup(senders.table, user);
     if (r.kind === 'error') return reply(451, '4.3.0', 'Temporary lookup failure, please try again later');
     if (r.kind === 'found' && sender !== '') {
       const allowed = r.value.split(/[\s,]+/).filter((x) => x !== '');
@@ -483,13 +556,13 @@ export class Session {
       const domain = s.slice(s.lastIndexOf('@') + 1);
       if (allowed.some((a) => a.toLowerCase() === s || a.toLowerCase() === `@${domain}`)) return true;
     }
-    this.env.log.event('smtp', 'rejected', { session: this.id, user: this.authUser, from: `<${sender}>`, reason: 'sender not owned by the authenticated user' });
+    this.env.log.event('smtp', 'rejected', { session: this.id, user, from: `<${sender}>`, reason: 'sender not owned by the authenticated user' });
     return reply(553, '5.7.1', 'Sender address not allowed for this authenticated user');
   }
 
   async rcptCommand(arg: string): Promise<CommandResult> {
     const tx = this.tx;
-    if (!tx) return { reply: reply(503, '5.5.1', 'Need MAIL before RCPT') };
+    if (!tx || tx.phase !== 'envelope') return { reply: reply(503, '5.5.1', 'Need MAIL before RCPT') };
     tx.attempted++;
     const path = parseRcptToArg(arg, { smtputf8: tx.params.smtputf8, strict: this.strictPaths() });
     if (!path.ok) return { reply: path.reply };
@@ -504,12 +577,14 @@ export class Session {
       return refused(d.verdict);
     }
     const address = formatMailbox(path.mailbox);
-    tx.addRcpt({ mailbox: path.mailbox, address, params: params.value, targets: d.targets });
+    addRcpt(tx, { mailbox: path.mailbox, address, params: params.value, targets: d.targets });
     return { reply: reply(250, '2.1.5', 'Recipient ok') };
   }
 
-  /** VRFY, when enabled (`smtp vrfy`, ZMailer's VRFYcmd): would RCPT TO this address be accepted? */
+  /** VRFY (VRFYcmd turns it on; with a ZMailer style it looks the address up only under flag "v"): would RCPT TO this address be accepted? */
   async vrfyCommand(arg: string): Promise<CommandResult> {
+    if (arg.trim() === '') return { reply: reply(501, '5.5.4', 'Syntax: VRFY address') };
+    if (!this.env.config.smtp.vrfy || (this.#style !== undefined && !this.#style.has('v'))) return { reply: reply(252, '2.1.5', 'Cannot VRFY user, but will accept message and attempt delivery') };
     const text = arg.trim();
     const path = parseRcptToArg(`TO:${text.startsWith('<') ? text : `<${text}>`}`, { smtputf8: this.ext.smtputf8, strict: false });
     if (!path.ok || !path.mailbox) return { reply: reply(501, '5.1.3', 'Bad address syntax') };
@@ -518,8 +593,11 @@ export class Session {
     return { reply: reply(250, '2.1.5', `<${formatMailbox(path.mailbox)}>`) };
   }
 
-  /** EXPN, when enabled and the style has "e": where mail to this address goes (aliases expanded). */
+  /** EXPN (EXPNcmd turns it on; it expands only under a ZMailer style with flag "e"): where mail to this address goes. */
   async expnCommand(arg: string): Promise<CommandResult> {
+    if (!this.env.config.smtp.expn) return { reply: reply(502, '5.5.1', 'EXPN command not available') };
+    if (arg.trim() === '') return { reply: reply(501, '5.5.4', 'Syntax: EXPN list') };
+    if (this.#style?.has('e') !== true) return { reply: reply(252, '2.1.5', 'Cannot EXPN, but will accept message and attempt delivery') };
     const text = arg.trim();
     const path = parseRcptToArg(`TO:${text.startsWith('<') ? text : `<${text}>`}`, { smtputf8: this.ext.smtputf8, strict: false });
     if (!path.ok || !path.mailbox) return { reply: reply(501, '5.1.3', 'Bad address syntax') };
@@ -534,23 +612,34 @@ export class Session {
   async dataCommand(arg: string): Promise<CommandResult> {
     if (arg.trim() !== '') return { reply: reply(501, '5.5.4', 'Syntax: DATA (no parameters)') };
     const tx = this.tx;
-    if (!tx) return { reply: reply(503, '5.5.1', 'Need MAIL command') };
+    if (!tx || tx.phase !== 'envelope') return { reply: reply(503, '5.5.1', 'Need MAIL command') };
     if (tx.rcpts.length === 0) {
       return { reply: tx.attempted > 0 ? reply(554, '5.5.1', 'No valid recipients') : reply(503, '5.5.1', 'Need RCPT command') };
     }
     const v = await this.env.policy.data(this.facts(), this.txFacts(tx));
     if (v.kind === 'reject') return refused(v);
-    const failure = await this.openMessage(tx);
-    if (failure) return { reply: failure };
+    const content = await this.openContent(tx);
+    if (!('writer' in content)) return { reply: content };
+    this.tx = { ...envelopeOf(tx), phase: 'data', ...content };
     this.enter('data');
     return { reply: reply(354, undefined, 'End data with <CR><LF>.<CR><LF>'), then: { mode: 'data', maxSize: this.env.config.smtp.maxMessageSize } };
+  }
+
+  /** openMessage for a transaction that may end while the spool creates the file (a disconnect): then the file goes again. */
+  private async openContent(tx: EnvelopeTx): Promise<MessageContent | Reply> {
+    const content = await this.openMessage(tx);
+    if ('writer' in content && this.tx !== tx) {
+      await content.writer.abort().catch(() => undefined);
+      return reply(503, '5.5.1', 'Transaction ended');
+    }
+    return content;
   }
 
   /** Decoded DATA content or normalized BDAT content: scan headers, store. */
   content(chunk: Buffer): Promise<void> | void {
     const tx = this.tx;
-    if (!tx || !tx.writer || tx.storeError || tx.overflow) return;
-    tx.headers?.push(chunk);
+    if (!tx || (tx.phase !== 'data' && tx.phase !== 'bdat') || tx.storeError || tx.overflow) return;
+    tx.headers.push(chunk);
     tx.contentBytes += chunk.length;
     if (tx.contentBytes > this.env.config.smtp.maxMessageSize) {
       tx.overflow = true;
@@ -570,17 +659,31 @@ export class Session {
 
   async dataEnd(info: DataEndInfo): Promise<Reply> {
     const tx = this.tx;
-    if (!tx) return reply(451, '4.3.0', 'Transaction lost');
+    if (!tx || tx.phase !== 'data') return reply(451, '4.3.0', 'Transaction lost');
     const smtp = this.env.config.smtp;
     let refusal: Reply | undefined;
-    if (info.overflow || tx.overflow) refusal = reply(552, '5.3.4', 'Message size exceeds fixed maximum message size');
+    if (info.overflow || tx.overflow) refusal = tooBig();
     else if (info.nul) refusal = reply(550, '5.6.0', 'Message contains NUL characters');
     else if ((info.bareLf || info.bareCr) && smtp.bareNewline === 'reject') refusal = reply(550, '5.5.2', 'Message contains bare CR or LF characters');
-    return this.finishMessage(tx, refusal);
+    return this.endMessage(tx, refusal);
+  }
+
+  /** finishMessage, and an accepted message starts the junk-command count again (as Postfix's does). */
+  private async endMessage(tx: ContentTx, refusal: Reply | undefined): Promise<Reply> {
+    const accepted = this.#messages;
+    const r = await this.finishMessage(tx, refusal);
+    if (this.#messages > accepted) this.#junkCommands = 0;
+    return r;
   }
 
   /* --------------------------------------------------------------- BDAT */
 
+  /**
+   * BDAT n [LAST] (RFC 3030). The chunk is always read, whatever the reply
+   * (§4.1), and answered once read — except a chunk that would take the
+   * message past the size limit: 552 at once, then its bytes are read and
+   * thrown away; one too large to read (BDAT_DISCARD_MAX) ends the session.
+   */
   async bdatCommand(arg: string): Promise<CommandResult> {
     const m = /^(\d{1,15})(?:\s+(LAST))?\s*$/i.exec(arg.trim());
     if (!m || m[1] === undefined) {
@@ -589,74 +692,86 @@ export class Session {
     }
     const n = Number(m[1]);
     const last = m[2] !== undefined;
-    const tx = this.tx;
-    let failure: Reply | undefined;
-    if (!tx) failure = reply(503, '5.5.1', 'Need MAIL command');
-    else if (tx.rcpts.length === 0) failure = tx.attempted > 0 ? reply(554, '5.5.1', 'No valid recipients') : reply(503, '5.5.1', 'Need RCPT command');
-    else if (tx.bdat?.failure) failure = tx.bdat.failure;
-    if (tx && !failure && !tx.writer) {
-      const v = await this.env.policy.data(this.facts(), this.txFacts(tx));
-      if (v.kind === 'reject') failure = v.reply;
-      else failure = await this.openMessage(tx);
-      if (!failure) tx.bdat = { last, normalizer: new LineEndingNormalizer(this.env.config.smtp.bareNewline) };
+    const max = this.env.config.smtp.maxMessageSize;
+    if (n > Math.max(max, BDAT_DISCARD_MAX)) {
+      await this.resetTransaction();
+      return { reply: closing(tooBig()) };
     }
-    if (tx && tx.bdat) tx.bdat.last = last;
-    if (failure) {
+    const tx = this.tx;
+    if (!tx || tx.phase === 'bdat-refused' || tx.phase === 'data' || tx.rcpts.length === 0) {
       // RFC 3030 §4.1: the chunk is read (and discarded) whatever the reply.
-      this.pendingBdatFailure = { reply: failure, last };
-      if (tx && tx.bdat) tx.bdat.failure = failure;
+      this.#chunk = { store: false, reply: bdatFailure(tx), last };
       return { then: { mode: 'bytes', n } };
     }
+    if ((tx.phase === 'bdat' ? tx.contentBytes : 0) + n > max) {
+      // Refused before it is read; every further chunk up to LAST gets the same reply.
+      await abortTransaction(tx);
+      this.tx = { ...envelopeOf(tx), phase: 'bdat-refused', failure: tooBig() };
+      this.#chunk = { store: false, last };
+      if (this.#state !== 'bdat') this.enter('bdat');
+      return { reply: tooBig(), then: { mode: 'bytes', n } };
+    }
+    if (tx.phase === 'bdat') {
+      tx.last = last;
+    } else {
+      const v = await this.env.policy.data(this.facts(), this.txFacts(tx));
+      const content = v.kind === 'reject' ? v.reply : await this.openContent(tx);
+      if (!('writer' in content)) {
+        this.#chunk = { store: false, reply: content, last };
+        return { then: { mode: 'bytes', n } };
+      }
+      this.tx = { ...envelopeOf(tx), phase: 'bdat', ...content, normalizer: new LineEndingNormalizer(this.env.config.smtp.bareNewline), last };
+    }
+    this.#chunk = { store: true };
     this.enter('bdat');
     return { then: { mode: 'bytes', n } };
   }
 
-  /** The reply owed for the BDAT chunk being read when it is refused; LAST ends the transaction. */
-  private pendingBdatFailure?: { readonly reply: Reply; readonly last: boolean };
-
   bdatChunk(chunk: Buffer): Promise<void> | void {
     const tx = this.tx;
-    if (this.pendingBdatFailure || !tx?.bdat?.normalizer) return;
+    if (!this.#chunk?.store || tx?.phase !== 'bdat') return;
     const out: Buffer[] = [];
-    tx.bdat.normalizer.push(chunk, out);
+    tx.normalizer.push(chunk, out);
     let p: Promise<void> | void = undefined;
     for (const b of out) p = this.content(b);
     return p;
   }
 
-  async bdatEnd(n: number): Promise<Reply> {
-    const failure = this.pendingBdatFailure;
-    this.pendingBdatFailure = undefined;
-    const tx = this.tx;
-    if (failure) {
-      if (failure.last) await this.resetTransaction();
-      return failure.reply;
+  /** The chunk is read: its reply (none when it was answered before it was read). */
+  async bdatEnd(n: number): Promise<Reply | undefined> {
+    const fate = this.#chunk;
+    this.#chunk = undefined;
+    if (fate && !fate.store) {
+      if (fate.last) await this.resetTransaction();
+      return fate.reply;
     }
-    if (!tx || !tx.bdat || !tx.bdat.normalizer) return reply(503, '5.5.1', 'No BDAT transaction');
-    if (!tx.bdat.last) return reply(250, '2.0.0', `${n} octets received`);
+    const tx = this.tx;
+    if (!tx || tx.phase !== 'bdat') return reply(503, '5.5.1', 'No BDAT transaction');
+    if (!tx.last) return reply(250, '2.0.0', `${n} octets received`);
     const out: Buffer[] = [];
-    const norm = tx.bdat.normalizer;
+    const norm = tx.normalizer;
     norm.end(out);
     for (const b of out) await this.content(b);
     let refusal: Reply | undefined;
-    if (tx.overflow) refusal = reply(552, '5.3.4', 'Message size exceeds fixed maximum message size');
+    if (tx.overflow) refusal = tooBig();
     else if (norm.nul) refusal = reply(550, '5.6.0', 'Message contains NUL characters');
     else if ((norm.bareLf || norm.bareCr) && this.env.config.smtp.bareNewline === 'reject') refusal = reply(550, '5.5.2', 'Message contains bare CR or LF characters');
-    return this.finishMessage(tx, refusal);
+    return this.endMessage(tx, refusal);
   }
 
   /* ----------------------------------------------------- message commit */
 
-  /** Allocate the spool file and write our Received: header. Returns a failure reply, if any. */
-  private async openMessage(tx: Transaction): Promise<Reply | undefined> {
+  /** Allocate the spool file and write our Received: header. Returns the content part of the transaction, or a failure reply. */
+  private async openMessage(tx: EnvelopeTx): Promise<MessageContent | Reply> {
+    let writer: MessageWriter;
     try {
-      tx.writer = await this.env.spool.createMessage();
+      writer = await this.env.spool.createMessage();
     } catch (e) {
       this.env.log.error(`spool: cannot create a message: ${(e as Error).message}`);
       return reply(451, '4.3.0', 'Temporary failure in the queue, try again later');
     }
-    tx.headers = new HeaderScanner();
-    if (this.peer.config.senders?.masquerade && this.authUser !== undefined && tx.senderAddress !== '') tx.fromRewriter = new FromRewriter(tx.senderAddress);
+    const headers = new HeaderScanner();
+    const fromRewriter = this.peer.config.senders?.masquerade && this.authUser !== undefined && tx.senderAddress !== '' ? new FromRewriter(tx.senderAddress) : undefined;
     const single = tx.rcpts.length === 1 ? tx.rcpts[0]?.address : undefined;
     const h = receivedHeader({
       helo: this.helo,
@@ -664,14 +779,14 @@ export class Session {
       ip: this.peer.address,
       hostname: this.peer.hostname,
       proto: this.proto(tx),
-      msgid: tx.writer.msgid,
+      msgid: writer.msgid,
       rcpt: single,
       tls: this.receivedTls(),
       date: new Date(this.env.now()),
       maskSource: this.peer.config.maskSrc,
     });
-    tx.writer.write(Buffer.from(h, 'utf8'));
-    return undefined;
+    writer.write(Buffer.from(h, 'utf8'));
+    return { writer, headers, ...(fromRewriter ? { fromRewriter } : {}), contentBytes: 0, overflow: false };
   }
 
   /** The TLS part of our Received: header (ZMailer's rcvd-tls-mode / rcvd-tls-peer decide with a ZMailer file). */
@@ -686,7 +801,7 @@ export class Session {
     return protocolName({ esmtp: this.esmtp, tls: this.tls, auth: this.authUser !== undefined, utf8: tx.params.smtputf8 });
   }
 
-  private async finishMessage(tx: Transaction, refusal: Reply | undefined): Promise<Reply> {
+  private async finishMessage(tx: ContentTx, refusal: Reply | undefined): Promise<Reply> {
     const smtp = this.env.config.smtp;
     // Everything written reaches the incoming/ file first (the content filter reads it there).
     if (!refusal && tx.writer && !tx.storeError) {
@@ -722,7 +837,7 @@ export class Session {
     }
     // From here on the message belongs to this commit: a disconnect cannot abort it half-way.
     const writer = tx.writer;
-    tx.writer = undefined;
+    this.tx = undefined;
     const evpids = new Set<string>();
     const evpid = (): string => {
       const id = newEvpid(writer.msgid, evpids);
@@ -804,12 +919,8 @@ export class Session {
   }
 }
 
-/** Strict base64 (RFC 4954 §4): returns undefined for anything else. "=" alone is an empty response. */
-function decodeBase64(s: string): Buffer | undefined {
-  if (s === '=') return Buffer.alloc(0);
-  if (s.length % 4 !== 0 || !/^[A-Za-z0-9+/]*={0,2}$/.test(s)) return undefined;
-  return Buffer.from(s, 'base64');
-}
+/** The command table, its handlers the methods of Session (smtp/commands.ts). */
+const COMMANDS = commandTable(Session.prototype);
 
 /** One envelope per final destination; copies of one destination reached twice are kept once. */
 function envelopeRecipients(tx: Transaction, evpid: () => string): EnvelopeRecipient[] {
