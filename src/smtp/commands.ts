@@ -12,7 +12,8 @@
  * verbs count towards `smtp limit max-junk-commands` (Postfix's
  * smtpd_junk_command_limit).
  */
-import { reply, type Reply } from '../mail/reply.js';
+import { reply, closing, type Reply } from '../mail/reply.js';
+import type { Verdict } from '../policy/verdict.js';
 import type { PhaseName } from '../policy/policy.js';
 
 export type SessionState = 'connect' | 'ready' | 'helo' | 'mail' | 'data' | 'bdat' | 'closed';
@@ -30,6 +31,11 @@ export interface CommandResult {
     | { readonly mode: 'auth' };
   /** Wait this long before writing the reply (noto_delay, deny_delay, a failed AUTH). */
   readonly delayMs?: number;
+}
+
+/** A refusal verdict as a command result: the reply (closing when the verdict says so) and its delay. */
+export function refused(v: Verdict & { kind: 'reject' }): CommandResult {
+  return { reply: v.disconnect ? closing(v.reply) : v.reply, ...(v.delayMs ? { delayMs: v.delayMs } : {}) };
 }
 
 type Handled = CommandResult | Promise<CommandResult>;

@@ -1,0 +1,61 @@
+/*
+ * smtp/session-env.ts — what a session is given: its environment (the
+ * services it calls), the peer it talks to, and the TLS facts the
+ * connection learns. Plain interfaces, so tests can hand a Session fakes.
+ */
+import type { Config, Listener } from '../config/model.js';
+import type { Authenticator } from '../auth/authenticator.js';
+import type { FailRate } from '../auth/failrate.js';
+import type { TableRegistry } from '../table/table.js';
+import type { MailLog } from '../log/maillog.js';
+import type { Spool } from '../spool/spool.js';
+import type { Policy } from '../policy/policy.js';
+import type { Stats } from '../stats.js';
+import type { SessionRuntime } from '../policy/runtime.js';
+import type { SchedulerSeam } from '../queue/seam.js';
+
+export interface SessionEnv {
+  readonly config: Config;
+  readonly log: MailLog;
+  readonly spool: Spool;
+  readonly policy: Policy;
+  readonly stats: Stats;
+  readonly scheduler: SchedulerSeam;
+  /** Free bytes in the spool (cached by the caller). */
+  readonly freeSpace: () => Promise<number>;
+  readonly now: () => number;
+  readonly tables: TableRegistry;
+  readonly auth: { readonly authenticator: Authenticator; readonly failrate: FailRate };
+  readonly runtime?: SessionRuntime;
+}
+
+export interface PeerInfo {
+  readonly address: string;
+  readonly port: number;
+  readonly fromSocket: boolean;
+  /** "addr:port" of the listener. */
+  readonly listener: string;
+  /** Our port (hdr220's %p). */
+  readonly localPort?: number;
+  readonly hostname: string;
+  readonly tag?: string;
+  readonly noDsn: boolean;
+  /** The listener's configuration (TLS and AUTH modes, senders table). */
+  readonly config: Listener;
+}
+
+export interface TlsInfo {
+  readonly version: string;
+  readonly cipher: string;
+  /** Subject of a client certificate, when one was presented. */
+  readonly peer?: string;
+}
+
+/** What the DATA decoder says about a message's content at its end. */
+export interface DataEndInfo {
+  readonly size: number;
+  readonly overflow: boolean;
+  readonly bareCr: boolean;
+  readonly bareLf: boolean;
+  readonly nul: boolean;
+}
