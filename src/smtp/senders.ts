@@ -8,7 +8,7 @@ import type { TableRegistry } from '../table/table.js';
 import { reply, type Reply } from '../mail/reply.js';
 
 /** True when `user` may send as `sender`; otherwise the refusal, and whether it is worth a `rejected` log line. */
-export function senderOwned(tables: TableRegistry, listener: Listener, user: string | undefined, sender: string): true | { readonly reply: Reply; readonly log: boolean } {
+export function senderOwned(tables: Pick<TableRegistry, 'lookup'>, listener: Listener, user: string | undefined, sender: string): true | { readonly reply: Reply; readonly log: boolean } {
   const senders = listener.senders;
   if (!senders || user === undefined) return true;
   const r = tables.lookup(senders.table, user);

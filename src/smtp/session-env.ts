@@ -1,7 +1,8 @@
 /*
  * smtp/session-env.ts — what a session is given: its environment (the
- * services it calls), the peer it talks to, and the TLS facts the
- * connection learns. Plain interfaces, so tests can hand a Session fakes.
+ * services it calls, each narrowed to the methods the session uses), the
+ * peer it talks to, and the TLS facts the connection learns. Plain
+ * interfaces, so tests can hand a Session fakes (test/helpers/fake-session-env.ts).
  */
 import type { Config, Listener } from '../config/model.js';
 import type { Authenticator } from '../auth/authenticator.js';
@@ -16,16 +17,19 @@ import type { SchedulerSeam } from '../queue/seam.js';
 
 export interface SessionEnv {
   readonly config: Config;
-  readonly log: MailLog;
-  readonly spool: Spool;
-  readonly policy: Policy;
-  readonly stats: Stats;
+  readonly log: Pick<MailLog, 'event' | 'error' | 'warn' | 'tracing' | 'trace'>;
+  readonly spool: Pick<Spool, 'createMessage' | 'appendOutcome' | 'remove'>;
+  readonly policy: Pick<Policy, 'connect' | 'helo' | 'mail' | 'rcpt' | 'data' | 'commit'>;
+  readonly stats: Pick<Stats, 'inc'>;
   readonly scheduler: SchedulerSeam;
   /** Free bytes in the spool (cached by the caller). */
   readonly freeSpace: () => Promise<number>;
   readonly now: () => number;
-  readonly tables: TableRegistry;
-  readonly auth: { readonly authenticator: Authenticator; readonly failrate: FailRate };
+  readonly tables: Pick<TableRegistry, 'lookup'>;
+  readonly auth: {
+    readonly authenticator: Pick<Authenticator, 'check' | 'cramAvailable' | 'cramSecret'>;
+    readonly failrate: Pick<FailRate, 'allowed' | 'fail'>;
+  };
   readonly runtime?: SessionRuntime;
 }
 
