@@ -7,6 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Session } from '../../src/smtp/session.js';
+import { commandTable } from '../../src/smtp/commands.js';
 import { fakeSession, fakeSessionEnv, openTransaction, script, sendData, text } from '../helpers/fake-session-env.js';
 
 test('the greeting is a 220 with our name; the session is then ready', async () => {
@@ -177,4 +178,14 @@ test('junk commands: the default limit is 100; 0 turns it off', async () => {
 test('unknown commands: 421 at max-unknown-commands, before the junk limit', async () => {
   const { session } = await fakeSession({ config: 'smtp limit max-unknown-commands 3\n' });
   assert.deepEqual(await script(session, ['FOO', 'BAR', 'BAZ']), ['500 5.5.1 Command unrecognized', '500 5.5.1 Command unrecognized', '421 4.7.0 mx.test.example Too many unrecognized commands, closing connection']);
+});
+
+test('the command table is data: states, policy phase and handler per verb', () => {
+  const t = commandTable(Session.prototype);
+  const mail = t.get('MAIL');
+  assert.deepEqual([mail?.states, mail?.sloppyStates, mail?.phase, mail?.handler], [['helo'], ['ready'], 'mail', Session.prototype.mailCommand]);
+  assert.equal(t.get('RCPT')?.phase, 'rcpt');
+  assert.equal(t.get('BDAT')?.extension, 'CHUNKING');
+  assert.deepEqual([...t.values()].filter((c) => c.junk).map((c) => c.verb).sort(), ['HELP', 'NOOP', 'RSET', 'VRFY']);
+  assert.equal(t.get('RCPT')?.sequenceError('bdat').lines[0], 'RCPT not allowed during BDAT');
 });
