@@ -79,6 +79,7 @@ export function build(input: BuildInput, diags: Diagnostics): Config | undefined
       maxRcpt: val(s.maxRcpt, D.DEFAULT_MAX_RCPT),
       maxMails: val(s.maxMails, D.DEFAULT_MAX_MAILS),
       maxUnknownCommands: val(s.maxUnknownCommands, D.DEFAULT_MAX_UNKNOWN_COMMANDS),
+      maxJunkCommands: val(s.maxJunkCommands, D.DEFAULT_MAX_JUNK_COMMANDS),
       commandTimeoutMs: val(s.commandTimeoutMs, D.DEFAULT_COMMAND_TIMEOUT_MS),
       dataTimeoutMs: val(s.dataTimeoutMs, D.DEFAULT_DATA_TIMEOUT_MS),
       maxReceivedHeaders: val(s.maxReceivedHeaders, D.DEFAULT_MAX_RECEIVED_HEADERS),

@@ -18,6 +18,8 @@ export const DEFAULT_MAX_MESSAGE_SIZE = 35 * 1024 * 1024;
 export const DEFAULT_MAX_RCPT = 1000;
 export const DEFAULT_MAX_MAILS = 100;
 export const DEFAULT_MAX_UNKNOWN_COMMANDS = 10;
+/** NOOP, RSET, VRFY, HELP and unknown commands before 421 (Postfix's smtpd_junk_command_limit). */
+export const DEFAULT_MAX_JUNK_COMMANDS = 100;
 export const DEFAULT_COMMAND_TIMEOUT_MS = 300_000;
 export const DEFAULT_DATA_TIMEOUT_MS = 300_000;
 export const DEFAULT_MAX_RECEIVED_HEADERS = 100;

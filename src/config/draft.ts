@@ -34,6 +34,7 @@ export interface SettingsDraft {
   maxRcpt?: Setting<number>;
   maxMails?: Setting<number>;
   maxUnknownCommands?: Setting<number>;
+  maxJunkCommands?: Setting<number>;
   commandTimeoutMs?: Setting<number>;
   dataTimeoutMs?: Setting<number>;
   maxReceivedHeaders?: Setting<number>;

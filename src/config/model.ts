@@ -193,6 +193,8 @@ export interface SmtpOptions {
   readonly maxMails: number;
   /** Unknown commands before 421 (`smtp limit max-unknown-commands`). Default 10. */
   readonly maxUnknownCommands: number;
+  /** NOOP, RSET, VRFY, HELP and unknown commands before 421, counted again after each accepted message (`smtp limit max-junk-commands`; 0 = no limit). Default 100. */
+  readonly maxJunkCommands: number;
   /** Command timeout in ms (`smtp timeout command`). Default 300 s. */
   readonly commandTimeoutMs: number;
   /** Data timeout in ms (`smtp timeout data`). Default 300 s. */

@@ -8,7 +8,7 @@
  *                     bounce warn-interval D[, D…]
  * Postern's own:      queue path|min-free-space|group-commit · control socket ·
  *                     pidfile · mbox path · log file · resolver … ·
- *                     resolver timeout · smtp limit max-unknown-commands ·
+ *                     resolver timeout · smtp limit max-unknown-commands|max-junk-commands ·
  *                     smtp timeout command|data · smtp max-received ·
  *                     smtp bare-newline · smtp early-talker ·
  *                     smtp greeting-delay · smtp vrfy|expn · smtp help ·
@@ -149,9 +149,10 @@ const SMTP_OPTIONS = [
   'auth-without-tls', 'auth-failrate', 'auth-fail-delay', 'auth-pipe', 'auth-username-prompt', 'auth-password-prompt',
   'min-data-rate', 'noto-delay', 'deny-delay', 'max-load-average',
 ];
-const SMTP_LIMITS = ['max-rcpt', 'max-mails', 'max-unknown-commands', 'max-connections', 'max-connections-per-address', 'soft-errors', 'hard-errors'];
+const SMTP_LIMITS = ['max-rcpt', 'max-mails', 'max-unknown-commands', 'max-junk-commands', 'max-connections', 'max-connections-per-address', 'soft-errors', 'hard-errors'];
 /** Postern's own `smtp limit` names (not OpenSMTPD's): the setting each fills. 0 turns the limit off. */
-const POSTERN_LIMITS: Readonly<Record<string, 'maxConnections' | 'maxConnectionsPerAddress' | 'softErrorLimit' | 'hardErrorLimit'>> = {
+const POSTERN_LIMITS: Readonly<Record<string, 'maxJunkCommands' | 'maxConnections' | 'maxConnectionsPerAddress' | 'softErrorLimit' | 'hardErrorLimit'>> = {
+  'max-junk-commands': 'maxJunkCommands',
   'max-connections': 'maxConnections',
   'max-connections-per-address': 'maxConnectionsPerAddress',
   'soft-errors': 'softErrorLimit',

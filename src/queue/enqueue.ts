@@ -36,9 +36,9 @@ import type { SchedulerSeam } from './seam.js';
 export interface FrontDoorEnv {
   readonly config: Config;
   readonly policy: Pick<Policy, 'data' | 'commit'>;
-  readonly spool: Spool;
-  readonly log: MailLog;
-  readonly stats: Stats;
+  readonly spool: Pick<Spool, 'createMessage' | 'appendOutcome' | 'remove'>;
+  readonly log: Pick<MailLog, 'event' | 'error'>;
+  readonly stats: Pick<Stats, 'inc'>;
   readonly scheduler: SchedulerSeam;
   readonly now: () => number;
 }

@@ -191,7 +191,7 @@ export class Connection {
       this.stats.inc('smtp.smtps');
       if (!(await this.upgrade())) return;
     }
-    this.session.rdns = await rdns;
+    this.session.setRdns(await rdns);
     if (this.opts.greetingDelayMs > 0) await new Promise((r) => setTimeout(r, this.opts.greetingDelayMs));
     if (this.closed) return;
     this.log.event('smtp', 'connected', { session: this.session.id, address: this.session.peer.address, host: this.session.rdns ?? '<unknown>', listener: this.session.peer.listener });
@@ -215,7 +215,7 @@ export class Connection {
   /** Graceful stop: finish the message in progress, then 421 at the next command. */
   shutdown(): void {
     this.shuttingDown = true;
-    if (!this.pumping && this.framer.mode === 'line' && this.session.tx === undefined) {
+    if (!this.pumping && this.framer.mode === 'line' && !this.session.inTransaction) {
       this.send(closing(reply(421, '4.3.2', `${this.session.peer.hostname} Service shutting down, closing connection`)), '(shutdown)');
       this.closeAfterFlush('shutdown');
     }
@@ -306,7 +306,7 @@ export class Connection {
         this.send(r, this.lastCommand);
         if (r.close) return this.closeAfterFlush(r.code === 221 ? 'quit' : 'protocol');
       }
-      if (this.shuttingDown && this.framer.mode === 'line' && this.session.tx === undefined) {
+      if (this.shuttingDown && this.framer.mode === 'line' && !this.session.inTransaction) {
         this.send(closing(reply(421, '4.3.2', `${this.session.peer.hostname} Service shutting down, closing connection`)), '(shutdown)');
         return this.closeAfterFlush('shutdown');
       }
@@ -481,8 +481,7 @@ export class Connection {
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
     // Anything not acknowledged is thrown away: it will never be delivered.
-    void this.session.resetTransaction();
-    this.session.enter('closed');
+    this.session.end();
     this.log.event('smtp', 'disconnected', { session: this.session.id, reason, messages: this.session.messages });
     this.onClose?.(reason);
   }

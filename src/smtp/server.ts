@@ -13,6 +13,7 @@ import type { Config, Listener } from '../config/model.js';
 import { checkHostname } from '../config/values.js';
 import type { MailLog } from '../log/maillog.js';
 import type { Stats } from '../stats.js';
+import type { TableRegistry } from '../table/table.js';
 import type { Resolver } from '../dns/resolver.js';
 import { Connection } from './connection.js';
 import { Session, type SessionEnv } from './session.js';
@@ -50,7 +51,7 @@ export class SmtpServer {
   private proxyWaiting = 0;
 
   constructor(
-    private readonly env: SessionEnv,
+    private readonly env: SessionEnv & { readonly log: MailLog; readonly stats: Stats; readonly tables: TableRegistry },
     private readonly resolver: Resolver,
     private readonly tls?: TlsContexts,
     private readonly opts: ServerOptions = {},

@@ -17,8 +17,8 @@ test('defaults when nothing is configured', () => {
   assert.deepEqual(c.rules, []);
   const s = c.smtp;
   assert.deepEqual(
-    [s.maxMessageSize, s.maxRcpt, s.maxMails, s.maxUnknownCommands, s.commandTimeoutMs, s.dataTimeoutMs, s.maxReceivedHeaders],
-    [35 * 1024 * 1024, 1000, 100, 10, 300_000, 300_000, 100],
+    [s.maxMessageSize, s.maxRcpt, s.maxMails, s.maxUnknownCommands, s.maxJunkCommands, s.commandTimeoutMs, s.dataTimeoutMs, s.maxReceivedHeaders],
+    [35 * 1024 * 1024, 1000, 100, 10, 100, 300_000, 300_000, 100],
   );
   assert.deepEqual([s.bareNewline, s.earlyTalker, s.greetingDelayMs, s.vrfy, s.expn], ['normalize', 'reject', 0, false, false]);
   assert.deepEqual([s.help, s.banner, [...s.disabledExtensions], s.ciphers, s.tlsMinVersion], [[], undefined, [], undefined, undefined]);
@@ -52,7 +52,7 @@ log file "log/maillog"
 resolver "127.0.0.53" "[::1]:5353"
 resolver 8.8.8.8:53
 resolver timeout 2s
-smtp limit max-unknown-commands 3
+smtp limit max-unknown-commands 3 max-junk-commands 50
 smtp timeout command 2m
 smtp timeout data 10m
 smtp max-received 50
@@ -81,8 +81,8 @@ hostname mail.example.org
   assert.deepEqual(c.resolver, { servers: ['127.0.0.53', '[::1]:5353', '8.8.8.8:53'], timeoutMs: 2000 });
   const s = c.smtp;
   assert.deepEqual(
-    [s.maxUnknownCommands, s.commandTimeoutMs, s.dataTimeoutMs, s.maxReceivedHeaders, s.bareNewline, s.earlyTalker, s.greetingDelayMs, s.vrfy, s.expn],
-    [3, 120_000, 600_000, 50, 'reject', 'allow', 500, true, true],
+    [s.maxUnknownCommands, s.maxJunkCommands, s.commandTimeoutMs, s.dataTimeoutMs, s.maxReceivedHeaders, s.bareNewline, s.earlyTalker, s.greetingDelayMs, s.vrfy, s.expn],
+    [3, 50, 120_000, 600_000, 50, 'reject', 'allow', 500, true, true],
   );
   assert.deepEqual(s.help, ['Contact postmaster@example.org', 'Second line']);
   assert.equal(s.banner, 'Postern at your service');

@@ -1,0 +1,66 @@
+/*
+ * smtp/session-env.ts — what a session is given: its environment (the
+ * services it calls, each narrowed to the methods the session uses), the
+ * peer it talks to, and the TLS facts the connection learns. Plain
+ * interfaces, so tests can hand a Session fakes (test/helpers/fake-session-env.ts).
+ */
+import type { Config, Listener } from '../config/model.js';
+import type { Authenticator } from '../auth/authenticator.js';
+import type { FailRate } from '../auth/failrate.js';
+import type { TableRegistry } from '../table/table.js';
+import type { MailLog } from '../log/maillog.js';
+import type { FrontDoor } from '../queue/enqueue.js';
+import type { Policy } from '../policy/policy.js';
+import type { Stats } from '../stats.js';
+import type { SessionRuntime } from '../policy/runtime.js';
+import type { SchedulerSeam } from '../queue/seam.js';
+
+export interface SessionEnv {
+  readonly config: Config;
+  readonly log: Pick<MailLog, 'event' | 'error' | 'warn' | 'tracing' | 'trace'>;
+  /** The one way into the queue (queue/enqueue.ts): DATA and BDAT open a message there. */
+  readonly queue: Pick<FrontDoor, 'open'>;
+  readonly policy: Pick<Policy, 'connect' | 'helo' | 'mail' | 'rcpt' | 'data' | 'commit'>;
+  readonly stats: Pick<Stats, 'inc'>;
+  readonly scheduler: SchedulerSeam;
+  /** Free bytes in the spool (cached by the caller). */
+  readonly freeSpace: () => Promise<number>;
+  readonly now: () => number;
+  readonly tables: Pick<TableRegistry, 'lookup'>;
+  readonly auth: {
+    readonly authenticator: Pick<Authenticator, 'check' | 'cramAvailable' | 'cramSecret'>;
+    readonly failrate: Pick<FailRate, 'allowed' | 'fail'>;
+  };
+  readonly runtime?: SessionRuntime;
+}
+
+export interface PeerInfo {
+  readonly address: string;
+  readonly port: number;
+  readonly fromSocket: boolean;
+  /** "addr:port" of the listener. */
+  readonly listener: string;
+  /** Our port (hdr220's %p). */
+  readonly localPort?: number;
+  readonly hostname: string;
+  readonly tag?: string;
+  readonly noDsn: boolean;
+  /** The listener's configuration (TLS and AUTH modes, senders table). */
+  readonly config: Listener;
+}
+
+export interface TlsInfo {
+  readonly version: string;
+  readonly cipher: string;
+  /** Subject of a client certificate, when one was presented. */
+  readonly peer?: string;
+}
+
+/** What the DATA decoder says about a message's content at its end. */
+export interface DataEndInfo {
+  readonly size: number;
+  readonly overflow: boolean;
+  readonly bareCr: boolean;
+  readonly bareLf: boolean;
+  readonly nul: boolean;
+}
