@@ -14,6 +14,10 @@
  * shutdown(): listeners closed, sessions finished or aborted (nothing that
  *           was not acknowledged is kept), scheduler and spool closed, pid
  *           file removed.
+ *
+ * Why this file is long (~420 lines): it is the one place that wires every
+ * part together (start, reload, stop, the control target); the parts
+ * themselves live elsewhere.
  */
 import { mkdirSync, chmodSync } from 'node:fs';
 import { dirname, join } from 'node:path';

@@ -49,6 +49,10 @@
  *     actions accept only forward addresses.
  *
  * No destination carries CR, LF or NUL; file paths are absolute.
+ *
+ * Why this file is long (~430 lines): one recursive walk (aliases,
+ * :include:, virtual tables, userbase, system users) whose loop and depth
+ * bookkeeping must stay in one function's reach.
  */
 import type { Action, Config, MatchRule } from '../config/model.js';
 import type { UserBase, UserInfo } from '../users/system-users.js';

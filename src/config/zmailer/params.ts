@@ -11,6 +11,10 @@
  * Values and defaults follow ZMailer's smtpserver(8) manual (seed 000) and
  * its cfgread.c; where the manual and the code disagree the manual wins
  * (RcptLimitCount defaults to 100, "as RFC 821 mandates").
+ *
+ * Why this file is long (~450 lines): it is one table, a row per PARAM of
+ * the seed's manual with its arguments and effect; a table split across
+ * files is harder to check against the manual.
  */
 import type { Position } from '../model.js';
 import type { HeloPattern } from './helo-patterns.js';
