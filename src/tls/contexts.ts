@@ -115,7 +115,7 @@ export class TlsContexts {
       ...(ca !== undefined ? { ca } : {}),
       minVersion: this.config.smtp.tlsMinVersion ?? 'TLSv1.2',
       ciphers: serverCiphers(this.config.smtp.ciphers),
-      // ECDHE groups as Mozilla's intermediate profile; DHE with the RFC 7919 group matching the key.
+      // ECDHE groups as Mozilla's intermediate profile; DHE with OpenSSL's well-known group sized to the key (2048 bits for RSA 2048).
       ecdhCurve: 'X25519:prime256v1:secp384r1',
       dhparam: 'auto',
       secureOptions: SERVER_SECURE_OPTIONS,

@@ -6,7 +6,10 @@
 import { spawnSync } from 'node:child_process';
 import { connect, type Socket } from 'node:net';
 
-/** Server-side TCP sockets on `port` (every state but LISTEN), counted by state. */
+/**
+ * Server-side TCP sockets on `port` that the daemon may still hold, counted by state: every state
+ * but LISTEN and TIME-WAIT (the kernel's alone, after the server closed first).
+ */
 export function serverSockets(port: number): Map<string, number> {
   const r = spawnSync('ss', ['-tanH'], { encoding: 'utf8' });
   const out = new Map<string, number>();
@@ -14,7 +17,7 @@ export function serverSockets(port: number): Map<string, number> {
     const f = line.trim().split(/\s+/);
     const state = f[0];
     const local = f[3];
-    if (state === undefined || local === undefined || state === 'LISTEN') continue;
+    if (state === undefined || local === undefined || state === 'LISTEN' || state === 'TIME-WAIT') continue;
     if (!local.endsWith(`:${port}`)) continue;
     out.set(state, (out.get(state) ?? 0) + 1);
   }
