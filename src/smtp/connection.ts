@@ -496,7 +496,8 @@ export class Connection {
 
   private onTimeout(): void {
     if (this.closed) return;
-    const over = this.lifetimes.expired();
+    // The timer re-arms only when more than 1 ms is left, so it may fire that much early.
+    const over = this.lifetimes.expired(2);
     if (over !== undefined) {
       // Never re-armed: not even a busy session (a slow disk, a content filter) outlives its lifetime.
       this.stats.inc(`smtp.session.${over}-lifetime`);

@@ -47,9 +47,12 @@ export class Lifetimes {
     return Math.max(0, at - this.clock());
   }
 
-  /** Which deadline has passed, if any (the session's first: it is the one that ends everything). */
-  expired(): LifetimeExpiry | undefined {
-    const now = this.clock();
+  /**
+   * Which deadline has passed, if any (the session's first: it is the one that ends everything).
+   * `slackMs`: count a deadline this close as passed (a timer may fire a hair early).
+   */
+  expired(slackMs = 0): LifetimeExpiry | undefined {
+    const now = this.clock() + slackMs;
     if (now >= this.sessionEnds) return 'session';
     if (this.transactionEnds !== undefined && now >= this.transactionEnds) return 'transaction';
     return undefined;
