@@ -502,6 +502,11 @@ export class Connection {
       // Never re-armed: not even a busy session (a slow disk, a content filter) outlives its lifetime.
       this.stats.inc(`smtp.session.${over}-lifetime`);
       this.log.event('smtp', 'lifetime-exceeded', { session: this.session.id, address: this.session.peer.address, limit: over });
+      // In a TLS handshake no reply can be read: drop it (the handshake logs why it ended).
+      if (this.handshaking) {
+        this.socket.destroy();
+        return this.finish('timeout');
+      }
       const what = over === 'session' ? 'Session' : 'Transaction';
       this.send(closing(reply(421, '4.4.2', `${this.session.peer.hostname} ${what} time limit exceeded, closing connection`)), `(${over} lifetime)`);
       return this.closeAfterFlush('timeout');

@@ -70,8 +70,9 @@ export function serverHandshake(raw: Socket, settings: HandshakeSettings, timeou
         const why = clientCertificateError(secure);
         if (why !== null) return settle({ ok: false, reason: 'error', error: `client certificate not accepted: ${why}` });
       }
-      // Node signals every later handshake on this socket with another 'secure'.
-      secure.on('secure', onRenegotiation);
+      // Node signals every later handshake on this socket with another 'secure'. TLS 1.3 has no
+      // renegotiation (its post-handshake messages, such as KeyUpdate, are not one).
+      if (secure.getProtocol() !== 'TLSv1.3') secure.on('secure', onRenegotiation);
       const cipher = secure.getCipher();
       const cert = secure.getPeerCertificate();
       const peer = cert && typeof cert.subject === 'object' && cert.subject ? Object.entries(cert.subject).map(([k, v]) => `${k}=${String(v)}`).join('/') : undefined;
