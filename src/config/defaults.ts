@@ -22,6 +22,27 @@ export const DEFAULT_MAX_UNKNOWN_COMMANDS = 10;
 export const DEFAULT_MAX_JUNK_COMMANDS = 100;
 export const DEFAULT_COMMAND_TIMEOUT_MS = 300_000;
 export const DEFAULT_DATA_TIMEOUT_MS = 300_000;
+/**
+ * The STARTTLS / smtps handshake (`smtp timeout tls-handshake`). Postfix's
+ * smtpd_starttls_timeout is 300 s (less under stress); a handshake is two or
+ * three round trips and a few milliseconds of CPU, so one still unfinished
+ * after a minute is a client that left or never meant to finish. 60 s leaves
+ * room for a slow link and a large client certificate chain.
+ */
+export const DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS = 60_000;
+/**
+ * A whole session, connect to close (`smtp timeout session`). Postfix and Exim
+ * have none (a slow client is bounded only per command); one hour is far
+ * above any honest session (100 messages at `smtp limit max-mails` at about
+ * 30 s each) and stops a client that holds a slot with a NOOP a second.
+ */
+export const DEFAULT_SESSION_LIFETIME_MS = 3_600_000;
+/**
+ * One transaction, MAIL to its final reply (`smtp timeout transaction`).
+ * 30 minutes carries a 35 MB message at 20 KB/s; a client slower than that
+ * on average is cut off even though it keeps the minimum data rate.
+ */
+export const DEFAULT_TRANSACTION_LIFETIME_MS = 1_800_000;
 export const DEFAULT_MAX_RECEIVED_HEADERS = 100;
 export const DEFAULT_BARE_NEWLINE: 'normalize' | 'reject' = 'normalize';
 export const DEFAULT_EARLY_TALKER: 'reject' | 'allow' = 'reject';

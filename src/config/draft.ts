@@ -37,6 +37,9 @@ export interface SettingsDraft {
   maxJunkCommands?: Setting<number>;
   commandTimeoutMs?: Setting<number>;
   dataTimeoutMs?: Setting<number>;
+  tlsHandshakeTimeoutMs?: Setting<number>;
+  sessionLifetimeMs?: Setting<number>;
+  transactionLifetimeMs?: Setting<number>;
   maxReceivedHeaders?: Setting<number>;
   bareNewline?: Setting<'normalize' | 'reject'>;
   earlyTalker?: Setting<'reject' | 'allow'>;

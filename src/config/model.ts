@@ -199,6 +199,12 @@ export interface SmtpOptions {
   readonly commandTimeoutMs: number;
   /** Data timeout in ms (`smtp timeout data`). Default 300 s. */
   readonly dataTimeoutMs: number;
+  /** The STARTTLS / smtps handshake, ms (`smtp timeout tls-handshake`). Default 60 s. */
+  readonly tlsHandshakeTimeoutMs: number;
+  /** A whole session, ms (`smtp timeout session`). Default 1 hour. */
+  readonly sessionLifetimeMs: number;
+  /** One transaction, MAIL to its final reply, ms (`smtp timeout transaction`). Default 30 minutes. */
+  readonly transactionLifetimeMs: number;
   /** More Received: headers than this ⇒ 554 5.4.6 (`smtp max-received`). Default 100. */
   readonly maxReceivedHeaders: number;
   /** Bare CR / bare LF inside DATA: 'normalize' (store CRLF) or 'reject' (550 5.5.2). */

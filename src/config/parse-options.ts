@@ -9,7 +9,8 @@
  * Postern's own:      queue path|min-free-space|group-commit · control socket ·
  *                     pidfile · mbox path · log file · resolver … ·
  *                     resolver timeout · smtp limit max-unknown-commands|max-junk-commands ·
- *                     smtp timeout command|data · smtp max-received ·
+ *                     smtp timeout command|data|tls-handshake|session|
+ *                     transaction · smtp max-received ·
  *                     smtp bare-newline · smtp early-talker ·
  *                     smtp greeting-delay · smtp vrfy|expn · smtp help ·
  *                     smtp banner · smtp disable EXT… · smtp tls-min-version ·
@@ -149,6 +150,14 @@ const SMTP_OPTIONS = [
   'auth-without-tls', 'auth-failrate', 'auth-fail-delay', 'auth-pipe', 'auth-username-prompt', 'auth-password-prompt',
   'min-data-rate', 'noto-delay', 'deny-delay', 'max-load-average',
 ];
+/** `smtp timeout WHICH D`: the setting each fills (docs/architecture.md, "Deadlines of a connection"). */
+const SMTP_TIMEOUTS: Readonly<Record<string, 'commandTimeoutMs' | 'dataTimeoutMs' | 'tlsHandshakeTimeoutMs' | 'sessionLifetimeMs' | 'transactionLifetimeMs'>> = {
+  command: 'commandTimeoutMs',
+  data: 'dataTimeoutMs',
+  'tls-handshake': 'tlsHandshakeTimeoutMs',
+  session: 'sessionLifetimeMs',
+  transaction: 'transactionLifetimeMs',
+};
 const SMTP_LIMITS = ['max-rcpt', 'max-mails', 'max-unknown-commands', 'max-junk-commands', 'max-connections', 'max-connections-per-address', 'soft-errors', 'hard-errors'];
 /** Postern's own `smtp limit` names (not OpenSMTPD's): the setting each fills. 0 turns the limit off. */
 const POSTERN_LIMITS: Readonly<Record<string, 'maxJunkCommands' | 'maxConnections' | 'maxConnectionsPerAddress' | 'softErrorLimit' | 'hardErrorLimit'>> = {
@@ -183,10 +192,10 @@ export function parseSmtp(c: Cursor): void {
       break;
     case 'timeout': {
       const which = c.peek();
-      if (which.kind !== 'word' || (which.text !== 'command' && which.text !== 'data')) c.unknown(which, ['command', 'data'], 'smtp timeout');
+      const key = which.kind === 'word' ? SMTP_TIMEOUTS[which.text] : undefined;
+      if (key === undefined) c.unknown(which, Object.keys(SMTP_TIMEOUTS), 'smtp timeout');
       c.next();
       const v = c.value(`a duration after "timeout ${which.text}"`);
-      const key = which.text === 'command' ? 'commandTimeoutMs' : 'dataTimeoutMs';
       take(c, v, nonZero(parseDuration(v.text, true)), (ms) => c.set(key, ms, pos, `"smtp timeout ${which.text}"`));
       break;
     }

@@ -34,6 +34,7 @@ import { has, NO_CAPABILITIES, parseEhlo, type Capabilities } from './ehlo.js';
 import { replyText, type ServerReply } from './reply-parser.js';
 import type { Target, Verdict } from './route.js';
 import type { Timeouts } from './options.js';
+import { OUTBOUND_OPPORTUNISTIC_CIPHERS, OUTBOUND_STRICT_CIPHERS } from '../tls/ciphers.js';
 
 export interface Credentials {
   readonly user: string;
@@ -304,10 +305,17 @@ function hostRefused(t: Target, r: ServerReply, verb: string): Verdict {
   return { status: 'tempfail', enhanced: r.enhanced !== undefined ? `4${r.enhanced.slice(1)}` : '4.0.0', detail: `host ${peerName(t)} refused ${verb}: ${replyText(r)}` };
 }
 
+/**
+ * Opportunistic STARTTLS takes older suites too (after the strong ones): a weaker encrypted session
+ * beats the clear-text retry a failed handshake leads to. Required TLS and smtps take only the
+ * listeners' default set (tls/ciphers.ts says why).
+ */
 function tlsOptions(s: SessionSetup, verify: boolean): tls.ConnectionOptions {
   const name = s.servername;
   return {
     ...(isIP(name) === 0 ? { servername: name } : {}),
+    minVersion: 'TLSv1.2',
+    ciphers: s.tls === 'opportunistic' ? OUTBOUND_OPPORTUNISTIC_CIPHERS : OUTBOUND_STRICT_CIPHERS,
     host: name,
     rejectUnauthorized: verify,
     ...(s.ca !== undefined ? { ca: [...tls.rootCertificates, ...s.ca] } : {}),

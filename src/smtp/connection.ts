@@ -15,11 +15,16 @@
  *  - after the hard error limit the next command gets 421 and the session ends;
  *  - each request has a deadline (RequestDeadline): a command line must
  *    arrive whole within the command timeout however slowly it trickles,
- *    and DATA/BDAT content must keep a minimum rate (slowloris).
+ *    and DATA/BDAT content must keep a minimum rate (slowloris);
+ *  - the session and each transaction have a lifetime (Lifetimes), the TLS
+ *    handshake its own limit (tls/handshake.ts), and a closing socket a
+ *    last few seconds to drain: every state has a deadline, and every state
+ *    notices the client leaving (docs/architecture.md, "Deadlines of a
+ *    connection").
  */
 import type { Socket } from 'node:net';
-import { TLSSocket } from 'node:tls';
 import type { TlsContexts } from '../tls/contexts.js';
+import { serverHandshake } from '../tls/handshake.js';
 import { isUtf8 } from 'node:buffer';
 import { Framer } from '../wire/framer.js';
 import type { MailLog } from '../log/maillog.js';
@@ -29,15 +34,24 @@ import type { CommandResult, Session } from './session.js';
 import { ReplyPacer } from './limits/errors.js';
 import { NO_TARPIT, type TarpitSettings, LIMIT_DEFAULTS, DEFAULT_ERROR_LIMITS, type ErrorLimits } from '../config/limits.js';
 import { RequestDeadline } from './limits/deadline.js';
+import { Lifetimes } from './limits/lifetime.js';
+import { DEFAULT_SESSION_LIFETIME_MS, DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS, DEFAULT_TRANSACTION_LIFETIME_MS } from '../config/defaults.js';
 
 /** RFC 5321 §4.5.3.1.4: a command line is at most 512 octets with its CRLF. */
 const COMMAND_LINE_MAX = 510;
 /** RFC 4954 §4: an AUTH command or response line may be up to 12288 octets. */
 const AUTH_LINE_MAX = 12288;
+/** After our last reply and FIN, how long the client has to close its side before the socket is destroyed. */
+const CLOSING_GRACE_MS = 10_000;
 
 export interface ConnectionOptions {
   readonly commandTimeoutMs: number;
   readonly dataTimeoutMs: number;
+  /** The STARTTLS / smtps handshake; default DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS (60 s). */
+  readonly tlsHandshakeTimeoutMs?: number;
+  /** The whole session and one transaction; defaults 1 h and 30 min (config/defaults.ts); 0 = no limit. */
+  readonly sessionLifetimeMs?: number;
+  readonly transactionLifetimeMs?: number;
   readonly earlyTalker: 'reject' | 'allow';
   readonly greetingDelayMs: number;
   /** Pause reading when this many bytes wait unprocessed. */
@@ -88,6 +102,9 @@ export class Connection {
   private readonly fmt: FormatOptions;
   private readonly pacer: ReplyPacer;
   private deadline: RequestDeadline;
+  private readonly lifetimes: Lifetimes;
+  /** A TLS handshake is running (it keeps its own deadline and watches the peer). */
+  private handshaking = false;
   /** The delay the last command result asked for (a verdict's delayMs). */
   private verdictDelay = 0;
   private lastPacing = { verdictDelayMs: 0, pacingDelayMs: 0 };
@@ -122,6 +139,10 @@ export class Connection {
     this.fmt = { enhanced: session.extensionOn('ENHANCEDSTATUSCODES'), multiline: opts.multiline ?? true };
     this.pacer = new ReplyPacer({ tarpit: opts.tarpit ?? NO_TARPIT, errors: opts.errors ?? DEFAULT_ERROR_LIMITS });
     this.deadline = new RequestDeadline({ timeoutMs: opts.commandTimeoutMs, minDataRate: 0 });
+    this.lifetimes = new Lifetimes({
+      sessionMs: opts.sessionLifetimeMs ?? DEFAULT_SESSION_LIFETIME_MS,
+      transactionMs: opts.transactionLifetimeMs ?? DEFAULT_TRANSACTION_LIFETIME_MS,
+    });
     this.socket = socket;
     this.attach(socket);
   }
@@ -144,49 +165,50 @@ export class Connection {
   /**
    * Implicit TLS (smtps, RFC 8314) before the greeting, or STARTTLS (RFC 3207) after its 220.
    * Whatever the client sent after STARTTLS in clear text is thrown away (CVE-2011-0411).
+   * The handshake has its own deadline and ends the session when the client leaves during it.
    */
-  private upgrade(): Promise<boolean> {
+  private async upgrade(): Promise<boolean> {
     const opts = this.tls?.serverOptions(this.session.peer.config);
-    if (!opts) return Promise.resolve(false);
+    if (!opts) return false;
     const discarded = this.framer.discard();
     if (discarded > 0) this.log.event('smtp', 'starttls-injection', { session: this.session.id, address: this.session.peer.address, discarded });
     const raw = this.socket;
     this.detach(raw);
     raw.pause();
-    const secure = new TLSSocket(raw, { isServer: true, ...opts });
-    this.socket = secure;
-    return new Promise((resolve) => {
-      const fail = (e: Error): void => {
-        this.log.event('smtp', 'tls-failed', { session: this.session.id, address: this.session.peer.address, error: e.message });
-        this.stats.inc('smtp.tls.error');
-        secure.destroy();
-        this.finish('error');
-        resolve(false);
-      };
-      secure.once('error', fail);
-      secure.once('secure', () => {
-        secure.off('error', fail);
-        // `verify`: a client certificate that does not verify against the listener's CA ends the
-        // session here (a missing one already failed the handshake), as OpenSMTPD's does.
-        if (opts.rejectUnauthorized) {
-          const why = clientCertificateError(secure);
-          if (why !== null) return fail(new Error(`client certificate not accepted: ${why}`));
-        }
-        this.attach(secure);
-        const cipher = secure.getCipher();
-        const cert = secure.getPeerCertificate();
-        const peer = cert && typeof cert.subject === 'object' && cert.subject ? Object.entries(cert.subject).map(([k, v]) => `${k}=${String(v)}`).join('/') : undefined;
-        this.session.tlsEstablished({ version: secure.getProtocol() ?? 'TLS', cipher: cipher?.name ?? 'unknown', ...(peer ? { peer } : {}) });
-        this.stats.inc('smtp.tls');
-        this.log.event('smtp', 'tls', { session: this.session.id, version: secure.getProtocol() ?? undefined, cipher: cipher?.name });
-        resolve(true);
-      });
-    });
+    this.handshaking = true;
+    const hs = serverHandshake(raw, opts, this.opts.tlsHandshakeTimeoutMs ?? DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS, () => this.onRenegotiation());
+    this.socket = hs.socket;
+    const o = await hs.done;
+    this.handshaking = false;
+    if (!o.ok) {
+      this.log.event('smtp', 'tls-failed', { session: this.session.id, address: this.session.peer.address, reason: o.reason, error: o.error });
+      this.stats.inc(o.reason === 'timeout' ? 'smtp.tls.timeout' : 'smtp.tls.error');
+      this.finish(o.reason);
+      return false;
+    }
+    if (this.closed) {
+      hs.socket.destroy();
+      return false;
+    }
+    this.attach(hs.socket);
+    this.session.tlsEstablished({ version: o.version, cipher: o.cipher, ...(o.peer !== undefined ? { peer: o.peer } : {}) });
+    this.stats.inc('smtp.tls');
+    this.log.event('smtp', 'tls', { session: this.session.id, version: o.version, cipher: o.cipher });
+    return true;
+  }
+
+  /** The client started a second handshake (TLS 1.2 renegotiation): OpenSSL refused it; hang up and say so. */
+  private onRenegotiation(): void {
+    if (this.closed) return;
+    this.stats.inc('smtp.tls.renegotiation');
+    this.log.event('smtp', 'tls-renegotiation', { session: this.session.id, address: this.session.peer.address, result: 'refused' });
+    this.socket.destroy();
+    this.finish('protocol');
   }
 
   /** Greet the client (after rDNS and the optional greeting delay). */
   async start(rdns: Promise<string | undefined>): Promise<void> {
-    this.armTimer(this.deadline.remainingMs());
+    this.armDeadline();
     if (this.session.peer.config.tls === 'smtps') {
       this.stats.inc('smtp.smtps');
       if (!(await this.upgrade())) return;
@@ -284,7 +306,7 @@ export class Connection {
         }
         case 'data-end':
           this.nextRequest();
-          this.armTimer(this.deadline.remainingMs());
+          this.armDeadline();
           r = await this.session.dataEnd(ev);
           this.lastCommand = 'DATA';
           break;
@@ -300,6 +322,7 @@ export class Connection {
       }
       // An accepted message starts the error count again.
       if (this.session.messages > accepted) this.pacer.messageAccepted();
+      this.lifetimes.transaction(this.session.txPhase !== undefined);
       if (r) {
         await this.pace(r);
         if (this.closed) return;
@@ -314,7 +337,7 @@ export class Connection {
     this.flush();
     if (this.inputEnded) return this.closeAfterFlush('disconnect');
     if (this.socket.isPaused()) this.socket.resume();
-    this.armTimer(this.deadline.remainingMs());
+    this.armDeadline();
   }
 
   /** A request (command line, or DATA/BDAT content) is complete: the next one gets its own deadline. */
@@ -431,11 +454,19 @@ export class Connection {
 
   private closeAfterFlush(reason: DisconnectReason): void {
     this.flush();
-    this.socket.end();
+    const s = this.socket;
+    s.end();
+    // The listeners allow half-open sockets: a client that never closes its side must not keep this one.
+    setTimeout(() => s.destroy(), CLOSING_GRACE_MS).unref();
     this.finish(reason);
   }
 
   /* ------------------------------------------------------------ timers */
+
+  /** Arm the timer for the nearest deadline: this request's, the transaction's or the session's. */
+  private armDeadline(): void {
+    this.armTimer(Math.min(this.deadline.remainingMs(), this.lifetimes.remainingMs()));
+  }
 
   /**
    * (Re)start the inactivity deadline: `ms` from now. One timer per
@@ -465,10 +496,26 @@ export class Connection {
 
   private onTimeout(): void {
     if (this.closed) return;
-    if (this.pumping) {
-      // Busy on our side (a slow disk, a content filter, a tarpit): the client is not to blame.
+    // The timer re-arms only when more than 1 ms is left, so it may fire that much early.
+    const over = this.lifetimes.expired(2);
+    if (over !== undefined) {
+      // Never re-armed: not even a busy session (a slow disk, a content filter) outlives its lifetime.
+      this.stats.inc(`smtp.session.${over}-lifetime`);
+      this.log.event('smtp', 'lifetime-exceeded', { session: this.session.id, address: this.session.peer.address, limit: over });
+      // In a TLS handshake no reply can be read: drop it (the handshake logs why it ended).
+      if (this.handshaking) {
+        this.socket.destroy();
+        return this.finish('timeout');
+      }
+      const what = over === 'session' ? 'Session' : 'Transaction';
+      this.send(closing(reply(421, '4.4.2', `${this.session.peer.hostname} ${what} time limit exceeded, closing connection`)), `(${over} lifetime)`);
+      return this.closeAfterFlush('timeout');
+    }
+    if (this.pumping || this.handshaking) {
+      // Busy on our side (a slow disk, a content filter, a tarpit), or in a TLS handshake that keeps
+      // its own deadline: the client is not to blame for this request's time.
       this.nextRequest();
-      this.armTimer(this.deadline.remainingMs());
+      this.armDeadline();
       return;
     }
     this.stats.inc('smtp.session.timeout');
@@ -491,20 +538,4 @@ export class Connection {
 function redact(line: string): string {
   const l = line.length > 200 ? `${line.slice(0, 200)}…` : line;
   return /^AUTH\s/i.test(l) ? l.replace(/^(AUTH\s+\S+).*$/i, '$1 ********') : l;
-}
-
-/**
- * Why the client's certificate did not verify, or null if it did. Node
- * computes `authorized` only for sockets a tls.Server accepted, not for one
- * wrapped by hand as STARTTLS needs (the handshake then completes whatever
- * the certificate): the verification result is read from the TLS handle, as
- * Node's own server does. Should that ever be missing, the answer is "not
- * verified": this check fails closed.
- */
-function clientCertificateError(secure: TLSSocket): string | null {
-  const handle = (secure as unknown as { _handle?: { verifyError?: () => (Error & { code?: string }) | null } })._handle;
-  if (typeof handle?.verifyError !== 'function') return 'cannot be verified';
-  const err = handle.verifyError();
-  if (err !== null) return err.code ?? err.message;
-  return secure.getPeerX509Certificate() === undefined ? 'none presented' : null;
 }

@@ -138,6 +138,8 @@ export class SmtpServer {
     if (this.paused) {
       socket.end('421 4.3.2 Service temporarily unavailable, try again later\r\n');
       socket.on('error', () => undefined);
+      // Half-open sockets are allowed: one whose client never closes must not stay.
+      setTimeout(() => socket.destroy(), 10_000).unref();
       return;
     }
     const ip = (socket.remoteAddress ?? '0.0.0.0').replace(/^::ffff:/, '');
@@ -212,6 +214,9 @@ export class SmtpServer {
       {
         commandTimeoutMs: smtp.commandTimeoutMs,
         dataTimeoutMs: smtp.dataTimeoutMs,
+        tlsHandshakeTimeoutMs: smtp.tlsHandshakeTimeoutMs,
+        sessionLifetimeMs: smtp.sessionLifetimeMs,
+        transactionLifetimeMs: smtp.transactionLifetimeMs,
         earlyTalker: smtp.earlyTalker,
         greetingDelayMs: smtp.greetingDelayMs,
         maxBuffered: 1 << 20,

@@ -7,8 +7,9 @@
  * Without either, the pki named like the listener's hostname or the server
  * hostname, else the first one. With several pki, the client's SNI name
  * picks the one of that name (or "*.domain"). Minimum TLS 1.2 unless
- * `smtp tls-min-version TLSv1.3`; `smtp ciphers` overrides Node's modern
- * default list. reload() re-reads every file (SIGHUP / smtpctl reload).
+ * `smtp tls-min-version TLSv1.3`; `smtp ciphers` overrides the default
+ * suites (Mozilla "intermediate", tls/ciphers.ts); client-initiated
+ * renegotiation is refused. reload() re-reads every file (SIGHUP / smtpctl reload).
  *
  * `tls-require verify` / `smtps verify` require a client certificate that
  * verifies against the listener's `ca NAME` (`ca NAME cert "FILE"`), or
@@ -20,6 +21,7 @@
 import { readFileSync } from 'node:fs';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import type { Config, Listener, Pki } from '../config/model.js';
+import { SERVER_SECURE_OPTIONS, serverCiphers } from './ciphers.js';
 
 export class TlsError extends Error {}
 
@@ -112,7 +114,11 @@ export class TlsContexts {
       key,
       ...(ca !== undefined ? { ca } : {}),
       minVersion: this.config.smtp.tlsMinVersion ?? 'TLSv1.2',
-      ...(this.config.smtp.ciphers !== undefined ? { ciphers: this.config.smtp.ciphers } : {}),
+      ciphers: serverCiphers(this.config.smtp.ciphers),
+      // ECDHE groups as Mozilla's intermediate profile; DHE with OpenSSL's well-known group sized to the key (2048 bits for RSA 2048).
+      ecdhCurve: 'X25519:prime256v1:secp384r1',
+      dhparam: 'auto',
+      secureOptions: SERVER_SECURE_OPTIONS,
       honorCipherOrder: true,
     });
   }
