@@ -12,18 +12,8 @@
  */
 import type { Socket } from 'node:net';
 import { tcp } from '../../test/helpers/sockets.js';
+import { prng } from '../../test/helpers/prng.js';
 
-/** mulberry32: small, fast, good enough to pick mutations repeatably. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const SEEDS: readonly (readonly string[])[] = [
   ['EHLO fuzz.test', 'MAIL FROM:<a@fuzz.test>', 'RCPT TO:<torture@torture.example>', 'DATA', 'Subject: fuzz', '', 'body', '.', 'QUIT'],

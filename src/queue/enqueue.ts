@@ -21,7 +21,7 @@
  * destination, however many RCPTs or aliases led there.
  */
 import type { Config } from '../config/model.js';
-import type { ClientInfo, Envelope } from '../mail/envelope.js';
+import type { Envelope } from '../mail/envelope.js';
 import type { RcptParams } from '../mail/params.js';
 import { reply, type Reply } from '../mail/reply.js';
 import type { MailLog } from '../log/maillog.js';
@@ -59,18 +59,8 @@ export interface RcptRequest {
 /** A final destination; `rule` is where the rules chose it (absent for mail Postern writes itself without one). */
 export type TargetRequest = Omit<RcptTarget, 'rule'> & { readonly rule?: string };
 
-/** What the envelope says besides its recipients. */
-export interface EnvelopeRequest {
-  readonly sender: string;
-  readonly recipients: readonly RcptRequest[];
-  readonly ret?: 'FULL' | 'HDRS';
-  readonly envid?: string;
-  readonly body: '7BIT' | '8BITMIME' | 'BINARYMIME';
-  readonly smtputf8: boolean;
-  readonly mailAuth?: string;
-  readonly arrival: number;
-  readonly client: ClientInfo;
-}
+/** What the envelope says: as stored (mail/envelope.ts), with the recipients as accepted, before the spool gives them ids. */
+export type EnvelopeRequest = Omit<Envelope, 'version' | 'msgid' | 'size' | 'recipients'> & { readonly recipients: readonly RcptRequest[] };
 
 /** How a message ended at the door. `reply` is what to tell whoever sent it. */
 export type DoorOutcome =

@@ -52,17 +52,7 @@ export function randomCut(input: Buffer, n: number, rnd: () => number): Buffer[]
   return chunks;
 }
 
-/** mulberry32: a small seeded PRNG returning floats in [0, 1). */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { prng } from '../helpers/prng.js';
 
 /** True when every CR is followed by LF and every LF preceded by CR. */
 export function strictCrlf(s: string): boolean {
