@@ -21,7 +21,7 @@ import { dirname, join } from 'node:path';
 import { defaultSmtpdConf } from './default-conf.js';
 import { staged, UNIT_NAME, WRAPPED, type Layout } from './layout.js';
 import { conflicts, installAlternatives, removeAlternatives, SAVED_SUFFIX, useAlternatives, wrapperPath, wrapperText } from './links.js';
-import { readManifest, sha256, writeManifest, type Entry, type Manifest } from './manifest.js';
+import { MANIFEST_NAME, readManifest, sha256, writeManifest, type Entry, type Manifest } from './manifest.js';
 import { createSystemUser, groupId, passwdEntry, removeSystemUser } from './system-user.js';
 import { systemdUnit } from './unit.js';
 
@@ -136,6 +136,8 @@ export function uninstall(l: Layout, o: { readonly purge: boolean; readonly say:
   const m = readManifest(staged(l, l.stateDir));
   if (!m) throw new Error(`no record of an install under ${staged(l, l.stateDir)} (nothing to undo)`);
   const kept: string[] = [];
+  // A spool kept for its mail keeps the manifest (and the folders around it) for a later --purge.
+  const remaining: Entry[] = [];
   for (const e of [...m.entries].reverse()) {
     switch (e.kind) {
       case 'service':
@@ -167,6 +169,7 @@ export function uninstall(l: Layout, o: { readonly purge: boolean; readonly say:
         if (!existsSync(staged(l, e.path))) break;
         if (!o.purge && holdsFiles(staged(l, e.path))) {
           kept.push(`${e.path} (holds files: uninstall --purge removes it)`);
+          remaining.push(e);
           break;
         }
         rmSync(staged(l, e.path), { recursive: true, force: true });
@@ -175,15 +178,23 @@ export function uninstall(l: Layout, o: { readonly purge: boolean; readonly say:
         if (passwdEntry(l.root, e.name) !== undefined) removeSystemUser(l.root, e.name);
         break;
       case 'dir':
-        if (e.path === l.stateDir) rmSync(join(staged(l, l.stateDir), 'install.json'), { force: true });
+        if (e.path === l.stateDir) {
+          if (remaining.length > 0) {
+            remaining.push(e);
+            break;
+          }
+          rmSync(join(staged(l, l.stateDir), MANIFEST_NAME), { force: true });
+        }
         try {
           rmdirSync(staged(l, e.path));
         } catch {
-          kept.push(`${e.path} (not empty)`);
+          if (remaining.length > 0) remaining.push(e);
+          else kept.push(`${e.path} (not empty)`);
         }
         break;
     }
   }
+  if (remaining.length > 0) writeManifest(staged(l, l.stateDir), { version: 1, entries: [...remaining].reverse() });
   if (l.root === '/' && existsSync('/run/systemd/system')) systemctl(['daemon-reload']);
   for (const k of kept) o.say(`kept ${k}`);
   o.say('uninstalled');
