@@ -1,6 +1,6 @@
 /*
  * `makemap` and `newaliases` as real processes (dist/src/cli/makemap.js;
- * newaliases through a link of that name, as a package's bin would be):
+ * newaliases through `postern newaliases`, what the installed link runs):
  * round trips, seed 002's command lines, errors with FILE:LINE and the old
  * table left intact, bad flags.
  */
