@@ -36,7 +36,8 @@ const LINK_PATHS: Record<string, string> = {
   smtpd: 'usr/sbin/smtpd',
 };
 const LIBEXEC = '/usr/local/libexec/postern';
-const CRON_ENV = { PATH: '/usr/bin:/bin', HOME: '/root' };
+/** Cron's PATH is /usr/bin:/bin, where node often is not; here no node can be found on it at all. */
+const CRON_ENV = { PATH: '/nonexistent', HOME: '/root' };
 
 const roots: string[] = [];
 after(() => roots.forEach((r) => rmSync(r, { recursive: true, force: true })));
