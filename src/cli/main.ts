@@ -42,6 +42,10 @@ async function run(name: string, argv: string[]): Promise<void> {
     default: {
       const [sub, ...rest] = argv;
       if (sub === 'install' || sub === 'uninstall') return run(sub, rest);
+      if (sub === undefined) {
+        process.stderr.write(`${(await import('./version.js')).USAGES['postern']?.usage ?? ''}\n`);
+        process.exit(64);
+      }
       if (sub !== undefined && (COMMANDS as readonly string[]).includes(sub)) return run(sub, rest);
       process.stderr.write(`postern: unknown command "${sub ?? name}" (one of: ${COMMANDS.join(', ')})\n`);
       process.exit(1);

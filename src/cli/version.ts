@@ -26,7 +26,7 @@ export const USAGES: Readonly<Record<string, { usage: string; man?: string }>> =
   postern: {
     usage:
       'usage: postern command [argument ...]\n' +
-      '       postern install [--root DIR] [--force] [--no-start] [--no-user] [--dry-run] ...\n' +
+      '       postern install [--root DIR] [--force] [--no-start] [--no-user] [--user NAME] [--config FILE] [--spool DIR] ...\n' +
       '       postern uninstall [--root DIR] [--purge] ...\n' +
       'commands: smtpd, smtpctl, sendmail, send-mail, mailq, newaliases, makemap, install, uninstall',
   },
@@ -40,8 +40,12 @@ export const USAGES: Readonly<Record<string, { usage: string; man?: string }>> =
   mailq: { usage: 'usage: mailq [-v]', man: 'sendmail(8)' },
   newaliases: { usage: 'usage: newaliases [-h] [-f config]', man: 'sendmail(8)' },
   makemap: { usage: 'usage: makemap [-hU] [-d dbtype] [-o dbfile] [-t aliases|set] file', man: 'smtpctl(8)' },
-  install: { usage: 'usage: postern install [--root DIR] [--force] [--no-start] [--no-user] [--dry-run] (see docs/administration.md)' },
-  uninstall: { usage: 'usage: postern uninstall [--root DIR] [--purge] [--no-user] (see docs/administration.md)' },
+  install: {
+    usage:
+      'usage: postern install [--root DIR] [--force] [--no-start] [--no-user] [--user NAME] [--config FILE] [--spool DIR]\n' +
+      '                       [--mail-dir DIR] [--libexec DIR] [--unit-dir DIR] [--man-dir DIR] [--state-dir DIR] (docs/administration.md)',
+  },
+  uninstall: { usage: 'usage: postern uninstall [--root DIR] [--purge] [--state-dir DIR] (docs/administration.md)' },
 };
 
 /** Answer --version / --help when it is the command's first argument; true when answered. */

@@ -10,8 +10,10 @@
  *   - at most MAX_FORWARD_BYTES.
  * A file that breaks a rule is "unsafe": ignored (the mail goes to the
  * mailbox; the reason is among the expansion's dropped branches), as
- * sendmail does. A file that cannot be read for
- * another reason is a temporary failure (the recipient is deferred, no
+ * sendmail does; so is one the daemon may not read (EACCES: a daemon run
+ * by an ordinary user, `npm start`, cannot see into other homes). A file
+ * that cannot be read for another reason (I/O, a home on a server that
+ * does not answer) is a temporary failure (the recipient is deferred, no
  * mail is misdelivered while it is fixed). The lines are parsed like an
  * :include: file (expand/include.ts).
  */
@@ -39,6 +41,7 @@ export function readForwardFile(user: UserInfo): ForwardRead {
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ENOTDIR') return { kind: 'missing' };
+    if (code === 'EACCES') return { kind: 'unsafe', path, reason: `${user.home}: permission denied (is the daemon running as root?)` };
     return { kind: 'error', reason: `${user.home}: ${(e as Error).message}` };
   }
   let fd: number;
@@ -48,6 +51,7 @@ export function readForwardFile(user: UserInfo): ForwardRead {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ENOTDIR') return { kind: 'missing' };
     if (code === 'ELOOP') return { kind: 'unsafe', path, reason: `${path} is a symbolic link` };
+    if (code === 'EACCES') return { kind: 'unsafe', path, reason: `${path}: permission denied (is the daemon running as root?)` };
     return { kind: 'error', reason: `${path}: ${(e as Error).message}` };
   }
   try {
