@@ -34,7 +34,11 @@ export class Authenticator {
       const r = this.tables.lookup(listener.authTable, user);
       if (r.kind === 'error') return { kind: 'error', reason: r.reason };
       if (r.kind === 'notfound') return { kind: 'refused' };
-      return (await verifyPassword(password, r.value.trim())) ? { kind: 'ok' } : { kind: 'refused' };
+      try {
+        return (await verifyPassword(password, r.value.trim())) ? { kind: 'ok' } : { kind: 'refused' };
+      } catch (e) {
+        return { kind: 'error', reason: (e as Error).message };
+      }
     }
     return this.systemPassword(user, password);
   }

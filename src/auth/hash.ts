@@ -7,10 +7,23 @@
  *   {PLAIN}secret     a clear-text secret (needed for CRAM-MD5; Dovecot's notation)
  * Anything else is refused: a bare clear-text password in a table is a
  * mistake we do not want to make work silently.
+ *
+ * bcrypt and SHA-crypt are checked in worker threads (hash-pool.ts), never
+ * on the event loop. Limits, so that one table line or one AUTH cannot
+ * make a check take minutes: a bcrypt cost above MAX_BCRYPT_COST, SHA-crypt
+ * rounds above MAX_SHA_CRYPT_ROUNDS, and passwords longer than
+ * MAX_PASSWORD_BYTES are refused without hashing (SHA-crypt's work grows
+ * with the password's length; bcrypt reads only 72 bytes anyway).
  */
 import { timingSafeEqual, createHmac } from 'node:crypto';
 import bcrypt from 'bcryptjs';
-import { shaCryptVerify } from './sha-crypt.js';
+import { sharedHashPool } from './hash-pool.js';
+
+/** 2^15 bcrypt rounds: about 2.5 s on one core here; cost 10–12 is usual. */
+export const MAX_BCRYPT_COST = 15;
+/** SHA-crypt rounds: covers passlib's default (656,000); glibc's default is 5,000, its limit 999,999,999. */
+export const MAX_SHA_CRYPT_ROUNDS = 1_000_000;
+export const MAX_PASSWORD_BYTES = 1024;
 
 export type HashKind = 'bcrypt' | 'sha-crypt' | 'plain' | 'unknown';
 
@@ -21,17 +34,27 @@ export function hashKind(stored: string): HashKind {
   return 'unknown';
 }
 
+/** Rejects (a temporary error) only when the worker pool cannot answer. */
 export async function verifyPassword(password: string, stored: string): Promise<boolean> {
-  switch (hashKind(stored)) {
+  const kind = hashKind(stored);
+  if ((kind === 'bcrypt' || kind === 'sha-crypt') && (Buffer.byteLength(password) > MAX_PASSWORD_BYTES || overLimit(stored))) return false;
+  switch (kind) {
     case 'bcrypt':
-      return bcrypt.compare(password, stored);
     case 'sha-crypt':
-      return shaCryptVerify(password, stored);
+      return sharedHashPool().verify(kind, password, stored);
     case 'plain':
       return safeEqual(password, stored.slice('{PLAIN}'.length));
     case 'unknown':
       return false;
   }
+}
+
+/** A hash whose cost is above the limits (checked before any hashing). */
+export function overLimit(stored: string): boolean {
+  const b = /^\$2[aby]\$(\d\d)\$/.exec(stored);
+  if (b) return Number(b[1]) > MAX_BCRYPT_COST;
+  const r = /^\$[56]\$rounds=(\d+)\$/.exec(stored);
+  return r !== null && Number(r[1]) > MAX_SHA_CRYPT_ROUNDS;
 }
 
 /** The clear-text secret for CRAM-MD5, when the table holds one. */

@@ -4,12 +4,18 @@
  * by the first argument when invoked as `postern`:
  *
  *   smtpd  smtpctl  sendmail  send-mail  mailq  newaliases  makemap
+ *
+ * and, as `postern install` / `postern uninstall`, the service kit
+ * (cli/install/). `--version` and `--help` as a command's first argument
+ * are answered here for every command (cli/version.ts).
  */
 import { basename } from 'node:path';
+import { versionOrHelp } from './version.js';
 
 const COMMANDS = ['smtpd', 'smtpctl', 'sendmail', 'send-mail', 'mailq', 'newaliases', 'makemap'] as const;
 
 async function run(name: string, argv: string[]): Promise<void> {
+  if (versionOrHelp(name, argv)) return;
   switch (name) {
     case 'smtpd':
       process.argv = [process.argv[0] ?? 'node', 'smtpd', ...argv];
@@ -30,8 +36,16 @@ async function run(name: string, argv: string[]): Promise<void> {
       const m = (await import('./smtpctl.js' as string)) as { main?: (a: string[], p: string) => Promise<void> | void };
       return m.main?.(argv, 'smtpctl');
     }
+    case 'install':
+    case 'uninstall':
+      return (await import('./install/main.js')).installMain(name, argv);
     default: {
       const [sub, ...rest] = argv;
+      if (sub === 'install' || sub === 'uninstall') return run(sub, rest);
+      if (sub === undefined) {
+        process.stderr.write(`${(await import('./version.js')).USAGES['postern']?.usage ?? ''}\n`);
+        process.exit(64);
+      }
       if (sub !== undefined && (COMMANDS as readonly string[]).includes(sub)) return run(sub, rest);
       process.stderr.write(`postern: unknown command "${sub ?? name}" (one of: ${COMMANDS.join(', ')})\n`);
       process.exit(1);

@@ -1,8 +1,8 @@
 /*
  * cli/makemap.ts — the `makemap` and `newaliases` commands, as OpenSMTPD's.
  * The name the command is invoked by decides which one runs (main()'s
- * `prog`: bin/makemap.js, bin/newaliases.js, cli/main.ts, or the name of a
- * link to this file).
+ * `prog`, given by cli/main.ts: `postern makemap`, `postern newaliases`,
+ * or a link of either name made by `postern install`).
  *
  *   makemap [-hU] [-d dbtype] [-o dbfile] [-t aliases|set] file
  *     Compile the text table `file` into `dbfile` (default file.db): a

@@ -129,6 +129,7 @@ export function build(input: BuildInput, diags: Diagnostics): Config | undefined
     resolver: { servers: draft.resolverServers, timeoutMs: val(s.resolverTimeoutMs, D.DEFAULT_RESOLVER_TIMEOUT_MS) },
     ...(s.rulesFile !== undefined ? { rulesFile: { path: s.rulesFile.value, pos: s.rulesFile.pos } } : {}),
     ...(s.smtpserverConf !== undefined ? { smtpserverConf: { path: s.smtpserverConf.value, pos: s.smtpserverConf.pos } } : {}),
+    ...(s.forward !== undefined ? { forward: s.forward.value } : {}),
     warnings: diags.sorted().filter((d) => d.severity === 'warning'),
   };
   return deepFreeze(config);

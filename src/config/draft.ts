@@ -7,7 +7,7 @@
  * the whole file — includes too — has been read. Forward references are
  * therefore fine (`match … action "x"` before `action "x" …`).
  */
-import type { Action, Dialect, Listener, MatchRule, Pki, Position, TableDecl } from './model.js';
+import type { Action, Dialect, ForwardOptions, Listener, MatchRule, Pki, Position, TableDecl } from './model.js';
 
 export type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
@@ -77,6 +77,7 @@ export interface SettingsDraft {
   resolverTimeoutMs?: Setting<number>;
   rulesFile?: Setting<string>;
   smtpserverConf?: Setting<string>;
+  forward?: Setting<ForwardOptions>;
 }
 
 export type SettingKey = keyof SettingsDraft;

@@ -285,6 +285,15 @@ export interface ResolverOptions {
   readonly timeoutMs: number;
 }
 
+export interface ForwardOptions {
+  /** Read ~/.forward at all. */
+  readonly read: boolean;
+  /** Allow "|command" destinations in it (run as the user). */
+  readonly commands: boolean;
+  /** Allow "/file" destinations in it (written as the user). */
+  readonly files: boolean;
+}
+
 export interface Config {
   readonly file: string;
   readonly dialect: Dialect | 'mixed' | 'empty';
@@ -305,6 +314,8 @@ export interface Config {
   /** Policy files (later issues): Obtuse rules file, ZMailer smtpserver.conf. */
   readonly rulesFile?: { readonly path: string; readonly pos: Position };
   readonly smtpserverConf?: { readonly path: string; readonly pos: Position };
+  /** ~/.forward (`forward …`); undefined ⇒ read, no commands or files (config/parse-forward.ts). */
+  readonly forward?: ForwardOptions;
   /** Non-fatal findings (e.g. open relay). */
   readonly warnings: readonly Diagnostic[];
 }

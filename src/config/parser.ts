@@ -36,6 +36,7 @@ import {
   parseSmtp,
 } from './parse-options.js';
 import { TokenStream } from './token-stream.js';
+import { parseForward } from './parse-forward.js';
 
 export interface ParseInput {
   readonly text: string;
@@ -78,6 +79,7 @@ const STATEMENTS: Readonly<Record<string, (c: Cursor) => void>> = {
   rules: parsePathStatement,
   'smtpserver-conf': parsePathStatement,
   resolver: parseResolver,
+  forward: parseForward,
 };
 
 export function parse(input: ParseInput, diags: Diagnostics): ParseOutput {

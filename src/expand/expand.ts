@@ -44,13 +44,20 @@
  *     always as NOBODY (a virtual address names no local user). They come
  *     only from table values and :include: files, never from the envelope;
  *     an unsafe (group/other-writable) include file may not name them.
+ *   - ~/.forward (expand/forward.ts): a system user reached under a local
+ *     delivery action, whose home holds a safe .forward, receives at its
+ *     destinations instead of the mailbox; the user's own name inside it
+ *     (also "\\user") means the mailbox, without alias lookup. Its "|command"
+ *     and "/file" destinations (and those of files it :include:s) need
+ *     `forward allow commands` / `files` and run as the user; an unsafe
+ *     .forward is ignored (listed in `dropped`), an unreadable one defers.
  *   - expand-only actions deliver only what aliases name (files, commands,
  *     forward addresses): a plain local user is refused; forward-only
  *     actions accept only forward addresses.
  *
  * No destination carries CR, LF or NUL; file paths are absolute.
  *
- * Why this file is long (~430 lines): one recursive walk (aliases,
+ * Why this file is long (~470 lines): one recursive walk (aliases,
  * :include:, virtual tables, userbase, system users) whose loop and depth
  * bookkeeping must stay in one function's reach.
  */
@@ -68,6 +75,9 @@ import { lookupUserinfo } from '../table/services.js';
 import type { TableRegistry } from '../table/table.js';
 import { readIncludeFile } from './include.js';
 import { NOBODY } from '../users/system-users.js';
+import type { ForwardOptions } from '../config/model.js';
+import { DEFAULT_FORWARD } from '../config/parse-forward.js';
+import { readForwardFile } from './forward.js';
 
 export interface ExpandTarget {
   /** The address this copy is for: the recipient, or the forward address that led to it. */
@@ -175,6 +185,8 @@ interface Origin {
   readonly user?: string;
   /** Inside an unsafe include file: no files or commands. */
   readonly unsafe: boolean;
+  /** From a ~/.forward: files and commands only as these options allow. */
+  readonly forward?: ForwardOptions;
 }
 
 interface Failure {
@@ -221,6 +233,8 @@ class Expansion {
   private user(name: string, here: Here): void {
     const lower = name.toLowerCase();
     const { bare, ext } = splitExtension(lower);
+    // Inside bare's own ~/.forward, its name is its mailbox (sendmail's "\\user").
+    if (here.chain.includes(forwardTag(bare))) return this.realUser(lower, bare, ext, here);
     const table = here.action.virtual ?? here.action.alias;
     if (table !== undefined) {
       for (const key of unique([lower, bare])) {
@@ -276,6 +290,7 @@ class Expansion {
     if (here.action.kind === 'expand-only' || here.action.kind === 'forward-only') {
       return this.fail(NO_USER_REPLY, `action ${here.action.name} is ${here.action.kind}: no delivery to the mailbox of ${info.name}`, info.name);
     }
+    if (here.action.userbase === undefined && this.forwardFile(info, here)) return;
     const t: ExpandTarget = { address: here.address, action: here.action, rule: ruleRef(here.rule), dest: { kind: 'user', user: info.name } };
     this.add(extension !== undefined ? { ...t, extension } : t, info.name);
   }
@@ -313,6 +328,8 @@ class Expansion {
         const what = aliasNodeText(n);
         if (origin.unsafe) return this.fail(EXPANSION_REPLY, `${origin.key}: ${what}: files and commands are not allowed in a group- or world-writable include file`, what);
         if (here.action.kind === 'forward-only') return this.fail(EXPANSION_REPLY, `${origin.key}: ${what}: action ${here.action.name} is forward-only`, what);
+        const kind = n.kind === 'file' ? 'files' : 'commands';
+        if (origin.forward !== undefined && !origin.forward[kind]) return this.fail(EXPANSION_REPLY, `${origin.key}: ${what}: ${kind} in ~/.forward are not allowed (forward allow ${kind})`, what);
         const user = this.runAs(here.action, origin);
         const dest: Destination = n.kind === 'file' ? { kind: 'file', path: n.path, user } : { kind: 'command', command: n.command, user };
         return this.add({ address: here.address, action: here.action, rule: ruleRef(here.rule), dest }, what);
@@ -346,6 +363,26 @@ class Expansion {
     if (r.kind === 'error') throw new TempFail(`${origin.key}: ${r.reason}`);
     if (r.kind === 'missing') return this.fail(EXPANSION_REPLY, `${origin.key}: :include: ${r.reason}`, `:include:${path}`);
     this.list(r.nodes, { ...here, chain: [...here.chain, tag], depth: here.depth + 1 }, { ...origin, key: `${origin.key} (:include:${path})`, unsafe: origin.unsafe || r.unsafe });
+  }
+
+  /** A safe ~/.forward of a system user: expand it and answer true; false = deliver to the mailbox. */
+  private forwardFile(info: UserInfo, here: Here): boolean {
+    const opts = this.env.config.forward ?? DEFAULT_FORWARD;
+    const tag = forwardTag(info.name);
+    if (!opts.read || here.chain.includes(tag)) return false;
+    const r = readForwardFile(info);
+    if (r.kind === 'missing') return false;
+    if (r.kind === 'error') throw new TempFail(r.reason);
+    if (r.kind === 'unsafe') {
+      this.dropped.push({ what: r.path, reason: `ignored: ${r.reason}` });
+      return false;
+    }
+    if (r.nodes.length === 0) return false;
+    const once = `${here.action.name}\0${tag}`;
+    if (this.expanded.has(once)) return true;
+    this.expanded.add(once);
+    this.list(r.nodes, { ...here, chain: [...here.chain, tag], depth: here.depth + 1 }, { key: r.path, user: info.name, unsafe: false, forward: opts });
+    return true;
   }
 
   /** Files and commands run as the alias's own local user, never root; else NOBODY. */
@@ -409,6 +446,10 @@ function safeExtension(ext: string | undefined): string | undefined {
 
 function isPostmaster(bare: string): boolean {
   return bare === 'postmaster' || bare === 'mailer-daemon';
+}
+
+function forwardTag(user: string): string {
+  return `forward:${user}`;
 }
 
 function tableTag(table: string, key: string): string {

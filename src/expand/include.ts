@@ -30,16 +30,23 @@ export function readIncludeFile(path: string): IncludeRead {
     if (code === 'ENOENT' || code === 'ENOTDIR') return { kind: 'missing', reason: `${path}: no such file` };
     return { kind: 'error', reason: `${path}: ${code === 'EACCES' ? 'permission denied' : (e as Error).message}` };
   }
+  const nodes = parseDestinationLines(path, text);
+  if (typeof nodes === 'string') return { kind: 'error', reason: nodes };
+  return { kind: 'ok', nodes, unsafe: (mode & 0o022) !== 0 };
+}
+
+/** The destinations of an include or ~/.forward file; a string says what is wrong ("PATH:LINE: …"). */
+export function parseDestinationLines(path: string, text: string): AliasNode[] | string {
   const nodes: AliasNode[] = [];
   const lines = text.split('\n');
   for (let i = 0; i < lines.length; i++) {
     const line = stripComment((lines[i] ?? '').replace(/\r$/, '')).trim();
     if (line === '') continue;
     const parsed = parseAliasValue(line);
-    if (typeof parsed === 'string') return { kind: 'error', reason: `${path}:${i + 1}: ${parsed}` };
+    if (typeof parsed === 'string') return `${path}:${i + 1}: ${parsed}`;
     nodes.push(...parsed);
   }
-  return { kind: 'ok', nodes, unsafe: (mode & 0o022) !== 0 };
+  return nodes;
 }
 
 function stripComment(line: string): string {

@@ -1,6 +1,6 @@
 /*
  * `makemap` and `newaliases` as real processes (dist/src/cli/makemap.js;
- * newaliases through a link of that name, as a package's bin would be):
+ * newaliases through `postern newaliases`, what the installed link runs):
  * round trips, seed 002's command lines, errors with FILE:LINE and the old
  * table left intact, bad flags.
  */
@@ -214,12 +214,12 @@ describe('newaliases', () => {
     assert.ok(existsSync(join(d, 'aliases.db')));
   });
 
-  test('the installed bin/newaliases.js is the same command', async () => {
+  test('`postern newaliases` (what the installed newaliases runs) is the same command', async () => {
     const d = folder();
     writeFileSync(join(d, 'aliases'), 'root: calomel\n');
     const conf = join(d, 'smtpd.conf');
     writeFileSync(conf, `map "aliases" { source db "${d}/aliases.db" }\naccept for local deliver to mbox\n`);
-    const r = await run(process.execPath, [join(REPO, 'bin/newaliases.js'), '-f', conf]);
+    const r = await run(process.execPath, [join(REPO, 'bin/postern.js'), 'newaliases', '-f', conf]);
     assert.equal(r.status, 0, r.stderr);
     assert.equal(r.stdout, `${d}/aliases: 1 aliases\n`);
   });

@@ -1,0 +1,80 @@
+/*
+ * expand/forward.ts — reading a local user's ~/.forward, with the safety
+ * rules of OpenSMTPD and Postfix (and sendmail before them):
+ *
+ *   - the home folder is owned by the user or root and not world-writable;
+ *   - ~/.forward is a regular file (not a link: opened with O_NOFOLLOW,
+ *     then checked on the open descriptor, so it cannot be swapped between
+ *     check and read), owned by the user or root, and not writable by its
+ *     group or others;
+ *   - at most MAX_FORWARD_BYTES.
+ * A file that breaks a rule is "unsafe": ignored (the mail goes to the
+ * mailbox; the reason is among the expansion's dropped branches), as
+ * sendmail does; so is one the daemon may not read (EACCES: a daemon run
+ * by an ordinary user, `npm start`, cannot see into other homes). A file
+ * that cannot be read for another reason (I/O, a home on a server that
+ * does not answer) is a temporary failure (the recipient is deferred, no
+ * mail is misdelivered while it is fixed). The lines are parsed like an
+ * :include: file (expand/include.ts).
+ */
+import { closeSync, constants, fstatSync, openSync, readSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import type { AliasNode } from '../table/aliases.js';
+import type { UserInfo } from '../users/system-users.js';
+import { parseDestinationLines } from './include.js';
+
+export const MAX_FORWARD_BYTES = 64 * 1024;
+
+export type ForwardRead =
+  | { readonly kind: 'ok'; readonly path: string; readonly nodes: readonly AliasNode[] }
+  | { readonly kind: 'missing' }
+  | { readonly kind: 'unsafe'; readonly path: string; readonly reason: string }
+  | { readonly kind: 'error'; readonly reason: string };
+
+export function readForwardFile(user: UserInfo): ForwardRead {
+  if (!user.home.startsWith('/')) return { kind: 'missing' };
+  const path = join(user.home, '.forward');
+  const owner = (uid: number): boolean => uid === user.uid || uid === 0;
+  let home;
+  try {
+    home = statSync(user.home);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return { kind: 'missing' };
+    if (code === 'EACCES') return { kind: 'unsafe', path, reason: `${user.home}: permission denied (is the daemon running as root?)` };
+    return { kind: 'error', reason: `${user.home}: ${(e as Error).message}` };
+  }
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return { kind: 'missing' };
+    if (code === 'ELOOP') return { kind: 'unsafe', path, reason: `${path} is a symbolic link` };
+    if (code === 'EACCES') return { kind: 'unsafe', path, reason: `${path}: permission denied (is the daemon running as root?)` };
+    return { kind: 'error', reason: `${path}: ${(e as Error).message}` };
+  }
+  try {
+    if (!owner(home.uid)) return { kind: 'unsafe', path, reason: `${user.home} belongs to uid ${home.uid}, not to ${user.name} or root` };
+    if (home.mode & 0o002) return { kind: 'unsafe', path, reason: `${user.home} is world-writable` };
+    const st = fstatSync(fd);
+    if (!st.isFile()) return { kind: 'unsafe', path, reason: `${path} is not a regular file` };
+    if (!owner(st.uid)) return { kind: 'unsafe', path, reason: `${path} belongs to uid ${st.uid}, not to ${user.name} or root` };
+    if (st.mode & 0o022) return { kind: 'unsafe', path, reason: `${path} is writable by its group or others (mode ${(st.mode & 0o777).toString(8)})` };
+    if (st.size > MAX_FORWARD_BYTES) return { kind: 'unsafe', path, reason: `${path} is larger than ${MAX_FORWARD_BYTES} bytes` };
+    const buf = Buffer.alloc(st.size);
+    let got = 0;
+    while (got < buf.length) {
+      const n = readSync(fd, buf, got, buf.length - got, got);
+      if (n === 0) break;
+      got += n;
+    }
+    const r = parseDestinationLines(path, buf.subarray(0, got).toString('utf8'));
+    if (typeof r === 'string') return { kind: 'error', reason: r };
+    return { kind: 'ok', path, nodes: r };
+  } catch (e) {
+    return { kind: 'error', reason: `${path}: ${(e as Error).message}` };
+  } finally {
+    closeSync(fd);
+  }
+}
