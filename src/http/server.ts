@@ -106,7 +106,7 @@ export class HttpListener {
     this.server = server;
     this.unwatch = this.deps.log.watch((line) => this.logLine(line));
     const port = (server.address() as AddressInfo).port;
-    this.deps.log.info(`http listening on ${this.opts.address} port ${port} (${this.tls ? 'https' : 'http'}; ${this.tokens.size} token(s))`);
+    this.deps.log.info(`http listener on ${this.opts.address} port ${port} (${this.tls ? 'https' : 'http'}; ${this.tokens.size} token(s))`);
     return port;
   }
 

@@ -74,7 +74,11 @@ export class Metrics implements Probe {
   private readonly fsync = this.histogram('postern_spool_fsync_seconds', 'Duration of the journal fdatasync of one commit batch.', [], [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1]);
 
   constructor(opts: { readonly defaultMetrics?: boolean } = {}) {
-    if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: 20 });
+    if (opts.defaultMetrics !== false) {
+      collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: 20 });
+      // Gauges named *_total, which `promtool check metrics` rejects; the per-type nodejs_active_* gauges stay.
+      for (const n of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) this.registry.removeSingleMetric(n);
+    }
     const self = this;
     const gauge = (name: string, help: string, labelNames: string[], collect: (g: Gauge) => void): void => {
       new Gauge({ name, help, labelNames, registers: [this.registry], collect(this: Gauge) { if (self.source) collect(this); } });
