@@ -16,6 +16,8 @@ export type Transport = 'local' | 'lmtp' | 'relay';
 export interface Probe {
   /** A client connected to `listener` and was accepted, or refused at a connection limit. */
   session(listener: string, outcome: 'accepted' | 'refused'): void;
+  /** A session ended: quit, timeout, disconnect, error, shutdown, refused, protocol. */
+  sessionEnd(reason: string): void;
   /** A reply of 4xx/5xx to `command` (its verb), with its enhanced code when it has one. */
   refusal(command: string, code: number, enhanced: string | undefined): void;
   /** A message entered the queue through the front door (`origin`: smtp, local, bounce). */
@@ -37,6 +39,7 @@ export interface Probe {
 /** A probe that counts nothing (the HTTP listener is off). */
 export const NOOP_PROBE: Probe = {
   session: () => undefined,
+  sessionEnd: () => undefined,
   refusal: () => undefined,
   received: () => undefined,
   delivery: () => undefined,

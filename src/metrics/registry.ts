@@ -59,6 +59,7 @@ export class Metrics implements Probe {
   private source: MetricsSource | undefined;
 
   private readonly sessions = this.counter('postern_smtp_sessions_total', 'SMTP connections by listener and outcome (accepted, refused at a connection limit).', ['listener', 'outcome']);
+  private readonly ends = this.counter('postern_smtp_session_ends_total', 'SMTP sessions ended, by reason (quit, timeout, disconnect, error, shutdown, refused, protocol).', ['reason']);
   private readonly refusals = this.counter('postern_smtp_refusals_total', 'Replies of 4xx/5xx by command, code class and enhanced status code.', ['command', 'class', 'enhanced']);
   private readonly messages = this.counter('postern_messages_received_total', 'Messages queued through the front door, by origin (smtp, local, bounce).', ['origin']);
   private readonly recipients = this.counter('postern_recipients_received_total', 'Envelope recipients queued, by origin.', ['origin']);
@@ -128,8 +129,12 @@ export class Metrics implements Probe {
     this.sessions.inc({ listener: this.names.label(cleanLabel(listener)), outcome });
   }
 
+  sessionEnd(reason: string): void {
+    this.ends.inc({ reason: /^[a-z-]{1,20}$/.test(reason) ? reason : 'other' });
+  }
+
   refusal(command: string, code: number, enhanced: string | undefined): void {
-    const verb = command.toUpperCase();
+    const verb = command.replace(/^\((.*)\)$/, '$1').toUpperCase(); // "(connect)": the greeting
     const cls = code >= 500 ? '5xx' : '4xx';
     this.refusals.inc({ command: VERBS.has(verb) ? verb : 'other', class: cls, enhanced: enhanced !== undefined && /^[245]\.\d{1,3}\.\d{1,3}$/.test(enhanced) ? enhanced : 'none' });
   }

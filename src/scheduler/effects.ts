@@ -53,7 +53,7 @@ export class Effects {
           logResult(log, stats, e.agent, env, e.view, e.result, e.at, this.d.transport?.(e.agent, e.view.action));
           break;
         case 'log-expired':
-          logExpired(log, stats, env, e.view, e.at, this.d.transport?.(this.d.schedule.get(e.view.evpid)?.kind ?? 'mda', e.view.action));
+          logExpired(log, stats, env, e.view, e.at, this.d.transport?.(e.view.kind, e.view.action));
           break;
         case 'log-removed':
           log.event('queue', 'removed', { evpid: e.evpid });

@@ -368,7 +368,7 @@ export class QueueRunner implements SchedulerSeam {
   private expire(v: EnvelopeView): void {
     const env = this.schedule.envelope(v.msgid);
     if (env === undefined) return;
-    logExpired(this.log, this.stats, env, v, this.now(), transportOf(classify(this.config, this.agents, this.log, v.rcpt).kind, this.config.actions.get(v.action)?.kind));
+    logExpired(this.log, this.stats, env, v, this.now(), transportOf(v.kind, this.config.actions.get(v.action)?.kind));
     this.owed.add(v.msgid, expiryFailure(env, v), this.now());
   }
 

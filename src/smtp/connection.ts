@@ -532,6 +532,7 @@ export class Connection {
     // Anything not acknowledged is thrown away: it will never be delivered.
     this.session.end();
     this.log.event('smtp', 'disconnected', { session: this.session.id, reason, messages: this.session.messages });
+    this.stats.probe.sessionEnd(reason);
     this.onClose?.(reason);
   }
 }

@@ -31,6 +31,7 @@ test('/metrics counts real mail and passes promtool check metrics', async () => 
     assert.equal(value(t, 'postern_recipients_received_total{origin="smtp"}'), 3);
     assert.ok(value(t, 'postern_received_bytes_total{origin="smtp"}') > 0);
     assert.ok(value(t, 'postern_smtp_sessions_total{listener="127.0.0.1:0",outcome="accepted"}') >= 4);
+    assert.ok(value(t, 'postern_smtp_session_ends_total{reason="quit"}') >= 1);
     assert.equal(value(t, 'postern_smtp_refusals_total{command="RCPT",class="5xx",enhanced="5.1.1"}'), 1);
     assert.equal(value(t, 'postern_policy_decisions_total{check="smtpd.conf",phase="rcpt",decision="accept"}'), 3);
     assert.equal(value(t, 'postern_queue_messages'), 3, 'deliveries are paused: all three wait');

@@ -19,6 +19,8 @@ test('probe calls become counters and histograms with their labels', async () =>
   m.session('127.0.0.1:25', 'accepted');
   m.session('127.0.0.1:25', 'refused');
   m.refusal('rcpt', 550, '5.7.1');
+  m.refusal('(connect)', 554, '5.7.1');
+  m.sessionEnd('timeout');
   m.refusal('X"BAD', 421, undefined);
   m.received('smtp', 2, 100);
   m.delivery('relay', 'deferred', 'Example.ORG', 30, '421 4.4.2 try later');
@@ -35,6 +37,8 @@ test('probe calls become counters and histograms with their labels', async () =>
   assert.equal(line(body, 'postern_smtp_sessions_total{listener="127.0.0.1:25",outcome="accepted"}'), 'postern_smtp_sessions_total{listener="127.0.0.1:25",outcome="accepted"} 2');
   assert.ok(line(body, 'postern_smtp_refusals_total{command="RCPT",class="5xx",enhanced="5.7.1"} 1'));
   assert.ok(line(body, 'postern_smtp_refusals_total{command="other",class="4xx",enhanced="none"} 1'), 'an unknown verb is "other"');
+  assert.ok(line(body, 'postern_smtp_refusals_total{command="CONNECT",class="5xx",enhanced="5.7.1"} 1'), 'a refused greeting');
+  assert.ok(line(body, 'postern_smtp_session_ends_total{reason="timeout"} 1'));
   assert.ok(line(body, 'postern_recipients_received_total{origin="smtp"} 2'));
   assert.ok(line(body, 'postern_received_bytes_total{origin="smtp"} 100'));
   assert.ok(line(body, 'postern_deliveries_total{transport="relay",outcome="deferred"} 1'));
