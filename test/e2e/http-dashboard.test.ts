@@ -73,7 +73,19 @@ test('the dashboard shows live figures; an admin schedules a deferred message, a
       await new Promise((r) => setTimeout(r, 2500)); // a few seconds of the rate graph
       await admin.screenshot({ path: resolve(process.env['POSTERN_SCREENSHOT']) as `${string}.png`, fullPage: true });
     }
-    await admin.click(`button[data-act="schedule"][data-target="${evpid}"]`);
+    // The search narrows the list (typed, then Enter).
+    await admin.type('#q', 'dead.example');
+    await admin.keyboard.press('Enter');
+    await admin.waitForFunction(() => document.getElementById('page')?.textContent === '1–1 of 1', { timeout: 10_000 });
+    await admin.$eval('#q', (e: any) => (e.value = 'nothing-matches-this'));
+    await admin.keyboard.press('Enter');
+    await admin.waitForFunction(() => document.getElementById('page')?.textContent === '0 of 0', { timeout: 10_000 });
+    await admin.$eval('#q', (e: any) => (e.value = ''));
+    await admin.keyboard.press('Enter');
+    await admin.waitForSelector(`button[data-act="schedule"][data-target="${evpid}"]`, { timeout: 10_000 });
+    // By keyboard: focus the button, press Enter.
+    await admin.focus(`button[data-act="schedule"][data-target="${evpid}"]`);
+    await admin.keyboard.press('Enter');
     await admin.waitForFunction((id) => document.getElementById('action-status')?.textContent === `schedule: 1 envelope(s) of ${id}`, { timeout: 10_000 }, evpid);
     await d.waitForLog(new RegExp(`http change token=ops command=schedule target=${evpid} result=ok`));
     await d.waitForLog(new RegExp(`control schedule target=${evpid}`));
