@@ -110,6 +110,11 @@ export class HttpListener {
     return port;
   }
 
+  /** What the listener was started with. */
+  get options(): HttpOptions {
+    return this.opts;
+  }
+
   /** New tokens (reload). */
   setTokens(t: TokenStore): void {
     this.tokens = t;

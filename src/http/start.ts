@@ -61,6 +61,11 @@ export async function startHttp(d: StartHttpDeps, limits: Partial<HttpLimits> = 
 
 /** At reload: the token files read again (a failure keeps the old ones and says why). */
 export function reloadTokens(listener: HttpListener | undefined, config: Config, warn: (text: string) => void): void {
+  const now = config.http;
+  const was = listener?.options;
+  if (was?.address !== now?.address || was?.port !== now?.port || was?.pki !== now?.pki) {
+    warn('http: "http listen" changed; the HTTP listener keeps its address, port and TLS until smtpd restarts');
+  }
   if (listener === undefined || config.http === undefined) return;
   try {
     listener.setTokens(TokenStore.load(config.http.tokens, warn));

@@ -45,6 +45,8 @@ test('the API runs smtpctl operations on the real queue', async () => {
     assert.equal(((await call(base, '/api/v1/status', READER)).json() as { smtp: string }).smtp, 'paused');
     assert.deepEqual((await call(base, '/api/v1/services/smtp/resume', ADMIN, { method: 'POST' })).json(), { smtp: 'running' });
     assert.deepEqual((await call(base, '/api/v1/reload', ADMIN, { method: 'POST' })).json(), { reloaded: true });
+    assert.ok(!d.logs.some((l) => l.includes('"http listen" changed')), 'the same listener: nothing to say');
+    assert.equal((await call(base, '/api/v1/status', READER)).status, 200, 'the tokens were read again');
     assert.deepEqual((await call(base, `/api/v1/queue/${msgid}/remove`, ADMIN, { method: 'POST' })).json(), { count: 1 });
     assert.equal(((await call(base, '/api/v1/queue', READER)).json() as Page).total, 0);
     await d.waitForLog(new RegExp(`http change token=ops command=remove target=${msgid} result=ok`));
