@@ -27,6 +27,8 @@ function promtool(args: string[]): string {
 
 test('the alerting rules and the Prometheus example pass promtool', () => {
   assert.match(promtool(['check', 'rules', join(MON, 'postern-alerts.yml')]), /SUCCESS: \d+ rules found/);
+  // The rules' own unit tests: a certificate 10 days from expiry, a growing queue, half the attempts deferred.
+  assert.match(promtool(['test', 'rules', join(MON, 'postern-alerts.test.yml')]), /SUCCESS/);
   const dir = tempDir('postern-prom-');
   writeFileSync(join(dir, 'postern.token'), READER);
   writeFileSync(join(dir, 'postern-alerts.yml'), readFileSync(join(MON, 'postern-alerts.yml')));
