@@ -1,7 +1,7 @@
 /*
  * What ships for monitoring (etc/monitoring/) against the real daemon:
  * the alerting rules and the example Prometheus configuration pass
- * promtool; every metric the rules and the Grafana dashboard name is one
+ * promtool (and the rules their unit tests, postern-alerts.test.yml); every metric the rules and the Grafana dashboard name is one
  * the daemon exports; HTTPS with `tls pki NAME` serves the certificate's
  * expiry; a token file that cannot be read stops the daemon at start with
  * a message that says which.
