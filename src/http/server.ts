@@ -17,8 +17,8 @@
  * JSON object 400; malformed HTTP 400 (Node's parser). Slow clients: the
  * headers must arrive within headersTimeoutMs and the whole request within
  * requestTimeoutMs, an idle connection is closed after idleTimeoutMs, at
- * most `http max-connections` sockets are open (more are dropped by the
- * kernel-facing server) and at most maxStreams event streams; a stream
+ * most `http max-connections` sockets are open (Node closes any more at
+ * once) and at most maxStreams event streams; a stream
  * whose reader falls more than 1 MiB behind is cut.
  */
 import { createServer as createHttp, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
