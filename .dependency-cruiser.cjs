@@ -5,7 +5,7 @@
  * own layer's other folders only where that makes no cycle.
  */
 const LAYERS = [
-  /* 0, the ground floor: shared words, importing nothing above */ ['mail', 'net', 'time', 'users', 'wire', 'log', 'stats.ts'],
+  /* 0, the ground floor: shared words, importing nothing above */ ['mail', 'net', 'time', 'users', 'wire', 'log', 'metrics', 'stats.ts'],
   /* 1 */ ['config'],
   /* 2, services every part uses */ ['table', 'dns', 'tls'],
   /* 3 */ ['auth', 'spool', 'rules'],
@@ -15,8 +15,9 @@ const LAYERS = [
   /* 7 */ ['bounce', 'mta'],
   /* 8, the parts that run */ ['scheduler', 'smtp', 'submit'],
   /* 9 */ ['control'],
-  /* 10 */ ['daemon'],
-  /* 11 */ ['cli'],
+  /* 10, the HTTP listener: metrics, the API over the control handlers, the dashboard */ ['http'],
+  /* 11 */ ['daemon'],
+  /* 12 */ ['cli'],
 ];
 const re = (names) => `^src/(${names.map((n) => n.replace('.', '\\.')).join('|')})(/|$)`;
 

@@ -1,8 +1,14 @@
 /*
  * stats.ts — counters for `smtpctl show stats` (OpenSMTPD's names where
- * they exist: smtp.session, smtp.session.inet4, scheduler.envelope …).
+ * they exist: smtp.session, smtp.session.inet4, scheduler.envelope …),
+ * and `probe`, the labelled hooks Prometheus counts (metrics/probe.ts).
  */
+import { NOOP_PROBE, type Probe } from './metrics/probe.js';
+
 export class Stats {
+  /** Labelled counters for /metrics; a no-op unless the daemon sets one. */
+  probe: Probe = NOOP_PROBE;
+
   private readonly counters = new Map<string, number>();
   readonly startedAt = Date.now();
 

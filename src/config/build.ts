@@ -18,6 +18,7 @@ import type { Draft, Setting } from './draft.js';
 import { deepFreeze, FrozenMap, FrozenSet } from './freeze.js';
 import type { Action, CaCert, Config, Pki, Position, TableDecl } from './model.js';
 import { findOpenRelays } from './open-relay.js';
+import { buildHttp } from './parse-http.js';
 import { didYouMean } from './suggest.js';
 
 export interface BuildInput {
@@ -38,6 +39,7 @@ export function build(input: BuildInput, diags: Diagnostics): Config | undefined
   const actions = collectActions(draft, tables, diags);
   const used = checkRefs(draft, { tables, pki, ca, actions }, diags);
   checkListeners(draft, diags);
+  const http = buildHttp(draft.http, diags);
 
   // Whole-configuration lints only make sense when every statement was understood.
   const lint = diags.errorCount === 0;
@@ -130,6 +132,7 @@ export function build(input: BuildInput, diags: Diagnostics): Config | undefined
     ...(s.rulesFile !== undefined ? { rulesFile: { path: s.rulesFile.value, pos: s.rulesFile.pos } } : {}),
     ...(s.smtpserverConf !== undefined ? { smtpserverConf: { path: s.smtpserverConf.value, pos: s.smtpserverConf.pos } } : {}),
     ...(s.forward !== undefined ? { forward: s.forward.value } : {}),
+    ...(http !== undefined ? { http } : {}),
     warnings: diags.sorted().filter((d) => d.severity === 'warning'),
   };
   return deepFreeze(config);

@@ -7,6 +7,7 @@
  * the whole file — includes too — has been read. Forward references are
  * therefore fine (`match … action "x"` before `action "x" …`).
  */
+import type { HttpDraft } from './http-options.js';
 import type { Action, Dialect, ForwardOptions, Listener, MatchRule, Pki, Position, TableDecl } from './model.js';
 
 export type Mutable<T> = { -readonly [K in keyof T]: T[K] };
@@ -123,6 +124,8 @@ export interface Draft {
   readonly help: string[];
   readonly disabledExtensions: Set<string>;
   readonly resolverServers: string[];
+  /** `http …` statements (config/parse-http.ts). */
+  readonly http: HttpDraft;
   /** First statement of each dialect, for the "mixed dialects" warning and Config.dialect. */
   readonly dialectSeen: { legacy?: Position; modern?: Position };
 }
@@ -141,6 +144,7 @@ export function emptyDraft(): Draft {
     help: [],
     disabledExtensions: new Set(),
     resolverServers: [],
+    http: { tokens: [] },
     dialectSeen: {},
   };
 }

@@ -316,6 +316,31 @@ export interface Config {
   readonly smtpserverConf?: { readonly path: string; readonly pos: Position };
   /** ~/.forward (`forward …`); undefined ⇒ read, no commands or files (config/parse-forward.ts). */
   readonly forward?: ForwardOptions;
+  /** The HTTP listener (metrics, API, dashboard); absent: none (config/http-options.ts). */
+  readonly http?: HttpOptions;
   /** Non-fatal findings (e.g. open relay). */
   readonly warnings: readonly Diagnostic[];
+}
+
+/* ------------------------------------------ the HTTP listener (config/parse-http.ts) */
+
+/** read-only: /metrics, the dashboard and every GET; admin: also the changes (POST). */
+export type HttpRole = 'admin' | 'read-only';
+
+export interface HttpToken {
+  readonly name: string;
+  /** A file holding the secret (its first line); read at start and at reload. */
+  readonly file: string;
+  readonly role: HttpRole;
+  readonly pos: Position;
+}
+
+export interface HttpOptions {
+  readonly address: string;
+  readonly port: number;
+  /** The pki whose certificate and key serve HTTPS; required beyond loopback. */
+  readonly pki?: string;
+  readonly tokens: readonly HttpToken[];
+  readonly maxConnections: number;
+  readonly pos: Position;
 }

@@ -11,6 +11,7 @@
  *   map, accept, reject                config/parse-legacy.ts
  *   hostname, size, expire, queue, smtp, bounce, control, pidfile, mbox,
  *   log, resolver, rules, smtpserver-conf   config/parse-options.ts
+ *   http                               config/parse-http.ts
  *
  * Error recovery: a statement with a syntax error is reported and skipped
  * up to the end of its line (or of its braces), and parsing goes on, so
@@ -23,6 +24,7 @@ import { lex } from './lexer.js';
 import { parseAction } from './parse-action.js';
 import { parseLegacyRule, parseMap } from './parse-legacy.js';
 import { parseListen } from './parse-listen.js';
+import { parseHttp } from './parse-http.js';
 import { parseCa, parseMatch, parsePki, parseTable } from './parse-modern.js';
 import {
   UNSUPPORTED_STATEMENTS,
@@ -80,6 +82,7 @@ const STATEMENTS: Readonly<Record<string, (c: Cursor) => void>> = {
   'smtpserver-conf': parsePathStatement,
   resolver: parseResolver,
   forward: parseForward,
+  http: parseHttp,
 };
 
 export function parse(input: ParseInput, diags: Diagnostics): ParseOutput {

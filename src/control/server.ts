@@ -24,7 +24,7 @@ import { chmodSync, chownSync, lstatSync, mkdtempSync, readdirSync, renameSync, 
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { basename, dirname, join } from 'node:path';
 import { CommandError, handlerFor, queueSummary, type HandlerContext, type Streamer } from './handlers.js';
-import { LineDecoder, MAX_REQUEST_BYTES, encodeLine, isStream, parseRequest, type Reply, type Request } from './protocol.js';
+import { LineDecoder, MAX_REQUEST_BYTES, encodeLine, isStream, parseRequest, type Args, type CommandName, type Reply, type Request } from './protocol.js';
 import { DigestMaker, RateMeter, type Digest } from './stats-view.js';
 import type { ControlTarget } from './target.js';
 
@@ -124,16 +124,42 @@ export class ControlServer {
       sock.end(encodeLine({ id: null, ok: false, error: 'too many control connections' }));
       return;
     }
-    const ctx = (after: (fn: () => void) => void): HandlerContext => ({
+    const c = new Connection(sock, (after) => this.context(after), this.target, this.opts.maxInFlight ?? 8, this.opts.idleMs ?? 60_000, () => this.conns.delete(c));
+    this.conns.add(c);
+  }
+
+  /** What a handler is given; `after` runs once its reply is out. */
+  private context(after: (fn: () => void) => void): HandlerContext {
+    return {
       target: this.target,
       now: this.now,
       messageRate: () => this.rate.rate(),
       digest: () => this.digest(),
       monitorIntervalMs: this.opts.monitorIntervalMs ?? 1000,
       after,
-    });
-    const c = new Connection(sock, ctx, this.target, this.opts.maxInFlight ?? 8, this.opts.idleMs ?? 60_000, () => this.conns.delete(c));
-    this.conns.add(c);
+    };
+  }
+
+  /**
+   * Run one command through the same handlers as the socket (the HTTP API's
+   * way in): resolves with the handler's data — for a stream, each part goes
+   * to `send` and the last one is returned — or rejects (CommandError: the
+   * client's mistake, its message safe to show).
+   */
+  async execute(name: CommandName, args: Args, send?: (data: unknown) => Promise<void>, signal: AbortSignal = new AbortController().signal): Promise<unknown> {
+    const afters: (() => void)[] = [];
+    try {
+      const result = await handlerFor(name)(this.context((fn) => afters.push(fn)), args);
+      if (!isStream(name)) return result ?? null;
+      return await (result as Streamer)(send ?? (() => Promise.resolve()), signal);
+    } finally {
+      for (const fn of afters) setImmediate(fn);
+    }
+  }
+
+  /** Messages received per second over the last minute, and the monitor digest (the dashboard's figures). */
+  live(): { readonly messageRate: number; readonly digest: Digest } {
+    return { messageRate: this.rate.rate(), digest: this.digest() };
   }
 
   private async clearStale(): Promise<void> {

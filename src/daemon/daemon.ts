@@ -2,7 +2,7 @@
  * daemon/daemon.ts — wires Postern together and runs it.
  *
  * start():  pid file → spool (recovery) → tables → policy → listeners →
- *           local submission → scheduler → control socket.
+ *           local submission → scheduler → control socket → HTTP listener.
  * reload(): `smtpctl reload` and SIGHUP. The configuration (smtpd.conf and
  *           the policy files it names, config/policy-files.ts) is read again; if
  *           it has errors, or its tables, policy files or certificates cannot
@@ -54,6 +54,9 @@ import type { ControlTarget, Service } from '../control/target.js';
 import { TlsContexts } from '../tls/contexts.js';
 import { Authenticator } from '../auth/authenticator.js';
 import { FailRate } from '../auth/failrate.js';
+import { Metrics } from '../metrics/registry.js';
+import type { HttpListener } from '../http/server.js';
+import { reloadTokens, startHttp } from '../http/start.js';
 
 export class StartupError extends Error {}
 
@@ -92,6 +95,8 @@ interface Shared {
 export class Daemon implements ControlTarget {
   private stopping = false;
   private control?: ControlServer;
+  /** The HTTP listener (metrics, API, dashboard) when `http listen on` is set; its address needs a restart to change. */
+  private http?: HttpListener;
   private gen: Generation;
   /** Servers of earlier generations, still finishing their sessions. */
   private readonly retired: SmtpServer[] = [];
@@ -147,7 +152,11 @@ export class Daemon implements ControlTarget {
     try {
       const loaded = withPolicyFiles(smtpdConf);
       const { config, files: policyFiles } = loaded;
-      const spool = new FsSpool({ root: config.queue.path, groupCommitMs: config.queue.groupCommitMs, log: (l) => log.info(`spool: ${l}`) });
+      // Metrics only when the HTTP listener is on: otherwise the hooks cost one no-op call each.
+      const stats = new Stats();
+      const metrics = config.http !== undefined ? new Metrics() : undefined;
+      if (metrics) stats.probe = metrics;
+      const spool = new FsSpool({ root: config.queue.path, groupCommitMs: config.queue.groupCommitMs, log: (l) => log.info(`spool: ${l}`), onBatch: (n, s) => stats.probe.spoolBatch(n, s) });
       const report = await spool.open();
       log.info(`spool ${config.queue.path}: ${report.messages} message(s) queued, ${report.removedIncomplete} incomplete removed, ${report.corrupt.length} corrupt`);
       for (const c of report.corrupt) log.warn(`spool: ${c.name} moved to corrupt/: ${c.reason}`);
@@ -156,7 +165,7 @@ export class Daemon implements ControlTarget {
       const shared: Shared = {
         log,
         spool,
-        stats: new Stats(),
+        stats,
         users: new SystemUsers(),
         tables: new TableRegistry(),
         failrate: new FailRate(config.smtp.authFailRate),
@@ -239,6 +248,7 @@ export class Daemon implements ControlTarget {
       current = () => d.gen;
       d.control = new ControlServer(config.paths.controlSocket, d);
       await d.control.listen();
+      if (metrics) d.http = await startHttp({ target: d, control: d.control, metrics, config: () => d.config });
       log.info(`smtpd ready: hostname ${config.hostname}, ${gen.server.listeners.length} listener(s)`);
       return d;
     } catch (e) {
@@ -263,7 +273,7 @@ export class Daemon implements ControlTarget {
     // Lookups during the build (none today) and at run time go through the shared registry.
     const local = new LocalNames(config.hostname);
     const resolver = new Resolver(config.resolver);
-    const built = buildPolicy(loaded, { tables: shared.tables, users: shared.users, local, dns: resolver.raw, loadAverage: () => loadavg()[0] ?? 0, log: shared.log });
+    const built = buildPolicy(loaded, { tables: shared.tables, users: shared.users, local, dns: resolver.raw, loadAverage: () => loadavg()[0] ?? 0, log: shared.log, probe: shared.stats.probe });
     for (const w of [...policyFiles.warnings, ...built.notes]) shared.log.warn(w);
     let tls: TlsContexts | undefined;
     try {
@@ -327,6 +337,7 @@ export class Daemon implements ControlTarget {
     this.mda.setConfig(config);
     this.mta.setConfig(config);
     for (const d of r.diagnostics) if (d.severity === 'warning') this.log.warn(formatDiagnostic(d));
+    reloadTokens(this.http, config, (w) => this.log.warn(w));
     this.log.info(`configuration reloaded: ${gen.server.listeners.length} listener(s), ${config.rules.length} rule(s)`);
     return { ok: true };
   }
@@ -352,6 +363,7 @@ export class Daemon implements ControlTarget {
     if (this.stopping) return;
     this.stopping = true;
     this.log.info(`smtpd shutting down (${reason})`);
+    await this.http?.close();
     await this.control?.close();
     this.closeLocal();
     await Promise.all([this.gen.server, ...this.retired].map((s) => s.close(graceMs)));

@@ -44,6 +44,8 @@ export class MailLog {
   private pending: string[] = [];
   private scheduled = false;
   private readonly flushNow = (): void => this.flush();
+  /** Who sees each line as it is written (the dashboard's live log); see watch(). */
+  private readonly watchers = new Set<(line: string) => void>();
 
   constructor(opts: MailLogOptions = {}) {
     this.file = opts.file;
@@ -84,6 +86,12 @@ export class MailLog {
     if (this.trace_.has(kind)) this.write(`trace ${kind}: ${clean(text)}`);
   }
 
+  /** Call `fn` with every line from now on (after the sink or buffer has it); returns the way to stop. */
+  watch(fn: (line: string) => void): () => void {
+    this.watchers.add(fn);
+    return () => this.watchers.delete(fn);
+  }
+
   setVerbose(on: boolean): void {
     this.verbose = on;
   }
@@ -100,6 +108,7 @@ export class MailLog {
 
   private write(line: string): void {
     const text = this.timestamps ? `${new Date().toISOString()} smtpd[${process.pid}]: ${line}` : line;
+    if (this.watchers.size > 0) for (const w of this.watchers) w(text);
     if (this.sink) return this.sink(text);
     this.pending.push(text);
     if (!this.scheduled) {

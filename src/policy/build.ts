@@ -19,6 +19,7 @@
  * The tarpit and the error limits act on every reply (smtp/connection.ts).
  * docs/policy.md ("How the files are wired in") lists each PARAM's effect.
  */
+import type { Probe } from '../metrics/probe.js';
 import { readFileSync } from 'node:fs';
 import type { LoadedConfig } from '../config/policy-files.js';
 import type { MailLog } from '../log/maillog.js';
@@ -71,6 +72,8 @@ export interface PolicyDeps {
   readonly obtuseDelays?: Partial<ObtuseDelays>;
   readonly contentFilterTimeoutMs?: number;
   readonly log?: MailLog;
+  /** Counts decisions by check (metrics). */
+  readonly probe?: Pick<Probe, 'policy'>;
   /** Hears why each phase decided (the dry run). */
   readonly observer?: PolicyObserver;
 }
@@ -166,7 +169,7 @@ export function buildPolicy(loaded: LoadedConfig, deps: PolicyDeps): BuiltPolicy
     phases.push(contentFilterPhase(contentFilter, conf.contentFilter.debug ? deps.log : undefined));
   }
 
-  const policy = new Policy(phases, new RuleEngine(config, deps.tables, deps.local), { config, tables: deps.tables, users: deps.users }, deps.local, note);
+  const policy = new Policy(phases, new RuleEngine(config, deps.tables, deps.local), { config, tables: deps.tables, users: deps.users }, deps.local, note, deps.probe);
 
   // What the ZMailer file changes in sessions and connections (its smtp options are in `config` already).
   let session: SessionRuntime = { ehlo: true, multilineReplies: true };

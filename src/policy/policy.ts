@@ -16,6 +16,7 @@
  * An observer (the dry run, smtpd -b) hears why each phase decided as it
  * did; without one nothing is recorded.
  */
+import type { Probe } from '../metrics/probe.js';
 import type { Mailbox } from '../mail/address.js';
 import type { MailParams } from '../mail/params.js';
 import { PASS, type Verdict } from './verdict.js';
@@ -126,6 +127,8 @@ export class Policy {
     private readonly expansion: ExpansionDeps,
     private readonly local: LocalNames,
     private readonly observer?: PolicyObserver,
+    /** Counts decisions by check for /metrics (metrics/probe.ts). */
+    private readonly probe?: Pick<Probe, 'policy'>,
   ) {}
 
   /** The phases in the order they run (for the dry run's listing). */
@@ -149,6 +152,7 @@ export class Policy {
     const v = await this.run('rcpt', (p) => p.rcpt?.(s, tx, rcpt));
     if (v.kind === 'reject') return { kind: 'reject', verdict: v };
     const d = this.route(s, tx, rcpt);
+    this.probe?.policy('smtpd.conf', 'rcpt', d.kind);
     if (this.observer) {
       if (d.kind === 'reject') this.note('rcpt', 'smtpd.conf', d.verdict.reason);
       else {
@@ -216,6 +220,7 @@ export class Policy {
       const v = await p.commit?.(s, tx, c);
       if (v === undefined || v.kind === 'pass') continue;
       if (!p.explains) this.note('commit', p.name, v.reason);
+      this.probe?.policy(p.name, 'commit', v.kind);
       if (v.kind === 'reject') return { kind: 'reject', verdict: v };
       if (v.kind === 'discard') return { kind: 'discard', reply: v.reply, reason: v.reason };
       if (v.kind === 'hold') hold = v.reason;
@@ -233,6 +238,7 @@ export class Policy {
       const v = await f(p);
       if (v !== undefined && v.kind === 'reject') {
         if (!p.explains) this.note(phase, p.name, v.reason);
+        this.probe?.policy(p.name, phase, 'reject');
         return v;
       }
     }

@@ -38,7 +38,7 @@ export interface FrontDoorEnv {
   readonly policy: Pick<Policy, 'data' | 'commit'>;
   readonly spool: Pick<Spool, 'createMessage' | 'appendOutcome' | 'remove'>;
   readonly log: Pick<MailLog, 'event' | 'error'>;
-  readonly stats: Pick<Stats, 'inc'>;
+  readonly stats: Pick<Stats, 'inc'> & Partial<Pick<Stats, 'probe'>>;
   readonly scheduler: SchedulerSeam;
   readonly now: () => number;
 }
@@ -247,6 +247,7 @@ export class IncomingMessage {
   private logAccepted(e: Envelope): void {
     const { log, stats } = this.env;
     const o = this.origin;
+    stats.probe?.received(o.kind, e.recipients.length, e.size);
     if (o.kind === 'bounce') return; // the reporter logs "bounce sent"
     const from = `<${e.sender}>`;
     if (o.kind === 'smtp') {

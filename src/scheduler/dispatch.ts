@@ -12,7 +12,8 @@
  * was not given — every recipient of the task ends with exactly one result;
  * the missing ones are temporary failures.
  */
-import type { Config } from '../config/model.js';
+import type { ActionKind, Config } from '../config/model.js';
+import type { Transport } from '../metrics/probe.js';
 import { oneLine, type DeliveryAgent, type RecipientResult } from '../delivery/agent.js';
 import type { LogFields, MailLog } from '../log/maillog.js';
 import type { Spool } from '../spool/spool.js';
@@ -24,6 +25,16 @@ import type { AgentKind } from './policy.js';
 import type { Classified, EnvelopeView, Task } from './types.js';
 
 export type Result = RecipientResult & DsnResultHint;
+
+/** The transport a delivery is counted under in the metrics. */
+export function transportOf(kind: AgentKind, action: ActionKind | undefined): Transport {
+  return action === 'lmtp' ? 'lmtp' : kind === 'mta' ? 'relay' : 'local';
+}
+
+function domainOf(address: string): string {
+  const at = address.lastIndexOf('@');
+  return at < 0 ? '' : address.slice(at + 1);
+}
 
 /** Agent kind, key and lifetime of a recipient. Recipients of different actions never share a task. */
 export function classify(config: Config, agents: Readonly<Record<AgentKind, DeliveryAgent>>, log: MailLog, r: EnvelopeRecipient): Classified {
@@ -45,7 +56,7 @@ export function classify(config: Config, agents: Readonly<Record<AgentKind, Deli
 
 /** Run one task; one result per recipient, whatever the agent does. */
 export async function runTask(
-  d: { readonly config: Config; readonly spool: Spool; readonly agents: Readonly<Record<AgentKind, DeliveryAgent>> },
+  d: { readonly config: Config; readonly spool: Spool; readonly agents: Readonly<Record<AgentKind, DeliveryAgent>>; readonly stats?: Pick<Stats, 'probe'> },
   task: Task,
   env: Envelope,
   rcpts: readonly EnvelopeRecipient[],
@@ -57,10 +68,13 @@ export async function runTask(
   const action = d.config.actions.get(first.action);
   if (action === undefined) return tempfail('4.3.5', `no action "${first.action}" in the configuration`);
   let list: readonly Result[];
+  const started = performance.now();
   try {
     list = await d.agents[task.kind].deliver({ envelope: env, recipients: rcpts, action, openBody: () => d.spool.openBody(task.msgid), attempt: task.attempt, signal });
   } catch (e) {
     return tempfail('4.3.0', `${task.kind} agent error: ${(e as Error).message}`);
+  } finally {
+    d.stats?.probe.transaction(transportOf(task.kind, action.kind), (performance.now() - started) / 1000);
   }
   const out = new Map<string, Result>();
   for (const r of list) {
@@ -86,14 +100,17 @@ function envelopeFields(env: Envelope, v: EnvelopeView, now: number): LogFields 
 }
 
 /** `mda|mta delivery ok|tempfail|permfail evpid=… from=<…> to=<…> rcpt=<…> action=… delay=… attempts=… stat="…"` */
-export function logResult(log: MailLog, stats: Stats, kind: AgentKind, env: Envelope, v: EnvelopeView, r: Result, now: number): void {
+export function logResult(log: MailLog, stats: Stats, kind: AgentKind, env: Envelope, v: EnvelopeView, r: Result, now: number, transport?: Transport): void {
   const loop = r.status === 'permfail' && r.enhanced === '5.4.6';
   stats.inc(`scheduler.delivery.${loop ? 'loop' : r.status}`);
+  const outcome = r.status === 'ok' ? 'delivered' : r.status === 'tempfail' ? 'deferred' : 'bounced';
+  stats.probe.delivery(transport ?? transportOf(kind, undefined), outcome, domainOf(v.rcpt.address), (now - env.arrival) / 1000, r.status === 'ok' ? undefined : `${r.enhanced} ${r.detail}`);
   log.event(kind, `delivery ${r.status}`, { ...envelopeFields(env, v, now), attempts: v.attempts + 1, stat: `${r.enhanced} ${r.detail}` });
 }
 
 /** `queue expired evpid=… from=<…> to=<…> rcpt=<…> action=… delay=… attempts=…` */
-export function logExpired(log: MailLog, stats: Stats, env: Envelope, v: EnvelopeView, now: number): void {
+export function logExpired(log: MailLog, stats: Stats, env: Envelope, v: EnvelopeView, now: number, transport?: Transport): void {
   stats.inc('scheduler.envelope.expired');
+  stats.probe.delivery(transport ?? 'local', 'expired', domainOf(v.rcpt.address), (now - env.arrival) / 1000);
   log.event('queue', 'expired', { ...envelopeFields(env, v, now), attempts: v.attempts });
 }

@@ -15,6 +15,8 @@ import type { Spool } from '../spool/spool.js';
 import type { Stats } from '../stats.js';
 import { dsnRecipient } from '../bounce/reporter.js';
 import { logExpired, logResult } from './dispatch.js';
+import type { Transport } from '../metrics/probe.js';
+import type { AgentKind } from './policy.js';
 import type { Failure, Owed, OwedFailures } from './owed.js';
 import type { Schedule } from './schedule.js';
 import type { Effect } from './settle.js';
@@ -30,6 +32,8 @@ export interface EffectsDeps {
   readonly now: () => number;
   /** Retry a report or record the spool refused after this long. */
   readonly retryMs: number;
+  /** The transport a result is counted under (metrics); relay/local by agent when absent. */
+  readonly transport?: (kind: AgentKind, action: string) => Transport;
   /** false while stopping: failures waiting for retryAt are flushed anyway. */
   running(): boolean;
   /** A finished message left the schedule. */
@@ -46,10 +50,10 @@ export class Effects {
     for (const e of effects) {
       switch (e.kind) {
         case 'log-result':
-          logResult(log, stats, e.agent, env, e.view, e.result, e.at);
+          logResult(log, stats, e.agent, env, e.view, e.result, e.at, this.d.transport?.(e.agent, e.view.action));
           break;
         case 'log-expired':
-          logExpired(log, stats, env, e.view, e.at);
+          logExpired(log, stats, env, e.view, e.at, this.d.transport?.(e.view.kind, e.view.action));
           break;
         case 'log-removed':
           log.event('queue', 'removed', { evpid: e.evpid });

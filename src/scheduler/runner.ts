@@ -23,7 +23,7 @@ import type { Spool } from '../spool/spool.js';
 import type { Stats } from '../stats.js';
 import { Reporter } from '../bounce/reporter.js';
 import { FrontDoor } from '../queue/enqueue.js';
-import { classify, logExpired, runTask, type Result } from './dispatch.js';
+import { classify, logExpired, runTask, transportOf, type Result } from './dispatch.js';
 import { Chains, waitUntil } from './chains.js';
 import { Effects } from './effects.js';
 import { Loader } from './loader.js';
@@ -133,6 +133,7 @@ export class QueueRunner implements SchedulerSeam {
       stats: opts.stats,
       now: this.now,
       retryMs: opts.bounce?.retryMs ?? DEFAULT_RETRY_MS,
+      transport: (kind, action) => transportOf(kind, this.config.actions.get(action)?.kind),
       running: () => this.state === 'running',
       removed: () => {
         this.gauges();
@@ -352,7 +353,7 @@ export class QueueRunner implements SchedulerSeam {
       const v = this.schedule.get(evpid);
       if (v !== undefined) rcpts.push(v.rcpt);
     }
-    return runTask({ config: this.config, spool: this.spool, agents: this.agents }, task, env, rcpts, signal);
+    return runTask({ config: this.config, spool: this.spool, agents: this.agents, stats: this.stats }, task, env, rcpts, signal);
   }
 
   /** Carry out a task's results (settle.ts) in their order. Runs in the message's serial chain. */
@@ -367,7 +368,7 @@ export class QueueRunner implements SchedulerSeam {
   private expire(v: EnvelopeView): void {
     const env = this.schedule.envelope(v.msgid);
     if (env === undefined) return;
-    logExpired(this.log, this.stats, env, v, this.now());
+    logExpired(this.log, this.stats, env, v, this.now(), transportOf(v.kind, this.config.actions.get(v.action)?.kind));
     this.owed.add(v.msgid, expiryFailure(env, v), this.now());
   }
 

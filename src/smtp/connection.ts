@@ -193,6 +193,7 @@ export class Connection {
     this.attach(hs.socket);
     this.session.tlsEstablished({ version: o.version, cipher: o.cipher, ...(o.peer !== undefined ? { peer: o.peer } : {}) });
     this.stats.inc('smtp.tls');
+    this.stats.probe.tls(o.version);
     this.log.event('smtp', 'tls', { session: this.session.id, version: o.version, cipher: o.cipher });
     return true;
   }
@@ -425,6 +426,7 @@ export class Connection {
   private send(r: Reply, command: string): void {
     if (r.code >= 400) {
       this.log.event('smtp', 'failed-command', { session: this.session.id, command, result: `${r.code} ${r.enhanced ?? ''} ${r.lines[0] ?? ''}`.replace(/\s+/g, ' ') });
+      this.stats.probe.refusal(/^\S*/.exec(command)?.[0] ?? '', r.code, r.enhanced);
     }
     // no-multiline-replies spares the EHLO list (ZMailer's rule).
     const fmt = !this.fmt.multiline && /^EHLO(\s|$)/i.test(command) ? { ...this.fmt, multiline: true } : this.fmt;
@@ -530,6 +532,7 @@ export class Connection {
     // Anything not acknowledged is thrown away: it will never be delivered.
     this.session.end();
     this.log.event('smtp', 'disconnected', { session: this.session.id, reason, messages: this.session.messages });
+    this.stats.probe.sessionEnd(reason);
     this.onClose?.(reason);
   }
 }

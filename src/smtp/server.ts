@@ -181,6 +181,7 @@ export class SmtpServer {
     if (d.kind !== 'accept') {
       socket.on('error', () => undefined);
       this.stats.inc('smtp.session.refused');
+      this.stats.probe.session(l.tag ?? `${address}:${l.port}`, 'refused');
       this.log.event('smtp', 'refused', { address: ip, reason: d.reason, reply: d.kind === 'reply' ? d.reply.code : 'none' });
       if (d.kind === 'drop') {
         socket.destroy();
@@ -196,6 +197,7 @@ export class SmtpServer {
     this.stats.inc('smtp.session');
     this.stats.inc(ip.includes(':') ? 'smtp.session.inet6' : 'smtp.session.inet4');
     this.stats.inc('smtp.session.active');
+    this.stats.probe.session(l.tag ?? `${address}:${l.port}`, 'accepted');
     const session = new Session(id, this.env, {
       address: ip,
       port: client.port,

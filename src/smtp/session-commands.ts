@@ -122,14 +122,14 @@ export abstract class SessionCommands extends SessionCore {
     if (!m || m[1] === undefined) return { reply: reply(501, '5.5.4', 'Syntax: AUTH mechanism [initial-response]') };
     const mech = this.authMechanisms().find((x) => x === m[1]?.toUpperCase());
     if (mech === undefined) return { reply: reply(504, '5.5.4', 'Unrecognized authentication mechanism') };
-    return this.authApply(await saslStart(mech, m[2], this.saslContext()));
+    return this.authApply(await saslStart(mech, m[2], this.saslContext()), mech);
   }
 
   /** A client line during AUTH. */
   async authContinue(line: string): Promise<CommandResult> {
     const ex = this.sasl;
     if (!ex) return { reply: reply(503, '5.5.1', 'No authentication in progress') };
-    return this.authApply(await saslContinue(ex, line, this.saslContext()));
+    return this.authApply(await saslContinue(ex, line, this.saslContext()), ex.mech);
   }
 
   private saslContext(): SaslContext {
@@ -145,7 +145,7 @@ export abstract class SessionCommands extends SessionCore {
   }
 
   /** Apply one step of the SASL exchange: keep its state, log, count failures; a failure's reply waits `smtp auth-fail-delay`. */
-  private authApply(step: SaslStep): CommandResult {
+  private authApply(step: SaslStep, mech: string): CommandResult {
     this.sasl = step.kind === 'challenge' ? step.exchange : undefined;
     switch (step.kind) {
       case 'challenge':
@@ -155,6 +155,7 @@ export abstract class SessionCommands extends SessionCore {
       case 'success':
         this.authUser = step.user;
         this.env.stats.inc('smtp.auth.ok');
+        this.env.stats.probe?.auth(mech, true);
         this.env.log.event('smtp', 'authentication', { session: this.id, user: step.user, mechanism: step.mech, result: 'ok' });
         return { reply: reply(235, '2.7.0', 'Authentication successful') };
       case 'tempfail':
@@ -163,6 +164,7 @@ export abstract class SessionCommands extends SessionCore {
       case 'failure': {
         const n = this.env.auth.failrate.fail(this.peer.address);
         this.env.stats.inc('smtp.auth.fail');
+        this.env.stats.probe?.auth(mech, false);
         this.env.log.event('smtp', 'authentication', { session: this.id, address: this.peer.address, user: step.user, result: 'permfail', reason: step.reason, failures: n });
         const delay = this.env.config.smtp.authFailDelayMs;
         return { reply: step.reply ?? reply(535, '5.7.8', 'Authentication credentials invalid'), ...(delay > 0 ? { delayMs: delay } : {}) };

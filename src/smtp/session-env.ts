@@ -21,7 +21,7 @@ export interface SessionEnv {
   /** The one way into the queue (queue/enqueue.ts): DATA and BDAT open a message there. */
   readonly queue: Pick<FrontDoor, 'open'>;
   readonly policy: Pick<Policy, 'connect' | 'helo' | 'mail' | 'rcpt' | 'data' | 'commit'>;
-  readonly stats: Pick<Stats, 'inc'>;
+  readonly stats: Pick<Stats, 'inc'> & Partial<Pick<Stats, 'probe'>>;
   readonly scheduler: SchedulerSeam;
   /** Free bytes in the spool (cached by the caller). */
   readonly freeSpace: () => Promise<number>;

@@ -70,6 +70,8 @@ export interface FsSpoolOptions {
    * wait up to N ms after the first commit to gather more.
    */
   groupCommitMs?: number;
+  /** Called for each journal batch: its number of commits and its fdatasync's duration (metrics). */
+  onBatch?: (size: number, fsyncSeconds: number) => void;
   /**
    * Body bytes kept in memory before they go to the temp file (default
    * 256 KiB). A message no larger is committed through the journal.
@@ -128,6 +130,7 @@ export class FsSpool implements Spool {
   private readonly allocator = new MsgidAllocator();
   private readonly memoryBufferBytes: number;
   private readonly log: (line: string) => void;
+  private readonly onBatch: ((size: number, fsyncSeconds: number) => void) | undefined;
   private readonly recover: boolean;
   private state: 'new' | 'open' | 'closed' = 'new';
   private commits = 0;
@@ -155,6 +158,7 @@ export class FsSpool implements Spool {
     this.syncer = new DirSyncer(groupCommitMs);
     this.memoryBufferBytes = memoryBufferBytes;
     this.log = opts.log ?? (() => undefined);
+    this.onBatch = opts.onBatch;
     this.recover = opts.recover ?? true;
     const j = opts.journal ?? this.recover;
     this.journalOpts = j === false ? undefined : j === true ? {} : j;
@@ -168,7 +172,7 @@ export class FsSpool implements Spool {
     const report = this.recover ? await recover(this.layout, this.log) : { messages: 0, removedIncomplete: 0, corrupt: [] };
     if (this.recover) this.known = new Set(await this.scanQueue());
     if (this.journalOpts !== undefined) {
-      this.journal = await Journal.start({ root: this.layout.root, journalDir: this.layout.journal, queueDir: this.layout.queue, log: this.log, ...this.journalOpts });
+      this.journal = await Journal.start({ root: this.layout.root, journalDir: this.layout.journal, queueDir: this.layout.queue, log: this.log, ...(this.onBatch ? { onBatch: this.onBatch } : {}), ...this.journalOpts });
     }
     this.state = 'open';
     return report;

@@ -61,7 +61,8 @@ export type ToWorker =
 export type FromWorker =
   | { readonly t: 'ready' }
   /** The batch is durable (errors: why an item is not). */
-  | { readonly t: 'done'; readonly id: number; readonly seq: number; readonly errors: readonly (string | null)[] }
+  /** `batch`, on the first commit of a batch only: its number of messages and the fdatasync's duration (metrics). */
+  | { readonly t: 'done'; readonly id: number; readonly seq: number; readonly errors: readonly (string | null)[]; readonly batch?: { readonly size: number; readonly syncMs: number } }
   /** Its message files are in queue/ (errors: why one is not); the items' buffers come back for reuse. */
   | { readonly t: 'materialized'; readonly id: number; readonly errors: readonly (string | null)[]; readonly buffers: readonly ArrayBuffer[] }
   | { readonly t: 'removed'; readonly id: number; readonly found: readonly boolean[]; readonly error?: string }
@@ -173,15 +174,17 @@ class JournalThread {
     if (removes.length > 0) this.remove(removes);
     if (bufs.length > 0) {
       let failure: string | undefined;
+      let syncMs = 0;
       try {
-        this.append(bufs);
+        syncMs = this.append(bufs);
       } catch (e) {
         failure = `journal: ${(e as Error).message}`;
         this.rotateAfterError();
       }
       const seq = this.seq;
       // Durable: the clients may have their 250s now, while the files are written.
-      for (const c of commits) this.post({ t: 'done', id: c.id, seq, errors: c.items.map(() => failure ?? null) });
+      const size = commits.reduce((n, c) => n + c.items.length, 0);
+      commits.forEach((c, i) => this.post({ t: 'done', id: c.id, seq, errors: c.items.map(() => failure ?? null), ...(i === 0 && failure === undefined ? { batch: { size, syncMs } } : {}) }));
       if (failure === undefined) {
         for (const c of commits) {
           const errors = c.items.map((it) => this.materialize(it.msgid, it.bytes));
@@ -255,11 +258,15 @@ class JournalThread {
     }
   }
 
-  private append(bufs: readonly Uint8Array[]): void {
+  /** Append and fdatasync; returns how long the fdatasync took, in ms. */
+  private append(bufs: readonly Uint8Array[]): number {
     writeAllSync(this.fd, bufs);
+    const t = performance.now();
     fdatasyncSync(this.fd);
+    const syncMs = performance.now() - t;
     if (this.segStarted === 0) this.segStarted = Date.now();
     for (const b of bufs) this.segBytes += b.length;
+    return syncMs;
   }
 
   /** Write the message file; null on success, else why not. */

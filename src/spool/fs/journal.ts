@@ -37,6 +37,8 @@ export interface JournalOptions {
   /** syncfs command (tests: [] forces the per-file fallback). */
   readonly syncCommand?: readonly string[];
   readonly log: (line: string) => void;
+  /** A batch of `size` commits was made durable by an fdatasync of `fsyncSeconds` (metrics). */
+  readonly onBatch?: (size: number, fsyncSeconds: number) => void;
 }
 
 /** The I/O thread's young generation (MB). */
@@ -185,6 +187,7 @@ export class Journal {
         const w = this.waiting.get(m.id);
         if (!w) return;
         this.batches++;
+        if (m.batch) this.o.onBatch?.(m.batch.size, m.batch.syncMs / 1000);
         w.durable = true;
         w.settle.forEach((s, i) => {
           const err = m.errors[i];
