@@ -3,11 +3,11 @@
  * was invoked under (mailwrapper style: /usr/sbin/sendmail → postern), or
  * by the first argument when invoked as `postern`:
  *
- *   smtpd  smtpctl  sendmail  send-mail  mailq  newaliases  makemap
+ *   smtpd  smtpctl  sendmail  send-mail  mailq  newaliases  makemap  smtpfwdd
  */
 import { basename } from 'node:path';
 
-const COMMANDS = ['smtpd', 'smtpctl', 'sendmail', 'send-mail', 'mailq', 'newaliases', 'makemap'] as const;
+const COMMANDS = ['smtpd', 'smtpctl', 'sendmail', 'send-mail', 'mailq', 'newaliases', 'makemap', 'smtpfwdd'] as const;
 
 async function run(name: string, argv: string[]): Promise<void> {
   switch (name) {
@@ -20,6 +20,8 @@ async function run(name: string, argv: string[]): Promise<void> {
       return (await import('./sendmail.js')).sendmailMain(argv, name);
     case 'mailq':
       return (await import('./sendmail.js')).sendmailMain(['-bp', ...argv], 'mailq');
+    case 'smtpfwdd':
+      return (await import('./smtpfwdd.js')).smtpfwddMain(argv);
     case 'newaliases':
       return (await import('./newaliases-entry.js')).newaliasesMain(argv);
     case 'makemap': {

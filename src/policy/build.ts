@@ -27,7 +27,7 @@ import type { UserBase } from '../users/system-users.js';
 import type { SessionRuntime } from './runtime.js';
 import { reply } from '../mail/reply.js';
 import type { BodyFile } from '../spool/spool.js';
-import { Policy, type PolicyObserver, type PolicyPhase } from './policy.js';
+import { Policy, type PolicyObserver, type PolicyPhase, type SessionFacts } from './policy.js';
 import { RuleEngine } from '../rules/rules.js';
 import { nullMxSenderPhase } from './null-mx.js';
 import type { MxDns } from '../dns/mx.js';
@@ -69,6 +69,8 @@ export interface PolicyDeps {
   /** ZMailer's -s: the style of sessions no HELO pattern matched, or strict/sloppy. Default "ve". */
   readonly style?: StyleOption;
   readonly obtuseDelays?: Partial<ObtuseDelays>;
+  /** The client's ident (RFC 1413) user, for the rules file's user@host, USER@ and %U (net/ident.ts). */
+  readonly ident?: (s: SessionFacts) => Promise<string | undefined>;
   readonly contentFilterTimeoutMs?: number;
   readonly log?: MailLog;
   /** Hears why each phase decided (the dry run). */
@@ -141,6 +143,7 @@ export function buildPolicy(loaded: LoadedConfig, deps: PolicyDeps): BuiltPolicy
     obtuse = obtuseRulesPhase({
       rules: files.rules,
       ...(deps.dns ? { dns: obtuseDns(deps.dns) } : {}),
+      ...(deps.ident ? { ident: deps.ident } : {}),
       ...(deps.obtuseDelays || config.smtp.notoDelayMs !== undefined || config.smtp.denyDelayMs !== undefined
         ? {
             delays: {
