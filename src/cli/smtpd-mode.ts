@@ -54,7 +54,8 @@ export function chooseSmtpdMode(argv: readonly string[]): SmtpdMode {
     return { kind: 'error', message: usedObtuse ? `${obtuse.error} (${OBTUSE_USAGE})` : open.error };
   }
   if (!obtuse.values.has('c')) {
-    const given = [...OBTUSE_ONLY].find((c) => obtuse.values.has(c) || obtuse.flags.has(c)) ?? '?';
+    // The letter OpenSMTPD's smtpd does not know is one of Obtuse's (getopt failed on it).
+    const given = open.error.slice(-1);
     return { kind: 'error', message: `-${given} is an option of Obtuse's smtpd, which needs -c HOME (${OBTUSE_USAGE})` };
   }
   if (obtuse.operands.length > 0) return { kind: 'error', message: `unexpected argument "${obtuse.operands[0]}" (${OBTUSE_USAGE})` };

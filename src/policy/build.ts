@@ -37,6 +37,7 @@ import { DEFAULT_CONNECTION_LIMITS, type ConnectionLimits, DEFAULT_ERROR_LIMITS,
 import { loadAverageRefusal } from './load-average.js';
 import { obtuseRulesPhase, type ObtuseDelays, type ObtuseRulesPhase } from './obtuse/phase.js';
 import { obtuseDns } from './obtuse/dns.js';
+import { sessionIdent } from './obtuse/ident.js';
 import { normalizeParamName } from '../config/zmailer/params.js';
 import { zmailerPolicyPhase, styleFor, type ZmailerPolicyPhase } from './zmailer/phase.js';
 import { zmailerConnectionLimits, zmailerTarpit } from './zmailer/limits.js';
@@ -69,7 +70,7 @@ export interface PolicyDeps {
   /** ZMailer's -s: the style of sessions no HELO pattern matched, or strict/sloppy. Default "ve". */
   readonly style?: StyleOption;
   readonly obtuseDelays?: Partial<ObtuseDelays>;
-  /** The client's ident (RFC 1413) user, for the rules file's user@host, USER@ and %U (net/ident.ts). */
+  /** The client's ident (RFC 1413) user, for the rules file's user@host, USER@ and %U; default: ask the client's identd (policy/obtuse/ident.ts). */
   readonly ident?: (s: SessionFacts) => Promise<string | undefined>;
   readonly contentFilterTimeoutMs?: number;
   readonly log?: MailLog;
@@ -143,7 +144,8 @@ export function buildPolicy(loaded: LoadedConfig, deps: PolicyDeps): BuiltPolicy
     obtuse = obtuseRulesPhase({
       rules: files.rules,
       ...(deps.dns ? { dns: obtuseDns(deps.dns) } : {}),
-      ...(deps.ident ? { ident: deps.ident } : {}),
+      // The ident user (RFC 1413), asked of the client only when a rule or message needs it.
+      ident: deps.ident ?? sessionIdent(),
       ...(deps.obtuseDelays || config.smtp.notoDelayMs !== undefined || config.smtp.denyDelayMs !== undefined
         ? {
             delays: {

@@ -33,7 +33,7 @@ import { SmtpServer } from '../../smtp/server.js';
 import { Authenticator } from '../../auth/authenticator.js';
 import { FailRate } from '../../auth/failrate.js';
 import { reply } from '../../mail/reply.js';
-import { identLookup } from '../../net/ident.js';
+import { sessionIdent } from '../../policy/obtuse/ident.js';
 import type { SchedulerSeam } from '../../queue/seam.js';
 
 export interface ReceiverSpec {
@@ -90,7 +90,7 @@ export async function startReceiver(s: ReceiverSpec, log: MailLog): Promise<Runn
     local,
     dns: resolver.raw,
     log,
-    ident: (f) => identLookup({ address: f.clientAddress, clientPort: f.clientPort, localPort: Number(f.listener.split(':').at(-1)), port: s.identPort ?? 113, timeoutMs: s.identTimeoutMs ?? 3000 }),
+    ident: sessionIdent({ ...(s.identPort !== undefined ? { port: s.identPort } : {}), ...(s.identTimeoutMs !== undefined ? { timeoutMs: s.identTimeoutMs } : {}) }),
   });
   // Nothing is scheduled here: smtpfwdd finds the message in the spool.
   const scheduler: SchedulerSeam = { etrn: () => reply(458, '4.3.0', 'Unable to queue messages now'), enqueued: () => undefined };

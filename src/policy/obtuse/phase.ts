@@ -45,8 +45,8 @@ export interface ObtuseRulesOptions {
   readonly dns?: ObtuseDns;
   /**
    * The client's ident (RFC 1413) user name, asked for only when a rule or
-   * message needs it. Default: unknown (Postern has no ident client; see
-   * docs/policy.md).
+   * message needs it. Default here: unknown; policy/build.ts passes
+   * policy/obtuse/ident.ts's client.
    */
   readonly ident?: (s: SessionFacts) => Promise<string | undefined>;
   readonly delays?: Partial<ObtuseDelays>;
