@@ -50,8 +50,9 @@ export function chooseSmtpdMode(argv: readonly string[]): SmtpdMode {
     const letter = obtuse.error.slice(-1);
     const usedObtuse = open.error.endsWith(' -- c') || [...OBTUSE_ONLY].some((c) => open.error.endsWith(` -- ${c}`));
     if (usedObtuse && OPENSMTPD_ONLY.has(letter)) return { kind: 'error', message: `-${letter} is an option of OpenSMTPD's smtpd and cannot be mixed with Obtuse smtpd's options (${OBTUSE_USAGE})` };
-    // Not a mix: report what OpenSMTPD's parser (or, for an Obtuse line, Obtuse's) found.
-    return { kind: 'error', message: usedObtuse ? `${obtuse.error} (${OBTUSE_USAGE})` : open.error };
+    // No Obtuse option: OpenSMTPD's smtpd reports its own error (with its usage).
+    if (!usedObtuse) return { kind: 'opensmtpd' };
+    return { kind: 'error', message: `${obtuse.error} (${OBTUSE_USAGE})` };
   }
   if (!obtuse.values.has('c')) {
     // The letter OpenSMTPD's smtpd does not know is one of Obtuse's (getopt failed on it).

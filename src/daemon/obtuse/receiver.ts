@@ -20,6 +20,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadConfigText, formatDiagnostic } from '../../config/load.js';
 import { withPolicyFiles } from '../../config/policy-files.js';
+import { rulesOpenness } from '../../config/obtuse/open.js';
 import type { MailLog } from '../../log/maillog.js';
 import { FsSpool } from '../../spool/fs/fs-spool.js';
 import { TableRegistry } from '../../table/table.js';
@@ -76,6 +77,9 @@ export async function startReceiver(s: ReceiverSpec, log: MailLog): Promise<Runn
   if (!result.config) throw new Error(result.diagnostics.map(formatDiagnostic).join('; '));
   const loaded = withPolicyFiles(result.config);
   for (const w of loaded.files.warnings) log.warn(w);
+  if (loaded.files.rules && rulesOpenness(loaded.files.rules).kind === 'falls-through') {
+    log.warn(`${rulesPath}: no rule refuses what the others do not allow; as in Obtuse smtpd, a recipient no rule matches is accepted and forwarded (end the file with noto:ALL:ALL:ALL to relay only what it allows)`);
+  }
   const config = loaded.config;
   const spool = new FsSpool({ root: config.queue.path, journal: false, log: (l) => log.info(l) });
   const report = await spool.open();
