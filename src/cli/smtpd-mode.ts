@@ -44,19 +44,21 @@ export type SmtpdMode = { readonly kind: 'opensmtpd' } | { readonly kind: 'obtus
 /** Decide which smtpd `argv` asks for; an error is one line without the "smtpd: " prefix. */
 export function chooseSmtpdMode(argv: readonly string[]): SmtpdMode {
   const open = getopt(argv, OPENSMTPD_SPEC);
-  if (!('error' in open)) return { kind: 'opensmtpd' };
   const obtuse = getopt(argv, OBTUSE_SPEC);
+  const obtuseLetter = 'error' in obtuse ? undefined : [...OBTUSE_ONLY].find((c) => obtuse.values.has(c) || obtuse.flags.has(c));
+  // OpenSMTPD's getopt stops at the first operand: `-d /spool -u daemon` parses, with "/spool" left over.
+  if (!('error' in open) && (open.operands.length === 0 || obtuseLetter === undefined)) return { kind: 'opensmtpd' };
   if ('error' in obtuse) {
     const letter = obtuse.error.slice(-1);
-    const usedObtuse = open.error.endsWith(' -- c') || [...OBTUSE_ONLY].some((c) => open.error.endsWith(` -- ${c}`));
+    const usedObtuse = 'error' in open && [...OBTUSE_ONLY].some((c) => open.error.endsWith(` -- ${c}`));
     if (usedObtuse && OPENSMTPD_ONLY.has(letter)) return { kind: 'error', message: `-${letter} is an option of OpenSMTPD's smtpd and cannot be mixed with Obtuse smtpd's options (${OBTUSE_USAGE})` };
     // No Obtuse option: OpenSMTPD's smtpd reports its own error (with its usage).
     if (!usedObtuse) return { kind: 'opensmtpd' };
     return { kind: 'error', message: `${obtuse.error} (${OBTUSE_USAGE})` };
   }
   if (!obtuse.values.has('c')) {
-    // The letter OpenSMTPD's smtpd does not know is one of Obtuse's (getopt failed on it).
-    const given = open.error.slice(-1);
+    // The letter OpenSMTPD's smtpd does not know (getopt failed on it), else the first of Obtuse's given.
+    const given = 'error' in open ? open.error.slice(-1) : (obtuseLetter ?? '?');
     return { kind: 'error', message: `-${given} is an option of Obtuse's smtpd, which needs -c HOME (${OBTUSE_USAGE})` };
   }
   if (obtuse.operands.length > 0) return { kind: 'error', message: `unexpected argument "${obtuse.operands[0]}" (${OBTUSE_USAGE})` };

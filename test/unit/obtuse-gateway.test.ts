@@ -19,6 +19,8 @@ test('seed 001\'s command line is Obtuse smtpd; OpenSMTPD\'s stay OpenSMTPD\'s',
   const bare = chooseSmtpdMode(split('-c /home/smtpd -D'));
   assert.equal(bare.kind === 'obtuse' && `${bare.options.spool} ${bare.options.user}:${bare.options.group}`, '/spool daemon:daemon');
   for (const line of ['-d', '-dv -f /etc/mail/smtpd.conf', '-n', '-D foo=bar -F', '-b [192.0.2.1]', '-P mda -T smtp', '']) assert.deepEqual(chooseSmtpdMode(split(line)), { kind: 'opensmtpd' }, line);
+  // Options in any order: OpenSMTPD's getopt would stop at "/spool" and never see -c.
+  assert.equal(chooseSmtpdMode(split('-d /spool -c /home/smtpd -u daemon -g daemon -D')).kind, 'obtuse');
   const p = chooseSmtpdMode(split('-c /h -D -l 127.0.0.1 -p 2525'));
   assert.equal(p.kind === 'obtuse' && `${p.options.address}:${p.options.port}`, '127.0.0.1:2525');
 });
@@ -33,6 +35,7 @@ test('a mix of the two smtpds, or a bad value, is one line', () => {
   assert.match(err('-c /h -D -v'), /^-v is an option of OpenSMTPD's smtpd/);
   assert.match(err('-d -u daemon'), /^-u is an option of Obtuse's smtpd, which needs -c HOME/);
   assert.match(err('-L'), /^-L is an option of Obtuse's smtpd, which needs -c HOME/);
+  assert.match(err('-d /spool -u daemon -g daemon -D'), /^-u is an option of Obtuse's smtpd, which needs -c HOME/);
   assert.match(err('-c /h -d /spool'), /without -D .* add -D$/);
   assert.match(err('-c home -D'), /^-c home: the home must be an absolute path$/);
   assert.match(err('-c /h -d spool -D'), /^-d spool: the spool is a path inside the home/);
