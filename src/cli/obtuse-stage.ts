@@ -9,7 +9,8 @@
  *
  * SPEC is one JSON argument (cli/obtuse-smtpd.ts's StageSpec).
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { rmdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -45,8 +46,31 @@ async function confineStage(s: StageSpec): Promise<void> {
   });
   child.on('error', (e) => fail(`cannot run chroot: ${e.message}`));
   server.close();
-  for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(sig, () => child.kill(sig));
-  child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
+  for (const sig of ['SIGTERM', 'SIGINT'] as const) process.on(sig, () => child.kill(sig));
+  process.on('SIGHUP', () => undefined);
+  // The launcher gone (even by SIGKILL): stop the receiver too, so that the port is free for the next start.
+  whenOrphaned(() => child.kill('SIGTERM'));
+  child.on('exit', (code, signal) => {
+    // Take the new root down and remove its mount point (the launcher does too, unless it was killed).
+    spawnSync('umount', ['--lazy', s.root]);
+    try {
+      rmdirSync(s.root);
+    } catch {
+      /* the launcher's, or already gone */
+    }
+    process.exit(code ?? (signal ? 1 : 0));
+  });
+}
+
+/** Call `f` once this process's parent has gone (it is re-parented). Node has no PR_SET_PDEATHSIG. */
+function whenOrphaned(f: () => void): void {
+  const parent = process.ppid;
+  const t = setInterval(() => {
+    if (process.ppid === parent) return;
+    clearInterval(t);
+    f();
+  }, 1000);
+  t.unref();
 }
 
 async function receiveStage(s: StageSpec): Promise<void> {
@@ -65,6 +89,9 @@ async function receiveStage(s: StageSpec): Promise<void> {
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
+  // The rules file is read again when it changes; SIGHUP changes nothing else.
+  process.on('SIGHUP', () => log.info('SIGHUP: the rules file is read again when it changes, at the next session'));
+  whenOrphaned(stop);
 }
 
 const [stage, json] = process.argv.slice(2);

@@ -229,3 +229,21 @@ test('a failing MTA keeps the message; SIGKILL of smtpfwdd and of the receiver l
     await exited(fwd.proc);
   }
 });
+
+test('an edit of the rules file applies from the next session, as Obtuse read it for every check', { skip }, async () => {
+  const file = join(home, 'etc', 'smtpd_check_rules');
+  writeFileSync(file, `noto:ALL:ALL:*@blocked.example:550 5.7.1 %T is blocked now\n${RULES}`);
+  await send('127.0.0.1', 'S: 220\nC: EHLO inside.example\nS: 250\nC: MAIL FROM:<staff@inside.example>\nS: 250\nC: RCPT TO:<x@blocked.example>\nS: 550 5.7.1 <x@blocked.example> is blocked now\nC: QUIT\nS: 221');
+  await smtpd.waitFor(/smtpd_check_rules: changed, read again/);
+  writeFileSync(file, RULES);
+});
+
+test('the launcher killed with SIGKILL: the receiver stops too and frees the port', { skip }, async () => {
+  const pid = receiverPid;
+  smtpd.proc.kill('SIGKILL');
+  await exited(smtpd.proc);
+  const end = Date.now() + 10_000;
+  while (existsSync(`/proc/${pid}`) && Date.now() < end) await new Promise((r) => setTimeout(r, 100));
+  assert.ok(!existsSync(`/proc/${pid}`), 'the receiver is still running');
+  await startSmtpd();
+});

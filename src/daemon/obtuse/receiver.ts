@@ -12,11 +12,15 @@
  * accepted message as a complete file. The receiver owns recovery (it
  * cleans incoming/ at start); smtpfwdd only reads and removes.
  *
+ * The rules file is read again when it changes (checked as each session
+ * starts), as Obtuse read it for every check; a file with errors leaves
+ * the previous rules in force, with a warning.
+ *
  * Its smtpd.conf is generated, not read: a relay action for every
  * recipient the rules file does not refuse (an Obtuse gateway forwards
  * what it accepts to the real MTA, which does the routing).
  */
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadConfigText, formatDiagnostic } from '../../config/load.js';
 import { withPolicyFiles } from '../../config/policy-files.js';
@@ -36,6 +40,7 @@ import { FailRate } from '../../auth/failrate.js';
 import { reply } from '../../mail/reply.js';
 import { sessionIdent } from '../../policy/obtuse/ident.js';
 import type { SchedulerSeam } from '../../queue/seam.js';
+import type { Policy } from '../../policy/policy.js';
 
 export interface ReceiverSpec {
   readonly home: string;
@@ -74,8 +79,9 @@ export async function startReceiver(s: ReceiverSpec, log: MailLog): Promise<Runn
   const rulesPath = join(s.home, RULES_FILE);
   if (!existsSync(rulesPath)) throw new Error(`${rulesPath}: no such file (Obtuse smtpd checks every recipient against it)`);
   const result = loadConfigText(receiverConfigText(s), '<obtuse receiver>');
-  if (!result.config) throw new Error(result.diagnostics.map(formatDiagnostic).join('; '));
-  const loaded = withPolicyFiles(result.config);
+  const base = result.config;
+  if (!base) throw new Error(result.diagnostics.map(formatDiagnostic).join('; '));
+  const loaded = withPolicyFiles(base);
   for (const w of loaded.files.warnings) log.warn(w);
   if (loaded.files.rules && rulesOpenness(loaded.files.rules).kind === 'falls-through') {
     log.warn(`${rulesPath}: no rule refuses what the others do not allow; as in Obtuse smtpd, a recipient no rule matches is accepted and forwarded (end the file with noto:ALL:ALL:ALL to relay only what it allows)`);
@@ -88,23 +94,48 @@ export async function startReceiver(s: ReceiverSpec, log: MailLog): Promise<Runn
   const local = new LocalNames(config.hostname);
   const resolver = new Resolver(config.resolver);
   const stats = new Stats();
-  const built = buildPolicy(loaded, {
+  const deps = {
     tables,
     users: new SystemUsers(),
     local,
     dns: resolver.raw,
     log,
     ident: sessionIdent({ ...(s.identPort !== undefined ? { port: s.identPort } : {}), ...(s.identTimeoutMs !== undefined ? { timeoutMs: s.identTimeoutMs } : {}) }),
-  });
+  };
+  const built = buildPolicy(loaded, deps);
+  // Obtuse read the rules file for every check: an edit applies from the next session on, here too.
+  let current = built.policy;
+  let stamp = mtimeOf(rulesPath);
+  const refresh = (): void => {
+    const now = mtimeOf(rulesPath);
+    if (now === stamp) return;
+    stamp = now;
+    try {
+      const again = withPolicyFiles(base);
+      current = buildPolicy(again, deps).policy;
+      for (const w of again.files.warnings) log.warn(w);
+      log.info(`${rulesPath}: changed, read again`);
+    } catch (e) {
+      log.warn(`${rulesPath}: changed, but the previous rules stay in force: ${(e as Error).message}`);
+    }
+  };
+  const policy: Pick<Policy, 'connect' | 'helo' | 'mail' | 'rcpt' | 'data' | 'commit'> = {
+    connect: (f) => (refresh(), current.connect(f)),
+    helo: (f, h) => current.helo(f, h),
+    mail: (f, t) => current.mail(f, t),
+    rcpt: (f, t, r) => current.rcpt(f, t, r),
+    data: (f, t) => current.data(f, t),
+    commit: (f, t, c) => current.commit(f, t, c),
+  };
   // Nothing is scheduled here: smtpfwdd finds the message in the spool.
   const scheduler: SchedulerSeam = { etrn: () => reply(458, '4.3.0', 'Unable to queue messages now'), enqueued: () => undefined };
-  const door = new FrontDoor({ config, policy: built.policy, spool, log, stats, scheduler, now: Date.now });
+  const door = new FrontDoor({ config, policy, spool, log, stats, scheduler, now: Date.now });
   const server = new SmtpServer(
     {
       config,
       log,
       queue: door,
-      policy: built.policy,
+      policy,
       stats,
       scheduler,
       freeSpace: () => spool.freeSpace().catch(() => Number.POSITIVE_INFINITY),
@@ -125,4 +156,12 @@ export async function startReceiver(s: ReceiverSpec, log: MailLog): Promise<Runn
       await spool.close();
     },
   };
+}
+
+function mtimeOf(path: string): number {
+  try {
+    return statSync(path).mtimeMs;
+  } catch {
+    return -1;
+  }
 }
