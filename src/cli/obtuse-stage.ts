@@ -19,8 +19,14 @@ import { startReceiver } from '../daemon/obtuse/receiver.js';
 import { MailLog } from '../log/maillog.js';
 import type { StageSpec } from './obtuse-smtpd.js';
 
-/** Postern's installation: dist/src/cli → the package root. */
-const CODE = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
+/**
+ * Postern's installation: dist/src/cli → the package root; installed as a
+ * dependency (…/node_modules/postern), the whole node_modules folder, where
+ * npm may have hoisted Postern's own dependencies.
+ */
+const PACKAGE = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
+const HOISTED = PACKAGE.lastIndexOf('/node_modules/');
+const CODE = HOISTED >= 0 ? PACKAGE.slice(0, HOISTED + '/node_modules'.length) : PACKAGE;
 
 function fail(msg: string): never {
   process.stderr.write(`smtpd: ${msg}\n`);
