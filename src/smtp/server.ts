@@ -204,7 +204,8 @@ export class SmtpServer {
       address: ip,
       port: client.port,
       fromSocket: false,
-      listener: `${address}:${l.port}`,
+      // `port 0` (a port the kernel chose): the port actually bound, which ident queries name.
+      listener: `${address}:${l.port === 0 ? (socket.localPort ?? 0) : l.port}`,
       localPort: socket.localPort ?? l.port,
       hostname: this.hostnameFor(l, localAddress),
       tag: l.tag,
