@@ -3,7 +3,7 @@
  * was invoked under (mailwrapper style: /usr/sbin/sendmail → postern), or
  * by the first argument when invoked as `postern`:
  *
- *   smtpd  smtpctl  sendmail  send-mail  mailq  newaliases  makemap
+ *   smtpd  smtpctl  sendmail  send-mail  mailq  newaliases  makemap  smtpfwdd
  *
  * and, as `postern install` / `postern uninstall`, the service kit
  * (cli/install/). `--version` and `--help` as a command's first argument
@@ -12,7 +12,7 @@
 import { basename } from 'node:path';
 import { versionOrHelp } from './version.js';
 
-const COMMANDS = ['smtpd', 'smtpctl', 'sendmail', 'send-mail', 'mailq', 'newaliases', 'makemap'] as const;
+const COMMANDS = ['smtpd', 'smtpctl', 'sendmail', 'send-mail', 'mailq', 'newaliases', 'makemap', 'smtpfwdd'] as const;
 
 async function run(name: string, argv: string[]): Promise<void> {
   if (versionOrHelp(name, argv)) return;
@@ -26,6 +26,8 @@ async function run(name: string, argv: string[]): Promise<void> {
       return (await import('./sendmail.js')).sendmailMain(argv, name);
     case 'mailq':
       return (await import('./sendmail.js')).sendmailMain(['-bp', ...argv], 'mailq');
+    case 'smtpfwdd':
+      return (await import('./smtpfwdd.js')).smtpfwddMain(argv);
     case 'newaliases':
       return (await import('./newaliases-entry.js')).newaliasesMain(argv);
     case 'makemap': {

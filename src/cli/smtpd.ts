@@ -15,6 +15,9 @@
  *       queued or delivered (ZMailer's -T, Exim's -bh; -T is OpenSMTPD's trace here)
  *   -h  help
  *
+ * `smtpd -c HOME [-d SPOOL] [-u USER] [-g GROUP] -D [-L]` is Obtuse's smtpd
+ * (cli/smtpd-mode.ts has the rule, cli/obtuse-smtpd.ts the launcher).
+ *
  * Without -d or -F the daemon detaches: a child runs with -F and the
  * parent exits 0 once it is listening (or 1 with its error).
  */
@@ -25,6 +28,7 @@ import { existsSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { getopt } from './getopt.js';
+import { chooseSmtpdMode } from './smtpd-mode.js';
 import { tuneHeap } from '../daemon/heap.js';
 import { loadConfigFile, loadConfigText, formatDiagnostic, type LoadResult } from '../config/load.js';
 import { DEFAULT_CONFIG_TEXT } from '../config/defaults.js';
@@ -43,6 +47,10 @@ function fail(msg: string): never {
 }
 
 async function main(argv: string[]): Promise<void> {
+  // `-c HOME` is Obtuse's smtpd (seed 001); a mix of the two is one line (cli/smtpd-mode.ts).
+  const mode = chooseSmtpdMode(argv);
+  if (mode.kind === 'error') fail(mode.message);
+  if (mode.kind === 'obtuse') return (await import('./obtuse-smtpd.js')).obtuseSmtpdMain(mode.options, fail);
   const opts = getopt(argv, 'dFhnvb:D:f:T:P:');
   if ('error' in opts) fail(`${opts.error} (${USAGE})`);
   if (opts.flags.has('h')) {

@@ -19,6 +19,7 @@ import { deepFreeze, FrozenMap, FrozenSet } from './freeze.js';
 import type { Action, CaCert, Config, Pki, Position, TableDecl } from './model.js';
 import { findOpenRelays } from './open-relay.js';
 import { buildHttp } from './parse-http.js';
+import { rulesFileOpenness } from './obtuse/open.js';
 import { didYouMean } from './suggest.js';
 
 export interface BuildInput {
@@ -53,7 +54,9 @@ export function build(input: BuildInput, diags: Diagnostics): Config | undefined
   for (const a of draft.actions) {
     if (lint && !a.synthesized && !usedActions.has(a.action.name)) diags.warning(a.namePos, `action "${a.action.name}" is declared but no match rule uses it`);
   }
-  const openRelays = findOpenRelays(draft.rules, actions, tables);
+  // A rules file that refuses whatever it does not allow closes smtpd.conf's rules behind it (config/obtuse/open.ts).
+  const closedByRules = rulesFileClosed(draft.settings.rulesFile?.value);
+  const openRelays = closedByRules ? [] : findOpenRelays(draft.rules, actions, tables);
   for (const w of openRelays) diags.add(w);
   if (lint && draft.rules.length === 0 && (draft.listeners.length > 0 || draft.actions.length > 0)) {
     const first = draft.listeners[0]?.pos ?? (draft.actions[0] as { action: Action }).action.pos;
@@ -220,4 +223,9 @@ function checkListeners(draft: Draft, diags: Diagnostics): void {
     if (first !== undefined) diags.error(l.pos, `listener on ${shown} is already declared at ${where(first, l.pos)}`);
     else seen.set(key, l.pos);
   }
+}
+
+/** smtpd.conf's open-relay warnings are moot behind a rules file that is closed. */
+function rulesFileClosed(path: string | undefined): boolean {
+  return path !== undefined && rulesFileOpenness(path)?.kind === 'closed';
 }

@@ -18,6 +18,8 @@
  * reported at the smtpd.conf line naming it. Warnings, as
  * "FILE:LINE: warning: message", are returned for the caller to show.
  */
+import { rulesOpenness } from './obtuse/open.js';
+import { OPEN_RELAY_MESSAGE } from './open-relay.js';
 import { readFileSync } from 'node:fs';
 import { deepFreeze } from './freeze.js';
 import type { Config } from './model.js';
@@ -68,6 +70,9 @@ export function withPolicyFiles(config: Config, opts: { readonly env?: Readonly<
       const r = parseObtuseRules(text, config.rulesFile.path);
       for (const d of r.diagnostics) (d.severity === 'error' ? errors : warnings).push(formatObtuseDiagnostic(d));
       if (r.ok) rules = r.rules;
+      // An allow grants relaying: an allow of anyone to anywhere makes an open relay (config/obtuse/open.ts).
+      const open = r.ok ? rulesOpenness(r.rules) : undefined;
+      if (open?.kind === 'open') warnings.push(`${open.rule.pos.file}:${open.rule.pos.line}: this allow rule ${OPEN_RELAY_MESSAGE}`);
     }
   }
   if (config.smtpserverConf) {

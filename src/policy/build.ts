@@ -28,7 +28,7 @@ import type { UserBase } from '../users/system-users.js';
 import type { SessionRuntime } from './runtime.js';
 import { reply } from '../mail/reply.js';
 import type { BodyFile } from '../spool/spool.js';
-import { Policy, type PolicyObserver, type PolicyPhase } from './policy.js';
+import { Policy, type PolicyObserver, type PolicyPhase, type SessionFacts } from './policy.js';
 import { RuleEngine } from '../rules/rules.js';
 import { nullMxSenderPhase } from './null-mx.js';
 import type { MxDns } from '../dns/mx.js';
@@ -38,6 +38,7 @@ import { DEFAULT_CONNECTION_LIMITS, type ConnectionLimits, DEFAULT_ERROR_LIMITS,
 import { loadAverageRefusal } from './load-average.js';
 import { obtuseRulesPhase, type ObtuseDelays, type ObtuseRulesPhase } from './obtuse/phase.js';
 import { obtuseDns } from './obtuse/dns.js';
+import { sessionIdent } from './obtuse/ident.js';
 import { normalizeParamName } from '../config/zmailer/params.js';
 import { zmailerPolicyPhase, styleFor, type ZmailerPolicyPhase } from './zmailer/phase.js';
 import { zmailerConnectionLimits, zmailerTarpit } from './zmailer/limits.js';
@@ -70,6 +71,8 @@ export interface PolicyDeps {
   /** ZMailer's -s: the style of sessions no HELO pattern matched, or strict/sloppy. Default "ve". */
   readonly style?: StyleOption;
   readonly obtuseDelays?: Partial<ObtuseDelays>;
+  /** The client's ident (RFC 1413) user, for the rules file's user@host, USER@ and %U; default: ask the client's identd (policy/obtuse/ident.ts). */
+  readonly ident?: (s: SessionFacts) => Promise<string | undefined>;
   readonly contentFilterTimeoutMs?: number;
   readonly log?: MailLog;
   /** Counts decisions by check (metrics). */
@@ -144,6 +147,8 @@ export function buildPolicy(loaded: LoadedConfig, deps: PolicyDeps): BuiltPolicy
     obtuse = obtuseRulesPhase({
       rules: files.rules,
       ...(deps.dns ? { dns: obtuseDns(deps.dns) } : {}),
+      // The ident user (RFC 1413), asked of the client only when a rule or message needs it.
+      ident: deps.ident ?? sessionIdent(),
       ...(deps.obtuseDelays || config.smtp.notoDelayMs !== undefined || config.smtp.denyDelayMs !== undefined
         ? {
             delays: {

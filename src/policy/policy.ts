@@ -149,9 +149,10 @@ export class Policy {
   }
 
   async rcpt(s: SessionFacts, tx: TxFacts, rcpt: Mailbox): Promise<RcptDecision> {
-    const v = await this.run('rcpt', (p) => p.rcpt?.(s, tx, rcpt));
+    let grant: RelayGrant | undefined;
+    const v = await this.run('rcpt', (p) => p.rcpt?.(s, tx, rcpt), (pass) => (grant ??= pass.grant));
     if (v.kind === 'reject') return { kind: 'reject', verdict: v };
-    const d = this.route(s, tx, rcpt);
+    const d = this.route(s, tx, rcpt, grant);
     this.probe?.policy('smtpd.conf', 'rcpt', d.kind);
     if (this.observer) {
       if (d.kind === 'reject') this.note('rcpt', 'smtpd.conf', d.verdict.reason);
@@ -164,7 +165,7 @@ export class Policy {
   }
 
   /** The smtpd.conf rules and recipient expansion: where the recipient goes, or why not. */
-  private route(s: SessionFacts, tx: TxFacts, rcpt: Mailbox): RcptDecision {
+  private route(s: SessionFacts, tx: TxFacts, rcpt: Mailbox, grant?: RelayGrant): RcptDecision {
     const ctx = {
       clientAddress: s.clientAddress,
       fromSocket: s.fromSocket,
@@ -176,6 +177,14 @@ export class Policy {
       sender: tx.sender ? formatMailbox(tx.sender) : '',
     };
     const d = this.rules.decide({ ...ctx, rcpt: formatMailbox(rcpt), rcptDomain: rcpt.domain });
+    // The rules file allowed it and no smtpd.conf rule matched (an explicit reject still wins): relay it.
+    if (d.kind === 'reject' && d.rule === undefined && grant !== undefined && rcpt.domain !== '' && !this.local.isLocalDomain(rcpt.domain)) {
+      const relay = relayAction(this.expansion.config);
+      if (relay !== undefined) {
+        const address = formatMailbox(rcpt);
+        return { kind: 'accept', targets: [{ address, action: relay.name, rule: grant.rule, dest: { kind: 'remote' } }], action: relay.name, rule: grant.rule };
+      }
+    }
     if (d.kind === 'reject') return { kind: 'reject', verdict: { kind: 'reject', reply: d.reply, reason: d.reason } };
     // A relay rule that matches one of our own domains would send the mail back to us, forever.
     if (d.action.kind === 'relay' && d.action.relay?.host === undefined && this.local.isLocalDomain(rcpt.domain)) {
@@ -233,9 +242,10 @@ export class Policy {
     this.observer?.({ phase, source, why });
   }
 
-  private async run(phase: PhaseName, f: (p: PolicyPhase) => Verdict | Promise<Verdict> | undefined): Promise<Verdict> {
+  private async run(phase: PhaseName, f: (p: PolicyPhase) => Verdict | Promise<Verdict> | undefined, onPass?: (v: Verdict & { kind: 'pass' }) => void): Promise<Verdict> {
     for (const p of this.phases) {
       const v = await f(p);
+      if (v !== undefined && v.kind === 'pass') onPass?.(v);
       if (v !== undefined && v.kind === 'reject') {
         if (!p.explains) this.note(phase, p.name, v.reason);
         this.probe?.policy(p.name, phase, 'reject');
@@ -244,4 +254,12 @@ export class Policy {
     }
     return PASS;
   }
+}
+
+type RelayGrant = NonNullable<(Verdict & { kind: 'pass' })['grant']>;
+
+/** The action a granted recipient is relayed with: the first relay action without a host (MX), else the first relay action. */
+function relayAction(config: Config): { readonly name: string } | undefined {
+  const relays = [...config.actions.values()].filter((a) => a.kind === 'relay');
+  return relays.find((a) => a.relay?.host === undefined) ?? relays[0];
 }

@@ -9,8 +9,12 @@
 import type { Reply } from '../mail/reply.js';
 
 export type Verdict =
-  /** No objection; later phases/rules decide. */
-  | { readonly kind: 'pass' }
+  /**
+   * No objection; later phases/rules decide. `grant: relay` (the rules
+   * file's `allow`, at RCPT): relay this recipient even when no smtpd.conf
+   * rule accepts it; `rule` is where the grant came from ("file:line").
+   */
+  | { readonly kind: 'pass'; readonly grant?: { readonly kind: 'relay'; readonly rule: string } }
   /** Refuse with this reply (4xx or 5xx). */
   | {
       readonly kind: 'reject';

@@ -32,6 +32,8 @@ export interface ServerOptions {
   readonly minDataRate?: number;
   /** listen(2) backlog; default 1024. */
   readonly backlog?: number;
+  /** A socket already bound and listening (Obtuse smtpd's receiver: bound as root by its launcher), used for the first listener. */
+  readonly fd?: number;
 }
 
 export interface BoundListener {
@@ -94,7 +96,9 @@ export class SmtpServer {
     return new Promise((resolve, reject) => {
       const server = createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.accept(l, address, socket));
       server.once('error', reject);
-      server.listen({ host: address, port: l.port, backlog: this.opts.backlog ?? 1024, ipv6Only: false }, () => {
+      const fd = this.bound.length === 0 ? this.opts.fd : undefined;
+      const where = fd !== undefined ? { fd, backlog: this.opts.backlog ?? 1024 } : { host: address, port: l.port, backlog: this.opts.backlog ?? 1024, ipv6Only: false };
+      server.listen(where, () => {
         server.off('error', reject);
         server.on('error', (e) => this.log.error(`listener ${address}:${l.port}: ${e.message}`));
         const a = server.address();
@@ -202,7 +206,8 @@ export class SmtpServer {
       address: ip,
       port: client.port,
       fromSocket: false,
-      listener: `${address}:${l.port}`,
+      // `port 0` (a port the kernel chose): the port actually bound, which ident queries name.
+      listener: `${address}:${l.port === 0 ? (socket.localPort ?? 0) : l.port}`,
       localPort: socket.localPort ?? l.port,
       hostname: this.hostnameFor(l, localAddress),
       tag: l.tag,

@@ -28,7 +28,8 @@ export type DnsRecord =
   | { readonly type: 'MX'; readonly priority: number; readonly exchange: string; readonly ttl?: number }
   | { readonly type: 'TXT'; readonly data: string; readonly ttl?: number }
   | { readonly type: 'PTR'; readonly domain: string; readonly ttl?: number }
-  | { readonly type: 'CNAME'; readonly domain: string; readonly ttl?: number };
+  | { readonly type: 'CNAME'; readonly domain: string; readonly ttl?: number }
+  | { readonly type: 'NS'; readonly ns: string; readonly ttl?: number };
 
 export type ZoneEntry = readonly DnsRecord[] | 'NXDOMAIN' | 'SERVFAIL' | 'REFUSED' | 'TIMEOUT';
 export type Zones = Readonly<Record<string, ZoneEntry>>;
@@ -49,6 +50,7 @@ const TYPES: Record<DnsRecord['type'], number> = {
   TXT: Packet.TYPE.TXT,
   PTR: Packet.TYPE.PTR,
   CNAME: Packet.TYPE.CNAME,
+  NS: Packet.TYPE.NS,
 };
 /** RFC 1035 §4.1.1 response codes (dns2 has them at run time, its types do not). */
 const RCODE = { NOERROR: 0, FORMERR: 1, SERVFAIL: 2, NXDOMAIN: 3, NOTIMP: 4, REFUSED: 5 } as const;

@@ -17,8 +17,8 @@
  *   "local@domain" needs an "@" in the address; USER as the local part
  *   stands for the ident user; the domain may be NS=pattern.
  * - NS=pattern looks up the name servers and MX hosts of a name, dropping
- *   leading labels while the name does not exist (never querying a
- *   top-level domain). NS=KNOWN: the name has an address, or name servers
+ *   leading labels while the name does not exist or has none (walking up
+ *   to its zone; never querying a top-level domain). NS=KNOWN: the name has an address, or name servers
  *   without dropping labels; NS=UNKNOWN: the opposite. Other patterns are
  *   compared with each server's addresses (networks, globs) and names.
  *   For a client without a host name, NS= uses the reverse zone of its
@@ -197,7 +197,12 @@ export class RuleMatcher {
     return hit;
   }
 
-  /** Obtuse's findNameServers: drop leading labels until the name exists; never ask about a TLD. */
+  /**
+   * Obtuse's findNameServers: walk up to the nearest zone — drop leading
+   * labels while the name does not exist or has neither NS nor MX records
+   * (a host such as mail.client.example, whose servers are its zone's,
+   * client.example); never ask about a TLD.
+   */
   private async findServers(name: string): Promise<NsInfo> {
     const dns = this.requireDns();
     let current = name;
@@ -209,7 +214,7 @@ export class RuleMatcher {
       } catch (e) {
         throw new LookupFailure(`NS/MX lookup of ${current} failed: ${(e as Error).message}`);
       }
-      if (servers !== null) {
+      if (servers !== null && servers.length > 0) {
         const names = [...new Set(servers.map((s) => s.toLowerCase().replace(/\.$/, '')))].slice(0, MAX_SERVERS);
         const addresses: string[] = [];
         for (const s of names) {

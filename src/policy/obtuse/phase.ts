@@ -5,7 +5,8 @@
  * recipient are all known (as Obtuse smtpd did). The first matching rule
  * decides:
  *
- *   allow       no objection (smtpd.conf's rules still decide relaying)
+ *   allow       the recipient is accepted: smtpd.conf's rules decide its
+ *               action, and when none matches it is relayed (a grant)
  *   noto        refuse this recipient; the session goes on
  *   deny        refuse and close the session
  *   noto_delay  as noto, after waiting delays.notoMs (default 60 s)
@@ -45,8 +46,8 @@ export interface ObtuseRulesOptions {
   readonly dns?: ObtuseDns;
   /**
    * The client's ident (RFC 1413) user name, asked for only when a rule or
-   * message needs it. Default: unknown (Postern has no ident client; see
-   * docs/policy.md).
+   * message needs it. Default here: unknown; policy/build.ts passes
+   * policy/obtuse/ident.ts's client.
    */
   readonly ident?: (s: SessionFacts) => Promise<string | undefined>;
   readonly delays?: Partial<ObtuseDelays>;
@@ -121,7 +122,8 @@ export function obtuseRulesPhase(opts: ObtuseRulesOptions): ObtuseRulesPhase {
       }
       const where = `${rule.pos.file}:${rule.pos.line}`;
       const why = `${where}: ${rule.line}`;
-      if (rule.action === 'allow') return { verdict: PASS, outcome: 'allow', rule, debug, why };
+      // "allow an SMTP connection" (seed 001): the recipient may be relayed (policy.ts applies the grant).
+      if (rule.action === 'allow') return { verdict: { kind: 'pass', grant: { kind: 'relay', rule: where } }, outcome: 'allow', rule, debug, why };
       const closes = rule.action === 'deny' || rule.action === 'deny_delay';
       const delayMs = rule.action === 'noto_delay' ? delays.notoMs : rule.action === 'deny_delay' ? delays.denyMs : 0;
       const r = await render(rule.message ?? DEFAULT_MESSAGE, subject);
