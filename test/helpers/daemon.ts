@@ -88,7 +88,13 @@ export async function startDaemon(config: string, opts: { dir?: string; args?: s
       });
     }
   };
-  await waitForLog(/smtpd ready/);
+  try {
+    await waitForLog(/smtpd ready/, 30_000);
+  } catch (e) {
+    // A daemon that did not come up must not outlive the test (it would keep the test file running).
+    proc.kill('SIGKILL');
+    throw e;
+  }
   const ports = logs.map((l) => /listening on \S+ port (\d+)/.exec(l)).filter((x) => x).map((m) => Number(m?.[1]));
   const port = ports[0] ?? 0;
   return {
