@@ -7,7 +7,7 @@
  * the whole file — includes too — has been read. Forward references are
  * therefore fine (`match … action "x"` before `action "x" …`).
  */
-import type { Action, Dialect, Listener, MatchRule, Pki, Position, TableDecl } from './model.js';
+import type { Action, Dialect, Listener, MatchRule, Pki, Position, SyslogTarget, TableDecl } from './model.js';
 
 export type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
@@ -74,6 +74,8 @@ export interface SettingsDraft {
   pidFile?: Setting<string>;
   mboxDir?: Setting<string>;
   logFile?: Setting<string>;
+  syslog?: Setting<SyslogTarget>;
+  logFormat?: Setting<'postern' | 'opensmtpd'>;
   resolverTimeoutMs?: Setting<number>;
   rulesFile?: Setting<string>;
   smtpserverConf?: Setting<string>;
