@@ -11,7 +11,8 @@
  * `Deferred: …` or `Bounced: …` with the reason (Postern's choice: the
  * early OpenSMTPD wrote only its error text there).
  */
-import type { LogFields } from './maillog.js';
+/** The fields of an event (maillog.ts's LogFields; not imported, to keep the two files out of a cycle). */
+type LogFields = Readonly<Record<string, string | number | boolean | undefined | null>>;
 
 /** The OpenSMTPD line for an event, or undefined to keep Postern's. */
 export function opensmtpdLine(subsystem: string, event: string, f: LogFields): string | undefined {
