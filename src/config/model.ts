@@ -115,6 +115,8 @@ export interface RelayOptions {
   readonly tlsNoVerify: boolean;
   /** Credentials table name (modern `auth <table>`, legacy `auth "map"` or `enable auth` ⇒ "secrets"). */
   readonly authTable?: string;
+  /** `auth <T> auth-over-plaintext`: credentials may be sent to a host that offers no TLS (default never). */
+  readonly authOverPlaintext?: boolean;
   readonly helo?: string;
   readonly heloSrc?: string;
   readonly src?: string;

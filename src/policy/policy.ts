@@ -171,7 +171,13 @@ export class Policy {
       tag: s.tag,
       sender: tx.sender ? formatMailbox(tx.sender) : '',
     };
-    const d = this.rules.decide({ ...ctx, rcpt: formatMailbox(rcpt), rcptDomain: rcpt.domain });
+    // RFC 5321 §4.5.1: <postmaster> without a domain must be accepted. As OpenSMTPD does, it is
+    // postmaster@HOSTNAME; if the client's rules do not take it, it goes where mail from this host would.
+    const bare = rcpt.domain === '';
+    if (bare) rcpt = { ...rcpt, domain: this.local.hostname };
+    const address = formatMailbox(rcpt);
+    let d = this.rules.decide({ ...ctx, rcpt: address, rcptDomain: rcpt.domain });
+    if (d.kind === 'reject' && bare) d = this.rules.decide({ ...ctx, clientAddress: '127.0.0.1', fromSocket: true, rcpt: address, rcptDomain: rcpt.domain });
     if (d.kind === 'reject') return { kind: 'reject', verdict: { kind: 'reject', reply: d.reply, reason: d.reason } };
     // A relay rule that matches one of our own domains would send the mail back to us, forever.
     if (d.action.kind === 'relay' && d.action.relay?.host === undefined && this.local.isLocalDomain(rcpt.domain)) {

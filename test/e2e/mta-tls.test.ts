@@ -60,6 +60,7 @@ action "wrongname" relay host smtp+tls://label@other.relay.test:${port} auth <se
 action "noverify" relay host smtp+tls://label@other.relay.test:${port} auth <secrets> tls no-verify
 action "required-sink" relay host smtp+tls://sink.relay.test:${port}
 action "auth-clear" relay host smtp://label@sink.relay.test:${port} auth <secrets>
+action "auth-clear-optin" relay host smtp://label@sink.relay.test:${port} auth <secrets> auth-over-plaintext
 action "mx" relay
 match from any for any action "mx"
 `);
@@ -166,6 +167,15 @@ test('credentials are never sent without TLS', async () => {
   assert.equal(`${r?.status} ${r?.enhanced}`, 'tempfail 4.7.0');
   assert.match(r?.detail ?? '', /not sending credentials/);
   assert.equal(sink.messages().length, 0);
+});
+
+test('auth-over-plaintext: the explicit opt-in sends AUTH to a smarthost that offers no TLS', async () => {
+  const h = harness();
+  const before = sink.messages().length;
+  const [r] = await h.agent.deliver(makeTask({ action: actionOf(config, 'auth-clear-optin'), rcpts: ['bob@far.test'], body: MESSAGE }));
+  assert.equal(r?.status, 'ok', r?.detail);
+  assert.equal(sink.messages().length, before + 1);
+  await h.agent.close();
 });
 
 test('opportunistic STARTTLS to an MX: encrypted, certificate not checked', async () => {
