@@ -5,7 +5,8 @@
  *   smtpd -d          standard error, and the system log if `log syslog` is given
  *   smtpd -F, smtpd   the `log file`, and the system log when `log syslog` is
  *                     given or there is no `log file` (so a detached daemon or
- *                     one under systemd reaches /var/log/mail.log or the journal)
+ *                     one under systemd reaches /var/log/mail.log or the journal);
+ *                     -F with neither a log file nor /dev/log: standard error
  *
  * and what is logged before the process dies of an uncaught error.
  */
@@ -13,14 +14,24 @@ import type { Config } from '../config/model.js';
 import { MailLog, type MailLogOptions, type TraceKind } from '../log/maillog.js';
 import { DEFAULT_SYSLOG_SOCKET, syslogSocketExists } from '../log/syslog.js';
 
-export function logOptions(config: Config, o: { stderr: boolean; verbose: boolean; trace: ReadonlySet<TraceKind> }): MailLogOptions {
+/**
+ * The log's destinations. `socketExists` (for tests) says whether /dev/log is there: `smtpd -F` with
+ * neither a log file nor a syslog daemon (a container, a unit without journald's socket) logs to
+ * standard error rather than into a socket nobody reads.
+ */
+export function logOptions(
+  config: Config,
+  o: { stderr: boolean; verbose: boolean; trace: ReadonlySet<TraceKind>; socketExists?: (path: string) => boolean },
+): MailLogOptions {
   const p = config.paths;
   const file = o.stderr ? undefined : p.logFile;
-  const syslog = p.syslog ?? (o.stderr || p.logFile !== undefined ? undefined : { facility: 'mail', tag: 'smtpd' });
+  const exists = o.socketExists ?? syslogSocketExists;
+  const fallback = !o.stderr && p.logFile === undefined && p.syslog === undefined;
+  const syslog = p.syslog ?? (fallback && exists(DEFAULT_SYSLOG_SOCKET) ? { facility: 'mail', tag: 'smtpd' } : undefined);
   return {
     ...(file !== undefined ? { file } : {}),
     ...(syslog !== undefined ? { syslog } : {}),
-    stderr: o.stderr,
+    stderr: o.stderr || (fallback && syslog === undefined),
     ...(p.logFormat !== undefined ? { format: p.logFormat } : {}),
     verbose: o.verbose,
     trace: o.trace,

@@ -194,6 +194,7 @@ export class Connection {
     this.attach(hs.socket);
     this.session.tlsEstablished({ version: o.version, cipher: o.cipher, ...(o.peer !== undefined ? { peer: o.peer } : {}) });
     this.stats.inc('smtp.tls');
+    if (this.session.peer.config.tls !== 'smtps') this.stats.inc('smtp.tls.starttls');
     this.log.event('smtp', 'tls', { session: this.session.id, version: o.version, cipher: o.cipher });
     return true;
   }

@@ -84,9 +84,12 @@ test('MailLog: OpenSMTPD form only where asked; reopen() follows the file after 
 
 test('where smtpd logs: -d stderr; detached or -F without log file: syslog; with one: the file', () => {
   const trace = new Set<never>();
-  const o = (text: string, stderr: boolean) => logOptions(ok(text), { stderr, verbose: false, trace });
+  const o = (text: string, stderr: boolean, socket = true) => logOptions(ok(text), { stderr, verbose: false, trace, socketExists: () => socket });
   assert.deepEqual([o('', true).file, o('', true).syslog, o('', true).stderr], [undefined, undefined, true]);
   assert.deepEqual(o('', false).syslog, { facility: 'mail', tag: 'smtpd' });
+  assert.equal(o('', false).stderr, false);
+  // -F with no log file and no /dev/log (a container): standard error, not a socket nobody reads.
+  assert.deepEqual([o('', false, false).syslog, o('', false, false).stderr], [undefined, true]);
   assert.equal(o('log file "/var/log/x"\n', false).file, '/var/log/x');
   assert.equal(o('log file "/var/log/x"\n', false).syslog, undefined);
   assert.deepEqual(o('log syslog facility local1\n', true).syslog, { facility: 'local1', tag: 'smtpd' });
