@@ -15,7 +15,9 @@
  * pid. One process for the daemon's whole life, one pipe write per batch
  * of lines (MailLog gathers a turn of the event loop): no process per line.
  * If logger dies it is started again (at most once a second); lines logged
- * in between go to standard error.
+ * in between go to standard error. If the syslog daemon cannot keep up and
+ * more than 4 MiB wait in the pipe, new lines are dropped and counted, and
+ * the count is logged once the backlog is gone: memory stays bounded.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
@@ -27,6 +29,9 @@ export const SYSLOG_FACILITIES: Readonly<Record<string, number>> = {
 };
 
 export const DEFAULT_SYSLOG_SOCKET = '/dev/log';
+
+/** Bytes waiting for logger beyond which lines are dropped (and counted). */
+const MAX_BACKLOG = 4 * 1024 * 1024;
 
 /** Severities (RFC 5424): error 3, warning 4, notice 5, info 6, debug 7. */
 export type Severity = 3 | 4 | 5 | 6 | 7;
@@ -60,6 +65,7 @@ export class SyslogPipe {
   private child: ChildProcess | undefined;
   private closing = false;
   private lastStart = 0;
+  private dropped = 0;
   private readonly facility: string;
   private readonly tag: string;
   readonly socket: string;
@@ -76,9 +82,18 @@ export class SyslogPipe {
   }
 
   /** Send lines made by line(); false when logger is not running (the caller writes them elsewhere). */
-  write(text: string): boolean {
+  write(lines: string): boolean {
+    let text = lines;
     const c = this.running();
     if (!c?.stdin?.writable) return false;
+    if (c.stdin.writableLength > MAX_BACKLOG) {
+      for (let i = text.indexOf('\n'); i >= 0; i = text.indexOf('\n', i + 1)) this.dropped++;
+      return true;
+    }
+    if (this.dropped > 0) {
+      text = this.line(4, `warning: syslog: ${this.dropped} line(s) dropped, the syslog daemon did not keep up`) + text;
+      this.dropped = 0;
+    }
     c.stdin.write(text);
     return true;
   }
