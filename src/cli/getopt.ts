@@ -54,3 +54,22 @@ export function getopt(argv: readonly string[], spec: string): GetoptResult | { 
   }
   return { flags, values, operands };
 }
+
+/** How many times a flag was given (`-v -v`, `-vv`): getopt's flags are a set. */
+export function countFlag(argv: readonly string[], spec: string, flag: string): number {
+  let n = 0;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] as string;
+    if (a === '--' || !a.startsWith('-') || a === '-') break;
+    for (let j = 1; j < a.length; j++) {
+      const c = a[j] as string;
+      if (c === flag) n++;
+      const k = spec.indexOf(c);
+      if (k >= 0 && spec[k + 1] === ':') {
+        if (j === a.length - 1) i++;
+        break;
+      }
+    }
+  }
+  return n;
+}

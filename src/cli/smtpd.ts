@@ -5,7 +5,7 @@
  *   smtpd -b '[ADDRESS]' [-v] [-f file]
  *
  *   -d  foreground, log to standard error      -F  foreground, log to the log file
- *   -n  check the configuration and exit       -v  verbose logging
+ *   -n  check the configuration and exit       -v  verbose logging (-v -v: every command and reply)
  *   -f  configuration file (default /etc/mail/smtpd.conf if it exists, else the built-in one)
  *   -D  define a macro                         -T  trace a subsystem (smtp, io, rules, spool, …, all)
  *   -P  pause a subsystem at start-up: smtp, mta or mda (resume with smtpctl)
@@ -19,7 +19,11 @@
  * (cli/smtpd-mode.ts has the rule, cli/obtuse-smtpd.ts the launcher).
  *
  * Without -d or -F the daemon detaches: a child runs with -F and the
- * parent exits 0 once it is listening (or 1 with its error).
+ * parent exits 0 once it is listening (or 1 with its error). Where the
+ * log goes: -d standard error (and syslog if `log syslog` says so); else
+ * the `log file`, and the system log when `log syslog` is given or there
+ * is no `log file` (cli/log-setup.ts). A daemon that would log nowhere
+ * refuses to detach.
  */
 process.env.UV_THREADPOOL_SIZE ??= '16';
 tuneHeap();
@@ -27,8 +31,9 @@ tuneHeap();
 import { existsSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { getopt } from './getopt.js';
+import { getopt, countFlag } from './getopt.js';
 import { chooseSmtpdMode } from './smtpd-mode.js';
+import { logOptions, nowhereToLog, logFatal } from './log-setup.js';
 import { tuneHeap } from '../daemon/heap.js';
 import { loadConfigFile, loadConfigText, formatDiagnostic, type LoadResult } from '../config/load.js';
 import { DEFAULT_CONFIG_TEXT } from '../config/defaults.js';
@@ -122,13 +127,17 @@ async function main(argv: string[]): Promise<void> {
   }
 
   const foreground = opts.flags.has('d') || opts.flags.has('F');
-  if (!foreground) return detach(argv);
+  if (!foreground) {
+    const nowhere = nowhereToLog(config);
+    if (nowhere) fail(nowhere);
+    return detach(argv);
+  }
 
-  const log = new MailLog({
-    file: opts.flags.has('d') ? undefined : config.paths.logFile,
-    verbose: opts.flags.has('v'),
-    trace,
-  });
+  const verbosity = countFlag(argv, 'dFhnvb:D:f:T:P:', 'v');
+  // -v -v: every command and reply (AUTH's arguments hidden).
+  if (verbosity > 1) trace.add('io');
+  const log = new MailLog(logOptions(config, { stderr: opts.flags.has('d'), verbose: verbosity > 0, trace }));
+  logFatal(log);
   let daemon: Daemon;
   try {
     daemon = await Daemon.start(config, log, { pause, source });
@@ -159,6 +168,8 @@ async function main(argv: string[]): Promise<void> {
   process.on('SIGINT', () => stop('SIGINT'));
   // SIGHUP is `smtpctl reload`: configuration, tables and certificates; an invalid configuration is refused and logged.
   process.on('SIGHUP', () => void daemon.reload());
+  // SIGUSR1: the log file again by its name, after logrotate moved it.
+  process.on('SIGUSR1', () => log.reopen());
   daemon.onStopRequest = () => stop('smtpctl stop');
 }
 

@@ -130,6 +130,8 @@ export function build(input: BuildInput, diags: Diagnostics): Config | undefined
       pidFile: val(s.pidFile, join(queuePath, D.DEFAULT_PIDFILE_NAME)),
       mboxDir: val(s.mboxDir, D.DEFAULT_MBOX_DIR),
       ...(s.logFile !== undefined ? { logFile: s.logFile.value } : {}),
+      ...(s.syslog !== undefined ? { syslog: s.syslog.value } : {}),
+      ...(s.logFormat !== undefined ? { logFormat: s.logFormat.value } : {}),
     },
     resolver: { servers: draft.resolverServers, timeoutMs: val(s.resolverTimeoutMs, D.DEFAULT_RESOLVER_TIMEOUT_MS) },
     ...(s.rulesFile !== undefined ? { rulesFile: { path: s.rulesFile.value, pos: s.rulesFile.pos } } : {}),

@@ -8,7 +8,7 @@
  * therefore fine (`match … action "x"` before `action "x" …`).
  */
 import type { HttpDraft } from './http-options.js';
-import type { Action, Dialect, ForwardOptions, Listener, MatchRule, Pki, Position, TableDecl } from './model.js';
+import type { Action, Dialect, ForwardOptions, Listener, MatchRule, Pki, Position, SyslogTarget, TableDecl } from './model.js';
 
 export type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
@@ -75,6 +75,8 @@ export interface SettingsDraft {
   pidFile?: Setting<string>;
   mboxDir?: Setting<string>;
   logFile?: Setting<string>;
+  syslog?: Setting<SyslogTarget>;
+  logFormat?: Setting<'postern' | 'opensmtpd'>;
   resolverTimeoutMs?: Setting<number>;
   rulesFile?: Setting<string>;
   smtpserverConf?: Setting<string>;

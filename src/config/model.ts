@@ -115,6 +115,8 @@ export interface RelayOptions {
   readonly tlsNoVerify: boolean;
   /** Credentials table name (modern `auth <table>`, legacy `auth "map"` or `enable auth` ⇒ "secrets"). */
   readonly authTable?: string;
+  /** `auth <T> auth-over-plaintext`: credentials may be sent to a host that offers no TLS (default never). */
+  readonly authOverPlaintext?: boolean;
   readonly helo?: string;
   readonly heloSrc?: string;
   readonly src?: string;
@@ -277,6 +279,19 @@ export interface Paths {
   readonly mboxDir: string;
   /** Mail log file (`log file "PATH"`); undefined ⇒ standard error. */
   readonly logFile?: string;
+  /** `log syslog …`: the system log through the socket (default /dev/log). */
+  readonly syslog?: SyslogTarget;
+  /** `log format opensmtpd`: message and delivery lines as OpenSMTPD writes them. */
+  readonly logFormat?: 'postern' | 'opensmtpd';
+}
+
+export interface SyslogTarget {
+  /** A facility name (config/parse-log.ts SYSLOG_FACILITIES); default mail. */
+  readonly facility: string;
+  /** The program name in each line; default smtpd. */
+  readonly tag: string;
+  /** The syslog socket; undefined ⇒ /dev/log. */
+  readonly socket?: string;
 }
 
 export interface ResolverOptions {

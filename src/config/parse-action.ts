@@ -4,14 +4,16 @@
  *   action NAME mbox | maildir ["PATH"] [junk] | mda "CMD" | lmtp "DEST" [rcpt-to]
  *               | expand-only | forward-only           + local options
  *   action NAME relay [host URL] [backup [mx NAME]] [tls [no-verify]]
- *               [auth <T>] [helo NAME] [helo-src T] [src ADDR|T]
+ *               [auth <T> [auth-over-plaintext]] [helo NAME] [helo-src T] [src ADDR|T]
  *               [mail-from ADDR] [pki NAME] [ca NAME] [srs]   + relay options
  *   local options: alias T, virtual T, userbase T, user NAME, wrapper NAME
  *   any action:    ttl DURATION
  * Options come in any order, each once. Relay TLS: `tls` requires STARTTLS
  * with a verified certificate (`no-verify` skips the check); otherwise the
  * host URL's scheme decides (smtp+tls ⇒ required, smtps ⇒ TLS on connect,
- * smtp+notls ⇒ none, smtp or no host ⇒ opportunistic).
+ * smtp+notls ⇒ none, smtp or no host ⇒ opportunistic). Credentials are
+ * sent only over TLS; `auth-over-plaintext` (after `auth <T>`) lets them go
+ * in clear to a smarthost that offers no TLS, with a warning.
  */
 import type { Cursor } from './cursor.js';
 import type { Mutable } from './draft.js';
@@ -154,6 +156,11 @@ function relayOption(c: Cursor, t: Token, r: Mutable<RelayOptions>, seen: Map<st
       break;
     case 'auth':
       r.authTable = c.tableRef({ what: 'relay credentials' }).name;
+      if (c.isWord('auth-over-plaintext')) {
+        const w = c.next();
+        r.authOverPlaintext = true;
+        c.warning(w.pos, '"auth-over-plaintext": the relay credentials are sent without TLS when the host offers none; anyone on the path can read them');
+      }
       break;
     case 'helo': {
       const v = c.value('a host name after "helo"');

@@ -10,13 +10,15 @@
  *   action                             config/parse-action.ts
  *   map, accept, reject                config/parse-legacy.ts
  *   hostname, size, expire, queue, smtp, bounce, control, pidfile, mbox,
- *   log, resolver, rules, smtpserver-conf   config/parse-options.ts
+ *   resolver, rules, smtpserver-conf   config/parse-options.ts
+ *   log                                config/parse-log.ts
  *   http                               config/parse-http.ts
  *
  * Error recovery: a statement with a syntax error is reported and skipped
  * up to the end of its line (or of its braces), and parsing goes on, so
  * every error in the file is reported in one run.
  */
+import { parseLog } from './parse-log.js';
 import { Cursor, TOP_KEYWORDS } from './cursor.js';
 import { Diagnostics, ParseError } from './diagnostics.js';
 import { emptyDraft, type Draft } from './draft.js';
@@ -77,7 +79,7 @@ const STATEMENTS: Readonly<Record<string, (c: Cursor) => void>> = {
   control: parsePathStatement,
   pidfile: parsePathStatement,
   mbox: parsePathStatement,
-  log: parsePathStatement,
+  log: parseLog,
   rules: parsePathStatement,
   'smtpserver-conf': parsePathStatement,
   resolver: parseResolver,

@@ -15,6 +15,8 @@
  *   queue.envelope            envelopes waiting (not yet delivered or failed)
  *   queue.size                bytes of the queued messages
  *   queue.oldest, queue.oldest.human   age of the oldest queued message
+ *   OPENSMTPD_KEYS            OpenSMTPD's names (mta.sessions, parent.uptime, queue.inserts.remote,
+ *                             smtp.sessions …) for the same figures
  *
  * `monitor` (OpenSMTPD's control.c digest): cumulative counters the client
  * turns into per-second differences. Envelopes enqueued are derived by
@@ -45,6 +47,26 @@ export const STANDARD_KEYS: readonly string[] = [
   'smtp.session.inet6',
   'smtp.tls',
 ];
+
+/**
+ * OpenSMTPD's own key names (its `smtpctl show stats`, seed 002), printed beside
+ * Postern's where Postern has the same figure, for scripts written for OpenSMTPD.
+ */
+export const OPENSMTPD_KEYS: Readonly<Record<string, string>> = {
+  'mta.sessions': 'mta.session',
+  'mta.sessions.active': 'mta.session.active',
+  'parent.uptime': 'uptime',
+  'queue.inserts.local': 'smtp.message.local',
+  'queue.inserts.remote': 'smtp.message',
+  'runner.active': 'scheduler.envelope.inflight',
+  'smtp.errors.linetoolong': 'smtp.errors.linetoolong',
+  'smtp.errors.toofast': 'smtp.errors.toofast',
+  'smtp.sessions': 'smtp.session',
+  'smtp.sessions.active': 'smtp.session.active',
+  'smtp.sessions.timeout': 'smtp.session.timeout',
+  'smtp.sessions.smtps': 'smtp.smtps',
+  'smtp.sessions.starttls': 'smtp.tls.starttls',
+};
 
 /** OpenSMTPD's duration_to_text: "0s", "42s", "3m7s", "1h12s", "2d4h". Zero units are left out. */
 export function durationText(seconds: number): string {
@@ -144,6 +166,7 @@ export function buildStats(i: StatsInput): StatsView {
   const age = i.queue.oldest === undefined ? 0 : Math.max(0, Math.floor((i.now - i.queue.oldest) / 1000));
   all['queue.oldest'] = age;
   all['queue.oldest.human'] = durationText(age);
+  for (const [theirs, ours] of Object.entries(OPENSMTPD_KEYS)) all[theirs] ??= all[ours] ?? 0;
   const sorted: StatsView = {};
   for (const k of Object.keys(all).sort()) sorted[k] = all[k] as number | string;
   return sorted;

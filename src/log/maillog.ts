@@ -15,8 +15,15 @@
  * connection does before it writes replies, so a line is in the log before
  * the client reads the reply it describes. A busy server logs with one
  * system call per batch of replies, not per line.
+ *
+ * Destinations: a file (`log file`, reopened by reopen() — SIGUSR1 — after
+ * logrotate moved it), standard error, and the system log (log/syslog.ts),
+ * any of them together. `log format opensmtpd` writes the message and
+ * delivery lines as OpenSMTPD does (log/opensmtpd.ts).
  */
 import { appendFileSync, openSync, writeSync, closeSync } from 'node:fs';
+import { SyslogPipe, type Severity, type SyslogOptions } from './syslog.js';
+import { opensmtpdLine } from './opensmtpd.js';
 
 export type LogFields = Record<string, string | number | boolean | undefined | null>;
 
@@ -24,8 +31,14 @@ export type TraceKind = 'smtp' | 'io' | 'rules' | 'spool' | 'scheduler' | 'looku
 export const TRACE_KINDS: readonly TraceKind[] = ['smtp', 'io', 'rules', 'spool', 'scheduler', 'lookup', 'expand', 'bounce', 'mta', 'mda', 'control', 'stat'];
 
 export interface MailLogOptions {
-  /** Write here; undefined ⇒ standard error. */
+  /** Write here; with neither file nor syslog ⇒ standard error. */
   readonly file?: string;
+  /** Also (or only) to the system log. */
+  readonly syslog?: SyslogOptions;
+  /** Standard error as well (default: only when there is no file and no syslog). */
+  readonly stderr?: boolean;
+  /** `opensmtpd`: message and delivery lines in OpenSMTPD's form. */
+  readonly format?: 'postern' | 'opensmtpd';
   readonly verbose?: boolean;
   readonly trace?: ReadonlySet<TraceKind>;
   /** Prefix lines with a timestamp (default true for files, false for stderr). */
@@ -41,7 +54,11 @@ export class MailLog {
   private readonly timestamps: boolean;
   private readonly sink?: (line: string) => void;
   private readonly file?: string;
+  private readonly syslog?: SyslogPipe;
+  private readonly stderr: boolean;
+  private readonly opensmtpd: boolean;
   private pending: string[] = [];
+  private pendingSys = '';
   private scheduled = false;
   private readonly flushNow = (): void => this.flush();
   /** Who sees each line as it is written (the dashboard's live log); see watch(). */
@@ -53,12 +70,16 @@ export class MailLog {
     this.trace_ = opts.trace ?? new Set();
     this.timestamps = opts.timestamps ?? opts.file !== undefined;
     this.sink = opts.sink;
+    this.opensmtpd = opts.format === 'opensmtpd';
+    if (opts.syslog) this.syslog = new SyslogPipe(opts.syslog);
+    this.stderr = opts.stderr ?? (opts.file === undefined && opts.syslog === undefined);
     if (opts.file !== undefined) this.fd = openSync(opts.file, 'a', 0o640);
   }
 
-  /** A mail-log event: `subsystem event k=v …`. */
+  /** A mail-log event: `subsystem event k=v …` (or OpenSMTPD's form, with `log format opensmtpd`). */
   event(subsystem: string, event: string, fields: LogFields = {}): void {
-    this.write(`${subsystem} ${event}${formatFields(fields)}`);
+    const alt = this.opensmtpd ? opensmtpdLine(subsystem, event, fields) : undefined;
+    this.write(alt !== undefined ? clean(alt) : `${subsystem} ${event}${formatFields(fields)}`);
   }
 
   info(text: string): void {
@@ -66,15 +87,34 @@ export class MailLog {
   }
 
   warn(text: string): void {
-    this.write(`warning: ${clean(text)}`);
+    this.write(`warning: ${clean(text)}`, 4);
   }
 
   error(text: string): void {
-    this.write(`error: ${clean(text)}`);
+    this.write(`error: ${clean(text)}`, 3);
   }
 
   debug(text: string): void {
-    if (this.verbose) this.write(`debug: ${clean(text)}`);
+    if (this.verbose) this.write(`debug: ${clean(text)}`, 7);
+  }
+
+  get isVerbose(): boolean {
+    return this.verbose;
+  }
+
+  /** The log file again by its name (after logrotate moved it away): SIGUSR1. */
+  reopen(): void {
+    if (this.file === undefined) return;
+    this.flush();
+    const old = this.fd;
+    try {
+      this.fd = openSync(this.file, 'a', 0o640);
+    } catch (e) {
+      this.warn(`log file ${this.file}: cannot reopen, still writing to the old one: ${(e as Error).message}`);
+      return;
+    }
+    if (old !== undefined) closeSync(old);
+    this.info(`log file ${this.file} reopened`);
   }
 
   /** Is tracing on for this kind (so callers can skip building the message)? */
@@ -83,7 +123,7 @@ export class MailLog {
   }
 
   trace(kind: TraceKind, text: string): void {
-    if (this.trace_.has(kind)) this.write(`trace ${kind}: ${clean(text)}`);
+    if (this.trace_.has(kind)) this.write(`trace ${kind}: ${clean(text)}`, 7);
   }
 
   /** Call `fn` with every line from now on (after the sink or buffer has it); returns the way to stop. */
@@ -104,13 +144,15 @@ export class MailLog {
     this.flush();
     if (this.fd !== undefined) closeSync(this.fd);
     this.fd = undefined;
+    this.syslog?.close();
   }
 
-  private write(line: string): void {
+  private write(line: string, severity: Severity = 6): void {
     const text = this.timestamps ? `${new Date().toISOString()} smtpd[${process.pid}]: ${line}` : line;
     if (this.watchers.size > 0) for (const w of this.watchers) w(text);
     if (this.sink) return this.sink(text);
-    this.pending.push(text);
+    if (this.syslog) this.pendingSys += this.syslog.line(severity, line);
+    if (this.fd !== undefined || this.stderr) this.pending.push(text);
     if (!this.scheduled) {
       this.scheduled = true;
       setImmediate(this.flushNow);
@@ -128,12 +170,18 @@ export class MailLog {
   flush(): void {
     this.scheduled = false;
     unflushed.delete(this);
+    if (this.pendingSys !== '' && this.syslog) {
+      const sys = this.pendingSys;
+      this.pendingSys = '';
+      // logger is down (being restarted): say it on standard error rather than lose it.
+      if (!this.syslog.write(sys) && !this.stderr) process.stderr.write(sys.replace(/^<\d+>/gm, ''));
+    }
     if (this.pending.length === 0) return;
     const text = this.pending.join('\n') + '\n';
     this.pending = [];
     try {
       if (this.fd !== undefined) writeSync(this.fd, text);
-      else process.stderr.write(text);
+      if (this.stderr) process.stderr.write(text);
     } catch {
       // A log that cannot be written must not stop mail; try the file once more by path.
       if (this.file) {

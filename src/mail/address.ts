@@ -242,7 +242,8 @@ function parsePathBody(s: string): Parsed | string {
   if (typeof local === 'string') return local;
   i = local.end;
   if (s[i] !== '@') return i >= s.length ? 'missing "@domain"' : 'bad character in local part';
-  const domain = parseDomain(s.slice(i + 1));
+  // Underscores: not in host names, but domains such as our_domain.org exist in mail, and Postfix accepts them.
+  const domain = parseDomain(s.slice(i + 1), true);
   if (typeof domain === 'string') return domain;
 
   const utf8 = NON_ASCII.test(local.value) || NON_ASCII.test(domain.domain);
@@ -302,8 +303,8 @@ function parseLocal(s: string, i: number): { value: string; end: number } | stri
   return { value, end: j };
 }
 
-/** A domain or an address literal, the whole of s. */
-function parseDomain(s: string): { domain: string; literal?: string } | string {
+/** A domain or an address literal, the whole of s; `underscore`: "_" allowed in labels (a mailbox's domain). */
+function parseDomain(s: string, underscore = false): { domain: string; literal?: string } | string {
   if (s.startsWith('[')) return parseLiteral(s);
   const name = s.endsWith('.') ? s.slice(0, -1) : s;
   if (name === '') return 'missing domain';
@@ -319,7 +320,7 @@ function parseDomain(s: string): { domain: string; literal?: string } | string {
       }
       ascii = domainToASCII(label);
       if (!/^xn--[a-z0-9-]+$/.test(ascii)) return 'bad internationalized domain label';
-    } else if (!/^[A-Za-z0-9-]+$/.test(label)) {
+    } else if (!(underscore ? /^[A-Za-z0-9_-]+$/ : /^[A-Za-z0-9-]+$/).test(label)) {
       return 'bad character in domain';
     }
     if (label.startsWith('-') || label.endsWith('-')) return 'domain label starts or ends with "-"';

@@ -267,7 +267,7 @@ export class RelayAgent implements DeliveryAgent {
         ...this.caFor(relay),
         ...(pki !== undefined ? { cert: pki.cert, key: pki.key } : {}),
         ...(credentials !== undefined ? { credentials } : {}),
-        allowPlaintextAuth: t.allowPlaintextAuth,
+        allowPlaintextAuth: t.allowPlaintextAuth || relay.authOverPlaintext === true,
         lmtp: relay.host?.scheme === 'lmtp',
         ...(smarthost ? {} : { ourHostname: cfg.hostname }),
         timeouts: t.timeouts,

@@ -176,12 +176,17 @@ export class Policy {
       tag: s.tag,
       sender: tx.sender ? formatMailbox(tx.sender) : '',
     };
-    const d = this.rules.decide({ ...ctx, rcpt: formatMailbox(rcpt), rcptDomain: rcpt.domain });
+    // RFC 5321 §4.5.1: <postmaster> without a domain must be accepted. As OpenSMTPD does, it is
+    // postmaster@HOSTNAME; if the client's rules do not take it, it goes where mail from this host would.
+    const bare = rcpt.domain === '';
+    if (bare) rcpt = { ...rcpt, domain: this.local.hostname };
+    const address = formatMailbox(rcpt);
+    let d = this.rules.decide({ ...ctx, rcpt: address, rcptDomain: rcpt.domain });
+    if (d.kind === 'reject' && bare) d = this.rules.decide({ ...ctx, clientAddress: '127.0.0.1', fromSocket: true, rcpt: address, rcptDomain: rcpt.domain });
     // The rules file allowed it and no smtpd.conf rule matched (an explicit reject still wins): relay it.
-    if (d.kind === 'reject' && d.rule === undefined && grant !== undefined && rcpt.domain !== '' && !this.local.isLocalDomain(rcpt.domain)) {
+    if (d.kind === 'reject' && d.rule === undefined && grant !== undefined && !bare && !this.local.isLocalDomain(rcpt.domain)) {
       const relay = relayAction(this.expansion.config);
       if (relay !== undefined) {
-        const address = formatMailbox(rcpt);
         return { kind: 'accept', targets: [{ address, action: relay.name, rule: grant.rule, dest: { kind: 'remote' } }], action: relay.name, rule: grant.rule };
       }
     }

@@ -253,7 +253,7 @@ export class IncomingMessage {
     if (o.kind === 'smtp') {
       stats.inc('smtp.message');
       stats.inc('smtp.message.bytes', e.size);
-      log.event('smtp', 'message', { session: o.session, msgid: e.msgid, from, size: e.size, nrcpt: e.recipients.length, proto: e.client.proto });
+      log.event('smtp', 'message', { session: o.session, msgid: e.msgid, from, size: e.size, nrcpt: e.recipients.length, proto: e.client.proto, address: e.client.address, host: e.client.hostname });
       for (const r of e.recipients) log.event('smtp', 'envelope', { session: o.session, msgid: e.msgid, evpid: r.evpid, from, to: `<${r.address}>`, action: r.action });
       return;
     }

@@ -15,8 +15,11 @@ import { canonicalIp } from '../net/ip.js';
 export class LocalNames {
   private readonly domains: Set<string>;
   private readonly addresses: Set<string>;
+  /** The configured hostname (a bare <postmaster> is postmaster@hostname). */
+  readonly hostname: string;
 
   constructor(hostname: string, extraDomains: readonly string[] = []) {
+    this.hostname = hostname.toLowerCase();
     this.addresses = new Set(['127.0.0.1', '::1']);
     for (const list of Object.values(networkInterfaces())) {
       for (const a of list ?? []) this.addresses.add(canonicalIp(a.address));

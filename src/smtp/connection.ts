@@ -120,6 +120,7 @@ export class Connection {
     },
     error: (e: Error): void => {
       if (this.log.tracing('io')) this.log.trace('io', `session ${this.session.id}: socket error: ${e.message}`);
+      else this.log.debug(`smtp session ${this.session.id} address ${this.session.peer.address}: socket error: ${e.message}`);
       this.finish('error');
     },
     close: (): void => this.finish('disconnect'),
@@ -194,6 +195,7 @@ export class Connection {
     this.session.tlsEstablished({ version: o.version, cipher: o.cipher, ...(o.peer !== undefined ? { peer: o.peer } : {}) });
     this.stats.inc('smtp.tls');
     this.stats.probe.tls(o.version);
+    if (this.session.peer.config.tls !== 'smtps') this.stats.inc('smtp.tls.starttls');
     this.log.event('smtp', 'tls', { session: this.session.id, version: o.version, cipher: o.cipher });
     return true;
   }
@@ -425,7 +427,7 @@ export class Connection {
 
   private send(r: Reply, command: string): void {
     if (r.code >= 400) {
-      this.log.event('smtp', 'failed-command', { session: this.session.id, command, result: `${r.code} ${r.enhanced ?? ''} ${r.lines[0] ?? ''}`.replace(/\s+/g, ' ') });
+      this.log.event('smtp', 'failed-command', { session: this.session.id, address: this.session.peer.address, command, result: `${r.code} ${r.enhanced ?? ''} ${r.lines[0] ?? ''}`.replace(/\s+/g, ' ') });
       this.stats.probe.refusal(/^\S*/.exec(command)?.[0] ?? '', r.code, r.enhanced);
     }
     // no-multiline-replies spares the EHLO list (ZMailer's rule).
@@ -531,7 +533,7 @@ export class Connection {
     if (this.timer) clearTimeout(this.timer);
     // Anything not acknowledged is thrown away: it will never be delivered.
     this.session.end();
-    this.log.event('smtp', 'disconnected', { session: this.session.id, reason, messages: this.session.messages });
+    this.log.event('smtp', 'disconnected', { session: this.session.id, address: this.session.peer.address, reason, messages: this.session.messages });
     this.stats.probe.sessionEnd(reason);
     this.onClose?.(reason);
   }

@@ -156,10 +156,10 @@ export abstract class SessionCommands extends SessionCore {
         this.authUser = step.user;
         this.env.stats.inc('smtp.auth.ok');
         this.env.stats.probe?.auth(mech, true);
-        this.env.log.event('smtp', 'authentication', { session: this.id, user: step.user, mechanism: step.mech, result: 'ok' });
+        this.env.log.event('smtp', 'authentication', { session: this.id, address: this.peer.address, user: step.user, mechanism: step.mech, result: 'ok' });
         return { reply: reply(235, '2.7.0', 'Authentication successful') };
       case 'tempfail':
-        this.env.log.event('smtp', 'authentication', { session: this.id, user: step.user, result: 'tempfail', reason: step.reason });
+        this.env.log.event('smtp', 'authentication', { session: this.id, address: this.peer.address, user: step.user, result: 'tempfail', reason: step.reason });
         return { reply: reply(454, '4.7.0', 'Temporary authentication failure') };
       case 'failure': {
         const n = this.env.auth.failrate.fail(this.peer.address);
@@ -212,7 +212,7 @@ export abstract class SessionCommands extends SessionCore {
   private senderOwned(sender: string): true | Reply {
     const r = senderOwned(this.env.tables, this.peer.config, this.authUser, sender);
     if (r === true) return true;
-    if (r.log) this.env.log.event('smtp', 'rejected', { session: this.id, user: this.authUser, from: `<${sender}>`, reason: 'sender not owned by the authenticated user' });
+    if (r.log) this.env.log.event('smtp', 'rejected', { session: this.id, address: this.peer.address, user: this.authUser, from: `<${sender}>`, reason: 'sender not owned by the authenticated user' });
     return r.reply;
   }
 
@@ -229,7 +229,7 @@ export abstract class SessionCommands extends SessionCore {
     const d = await this.env.policy.rcpt(this.facts(), this.txFacts(tx), path.mailbox);
     if (this.tx !== tx) return { reply: reply(503, '5.5.1', 'Transaction ended') };
     if (d.kind === 'reject') {
-      this.env.log.event('smtp', 'rejected', { session: this.id, to: `<${formatMailbox(path.mailbox)}>`, reason: d.verdict.reason });
+      this.env.log.event('smtp', 'rejected', { session: this.id, address: this.peer.address, to: `<${formatMailbox(path.mailbox)}>`, reason: d.verdict.reason });
       return refused(d.verdict);
     }
     const address = formatMailbox(path.mailbox);

@@ -172,7 +172,7 @@ export abstract class SessionCore {
   async greet(): Promise<CommandResult & { readonly reply: Reply }> {
     const v = await this.env.policy.connect(this.facts());
     if (v.kind === 'reject') {
-      this.env.log.event('smtp', 'failed-command', { session: this.id, command: '(connect)', result: `${v.reply.code} ${v.reply.lines[0] ?? ''}`, reason: v.reason });
+      this.env.log.event('smtp', 'failed-command', { session: this.id, address: this.peer.address, command: '(connect)', result: `${v.reply.code} ${v.reply.lines[0] ?? ''}`, reason: v.reason });
       return { reply: closing(v.reply), ...(v.delayMs ? { delayMs: v.delayMs } : {}) };
     }
     this.enter('ready');

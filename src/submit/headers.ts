@@ -60,11 +60,34 @@ export function headerRecipients(fields: readonly HeaderField[]): string[] {
     if (!/^(to|cc|bcc|resent-to|resent-cc|resent-bcc)$/i.test(f.name)) continue;
     if (f.value === '') continue;
     const list = emailAddresses.parseAddressList({ input: f.value, rejectTLD: false, partial: false });
-    if (!list) continue;
+    if (!list) {
+      out.push(...unqualified(f.value));
+      continue;
+    }
     for (const a of list) {
       if (a.type === 'group') for (const m of a.addresses) out.push(m.address);
       else out.push(a.address);
     }
+  }
+  return out;
+}
+
+/**
+ * A list with local names in it (`To: root`, `To: Admin <root>, bob@example.org`), which RFC 5322
+ * does not allow but sendmail -t always has: each item whole, a bare name as it is (the daemon
+ * qualifies it as it does a recipient given on the command line).
+ */
+function unqualified(value: string): string[] {
+  const out: string[] = [];
+  for (const item of value.split(',')) {
+    const one = emailAddresses.parseOneAddress({ input: item.trim(), rejectTLD: false });
+    if (one && one.type === 'mailbox') {
+      out.push(one.address);
+      continue;
+    }
+    const m = /^\s*(?:[^<>]*<\s*([^\s<>@,;:"]+)\s*>|([^\s<>@,;:"]+))\s*$/.exec(item);
+    const local = m?.[1] ?? m?.[2];
+    if (local !== undefined) out.push(local);
   }
   return out;
 }

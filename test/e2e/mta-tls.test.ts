@@ -14,7 +14,7 @@ import { actionOf, configFrom, freePort, makeAgent, makeCert, makeTask, MESSAGE,
 import type { CredentialsLookup } from '../../src/mta/agent.js';
 import type { Config } from '../../src/config/model.js';
 
-const A = { starttls: '127.0.0.40', smtps: '127.0.0.41', login: '127.0.0.42', open: '127.0.0.43', sink: '127.0.0.44', broken: '127.0.0.45', inject: '127.0.0.46' };
+const A = { starttls: '127.0.0.40', smtps: '127.0.0.41', login: '127.0.0.42', open: '127.0.0.43', sink: '127.0.0.44', broken: '127.0.0.45', inject: '127.0.0.46', plain: '127.0.0.47' };
 const USER = 'relayuser';
 const PASSWORD = 's3cret pässword';
 
@@ -25,6 +25,7 @@ let starttls: Aiosmtpd;
 let smtps: Aiosmtpd;
 let login: Aiosmtpd;
 let open: Aiosmtpd;
+let plain: Aiosmtpd;
 let sink: Sink;
 let broken: ScriptedServer;
 let inject: ScriptedServer;
@@ -41,12 +42,14 @@ before(async () => {
     'login.relay.test': [{ type: 'A', address: A.login }],
     'other.relay.test': [{ type: 'A', address: A.starttls }],
     'sink.relay.test': [{ type: 'A', address: A.sink }],
+    'plain.relay.test': [{ type: 'A', address: A.plain }],
   });
-  [starttls, smtps, login, open] = await Promise.all([
+  [starttls, smtps, login, open, plain] = await Promise.all([
     startAiosmtpd({ mode: 'starttls', cert, address: A.starttls, port, user: USER, password: PASSWORD }),
     startAiosmtpd({ mode: 'smtps', cert, address: A.smtps, port, user: USER, password: PASSWORD }),
     startAiosmtpd({ mode: 'starttls', cert, address: A.login, port, user: USER, password: PASSWORD, exclude: ['PLAIN'] }),
     startAiosmtpd({ mode: 'starttls', cert, address: A.open, port, user: USER, password: PASSWORD, authRequired: false }),
+    startAiosmtpd({ mode: 'plain', cert, address: A.plain, port, user: USER, password: PASSWORD }),
   ]);
   sink = await startSmtpSink(A.sink, port);
   broken = await startScriptedServer({ address: A.broken, port, ehlo: ['PIPELINING', 'STARTTLS'], starttls: 'garbage' });
@@ -60,13 +63,14 @@ action "wrongname" relay host smtp+tls://label@other.relay.test:${port} auth <se
 action "noverify" relay host smtp+tls://label@other.relay.test:${port} auth <secrets> tls no-verify
 action "required-sink" relay host smtp+tls://sink.relay.test:${port}
 action "auth-clear" relay host smtp://label@sink.relay.test:${port} auth <secrets>
+action "auth-clear-optin" relay host smtp://label@plain.relay.test:${port} auth <secrets> auth-over-plaintext
 action "mx" relay
 match from any for any action "mx"
 `);
 });
 
 after(async () => {
-  await Promise.all([starttls.close(), smtps.close(), login.close(), open.close(), sink.close(), broken.close(), inject.close(), dns.close()]);
+  await Promise.all([starttls.close(), smtps.close(), login.close(), open.close(), plain.close(), sink.close(), broken.close(), inject.close(), dns.close()]);
   rmSync(cert.dir, { recursive: true, force: true });
 });
 
@@ -166,6 +170,16 @@ test('credentials are never sent without TLS', async () => {
   assert.equal(`${r?.status} ${r?.enhanced}`, 'tempfail 4.7.0');
   assert.match(r?.detail ?? '', /not sending credentials/);
   assert.equal(sink.messages().length, 0);
+});
+
+test('auth-over-plaintext: the explicit opt-in sends AUTH to a smarthost that offers no TLS', async () => {
+  const h = harness();
+  const [r] = await h.agent.deliver(makeTask({ action: actionOf(config, 'auth-clear-optin'), rcpts: ['bob@far.test'], body: MESSAGE }));
+  assert.equal(r?.status, 'ok', r?.detail);
+  const m = plain.messages().at(-1);
+  assert.equal(m?.auth, USER);
+  assert.equal(m?.tls, false);
+  await h.agent.close();
 });
 
 test('opportunistic STARTTLS to an MX: encrypted, certificate not checked', async () => {

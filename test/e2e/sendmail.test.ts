@@ -90,3 +90,16 @@ test('an empty queue', async () => {
   await d.stop();
   d.cleanup();
 });
+
+test('sendmail -t: unqualified names in To: (To: root) are recipients, qualified as on the command line', async () => {
+  const d = await startDaemon(basicConfig());
+  const sendmail = linkAs(d.dir, 'sendmail');
+  const r = await run(sendmail, ['-C', join(d.dir, 'smtpd.conf'), '-t', '-i'], { input: 'To: root\nCc: other@far.example\nSubject: to root\n\nhello\n' });
+  assert.equal(r.status, 0, r.stderr);
+  const ms = (await spoolMessages(`${d.dir}/spool`)).filter((m) => m.body.includes('Subject: to root'));
+  assert.equal(ms.length, 1);
+  const rcpts = ms[0]!.stored.envelope.recipients.map((x) => x.address).sort();
+  assert.deepEqual(rcpts, ['other@far.example', 'root@mx.test.example']);
+  await d.stop();
+  d.cleanup();
+});

@@ -78,3 +78,23 @@ test('-D defines a macro used by the configuration', async () => {
   assert.equal(r.status, 0, r.stderr);
   rmSync(dir, { recursive: true });
 });
+
+test('smtpd -n warns about auth-over-plaintext, and accepts the log statements', async () => {
+  const dir = tempDir();
+  const f = join(dir, 'relay.conf');
+  writeFileSync(
+    f,
+    `table secrets file:${dir}/secrets
+log syslog facility mail tag smtpd
+log format opensmtpd
+action "out" relay host smtp://label@smarthost.example auth <secrets> auth-over-plaintext
+match from local for any action "out"
+`,
+  );
+  writeFileSync(join(dir, 'secrets'), 'label user:password\n');
+  const r = await smtpd('-n', '-f', f);
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout, 'configuration OK\n');
+  assert.match(r.stderr, /relay\.conf:4:\d+: warning: "auth-over-plaintext": the relay credentials are sent without TLS/);
+  rmSync(dir, { recursive: true });
+});

@@ -359,10 +359,13 @@ def authenticator(server, session, envelope, mechanism, auth_data):
     return AuthResult(success=ok, handled=False, auth_data=auth_data)
 
 kw = dict(hostname=host, port=int(port), authenticator=authenticator, auth_required=(auth == 'required'),
-          auth_require_tls=(mode != 'smtps'), enable_SMTPUTF8=True, auth_exclude_mechanism=[m for m in exclude.split(',') if m])
+          auth_require_tls=(mode == 'starttls'), enable_SMTPUTF8=True, auth_exclude_mechanism=[m for m in exclude.split(',') if m])
 # aiosmtpd does not count implicit TLS (smtps) as TLS for auth_require_tls: the whole connection is TLS anyway.
 if mode == 'smtps':
     controller = Controller(Handler(), ssl_context=ctx, **kw)
+elif mode == 'plain':
+    # No TLS at all: a smarthost that offers none (auth-over-plaintext).
+    controller = Controller(Handler(), **kw)
 else:
     controller = Controller(Handler(), tls_context=ctx, require_starttls=True, **kw)
 controller.start()
@@ -388,7 +391,8 @@ export interface Aiosmtpd {
 }
 
 export interface AiosmtpdOptions {
-  readonly mode: 'starttls' | 'smtps';
+  /** plain: no TLS offered, AUTH accepted in clear. */
+  readonly mode: 'starttls' | 'smtps' | 'plain';
   readonly cert: Cert;
   readonly address: string;
   readonly port: number;

@@ -220,6 +220,17 @@ describe('formats', () => {
     assert.equal(statusLines({ smtp: 'running', mta: 'paused', mda: 'running' }), 'MDA running\nMTA paused\nSMTP running\n');
   });
 
+  it("show stats also answers with OpenSMTPD's key names where Postern has the figure (seed 002)", () => {
+    const counters = { 'smtp.session': 16, 'smtp.session.active': 1, 'mta.session': 4, 'smtp.message': 11, 'smtp.message.local': 5, 'smtp.smtps': 2, 'smtp.tls.starttls': 7, 'smtp.session.timeout': 1 };
+    const s = buildStats({ counters, now: 157_948_000, startedAt: 0, queue: { messages: 0, envelopes: 0, bytes: 0 }, messageRate: 0 });
+    const expected: Record<string, number> = {
+      'smtp.sessions': 16, 'smtp.sessions.active': 1, 'mta.sessions': 4, 'mta.sessions.active': 0, 'parent.uptime': 157948,
+      'queue.inserts.local': 5, 'queue.inserts.remote': 11, 'runner.active': 0, 'smtp.sessions.smtps': 2, 'smtp.sessions.starttls': 7,
+      'smtp.sessions.timeout': 1, 'smtp.errors.linetoolong': 0, 'smtp.errors.toofast': 0,
+    };
+    for (const [k, v] of Object.entries(expected)) assert.equal(s[k], v, k);
+  });
+
   it('messages per second over the last minute', () => {
     const r = new RateMeter(60_000);
     assert.equal(r.rate(), 0);

@@ -26,7 +26,7 @@ test('AUTH PLAIN with an initial response: 235, the user known, logged', async (
   assert.equal(text(r), '235 2.7.0 Authentication successful');
   assert.equal(r.delayMs, undefined);
   assert.equal(session.authUser, 'alice');
-  assert.deepEqual(fake.events.find((e) => e.event === 'authentication')?.fields, { session: 's1', user: 'alice', mechanism: 'PLAIN', result: 'ok' });
+  assert.deepEqual(fake.events.find((e) => e.event === 'authentication')?.fields, { session: 's1', address: '192.0.2.7', user: 'alice', mechanism: 'PLAIN', result: 'ok' });
   assert.equal(text(await session.command(`AUTH PLAIN ${b64('\0alice\0secret')}`)), '503 5.5.1 Already authenticated');
   assert.ok(!((await session.command('EHLO c')).reply?.lines ?? []).some((l) => l.startsWith('AUTH')));
 });
