@@ -22,9 +22,10 @@ import { IS_ROOT, actionOf, agent, config, message, readMboxWithPython, statuses
 import { requireTool } from '../helpers/tools.js';
 import { createUsers, removeUsers, sh, type RealUser } from '../helpers/users.js';
 
-/** The pids of this process's children that run node (sampled from /proc). */
+/** The pids of this process's children that run a Node.js program of their own (sampled from /proc). */
 function nodeChildren(): number[] {
   const out: number[] = [];
+  const self = readFileSync(`/proc/${process.pid}/cmdline`, 'utf8');
   for (const t of readdirSync(`/proc/${process.pid}/task`)) {
     let kids = '';
     try {
@@ -34,7 +35,9 @@ function nodeChildren(): number[] {
     }
     for (const k of kids.split(' ').filter((x) => x !== '')) {
       try {
-        if (readlinkSync(`/proc/${k}/exe`) === process.execPath) out.push(Number(k));
+        // A fork about to exec another program (sync, setpriv, sh) is still node, with its parent's command line.
+        const cmd = readFileSync(`/proc/${k}/cmdline`, 'utf8');
+        if (readlinkSync(`/proc/${k}/exe`) === process.execPath && cmd !== '' && cmd !== self) out.push(Number(k));
       } catch {
         /* gone */
       }
