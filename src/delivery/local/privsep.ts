@@ -1,6 +1,9 @@
 /*
  * delivery/local/privsep.ts — run a Job in the deliver-as helper, as the
- * user (daemon side; see deliver-as.ts for the helper's side).
+ * user (daemon side; see deliver-as.ts for the helper's side). Since the
+ * delivery workers (worker-pool.ts) and setpriv (mda.ts), only mda and
+ * |command jobs come here, and only where /usr/bin/setpriv is missing:
+ * this starts Node.js once per delivery.
  *
  * The helper is this Node binary running dist/src/delivery/local/
  * deliver-as.js with an empty environment (no NODE_OPTIONS from the
