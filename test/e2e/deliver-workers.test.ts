@@ -5,7 +5,8 @@
  * gets its ten messages, owned by its user; the daemon logs no more
  * "delivery worker started" lines than its pool has workers (2), and no
  * more node processes than that are ever seen among its children
- * (/proc/<pid>/task/…/children, sampled). Skipped when not root.
+ * (/proc/<pid>/task/…/children, sampled); killed with SIGKILL, the daemon
+ * leaves no worker behind. Skipped when not root.
  */
 import assert from 'node:assert/strict';
 import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync } from 'node:fs';
@@ -89,5 +90,8 @@ describe('many local users through the daemon, no process start per message', { 
     const started = d.logs.filter((l) => l.includes('delivery worker started'));
     assert.ok(started.length >= 1 && started.length <= 2, started.join('\n'));
     assert.ok(seen.size >= 1 && seen.size <= 2, `node children of smtpd: ${[...seen].join(' ')}`);
+    // kill -9 of the daemon closes the workers' input: they exit.
+    d.proc.kill('SIGKILL');
+    await waitFor('the workers to exit', () => ([...seen].every((p) => !existsSync(`/proc/${p}/cmdline`) || readFileSync(`/proc/${p}/cmdline`, 'utf8') === '') ? true : undefined), { timeoutMs: 10_000 });
   });
 });
