@@ -125,6 +125,11 @@ if (!isRoot()) {
   process.stderr.write('delivery worker: must run as root\n');
   process.exit(2);
 }
+if (process.env.UV_USE_IO_URING !== '0') {
+  // io_uring requests would run with the ring's credentials (root), not the ids switched per job (worker-pool.ts).
+  process.stderr.write('delivery worker: must run with UV_USE_IO_URING=0\n');
+  process.exit(2);
+}
 process.on('SIGTERM', () => {
   current?.ac.abort();
   current?.body.destroy(Object.assign(new Error('delivery interrupted'), { name: 'AbortError' }));

@@ -179,8 +179,10 @@ export class WorkerPool {
   }
 
   private startWorker(): Worker {
-    // An empty environment (no NODE_OPTIONS from the daemon's), in "/".
-    const child = spawn(process.execPath, [this.workerPath], { cwd: '/', env: {}, stdio: ['pipe', 'pipe', 'pipe'] });
+    // An empty environment (no NODE_OPTIONS from the daemon's), in "/", but for one variable: libuv must not use
+    // io_uring, whose requests carry the credentials the ring was set up with, not the ids switched per job
+    // (CVE-2024-22017; off by default since Node 20.11.1, said explicitly here for older builds).
+    const child = spawn(process.execPath, [this.workerPath], { cwd: '/', env: { UV_USE_IO_URING: '0' }, stdio: ['pipe', 'pipe', 'pipe'] });
     const w: Worker = { child, pid: child.pid ?? -1, busy: false, dead: false, stdout: '', stderr: Buffer.alloc(0) };
     this.workers.add(w);
     this.started++;
