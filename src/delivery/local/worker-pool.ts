@@ -12,8 +12,8 @@
  * has been written to it, so that jobs never overlap on its pipe.
  *
  * A worker that dies, answers nonsense or outlives the job's time limit
- * (SIGKILL) is a temporary failure for its job and is dropped; the next job
- * starts a new one. The task's signal (the daemon stopping) sends SIGTERM:
+ * (SIGTERM, so that it undoes a partial write, then SIGKILL) is a temporary
+ * failure for its job and is dropped; the next job starts a new one. The task's signal (the daemon stopping) sends SIGTERM:
  * the worker aborts the job, answers and exits. Idle workers hold no
  * reference on the event loop; they exit when the daemon's end of the pipe
  * closes (the daemon exited or was killed), and close() ends them.
@@ -233,14 +233,20 @@ export class WorkerPool {
     let written = false;
     let why: 'timeout' | 'abort' | undefined;
     let termTimer: NodeJS.Timeout | undefined;
+    const timedOut = (): Outcome => tempfail('4.3.0', `delivery worker: timed out after ${Math.round(opts.timeoutMs / 1000)} s`);
+    // SIGTERM first: the worker undoes a partial write (mbox truncated back, maildir file removed) and answers; SIGKILL if it cannot.
+    const stop = (): void => {
+      w.child.kill('SIGTERM');
+      termTimer ??= setTimeout(() => w.child.kill('SIGKILL'), TERM_GRACE_MS);
+    };
     const timer = setTimeout(() => {
       why = 'timeout';
-      this.kill(w, `job timed out after ${Math.round(opts.timeoutMs / 1000)} s`);
+      this.log(`mda: delivery worker pid=${w.pid}: job timed out after ${Math.round(opts.timeoutMs / 1000)} s; stopped`);
+      stop();
     }, opts.timeoutMs);
     const onAbort = (): void => {
       why ??= 'abort';
-      w.child.kill('SIGTERM');
-      termTimer ??= setTimeout(() => w.child.kill('SIGKILL'), TERM_GRACE_MS);
+      stop();
     };
     opts.signal?.addEventListener('abort', onAbort, { once: true });
     const settle = (): void => {
@@ -272,13 +278,14 @@ export class WorkerPool {
       if (!isOutcome(parsed)) {
         answer = tempfail('4.3.0', 'delivery worker: unreadable answer');
         this.kill(w, 'unreadable answer');
-      } else answer = { status: parsed.status, enhanced: parsed.enhanced, detail: oneLine(parsed.detail) };
+      } else if (why === 'timeout' && parsed.status !== 'ok') answer = timedOut();
+      else answer = { status: parsed.status, enhanced: parsed.enhanced, detail: oneLine(parsed.detail) };
       settle();
     };
     w.onExit = (died) => {
       answer ??=
         why === 'timeout'
-          ? tempfail('4.3.0', `delivery worker: timed out after ${Math.round(opts.timeoutMs / 1000)} s`)
+          ? timedOut()
           : why === 'abort'
             ? tempfail('4.3.0', 'delivery interrupted')
             : tempfail('4.3.0', `delivery worker died (${died})`);
