@@ -368,6 +368,7 @@ export class Daemon implements ControlTarget {
     this.closeLocal();
     await Promise.all([this.gen.server, ...this.retired].map((s) => s.close(graceMs)));
     await this.runner.stop();
+    this.mda.close();
     await this.mta.close();
     await this.shared.spool.close();
     this.releasePid();

@@ -7,8 +7,11 @@
  * delivery runs as (`user NAME` overrides it; `userbase <table>` holds
  * virtual users), builds a Job (job.ts) with every path expanded and
  * checked, and runs it:
- *   - as root: in the deliver-as helper, which becomes the user first
- *     (privsep.ts, deliver-as.ts);
+ *   - as root: mbox, maildir and /file jobs in a long-lived delivery
+ *     worker that switches its effective ids to the user's per job
+ *     (worker-pool.ts, deliver-worker.ts); mda and |command jobs here,
+ *     the command started through setpriv as the user (mda.ts), or, when
+ *     setpriv is missing, in the one-shot deliver-as helper (privsep.ts);
  *   - otherwise: here, as the current user, into the configured paths.
  * LMTP recipients of a task share one LMTP transaction (lmtp.ts); LMTP
  * touches no user file and runs in the daemon.
@@ -33,12 +36,14 @@ import { splitAddress, unsafeName } from './address.js';
 import { expandPath, extensionFolder, shellCommand, type FormatContext } from './format.js';
 import { runJob, type Credentials, type Job } from './job.js';
 import { deliverLmtp } from './lmtp.js';
-import { DEFAULT_MDA_TIMEOUT_MS } from './mda.js';
+import { existsSync } from 'node:fs';
+import { DEFAULT_MDA_TIMEOUT_MS, runMda, SETPRIV } from './mda.js';
 import { fromLine } from './mbox.js';
 import { deliveryHeaders, scanHeader, type HeaderFacts } from './message.js';
 import { describe, permfail, tempfail, type Outcome } from './outcome.js';
 import { runAsUser } from './privsep.js';
 import { TableUserBase } from './userbase.js';
+import { WorkerPool } from './worker-pool.js';
 
 export interface LocalAgentOptions {
   readonly config: Config;
@@ -53,6 +58,12 @@ export interface LocalAgentOptions {
   readonly privsep?: boolean;
   /** The helper script (tests). */
   readonly helperPath?: string;
+  /** Delivery workers (as root): how many at most. Default 2. */
+  readonly workers?: number;
+  /** The worker script (tests). */
+  readonly workerPath?: string;
+  /** setpriv, which starts commands as the user (as root); default /usr/bin/setpriv. Missing: the deliver-as helper. */
+  readonly setpriv?: string;
 }
 
 /** A shell PATH for commands, as OpenSMTPD's _PATH_DEFPATH. */
@@ -85,6 +96,10 @@ export class LocalAgent implements DeliveryAgent {
   private readonly privsep: boolean;
   private readonly helperPath: string | undefined;
   private readonly userbases = new Map<string, TableUserBase>();
+  private readonly setpriv: string;
+  private setprivChecked: boolean | undefined;
+  /** The delivery workers (as root); started with the first job that needs one. */
+  readonly pool: WorkerPool | undefined;
 
   constructor(opts: LocalAgentOptions) {
     this.config = opts.config;
@@ -95,6 +110,22 @@ export class LocalAgent implements DeliveryAgent {
     this.lockTimeoutMs = opts.lockTimeoutMs;
     this.privsep = opts.privsep ?? process.getuid?.() === 0;
     this.helperPath = opts.helperPath;
+    this.setpriv = opts.setpriv ?? SETPRIV;
+    if (this.privsep) this.pool = new WorkerPool({ size: opts.workers, workerPath: opts.workerPath, log: (l) => this.log.info(l) });
+  }
+
+  /** The daemon stops: workers end (a job in hand is aborted and reported as a temporary failure). */
+  close(): void {
+    this.pool?.close();
+  }
+
+  /** Is setpriv there? Checked once; its absence is logged once. */
+  private hasSetpriv(): boolean {
+    if (this.setprivChecked === undefined) {
+      this.setprivChecked = existsSync(this.setpriv);
+      if (!this.setprivChecked) this.log.warn(`mda: ${this.setpriv} not found: commands run through the one-shot deliver-as helper (a Node.js start per delivery); install util-linux`);
+    }
+    return this.setprivChecked;
   }
 
   /** `smtpctl reload`: the next deliveries use the new configuration. */
@@ -158,9 +189,18 @@ export class LocalAgent implements DeliveryAgent {
     } catch (e) {
       return tempfail('4.3.0', `cannot read the message: ${describe(e)}`);
     }
-    if (!this.privsep) return runJob(prepared.job, body, task.signal);
-    const o = await runAsUser(prepared.creds, prepared.job, body, { signal: task.signal, timeoutMs: prepared.timeoutMs + HELPER_SLACK_MS, helperPath: this.helperPath });
-    if (o.detail.startsWith('delivery helper')) this.log.warn(`mda: ${rcpt.evpid} as ${prepared.creds.user}: ${o.detail}`);
+    const { job, creds } = prepared;
+    if (!this.privsep) return runJob(job, body, task.signal);
+    let o: Outcome;
+    if (job.kind === 'mda' && this.hasSetpriv()) {
+      // The command as the user, real and effective ids (setpriv); nothing else started.
+      o = await runMda(job, body, task.signal, { uid: creds.uid, gid: creds.gid, groups: creds.initgroups ? 'init' : [creds.gid], setpriv: this.setpriv });
+    } else if (job.kind === 'mda' || !this.pool) {
+      o = await runAsUser(creds, job, body, { signal: task.signal, timeoutMs: prepared.timeoutMs + HELPER_SLACK_MS, helperPath: this.helperPath });
+    } else {
+      o = await this.pool.run(creds, job, body, { signal: task.signal, timeoutMs: prepared.timeoutMs + HELPER_SLACK_MS });
+    }
+    if (/^delivery (helper|worker)/.test(o.detail)) this.log.warn(`mda: ${rcpt.evpid} as ${creds.user}: ${o.detail}`);
     return o;
   }
 

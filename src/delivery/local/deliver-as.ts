@@ -1,5 +1,8 @@
 /*
- * delivery/local/deliver-as.ts — the helper that delivers as a user.
+ * delivery/local/deliver-as.ts — the one-shot helper that delivers as a
+ * user: now only for mda and |command jobs on systems without setpriv
+ * (agent.ts); mailboxes are written by the long-lived workers
+ * (deliver-worker.ts).
  *
  * Started by the daemon (running as root) as `node deliver-as.js`, with
  * standard input carrying one JSON line (a HelperRequest: credentials and

@@ -3,9 +3,10 @@
  *
  * The agent turns a recipient into a Job (paths expanded and checked, the
  * environment built); runJob() performs it, either in the daemon (when it
- * does not run as root) or in the deliver-as helper after it has become
- * the user. A Job crosses the helper's pipe as JSON, so it holds no
- * functions and nothing the helper would have to look up again.
+ * does not run as root), in a delivery worker with the user's effective ids
+ * (deliver-worker.ts), or in the deliver-as helper after it has become the
+ * user. A Job crosses the pipe as JSON, so it holds no functions and
+ * nothing the other side would have to look up again.
  */
 import type { Readable } from 'node:stream';
 import { deliverMaildir, type MaildirJob } from './maildir.js';
@@ -27,8 +28,9 @@ export function runJob(job: Job, input: Readable, signal?: AbortSignal, hooks: M
 }
 
 /**
- * Who the helper becomes. `mode`:
- *   'user'        setgid/setuid to the user before anything is opened;
+ * Who the worker (effective ids, effective-ids.ts) or the helper
+ * (setgid/setuid, deliver-as.ts) becomes. `mode`:
+ *   'user'        the user's ids before anything is opened;
  *   'user+group'  the same, keeping `spoolGid` as a supplementary group, for
  *                 a group-writable mail spool (Debian's /var/mail is 2775
  *                 root:mail) so that the dotlock can be created;
@@ -47,7 +49,7 @@ export interface Credentials {
   readonly spoolGid?: number;
 }
 
-/** What the daemon sends the helper before the message bytes: one JSON line. */
+/** What the daemon sends a worker or the helper before the message bytes: one JSON line. */
 export interface HelperRequest {
   readonly v: 1;
   readonly creds: Credentials;

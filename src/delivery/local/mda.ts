@@ -16,6 +16,13 @@
  * Standard output and error are kept (the last 4 KiB) for the detail
  * text. Past the time limit the whole process group is killed (SIGTERM,
  * then SIGKILL) and the delivery is retried later.
+ *
+ * When the daemon runs as root, the command starts through util-linux's
+ * setpriv (`RunAs`): `setpriv --reuid=UID --regid=GID --init-groups|--groups=GID
+ * --inh-caps=-all -- /bin/sh -c COMMAND` — an argument vector, no shell of
+ * ours; setpriv sets the real, effective and saved ids and execs the shell,
+ * so a message still costs one fork, and the command can never get root
+ * back (no saved uid 0 to return to, no capabilities).
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { stat } from 'node:fs/promises';
@@ -25,6 +32,7 @@ import { lfStream } from './message.js';
 import { describe, ok, permfail, tempfail, type Outcome } from './outcome.js';
 
 export const DEFAULT_MDA_TIMEOUT_MS = 5 * 60_000;
+export const SETPRIV = '/usr/bin/setpriv';
 const OUTPUT_MAX = 4096;
 const KILL_GRACE_MS = 2000;
 
@@ -39,6 +47,23 @@ export interface MdaJob {
   readonly timeoutMs: number;
   /** Header lines written before the message (LF-terminated). */
   readonly prefix: string;
+}
+
+/** Who the command runs as, when the daemon is root (through setpriv). */
+export interface RunAs {
+  readonly uid: number;
+  readonly gid: number;
+  /** initgroups(3) from the user database (system users), or exactly these groups (virtual users). */
+  readonly groups: 'init' | readonly number[];
+  /** The setpriv binary; default /usr/bin/setpriv. */
+  readonly setpriv?: string;
+}
+
+/** The argument vector that runs `/bin/sh -c command` (as `as`, through setpriv). */
+export function commandArgv(command: string, as?: RunAs): [string, string[]] {
+  if (!as) return ['/bin/sh', ['-c', command]];
+  const groups = as.groups === 'init' ? '--init-groups' : `--groups=${as.groups.join(',')}`;
+  return [as.setpriv ?? SETPRIV, [`--reuid=${as.uid}`, `--regid=${as.gid}`, groups, '--inh-caps=-all', '--', '/bin/sh', '-c', command]];
 }
 
 const SYSEXITS: Record<number, string> = {
@@ -68,7 +93,7 @@ async function workDir(dir: string): Promise<string> {
 }
 
 /** Run the command; never throws. */
-export async function runMda(job: MdaJob, input: Readable, signal?: AbortSignal): Promise<Outcome> {
+export async function runMda(job: MdaJob, input: Readable, signal?: AbortSignal, as?: RunAs): Promise<Outcome> {
   const cwd = await workDir(job.cwd);
   if (signal?.aborted) {
     input.destroy();
@@ -86,7 +111,8 @@ export async function runMda(job: MdaJob, input: Readable, signal?: AbortSignal)
     let settled = false;
     let child: ChildProcessWithoutNullStreams;
     try {
-      child = spawn('/bin/sh', ['-c', job.command], { cwd, env: { ...job.env }, detached: true, stdio: ['pipe', 'pipe', 'pipe'] });
+      const [file, args] = commandArgv(job.command, as);
+      child = spawn(file, args, { cwd, env: { ...job.env }, detached: true, stdio: ['pipe', 'pipe', 'pipe'] });
     } catch (e) {
       input.destroy();
       resolve(tempfail('4.3.0', `${job.label}: cannot run /bin/sh: ${describe(e)}`));
@@ -138,7 +164,9 @@ export async function runMda(job: MdaJob, input: Readable, signal?: AbortSignal)
           ? tempfail('4.3.0', `${job.label}: timed out after ${Math.round(job.timeoutMs / 1000)} s${text.trim() ? `: ${text.trim()}` : ''}`)
           : stop === 'abort'
             ? tempfail('4.3.0', `${job.label}: delivery interrupted`)
-            : exitOutcome(job.label, code, sig, text);
+            : as && code === 127 && /^setpriv: /m.test(text)
+              ? tempfail('4.3.0', `${job.label}: cannot become uid ${as.uid}: ${text.trim()}`)
+              : exitOutcome(job.label, code, sig, text);
       // Let the pipes drain (the command's last words), but not forever: a background child may hold them open.
       let waited = false;
       const done = (): void => {

@@ -1,6 +1,9 @@
 /*
  * delivery/local/privsep.ts — run a Job in the deliver-as helper, as the
- * user (daemon side; see deliver-as.ts for the helper's side).
+ * user (daemon side; see deliver-as.ts for the helper's side). Since the
+ * delivery workers (worker-pool.ts) and setpriv (mda.ts), only mda and
+ * |command jobs come here, and only where /usr/bin/setpriv is missing:
+ * this starts Node.js once per delivery.
  *
  * The helper is this Node binary running dist/src/delivery/local/
  * deliver-as.js with an empty environment (no NODE_OPTIONS from the
@@ -25,7 +28,7 @@ const STDOUT_MAX = 64 * 1024;
 const STDERR_MAX = 4096;
 const TERM_GRACE_MS = 10_000;
 
-function isOutcome(x: unknown): x is Outcome {
+export function isOutcome(x: unknown): x is Outcome {
   if (typeof x !== 'object' || x === null) return false;
   const o = x as Record<string, unknown>;
   return (o.status === 'ok' || o.status === 'tempfail' || o.status === 'permfail') && typeof o.enhanced === 'string' && /^[245]\.\d{1,3}\.\d{1,3}$/.test(o.enhanced) && typeof o.detail === 'string' && o.enhanced[0] === { ok: '2', tempfail: '4', permfail: '5' }[o.status];

@@ -1,0 +1,75 @@
+/*
+ * delivery/local/effective-ids.ts — switch a root process's EFFECTIVE ids
+ * to a recipient's for one job and back (the delivery worker's side,
+ * deliver-worker.ts), as Postfix's local(8) does per delivery.
+ *
+ *   enter:  setgroups (initgroups(3), or [gid] for virtual users; plus the
+ *           mail spool's group in 'user+group' mode), setegid, seteuid —
+ *           in 'root-open' mode (mbox in a root-only spool) the last two
+ *           wait until the mailbox is locked and open (hooks);
+ *   leave:  seteuid(0), setegid(0), setgroups([]).
+ *
+ * The real and saved ids stay 0, which is what lets the worker come back;
+ * so nothing the job starts may run with them (commands go through setpriv,
+ * mda.ts). On Linux, glibc applies every set*id call to all the threads of
+ * the process (the kernel keeps credentials per thread), so libuv's thread
+ * pool, where Node's fs calls run, uses the same ids as the main thread —
+ * and that is why a worker runs ONE job at a time: two jobs in one process
+ * would share one set of ids.
+ */
+import type { MboxHooks } from './mbox.js';
+import type { Credentials } from './job.js';
+
+/** The POSIX credential calls (present on Linux; optional in Node's types). */
+interface Posix {
+  initgroups(user: string, extraGroup: number): void;
+  setgroups(groups: number[]): void;
+  getgroups(): number[];
+  setegid(id: number): void;
+  seteuid(id: number): void;
+  getuid(): number;
+  geteuid(): number;
+  getegid(): number;
+}
+const posix = process as unknown as Posix;
+
+/** Is this process root, real and effective? */
+export function isRoot(): boolean {
+  return posix.getuid() === 0 && posix.geteuid() === 0;
+}
+
+function toUser(c: Credentials): void {
+  posix.setegid(c.gid);
+  posix.seteuid(c.uid);
+  if (posix.geteuid() !== c.uid || posix.getegid() !== c.gid) throw new Error('could not switch to the user');
+}
+
+/** Become the user for one job (effective ids only); the hooks a root-open mbox job needs. */
+export function enterUser(c: Credentials, kind: string): MboxHooks {
+  if (c.initgroups) posix.initgroups(c.user, c.gid);
+  else posix.setgroups([c.gid]);
+  if (c.mode === 'user+group' && c.spoolGid !== undefined) {
+    // Node's getgroups() adds the effective gid when it is not a member: switch it first, or root's group would come along.
+    posix.setegid(c.gid);
+    posix.setgroups([...new Set([...posix.getgroups(), c.spoolGid])]);
+  }
+  if (c.mode === 'root-open' && kind === 'mbox') {
+    // Lock and open with root's rights, write with the user's (quota), unlock with root's again.
+    return { afterOpen: () => toUser(c), beforeUnlock: () => backToRoot() };
+  }
+  toUser(c);
+  return {};
+}
+
+function backToRoot(): void {
+  if (posix.geteuid() !== 0) posix.seteuid(0);
+  posix.setegid(0);
+}
+
+/** Root again, with no supplementary groups; throws if that did not work (the worker must then exit). */
+export function leaveUser(): void {
+  backToRoot();
+  posix.setgroups([]);
+  // getgroups() reports the effective gid (0) too: nothing else may be left.
+  if (posix.geteuid() !== 0 || posix.getegid() !== 0 || posix.getgroups().some((g) => g !== 0)) throw new Error('could not switch back to root');
+}

@@ -1,0 +1,300 @@
+/*
+ * delivery/local/worker-pool.ts — the daemon's side of the delivery
+ * workers (deliver-worker.ts): a few long-lived root processes that write
+ * mailboxes as their users, so that a delivery costs no process start.
+ *
+ * Jobs wait in one queue (first come, first served) and each goes to a free
+ * worker; a worker runs one job at a time (its ids are switched per job,
+ * see effective-ids.ts). Workers start when a job needs one, up to `size`,
+ * and live on. Per job: the request line, the message framed as it is read
+ * (worker-protocol.ts), then the worker's answer, one JSON line: the
+ * Outcome. A worker is free again once it has answered AND the whole message
+ * has been written to it, so that jobs never overlap on its pipe.
+ *
+ * A worker that dies, answers nonsense or outlives the job's time limit
+ * (SIGTERM, so that it undoes a partial write, then SIGKILL) is a temporary
+ * failure for its job and is dropped; the next job starts a new one. The task's signal (the daemon stopping) sends SIGTERM:
+ * the worker aborts the job, answers and exits. Idle workers hold no
+ * reference on the event loop; they exit when the daemon's end of the pipe
+ * closes (the daemon exited or was killed), and close() ends them.
+ */
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import type { Readable, Writable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import { oneLine } from '../agent.js';
+import type { Credentials, HelperRequest, Job } from './job.js';
+import { describe, tempfail, type Outcome } from './outcome.js';
+import { isOutcome } from './privsep.js';
+
+export const WORKER_PATH = fileURLToPath(new URL('./deliver-worker.js', import.meta.url));
+export const DEFAULT_WORKERS = 2;
+const STDERR_MAX = 4096;
+const TERM_GRACE_MS = 10_000;
+const END = Buffer.from('0\n', 'latin1');
+const ABANDON = Buffer.from('!\n', 'latin1');
+
+export interface WorkerPoolOptions {
+  /** How many workers at most. Default 2. */
+  readonly size?: number;
+  /** The worker script (tests). */
+  readonly workerPath?: string;
+  /** Where "started" and "died" lines go. */
+  readonly log?: (line: string) => void;
+}
+
+export interface PoolJobOptions {
+  readonly signal?: AbortSignal;
+  /** Kill the worker after this long (ms) from the moment it takes the job. */
+  readonly timeoutMs: number;
+}
+
+interface Waiting {
+  readonly request: HelperRequest;
+  readonly body: Readable;
+  readonly opts: PoolJobOptions;
+  readonly resolve: (o: Outcome) => void;
+}
+
+interface Worker {
+  readonly child: ChildProcessWithoutNullStreams;
+  readonly pid: number;
+  busy: boolean;
+  dead: boolean;
+  stdout: string;
+  stderr: Buffer;
+  /** The answer to the job in hand (one line), or its death. */
+  onLine?: (line: string) => void;
+  onExit?: (why: string) => void;
+}
+
+type Unrefable = { ref?(): void; unref?(): void };
+
+/** Keep (or stop keeping) the event loop alive for a worker: only while it has a job. */
+function hold(w: Worker, on: boolean): void {
+  for (const h of [w.child, w.child.stdin, w.child.stdout, w.child.stderr] as Unrefable[]) (on ? h.ref : h.unref)?.call(h);
+}
+
+/** Write the message framed; "!" when it cannot be read to its end. Resolves when all is handed to the pipe. */
+async function pump(body: Readable, to: Writable): Promise<void> {
+  const drained = (): Promise<void> =>
+    new Promise((r) => {
+      const go = (): void => {
+        to.off('drain', go);
+        to.off('close', go);
+        r();
+      };
+      to.on('drain', go);
+      to.on('close', go);
+    });
+  try {
+    for await (const chunk of body as AsyncIterable<Buffer>) {
+      if (to.destroyed) return;
+      if (chunk.length === 0) continue;
+      to.write(`${chunk.length.toString(16)}\n`, 'latin1');
+      if (!to.write(chunk)) await drained();
+    }
+    if (!to.destroyed) to.write(END);
+  } catch {
+    if (!to.destroyed) to.write(ABANDON);
+  }
+}
+
+export class WorkerPool {
+  private readonly size: number;
+  private readonly workerPath: string;
+  private readonly log: (line: string) => void;
+  private readonly workers = new Set<Worker>();
+  private readonly queue: Waiting[] = [];
+  private closed = false;
+  /** Workers started so far (tests, logs). */
+  started = 0;
+
+  constructor(opts: WorkerPoolOptions = {}) {
+    this.size = Math.max(1, opts.size ?? DEFAULT_WORKERS);
+    this.workerPath = opts.workerPath ?? WORKER_PATH;
+    this.log = opts.log ?? (() => undefined);
+  }
+
+  /** The pids of the live workers. */
+  get pids(): number[] {
+    return [...this.workers].filter((w) => !w.dead).map((w) => w.pid);
+  }
+
+  /** Run a job as `creds` in a worker; never throws. */
+  run(creds: Credentials, job: Job, body: Readable, opts: PoolJobOptions): Promise<Outcome> {
+    if (this.closed) {
+      body.destroy();
+      return Promise.resolve(tempfail('4.3.0', 'delivery interrupted'));
+    }
+    return new Promise<Outcome>((resolve) => {
+      const onAbort = (): void => {
+        const i = this.queue.indexOf(waiting);
+        if (i < 0) return;
+        this.queue.splice(i, 1);
+        body.destroy();
+        resolve(tempfail('4.3.0', 'delivery interrupted'));
+      };
+      const waiting: Waiting = {
+        request: { v: 1, creds, job },
+        body,
+        opts,
+        resolve: (o) => {
+          opts.signal?.removeEventListener('abort', onAbort);
+          resolve(o);
+        },
+      };
+      if (opts.signal?.aborted) {
+        body.destroy();
+        return resolve(tempfail('4.3.0', 'delivery interrupted'));
+      }
+      opts.signal?.addEventListener('abort', onAbort, { once: true });
+      this.queue.push(waiting);
+      this.dispatch();
+    });
+  }
+
+  /** Stop: waiting jobs fail (temporary), workers get SIGTERM (a job in hand is aborted and answered), SIGKILL later. */
+  close(): void {
+    this.closed = true;
+    for (const w of this.queue.splice(0)) {
+      w.body.destroy();
+      w.resolve(tempfail('4.3.0', 'delivery interrupted'));
+    }
+    for (const w of this.workers) {
+      w.child.stdin.end();
+      w.child.kill('SIGTERM');
+      setTimeout(() => w.child.kill('SIGKILL'), TERM_GRACE_MS).unref();
+    }
+  }
+
+  private dispatch(): void {
+    while (this.queue.length > 0 && !this.closed) {
+      let w = [...this.workers].find((x) => !x.busy && !x.dead);
+      if (!w) {
+        if (this.workers.size >= this.size) return;
+        w = this.startWorker();
+      }
+      this.runOn(w, this.queue.shift() as Waiting);
+    }
+  }
+
+  private startWorker(): Worker {
+    // An empty environment (no NODE_OPTIONS from the daemon's), in "/", but for one variable: libuv must not use
+    // io_uring, whose requests carry the credentials the ring was set up with, not the ids switched per job
+    // (CVE-2024-22017; off by default since Node 20.11.1, said explicitly here for older builds).
+    const child = spawn(process.execPath, [this.workerPath], { cwd: '/', env: { UV_USE_IO_URING: '0' }, stdio: ['pipe', 'pipe', 'pipe'] });
+    const w: Worker = { child, pid: child.pid ?? -1, busy: false, dead: false, stdout: '', stderr: Buffer.alloc(0) };
+    this.workers.add(w);
+    this.started++;
+    this.log(`mda: delivery worker started pid=${w.pid} workers=${this.workers.size}`);
+    child.stdin.on('error', () => undefined); // EPIPE: the worker died; its exit tells the job
+    child.stdout.setEncoding('utf8');
+    child.stdout.on('data', (d: string) => {
+      w.stdout += d;
+      for (let nl = w.stdout.indexOf('\n'); nl >= 0; nl = w.stdout.indexOf('\n')) {
+        const line = w.stdout.slice(0, nl);
+        w.stdout = w.stdout.slice(nl + 1);
+        if (w.onLine) w.onLine(line);
+        else this.kill(w, 'answered without a job');
+      }
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      w.stderr = Buffer.concat([w.stderr, d]);
+      if (w.stderr.length > STDERR_MAX) w.stderr = w.stderr.subarray(w.stderr.length - STDERR_MAX);
+    });
+    const gone = (why: string): void => {
+      if (w.dead) return;
+      w.dead = true;
+      this.workers.delete(w);
+      const lines = w.stderr.toString('utf8').split('\n').map((l) => l.trim()).filter((l) => l !== '');
+      const err = lines.find((l) => /^(\w*Error|error)\b|\bError:|^delivery worker:/.test(l)) ?? lines[lines.length - 1];
+      const full = err ? `${why}: ${err}` : why;
+      if (w.busy || why !== 'exit 0') this.log(`mda: delivery worker pid=${w.pid} ended (${full})`);
+      w.onExit?.(full);
+      hold(w, false);
+      this.dispatch();
+    };
+    child.on('error', (e) => gone(`cannot start: ${describe(e)}`));
+    child.on('close', (code, sig) => gone(sig ?? `exit ${code}`));
+    hold(w, false);
+    return w;
+  }
+
+  private kill(w: Worker, why: string): void {
+    this.log(`mda: delivery worker pid=${w.pid}: ${why}; killed`);
+    w.child.kill('SIGKILL');
+  }
+
+  private runOn(w: Worker, job: Waiting): void {
+    w.busy = true;
+    hold(w, true);
+    const { opts, body } = job;
+    let answer: Outcome | undefined;
+    let written = false;
+    let why: 'timeout' | 'abort' | undefined;
+    let termTimer: NodeJS.Timeout | undefined;
+    const timedOut = (): Outcome => tempfail('4.3.0', `delivery worker: timed out after ${Math.round(opts.timeoutMs / 1000)} s`);
+    // SIGTERM first: the worker undoes a partial write (mbox truncated back, maildir file removed) and answers; SIGKILL if it cannot.
+    const stop = (): void => {
+      w.child.kill('SIGTERM');
+      termTimer ??= setTimeout(() => w.child.kill('SIGKILL'), TERM_GRACE_MS);
+    };
+    const timer = setTimeout(() => {
+      why = 'timeout';
+      this.log(`mda: delivery worker pid=${w.pid}: job timed out after ${Math.round(opts.timeoutMs / 1000)} s; stopped`);
+      stop();
+    }, opts.timeoutMs);
+    const onAbort = (): void => {
+      why ??= 'abort';
+      stop();
+    };
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
+    const settle = (): void => {
+      if (answer === undefined || (!written && !w.dead)) return;
+      clearTimeout(timer);
+      if (termTimer) clearTimeout(termTimer);
+      opts.signal?.removeEventListener('abort', onAbort);
+      w.onLine = undefined;
+      w.onExit = undefined;
+      body.destroy();
+      job.resolve(answer);
+      hold(w, false);
+      if (w.dead) return;
+      if (why !== undefined) {
+        // It was told to stop and exits after its answer: no new job for it.
+        w.dead = true;
+        this.workers.delete(w);
+      } else w.busy = false;
+      this.dispatch();
+    };
+    w.onLine = (line) => {
+      if (answer !== undefined) return this.kill(w, 'answered twice');
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(line);
+      } catch {
+        parsed = undefined;
+      }
+      if (!isOutcome(parsed)) {
+        answer = tempfail('4.3.0', 'delivery worker: unreadable answer');
+        this.kill(w, 'unreadable answer');
+      } else if (why === 'timeout' && parsed.status !== 'ok') answer = timedOut();
+      else answer = { status: parsed.status, enhanced: parsed.enhanced, detail: oneLine(parsed.detail) };
+      settle();
+    };
+    w.onExit = (died) => {
+      answer ??=
+        why === 'timeout'
+          ? timedOut()
+          : why === 'abort'
+            ? tempfail('4.3.0', 'delivery interrupted')
+            : tempfail('4.3.0', `delivery worker died (${died})`);
+      settle();
+    };
+    w.child.stdin.write(`${JSON.stringify(job.request)}\n`);
+    void pump(body, w.child.stdin).then(() => {
+      written = true;
+      settle();
+    });
+  }
+}
