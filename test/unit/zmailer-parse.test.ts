@@ -150,17 +150,24 @@ test('comments, quotes, $-variables from ZENV; lines starting with white space a
   assert.deepEqual(r.diagnostics.map(formatZmailerDiagnostic), ['f:1: warning: line starts with white space and is ignored, as ZMailer does (remove the indentation to use it)']);
 });
 
-test('unsupported PARAMs are errors that say why; unknown ones are different errors', () => {
+test('the seed\'s PARAMs load (with a warning where Postern does otherwise); unsupported ones are errors that say why; unknown ones are different errors', () => {
   const file = join(ROOT, 'test/fixtures/zmailer/unsupported.conf');
   const r = parseZmailerConf(readFileSync(file, 'utf8'), 'unsupported.conf', { executable: yes });
   assert.equal(r.ok, false);
   assert.deepEqual(r.diagnostics.map(formatZmailerDiagnostic), [
-    'unsupported.conf:3: PARAM TcpRcvBufferSize is not supported by Postern: Node.js cannot set SO_RCVBUF on a TCP socket; tune net.core.rmem_default / net.ipv4.tcp_rmem instead',
-    "unsupported.conf:4: PARAM policydb is not supported by Postern: ZMailer's smtp-policy database is not supported; use the rules file (smtpd_check_rules) or smtpd.conf rules",
-    "unsupported.conf:5: PARAM etrn-cluster is not supported by Postern: it relays ETRN to ZMailer cluster nodes through the scheduler's MAILQv2 service, which Postern does not have",
+    'unsupported.conf:3: warning: PARAM TcpRcvBufferSize: Node.js has no setsockopt(SO_RCVBUF) for TCP sockets: the kernel default applies (set net.ipv4.tcp_rmem / net.core.rmem_default with sysctl)',
+    'unsupported.conf:5: PARAM perl-hook is not supported by Postern: Postern runs no Perl hooks; use contentfilter',
     'unsupported.conf:6: unknown PARAM "maxsise"; did you mean "maxsize"?',
     'unsupported.conf:7: PARAM tarpit needs at least 2 arguments',
+    'unsupported.conf:9: warning: PARAM DEBUGcmd: Postern has no DEBUG command (it would show server internals to any client): DEBUG is answered 502 5.5.1',
   ]);
+  const ok = parseZmailerConf('PARAM policydb btree /var/db/smtp-policy\nPARAM etrn-cluster node2 user pw\nPARAM etrn-cluster [127.0.0.1]\nPARAM enable-router\nPARAM rcvd-whoson\nPARAM TcpXmitBufferSize 32000\n', 'f', { executable: yes });
+  assert.ok(ok.ok);
+  assert.deepEqual(ok.conf.policyDb, { type: 'btree', path: '/var/db/smtp-policy' });
+  assert.deepEqual(ok.conf.etrnCluster, [{ node: 'node2', user: 'user', password: 'pw' }, { node: '[127.0.0.1]' }]);
+  assert.equal(ok.conf.enableRouter, true);
+  assert.equal(ok.conf.received.whoson, true);
+  assert.equal(ok.conf.tcpXmitBufferSize, 32000);
   for (const spec of PARAMS.filter((p) => p.unsupported !== undefined)) {
     for (const name of spec.names) {
       const out = problems(`PARAM ${name} x y z`);
