@@ -96,9 +96,15 @@ const SETS: [string, (c: ZmailerConf) => unknown, unknown][] = [
   ['PARAM max-unknown-commands 5', (c) => c.maxUnknownCommands, 5],
   ['PARAM maxunknowncommands 6', (c) => c.maxUnknownCommands, 6],
   ['PARAM allowsourceroute', (c) => c.allowSourceRoute, true],
-  ['PARAM rcvd-ident\nPARAM rcvd-auth-user\nPARAM rcvd-tls-mode\nPARAM rcvd-tls-peer', (c) => c.received, { ident: true, authUser: true, tlsMode: true, tlsPeer: true }],
+  ['PARAM rcvd-ident\nPARAM rcvd-auth-user\nPARAM rcvd-tls-mode\nPARAM rcvd-tls-peer', (c) => c.received, { ident: true, authUser: true, tlsMode: true, tlsPeer: true, whoson: false }],
   ['PARAM rcvd-ident\nPARAM no-rcvd-ident\nPARAM rcvdauthuser', (c) => [c.received.ident, c.received.authUser], [false, true]],
-  ['PARAM rcvd-auth-user\nPARAM rcvd-tls-mode\nPARAM rcvd-tls-peer\nPARAM no-rcvd-auth-user\nPARAM no-rcvd-tls-mode\nPARAM no-rcvd-tls-peer', (c) => c.received, { ident: false, authUser: false, tlsMode: false, tlsPeer: false }],
+  ['PARAM rcvd-auth-user\nPARAM rcvd-tls-mode\nPARAM rcvd-tls-peer\nPARAM no-rcvd-auth-user\nPARAM no-rcvd-tls-mode\nPARAM no-rcvd-tls-peer', (c) => c.received, { ident: false, authUser: false, tlsMode: false, tlsPeer: false, whoson: false }],
+  ['PARAM rcvd-whoson', (c) => c.received.whoson, true],
+  ['PARAM TcpRcvBufferSize 1000\nPARAM TcpXmitBufferSize 2000', (c) => [c.tcpRcvBufferSize, c.tcpXmitBufferSize], [1000, 2000]],
+  ['PARAM DEBUGcmd', (c) => c.given.length, 1],
+  ['PARAM enable-router\nPARAM enable-router-maxpar 2', (c) => c.enableRouter, true],
+  ['PARAM policydb /var/db/smtp-policy', (c) => c.policyDb, { path: '/var/db/smtp-policy' }],
+  ['PARAM etrn-cluster node2 u p', (c) => c.etrnCluster, [{ node: 'node2', user: 'u', password: 'p' }]],
   ['PARAM no-rcvd-whoson\nPARAM no-smtp-auth-sasl\nPARAM no-force-rcpt-notify-never', (c) => c.given.length, 3],
   ['PARAM NoENHANCEDSTATUS\nPARAM enhancedstatus-ok', (c) => c.disabledExtensions.size, 0],
   ['PARAM contentfilter /usr/lib/zmailer/filter', (c) => c.contentFilter, { path: '/usr/lib/zmailer/filter', maxParallel: 2, debug: false }],
@@ -248,7 +254,7 @@ test('the seed-style file: values, HELO patterns, and the result is frozen', () 
   assert.equal(c.help.length, 5);
   assert.deepEqual(c.tarpit, { initialSec: 20, multiplier: 2, capSec: ZMAILER_DEFAULTS.tarpitCapSec });
   assert.equal(c.contentFilter?.path, '/opt/zmailer/bin/smtp-contentfilter');
-  assert.deepEqual(c.received, { ident: true, authUser: true, tlsMode: false, tlsPeer: false });
+  assert.deepEqual(c.received, { ident: true, authUser: true, tlsMode: false, tlsPeer: false, whoson: false });
   assert.deepEqual(
     c.heloPatterns.map((p) => `${p.pos.line} ${p.pattern} ${p.maxLoadAvg ?? '-'} ${p.action.kind === 'refuse' ? `!${p.action.message}` : [...p.action.flags].join('')}`),
     ['49 localhost - veR', '50 some.host.domain - !NO EMAIL ACCEPTED FROM YOUR MACHINE', '51 *.spam.example - !Go away', '53 \\[*\\] 8 ve', '54 * - veR'],

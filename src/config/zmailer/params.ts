@@ -278,7 +278,6 @@ function ext(name: ZmailerExtension, offAliases: string[] = [], onAliases: strin
 
 const UNSUPPORTED: readonly [string[], string][] = [
   [['tracking-cluster'], "ZMailer's cluster-wide rate tracking is not supported"],
-  [['rcvd-whoson'], 'Postern has no whoson client'],
   [['perl-hook'], 'Postern runs no Perl hooks; use contentfilter'],
   [['use-tcp-wrapper'], 'Postern does not use tcp_wrappers; use smtpd.conf rules or the rules file'],
   [['reject-percent-kludge', 'accept-percent-kludge'], 'the "%" routing hack is not supported'],
