@@ -73,6 +73,8 @@ export interface PolicyDeps {
   readonly log?: MailLog;
   /** Hears why each phase decided (the dry run). */
   readonly observer?: PolicyObserver;
+  /** Phases the command line adds (smtpserver -R: the router), run after smtpserver.conf's. */
+  readonly extraPhases?: readonly PolicyPhase[];
 }
 
 export interface BuiltPolicy {
@@ -134,6 +136,8 @@ export function buildPolicy(loaded: LoadedConfig, deps: PolicyDeps): BuiltPolicy
     zmailer = zmailerPolicyPhase({ conf, ...(deps.loadAverage ? { loadAverage: deps.loadAverage } : {}) });
     phases.push(explainedZmailer(zmailer, note));
   }
+
+  phases.push(...(deps.extraPhases ?? []));
 
   // RCPT: the Obtuse rules file.
   let obtuse: ObtuseRulesPhase | undefined;

@@ -217,8 +217,13 @@ export class IncomingMessage {
     if (hold !== undefined && !(await this.recordHeld(envelope, hold))) {
       return { kind: 'refused', reply: QUEUE_TEMPFAIL, reason: 'cannot hold the message' };
     }
+    try {
+      await env.scheduler.enqueued(envelope, hold !== undefined ? { held: true } : undefined);
+    } catch (e) {
+      env.log.error(`queue: ${envelope.msgid} could not be handed on: ${(e as Error).message}`);
+      return { kind: 'refused', reply: QUEUE_TEMPFAIL, reason: `hand-off: ${(e as Error).message}` };
+    }
     this.logAccepted(envelope);
-    env.scheduler.enqueued(envelope, hold !== undefined ? { held: true } : undefined);
     const text = decision?.kind === 'accept' && decision.reply ? decision.reply : reply(250, '2.0.0', `${envelope.msgid} Message accepted for delivery`);
     return { kind: 'queued', envelope, held: hold !== undefined, reply: text };
   }
