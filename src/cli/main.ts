@@ -4,10 +4,11 @@
  * by the first argument when invoked as `postern`:
  *
  *   smtpd  smtpctl  sendmail  send-mail  mailq  newaliases  makemap
+ *   smtpserver (ZMailer's, cli/smtpserver.ts)
  */
 import { basename } from 'node:path';
 
-const COMMANDS = ['smtpd', 'smtpctl', 'sendmail', 'send-mail', 'mailq', 'newaliases', 'makemap'] as const;
+const COMMANDS = ['smtpd', 'smtpctl', 'sendmail', 'send-mail', 'mailq', 'newaliases', 'makemap', 'smtpserver'] as const;
 
 async function run(name: string, argv: string[]): Promise<void> {
   switch (name) {
@@ -18,6 +19,8 @@ async function run(name: string, argv: string[]): Promise<void> {
     case 'sendmail':
     case 'send-mail':
       return (await import('./sendmail.js')).sendmailMain(argv, name);
+    case 'smtpserver':
+      return (await import('./smtpserver.js')).smtpserverMain(argv);
     case 'mailq':
       return (await import('./sendmail.js')).sendmailMain(['-bp', ...argv], 'mailq');
     case 'newaliases':

@@ -5,7 +5,7 @@
  *
  * The feeder sends a line and waits for its reply; after DATA it sends the
  * message text up to the line "." when the reply was 354, and otherwise
- * skips it. So a broken transaction — a refused MAIL, every RCPT refused,
+ * skips it and sends RSET. So a broken transaction — a refused MAIL, every RCPT refused,
  * a DATA without recipients — costs that transaction only: its text is
  * never read as commands, and the batch goes on with the next MAIL. Lines
  * may end in CRLF or LF alone. `echo` (-v) sees every line of the batch
@@ -112,8 +112,12 @@ export async function feedBatch(input: AsyncIterable<string>, io: BatchIo): Prom
     if (verb === 'DATA') {
       if (code === 354) mode = 'data';
       else {
+        // The transaction is broken: its text is skipped, and RSET clears what is left of it.
         mode = 'skip';
         skipped++;
+        io.echo?.('RSET');
+        io.send('RSET');
+        if ((await io.replies.next()) === 0) break;
       }
     }
     if (verb === 'QUIT' || code === 421) {

@@ -30,7 +30,7 @@ import type { Spool } from '../spool/spool.js';
 import { TableRegistry, type Table } from '../table/table.js';
 import { tableFromDecl } from '../table/table-static.js';
 import { LocalNames } from '../rules/localnames.js';
-import { buildPolicy } from '../policy/build.js';
+import { buildPolicy, type PolicyDeps } from '../policy/build.js';
 import { withPolicyFiles, type LoadedConfig } from '../config/policy-files.js';
 import type { Policy } from '../policy/policy.js';
 import { loadConfigFile, loadConfigText, formatDiagnostic } from '../config/load.js';
@@ -87,7 +87,12 @@ interface Shared {
   readonly freeSpace: () => Promise<number>;
   /** The scheduler, once it exists (sessions hand it what they queue). */
   scheduler?: QueueRunner;
+  /** What the command line adds to the policy (smtpserver's -s, -L, -R, -a). */
+  readonly policyExtras?: DaemonPolicyExtras;
 }
+
+/** What a command line adds to every generation's policy (smtpserver's -s, -L, -R, -a). */
+export type DaemonPolicyExtras = Pick<PolicyDeps, 'style' | 'maxLoadAverage' | 'extraPhases' | 'ident'>;
 
 export class Daemon implements ControlTarget {
   private stopping = false;
@@ -135,7 +140,7 @@ export class Daemon implements ControlTarget {
   }
 
   /** `pause`: subsystems paused from the start (smtpd -P mda|mta|smtp, as OpenSMTPD). `source`: for reload. */
-  static async start(smtpdConf: Config, log: MailLog, opts: { pause?: readonly ('smtp' | 'mta' | 'mda')[]; source?: ConfigSource } = {}): Promise<Daemon> {
+  static async start(smtpdConf: Config, log: MailLog, opts: { pause?: readonly ('smtp' | 'mta' | 'mda')[]; source?: ConfigSource; policy?: DaemonPolicyExtras } = {}): Promise<Daemon> {
     mkdirSync(smtpdConf.queue.path, { recursive: true, mode: 0o700 });
     mkdirSync(dirname(smtpdConf.paths.pidFile), { recursive: true });
     let releasePid: () => void;
@@ -160,6 +165,7 @@ export class Daemon implements ControlTarget {
         users: new SystemUsers(),
         tables: new TableRegistry(),
         failrate: new FailRate(config.smtp.authFailRate),
+        ...(opts.policy ? { policyExtras: opts.policy } : {}),
         freeSpace: async () => {
           const now = Date.now();
           if (now - free.at > 1000) free = { value: await spool.freeSpace().catch(() => Number.POSITIVE_INFINITY), at: now };
@@ -263,7 +269,7 @@ export class Daemon implements ControlTarget {
     // Lookups during the build (none today) and at run time go through the shared registry.
     const local = new LocalNames(config.hostname);
     const resolver = new Resolver(config.resolver);
-    const built = buildPolicy(loaded, { tables: shared.tables, users: shared.users, local, dns: resolver.raw, loadAverage: () => loadavg()[0] ?? 0, log: shared.log });
+    const built = buildPolicy(loaded, { tables: shared.tables, users: shared.users, local, dns: resolver.raw, loadAverage: () => loadavg()[0] ?? 0, log: shared.log, ...shared.policyExtras });
     for (const w of [...policyFiles.warnings, ...built.notes]) shared.log.warn(w);
     let tls: TlsContexts | undefined;
     try {

@@ -18,7 +18,7 @@
  */
 import { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir, loadavg } from 'node:os';
 import { join } from 'node:path';
 import type { Config, Listener } from '../config/model.js';
@@ -102,11 +102,11 @@ export async function stdioSession(loaded: LoadedConfig, opts: StdioSessionOptio
       { config: privateConfig, files },
       { tables, users: new SystemUsers(), local, dns: resolver.raw, loadAverage: () => loadavg()[0] ?? 0, log: opts.log, ...opts.policy },
     );
-    for (const w of [...files.warnings, ...built.notes]) opts.log.warn(w);
     const scheduler: SchedulerSeam = {
       etrn: () => reply(458, '4.3.0', 'Unable to queue messages for node: run ETRN against the daemon'),
       enqueued: async (env) => {
         const body = await readAll(spool.openBody(env.msgid));
+        await ensureSpool(config.queue.path);
         const name = await writeOfflineFile(config.queue.path, offlineHeaderFor(env), body);
         await spool.remove(env.msgid).catch(() => undefined);
         const answer = await askDaemon(config.queue.path, `ENQUEUE ${name}\n`);
@@ -175,6 +175,14 @@ export async function stdioSession(loaded: LoadedConfig, opts: StdioSessionOptio
     await spool.close().catch(() => undefined);
     rmSync(tmp, { recursive: true, force: true });
   }
+}
+
+/** A spool no daemon ever opened is laid out first (as the daemon would), so that offline/ exists. */
+async function ensureSpool(path: string): Promise<void> {
+  if (existsSync(join(path, 'VERSION'))) return;
+  const s = new FsSpool({ root: path });
+  await s.open();
+  await s.close();
 }
 
 async function readAll(r: NodeJS.ReadableStream): Promise<Buffer> {

@@ -54,6 +54,8 @@ export interface ConnectionPolicy {
   readonly minDataRate: number;
   /** listen(2) backlog (ZMailer's ListenQueueSize). */
   readonly backlog?: number;
+  /** Ask each client's identd (RFC 1413) at accept (smtpserver -a). */
+  readonly ident?: { readonly timeoutMs: number; readonly port?: number };
 }
 
 export interface PolicyDeps {
@@ -75,6 +77,8 @@ export interface PolicyDeps {
   readonly observer?: PolicyObserver;
   /** Phases the command line adds (smtpserver -R: the router), run after smtpserver.conf's. */
   readonly extraPhases?: readonly PolicyPhase[];
+  /** smtpserver -a: ident lookups at accept (ConnectionPolicy.ident). */
+  readonly ident?: { readonly timeoutMs: number; readonly port?: number };
 }
 
 export interface BuiltPolicy {
@@ -189,7 +193,7 @@ export function buildPolicy(loaded: LoadedConfig, deps: PolicyDeps): BuiltPolicy
       greeting: (v) => expandHdr220(conf.hdr220, { hostname: v.hostname, clientAddress: v.clientAddress, localPort: v.localPort, version: POSTERN_VERSION, now: new Date() }),
       style: (helo) => styleFor(conf, helo, defaultFlags),
       ...(style?.kind === 'strict' ? { strict: true } : {}),
-      received: { tlsMode: conf.received.tlsMode, tlsPeer: conf.received.tlsPeer },
+      received: { tlsMode: conf.received.tlsMode, tlsPeer: conf.received.tlsPeer, ident: conf.received.ident, authUser: conf.received.authUser },
       // MSA-mode (RFC 6409): clients outside the trusted networks (this machine) must authenticate.
       ...(conf.auth.msaMode ? { msaTrusted: (ip: string) => deps.local.isLocalAddress(ip) } : {}),
     };
@@ -226,6 +230,7 @@ export function buildPolicy(loaded: LoadedConfig, deps: PolicyDeps): BuiltPolicy
       ...(o.hardErrorLimit !== undefined ? { hardLimit: o.hardErrorLimit } : {}),
     },
     ...(o.minDataRate !== undefined ? { minDataRate: o.minDataRate } : {}),
+    ...(deps.ident ? { ident: deps.ident } : {}),
   };
 
   return {
