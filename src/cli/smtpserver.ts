@@ -98,6 +98,7 @@ async function main(argv: string[]): Promise<void> {
 
   const z = loaded.files.zmailer;
   const extras: DaemonPolicyExtras = {
+    frontEnd: 'smtpserver',
     ...(o.style ? { style: o.style } : {}),
     ...(o.router !== undefined && z?.enableRouter ? { extraPhases: [routerPhase({ program: o.router, checkSender: o.style?.kind === 'flags' && o.style.flags.has('f') })] } : {}),
     ...(o.ident ? { ident: { timeoutMs: 5_000, ...(process.env['POSTERN_IDENT_PORT'] ? { port: Number(process.env['POSTERN_IDENT_PORT']) } : {}) } } : {}),

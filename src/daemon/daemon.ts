@@ -92,7 +92,7 @@ interface Shared {
 }
 
 /** What a command line adds to every generation's policy (smtpserver's -s, -L, -R, -a). */
-export type DaemonPolicyExtras = Pick<PolicyDeps, 'style' | 'maxLoadAverage' | 'extraPhases' | 'ident'>;
+export type DaemonPolicyExtras = Pick<PolicyDeps, 'style' | 'maxLoadAverage' | 'extraPhases' | 'ident' | 'frontEnd'>;
 
 export class Daemon implements ControlTarget {
   private stopping = false;

@@ -11,7 +11,7 @@ import { TableRegistry } from '../table/table.js';
 import { SystemUsers } from '../users/system-users.js';
 import { LocalNames } from '../rules/localnames.js';
 
-export function startupWarnings(loaded: LoadedConfig, extras: Pick<PolicyDeps, 'style' | 'maxLoadAverage' | 'extraPhases' | 'ident'> = {}): string[] {
+export function startupWarnings(loaded: LoadedConfig, extras: Pick<PolicyDeps, 'style' | 'maxLoadAverage' | 'extraPhases' | 'ident' | 'frontEnd'> = {}): string[] {
   const built = buildPolicy(loaded, { tables: new TableRegistry(), users: new SystemUsers(), local: new LocalNames(loaded.config.hostname), loadAverage: () => loadavg()[0] ?? 0, ...extras });
   return [...loaded.files.warnings, ...built.notes];
 }

@@ -69,7 +69,7 @@ export interface StdioSessionOptions {
   readonly socket: Duplex;
   readonly log: MailLog;
   /** -s, -L: what the command line adds to the policy. */
-  readonly policy?: Pick<PolicyDeps, 'style' | 'maxLoadAverage' | 'extraPhases'>;
+  readonly policy?: Pick<PolicyDeps, 'style' | 'maxLoadAverage' | 'extraPhases' | 'frontEnd'>;
   /** Waits of the tarpit and the error limits: real by default; a batch does not wait. */
   readonly noWaits?: boolean;
   /** Marks messages in the mail log (`-B`: they came by BSMTP). */

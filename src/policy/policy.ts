@@ -146,9 +146,15 @@ export class Policy {
   }
 
   async rcpt(s: SessionFacts, tx: TxFacts, rcpt: Mailbox): Promise<RcptDecision> {
-    const v = await this.run('rcpt', (p) => p.rcpt?.(s, tx, rcpt));
+    let trusted: string | undefined;
+    const v = await this.run('rcpt', async (p) => {
+      const r = await p.rcpt?.(s, tx, rcpt);
+      if (r?.kind === 'pass' && r.trusted !== undefined) trusted ??= `${p.name}: ${r.trusted}`;
+      return r ?? PASS;
+    });
     if (v.kind === 'reject') return { kind: 'reject', verdict: v };
-    const d = this.route(s, tx, rcpt);
+    if (trusted !== undefined) this.note('rcpt', 'trusted', trusted);
+    const d = this.route(trusted !== undefined ? { ...s, clientAddress: '127.0.0.1', fromSocket: true } : s, tx, rcpt);
     if (this.observer) {
       if (d.kind === 'reject') this.note('rcpt', 'smtpd.conf', d.verdict.reason);
       else {

@@ -9,8 +9,12 @@
 import type { Reply } from '../mail/reply.js';
 
 export type Verdict =
-  /** No objection; later phases/rules decide. */
-  | { readonly kind: 'pass' }
+  /**
+   * No objection; later phases/rules decide. `trusted` (at RCPT): this phase
+   * vouches for the recipient (ZMailer's policydb relaycustnet, relaytarget …),
+   * so smtpd.conf's rules route it as mail from this host — relaying allowed.
+   */
+  | { readonly kind: 'pass'; readonly trusted?: string }
   /** Refuse with this reply (4xx or 5xx). */
   | {
       readonly kind: 'reject';
