@@ -29,7 +29,7 @@ import { withPolicyFiles, type LoadedConfig } from '../config/policy-files.js';
 import { Daemon, type DaemonPolicyExtras } from '../daemon/daemon.js';
 import { parseTestAddress } from '../daemon/dry-run.js';
 import { startupWarnings } from '../daemon/startup-warnings.js';
-import { stdioSession, StdioSocket } from '../daemon/stdio-session.js';
+import { ensureSpool, stdioSession, StdioSocket } from '../daemon/stdio-session.js';
 import { feedBatch, lines, ReplyReader } from '../daemon/bsmtp.js';
 import { routerPhase } from '../policy/zmailer/router.js';
 import { POSTERN_VERSION } from '../policy/build.js';
@@ -130,6 +130,8 @@ async function main(argv: string[]): Promise<void> {
   for (const w of optionNotes(o, loaded)) log.warn(w);
   let daemon: Daemon;
   try {
+    // ZMailer keeps its pid file in the postoffice: lay a new spool out first, so the file is not a stranger in it.
+    await ensureSpool(config.queue.path);
     daemon = await Daemon.start(config, log, { policy: extras });
   } catch (e) {
     process.send?.({ error: (e as Error).message });

@@ -178,7 +178,7 @@ export async function stdioSession(loaded: LoadedConfig, opts: StdioSessionOptio
 }
 
 /** A spool no daemon ever opened is laid out first (as the daemon would), so that offline/ exists. */
-async function ensureSpool(path: string): Promise<void> {
+export async function ensureSpool(path: string): Promise<void> {
   if (existsSync(join(path, 'VERSION'))) return;
   const s = new FsSpool({ root: path });
   await s.open();

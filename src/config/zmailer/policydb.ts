@@ -6,6 +6,7 @@
  *   PATH.src                 the main file (or PATH itself when it is text)
  *   PATH.relay, .relay.manual  networks allowed to relay: each line gets "= _full_rights"
  *   PATH.mx, .mx.manual        domains we accept mail for: each line gets "= _relaytarget"
+ *   DIR/localnames             ZMailer's own domains (first word of a line): "= _localnames"
  *
  * Format (learned from ZMailer's proto/db/smtp-policy.src): one entry a
  * line, `key [attribute value]… [= _tag]`; "#" starts a comment; blank
@@ -24,6 +25,7 @@
  * (ZMailer's compiler refused it too).
  */
 import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import ipaddr from 'ipaddr.js';
 import type { Diagnostic } from '../model.js';
 
@@ -108,7 +110,11 @@ export function parsePolicyText(text: string, file: string, suffix: string | und
       continue;
     }
     if (w.length === 0) continue;
-    if (suffix !== undefined) w.push('=', suffix);
+    if (suffix !== undefined) {
+      // localnames lines are "domain [canonical name]": only the domain is a key.
+      if (suffix === '_localnames') w.splice(1);
+      w.push('=', suffix);
+    }
     const key = (w[0] as string).toLowerCase();
     const items: PolicyItem[] = [];
     let message: string | undefined;
@@ -168,7 +174,8 @@ export function loadPolicyDb(path: string): { db?: PolicyDb; diagnostics: Diagno
     diags.push({ pos: { file: `${path}.src`, line: 0, col: 0 }, message: `policydb: neither ${path}.src nor a text file ${path} exists (Postern reads the database's source, not ZMailer's compiled ${path}.db)`, severity: 'error' });
     return { diagnostics: diags };
   }
-  for (const [file, suffix] of [[main, undefined], [`${path}.relay.manual`, '_full_rights'], [`${path}.relay`, '_full_rights'], [`${path}.mx.manual`, '_relaytarget'], [`${path}.mx`, '_relaytarget']] as const) {
+  const sources = [[main, undefined], [join(dirname(path), 'localnames'), '_localnames'], [`${path}.relay.manual`, '_full_rights'], [`${path}.relay`, '_full_rights'], [`${path}.mx.manual`, '_relaytarget'], [`${path}.mx`, '_relaytarget']] as const;
+  for (const [file, suffix] of sources) {
     if (file !== main && !existsSync(file)) continue;
     files.push(file);
     parsePolicyText(readFileSync(file, 'utf8'), file, suffix, into, diags);
