@@ -15,9 +15,9 @@
  *            else its domain: rejectsource +, freezesource +, relaycustomer +
  *            (every recipient accepted), senderokwithdns (no MX/A/AAAA: 450
  *            with "+", 550 with "-").
- *   RCPT     the recipient address, then its domain: relaytarget + accepts
- *            (relaying), relaytarget - refuses, freeze + holds,
- *            test-rcpt-dns-rbl + refuses a client the RBL listed; then
+ *   RCPT     the recipient address, then its domain: relaytarget - refuses,
+ *            freeze + holds, test-rcpt-dns-rbl + refuses a client the RBL
+ *            listed, relaytarget + accepts (relaying); then
  *            acceptifmx (we are an MX of the domain) and acceptifdns (the
  *            domain exists): accept, else 450 ("+") or 550 ("-");
  *            sendernorelay + on the sender's domain: only our domains;
@@ -196,14 +196,15 @@ export function policyDbPhase(o: PolicyDbOptions): PolicyPhase & { filtering(s: 
       if (!h) continue;
       const max = h.attrs.get('maxoutsize');
       if (max && tx.params.size !== undefined && tx.params.size > Number(max.value)) return { kind: 'reject', reply: reply(552, '5.3.4', `Message too large for <${rcpt.local}@${rcpt.domain}>`), reason: `policydb: ${h.where}: SIZE ${tx.params.size} over maxoutsize ${max.value}` };
+      // ZMailer's order: target-specific refusals first, then the freezer, the RBL, and acceptance.
       const target = flag(h, 'relaytarget');
-      if (target === true) return { kind: 'pass', trusted: `${h.where}: ${h.key} has relaytarget +` };
       if (target === false) return { kind: 'reject', reply: reply(550, '5.7.1', text(h, 'relaytarget', 'This is not an accepted relay target')), reason: `policydb: ${h.where}: ${h.key} has relaytarget -` };
       if (flag(h, 'freeze')) {
         m.freeze = `${h.where}: ${h.key} has freeze +`;
         return { kind: 'pass', trusted: m.freeze };
       }
       if (flag(h, 'test-rcpt-dns-rbl') && c.rbl) return { kind: 'reject', reply: reply(550, '5.7.1', `Your address [${s.clientAddress}] is listed in ${c.rbl}`), reason: `policydb: ${h.where}: test-rcpt-dns-rbl + and the client is listed in ${c.rbl}` };
+      if (target === true) return { kind: 'pass', trusted: `${h.where}: ${h.key} has relaytarget +` };
     }
     if (sd && flag(sd, 'sendernorelay') && !o.isLocalDomain(rcpt.domain)) return { kind: 'reject', reply: reply(550, '5.7.1', text(sd, 'sendernorelay', 'Relaying denied for this sender')), reason: `policydb: ${sd.where}: sender domain has sendernorelay +` };
     if (snd.kind === 'accept') return { kind: 'pass', trusted: snd.why };
