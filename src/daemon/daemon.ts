@@ -47,6 +47,7 @@ import { QueueRunner } from '../scheduler/runner.js';
 import type { RouteResult } from '../rules/router.js';
 import { LocalAgent } from '../delivery/local/agent.js';
 import { RelayAgent } from '../mta/agent.js';
+import { relayEtrn } from '../mta/etrn-cluster.js';
 import { lookupCredentials } from '../table/services.js';
 import { acquirePidFile } from './pidfile.js';
 import { ControlServer } from '../control/server.js';
@@ -279,7 +280,12 @@ export class Daemon implements ControlTarget {
     }
     const auth = { authenticator: new Authenticator(config, shared.tables), failrate: shared.failrate };
     const scheduler: SchedulerSeam = {
-      etrn: (domain: string) => (shared.scheduler ? shared.scheduler.etrn(domain) : reply(458, '4.3.0', 'Unable to queue messages now')),
+      etrn: (domain: string, client?: string) => {
+        // smtpserver.conf's etrn-cluster: the other nodes run their queues too (mta/etrn-cluster.ts).
+        const cluster = loaded.files.zmailer?.etrnCluster ?? [];
+        if (cluster.length > 0) void relayEtrn(cluster, domain, client, config.hostname, shared.log);
+        return shared.scheduler ? shared.scheduler.etrn(domain) : reply(458, '4.3.0', 'Unable to queue messages now');
+      },
       enqueued: (env: Envelope, o?: { readonly held?: boolean }) => shared.scheduler?.enqueued(env, o),
     };
     // The one way into the queue, with this generation's policy: sessions, sendmail and reports use it.

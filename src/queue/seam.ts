@@ -9,7 +9,8 @@ import type { Envelope } from '../mail/envelope.js';
 
 /** The seam to the scheduler: ETRN and "a message was queued". */
 export interface SchedulerSeam {
-  etrn(domain: string): Promise<Reply> | Reply;
+  /** `client`: the address that asked (ETRN passed on to a cluster is not passed back). */
+  etrn(domain: string, client?: string): Promise<Reply> | Reply;
   /**
    * `held`: the message must not be tried until released (its "held" records are already in the spool).
    * A promise is awaited before the client hears 250 (smtpserver -i/-n hand the message on to the

@@ -14,6 +14,7 @@ import { createServer, connect } from 'node:net';
 import { join } from 'node:path';
 import { userInfo } from 'node:os';
 import { REPO, startDaemon, tempDir, basicConfig } from '../helpers/daemon.js';
+import { RawClient, dialogue } from '../helpers/smtp-client.js';
 
 const ME = userInfo().username;
 const BIN = tempDir('postern-zbin-');
@@ -231,3 +232,23 @@ test('the daemon: detaches and listens; a second start stops the first (pid file
   }
 });
 
+
+test('etrn-cluster: an ETRN is passed on to the listed nodes over SMTP (and not back from them)', async () => {
+  const b = await startDaemon(basicConfig());
+  const dirA = tempDir('postern-etrn-');
+  writeFileSync(join(dirA, 'smtpserver.conf'), `PARAM etrn-cluster [127.0.0.1]:${b.port} mq-user mq-pw\n`);
+  const a = await startDaemon(basicConfig(`smtpserver-conf "$DIR/smtpserver.conf"`), { dir: dirA });
+  try {
+    // From 127.0.0.2: an ETRN from 127.0.0.1, a listed node's address, would not be passed on.
+    const c = await RawClient.open(a.port, '127.0.0.1', '127.0.0.2');
+    await dialogue(c, 'S: 220\nC: EHLO client.example\nS: 250\nC: ETRN example.org\nS: 2\nC: QUIT\nS: 221');
+    c.close();
+    const line = await a.waitForLog(/smtp etrn-cluster /);
+    assert.match(line, new RegExp(`node=\\[127\\.0\\.0\\.1\\]:${b.port} domain=example\\.org result="?[24]\\d\\d `));
+    // B got it from 127.0.0.1, which is not one of its (zero) cluster nodes; A's relayed ETRN came from B's view of A.
+    assert.ok(!a.logs.some((l) => /etrn-cluster .*result="?(timed out|closed)/.test(l)));
+  } finally {
+    a.cleanup();
+    b.cleanup();
+  }
+});
