@@ -252,3 +252,16 @@ test('etrn-cluster: an ETRN is passed on to the listed nodes over SMTP (and not 
     b.cleanup();
   }
 });
+
+test('ZENV: $MAILVAR and $DBTYPE in smtpserver.conf come from /etc/zmailer.conf ($ZCONFIG), as in ZMailer\'s installed sample', async () => {
+  const s = site();
+  writeFileSync(join(s.dir, 'zmailer.conf'), `# ZMailer's configuration\nMAILVAR=${s.dir}\nDBTYPE=btree\n`);
+  writeFileSync(s.conf, 'PARAM  enable-router\nPARAM  enable-router-maxpar 2\nPARAM  no-multiline-replies\nPARAM  policydb        $DBTYPE  $MAILVAR/db/smtp-policy\n*                    * ftveR\n');
+  const r = await run(['-c', '-C', s.conf], { env: { ...s.env, ZCONFIG: join(s.dir, 'zmailer.conf') } });
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, 'configuration OK\n');
+  assert.match(r.stderr, /PARAM enable-router without -R/);
+  const missing = await run(['-c', '-C', s.conf], { env: { ...s.env, ZCONFIG: join(s.dir, 'none.conf') } });
+  assert.equal(missing.code, 1);
+  assert.match(missing.stderr, /smtpserver\.conf:4: undefined variable "\$DBTYPE"/);
+});
