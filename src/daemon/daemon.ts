@@ -15,7 +15,7 @@
  *           was not acknowledged is kept), scheduler and spool closed, pid
  *           file removed.
  *
- * Why this file is long (~420 lines): it is the one place that wires every
+ * Why this file is long (~430 lines): it is the one place that wires every
  * part together (start, reload, stop, the control target); the parts
  * themselves live elsewhere.
  */

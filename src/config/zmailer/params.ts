@@ -5,14 +5,16 @@
  * "_", so "max-unknown-commands", "maxunknowncommands" and
  * "Max_Unknown_Commands" are one), how many arguments it takes, and what
  * it sets in the typed ZmailerConf — or why Postern does not support it.
- * An unsupported PARAM is an error, never silently ignored; an unknown one
+ * A PARAM of the manual that Postern does otherwise loads with a warning
+ * (its `note`) saying what happens instead. An unsupported PARAM (outside
+ * the manual) is an error, never silently ignored; an unknown one
  * is a different error (with a suggestion when the name is close to one).
  *
  * Values and defaults follow ZMailer's smtpserver(8) manual (seed 000) and
  * its cfgread.c; where the manual and the code disagree the manual wins
  * (RcptLimitCount defaults to 100, "as RFC 821 mandates").
  *
- * Why this file is long (~450 lines): it is one table, a row per PARAM of
+ * Why this file is long (~490 lines): it is one table, a row per PARAM of
  * the seed's manual with its arguments and effect; a table split across
  * files is harder to check against the manual.
  */
