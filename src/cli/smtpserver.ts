@@ -189,7 +189,7 @@ async function inetd(loaded: LoadedConfig, o: SmtpserverOptions, log: ReturnType
   if (isSocket) {
     const socket = new Socket({ fd: 0, readable: true, writable: true });
     const address = (socket.remoteAddress ?? envPeer ?? '127.0.0.1').replace(/^::ffff:/, '');
-    await stdioSession(loaded, { client: { address, port: socket.remotePort ?? envPort }, socket, log, policy: extras, ...(o.bsmtp ? { protocolNote: 'BSMTP' } : {}) });
+    await stdioSession(loaded, { client: { address, port: socket.remotePort ?? envPort }, socket, log, policy: extras, ...(o.bsmtp ? { protocolNote: 'BSMTP' } : {}), ...(extras.ident ? { ident: extras.ident } : {}) });
     return;
   }
   const socket = new StdioSocket(process.stdout);

@@ -42,6 +42,7 @@ import type { SchedulerSeam } from '../queue/seam.js';
 import { FrontDoor } from '../queue/enqueue.js';
 import { TlsContexts } from '../tls/contexts.js';
 import { writeOfflineFile, askDaemon } from '../submit/enqueue-client.js';
+import { identLookup } from '../net/ident.js';
 
 /** Standard input and output (or any pair of streams) as a connection's socket. */
 export class StdioSocket extends Duplex {
@@ -74,6 +75,8 @@ export interface StdioSessionOptions {
   readonly noWaits?: boolean;
   /** Marks messages in the mail log (`-B`: they came by BSMTP). */
   readonly protocolNote?: string;
+  /** `-a` under inetd: ask the client's identd (the socket must be a TCP socket). */
+  readonly ident?: { readonly timeoutMs: number; readonly port?: number };
 }
 
 /** What the daemon is told about a message the session accepted: the envelope as the client gave it. */
@@ -115,6 +118,14 @@ export async function stdioSession(loaded: LoadedConfig, opts: StdioSessionOptio
       },
     };
     const listener: Listener = config.listeners.find((l) => l.on !== 'socket') ?? fallbackListener(config);
+    const sock = opts.socket as Partial<Socket>;
+    const ident =
+      opts.ident && sock.localPort !== undefined
+        ? identLookup({ remoteAddress: opts.client.address, remotePort: opts.client.port, localAddress: sock.localAddress, localPort: sock.localPort, timeoutMs: opts.ident.timeoutMs, ...(opts.ident.port ? { identPort: opts.ident.port } : {}) }).then((r) => {
+            opts.log.event('smtp', 'ident', { session: `stdio-${process.pid}`, address: opts.client.address, ...(r.kind === 'user' ? { user: r.user } : { result: r.kind }) });
+            return r.kind === 'user' ? r.user : undefined;
+          })
+        : undefined;
     const stats = new Stats();
     const tls = config.pki.size > 0 ? new TlsContexts(config) : undefined;
     const session = new Session(
@@ -142,6 +153,7 @@ export async function stdioSession(loaded: LoadedConfig, opts: StdioSessionOptio
         tag: listener.tag,
         noDsn: listener.noDsn,
         config: listener,
+        ...(ident ? { ident } : {}),
       },
     );
     const smtp = config.smtp;

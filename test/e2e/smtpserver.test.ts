@@ -176,7 +176,11 @@ test('-n under socat (inetd style): the connection is stdin/stdout, the peer com
   const s = site();
   const port = await freePort();
   const wrapper = join(s.dir, 'inetd.sh');
-  writeFileSync(wrapper, `#!/bin/sh\nPOSTERN_CONFIG=${s.dir}/smtpd.conf exec ${process.execPath} ${SMTPSERVER} -n -C ${s.conf} -P ${s.dir}/spool -l ${s.dir}/session.log\n`);
+  // A small identd: under systemd-socket-activate fd 0 is the TCP socket, so -a can ask about it.
+  const identd = createServer((c) => c.once('data', (d) => c.end(`${d.toString().trim().replace(/\s+/g, ' ')} : USERID : UNIX : bob\r\n`)));
+  await new Promise<void>((r) => identd.listen(0, '127.0.0.1', () => r()));
+  const identPort = (identd.address() as { port: number }).port;
+  writeFileSync(wrapper, `#!/bin/sh\nPOSTERN_IDENT_PORT=${identPort} POSTERN_CONFIG=${s.dir}/smtpd.conf exec ${process.execPath} ${SMTPSERVER} -n -a -C ${s.conf} -P ${s.dir}/spool -l ${s.dir}/session.log\n`);
   chmodSync(wrapper, 0o755);
   const launchers: [string, string[]][] = [['socat', [`TCP-LISTEN:${port},bind=127.0.0.1,reuseaddr,fork`, `EXEC:${wrapper}`]]];
   if (existsSync('/usr/bin/systemd-socket-activate')) launchers.push(['systemd-socket-activate', ['-a', '--inetd', '-l', `127.0.0.1:${port}`, wrapper]]);
@@ -195,7 +199,9 @@ test('-n under socat (inetd style): the connection is stdin/stdout, the peer com
       p.kill();
     }
   }
+  identd.close();
   const log = readFileSync(join(s.dir, 'session.log'), 'utf8');
+  if (launchers.length > 1) assert.match(log, /smtp ident .*user=bob/, 'ident under systemd-socket-activate');
   assert.match(log, /trace io: session stdio-\d+: <<< MAIL FROM:<a@b\.example>/, 'the session log records the conversation');
   assert.match(log, /smtp connected .*address=127\.0\.0\.1/);
   assert.ok(readdirSync(join(s.dir, 'spool/offline')).length >= launchers.length);
