@@ -107,10 +107,10 @@ export async function stdioSession(loaded: LoadedConfig, opts: StdioSessionOptio
     );
     const scheduler: SchedulerSeam = {
       etrn: () => reply(458, '4.3.0', 'Unable to queue messages for node: run ETRN against the daemon'),
-      enqueued: async (env) => {
+      enqueued: async (env, o) => {
         const body = await readAll(spool.openBody(env.msgid));
         await ensureSpool(config.queue.path);
-        const name = await writeOfflineFile(config.queue.path, offlineHeaderFor(env), body);
+        const name = await writeOfflineFile(config.queue.path, { ...offlineHeaderFor(env), ...(o?.held ? { held: 'frozen by policy' } : {}) }, body);
         await spool.remove(env.msgid).catch(() => undefined);
         const answer = await askDaemon(config.queue.path, `ENQUEUE ${name}\n`);
         opts.log.event('smtp', 'handed-on', { msgid: env.msgid, file: `offline/${name}`, daemon: answer ?? 'not running: queued at its next start', ...(opts.protocolNote ? { via: opts.protocolNote } : {}) });

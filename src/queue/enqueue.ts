@@ -70,6 +70,8 @@ export interface EnvelopeRequest {
   readonly mailAuth?: string;
   readonly arrival: number;
   readonly client: ClientInfo;
+  /** Hold it whatever the commit phases say (a message another session accepted frozen: smtpserver -n/-i). */
+  readonly hold?: string;
 }
 
 /** How a message ended at the door. `reply` is what to tell whoever sent it. */
@@ -213,7 +215,7 @@ export class IncomingMessage {
       await this.writer.abort().catch(() => undefined);
       return { kind: 'refused', reply: storeFailureReply(e), reason: `spool: ${(e as Error).message}` };
     }
-    const hold = decision?.kind === 'accept' ? decision.hold : undefined;
+    const hold = decision?.kind === 'accept' ? (decision.hold ?? req.hold) : undefined;
     if (hold !== undefined && !(await this.recordHeld(envelope, hold))) {
       return { kind: 'refused', reply: QUEUE_TEMPFAIL, reason: 'cannot hold the message' };
     }

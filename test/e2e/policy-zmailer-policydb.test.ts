@@ -137,3 +137,18 @@ test('freeze +: the message is accepted and held (Postern\'s hold queue)', async
     d.cleanup();
   }
 });
+
+test('freeze + under smtpserver -i: the daemon that takes the handed-on message holds it too', async () => {
+  const r = await batch('198.51.100.7', ['HELO x', 'MAIL FROM:<a@good.example>', 'RCPT TO:<u@frozen.example>', 'DATA', 'Subject: cold batch', '', 'brr', '.']);
+  assert.match(r.at(-2) ?? '', /^250 2\.0\.0 \S+ Message accepted/, r.join('\n'));
+  const d = await startDaemon(basicConfig(`resolver "${dns.server}"\n`), { dir });
+  try {
+    await d.waitForLog(/enqueued \d+ message\(s\) left in offline/);
+    const msgs = await spoolMessages(join(dir, 'spool'));
+    const cold = msgs.find((m) => /cold batch/.test(m.body));
+    const outcomes = [...(cold?.stored.outcomes.values() ?? [])].flat();
+    assert.ok(outcomes.length > 0 && outcomes.every((o) => o.kind === 'held'), JSON.stringify(outcomes));
+  } finally {
+    await d.stop();
+  }
+});
