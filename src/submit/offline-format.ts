@@ -10,7 +10,7 @@
  * submitter's identity: it cannot be forged by the file's contents.
  *
  *   POSTERN-OFFLINE 1\n
- *   {"sender":"…","recipients":["…"],"notify":…,"ret":…,"envid":…,"fullName":…}\n
+ *   {"sender":"…","recipients":["…"],"notify":…,"ret":…,"envid":…,"fullName":…,"held":…}\n
  *   <the message as the user wrote it: LF or CRLF line ends>
  *
  * The JSON line is parsed and every field validated by the daemon like an
