@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { userInfo } from 'node:os';
 import { REPO, startDaemon, tempDir, basicConfig } from '../helpers/daemon.js';
 import { RawClient, dialogue } from '../helpers/smtp-client.js';
+import { makeCert } from '../helpers/certs.js';
 
 const ME = userInfo().username;
 const BIN = tempDir('postern-zbin-');
@@ -270,4 +271,24 @@ test('ZENV: $MAILVAR and $DBTYPE in smtpserver.conf come from /etc/zmailer.conf 
   const missing = await run(['-c', '-C', s.conf], { env: { ...s.env, ZCONFIG: join(s.dir, 'none.conf') } });
   assert.equal(missing.code, 1);
   assert.match(missing.stderr, /smtpserver\.conf:4: undefined variable "\$DBTYPE"/);
+});
+
+test('usetls with tls-cert-file/tls-key-file: the daemon offers STARTTLS with that certificate', async () => {
+  const s = site();
+  const c = makeCert(s.dir, 'mx.test.example');
+  writeFileSync(s.conf, `PARAM usetls\nPARAM tls-cert-file ${c.cert}\nPARAM tls-key-file ${c.key}\nPARAM tlsloglevel 0\n`);
+  const port = await freePort();
+  const spool = join(s.dir, 'spool');
+  try {
+    const r = await run(['-C', s.conf, '-p', String(port), '-4', '-P', spool], { env: s.env });
+    assert.equal(r.code, 0, r.stderr);
+    const client = await RawClient.open(port, '127.0.0.1');
+    const replies = await dialogue(client, 'S: 220\nC: EHLO client.example\nS: 250\nC: STARTTLS\nS: 220');
+    client.close();
+    assert.ok(replies[1]?.lines.some((l) => /STARTTLS/.test(l)), replies[1]?.text);
+  } finally {
+    const pidFile = join(spool, '.pid.smtpserver');
+    if (existsSync(pidFile)) process.kill(Number(readFileSync(pidFile, 'utf8')), 'SIGTERM');
+    for (let i = 0; i < 100 && existsSync(pidFile); i++) await new Promise((res) => setTimeout(res, 50));
+  }
 });
