@@ -4,6 +4,7 @@
  * by the first argument when invoked as `postern`:
  *
  *   smtpd  smtpctl  sendmail  send-mail  mailq  newaliases  makemap  smtpfwdd
+ *   smtpserver (ZMailer's, cli/smtpserver.ts)
  *
  * and, as `postern install` / `postern uninstall`, the service kit
  * (cli/install/). `--version` and `--help` as a command's first argument
@@ -12,7 +13,7 @@
 import { basename } from 'node:path';
 import { versionOrHelp } from './version.js';
 
-const COMMANDS = ['smtpd', 'smtpctl', 'sendmail', 'send-mail', 'mailq', 'newaliases', 'makemap', 'smtpfwdd'] as const;
+const COMMANDS = ['smtpd', 'smtpctl', 'sendmail', 'send-mail', 'mailq', 'newaliases', 'makemap', 'smtpfwdd', 'smtpserver'] as const;
 
 async function run(name: string, argv: string[]): Promise<void> {
   if (versionOrHelp(name, argv)) return;
@@ -24,6 +25,8 @@ async function run(name: string, argv: string[]): Promise<void> {
     case 'sendmail':
     case 'send-mail':
       return (await import('./sendmail.js')).sendmailMain(argv, name);
+    case 'smtpserver':
+      return (await import('./smtpserver.js')).smtpserverMain(argv);
     case 'mailq':
       return (await import('./sendmail.js')).sendmailMain(['-bp', ...argv], 'mailq');
     case 'smtpfwdd':

@@ -11,14 +11,11 @@
  * Historical flags (-oXXX, -B, -U, -v, -m, -n, -s, -L, -O, -X, -h, -A) are
  * accepted and ignored, as OpenSMTPD does.
  */
-import { openSync, writeSync, fsyncSync, closeSync, readFileSync } from 'node:fs';
-import { open as openDir } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { connect } from 'node:net';
-import { randomBytes } from 'node:crypto';
 import { getopt } from './getopt.js';
 import { toolConfig } from './config-for-tools.js';
-import { encodeOffline } from '../submit/offline-format.js';
+import { writeOfflineFile, askDaemon } from '../submit/enqueue-client.js';
 import { splitHeaders, headerRecipients } from '../submit/headers.js';
 
 const USAGE = 'usage: sendmail [-tiv] [-f sender] [-F name] [-N dsn] [-R ret] [-V envid] [-bm|-bp|-bi] [-q] [recipient ...]';
@@ -61,30 +58,23 @@ export async function sendmailMain(argv: string[], prog = 'sendmail'): Promise<v
   const notify = opts.values.get('N')?.at(-1)?.toUpperCase();
   if (notify !== undefined && !/^(NEVER|((SUCCESS|FAILURE|DELAY),?)+)$/.test(notify)) die(EX_USAGE, `-N ${notify}: expected never or a list of success, failure, delay`);
 
-  const header = encodeOffline({
+  const header = {
     ...(sender !== undefined ? { sender: sender === '<>' ? '' : sender.replace(/^<|>$/g, '') } : {}),
     recipients: recipients.map((r) => r.replace(/^<|>$/g, '')),
     ...(notify !== undefined ? { notify } : {}),
     ...(ret !== undefined ? { ret: ret as 'FULL' | 'HDRS' } : {}),
     ...(opts.values.get('V') ? { envid: opts.values.get('V')?.at(-1) } : {}),
     ...(opts.values.get('F') ? { fullName: opts.values.get('F')?.at(-1) } : {}),
-  });
+  };
   const dir = join(config.queue.path, 'offline');
-  const name = `${Date.now()}.${process.pid}.${randomBytes(4).toString('hex')}`;
+  let name: string;
   try {
-    const fd = openSync(join(dir, name), 'wx', 0o600);
-    writeSync(fd, header);
-    writeSync(fd, data);
-    fsyncSync(fd);
-    closeSync(fd);
-    const d = await openDir(dir, 'r');
-    await d.sync().catch(() => undefined);
-    await d.close();
+    name = await writeOfflineFile(config.queue.path, header, data);
   } catch (e) {
     die(EX_CANTCREAT, `cannot queue the message in ${dir}: ${(e as Error).message}`);
   }
 
-  const answer = await ask(join(config.queue.path, 'enqueue.sock'), `ENQUEUE ${name}\n`);
+  const answer = await askDaemon(config.queue.path, `ENQUEUE ${name}\n`);
   if (answer === undefined) die(EX_TEMPFAIL, `smtpd is not running: the message is queued in ${dir} and will be delivered when smtpd starts`);
   if (answer.startsWith('OK ')) {
     const m = /^OK (\S+)(?: (.*))?$/.exec(answer);
@@ -103,26 +93,4 @@ export async function sendmailMain(argv: string[], prog = 'sendmail'): Promise<v
 function cutAtDot(data: Buffer): Buffer {
   const m = /(^|\n)\.\r?\n/.exec(data.toString('latin1'));
   return m ? data.subarray(0, m.index + m[1]!.length) : data;
-}
-
-function ask(path: string, line: string, timeoutMs = 120_000): Promise<string | undefined> {
-  return new Promise((resolve) => {
-    let buf = '';
-    const sock = connect(path);
-    const timer = setTimeout(() => {
-      sock.destroy();
-      resolve('TEMPFAIL the daemon did not answer in time');
-    }, timeoutMs);
-    sock.setEncoding('utf8');
-    sock.on('connect', () => sock.write(line));
-    sock.on('data', (d: string) => (buf += d));
-    sock.on('error', () => {
-      clearTimeout(timer);
-      resolve(undefined);
-    });
-    sock.on('close', () => {
-      clearTimeout(timer);
-      resolve(buf === '' ? undefined : buf.trim());
-    });
-  });
 }

@@ -42,6 +42,7 @@ import { Daemon, type ConfigSource } from '../daemon/daemon.js';
 import { resolve } from 'node:path';
 import { dryRun, parseTestAddress } from '../daemon/dry-run.js';
 import { withPolicyFiles, type LoadedConfig } from '../config/policy-files.js';
+import { startupWarnings } from '../daemon/startup-warnings.js';
 
 const USAGE = 'usage: smtpd [-dFhnv] [-b address] [-D name=value] [-f file] [-P subsystem] [-T trace]';
 const SYSTEM_CONFIG = '/etc/mail/smtpd.conf';
@@ -113,7 +114,7 @@ async function main(argv: string[]): Promise<void> {
   }
   const test = opts.values.get('b')?.at(-1);
   // The daemon logs these warnings itself.
-  if (opts.flags.has('n') || test !== undefined) for (const w of loaded.files.warnings) process.stderr.write(`${w}\n`);
+  if (opts.flags.has('n') || test !== undefined) for (const w of startupWarnings(loaded)) process.stderr.write(`${w}\n`);
   if (opts.flags.has('n')) {
     process.stdout.write('configuration OK\n');
     return;

@@ -27,11 +27,14 @@ import { formatObtuseDiagnostic, parseObtuseRules, type ObtuseRules } from './ob
 import { mergeZmailer } from './zmailer/merge.js';
 import type { ZmailerConf } from './zmailer/params.js';
 import { formatZmailerDiagnostic, parseZmailerConf } from './zmailer/parse.js';
+import { loadPolicyDb, type PolicyDb } from './zmailer/policydb.js';
 
 /** The policy files of a configuration, read and checked. */
 export interface PolicyFiles {
   readonly rules?: ObtuseRules;
   readonly zmailer?: ZmailerConf;
+  /** smtpserver.conf's `PARAM policydb`: ZMailer's smtp-policy database, from its source files. */
+  readonly policyDb?: PolicyDb;
   /** Warnings, as "FILE:LINE: warning: …" lines. */
   readonly warnings: readonly string[];
 }
@@ -84,8 +87,15 @@ export function withPolicyFiles(config: Config, opts: { readonly env?: Readonly<
       if (r.ok) zmailer = r.conf;
     }
   }
+  let policyDb: PolicyDb | undefined;
+  if (zmailer?.policyDb) {
+    const r = loadPolicyDb(zmailer.policyDb.path);
+    const at = zmailer.given.find((g) => g.name === 'policydb' || g.name === 'policydb-submit')?.pos;
+    for (const d of r.diagnostics) (d.severity === 'error' ? errors : warnings).push(formatZmailerDiagnostic(d.pos.line === 0 && at ? { ...d, pos: at } : d));
+    policyDb = r.db;
+  }
   if (errors.length > 0) throw new PolicyFileError(errors.join('\n'));
-  const files: PolicyFiles = { ...(rules ? { rules } : {}), ...(zmailer ? { zmailer } : {}), warnings };
+  const files: PolicyFiles = { ...(rules ? { rules } : {}), ...(zmailer ? { zmailer } : {}), ...(policyDb ? { policyDb } : {}), warnings };
   return deepFreeze({ config: zmailer ? mergeZmailer(config, zmailer) : config, files });
 }
 

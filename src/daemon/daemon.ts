@@ -15,7 +15,7 @@
  *           was not acknowledged is kept), scheduler and spool closed, pid
  *           file removed.
  *
- * Why this file is long (~420 lines): it is the one place that wires every
+ * Why this file is long (~430 lines): it is the one place that wires every
  * part together (start, reload, stop, the control target); the parts
  * themselves live elsewhere.
  */
@@ -30,7 +30,7 @@ import type { Spool } from '../spool/spool.js';
 import { TableRegistry, type Table } from '../table/table.js';
 import { tableFromDecl } from '../table/table-static.js';
 import { LocalNames } from '../rules/localnames.js';
-import { buildPolicy } from '../policy/build.js';
+import { buildPolicy, type PolicyDeps } from '../policy/build.js';
 import { withPolicyFiles, type LoadedConfig } from '../config/policy-files.js';
 import type { Policy } from '../policy/policy.js';
 import { loadConfigFile, loadConfigText, formatDiagnostic } from '../config/load.js';
@@ -47,6 +47,7 @@ import { QueueRunner } from '../scheduler/runner.js';
 import type { RouteResult } from '../rules/router.js';
 import { LocalAgent } from '../delivery/local/agent.js';
 import { RelayAgent } from '../mta/agent.js';
+import { relayEtrn } from '../mta/etrn-cluster.js';
 import { lookupCredentials } from '../table/services.js';
 import { acquirePidFile } from './pidfile.js';
 import { ControlServer } from '../control/server.js';
@@ -90,7 +91,12 @@ interface Shared {
   readonly freeSpace: () => Promise<number>;
   /** The scheduler, once it exists (sessions hand it what they queue). */
   scheduler?: QueueRunner;
+  /** What the command line adds to the policy (smtpserver's -s, -L, -R, -a). */
+  readonly policyExtras?: DaemonPolicyExtras;
 }
+
+/** What a command line adds to every generation's policy (smtpserver's -s, -L, -R, -a). */
+export type DaemonPolicyExtras = Pick<PolicyDeps, 'style' | 'maxLoadAverage' | 'extraPhases' | 'ident' | 'frontEnd'>;
 
 export class Daemon implements ControlTarget {
   private stopping = false;
@@ -140,7 +146,7 @@ export class Daemon implements ControlTarget {
   }
 
   /** `pause`: subsystems paused from the start (smtpd -P mda|mta|smtp, as OpenSMTPD). `source`: for reload. */
-  static async start(smtpdConf: Config, log: MailLog, opts: { pause?: readonly ('smtp' | 'mta' | 'mda')[]; source?: ConfigSource } = {}): Promise<Daemon> {
+  static async start(smtpdConf: Config, log: MailLog, opts: { pause?: readonly ('smtp' | 'mta' | 'mda')[]; source?: ConfigSource; policy?: DaemonPolicyExtras } = {}): Promise<Daemon> {
     mkdirSync(smtpdConf.queue.path, { recursive: true, mode: 0o700 });
     mkdirSync(dirname(smtpdConf.paths.pidFile), { recursive: true });
     let releasePid: () => void;
@@ -169,6 +175,7 @@ export class Daemon implements ControlTarget {
         users: new SystemUsers(),
         tables: new TableRegistry(),
         failrate: new FailRate(config.smtp.authFailRate),
+        ...(opts.policy ? { policyExtras: opts.policy } : {}),
         freeSpace: async () => {
           const now = Date.now();
           if (now - free.at > 1000) free = { value: await spool.freeSpace().catch(() => Number.POSITIVE_INFINITY), at: now };
@@ -273,7 +280,7 @@ export class Daemon implements ControlTarget {
     // Lookups during the build (none today) and at run time go through the shared registry.
     const local = new LocalNames(config.hostname);
     const resolver = new Resolver(config.resolver);
-    const built = buildPolicy(loaded, { tables: shared.tables, users: shared.users, local, dns: resolver.raw, loadAverage: () => loadavg()[0] ?? 0, log: shared.log, probe: shared.stats.probe });
+    const built = buildPolicy(loaded, { tables: shared.tables, users: shared.users, local, dns: resolver.raw, loadAverage: () => loadavg()[0] ?? 0, log: shared.log, probe: shared.stats.probe, ...shared.policyExtras });
     for (const w of [...policyFiles.warnings, ...built.notes]) shared.log.warn(w);
     let tls: TlsContexts | undefined;
     try {
@@ -283,7 +290,12 @@ export class Daemon implements ControlTarget {
     }
     const auth = { authenticator: new Authenticator(config, shared.tables), failrate: shared.failrate };
     const scheduler: SchedulerSeam = {
-      etrn: (domain: string) => (shared.scheduler ? shared.scheduler.etrn(domain) : reply(458, '4.3.0', 'Unable to queue messages now')),
+      etrn: (domain: string, client?: string) => {
+        // smtpserver.conf's etrn-cluster: the other nodes run their queues too (mta/etrn-cluster.ts).
+        const cluster = loaded.files.zmailer?.etrnCluster ?? [];
+        if (cluster.length > 0) void relayEtrn(cluster, domain, client, config.hostname, shared.log);
+        return shared.scheduler ? shared.scheduler.etrn(domain) : reply(458, '4.3.0', 'Unable to queue messages now');
+      },
       enqueued: (env: Envelope, o?: { readonly held?: boolean }) => shared.scheduler?.enqueued(env, o),
     };
     // The one way into the queue, with this generation's policy: sessions, sendmail and reports use it.

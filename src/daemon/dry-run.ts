@@ -19,7 +19,6 @@
  *  - the listener is the configuration's first, without TLS;
  *  - input lines may end in LF alone (a terminal): each LF becomes CRLF.
  */
-import { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir, loadavg } from 'node:os';
@@ -45,6 +44,7 @@ import { Connection, type ReplyInfo } from '../smtp/connection.js';
 import { reply, type Reply } from '../mail/reply.js';
 import type { SchedulerSeam } from '../queue/seam.js';
 import { FrontDoor } from '../queue/enqueue.js';
+import { StdioSocket } from './stdio-session.js';
 
 /**
  * "[192.0.2.1]", "[IPv6:2001:db8::1]", ZMailer's "[ipv6.2001:db8::1]", or a
@@ -73,27 +73,8 @@ export interface DryRunOptions {
   readonly maxLoadAverage?: number;
 }
 
-/** Standard input and output as the connection's socket. */
-class StdioSocket extends Duplex {
-  constructor(private readonly out: NodeJS.WritableStream) {
-    super({ allowHalfOpen: true });
-  }
-
-  override _read(): void {
-    /* data is pushed from the input stream */
-  }
-
-  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (e?: Error | null) => void): void {
-    this.out.write(chunk, (e) => cb(e ?? null));
-  }
-
-  setNoDelay(): this {
-    return this;
-  }
-}
-
 /** Turn every LF not preceded by CR into CRLF (across chunk boundaries). */
-function crlf(): (chunk: Buffer) => Buffer {
+export function crlf(): (chunk: Buffer) => Buffer {
   let lastCr = false;
   return (chunk) => {
     const out: number[] = [];

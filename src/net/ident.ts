@@ -1,83 +1,83 @@
 /*
  * net/ident.ts — an RFC 1413 (ident) client: who, on the client's machine,
- * owns the TCP connection that reached us?
+ * owns the TCP connection it made to us.
  *
- * The query goes to port 113 of the client's address and names the
- * connection by its two ports, the client's first ("<port-on-server> ,
- * <port-on-client>", §6: the identd host is the "server" of the query):
+ *   query:   "<port on their side> , <port on our side>\r\n"  to their port 113
+ *   answer:  "<ports> : USERID : <opsys>[,<charset>] : <user id>"
+ *         or "<ports> : ERROR : <NO-USER | HIDDEN-USER | UNKNOWN-ERROR | …>"
  *
- *   → 6191, 25\r\n
- *   ← 6191 , 25 : USERID : UNIX : joe\r\n        (or … : ERROR : NO-USER)
- *
- * queryLine() and parseReply() are pure; identLookup() is their socket
- * adapter, with one deadline for connect, query and answer (Obtuse waited
- * up to 10 s; the default here is 3 s). Every failure is "no answer"
- * (undefined): ident only ever narrows what a rules file grants.
+ * parseIdentReply() is pure; identLookup() makes one connection from our
+ * address of the session (so the answer is about the right connection),
+ * waits at most `timeoutMs` (default 5 s: short, because the client is
+ * waiting and most hosts run no identd), reads at most 1000 bytes, and
+ * never throws: any failure is "no answer". The user id comes from the
+ * client's own machine and proves nothing; it is for logs, Received:
+ * (ZMailer's rcvd-ident) and Obtuse's user@host patterns only. The answer
+ * is cut at 64 characters and stripped of everything but printable ASCII,
+ * so it can go into a header or a log line as it is.
  */
 import { connect } from 'node:net';
 
-/** The query for a connection from `clientPort` (the identd host's) to our `localPort`. */
-export function queryLine(clientPort: number, localPort: number): string {
-  return `${clientPort}, ${localPort}\r\n`;
-}
-
-const MAX_LINE = 1000;
-
-/**
- * The user of a reply line (without its CRLF), or undefined for ERROR,
- * a reply about other ports, or anything malformed. The user id is the
- * text after the third colon (§6: it may itself contain colons), trimmed,
- * stripped of control characters, at most 512 octets.
- */
-export function parseReply(line: string, clientPort: number, localPort: number): string | undefined {
-  const parts = line.split(':');
-  if (parts.length < 4) return undefined;
-  const ports = (parts[0] ?? '').split(',').map((p) => p.trim());
-  if (ports.length !== 2 || Number(ports[0]) !== clientPort || Number(ports[1]) !== localPort) return undefined;
-  if ((parts[1] ?? '').trim().toUpperCase() !== 'USERID') return undefined;
-  if ((parts[2] ?? '').trim() === '') return undefined;
-  // eslint-disable-next-line no-control-regex
-  const user = parts.slice(3).join(':').replace(/[\x00-\x1f\x7f]/g, '').trim();
-  return user === '' || user.length > 512 ? undefined : user;
-}
+export type IdentResult = { readonly kind: 'user'; readonly user: string; readonly opsys: string } | { readonly kind: 'error'; readonly error: string } | { readonly kind: 'none'; readonly why: string };
 
 export interface IdentQuery {
-  /** The client's address (where identd listens) and its port. */
-  readonly address: string;
-  readonly clientPort: number;
-  /** Our port the client connected to (25). */
-  readonly localPort: number;
-  /** Our address the client reached, to send the query from (so the identd sees the same pair of hosts). */
+  readonly remoteAddress: string;
+  readonly remotePort: number;
   readonly localAddress?: string;
-  /** identd's port: 113 (tests use another). */
-  readonly port?: number;
-  /** One deadline for the whole exchange; default 3000 ms. */
+  readonly localPort: number;
   readonly timeoutMs?: number;
+  /** The ident port (113; tests use another). */
+  readonly identPort?: number;
 }
 
-/** Ask the client's identd; undefined when it does not answer with a user in time. */
-export function identLookup(q: IdentQuery): Promise<string | undefined> {
+/** Printable ASCII only, at most 64 characters. */
+function clean(s: string): string {
+  return s.replace(/[^\x21-\x7e]/g, '').slice(0, 64);
+}
+
+/** One reply line for the pair of ports we asked about. */
+export function parseIdentReply(line: string, remotePort: number, localPort: number): IdentResult {
+  const parts = line.replace(/\r?\n$/, '').split(':');
+  if (parts.length < 3) return { kind: 'none', why: 'malformed reply' };
+  const ports = (parts[0] ?? '').split(',').map((p) => Number(p.trim()));
+  if (ports[0] !== remotePort || ports[1] !== localPort) return { kind: 'none', why: 'reply for other ports' };
+  const type = (parts[1] ?? '').trim().toUpperCase();
+  if (type === 'ERROR') return { kind: 'error', error: clean((parts[2] ?? '').trim()) };
+  if (type !== 'USERID' || parts.length < 4) return { kind: 'none', why: 'malformed reply' };
+  const opsys = clean((parts[2] ?? '').split(',')[0]?.trim() ?? '');
+  // The user id is the rest of the line, colons included (RFC 1413: it may contain them).
+  const user = clean(parts.slice(3).join(':').trim());
+  return user === '' ? { kind: 'none', why: 'empty user id' } : { kind: 'user', user, opsys };
+}
+
+/** Ask the client's identd; never rejects. */
+export function identLookup(q: IdentQuery): Promise<IdentResult> {
   return new Promise((resolve) => {
-    const socket = connect({ host: q.address, port: q.port ?? 113, ...(q.localAddress ? { localAddress: q.localAddress } : {}) });
     let buf = '';
-    let done = false;
-    const finish = (user: string | undefined): void => {
-      if (done) return;
-      done = true;
+    let settled = false;
+    const finish = (r: IdentResult): void => {
+      if (settled) return;
+      settled = true;
       clearTimeout(timer);
-      socket.destroy();
-      resolve(user);
+      sock.destroy();
+      resolve(r);
     };
-    const timer = setTimeout(() => finish(undefined), q.timeoutMs ?? 3000);
-    socket.setEncoding('latin1');
-    socket.on('connect', () => socket.write(queryLine(q.clientPort, q.localPort)));
-    socket.on('data', (d: string) => {
+    const sock = connect({ host: q.remoteAddress.replace(/^::ffff:/, ''), port: q.identPort ?? 113, ...(q.localAddress ? { localAddress: q.localAddress.replace(/^::ffff:/, '') } : {}) });
+    const timer = setTimeout(() => finish({ kind: 'none', why: 'timed out' }), q.timeoutMs ?? 5_000);
+    sock.setEncoding('latin1');
+    sock.on('connect', () => sock.write(`${q.remotePort} , ${q.localPort}\r\n`));
+    sock.on('data', (d: string) => {
       buf += d;
       const nl = buf.indexOf('\n');
-      if (nl >= 0) finish(parseReply(buf.slice(0, nl).replace(/\r$/, ''), q.clientPort, q.localPort));
-      else if (buf.length > MAX_LINE) finish(undefined);
+      if (nl >= 0) finish(parseIdentReply(buf.slice(0, nl), q.remotePort, q.localPort));
+      else if (buf.length > 1000) finish({ kind: 'none', why: 'reply too long' });
     });
-    socket.on('end', () => finish(buf.length > 0 ? parseReply(buf.replace(/\r$/, ''), q.clientPort, q.localPort) : undefined));
-    socket.on('error', () => finish(undefined));
+    sock.on('error', (e) => finish({ kind: 'none', why: e.message }));
+    sock.on('close', () => finish(buf === '' ? { kind: 'none', why: 'no reply' } : parseIdentReply(buf, q.remotePort, q.localPort)));
   });
+}
+
+/** The user id of an answer, or undefined (an error, no answer). */
+export function identUser(r: IdentResult): string | undefined {
+  return r.kind === 'user' ? r.user : undefined;
 }

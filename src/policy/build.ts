@@ -45,6 +45,8 @@ import { zmailerConnectionLimits, zmailerTarpit } from './zmailer/limits.js';
 import { expandHdr220 } from './zmailer/hdr220.js';
 import { DEFAULT_STYLE, type StyleFlag, type StyleOption } from '../config/zmailer/helo-patterns.js';
 import { ContentFilter, type FilterResult } from './zmailer/contentfilter.js';
+import { policyDbPhase } from './zmailer/policydb.js';
+import { policyDbTrusts } from './zmailer/policydb-lookup.js';
 import type { Resolver as DnsResolver } from 'node:dns/promises';
 
 /** What the connection does besides the session: limits and pacing. */
@@ -56,6 +58,8 @@ export interface ConnectionPolicy {
   readonly minDataRate: number;
   /** listen(2) backlog (ZMailer's ListenQueueSize). */
   readonly backlog?: number;
+  /** Ask each client's identd (RFC 1413) at accept (smtpserver -a). */
+  readonly ident?: { readonly timeoutMs: number; readonly port?: number };
 }
 
 export interface PolicyDeps {
@@ -72,13 +76,19 @@ export interface PolicyDeps {
   readonly style?: StyleOption;
   readonly obtuseDelays?: Partial<ObtuseDelays>;
   /** The client's ident (RFC 1413) user, for the rules file's user@host, USER@ and %U; default: ask the client's identd (policy/obtuse/ident.ts). */
-  readonly ident?: (s: SessionFacts) => Promise<string | undefined>;
+  readonly rulesIdent?: (s: SessionFacts) => Promise<string | undefined>;
   readonly contentFilterTimeoutMs?: number;
   readonly log?: MailLog;
   /** Counts decisions by check (metrics). */
   readonly probe?: Pick<Probe, 'policy'>;
   /** Hears why each phase decided (the dry run). */
   readonly observer?: PolicyObserver;
+  /** Phases the command line adds (smtpserver -R: the router), run after smtpserver.conf's. */
+  readonly extraPhases?: readonly PolicyPhase[];
+  /** Run by `smtpserver`, which acts on BindPort, BindAddress, the TLS PARAMs and rcvd-ident itself. */
+  readonly frontEnd?: 'smtpserver';
+  /** smtpserver -a: ident lookups at accept (ConnectionPolicy.ident). */
+  readonly ident?: { readonly timeoutMs: number; readonly port?: number };
 }
 
 export interface BuiltPolicy {
@@ -107,16 +117,20 @@ function readVersion(): string {
   return '0';
 }
 
-/** The PARAMs that change nothing until the ZMailer-style front end (or the TLS/AUTH wiring) reads them. */
-const NOT_WIRED: readonly (readonly [readonly string[], string])[] = [
-  [['BindPort', 'BindAddress'], 'listeners come from smtpd.conf "listen on"; it takes effect with the ZMailer-style front end'],
-  [['allowsourceroute'], 'Postern always reduces a source route to its mailbox'],
-  [['rcvd-ident'], 'Postern has no ident client, so there is nothing to show'],
-  [['rcvd-auth-user'], 'the Received: header does not show the AUTH user yet'],
+/**
+ * PARAMs that act only under the `smtpserver` front end (cli/smtpserver.ts binds the
+ * listeners, sets up TLS, asks identd); under `smtpd` they are noted. The third
+ * field: noted under smtpserver too.
+ */
+const NOT_WIRED: readonly (readonly [readonly string[], string, boolean?])[] = [
+  [['BindPort', 'BindAddress'], 'smtpd takes its listeners from smtpd.conf "listen on"; smtpserver binds these'],
+  [['allowsourceroute'], 'Postern reduces a source route to its mailbox (RFC 5321 §4.1.4 allows a server to ignore it); the route is not kept', true],
+  [['rcvd-ident'], 'smtpd asks no identd; smtpserver -a does, and Received: shows the answer'],
   [
     ['use-tls', 'no-use-tls', 'listen-ssmtp', 'tls-cert-file', 'tls-key-file', 'tls-CAfile', 'tls-CApath', 'tls-cipher-list', 'tls-loglevel', 'tls-ask-cert', 'tls-require-cert', 'tls-ccert-vd', 'tls-enforce-tls'],
-    'TLS is configured in smtpd.conf (pki, listen … tls)',
+    'smtpd takes TLS from smtpd.conf (pki, listen … tls); smtpserver sets it up from these',
   ],
+  [['tls-CApath', 'tls-cipher-list', 'tls-loglevel', 'tls-ask-cert', 'tls-ccert-vd', 'tls-enforce-tls'], 'not applied by smtpserver either: Node.js picks the ciphers, TLS events are in the mail log, client certificates are asked for only with tls-require-cert and a tls-CAfile', true],
 ];
 
 /** Build the policy phases, and what the policy files change in sessions and connections, for a loaded configuration. */
@@ -141,6 +155,14 @@ export function buildPolicy(loaded: LoadedConfig, deps: PolicyDeps): BuiltPolicy
     phases.push(explainedZmailer(zmailer, note));
   }
 
+  // connect … commit: smtpserver.conf's PARAM policydb (ZMailer's smtp-policy database).
+  let policyDb: ReturnType<typeof policyDbPhase> | undefined;
+  if (files.policyDb) {
+    policyDb = policyDbPhase({ db: files.policyDb, ...(deps.dns ? { dns: deps.dns } : {}), isLocalDomain: (d) => deps.local.isLocalDomain(d), isLocalAddress: (ip) => deps.local.isLocalAddress(ip), hostname: config.hostname, ...(note ? { observer: note } : {}) });
+    phases.push(policyDb);
+  }
+  phases.push(...(deps.extraPhases ?? []));
+
   // RCPT: the Obtuse rules file.
   let obtuse: ObtuseRulesPhase | undefined;
   if (files.rules) {
@@ -148,7 +170,7 @@ export function buildPolicy(loaded: LoadedConfig, deps: PolicyDeps): BuiltPolicy
       rules: files.rules,
       ...(deps.dns ? { dns: obtuseDns(deps.dns) } : {}),
       // The ident user (RFC 1413), asked of the client only when a rule or message needs it.
-      ident: deps.ident ?? sessionIdent(),
+      ident: deps.rulesIdent ?? sessionIdent(),
       ...(deps.obtuseDelays || config.smtp.notoDelayMs !== undefined || config.smtp.denyDelayMs !== undefined
         ? {
             delays: {
@@ -171,7 +193,7 @@ export function buildPolicy(loaded: LoadedConfig, deps: PolicyDeps): BuiltPolicy
       maxParallel: conf.contentFilter.maxParallel,
       ...(deps.contentFilterTimeoutMs !== undefined ? { timeoutMs: deps.contentFilterTimeoutMs } : {}),
     });
-    phases.push(contentFilterPhase(contentFilter, conf.contentFilter.debug ? deps.log : undefined));
+    phases.push(contentFilterPhase(contentFilter, conf.contentFilter.debug ? deps.log : undefined, policyDb ? (s) => policyDb.filtering(s) : undefined));
   }
 
   const policy = new Policy(phases, new RuleEngine(config, deps.tables, deps.local), { config, tables: deps.tables, users: deps.users }, deps.local, note, deps.probe);
@@ -193,9 +215,10 @@ export function buildPolicy(loaded: LoadedConfig, deps: PolicyDeps): BuiltPolicy
       greeting: (v) => expandHdr220(conf.hdr220, { hostname: v.hostname, clientAddress: v.clientAddress, localPort: v.localPort, version: POSTERN_VERSION, now: new Date() }),
       style: (helo) => styleFor(conf, helo, defaultFlags),
       ...(style?.kind === 'strict' ? { strict: true } : {}),
-      received: { tlsMode: conf.received.tlsMode, tlsPeer: conf.received.tlsPeer },
+      received: { tlsMode: conf.received.tlsMode, tlsPeer: conf.received.tlsPeer, ident: conf.received.ident, authUser: conf.received.authUser },
       // MSA-mode (RFC 6409): clients outside the trusted networks (this machine) must authenticate.
-      ...(conf.auth.msaMode ? { msaTrusted: (ip: string) => deps.local.isLocalAddress(ip) } : {}),
+      // With a policydb, its relaycustnet + / fulltrustnet + networks are trusted too (ZMailer's MSA-mode).
+      ...(conf.auth.msaMode ? { msaTrusted: (ip: string) => deps.local.isLocalAddress(ip) || (files.policyDb !== undefined && policyDbTrusts(files.policyDb, ip)) } : {}),
     };
     connection = {
       limits: zmailerConnectionLimits(conf),
@@ -204,7 +227,8 @@ export function buildPolicy(loaded: LoadedConfig, deps: PolicyDeps): BuiltPolicy
       minDataRate: LIMIT_DEFAULTS.minDataRate,
       ...(conf.listenQueueSize !== undefined ? { backlog: conf.listenQueueSize } : {}),
     };
-    for (const [names, why] of NOT_WIRED) {
+    for (const [names, why, always] of NOT_WIRED) {
+      if (deps.frontEnd === 'smtpserver' && !always) continue;
       for (const g of conf.given) {
         if (names.some((n) => normalizeParamName(n) === normalizeParamName(g.name))) notes.push(`${g.pos.file}:${g.pos.line}: PARAM ${g.name} has no effect here: ${why}`);
       }
@@ -230,6 +254,7 @@ export function buildPolicy(loaded: LoadedConfig, deps: PolicyDeps): BuiltPolicy
       ...(o.hardErrorLimit !== undefined ? { hardLimit: o.hardErrorLimit } : {}),
     },
     ...(o.minDataRate !== undefined ? { minDataRate: o.minDataRate } : {}),
+    ...(deps.ident ? { ident: deps.ident } : {}),
   };
 
   return {
@@ -296,11 +321,13 @@ function explainedObtuse(o: ObtuseRulesPhase, note: PolicyObserver | undefined):
  * by a path relative to the folder it runs in (the spool's incoming/ file
  * with the filesystem spool, as seed 000 describes).
  */
-function contentFilterPhase(filter: ContentFilter, debugLog: MailLog | undefined): PolicyPhase {
+function contentFilterPhase(filter: ContentFilter, debugLog: MailLog | undefined, filtering?: (s: SessionFacts) => Promise<boolean | undefined>): PolicyPhase {
   return {
     name: 'content-filter',
     async commit(s, _tx, c) {
       if (c.msgid === undefined || c.body === undefined) return PASS;
+      // policydb's "filtering -" (or a trusted network without "filtering +") skips the filter, as ZMailer.
+      if (filtering !== undefined && (await filtering(s)) === false) return PASS;
       let file: BodyFile;
       try {
         file = await c.body.file();

@@ -150,9 +150,19 @@ export class Policy {
 
   async rcpt(s: SessionFacts, tx: TxFacts, rcpt: Mailbox): Promise<RcptDecision> {
     let grant: RelayGrant | undefined;
-    const v = await this.run('rcpt', (p) => p.rcpt?.(s, tx, rcpt), (pass) => (grant ??= pass.grant));
+    let trusted: string | undefined;
+    const v = await this.run(
+      'rcpt',
+      async (p) => {
+        const r = await p.rcpt?.(s, tx, rcpt);
+        if (r?.kind === 'pass' && r.trusted !== undefined) trusted ??= `${p.name}: ${r.trusted}`;
+        return r ?? PASS;
+      },
+      (pass) => (grant ??= pass.grant),
+    );
     if (v.kind === 'reject') return { kind: 'reject', verdict: v };
-    const d = this.route(s, tx, rcpt, grant);
+    if (trusted !== undefined) this.note('rcpt', 'trusted', trusted);
+    const d = this.route(trusted !== undefined ? { ...s, clientAddress: '127.0.0.1', fromSocket: true } : s, tx, rcpt, grant);
     this.probe?.policy('smtpd.conf', 'rcpt', d.kind);
     if (this.observer) {
       if (d.kind === 'reject') this.note('rcpt', 'smtpd.conf', d.verdict.reason);

@@ -10,11 +10,14 @@ import type { Reply } from '../mail/reply.js';
 
 export type Verdict =
   /**
-   * No objection; later phases/rules decide. `grant: relay` (the rules
-   * file's `allow`, at RCPT): relay this recipient even when no smtpd.conf
-   * rule accepts it; `rule` is where the grant came from ("file:line").
+   * No objection; later phases/rules decide. At RCPT: `grant: relay` (the
+   * rules file's `allow`): relay this recipient even when no smtpd.conf rule
+   * accepts it, `rule` saying where the grant came from ("file:line");
+   * `trusted`: this phase vouches for the recipient (ZMailer's policydb
+   * relaycustnet, relaytarget …), so smtpd.conf's rules route it as mail
+   * from this host — relaying allowed.
    */
-  | { readonly kind: 'pass'; readonly grant?: { readonly kind: 'relay'; readonly rule: string } }
+  | { readonly kind: 'pass'; readonly grant?: { readonly kind: 'relay'; readonly rule: string }; readonly trusted?: string }
   /** Refuse with this reply (4xx or 5xx). */
   | {
       readonly kind: 'reject';

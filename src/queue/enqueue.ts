@@ -60,7 +60,11 @@ export interface RcptRequest {
 export type TargetRequest = Omit<RcptTarget, 'rule'> & { readonly rule?: string };
 
 /** What the envelope says: as stored (mail/envelope.ts), with the recipients as accepted, before the spool gives them ids. */
-export type EnvelopeRequest = Omit<Envelope, 'version' | 'msgid' | 'size' | 'recipients'> & { readonly recipients: readonly RcptRequest[] };
+export type EnvelopeRequest = Omit<Envelope, 'version' | 'msgid' | 'size' | 'recipients'> & {
+  readonly recipients: readonly RcptRequest[];
+  /** Hold it whatever the commit phases say (a message another session accepted frozen: smtpserver -n/-i). */
+  readonly hold?: string;
+};
 
 /** How a message ended at the door. `reply` is what to tell whoever sent it. */
 export type DoorOutcome =
@@ -203,12 +207,17 @@ export class IncomingMessage {
       await this.writer.abort().catch(() => undefined);
       return { kind: 'refused', reply: storeFailureReply(e), reason: `spool: ${(e as Error).message}` };
     }
-    const hold = decision?.kind === 'accept' ? decision.hold : undefined;
+    const hold = decision?.kind === 'accept' ? (decision.hold ?? req.hold) : undefined;
     if (hold !== undefined && !(await this.recordHeld(envelope, hold))) {
       return { kind: 'refused', reply: QUEUE_TEMPFAIL, reason: 'cannot hold the message' };
     }
+    try {
+      await env.scheduler.enqueued(envelope, hold !== undefined ? { held: true } : undefined);
+    } catch (e) {
+      env.log.error(`queue: ${envelope.msgid} could not be handed on: ${(e as Error).message}`);
+      return { kind: 'refused', reply: QUEUE_TEMPFAIL, reason: `hand-off: ${(e as Error).message}` };
+    }
     this.logAccepted(envelope);
-    env.scheduler.enqueued(envelope, hold !== undefined ? { held: true } : undefined);
     const text = decision?.kind === 'accept' && decision.reply ? decision.reply : reply(250, '2.0.0', `${envelope.msgid} Message accepted for delivery`);
     return { kind: 'queued', envelope, held: hold !== undefined, reply: text };
   }

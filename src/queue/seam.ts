@@ -9,7 +9,12 @@ import type { Envelope } from '../mail/envelope.js';
 
 /** The seam to the scheduler: ETRN and "a message was queued". */
 export interface SchedulerSeam {
-  etrn(domain: string): Promise<Reply> | Reply;
-  /** `held`: the message must not be tried until released (its "held" records are already in the spool). */
-  enqueued(env: Envelope, opts?: { readonly held?: boolean }): void;
+  /** `client`: the address that asked (ETRN passed on to a cluster is not passed back). */
+  etrn(domain: string, client?: string): Promise<Reply> | Reply;
+  /**
+   * `held`: the message must not be tried until released (its "held" records are already in the spool).
+   * A promise is awaited before the client hears 250 (smtpserver -i/-n hand the message on to the
+   * daemon's queue there); if it rejects, the client gets 451 instead.
+   */
+  enqueued(env: Envelope, opts?: { readonly held?: boolean }): void | Promise<void>;
 }

@@ -61,7 +61,7 @@ async function lookUp(s: QueryScope, arg: string): Promise<CommandResult | { rea
 export async function etrn(s: QueryScope, arg: string): Promise<CommandResult> {
   const node = arg.trim();
   if (node.replace(/^[@#]/, '') === '' || /[\s\x00-\x1f\x7f]/.test(node)) return { reply: reply(501, '5.5.4', 'Syntax: ETRN domain') };
-  return { reply: await s.env.scheduler.etrn(node.toLowerCase()) };
+  return { reply: await s.env.scheduler.etrn(node.toLowerCase(), s.facts().clientAddress) };
 }
 
 /** The EHLO keywords, in the order Postern offers them. */

@@ -25,6 +25,10 @@ export interface ReceivedInfo {
   readonly date: Date;
   /** `mask-src`: no "from" clause. */
   readonly maskSource?: boolean;
+  /** The client's ident (RFC 1413) user, shown as ZMailer's rcvd-ident does. */
+  readonly ident?: string;
+  /** The AUTH user, shown as ZMailer's rcvd-auth-user does. */
+  readonly authUser?: string;
 }
 
 export function receivedHeader(r: ReceivedInfo): string {
@@ -34,7 +38,9 @@ export function receivedHeader(r: ReceivedInfo): string {
     if (r.tls) h += `\r\n\t(${clean(r.tls)})`;
   } else {
     const ipText = r.ip.includes(':') ? `IPv6:${r.ip}` : r.ip;
-    h = `Received: from ${clean(r.helo ?? 'unknown')} (${clean(r.rdns ?? 'unknown')} [${ipText}])\r\n`;
+    const ident = r.ident !== undefined ? ` ident: ${clean(r.ident)}` : '';
+    h = `Received: from ${clean(r.helo ?? 'unknown')} (${clean(r.rdns ?? 'unknown')} [${ipText}]${ident})\r\n`;
+    if (r.authUser !== undefined) h += `\t(smtp-auth: ${clean(r.authUser)})\r\n`;
     if (r.tls) h += `\t(${clean(r.tls)})\r\n`;
     h += `\tby ${clean(r.hostname)} (Postern) with ${r.proto} id ${r.msgid}`;
   }

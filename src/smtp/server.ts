@@ -23,6 +23,7 @@ import type { TlsContexts } from '../tls/contexts.js';
 import { ConnectionLimiter } from './limits/connections.js';
 import { type ErrorLimits, type TarpitSettings, DEFAULT_CONNECTION_LIMITS, type ConnectionLimits } from '../config/limits.js';
 import { formatReply } from '../mail/reply.js';
+import { identLookup } from '../net/ident.js';
 
 /** Limits and pacing for every connection (policy/build.ts's ConnectionPolicy). */
 export interface ServerOptions {
@@ -34,6 +35,8 @@ export interface ServerOptions {
   readonly backlog?: number;
   /** A socket already bound and listening (Obtuse smtpd's receiver: bound as root by its launcher), used for the first listener. */
   readonly fd?: number;
+  /** Ask each client's identd (RFC 1413) at accept, for the log and Received: (smtpserver -a). */
+  readonly ident?: { readonly timeoutMs: number; readonly port?: number };
 }
 
 export interface BoundListener {
@@ -198,6 +201,7 @@ export class SmtpServer {
       return;
     }
     const id = randomBytes(8).toString('hex');
+    const ident = this.opts.ident ? this.identOf(id, socket, client) : undefined;
     this.stats.inc('smtp.session');
     this.stats.inc(ip.includes(':') ? 'smtp.session.inet6' : 'smtp.session.inet4');
     this.stats.inc('smtp.session.active');
@@ -213,6 +217,7 @@ export class SmtpServer {
       tag: l.tag,
       noDsn: l.noDsn,
       config: l,
+      ...(ident ? { ident } : {}),
     });
     const smtp = this.env.config.smtp;
     const conn = new Connection(
@@ -243,6 +248,15 @@ export class SmtpServer {
       this.stats.dec('smtp.session.active');
     };
     void conn.start(this.resolver.reverseConfirmed(ip));
+  }
+
+  /** Start an ident lookup for a new client; the answer is logged and kept for Received:. */
+  private identOf(id: string, socket: Socket, client: { readonly address: string; readonly port: number }): Promise<string | undefined> {
+    const o = this.opts.ident as { readonly timeoutMs: number; readonly port?: number };
+    return identLookup({ remoteAddress: client.address, remotePort: client.port, localAddress: socket.localAddress, localPort: socket.localPort ?? 0, timeoutMs: o.timeoutMs, ...(o.port ? { identPort: o.port } : {}) }).then((r) => {
+      this.log.event('smtp', 'ident', { session: id, address: client.address, ...(r.kind === 'user' ? { user: r.user, opsys: r.opsys } : r.kind === 'error' ? { error: r.error } : { result: 'none', why: r.why }) });
+      return r.kind === 'user' ? r.user : undefined;
+    });
   }
 
   /** Stop accepting new clients but keep the sessions in progress (reload: a new server takes over the ports). */

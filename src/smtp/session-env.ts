@@ -47,6 +47,8 @@ export interface PeerInfo {
   readonly noDsn: boolean;
   /** The listener's configuration (TLS and AUTH modes, senders table). */
   readonly config: Listener;
+  /** The client's ident (RFC 1413) user, when a lookup was started at accept (smtpserver -a). */
+  readonly ident?: Promise<string | undefined>;
 }
 
 export interface TlsInfo {

@@ -210,6 +210,8 @@ export class Session extends SessionCommands implements CommandHandlers {
     if (message.kind === 'reject') return message;
     const fromRewriter = this.peer.config.senders?.masquerade && this.authUser !== undefined && tx.senderAddress !== '' ? new FromRewriter(tx.senderAddress) : undefined;
     const single = tx.rcpts.length === 1 ? tx.rcpts[0]?.address : undefined;
+    const show = this.env.runtime?.received;
+    const ident = show?.ident && this.peer.ident ? await this.peer.ident : undefined;
     message.writeOwnHeader(
       receivedHeader({
         helo: this.helo,
@@ -222,6 +224,8 @@ export class Session extends SessionCommands implements CommandHandlers {
         tls: this.receivedTls(),
         date: new Date(this.env.now()),
         maskSource: this.peer.config.maskSrc,
+        ...(ident !== undefined ? { ident } : {}),
+        ...(show?.authUser && this.authUser !== undefined ? { authUser: this.authUser } : {}),
       }),
     );
     return { message, ...(fromRewriter ? { fromRewriter } : {}), contentBytes: 0, overflow: false };

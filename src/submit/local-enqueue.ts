@@ -156,6 +156,7 @@ export class LocalEnqueuer {
       smtputf8: params.smtputf8,
       arrival: now.getTime(),
       client: { address: 'local', port: 0, proto: 'LOCAL', helo: user, listener: 'local', authUser: user },
+      ...(header.held !== undefined ? { hold: `held by the session that accepted it: ${header.held}` } : {}),
     });
     if (outcome.kind === 'refused') {
       const text = outcome.reply.lines.join(' ');

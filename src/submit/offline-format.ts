@@ -10,7 +10,7 @@
  * submitter's identity: it cannot be forged by the file's contents.
  *
  *   POSTERN-OFFLINE 1\n
- *   {"sender":"…","recipients":["…"],"notify":…,"ret":…,"envid":…,"fullName":…}\n
+ *   {"sender":"…","recipients":["…"],"notify":…,"ret":…,"envid":…,"fullName":…,"held":…}\n
  *   <the message as the user wrote it: LF or CRLF line ends>
  *
  * The JSON line is parsed and every field validated by the daemon like an
@@ -27,6 +27,8 @@ export interface OfflineHeader {
   readonly envid?: string;
   /** -F: the full name for a From: header the daemon adds. */
   readonly fullName?: string;
+  /** Why the session that accepted it froze it (smtpserver -n/-i): the daemon holds it. Holding is never less safe. */
+  readonly held?: string;
 }
 
 export function encodeOffline(h: OfflineHeader): string {
@@ -50,7 +52,7 @@ export function decodeOffline(data: Buffer): { header: OfflineHeader; body: Buff
   const str = (k: string): boolean => o[k] === undefined || (typeof o[k] === 'string' && !/[\x00-\x1f\x7f]/.test(o[k] as string));
   if (!Array.isArray(o['recipients']) || o['recipients'].length === 0 || o['recipients'].length > 10_000) return 'no recipients';
   if (!o['recipients'].every((r) => typeof r === 'string' && r.length <= 512 && !/[\x00-\x1f\x7f]/.test(r))) return 'bad recipient';
-  if (!['sender', 'notify', 'envid', 'fullName'].every(str)) return 'bad header field';
+  if (!['sender', 'notify', 'envid', 'fullName', 'held'].every(str)) return 'bad header field';
   if (o['ret'] !== undefined && o['ret'] !== 'FULL' && o['ret'] !== 'HDRS') return 'bad RET';
   return { header: o as unknown as OfflineHeader, body: data.subarray(nl2 + 1) };
 }

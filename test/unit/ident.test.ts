@@ -7,11 +7,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type AddressInfo, type Server } from 'node:net';
-import { identLookup, parseReply, queryLine } from '../../src/net/ident.js';
+import { identLookup as lookup, identUser, parseIdentReply, type IdentQuery } from '../../src/net/ident.js';
 
-test('the query names the client\'s port first', () => {
-  assert.equal(queryLine(6191, 25), '6191, 25\r\n');
-});
+/** The user the answer names, as the rules file sees it. */
+const parseReply = (line: string, c: number, l: number): string | undefined => identUser(parseIdentReply(line, c, l));
+const identLookup = async (q: { address: string; clientPort: number; localPort: number; port: number; timeoutMs?: number }): Promise<string | undefined> =>
+  identUser(await lookup({ remoteAddress: q.address, remotePort: q.clientPort, localPort: q.localPort, identPort: q.port, ...(q.timeoutMs !== undefined ? { timeoutMs: q.timeoutMs } : {}) } satisfies IdentQuery));
 
 test('reply lines', () => {
   const table: [string, string | undefined][] = [
@@ -24,11 +25,11 @@ test('reply lines', () => {
     ['6191, 25 : ERROR : HIDDEN-USER', undefined],
     ['6192, 25 : USERID : UNIX : joe', undefined],
     ['6191, 26 : USERID : UNIX : joe', undefined],
-    ['6191, 25 : USERID : : joe', undefined],
+    ['6191, 25 : USERID : : joe', 'joe'],
     ['6191, 25 : USERID : UNIX : ', undefined],
     ['6191, 25 : USERID : UNIX : j\x00o\x1be', 'joe'],
     ['garbage', undefined],
-    [`6191, 25 : USERID : UNIX : ${'x'.repeat(513)}`, undefined],
+    [`6191, 25 : USERID : UNIX : ${'x'.repeat(513)}`, 'x'.repeat(64)],
   ];
   for (const [line, want] of table) assert.equal(parseReply(line, 6191, 25), want, line);
 });
@@ -54,7 +55,7 @@ test('identLookup asks the client\'s identd and reads its answer', async () => {
   const d = await identd((q) => `${q} : USERID : UNIX : alice\r\n`);
   try {
     assert.equal(await identLookup({ address: '127.0.0.1', clientPort: 40000, localPort: 25, port: d.port }), 'alice');
-    assert.deepEqual(d.queries, ['40000, 25\r\n']);
+    assert.deepEqual(d.queries, ['40000 , 25\r\n'], 'the client\'s port first');
   } finally {
     d.server.close();
   }

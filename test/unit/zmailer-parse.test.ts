@@ -96,9 +96,15 @@ const SETS: [string, (c: ZmailerConf) => unknown, unknown][] = [
   ['PARAM max-unknown-commands 5', (c) => c.maxUnknownCommands, 5],
   ['PARAM maxunknowncommands 6', (c) => c.maxUnknownCommands, 6],
   ['PARAM allowsourceroute', (c) => c.allowSourceRoute, true],
-  ['PARAM rcvd-ident\nPARAM rcvd-auth-user\nPARAM rcvd-tls-mode\nPARAM rcvd-tls-peer', (c) => c.received, { ident: true, authUser: true, tlsMode: true, tlsPeer: true }],
+  ['PARAM rcvd-ident\nPARAM rcvd-auth-user\nPARAM rcvd-tls-mode\nPARAM rcvd-tls-peer', (c) => c.received, { ident: true, authUser: true, tlsMode: true, tlsPeer: true, whoson: false }],
   ['PARAM rcvd-ident\nPARAM no-rcvd-ident\nPARAM rcvdauthuser', (c) => [c.received.ident, c.received.authUser], [false, true]],
-  ['PARAM rcvd-auth-user\nPARAM rcvd-tls-mode\nPARAM rcvd-tls-peer\nPARAM no-rcvd-auth-user\nPARAM no-rcvd-tls-mode\nPARAM no-rcvd-tls-peer', (c) => c.received, { ident: false, authUser: false, tlsMode: false, tlsPeer: false }],
+  ['PARAM rcvd-auth-user\nPARAM rcvd-tls-mode\nPARAM rcvd-tls-peer\nPARAM no-rcvd-auth-user\nPARAM no-rcvd-tls-mode\nPARAM no-rcvd-tls-peer', (c) => c.received, { ident: false, authUser: false, tlsMode: false, tlsPeer: false, whoson: false }],
+  ['PARAM rcvd-whoson', (c) => c.received.whoson, true],
+  ['PARAM TcpRcvBufferSize 1000\nPARAM TcpXmitBufferSize 2000', (c) => [c.tcpRcvBufferSize, c.tcpXmitBufferSize], [1000, 2000]],
+  ['PARAM DEBUGcmd', (c) => c.given.length, 1],
+  ['PARAM enable-router\nPARAM enable-router-maxpar 2', (c) => c.enableRouter, true],
+  ['PARAM policydb /var/db/smtp-policy', (c) => c.policyDb, { path: '/var/db/smtp-policy' }],
+  ['PARAM etrn-cluster node2 u p', (c) => c.etrnCluster, [{ node: 'node2', user: 'u', password: 'p' }]],
   ['PARAM no-rcvd-whoson\nPARAM no-smtp-auth-sasl\nPARAM no-force-rcpt-notify-never', (c) => c.given.length, 3],
   ['PARAM NoENHANCEDSTATUS\nPARAM enhancedstatus-ok', (c) => c.disabledExtensions.size, 0],
   ['PARAM contentfilter /usr/lib/zmailer/filter', (c) => c.contentFilter, { path: '/usr/lib/zmailer/filter', maxParallel: 2, debug: false }],
@@ -150,17 +156,24 @@ test('comments, quotes, $-variables from ZENV; lines starting with white space a
   assert.deepEqual(r.diagnostics.map(formatZmailerDiagnostic), ['f:1: warning: line starts with white space and is ignored, as ZMailer does (remove the indentation to use it)']);
 });
 
-test('unsupported PARAMs are errors that say why; unknown ones are different errors', () => {
+test('the seed\'s PARAMs load (with a warning where Postern does otherwise); unsupported ones are errors that say why; unknown ones are different errors', () => {
   const file = join(ROOT, 'test/fixtures/zmailer/unsupported.conf');
   const r = parseZmailerConf(readFileSync(file, 'utf8'), 'unsupported.conf', { executable: yes });
   assert.equal(r.ok, false);
   assert.deepEqual(r.diagnostics.map(formatZmailerDiagnostic), [
-    'unsupported.conf:3: PARAM TcpRcvBufferSize is not supported by Postern: Node.js cannot set SO_RCVBUF on a TCP socket; tune net.core.rmem_default / net.ipv4.tcp_rmem instead',
-    "unsupported.conf:4: PARAM policydb is not supported by Postern: ZMailer's smtp-policy database is not supported; use the rules file (smtpd_check_rules) or smtpd.conf rules",
-    "unsupported.conf:5: PARAM etrn-cluster is not supported by Postern: it relays ETRN to ZMailer cluster nodes through the scheduler's MAILQv2 service, which Postern does not have",
+    'unsupported.conf:3: warning: PARAM TcpRcvBufferSize: Node.js has no setsockopt(SO_RCVBUF) for TCP sockets: the kernel default applies (set net.ipv4.tcp_rmem / net.core.rmem_default with sysctl)',
+    'unsupported.conf:5: PARAM perl-hook is not supported by Postern: Postern runs no Perl hooks; use contentfilter',
     'unsupported.conf:6: unknown PARAM "maxsise"; did you mean "maxsize"?',
     'unsupported.conf:7: PARAM tarpit needs at least 2 arguments',
+    'unsupported.conf:9: warning: PARAM DEBUGcmd: Postern has no DEBUG command (it would show server internals to any client): DEBUG is answered 502 5.5.1',
   ]);
+  const ok = parseZmailerConf('PARAM policydb btree /var/db/smtp-policy\nPARAM etrn-cluster node2 user pw\nPARAM etrn-cluster [127.0.0.1]\nPARAM enable-router\nPARAM rcvd-whoson\nPARAM TcpXmitBufferSize 32000\n', 'f', { executable: yes });
+  assert.ok(ok.ok);
+  assert.deepEqual(ok.conf.policyDb, { type: 'btree', path: '/var/db/smtp-policy' });
+  assert.deepEqual(ok.conf.etrnCluster, [{ node: 'node2', user: 'user', password: 'pw' }, { node: '[127.0.0.1]' }]);
+  assert.equal(ok.conf.enableRouter, true);
+  assert.equal(ok.conf.received.whoson, true);
+  assert.equal(ok.conf.tcpXmitBufferSize, 32000);
   for (const spec of PARAMS.filter((p) => p.unsupported !== undefined)) {
     for (const name of spec.names) {
       const out = problems(`PARAM ${name} x y z`);
@@ -241,7 +254,7 @@ test('the seed-style file: values, HELO patterns, and the result is frozen', () 
   assert.equal(c.help.length, 5);
   assert.deepEqual(c.tarpit, { initialSec: 20, multiplier: 2, capSec: ZMAILER_DEFAULTS.tarpitCapSec });
   assert.equal(c.contentFilter?.path, '/opt/zmailer/bin/smtp-contentfilter');
-  assert.deepEqual(c.received, { ident: true, authUser: true, tlsMode: false, tlsPeer: false });
+  assert.deepEqual(c.received, { ident: true, authUser: true, tlsMode: false, tlsPeer: false, whoson: false });
   assert.deepEqual(
     c.heloPatterns.map((p) => `${p.pos.line} ${p.pattern} ${p.maxLoadAvg ?? '-'} ${p.action.kind === 'refuse' ? `!${p.action.message}` : [...p.action.flags].join('')}`),
     ['49 localhost - veR', '50 some.host.domain - !NO EMAIL ACCEPTED FROM YOUR MACHINE', '51 *.spam.example - !Go away', '53 \\[*\\] 8 ve', '54 * - veR'],

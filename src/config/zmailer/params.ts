@@ -5,14 +5,16 @@
  * "_", so "max-unknown-commands", "maxunknowncommands" and
  * "Max_Unknown_Commands" are one), how many arguments it takes, and what
  * it sets in the typed ZmailerConf — or why Postern does not support it.
- * An unsupported PARAM is an error, never silently ignored; an unknown one
+ * A PARAM of the manual that Postern does otherwise loads with a warning
+ * (its `note`) saying what happens instead. An unsupported PARAM (outside
+ * the manual) is an error, never silently ignored; an unknown one
  * is a different error (with a suggestion when the name is close to one).
  *
  * Values and defaults follow ZMailer's smtpserver(8) manual (seed 000) and
  * its cfgread.c; where the manual and the code disagree the manual wins
  * (RcptLimitCount defaults to 100, "as RFC 821 mandates").
  *
- * Why this file is long (~450 lines): it is one table, a row per PARAM of
+ * Why this file is long (~490 lines): it is one table, a row per PARAM of
  * the seed's manual with its arguments and effect; a table split across
  * files is harder to check against the manual.
  */
@@ -61,7 +63,7 @@ export interface ZmailerConf {
   /** PARAM allowsourceroute: keep "@a,@b:c@d" instead of reducing it to "c@d". */
   readonly allowSourceRoute: boolean;
   /** What the Received: header shows (rcvd-ident, rcvd-auth-user, rcvd-tls-mode, rcvd-tls-peer). */
-  readonly received: { readonly ident: boolean; readonly authUser: boolean; readonly tlsMode: boolean; readonly tlsPeer: boolean };
+  readonly received: { readonly ident: boolean; readonly authUser: boolean; readonly tlsMode: boolean; readonly tlsPeer: boolean; readonly whoson: boolean };
   readonly contentFilter?: { readonly path: string; readonly maxParallel: number; readonly debug: boolean };
   /** smtp-auth, AUTH-LOGIN-also-without-TLS, MSA-mode, SMTP-auth-pipe … (for the AUTH subsystem). */
   readonly auth: {
@@ -91,6 +93,15 @@ export interface ZmailerConf {
     /** tls-enforce-tls: refuse mail without STARTTLS. */
     readonly enforce: boolean;
   };
+  /** TcpRcvBufferSize / TcpXmitBufferSize (bytes): kept, but see NOTED: Node.js cannot set them. */
+  readonly tcpRcvBufferSize?: number;
+  readonly tcpXmitBufferSize?: number;
+  /** enable-router: RCPT, VRFY and EXPN may ask the -R router program (smtpserver front end). */
+  readonly enableRouter: boolean;
+  /** policydb [TYPE] PATH: ZMailer's smtp-policy database (its source file, or PATH.src / PATH.db's source). */
+  readonly policyDb?: { readonly type?: string; readonly path: string };
+  /** etrn-cluster NODE [USER PASSWD]: ETRN is passed on to these nodes over SMTP. */
+  readonly etrnCluster: readonly { readonly node: string; readonly user?: string; readonly password?: string }[];
   readonly heloPatterns: readonly HeloPattern[];
   /** Every PARAM given, in file order (canonical name, position). */
   readonly given: readonly { readonly name: string; readonly pos: Position }[];
@@ -115,7 +126,8 @@ type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
 /** The mutable state PARAMs write into while a file is read. */
 export interface ConfDraft
-  extends Omit<Mutable<ZmailerConf>, 'bindAddresses' | 'disabledExtensions' | 'hdr220' | 'help' | 'heloPatterns' | 'given' | 'received' | 'auth' | 'tls'> {
+  extends Omit<Mutable<ZmailerConf>, 'bindAddresses' | 'disabledExtensions' | 'hdr220' | 'help' | 'heloPatterns' | 'given' | 'received' | 'auth' | 'tls' | 'etrnCluster'> {
+  etrnCluster: { node: string; user?: string; password?: string }[];
   bindAddresses: BindAddress[];
   disabledExtensions: Set<ZmailerExtension>;
   hdr220: string[];
@@ -149,7 +161,9 @@ export function newDraft(file: string): ConfDraft {
     tarpit: { initialSec: 0, multiplier: 0, capSec: ZMAILER_DEFAULTS.tarpitCapSec },
     maxUnknownCommands: ZMAILER_DEFAULTS.maxUnknownCommands,
     allowSourceRoute: false,
-    received: { ident: false, authUser: false, tlsMode: false, tlsPeer: false },
+    received: { ident: false, authUser: false, tlsMode: false, tlsPeer: false, whoson: false },
+    enableRouter: false,
+    etrnCluster: [],
     contentFilter: undefined,
     auth: { enabled: false, loginWithoutTls: false, msaMode: false, noAuthOnPort25: false },
     tls: { enabled: false, listenSmtps: false, logLevel: 0, askCert: false, requireCert: false, verifyDepth: 1, enforce: false },
@@ -185,6 +199,8 @@ export interface ParamSpec {
   readonly raw?: boolean;
   /** Set ⇒ recognized but not supported; the reason is shown. */
   readonly unsupported?: string;
+  /** Set ⇒ applied, and loaded with this warning: what happens instead of what ZMailer did. */
+  readonly note?: string;
   readonly apply?: (d: ConfDraft, args: readonly string[], ctx: ParamContext) => void;
 }
 
@@ -263,14 +279,7 @@ function ext(name: ZmailerExtension, offAliases: string[] = [], onAliases: strin
 }
 
 const UNSUPPORTED: readonly [string[], string][] = [
-  [['TcpRcvBufferSize'], 'Node.js cannot set SO_RCVBUF on a TCP socket; tune net.core.rmem_default / net.ipv4.tcp_rmem instead'],
-  [['TcpXmitBufferSize'], 'Node.js cannot set SO_SNDBUF on a TCP socket; tune net.core.wmem_default / net.ipv4.tcp_wmem instead'],
-  [['DEBUGcmd'], 'Postern has no DEBUG command (it would show server internals to any client)'],
-  [['enable-router', 'enable-router-maxpar'], 'Postern has no ZMailer router to run interactively; recipients are checked against the smtpd.conf tables'],
-  [['policydb', 'policydb-submit'], "ZMailer's smtp-policy database is not supported; use the rules file (smtpd_check_rules) or smtpd.conf rules"],
-  [['etrn-cluster'], "it relays ETRN to ZMailer cluster nodes through the scheduler's MAILQv2 service, which Postern does not have"],
   [['tracking-cluster'], "ZMailer's cluster-wide rate tracking is not supported"],
-  [['rcvd-whoson'], 'Postern has no whoson client'],
   [['perl-hook'], 'Postern runs no Perl hooks; use contentfilter'],
   [['use-tcp-wrapper'], 'Postern does not use tcp_wrappers; use smtpd.conf rules or the rules file'],
   [['reject-percent-kludge', 'accept-percent-kludge'], 'the "%" routing hack is not supported'],
@@ -363,7 +372,40 @@ export const PARAMS: readonly ParamSpec[] = [
   onOff(['no-rcvd-tls-mode'], (d, v) => (d.received.tlsMode = v), false),
   onOff(['rcvd-tls-peer'], (d, v) => (d.received.tlsPeer = v), true),
   onOff(['no-rcvd-tls-peer'], (d, v) => (d.received.tlsPeer = v), false),
-  onOff(['no-rcvd-whoson'], () => undefined, false),
+  onOff(['no-rcvd-whoson'], (d, v) => (d.received.whoson = v), false),
+  // The seed's PARAMs Postern cannot do as ZMailer did: they load, with a warning saying what happens instead.
+  {
+    names: ['TcpRcvBufferSize'],
+    args: [1, 1],
+    note: 'Node.js has no setsockopt(SO_RCVBUF) for TCP sockets: the kernel default applies (set net.ipv4.tcp_rmem / net.core.rmem_default with sysctl)',
+    apply: (d, a) => (d.tcpRcvBufferSize = int(a[0] as string, 0, 1)),
+  },
+  {
+    names: ['TcpXmitBufferSize'],
+    args: [1, 1],
+    note: 'Node.js has no setsockopt(SO_SNDBUF) for TCP sockets: the kernel default applies (set net.ipv4.tcp_wmem / net.core.wmem_default with sysctl)',
+    apply: (d, a) => (d.tcpXmitBufferSize = int(a[0] as string, 0, 1)),
+  },
+  { names: ['DEBUGcmd'], args: [0, 0], note: 'Postern has no DEBUG command (it would show server internals to any client): DEBUG is answered 502 5.5.1' },
+  onOff(['enable-router'], (d, v) => (d.enableRouter = v), true),
+  { names: ['enable-router-maxpar'], args: [1, 1], note: 'router checks run one process per check; no pool to size', apply: (_d, a) => void int(a[0] as string, 0, 1) },
+  onOff(['rcvd-whoson'], (d, v) => (d.received.whoson = v), true),
+  {
+    names: ['policydb', 'policydb-submit'],
+    args: [1, 2],
+    apply: (d, a) => {
+      const path = absolutePath((a.length === 2 ? a[1] : a[0]) as string, a.length - 1, 'policydb');
+      d.policyDb = { ...(a.length === 2 ? { type: a[0] as string } : {}), path };
+    },
+  },
+  {
+    names: ['etrn-cluster'],
+    args: [1, 3],
+    apply: (d, a) => {
+      if (!/^[A-Za-z0-9.:\[\]-]+$/.test(a[0] as string)) throw new ParamError(`bad node name "${a[0] as string}"`, 0);
+      d.etrnCluster.push({ node: a[0] as string, ...(a[1] !== undefined ? { user: a[1] } : {}), ...(a[2] !== undefined ? { password: a[2] } : {}) });
+    },
+  },
   {
     names: ['contentfilter'],
     args: [1, 1],

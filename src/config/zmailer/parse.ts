@@ -39,7 +39,7 @@ export type ZmailerParseResult =
   | { readonly ok: false; readonly diagnostics: readonly Diagnostic[] };
 
 /** PARAMs that may be given many times, each adding to a list. */
-const REPEATABLE = new Set(['help', 'hdr220', 'bindaddress']);
+const REPEATABLE = new Set(['help', 'hdr220', 'bindaddress', 'etrncluster']);
 
 interface Word {
   readonly text: string;
@@ -161,6 +161,7 @@ function paramLine(line: string, lineNo: number, draft: ConfDraft, seen: Map<str
     const col = e.arg >= 0 ? (args[e.arg]?.col ?? nameWord.col) : nameWord.col;
     throw new LineError(col, `PARAM ${canonical}: ${e.message}`);
   }
+  if (spec.note !== undefined) ctx.warn(nameWord.col, `PARAM ${canonical}: ${spec.note}`);
   draft.given.push({ name: canonical, pos: ctx.at(nameWord.col) });
 }
 
@@ -243,6 +244,8 @@ function freeze(d: ConfDraft): ZmailerConf {
     help: Object.freeze([...d.help]),
     tarpit: Object.freeze({ ...d.tarpit }),
     received: Object.freeze({ ...d.received }),
+    etrnCluster: Object.freeze(d.etrnCluster.map((n) => Object.freeze({ ...n }))),
+    ...(d.policyDb !== undefined ? { policyDb: Object.freeze({ ...d.policyDb }) } : {}),
     ...(d.contentFilter !== undefined ? { contentFilter: Object.freeze({ ...d.contentFilter }) } : {}),
     auth: Object.freeze({ ...d.auth }),
     tls: Object.freeze({ ...d.tls }),

@@ -100,7 +100,7 @@ export async function startReceiver(s: ReceiverSpec, log: MailLog): Promise<Runn
     local,
     dns: resolver.raw,
     log,
-    ident: sessionIdent({ ...(s.identPort !== undefined ? { port: s.identPort } : {}), ...(s.identTimeoutMs !== undefined ? { timeoutMs: s.identTimeoutMs } : {}) }),
+    rulesIdent: sessionIdent({ ...(s.identPort !== undefined ? { port: s.identPort } : {}), ...(s.identTimeoutMs !== undefined ? { timeoutMs: s.identTimeoutMs } : {}) }),
   };
   const built = buildPolicy(loaded, deps);
   // Obtuse read the rules file for every check: an edit applies from the next session on, here too.

@@ -6,7 +6,7 @@
  * not a wildcard. The phase asks at most once per recipient, and only
  * when a rule or a message needs it; no answer in time is "unknown".
  */
-import { identLookup } from '../../net/ident.js';
+import { identLookup, identUser } from '../../net/ident.js';
 import type { SessionFacts } from '../policy.js';
 
 export interface SessionIdentOptions {
@@ -22,13 +22,14 @@ export function sessionIdent(o: SessionIdentOptions = {}): (s: SessionFacts) => 
     const m = /^\[?(.*?)\]?:(\d+)$/.exec(s.listener);
     if (m === null || s.fromSocket) return undefined;
     const local = m[1] ?? '';
-    return identLookup({
-      address: s.clientAddress,
-      clientPort: s.clientPort,
+    const r = await identLookup({
+      remoteAddress: s.clientAddress,
+      remotePort: s.clientPort,
       localPort: Number(m[2]),
       ...(local !== '' && local !== '0.0.0.0' && local !== '::' ? { localAddress: local } : {}),
-      port: o.port ?? 113,
+      identPort: o.port ?? 113,
       timeoutMs: o.timeoutMs ?? 3000,
     });
+    return identUser(r);
   };
 }
