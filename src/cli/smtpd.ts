@@ -29,7 +29,6 @@ process.env.UV_THREADPOOL_SIZE ??= '16';
 tuneHeap();
 
 import { existsSync } from 'node:fs';
-import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { getopt, countFlag } from './getopt.js';
 import { chooseSmtpdMode } from './smtpd-mode.js';
@@ -43,6 +42,7 @@ import { resolve } from 'node:path';
 import { dryRun, parseTestAddress } from '../daemon/dry-run.js';
 import { withPolicyFiles, type LoadedConfig } from '../config/policy-files.js';
 import { startupWarnings } from '../daemon/startup-warnings.js';
+import { detachUntilReady } from './detach.js';
 
 const USAGE = 'usage: smtpd [-dFhnv] [-b address] [-D name=value] [-f file] [-P subsystem] [-T trace]';
 const SYSTEM_CONFIG = '/etc/mail/smtpd.conf';
@@ -176,22 +176,7 @@ async function main(argv: string[]): Promise<void> {
 
 /** Run ourselves in the background with -F; exit once the child is listening. */
 function detach(argv: string[]): Promise<void> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), ...argv, '-F'], {
-      detached: true,
-      stdio: ['ignore', 'ignore', 'ignore', 'ipc'],
-      cwd: process.cwd(),
-    });
-    child.on('message', (m: { ready?: boolean; error?: string }) => {
-      if (m.error) fail(m.error);
-      if (m.ready) {
-        child.unref();
-        child.disconnect();
-        resolve();
-      }
-    });
-    child.on('exit', (code) => fail(`the daemon exited during start-up (status ${code ?? 'signal'})`));
-  });
+  return detachUntilReady([fileURLToPath(import.meta.url), ...argv, '-F'], fail, { cwd: process.cwd() });
 }
 
 main(process.argv.slice(2)).catch((e: Error) => fail(e.message));

@@ -6,6 +6,7 @@
  * signalled); we wait up to 10 s for it to finish its sessions and go.
  */
 import { readFileSync } from 'node:fs';
+import { alive } from '../daemon/pidfile.js';
 
 /** Stop the process named by the pid file; its pid, or undefined when none ran. */
 export async function stopPrevious(pidFile: string, waitMs = 10_000): Promise<number | undefined> {
@@ -29,13 +30,4 @@ export async function stopPrevious(pidFile: string, waitMs = 10_000): Promise<nu
   while (alive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
   if (alive(pid)) throw new Error(`the previous smtpserver (pid ${pid}) did not stop within ${waitMs / 1000} s`);
   return pid;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }

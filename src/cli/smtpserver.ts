@@ -19,7 +19,6 @@
  * environment. An unknown option or a bad value: one line, exit status 1.
  */
 import { existsSync, fstatSync, readFileSync } from 'node:fs';
-import { spawn } from 'node:child_process';
 import { Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { loadConfigFile, loadConfigText, formatDiagnostic } from '../config/load.js';
@@ -36,6 +35,7 @@ import { POSTERN_VERSION } from '../policy/build.js';
 import { parseSmtpserverArgs, smtpserverListeners, withCommandLine, SMTPSERVER_USAGE, type SmtpserverOptions } from './smtpserver-options.js';
 import { sessionLog } from './smtpserver-log.js';
 import { stopPrevious } from './smtpserver-pid.js';
+import { detachUntilReady } from './detach.js';
 
 function fail(msg: string): never {
   process.stderr.write(`smtpserver: ${msg}\n`);
@@ -200,22 +200,7 @@ async function inetd(loaded: LoadedConfig, o: SmtpserverOptions, log: ReturnType
 
 /** Run ourselves in the background; exit 0 once the child listens. */
 function detach(argv: string[]): Promise<void> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [...process.execArgv, fileURLToPath(new URL('./main.js', import.meta.url)), 'smtpserver', ...argv], {
-      detached: true,
-      stdio: ['ignore', 'ignore', 'ignore', 'ipc'],
-      env: { ...process.env, POSTERN_SMTPSERVER_CHILD: '1' },
-    });
-    child.on('message', (m: { ready?: boolean; error?: string }) => {
-      if (m.error) fail(m.error);
-      if (m.ready) {
-        child.unref();
-        child.disconnect();
-        resolve();
-      }
-    });
-    child.on('exit', (code) => fail(`the daemon exited during start-up (status ${code ?? 'signal'})`));
-  });
+  return detachUntilReady([fileURLToPath(new URL('./main.js', import.meta.url)), 'smtpserver', ...argv], fail, { env: { ...process.env, POSTERN_SMTPSERVER_CHILD: '1' } });
 }
 
 export function smtpserverMain(argv: string[]): Promise<void> {

@@ -20,18 +20,11 @@
  *  - input lines may end in LF alone (a terminal): each LF becomes CRLF.
  */
 import type { Socket } from 'node:net';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir, loadavg } from 'node:os';
-import { join } from 'node:path';
+import { loadavg } from 'node:os';
 import ipaddr from 'ipaddr.js';
 import type { Config, Listener } from '../config/model.js';
 import type { MailLog } from '../log/maillog.js';
-import { FsSpool } from '../spool/fs/fs-spool.js';
-import { TableRegistry } from '../table/table.js';
-import { tableFromDecl } from '../table/table-static.js';
-import { LocalNames } from '../rules/localnames.js';
 import { SystemUsers } from '../users/system-users.js';
-import { Resolver } from '../dns/resolver.js';
 import { Stats } from '../stats.js';
 import { Authenticator } from '../auth/authenticator.js';
 import { FailRate } from '../auth/failrate.js';
@@ -45,6 +38,7 @@ import { reply, type Reply } from '../mail/reply.js';
 import type { SchedulerSeam } from '../queue/seam.js';
 import { FrontDoor } from '../queue/enqueue.js';
 import { StdioSocket } from './stdio-session.js';
+import { withScratch } from './scratch.js';
 
 /**
  * "[192.0.2.1]", "[IPv6:2001:db8::1]", ZMailer's "[ipv6.2001:db8::1]", or a
@@ -90,20 +84,8 @@ export function crlf(): (chunk: Buffer) => Buffer {
 /** Run the session on the loaded configuration (config/policy-files.ts); resolves when it ends. */
 export async function dryRun(loaded: LoadedConfig, opts: DryRunOptions): Promise<void> {
   const { config, files } = loaded;
-  const tmp = mkdtempSync(join(tmpdir(), 'postern-dryrun-'));
-  const dryConfig: Config = Object.freeze({ ...config, queue: Object.freeze({ ...config.queue, path: join(tmp, 'spool') }) });
-  const spool = new FsSpool({ root: dryConfig.queue.path });
-  await spool.open();
-  try {
-    const tables = new TableRegistry();
-    for (const decl of config.tables.values()) {
-      const t = tableFromDecl(decl);
-      if (t.error) throw new Error(`${decl.pos.file}:${decl.pos.line}: table ${decl.name}: ${t.error}`);
-      tables.add(t);
-    }
-    const local = new LocalNames(config.hostname);
+  await withScratch(config, 'postern-dryrun-', async ({ config: dryConfig, spool, tables, local, resolver }) => {
     const users = new SystemUsers();
-    const resolver = new Resolver(config.resolver);
     const notes: PolicyNote[] = [];
     const built = buildPolicy({ config: dryConfig, files }, {
       tables,
@@ -188,10 +170,7 @@ export async function dryRun(loaded: LoadedConfig, opts: DryRunOptions): Promise
     opts.input.off('end', onEnd);
     opts.input.pause();
     await new Promise<void>((r) => opts.output.write('', () => r()));
-  } finally {
-    await spool.close().catch(() => undefined);
-    rmSync(tmp, { recursive: true, force: true });
-  }
+  });
 }
 
 function fallbackListener(config: Config): Listener {

@@ -47,7 +47,8 @@ function readSafe(path: string): string {
   }
 }
 
-function alive(pid: number): boolean {
+/** Is there a process with this pid (ours to signal or not)? */
+export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

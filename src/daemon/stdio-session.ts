@@ -18,19 +18,15 @@
  */
 import { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir, loadavg } from 'node:os';
+import { existsSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import type { Config, Listener } from '../config/model.js';
 import type { LoadedConfig } from '../config/policy-files.js';
 import type { MailLog } from '../log/maillog.js';
 import type { Envelope } from '../mail/envelope.js';
 import { FsSpool } from '../spool/fs/fs-spool.js';
-import { TableRegistry } from '../table/table.js';
-import { tableFromDecl } from '../table/table-static.js';
-import { LocalNames } from '../rules/localnames.js';
 import { SystemUsers } from '../users/system-users.js';
-import { Resolver } from '../dns/resolver.js';
 import { Stats } from '../stats.js';
 import { Authenticator } from '../auth/authenticator.js';
 import { FailRate } from '../auth/failrate.js';
@@ -43,6 +39,7 @@ import { FrontDoor } from '../queue/enqueue.js';
 import { TlsContexts } from '../tls/contexts.js';
 import { writeOfflineFile, askDaemon } from '../submit/enqueue-client.js';
 import { identLookup } from '../net/ident.js';
+import { withScratch } from './scratch.js';
 
 /** Standard input and output (or any pair of streams) as a connection's socket. */
 export class StdioSocket extends Duplex {
@@ -88,19 +85,7 @@ export function offlineHeaderFor(env: Envelope): { sender: string; recipients: s
 /** Run one session; resolves when it ends. */
 export async function stdioSession(loaded: LoadedConfig, opts: StdioSessionOptions): Promise<void> {
   const { config, files } = loaded;
-  const tmp = mkdtempSync(join(tmpdir(), 'postern-smtpserver-'));
-  const privateConfig: Config = Object.freeze({ ...config, queue: Object.freeze({ ...config.queue, path: join(tmp, 'spool') }) });
-  const spool = new FsSpool({ root: privateConfig.queue.path });
-  await spool.open();
-  try {
-    const tables = new TableRegistry();
-    for (const decl of config.tables.values()) {
-      const t = tableFromDecl(decl);
-      if (t.error) throw new Error(`${decl.pos.file}:${decl.pos.line}: table ${decl.name}: ${t.error}`);
-      tables.add(t);
-    }
-    const local = new LocalNames(config.hostname);
-    const resolver = new Resolver(config.resolver);
+  await withScratch(config, 'postern-smtpserver-', async ({ config: privateConfig, spool, tables, local, resolver }) => {
     const built = buildPolicy(
       { config: privateConfig, files },
       { tables, users: new SystemUsers(), local, dns: resolver.raw, loadAverage: () => loadavg()[0] ?? 0, log: opts.log, ...opts.policy },
@@ -183,10 +168,7 @@ export async function stdioSession(loaded: LoadedConfig, opts: StdioSessionOptio
     });
     void conn.start(resolver.reverseConfirmed(opts.client.address));
     await done;
-  } finally {
-    await spool.close().catch(() => undefined);
-    rmSync(tmp, { recursive: true, force: true });
-  }
+  });
 }
 
 /** A spool no daemon ever opened is laid out first (as the daemon would), so that offline/ exists. */

@@ -23,23 +23,10 @@ import { frameDecoder } from './helper-frame.js';
 import { runJob, type HelperRequest } from './job.js';
 import { describe, tempfail, type Outcome } from './outcome.js';
 import type { MboxHooks } from './mbox.js';
+import { posix } from './effective-ids.js';
 
 const MAX_REQUEST = 1024 * 1024;
 
-/** The POSIX credential calls (present on every platform Postern runs on; optional in Node's types). */
-interface Posix {
-  initgroups(user: string, extraGroup: number): void;
-  setgroups(groups: number[]): void;
-  getgroups(): number[];
-  setgid(id: number): void;
-  setuid(id: number): void;
-  setegid(id: number): void;
-  seteuid(id: number): void;
-  getuid(): number;
-  geteuid(): number;
-  getgid(): number;
-}
-const posix = process as unknown as Posix;
 
 /** Read stdin up to the first LF: the request; the rest is the message. */
 async function readRequest(stdin: Readable): Promise<{ request: HelperRequest; rest: Readable }> {

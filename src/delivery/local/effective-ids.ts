@@ -21,17 +21,20 @@ import type { MboxHooks } from './mbox.js';
 import type { Credentials } from './job.js';
 
 /** The POSIX credential calls (present on Linux; optional in Node's types). */
-interface Posix {
+export interface Posix {
   initgroups(user: string, extraGroup: number): void;
   setgroups(groups: number[]): void;
   getgroups(): number[];
+  setgid(id: number): void;
+  setuid(id: number): void;
   setegid(id: number): void;
   seteuid(id: number): void;
   getuid(): number;
   geteuid(): number;
+  getgid(): number;
   getegid(): number;
 }
-const posix = process as unknown as Posix;
+export const posix = process as unknown as Posix;
 
 /** Is this process root, real and effective? */
 export function isRoot(): boolean {

@@ -1,0 +1,45 @@
+/*
+ * daemon/scratch.ts — what a session run outside the daemon needs (`smtpd
+ * -b`'s dry run, `smtpserver -n`/`-i`): the configuration with a private,
+ * throwaway spool in a temporary folder, the configuration's tables loaded,
+ * the local names and a resolver. withScratch() removes the folder when the
+ * session is over, whatever happened.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Config } from '../config/model.js';
+import { Resolver } from '../dns/resolver.js';
+import { LocalNames } from '../rules/localnames.js';
+import { FsSpool } from '../spool/fs/fs-spool.js';
+import { TableRegistry } from '../table/table.js';
+import { tableFromDecl } from '../table/table-static.js';
+
+export interface Scratch {
+  /** The configuration with `queue path` in the temporary folder. */
+  readonly config: Config;
+  readonly spool: FsSpool;
+  readonly tables: TableRegistry;
+  readonly local: LocalNames;
+  readonly resolver: Resolver;
+}
+
+/** Run `fn` with a scratch spool and the configuration's tables; the folder goes when it ends. */
+export async function withScratch<T>(config: Config, prefix: string, fn: (s: Scratch) => Promise<T>): Promise<T> {
+  const tmp = mkdtempSync(join(tmpdir(), prefix));
+  const scratchConfig: Config = Object.freeze({ ...config, queue: Object.freeze({ ...config.queue, path: join(tmp, 'spool') }) });
+  const spool = new FsSpool({ root: scratchConfig.queue.path });
+  try {
+    await spool.open();
+    const tables = new TableRegistry();
+    for (const decl of config.tables.values()) {
+      const t = tableFromDecl(decl);
+      if (t.error) throw new Error(`${decl.pos.file}:${decl.pos.line}: table ${decl.name}: ${t.error}`);
+      tables.add(t);
+    }
+    return await fn({ config: scratchConfig, spool, tables, local: new LocalNames(config.hostname), resolver: new Resolver(config.resolver) });
+  } finally {
+    await spool.close().catch(() => undefined);
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
