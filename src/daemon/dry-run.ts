@@ -26,8 +26,6 @@ import type { Config, Listener } from '../config/model.js';
 import type { MailLog } from '../log/maillog.js';
 import { SystemUsers } from '../users/system-users.js';
 import { Stats } from '../stats.js';
-import { Authenticator } from '../auth/authenticator.js';
-import { FailRate } from '../auth/failrate.js';
 import { buildPolicy, type BuiltPolicy } from '../policy/build.js';
 import type { LoadedConfig } from '../config/policy-files.js';
 import type { PolicyNote } from '../policy/policy.js';
@@ -36,9 +34,8 @@ import { Session } from '../smtp/session.js';
 import { Connection, type ReplyInfo } from '../smtp/connection.js';
 import { reply, type Reply } from '../mail/reply.js';
 import type { SchedulerSeam } from '../queue/seam.js';
-import { FrontDoor } from '../queue/enqueue.js';
 import { StdioSocket } from './stdio-session.js';
-import { withScratch } from './scratch.js';
+import { scratchSessionEnv, withScratch } from './scratch.js';
 
 /**
  * "[192.0.2.1]", "[IPv6:2001:db8::1]", ZMailer's "[ipv6.2001:db8::1]", or a
@@ -84,7 +81,8 @@ export function crlf(): (chunk: Buffer) => Buffer {
 /** Run the session on the loaded configuration (config/policy-files.ts); resolves when it ends. */
 export async function dryRun(loaded: LoadedConfig, opts: DryRunOptions): Promise<void> {
   const { config, files } = loaded;
-  await withScratch(config, 'postern-dryrun-', async ({ config: dryConfig, spool, tables, local, resolver }) => {
+  await withScratch(config, 'postern-dryrun-', async (scratch) => {
+    const { config: dryConfig, tables, local, resolver } = scratch;
     const users = new SystemUsers();
     const notes: PolicyNote[] = [];
     const built = buildPolicy({ config: dryConfig, files }, {
@@ -106,19 +104,7 @@ export async function dryRun(loaded: LoadedConfig, opts: DryRunOptions): Promise
     const stats = new Stats();
     const session = new Session(
       'dry-run',
-      {
-        config: dryConfig,
-        log: opts.log,
-        queue: new FrontDoor({ config: dryConfig, policy: built.policy, spool, log: opts.log, stats, scheduler, now: Date.now }),
-        policy: built.policy,
-        stats,
-        scheduler,
-        freeSpace: () => spool.freeSpace(),
-        now: Date.now,
-        tables,
-        auth: { authenticator: new Authenticator(config, tables), failrate: new FailRate(config.smtp.authFailRate) },
-        runtime: built.session,
-      },
+      scratchSessionEnv(scratch, built, opts.log, scheduler, stats),
       {
         address: opts.address,
         port: 0,

@@ -14,6 +14,14 @@ import { LocalNames } from '../rules/localnames.js';
 import { FsSpool } from '../spool/fs/fs-spool.js';
 import { TableRegistry } from '../table/table.js';
 import { tableFromDecl } from '../table/table-static.js';
+import { Authenticator } from '../auth/authenticator.js';
+import { FailRate } from '../auth/failrate.js';
+import type { MailLog } from '../log/maillog.js';
+import type { BuiltPolicy } from '../policy/build.js';
+import { FrontDoor } from '../queue/enqueue.js';
+import type { SchedulerSeam } from '../queue/seam.js';
+import type { SessionEnv } from '../smtp/session.js';
+import { Stats } from '../stats.js';
 
 export interface Scratch {
   /** The configuration with `queue path` in the temporary folder. */
@@ -42,4 +50,21 @@ export async function withScratch<T>(config: Config, prefix: string, fn: (s: Scr
     await spool.close().catch(() => undefined);
     rmSync(tmp, { recursive: true, force: true });
   }
+}
+
+/** A session's environment over the scratch spool: the front door, the policy built for it, fresh counters and AUTH state. */
+export function scratchSessionEnv(s: Scratch, built: Pick<BuiltPolicy, 'policy' | 'session'>, log: MailLog, scheduler: SchedulerSeam, stats = new Stats()): SessionEnv {
+  return {
+    config: s.config,
+    log,
+    queue: new FrontDoor({ config: s.config, policy: built.policy, spool: s.spool, log, stats, scheduler, now: Date.now }),
+    policy: built.policy,
+    stats,
+    scheduler,
+    freeSpace: () => s.spool.freeSpace(),
+    now: Date.now,
+    tables: s.tables,
+    auth: { authenticator: new Authenticator(s.config, s.tables), failrate: new FailRate(s.config.smtp.authFailRate) },
+    runtime: built.session,
+  };
 }

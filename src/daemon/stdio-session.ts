@@ -28,18 +28,15 @@ import type { Envelope } from '../mail/envelope.js';
 import { FsSpool } from '../spool/fs/fs-spool.js';
 import { SystemUsers } from '../users/system-users.js';
 import { Stats } from '../stats.js';
-import { Authenticator } from '../auth/authenticator.js';
-import { FailRate } from '../auth/failrate.js';
 import { buildPolicy, type PolicyDeps } from '../policy/build.js';
 import { Session } from '../smtp/session.js';
 import { Connection } from '../smtp/connection.js';
 import { reply } from '../mail/reply.js';
 import type { SchedulerSeam } from '../queue/seam.js';
-import { FrontDoor } from '../queue/enqueue.js';
 import { TlsContexts } from '../tls/contexts.js';
 import { writeOfflineFile, askDaemon } from '../submit/enqueue-client.js';
 import { identLookup } from '../net/ident.js';
-import { withScratch } from './scratch.js';
+import { scratchSessionEnv, withScratch } from './scratch.js';
 
 /** Standard input and output (or any pair of streams) as a connection's socket. */
 export class StdioSocket extends Duplex {
@@ -85,7 +82,8 @@ export function offlineHeaderFor(env: Envelope): { sender: string; recipients: s
 /** Run one session; resolves when it ends. */
 export async function stdioSession(loaded: LoadedConfig, opts: StdioSessionOptions): Promise<void> {
   const { config, files } = loaded;
-  await withScratch(config, 'postern-smtpserver-', async ({ config: privateConfig, spool, tables, local, resolver }) => {
+  await withScratch(config, 'postern-smtpserver-', async (scratch) => {
+    const { config: privateConfig, spool, tables, local, resolver } = scratch;
     const built = buildPolicy(
       { config: privateConfig, files },
       { tables, users: new SystemUsers(), local, dns: resolver.raw, loadAverage: () => loadavg()[0] ?? 0, log: opts.log, ...opts.policy },
@@ -115,19 +113,7 @@ export async function stdioSession(loaded: LoadedConfig, opts: StdioSessionOptio
     const tls = config.pki.size > 0 ? new TlsContexts(config) : undefined;
     const session = new Session(
       `stdio-${process.pid}`,
-      {
-        config: privateConfig,
-        log: opts.log,
-        queue: new FrontDoor({ config: privateConfig, policy: built.policy, spool, log: opts.log, stats, scheduler, now: Date.now }),
-        policy: built.policy,
-        stats,
-        scheduler,
-        freeSpace: () => spool.freeSpace(),
-        now: Date.now,
-        tables,
-        auth: { authenticator: new Authenticator(config, tables), failrate: new FailRate(config.smtp.authFailRate) },
-        runtime: built.session,
-      },
+      scratchSessionEnv(scratch, built, opts.log, scheduler, stats),
       {
         address: opts.client.address,
         port: opts.client.port,
