@@ -149,10 +149,10 @@ export class IncomingMessage {
     this.store(chunk);
   }
 
-  /** Wait until the spool has taken what was written (back-pressure); never rejects. */
-  async drain(): Promise<void> {
-    if (this.storeError !== undefined) return;
-    await this.writer.drain().catch((e: unknown) => {
+  /** Wait until the spool has taken what was written (back-pressure); never rejects. Called per chunk: no more promises than the writer's own. */
+  drain(): Promise<void> | undefined {
+    if (this.storeError !== undefined) return undefined;
+    return this.writer.drain().then(undefined, (e: unknown) => {
       this.storeError ??= e;
     });
   }

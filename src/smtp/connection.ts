@@ -461,7 +461,12 @@ export class Connection {
     const s = this.socket;
     s.end();
     // The listeners allow half-open sockets: a client that never closes its side must not keep this one.
-    setTimeout(() => s.destroy(), CLOSING_GRACE_MS).unref();
+    // The timer goes with the socket: one per closed connection left running for 10 s would hold every
+    // closed socket that long (thousands at a connection-per-message rate).
+    if (!s.destroyed) {
+      const grace = setTimeout(() => s.destroy(), CLOSING_GRACE_MS).unref();
+      s.once('close', () => clearTimeout(grace));
+    }
     this.finish(reason);
   }
 
