@@ -8,6 +8,7 @@ import { existsSync } from 'node:fs';
 import { loadConfigFile, loadConfigText, formatDiagnostic } from '../config/load.js';
 import { DEFAULT_CONFIG_TEXT } from '../config/defaults.js';
 import type { Config } from '../config/model.js';
+import { withPolicyFiles, type LoadedConfig } from '../config/policy-files.js';
 
 export function toolConfig(explicit: string | undefined, prog: string): Config {
   const file = explicit ?? process.env['POSTERN_CONFIG'] ?? (existsSync('/etc/mail/smtpd.conf') ? '/etc/mail/smtpd.conf' : undefined);
@@ -22,4 +23,14 @@ export function toolConfig(explicit: string | undefined, prog: string): Config {
     process.exit(1);
   }
   return r.config;
+}
+
+/** The configuration with its policy files read and merged (config/policy-files.ts); their errors, one a line, and exit 1. */
+export function withPolicyFilesOrExit(config: Config): LoadedConfig {
+  try {
+    return withPolicyFiles(config);
+  } catch (e) {
+    process.stderr.write(`${(e as Error).message}\n`);
+    process.exit(1);
+  }
 }

@@ -40,9 +40,9 @@ import { MailLog, TRACE_KINDS, type TraceKind } from '../log/maillog.js';
 import { Daemon, type ConfigSource } from '../daemon/daemon.js';
 import { resolve } from 'node:path';
 import { dryRun, parseTestAddress } from '../daemon/dry-run.js';
-import { withPolicyFiles, type LoadedConfig } from '../config/policy-files.js';
 import { startupWarnings } from '../daemon/startup-warnings.js';
 import { detachUntilReady } from './detach.js';
+import { withPolicyFilesOrExit } from './config-for-tools.js';
 
 const USAGE = 'usage: smtpd [-dFhnv] [-b address] [-D name=value] [-f file] [-P subsystem] [-T trace]';
 const SYSTEM_CONFIG = '/etc/mail/smtpd.conf';
@@ -105,13 +105,7 @@ async function main(argv: string[]): Promise<void> {
   }
   const config = result.config;
   // The policy files named by `rules` and `smtpserver-conf` are checked too (and merged in: the daemon does the same at start).
-  let loaded: LoadedConfig;
-  try {
-    loaded = withPolicyFiles(config);
-  } catch (e) {
-    process.stderr.write(`${(e as Error).message}\n`);
-    process.exit(1);
-  }
+  const loaded = withPolicyFilesOrExit(config);
   const test = opts.values.get('b')?.at(-1);
   // The daemon logs these warnings itself.
   if (opts.flags.has('n') || test !== undefined) for (const w of startupWarnings(loaded)) process.stderr.write(`${w}\n`);

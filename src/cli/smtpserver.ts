@@ -24,7 +24,7 @@ import { fileURLToPath } from 'node:url';
 import { loadConfigFile, loadConfigText, formatDiagnostic } from '../config/load.js';
 import { DEFAULT_CONFIG_TEXT } from '../config/defaults.js';
 import type { Config } from '../config/model.js';
-import { withPolicyFiles, type LoadedConfig } from '../config/policy-files.js';
+import type { LoadedConfig } from '../config/policy-files.js';
 import { Daemon, type DaemonPolicyExtras } from '../daemon/daemon.js';
 import { parseTestAddress } from '../daemon/dry-run.js';
 import { startupWarnings } from '../daemon/startup-warnings.js';
@@ -36,6 +36,7 @@ import { parseSmtpserverArgs, smtpserverListeners, withCommandLine, SMTPSERVER_U
 import { sessionLog } from './smtpserver-log.js';
 import { stopPrevious } from './smtpserver-pid.js';
 import { detachUntilReady } from './detach.js';
+import { withPolicyFilesOrExit } from './config-for-tools.js';
 
 function fail(msg: string): never {
   process.stderr.write(`smtpserver: ${msg}\n`);
@@ -86,13 +87,7 @@ async function main(argv: string[]): Promise<void> {
     config = { ...config, smtpserverConf: { path: `${process.env['MAILSHARE']}/smtpserver.conf`, pos: { file: '$MAILSHARE', line: 0, col: 0 } } };
   }
   if (config.smtpserverConf && !existsSync(config.smtpserverConf.path)) fail(`-C ${config.smtpserverConf.path}: no such file`);
-  let loaded: LoadedConfig;
-  try {
-    loaded = withPolicyFiles(config);
-  } catch (e) {
-    process.stderr.write(`${(e as Error).message}\n`);
-    process.exit(1);
-  }
+  let loaded: LoadedConfig = withPolicyFilesOrExit(config);
   config = smtpserverListeners(config, o, loaded.files.zmailer);
   loaded = { ...loaded, config: smtpserverListeners(loaded.config, o, loaded.files.zmailer) };
 

@@ -35,7 +35,7 @@ import { Connection, type ReplyInfo } from '../smtp/connection.js';
 import { reply, type Reply } from '../mail/reply.js';
 import type { SchedulerSeam } from '../queue/seam.js';
 import { StdioSocket } from './stdio-session.js';
-import { scratchSessionEnv, withScratch } from './scratch.js';
+import { scratchConnectionOptions, scratchSessionEnv, withScratch } from './scratch.js';
 
 /**
  * "[192.0.2.1]", "[IPv6:2001:db8::1]", ZMailer's "[ipv6.2001:db8::1]", or a
@@ -122,20 +122,12 @@ export async function dryRun(loaded: LoadedConfig, opts: DryRunOptions): Promise
     opts.output.write(intro(opts.address, host, config, built));
 
     const socket = new StdioSocket(opts.output);
-    const smtp = dryConfig.smtp;
     const conn = new Connection(
       socket as unknown as Socket,
       session,
       {
-        commandTimeoutMs: smtp.commandTimeoutMs,
-        dataTimeoutMs: smtp.dataTimeoutMs,
+        ...scratchConnectionOptions(scratch, built),
         earlyTalker: 'allow',
-        greetingDelayMs: 0,
-        maxBuffered: 1 << 20,
-        tarpit: built.connection.tarpit,
-        errors: built.connection.errors,
-        minDataRate: built.connection.minDataRate,
-        multiline: built.session.multilineReplies,
         sleep: async () => undefined,
         explain: (r, info) => explain(r, info, notes.splice(0), committed.splice(0), built),
       },

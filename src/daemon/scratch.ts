@@ -20,6 +20,7 @@ import type { MailLog } from '../log/maillog.js';
 import type { BuiltPolicy } from '../policy/build.js';
 import { FrontDoor } from '../queue/enqueue.js';
 import type { SchedulerSeam } from '../queue/seam.js';
+import type { ConnectionOptions } from '../smtp/connection.js';
 import type { SessionEnv } from '../smtp/session.js';
 import { Stats } from '../stats.js';
 
@@ -66,5 +67,23 @@ export function scratchSessionEnv(s: Scratch, built: Pick<BuiltPolicy, 'policy' 
     tables: s.tables,
     auth: { authenticator: new Authenticator(s.config, s.tables), failrate: new FailRate(s.config.smtp.authFailRate) },
     runtime: built.session,
+  };
+}
+
+/** The connection settings a scratch session shares with the daemon's: its time limits, pacing and reply style (no greeting delay). */
+export function scratchConnectionOptions(s: Scratch, built: Pick<BuiltPolicy, 'connection' | 'session'>): ConnectionOptions {
+  const smtp = s.config.smtp;
+  return {
+    commandTimeoutMs: smtp.commandTimeoutMs,
+    dataTimeoutMs: smtp.dataTimeoutMs,
+    sessionLifetimeMs: smtp.sessionLifetimeMs,
+    transactionLifetimeMs: smtp.transactionLifetimeMs,
+    earlyTalker: smtp.earlyTalker,
+    greetingDelayMs: 0,
+    maxBuffered: 1 << 20,
+    tarpit: built.connection.tarpit,
+    errors: built.connection.errors,
+    minDataRate: built.connection.minDataRate,
+    multiline: built.session.multilineReplies,
   };
 }

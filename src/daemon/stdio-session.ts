@@ -36,7 +36,7 @@ import type { SchedulerSeam } from '../queue/seam.js';
 import { TlsContexts } from '../tls/contexts.js';
 import { writeOfflineFile, askDaemon } from '../submit/enqueue-client.js';
 import { identLookup } from '../net/ident.js';
-import { scratchSessionEnv, withScratch } from './scratch.js';
+import { scratchConnectionOptions, scratchSessionEnv, withScratch } from './scratch.js';
 
 /** Standard input and output (or any pair of streams) as a connection's socket. */
 export class StdioSocket extends Duplex {
@@ -127,24 +127,10 @@ export async function stdioSession(loaded: LoadedConfig, opts: StdioSessionOptio
         ...(ident ? { ident } : {}),
       },
     );
-    const smtp = config.smtp;
     const conn = new Connection(
       opts.socket as unknown as Socket,
       session,
-      {
-        commandTimeoutMs: smtp.commandTimeoutMs,
-        dataTimeoutMs: smtp.dataTimeoutMs,
-        sessionLifetimeMs: smtp.sessionLifetimeMs,
-        transactionLifetimeMs: smtp.transactionLifetimeMs,
-        earlyTalker: opts.noWaits ? 'allow' : smtp.earlyTalker,
-        greetingDelayMs: 0,
-        maxBuffered: 1 << 20,
-        tarpit: built.connection.tarpit,
-        errors: built.connection.errors,
-        minDataRate: built.connection.minDataRate,
-        multiline: built.session.multilineReplies,
-        ...(opts.noWaits ? { sleep: async () => undefined } : {}),
-      },
+      { ...scratchConnectionOptions(scratch, built), ...(opts.noWaits ? { earlyTalker: 'allow' as const, sleep: async () => undefined } : {}) },
       opts.log,
       stats,
       tls,
