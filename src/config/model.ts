@@ -10,6 +10,7 @@
  * files) are carried here already, validated, so the parser never needs to
  * change shape when their runtime arrives.
  */
+import type { FilterDecl } from './filter-options.js';
 
 export interface Position {
   readonly file: string;
@@ -91,6 +92,8 @@ export interface Listener {
   readonly noDsn: boolean;
   readonly smtputf8: boolean;
   readonly proxyV2: boolean;
+  /** `filter NAME`: the filter or chain its sessions go through (config/parse-filter.ts). */
+  readonly filter?: string;
 }
 
 /* --------------------------------------------------------------- actions */
@@ -333,6 +336,8 @@ export interface Config {
   readonly forward?: ForwardOptions;
   /** The HTTP listener (metrics, API, dashboard); absent: none (config/http-options.ts). */
   readonly http?: HttpOptions;
+  /** `filter NAME …` statements (config/parse-filter.ts): milters, filter processes, built-in filters, chains. */
+  readonly filters?: ReadonlyMap<string, FilterDecl>;
   /** Non-fatal findings (e.g. open relay). */
   readonly warnings: readonly Diagnostic[];
 }

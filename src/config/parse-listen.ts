@@ -23,7 +23,7 @@ import { DEFAULT_PORT, DEFAULT_SMTPS_PORT } from './defaults.js';
 
 const LISTEN_OPTIONS = [
   'port', 'tls', 'tls-require', 'smtps', 'certificate', 'enable', 'tag', 'inet4', 'inet6', 'pki', 'ca', 'auth',
-  'auth-optional', 'hostname', 'hostnames', 'senders', 'mask-src', 'no-dsn', 'smtputf8', 'proxy-v2',
+  'auth-optional', 'hostname', 'hostnames', 'senders', 'mask-src', 'no-dsn', 'smtputf8', 'proxy-v2', 'filter',
 ];
 
 const LEGACY_ONLY = new Set(['certificate', 'enable']);
@@ -63,7 +63,7 @@ export function parseListen(c: Cursor): void {
   while (!c.atEnd()) {
     const t = c.peek();
     if (t.kind !== 'word' || !LISTEN_OPTIONS.includes(t.text)) {
-      if (t.kind === 'word' && (t.text === 'filter' || t.text === 'received-auth' || t.text === 'ciphers' || t.text === 'protocols')) {
+      if (t.kind === 'word' && (t.text === 'received-auth' || t.text === 'ciphers' || t.text === 'protocols')) {
         c.fail(t.pos, `the listen option "${t.text}" is not supported by Postern`);
       }
       if (t.kind === 'word' && t.text === 'ssl') c.fail(t.pos, '"ssl" is not a listen option; use "tls" (STARTTLS) or "smtps" (TLS from the first byte)');
@@ -135,6 +135,10 @@ export function parseListen(c: Cursor): void {
         l.auth = t.text === 'auth' ? 'required' : 'optional';
         if (c.isPunct('<')) l.authTable = c.tableRef({ what: 'authentication' }).name;
         authPos = t.pos;
+        break;
+      case 'filter':
+        once(t, '"filter"');
+        l.filter = c.value('a filter name after "filter"').text;
         break;
       case 'tag':
         once(t, '"tag"');

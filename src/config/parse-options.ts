@@ -327,9 +327,8 @@ function choice<T extends string>(c: Cursor, options: readonly T[], label: strin
 
 /** OpenSMTPD statements Postern recognises but does not implement. */
 export const UNSUPPORTED_STATEMENTS: Readonly<Record<string, string>> = {
-  filter: 'filters are not supported by Postern',
   proc: 'filter processes are not supported by Postern',
-  'proc-exec': 'filter processes are not supported by Postern',
+  'proc-exec': 'declare a filter process with "filter NAME proc-exec \"COMMAND\""',
   admd: '"admd" (Authentication-Results) is not supported by Postern',
   mta: '"mta" limits are not supported by Postern',
   mda: '"mda" limits and wrappers are not supported by Postern',

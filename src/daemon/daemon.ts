@@ -38,6 +38,7 @@ import type { Envelope } from '../mail/envelope.js';
 import { reply } from '../mail/reply.js';
 import type { SchedulerSeam } from '../queue/seam.js';
 import { FrontDoor } from '../queue/enqueue.js';
+import { filterWiring } from './filters.js';
 import { loadavg } from 'node:os';
 import { SystemUsers } from '../users/system-users.js';
 import { Resolver } from '../dns/resolver.js';
@@ -299,9 +300,10 @@ export class Daemon implements ControlTarget {
       enqueued: (env: Envelope, o?: { readonly held?: boolean }) => shared.scheduler?.enqueued(env, o),
     };
     // The one way into the queue, with this generation's policy: sessions, sendmail and reports use it.
-    const door = new FrontDoor({ config, policy: built.policy, spool: shared.spool, log: shared.log, stats: shared.stats, scheduler, now: Date.now });
+    const filters = filterWiring(config, built.policy, shared.log, shared.tables);
+    const door = new FrontDoor({ config, policy: built.policy, spool: shared.spool, log: shared.log, stats: shared.stats, scheduler, now: Date.now, routeAdded: filters.routeAdded });
     const server = new SmtpServer(
-      { config, log: shared.log, queue: door, policy: built.policy, stats: shared.stats, scheduler, freeSpace: shared.freeSpace, now: Date.now, tables: shared.tables, auth, runtime: built.session },
+      { config, log: shared.log, queue: door, policy: built.policy, stats: shared.stats, scheduler, freeSpace: shared.freeSpace, now: Date.now, tables: shared.tables, auth, runtime: built.session, ...(filters.opener ? { filters: filters.opener } : {}) },
       resolver,
       tls,
       built.connection,

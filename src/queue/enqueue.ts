@@ -32,6 +32,8 @@ import type { EnvelopeDraft, MessageWriter, RecipientDraft, Spool } from '../spo
 import type { Stats } from '../stats.js';
 import { HeaderScanner } from '../wire/header-scan.js';
 import type { SchedulerSeam } from './seam.js';
+import type { FilterSession } from '../filter/filter.js';
+import { filterStep, type RouteAdded } from './filtered.js';
 
 export interface FrontDoorEnv {
   readonly config: Config;
@@ -41,6 +43,8 @@ export interface FrontDoorEnv {
   readonly stats: Pick<Stats, 'inc'> & Partial<Pick<Stats, 'probe'>>;
   readonly scheduler: SchedulerSeam;
   readonly now: () => number;
+  /** Routes a recipient a filter added (the rules, as mail from this host); without it such recipients are logged and left out. */
+  readonly routeAdded?: RouteAdded<RcptRequest>;
 }
 
 /** Who puts the message in: it decides the log lines and the counters, nothing else. */
@@ -95,7 +99,7 @@ export class FrontDoor {
    * A message is about to come (DATA, BDAT, a sendmail file, a report):
    * the `data` phase decides, then the spool gives it a place.
    */
-  async open(origin: Origin, facts: SessionFacts, tx: TxFacts): Promise<IncomingMessage | RejectVerdict> {
+  async open(origin: Origin, facts: SessionFacts, tx: TxFacts, filter?: Pick<FilterSession, 'message'>): Promise<IncomingMessage | RejectVerdict> {
     const v = await this.env.policy.data(facts, tx);
     if (v.kind === 'reject') return v;
     let writer: MessageWriter;
@@ -105,7 +109,7 @@ export class FrontDoor {
       this.env.log.error(`spool: cannot create a message: ${(e as Error).message}`);
       return { kind: 'reject', reply: storeFailureReply(e), reason: `spool: ${(e as Error).message}` };
     }
-    return new IncomingMessage(this.env, origin, facts, tx, writer);
+    return new IncomingMessage(this.env, origin, facts, tx, writer, filter);
   }
 }
 
@@ -121,7 +125,9 @@ export class IncomingMessage {
     private readonly origin: Origin,
     private readonly facts: SessionFacts,
     private readonly tx: TxFacts,
-    private readonly writer: MessageWriter,
+    private writer: MessageWriter,
+    /** The session's filters (filter/): they see the message before the commit (queue/filtered.ts). */
+    private readonly filter?: Pick<FilterSession, 'message'>,
   ) {}
 
   get msgid(): string {
@@ -181,6 +187,13 @@ export class IncomingMessage {
     if (refusal === undefined && this.headers.receivedCount > env.config.smtp.maxReceivedHeaders) {
       refusal = reply(554, '5.4.6', 'Too many Received: headers: mail loop detected');
     }
+    let filterHold: string | undefined;
+    if (refusal === undefined && this.filter) {
+      const f = await this.filtered(req);
+      if (f.kind !== 'go') return f;
+      req = f.req;
+      filterHold = f.hold;
+    }
     if (refusal === undefined) {
       const writer = this.writer;
       decision = await env.policy.commit(this.facts, this.tx, { size: writer.size, receivedHeaders: this.headers.receivedCount, msgid: writer.msgid, body: { file: () => writer.bodyFile() } });
@@ -207,7 +220,7 @@ export class IncomingMessage {
       await this.writer.abort().catch(() => undefined);
       return { kind: 'refused', reply: storeFailureReply(e), reason: `spool: ${(e as Error).message}` };
     }
-    const hold = decision?.kind === 'accept' ? (decision.hold ?? req.hold) : undefined;
+    const hold = decision?.kind === 'accept' ? (decision.hold ?? filterHold ?? req.hold) : undefined;
     if (hold !== undefined && !(await this.recordHeld(envelope, hold))) {
       return { kind: 'refused', reply: QUEUE_TEMPFAIL, reason: 'cannot hold the message' };
     }
@@ -220,6 +233,32 @@ export class IncomingMessage {
     this.logAccepted(envelope);
     const text = decision?.kind === 'accept' && decision.reply ? decision.reply : reply(250, '2.0.0', `${envelope.msgid} Message accepted for delivery`);
     return { kind: 'queued', envelope, held: hold !== undefined, reply: text };
+  }
+
+  /** The filter step (queue/filtered.ts): a refusal or discard ends the message here; else the (maybe new) writer and envelope go on. */
+  private async filtered(req: EnvelopeRequest): Promise<DoorOutcome | { readonly kind: 'go'; readonly req: EnvelopeRequest; readonly hold?: string }> {
+    const old = this.writer;
+    let step;
+    try {
+      step = await filterStep(this.env, this.filter!, this.facts, old, { sender: req.sender, recipients: req.recipients.map((r) => r.address) }, this.env.routeAdded);
+    } catch (e) {
+      this.env.log.error(`filter: ${old.msgid}: ${(e as Error).message}`);
+      step = { kind: 'refused', reply: QUEUE_TEMPFAIL, reason: `filter: ${(e as Error).message}` } as const;
+    }
+    if (step.kind !== 'go') {
+      this.logEvent(step.kind === 'refused' ? 'rejected' : 'discarded', { msgid: old.msgid, from: `<${req.sender}>`, reason: step.reason });
+      await old.abort().catch(() => undefined);
+      return step;
+    }
+    this.writer = step.writer;
+    const del = new Set(step.delRcpts.map((a) => a.toLowerCase()));
+    const recipients = [...req.recipients.filter((r) => !del.has(r.address.toLowerCase())), ...step.addRcpts];
+    if (recipients.length === 0) {
+      this.logEvent('discarded', { msgid: this.writer.msgid, from: `<${req.sender}>`, reason: 'filters removed every recipient' });
+      await this.writer.abort().catch(() => undefined);
+      return { kind: 'discarded', reply: reply(250, '2.0.0', `${this.writer.msgid} Message accepted for delivery`), reason: 'no recipient left' };
+    }
+    return { kind: 'go', req: { ...req, ...(step.sender !== undefined ? { sender: step.sender } : {}), recipients }, ...(step.hold !== undefined ? { hold: step.hold } : {}) };
   }
 
   private store(chunk: Buffer): void {

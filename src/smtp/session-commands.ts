@@ -34,7 +34,9 @@ export abstract class SessionCommands extends SessionCore {
     await this.resetTransaction();
     const v = await this.env.policy.helo(this.facts(), name);
     if (v.kind === 'reject') return refused(v);
-    this.helo = name;
+    const fv = await this.filterAt(extended ? 'EHLO' : 'HELO', (f) => f.helo(this.facts(), name));
+    if (fv.kind === 'reject') return refused(fv);
+    this.helo = fv.kind === 'rewrite' ? fv.value : name;
     this.esmtp = extended;
     if (this.env.runtime?.style) this.style = this.env.runtime.style(name);
     this.enter('helo');
@@ -200,9 +202,15 @@ export abstract class SessionCommands extends SessionCore {
     const senderAddress = path.mailbox ? formatMailbox(path.mailbox) : '';
     const owned = this.senderOwned(senderAddress);
     if (owned !== true) return { reply: owned };
-    const tx = newTransaction(path.mailbox, senderAddress, params.value, this.env.now());
+    let tx = newTransaction(path.mailbox, senderAddress, params.value, this.env.now());
     const v = await this.env.policy.mail(this.facts(), this.txFacts(tx));
     if (v.kind === 'reject') return refused(v);
+    const fv = await this.filterAt('MAIL', (f) => f.mail(this.facts(), senderAddress, splitParams(path.params)));
+    if (fv.kind === 'reject') return refused(fv);
+    if (fv.kind === 'rewrite') {
+      const re = parseMailFromArg(`<${fv.value}>`, { smtputf8, strict: false });
+      if (re.ok) tx = newTransaction(re.mailbox, re.mailbox ? formatMailbox(re.mailbox) : '', params.value, tx.startedAt);
+    }
     this.tx = tx;
     this.enter('mail');
     return { reply: reply(250, '2.1.0', 'Ok') };
@@ -232,8 +240,16 @@ export abstract class SessionCommands extends SessionCore {
       this.env.log.event('smtp', 'rejected', { session: this.id, address: this.peer.address, to: `<${formatMailbox(path.mailbox)}>`, reason: d.verdict.reason });
       return refused(d.verdict);
     }
+    const fv = await this.filterAt('RCPT', (f) => f.rcpt(this.facts(), formatMailbox(path.mailbox!), splitParams(path.params)));
+    if (fv.kind === 'reject') return refused(fv);
+    if (this.tx !== tx) return { reply: reply(503, '5.5.1', 'Transaction ended') };
     const address = formatMailbox(path.mailbox);
     addRcpt(tx, { mailbox: path.mailbox, address, params: params.value, targets: d.targets });
     return { reply: reply(250, '2.1.5', 'Recipient ok') };
   }
+}
+
+/** ESMTP parameters as the words a filter is given. */
+function splitParams(params: string): string[] {
+  return params.split(' ').filter((p) => p !== '');
 }

@@ -19,6 +19,7 @@ import { abortTransaction, type Transaction } from './transaction.js';
 import type { CommandResult, SessionState } from './commands.js';
 import type { SessionEnv, PeerInfo, TlsInfo } from './session-env.js';
 import type { SaslExchange } from './sasl.js';
+import { PROCEED, type FilterSession, type FilterVerdict } from '../filter/filter.js';
 
 export abstract class SessionCore {
   #state: SessionState = 'connect';
@@ -114,6 +115,22 @@ export abstract class SessionCore {
 
   /* ---------------------------------------------------------- plumbing */
 
+  #filter?: FilterSession;
+
+  /** Ask the listener's filters (filter/) at a phase, after the policy passed; a refusal is logged here, applied by the caller. */
+  protected async filterAt(command: string, ask: (f: FilterSession) => Promise<FilterVerdict>): Promise<FilterVerdict> {
+    const f = this.#filter;
+    if (!f) return PROCEED;
+    const v = await ask(f);
+    if (v.kind === 'reject') this.env.log.event('smtp', 'failed-command', { session: this.id, address: this.peer.address, command, result: `${v.reply.code} ${v.reply.lines[0] ?? ''}`, reason: v.reason });
+    return v;
+  }
+
+  /** The filters, for the front door (they see the message before its commit). */
+  protected get filter(): FilterSession | undefined {
+    return this.#filter;
+  }
+
   protected enter(next: SessionState): void {
     if (this.env.log.tracing('smtp')) this.env.log.trace('smtp', `session ${this.id}: ${this.#state} -> ${next}`);
     this.#state = next;
@@ -127,6 +144,7 @@ export abstract class SessionCore {
   /** The connection is gone: drop the transaction (nothing unacknowledged is kept). */
   end(): void {
     void this.resetTransaction();
+    this.#filter?.close();
     this.enter('closed');
   }
 
@@ -163,7 +181,10 @@ export abstract class SessionCore {
   async resetTransaction(): Promise<void> {
     const tx = this.tx;
     this.tx = undefined;
-    if (tx) await abortTransaction(tx);
+    if (tx) {
+      this.#filter?.abort();
+      await abortTransaction(tx);
+    }
     if (this.#state === 'mail' || this.#state === 'data' || this.#state === 'bdat') this.enter('helo');
   }
 
@@ -175,6 +196,9 @@ export abstract class SessionCore {
       this.env.log.event('smtp', 'failed-command', { session: this.id, address: this.peer.address, command: '(connect)', result: `${v.reply.code} ${v.reply.lines[0] ?? ''}`, reason: v.reason });
       return { reply: closing(v.reply), ...(v.delayMs ? { delayMs: v.delayMs } : {}) };
     }
+    this.#filter = this.env.filters?.open(this.peer.config.filter, this.peer.hostname);
+    const fv = await this.filterAt('(connect)', (f) => f.connect(this.facts()));
+    if (fv.kind === 'reject') return { reply: closing(fv.reply) };
     this.enter('ready');
     const greeting = this.env.runtime?.greeting;
     if (greeting) {

@@ -14,6 +14,7 @@ import type { Policy } from '../policy/policy.js';
 import type { Stats } from '../stats.js';
 import type { SessionRuntime } from '../policy/runtime.js';
 import type { SchedulerSeam } from '../queue/seam.js';
+import type { FilterOpener } from '../filter/filter.js';
 
 export interface SessionEnv {
   readonly config: Config;
@@ -32,6 +33,8 @@ export interface SessionEnv {
     readonly failrate: Pick<FailRate, 'allowed' | 'fail'>;
   };
   readonly runtime?: SessionRuntime;
+  /** The listeners' filters (`listen … filter NAME`: milters, filter processes, built-in filters — filter/). */
+  readonly filters?: FilterOpener;
 }
 
 export interface PeerInfo {

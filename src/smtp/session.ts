@@ -71,6 +71,8 @@ export class Session extends SessionCommands implements CommandHandlers {
     if (tx.rcpts.length === 0) {
       return { reply: tx.attempted > 0 ? reply(554, '5.5.1', 'No valid recipients') : reply(503, '5.5.1', 'Need RCPT command') };
     }
+    const fv = await this.filterAt('DATA', (f) => f.data(this.facts()));
+    if (fv.kind === 'reject') return refused(fv);
     const content = await this.openContent(tx);
     if (!('message' in content)) return refused(content);
     this.tx = { ...envelopeOf(tx), phase: 'data', ...content };
@@ -158,6 +160,11 @@ export class Session extends SessionCommands implements CommandHandlers {
     if (tx.phase === 'bdat') {
       tx.last = last;
     } else {
+      const fv = await this.filterAt('BDAT', (f) => f.data(this.facts()));
+      if (fv.kind === 'reject') {
+        this.#chunk = { store: false, reply: fv.reply, last };
+        return { then: { mode: 'bytes', n } };
+      }
       const content = await this.openContent(tx);
       if (!('message' in content)) {
         this.#chunk = { store: false, reply: content.reply, last };
@@ -206,7 +213,7 @@ export class Session extends SessionCommands implements CommandHandlers {
 
   /** Through the front door (the data phase, then the spool); our Received: header first. Returns the content part of the transaction, or the refusal. */
   private async openMessage(tx: EnvelopeTx): Promise<MessageContent | RejectVerdict> {
-    const message = await this.env.queue.open({ kind: 'smtp', session: this.id }, this.facts(), this.txFacts(tx));
+    const message = await this.env.queue.open({ kind: 'smtp', session: this.id }, this.facts(), this.txFacts(tx), this.filter);
     if (message.kind === 'reject') return message;
     const fromRewriter = this.peer.config.senders?.masquerade && this.authUser !== undefined && tx.senderAddress !== '' ? new FromRewriter(tx.senderAddress) : undefined;
     const single = tx.rcpts.length === 1 ? tx.rcpts[0]?.address : undefined;

@@ -1,0 +1,35 @@
+/*
+ * daemon/filters.ts — the filters of one generation (filter/build.ts) and
+ * what the front door needs for them: how a recipient a filter adds is
+ * routed (the rules and expansion, as mail from this host — as Postfix's
+ * cleanup hands a milter's added recipient to trivial-rewrite, bypassing the
+ * client's restrictions).
+ */
+import type { Config } from '../config/model.js';
+import type { MailLog } from '../log/maillog.js';
+import { parseRcptToArg } from '../mail/address.js';
+import type { Policy } from '../policy/policy.js';
+import type { RcptRequest } from '../queue/enqueue.js';
+import type { RouteAdded } from '../queue/filtered.js';
+import { filterOpener } from '../filter/build.js';
+import type { FilterOpener } from '../filter/filter.js';
+import type { TableRegistry } from '../table/table.js';
+
+export interface FilterWiring {
+  readonly opener?: FilterOpener;
+  readonly routeAdded: RouteAdded<RcptRequest>;
+}
+
+export function filterWiring(config: Config, policy: Pick<Policy, 'rcpt'>, log: MailLog, tables: Pick<TableRegistry, 'lookup'>): FilterWiring {
+  void tables;
+  const opener = filterOpener(config, log, {});
+  const routeAdded: RouteAdded<RcptRequest> = async (address) => {
+    const path = parseRcptToArg(`<${address}>`, { smtputf8: true, strict: false });
+    if (!path.ok || !path.mailbox) return undefined;
+    const facts = { id: 'filter', clientAddress: '127.0.0.1', clientPort: 0, fromSocket: true, esmtp: true, tls: false, listener: 'filter' };
+    const d = await policy.rcpt(facts, { sender: null, params: { smtputf8: true }, rcptCount: 0 }, path.mailbox);
+    if (d.kind === 'reject') return undefined;
+    return { address, params: {}, targets: d.targets };
+  };
+  return { ...(opener ? { opener } : {}), routeAdded };
+}
