@@ -24,7 +24,7 @@ export function filterWiring(config: Config, policy: Pick<Policy, 'rcpt'>, log: 
   void tables;
   const opener = filterOpener(config, log, {});
   const routeAdded: RouteAdded<RcptRequest> = async (address) => {
-    const path = parseRcptToArg(`<${address}>`, { smtputf8: true, strict: false });
+    const path = parseRcptToArg(`TO:<${address}>`, { smtputf8: true, strict: false });
     if (!path.ok || !path.mailbox) return undefined;
     const facts = { id: 'filter', clientAddress: '127.0.0.1', clientPort: 0, fromSocket: true, esmtp: true, tls: false, listener: 'filter' };
     const d = await policy.rcpt(facts, { sender: null, params: { smtputf8: true }, rcptCount: 0 }, path.mailbox);

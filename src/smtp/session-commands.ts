@@ -208,7 +208,7 @@ export abstract class SessionCommands extends SessionCore {
     const fv = await this.filterAt('MAIL', (f) => f.mail(this.facts(), senderAddress, splitParams(path.params)));
     if (fv.kind === 'reject') return refused(fv);
     if (fv.kind === 'rewrite') {
-      const re = parseMailFromArg(`<${fv.value}>`, { smtputf8, strict: false });
+      const re = parseMailFromArg(`FROM:<${fv.value}>`, { smtputf8, strict: false });
       if (re.ok) tx = newTransaction(re.mailbox, re.mailbox ? formatMailbox(re.mailbox) : '', params.value, tx.startedAt);
     }
     this.tx = tx;
