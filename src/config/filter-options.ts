@@ -33,6 +33,8 @@ export interface ProcDecl {
   readonly command: string;
   readonly user?: string;
   readonly group?: string;
+  /** `timeout DUR` (Postern's): how long one request may wait; default 5 minutes. */
+  readonly timeoutMs?: number;
 }
 
 export type BuiltinPhase = 'connect' | 'helo' | 'ehlo' | 'mail-from' | 'rcpt-to' | 'data' | 'commit';

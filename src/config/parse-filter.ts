@@ -5,7 +5,7 @@
  *   filter NAME milter "inet:HOST:PORT" | "unix:/PATH"
  *          [default-action tempfail|accept|reject]
  *          [connect-timeout DUR] [command-timeout DUR] [content-timeout DUR]
- *   filter NAME proc-exec "COMMAND" [user USER] [group GROUP]
+ *   filter NAME proc-exec "COMMAND" [user USER] [group GROUP] [timeout DUR]
  *   filter NAME chain { A, B, … }
  *   filter NAME phase PHASE match [!]COND … DECISION
  *       PHASE     connect helo ehlo mail-from rcpt-to data commit
@@ -70,13 +70,20 @@ export function parseFilter(c: Cursor, filters: FilterDraft): void {
     const command = c.value('a command after "proc-exec"');
     let user: string | undefined;
     let group: string | undefined;
+    let timeoutMs: number | undefined;
     while (!c.atEnd()) {
       const o = c.next();
       if (o.kind === 'word' && o.text === 'user') user = c.value('a user name after "user"').text;
       else if (o.kind === 'word' && o.text === 'group') group = c.value('a group name after "group"').text;
-      else c.unknown(o, ['user', 'group'], '"proc-exec" option');
+      else if (o.kind === 'word' && o.text === 'timeout') {
+        const v = c.value('a duration after "timeout"');
+        const d = parseDuration(v.text, true);
+        if (!d.ok) c.error(v.pos, d.error);
+        else if (d.value === 0) c.error(v.pos, '"timeout" cannot be 0');
+        else timeoutMs = d.value;
+      } else c.unknown(o, ['user', 'group', 'timeout'], '"proc-exec" option');
     }
-    decl = { kind: 'proc', name: name.text, pos, command: command.text, ...(user !== undefined ? { user } : {}), ...(group !== undefined ? { group } : {}) };
+    decl = { kind: 'proc', name: name.text, pos, command: command.text, ...(user !== undefined ? { user } : {}), ...(group !== undefined ? { group } : {}), ...(timeoutMs !== undefined ? { timeoutMs } : {}) };
   } else if (kind.text === 'chain') {
     c.expectPunct('{', '"chain"');
     const members: string[] = [];

@@ -14,15 +14,23 @@ import type { RouteAdded } from '../queue/filtered.js';
 import { filterOpener } from '../filter/build.js';
 import type { FilterOpener } from '../filter/filter.js';
 import type { TableRegistry } from '../table/table.js';
+import { ProcRegistry } from '../filter/proc/session.js';
+import { FilterProcess } from '../filter/proc/process.js';
+
+/** How long a filter process may take to answer one request (OpenSMTPD waits forever; Postern does not). */
+const PROC_TIMEOUT_MS = 300_000;
 
 export interface FilterWiring {
   readonly opener?: FilterOpener;
   readonly routeAdded: RouteAdded<RcptRequest>;
+  /** Stop the filter processes (a reload replaced this generation, or the daemon stops). */
+  stop(): void;
 }
 
 export function filterWiring(config: Config, policy: Pick<Policy, 'rcpt'>, log: MailLog, tables: Pick<TableRegistry, 'lookup'>): FilterWiring {
   void tables;
-  const opener = filterOpener(config, log, {});
+  const procs = new ProcRegistry(log, (decl) => new FilterProcess(decl, log, decl.timeoutMs ?? PROC_TIMEOUT_MS));
+  const opener = filterOpener(config, log, { proc: (decl, hostname) => procs.session(decl, hostname) });
   const routeAdded: RouteAdded<RcptRequest> = async (address) => {
     const path = parseRcptToArg(`TO:<${address}>`, { smtputf8: true, strict: false });
     if (!path.ok || !path.mailbox) return undefined;
@@ -31,5 +39,5 @@ export function filterWiring(config: Config, policy: Pick<Policy, 'rcpt'>, log: 
     if (d.kind === 'reject') return undefined;
     return { address, params: {}, targets: d.targets };
   };
-  return { ...(opener ? { opener } : {}), routeAdded };
+  return { ...(opener ? { opener } : {}), routeAdded, stop: () => procs.stop() };
 }

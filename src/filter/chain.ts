@@ -16,8 +16,8 @@ export class FilterChain implements FilterSession {
   connect(s: SessionFacts): Promise<FilterVerdict> {
     return this.#run((f) => f.connect(s));
   }
-  helo(s: SessionFacts, name: string): Promise<FilterVerdict> {
-    return this.#run((f, v) => f.helo(s, v ?? name), name);
+  helo(s: SessionFacts, name: string, extended: boolean): Promise<FilterVerdict> {
+    return this.#run((f, v) => f.helo(s, v ?? name, extended), name);
   }
   mail(s: SessionFacts, sender: string, args: readonly string[]): Promise<FilterVerdict> {
     return this.#run((f, v) => f.mail(s, v ?? sender, args), sender);

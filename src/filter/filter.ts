@@ -73,7 +73,8 @@ export interface FilterMessage {
 /** One filter's view of one SMTP session. Every method resolves; none throws. */
 export interface FilterSession {
   connect(s: SessionFacts): Promise<FilterVerdict>;
-  helo(s: SessionFacts, name: string): Promise<FilterVerdict>;
+  /** `extended`: EHLO rather than HELO. */
+  helo(s: SessionFacts, name: string, extended: boolean): Promise<FilterVerdict>;
   mail(s: SessionFacts, sender: string, args: readonly string[]): Promise<FilterVerdict>;
   rcpt(s: SessionFacts, rcpt: string, args: readonly string[]): Promise<FilterVerdict>;
   data(s: SessionFacts): Promise<FilterVerdict>;

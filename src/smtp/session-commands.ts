@@ -34,7 +34,7 @@ export abstract class SessionCommands extends SessionCore {
     await this.resetTransaction();
     const v = await this.env.policy.helo(this.facts(), name);
     if (v.kind === 'reject') return refused(v);
-    const fv = await this.filterAt(extended ? 'EHLO' : 'HELO', (f) => f.helo(this.facts(), name));
+    const fv = await this.filterAt(extended ? 'EHLO' : 'HELO', (f) => f.helo(this.facts(), name, extended));
     if (fv.kind === 'reject') return refused(fv);
     this.helo = fv.kind === 'rewrite' ? fv.value : name;
     this.esmtp = extended;

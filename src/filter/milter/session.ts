@@ -69,7 +69,7 @@ export class MilterSession implements FilterSession {
     return this.#step(s, 'connect', 'C', {}, C.connect(s.rdns ?? `[${s.clientAddress}]`, family, s.clientPort, s.fromSocket ? 'localhost' : s.clientAddress), C.PROTO.NR_CONN);
   }
 
-  helo(s: SessionFacts, name: string): Promise<FilterVerdict> {
+  helo(s: SessionFacts, name: string, _extended: boolean): Promise<FilterVerdict> {
     if (this.#skips(C.PROTO.NOHELO)) return Promise.resolve(this.#idle(s, 'helo'));
     return this.#step(s, 'helo', 'H', {}, C.helo(name), C.PROTO.NR_HELO);
   }

@@ -1,0 +1,103 @@
+/*
+ * filter/proc/protocol.ts — the smtpd-filters(7) line protocol, as pure
+ * functions: what Postern writes to a filter process and how its lines
+ * read. Postern speaks protocol version 0.5 (OpenSMTPD 6.6, the version the
+ * manual documents; libopensmtpd and the Go filters read it).
+ *
+ *   to the filter     config|KEY|VALUE … config|ready
+ *                     report|0.5|TIME|smtp-in|EVENT|SESSION[|PARAMS…]
+ *                     filter|0.5|TIME|smtp-in|PHASE|SESSION|TOKEN[|PARAMS…]
+ *   from the filter   register|report|smtp-in|EVENT  register|filter|smtp-in|PHASE  register|ready
+ *                     filter-result|SESSION|TOKEN|DECISION[|PARAM]
+ *                     filter-dataline|SESSION|TOKEN|LINE
+ *
+ * Data lines are dot-escaped as on the wire, and end with a line ".".
+ * A field never carries a newline: values from the client are stripped of
+ * CR and LF before they are written (a client cannot inject a line).
+ */
+
+export const PROTOCOL_VERSION = '0.5';
+export const SMTPD_VERSION = '6.6.1';
+
+export type ProcPhase = 'connect' | 'helo' | 'ehlo' | 'starttls' | 'auth' | 'mail-from' | 'rcpt-to' | 'data' | 'data-line' | 'commit';
+
+export function configLines(sessionTimeoutSec: number): string {
+  return `config|smtpd-version|${SMTPD_VERSION}\nconfig|smtp-session-timeout|${sessionTimeoutSec}\nconfig|subsystem|smtp-in\nconfig|ready\n`;
+}
+
+function field(s: string): string {
+  return s.replace(/[\r\n]/g, ' ');
+}
+
+export function timestamp(ms: number): string {
+  return (ms / 1000).toFixed(6);
+}
+
+export function reportLine(now: number, event: string, session: string, params: readonly string[] = []): string {
+  return `report|${PROTOCOL_VERSION}|${timestamp(now)}|smtp-in|${event}|${session}${params.map((p) => `|${field(p)}`).join('')}\n`;
+}
+
+export function filterLine(now: number, phase: ProcPhase, session: string, token: string, params: readonly string[] = []): string {
+  return `filter|${PROTOCOL_VERSION}|${timestamp(now)}|smtp-in|${phase}|${session}|${token}${params.map((p) => `|${field(p)}`).join('')}\n`;
+}
+
+/** A line of the filter's output, as a value. */
+export type FilterOutput =
+  | { readonly kind: 'register'; readonly stream: 'report' | 'filter'; readonly event: string }
+  | { readonly kind: 'register-ready' }
+  | { readonly kind: 'result'; readonly session: string; readonly token: string; readonly decision: string; readonly param?: string }
+  | { readonly kind: 'dataline'; readonly session: string; readonly token: string; readonly line: string }
+  | { readonly kind: 'bad'; readonly line: string };
+
+/** Split off the first `n` fields; the rest (which may hold "|") is the last element. */
+function fields(line: string, n: number): string[] | undefined {
+  const out: string[] = [];
+  let at = 0;
+  for (let i = 0; i < n; i++) {
+    const bar = line.indexOf('|', at);
+    if (bar < 0) {
+      if (i === n - 1) {
+        out.push(line.slice(at));
+        return out;
+      }
+      return undefined;
+    }
+    out.push(line.slice(at, bar));
+    at = bar + 1;
+  }
+  out.push(line.slice(at));
+  return out;
+}
+
+export function parseOutput(line: string): FilterOutput {
+  if (line === 'register|ready') return { kind: 'register-ready' };
+  if (line.startsWith('register|')) {
+    const f = line.split('|');
+    if (f.length === 4 && (f[1] === 'report' || f[1] === 'filter') && f[2] === 'smtp-in') return { kind: 'register', stream: f[1], event: f[3]! };
+    return { kind: 'bad', line };
+  }
+  if (line.startsWith('filter-dataline|')) {
+    const f = fields(line, 3);
+    if (!f || f.length < 4) return { kind: 'bad', line };
+    return { kind: 'dataline', session: f[1]!, token: f[2]!, line: f[3]! };
+  }
+  if (line.startsWith('filter-result|')) {
+    const f = fields(line, 4);
+    if (!f || f.length < 4) return { kind: 'bad', line };
+    return { kind: 'result', session: f[1]!, token: f[2]!, decision: f[3]!, ...(f[4] !== undefined ? { param: f[4] } : {}) };
+  }
+  return { kind: 'bad', line };
+}
+
+/** The message as data lines: CRLF-split, dot-escaped, then the final ".". */
+export function dataLines(message: Buffer): string[] {
+  let text = message.toString('utf8');
+  if (text.endsWith('\r\n')) text = text.slice(0, -2);
+  const lines = text === '' ? [] : text.split('\r\n');
+  return [...lines.map((l) => (l.startsWith('.') ? `.${l}` : l)), '.'];
+}
+
+/** Data lines back into a message (the final "." not included; dot-unescaped). */
+export function joinDataLines(lines: readonly string[]): Buffer {
+  return Buffer.from(lines.map((l) => `${l.startsWith('.') ? l.slice(1) : l}\r\n`).join(''), 'utf8');
+}
