@@ -38,7 +38,9 @@ export function reportLine(now: number, event: string, session: string, params: 
 }
 
 export function filterLine(now: number, phase: ProcPhase, session: string, token: string, params: readonly string[] = []): string {
-  return `filter|${PROTOCOL_VERSION}|${timestamp(now)}|smtp-in|${phase}|${session}|${token}${params.map((p) => `|${field(p)}`).join('')}\n`;
+  // A phase without parameters (data, commit) still ends with "|", as OpenSMTPD writes it (libopensmtpd expects it).
+  const rest = params.length === 0 ? '|' : params.map((p) => `|${field(p)}`).join('');
+  return `filter|${PROTOCOL_VERSION}|${timestamp(now)}|smtp-in|${phase}|${session}|${token}${rest}\n`;
 }
 
 /** A line of the filter's output, as a value. */
