@@ -15,6 +15,7 @@ import { filterOpener } from '../filter/build.js';
 import type { FilterOpener } from '../filter/filter.js';
 import type { TableRegistry } from '../table/table.js';
 import { ProcRegistry } from '../filter/proc/session.js';
+import { BuiltinSession } from '../filter/builtin/session.js';
 import { FilterProcess } from '../filter/proc/process.js';
 
 /** How long a filter process may take to answer one request (OpenSMTPD waits forever; Postern does not). */
@@ -27,10 +28,9 @@ export interface FilterWiring {
   stop(): void;
 }
 
-export function filterWiring(config: Config, policy: Pick<Policy, 'rcpt'>, log: MailLog, tables: Pick<TableRegistry, 'lookup'>): FilterWiring {
-  void tables;
+export function filterWiring(config: Config, policy: Pick<Policy, 'rcpt'>, log: MailLog, tables: Pick<TableRegistry, 'get'>): FilterWiring {
   const procs = new ProcRegistry(log, (decl) => new FilterProcess(decl, log, decl.timeoutMs ?? PROC_TIMEOUT_MS));
-  const opener = filterOpener(config, log, { proc: (decl, hostname) => procs.session(decl, hostname) });
+  const opener = filterOpener(config, log, { proc: (decl, hostname) => procs.session(decl, hostname), builtin: (decl) => new BuiltinSession(decl, tables, log) });
   const routeAdded: RouteAdded<RcptRequest> = async (address) => {
     const path = parseRcptToArg(`TO:<${address}>`, { smtputf8: true, strict: false });
     if (!path.ok || !path.mailbox) return undefined;

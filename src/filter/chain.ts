@@ -81,6 +81,7 @@ export class FilterChain implements FilterSession {
     for (const f of this.members) {
       const v = await ask(f, current);
       if (v.kind === 'proceed') continue;
+      if (v.kind === 'bypass') break;
       if (v.kind === 'junk') {
         junk ??= v;
         continue;

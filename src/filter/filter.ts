@@ -22,6 +22,8 @@ import type { SessionFacts } from '../policy/policy.js';
 /** An envelope phase's answer. */
 export type FilterVerdict =
   | { readonly kind: 'proceed' }
+  /** Proceed, and skip the filters after this one in a chain at this phase (OpenSMTPD's bypass). */
+  | { readonly kind: 'bypass' }
   /** Refuse the command with `reply` (4xx tempfail or 5xx); `disconnect`: then close the session. */
   | { readonly kind: 'reject'; readonly reply: Reply; readonly reason: string; readonly disconnect?: boolean }
   /** Go on, but the transaction is junk: the message gets `X-Spam: yes` (OpenSMTPD's junk). */
