@@ -56,7 +56,7 @@ const CASES: [string, string[]][] = [
   ],
   ['reject for all deliver to mbox\n', ['smtpd.conf:1:16: a reject rule takes no delivery action']],
   ['map m { }\n', ['smtpd.conf:1:5: map "m" has no source (add: source db "/path/to/file.db")']],
-  ['filter "dkim" proc-exec "x"\n', ['smtpd.conf:1:1: filters are not supported by Postern']],
+  ['filter "dkim" milter "tcp:x"\n', ['smtpd.conf:1:22: invalid milter address "tcp:x" (expected "inet:HOST:PORT", "inet6:[ADDR]:PORT" or "unix:/PATH")']],
   ['smtp disable PIPELINNG\n', ['smtpd.conf:1:14: unknown SMTP extension "PIPELINNG" (expected PIPELINING, CHUNKING, DSN, 8BITMIME, SMTPUTF8, ENHANCEDSTATUSCODES, ETRN, SIZE); did you mean "PIPELINING"?']],
   ['smtp bare-newline strip\n', ['smtpd.conf:1:19: invalid value "strip" for "smtp bare-newline" (expected normalize or reject)']],
   ['smtp vrfy yes\n', ['smtpd.conf:1:11: unexpected "yes" at the end of the smtp statement']],
