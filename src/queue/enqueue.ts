@@ -15,9 +15,9 @@
  *             statistics, and the scheduler
  *
  * and answers with a Reply value the caller passes on (the session to its
- * client, sendmail to its user, the scheduler to its log). Later filters
- * (milter, OpenSMTPD filters, DKIM signing, ARC sealing, header checks)
- * plug in here, once. Recipients reach the envelope once per final
+ * client, sendmail to its user, the scheduler to its log). The session's
+ * filters (milters, OpenSMTPD filters: filter/) see the message here,
+ * before the commit, and their edits are applied here (queue/filtered.ts). Recipients reach the envelope once per final
  * destination, however many RCPTs or aliases led there.
  */
 import type { Config } from '../config/model.js';
