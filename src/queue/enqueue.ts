@@ -17,8 +17,9 @@
  * and answers with a Reply value the caller passes on (the session to its
  * client, sendmail to its user, the scheduler to its log). The session's
  * filters (milters, OpenSMTPD filters: filter/) see the message here,
- * before the commit, and their edits are applied here (queue/filtered.ts). Recipients reach the envelope once per final
- * destination, however many RCPTs or aliases led there.
+ * before the commit, and their edits are applied here (queue/filtered.ts).
+ * Recipients reach the envelope once per final destination, however many
+ * RCPTs or aliases led there.
  */
 import type { Config } from '../config/model.js';
 import type { Envelope } from '../mail/envelope.js';
