@@ -38,7 +38,7 @@ import type { Envelope } from '../mail/envelope.js';
 import { reply } from '../mail/reply.js';
 import type { SchedulerSeam } from '../queue/seam.js';
 import { FrontDoor } from '../queue/enqueue.js';
-import { filterWiring } from './filters.js';
+import { filterWiring, type FilterWiring } from './filters.js';
 import { loadavg } from 'node:os';
 import { SystemUsers } from '../users/system-users.js';
 import { Resolver } from '../dns/resolver.js';
@@ -79,6 +79,8 @@ interface Generation {
   readonly tls?: TlsContexts;
   readonly server: SmtpServer;
   readonly tables: readonly Table[];
+  /** The listeners' filters (daemon/filters.ts). */
+  readonly filters: FilterWiring;
 }
 
 /** What does not change with the configuration. */
@@ -308,7 +310,7 @@ export class Daemon implements ControlTarget {
       tls,
       built.connection,
     );
-    return { config, policy: built.policy, door, tls, server, tables };
+    return { config, policy: built.policy, door, tls, server, tables, filters };
   }
 
   /** `smtpctl reload` and SIGHUP: re-read everything, or keep running on the old configuration and say why. */
@@ -381,6 +383,7 @@ export class Daemon implements ControlTarget {
     await this.control?.close();
     this.closeLocal();
     await Promise.all([this.gen.server, ...this.retired].map((s) => s.close(graceMs)));
+    this.gen.filters.stop();
     await this.runner.stop();
     this.mda.close();
     await this.mta.close();

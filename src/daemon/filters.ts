@@ -21,16 +21,25 @@ import { FilterProcess } from '../filter/proc/process.js';
 /** How long a filter process may take to answer one request (OpenSMTPD waits forever; Postern does not). */
 const PROC_TIMEOUT_MS = 300_000;
 
+/** The filter processes, per daemon (its mail log is one object for its whole life). */
+const registries = new WeakMap<MailLog, ProcRegistry>();
+
 export interface FilterWiring {
   readonly opener?: FilterOpener;
   readonly routeAdded: RouteAdded<RcptRequest>;
-  /** Stop the filter processes (a reload replaced this generation, or the daemon stops). */
+  /** Stop the filter processes (the daemon stops). */
   stop(): void;
 }
 
 export function filterWiring(config: Config, policy: Pick<Policy, 'rcpt'>, log: MailLog, tables: Pick<TableRegistry, 'get'>): FilterWiring {
-  const procs = new ProcRegistry(log, (decl) => new FilterProcess(decl, log, decl.timeoutMs ?? PROC_TIMEOUT_MS));
-  const opener = filterOpener(config, log, { proc: (decl, hostname) => procs.session(decl, hostname), builtin: (decl) => new BuiltinSession(decl, tables, log) });
+  // One registry for the daemon's life: a reload keeps the processes whose declaration did not change.
+  let procs = registries.get(log);
+  if (!procs) {
+    procs = new ProcRegistry(log, (decl) => new FilterProcess(decl, log, decl.timeoutMs ?? PROC_TIMEOUT_MS));
+    registries.set(log, procs);
+  }
+  const registry = procs;
+  const opener = filterOpener(config, log, { proc: (decl, hostname) => registry.session(decl, hostname), builtin: (decl) => new BuiltinSession(decl, tables, log) });
   const routeAdded: RouteAdded<RcptRequest> = async (address) => {
     const path = parseRcptToArg(`TO:<${address}>`, { smtputf8: true, strict: false });
     if (!path.ok || !path.mailbox) return undefined;
@@ -39,5 +48,5 @@ export function filterWiring(config: Config, policy: Pick<Policy, 'rcpt'>, log: 
     if (d.kind === 'reject') return undefined;
     return { address, params: {}, targets: d.targets };
   };
-  return { ...(opener ? { opener } : {}), routeAdded, stop: () => procs.stop() };
+  return { ...(opener ? { opener } : {}), routeAdded, stop: () => registry.stop() };
 }

@@ -156,8 +156,13 @@ export class ProcRegistry {
     private readonly make: (decl: FilterProcess['decl']) => FilterProcess,
   ) {}
 
+  /** A session of filter `decl`'s process; a process started for a different declaration of that name (a reload changed it) is stopped and replaced. */
   session(decl: FilterProcess['decl'], hostname: string): ProcSession {
     let p = this.#procs.get(decl.name);
+    if (p && !sameProcess(p.decl, decl)) {
+      p.stop();
+      p = undefined;
+    }
     if (!p) {
       p = this.make(decl);
       this.#procs.set(decl.name, p);
@@ -169,4 +174,8 @@ export class ProcRegistry {
     for (const p of this.#procs.values()) p.stop();
     this.#procs.clear();
   }
+}
+
+function sameProcess(a: FilterProcess['decl'], b: FilterProcess['decl']): boolean {
+  return a.command === b.command && a.user === b.user && a.group === b.group && a.timeoutMs === b.timeoutMs;
 }
