@@ -87,10 +87,11 @@ export class MilterConnection {
     return setTimeout(() => this.fail(`timeout after ${timeoutMs} ms`), timeoutMs);
   }
 
+  /** End the connection; an answer still awaited fails ("closed"). */
   close(): void {
+    if (this.#waiter) return this.fail('closed while an answer was awaited');
     this.#failure ??= new MilterError('closed');
     this.#socket.end();
-    this.#socket.destroySoon?.();
   }
 
   fail(why: string): void {
