@@ -46,7 +46,6 @@ export class ProcSession implements FilterSession {
   async helo(s: SessionFacts, name: string, extended: boolean): Promise<FilterVerdict> {
     const v = await this.#ask(s, extended ? 'ehlo' : 'helo', [name]);
     if (v.kind !== 'reject') this.proc.report('link-identify', this.#id, [extended ? 'EHLO' : 'HELO', v.kind === 'rewrite' ? v.value : name]);
-    if (s.authUser !== undefined) this.proc.report('link-auth', this.#id, [s.authUser, 'pass']);
     return v;
   }
 
