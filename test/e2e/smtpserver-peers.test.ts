@@ -121,6 +121,17 @@ async function starttls(port: number, tls: ConnectionOptions, from = '127.0.0.1'
   });
 }
 
+/** Write `params` as smtpserver.conf and start the daemon with a session log; its port, spool and log file. */
+async function startWith(s: { dir: string; env: NodeJS.ProcessEnv; conf: string }, params: string): Promise<{ port: number; spool: string; logFile: string }> {
+  writeFileSync(s.conf, params);
+  const port = await freePort();
+  const spool = join(s.dir, 'spool');
+  const logFile = join(s.dir, 'smtpserver.log');
+  const r = await run(['-C', s.conf, '-p', String(port), '-4', '-P', spool, '-l', logFile], { env: s.env });
+  assert.equal(r.code, 0, r.stderr);
+  return { port, spool, logFile };
+}
+
 test('TLS PARAMs: tls-enforce-tls, tls-ask-cert with tls-CApath, tls-ccert-vd, tls-cipher-list, tlsloglevel', async () => {
   const s = site();
   const server = makeCert(s.dir, 'mx.test.example');
@@ -130,13 +141,8 @@ test('TLS PARAMs: tls-enforce-tls, tls-ask-cert with tls-CApath, tls-ccert-vd, t
   mkdirSync(capath);
   copyFileSync(ca.cert, join(capath, 'client-ca.pem'));
   writeFileSync(join(capath, 'README'), 'not a certificate\n');
-  writeFileSync(s.conf, `PARAM usetls\nPARAM tls-cert-file ${server.cert}\nPARAM tls-key-file ${server.key}\nPARAM tls-CApath ${capath}\nPARAM tls-ask-cert 1\nPARAM tls-ccert-vd 0\nPARAM tls-enforce-tls 1\nPARAM tls-cipher-list ECDHE-RSA-AES128-GCM-SHA256\nPARAM tlsloglevel 2\nPARAM rcvd-tls-mode\nPARAM rcvd-tls-peer\n`);
-  const port = await freePort();
-  const spool = join(s.dir, 'spool');
-  const logFile = join(s.dir, 'smtpserver.log');
+  const { port, spool, logFile } = await startWith(s, `PARAM usetls\nPARAM tls-cert-file ${server.cert}\nPARAM tls-key-file ${server.key}\nPARAM tls-CApath ${capath}\nPARAM tls-ask-cert 1\nPARAM tls-ccert-vd 0\nPARAM tls-enforce-tls 1\nPARAM tls-cipher-list ECDHE-RSA-AES128-GCM-SHA256\nPARAM tlsloglevel 2\nPARAM rcvd-tls-mode\nPARAM rcvd-tls-peer\n`);
   try {
-    const r = await run(['-C', s.conf, '-p', String(port), '-4', '-P', spool, '-l', logFile], { env: s.env });
-    assert.equal(r.code, 0, r.stderr);
 
     // tls-enforce-tls: no mail before STARTTLS.
     const plain = await RawClient.open(port, '127.0.0.1');
@@ -192,13 +198,8 @@ test('tls-ccert-vd: a client chain longer than the depth is not counted as verif
   const direct = makeClientCert(s.dir, 'direct.example', ca);
   const inter = makeIntermediate(s.dir, 'IntermediateCA', ca);
   const chained = makeClientCert(s.dir, 'chained.example', inter);
-  writeFileSync(s.conf, `PARAM usetls\nPARAM tls-cert-file ${server.cert}\nPARAM tls-key-file ${server.key}\nPARAM tls-CAfile ${ca.cert}\nPARAM tls-ask-cert 1\nPARAM tls-ccert-vd 0\nPARAM tlsloglevel 1\n`);
-  const port = await freePort();
-  const spool = join(s.dir, 'spool');
-  const logFile = join(s.dir, 'smtpserver.log');
+  const { port, spool, logFile } = await startWith(s, `PARAM usetls\nPARAM tls-cert-file ${server.cert}\nPARAM tls-key-file ${server.key}\nPARAM tls-CAfile ${ca.cert}\nPARAM tls-ask-cert 1\nPARAM tls-ccert-vd 0\nPARAM tlsloglevel 1\n`);
   try {
-    const r = await run(['-C', s.conf, '-p', String(port), '-4', '-P', spool, '-l', logFile], { env: s.env });
-    assert.equal(r.code, 0, r.stderr);
     const one = await starttls(port, { cert: readFileSync(direct.cert), key: readFileSync(direct.key) });
     assert.match(one.replies ?? '', /250 2\.1\.0/, JSON.stringify(one));
     // The client sends its certificate and the intermediate: one intermediate is more than depth 0.
