@@ -72,7 +72,6 @@ function optionNotes(o: SmtpserverOptions, loaded: LoadedConfig): string[] {
   if (o.router !== undefined && !z?.enableRouter) notes.push(`-R ${o.router}: smtpserver.conf has no "PARAM enable-router", so the router is never asked (as ZMailer)`);
   if (z?.enableRouter && o.router === undefined) notes.push('PARAM enable-router without -R: no router program to ask; addresses are checked by smtpd.conf\'s rules');
   if (o.ident && !z?.received.ident) notes.push('-a: ident answers are logged; add "PARAM rcvd-ident" to show them in Received:');
-  if (z && (z.tcpRcvBufferSize !== undefined || z.tcpXmitBufferSize !== undefined)) notes.push('TcpRcvBufferSize/TcpXmitBufferSize: not set on the sockets (no setsockopt in Node.js); the kernel defaults apply');
   return notes;
 }
 

@@ -49,6 +49,7 @@ import { policyDbPhase } from './zmailer/policydb.js';
 import { policyDbTrusts } from './zmailer/policydb-lookup.js';
 import type { Resolver as DnsResolver } from 'node:dns/promises';
 import type { WhosonServer } from '../net/whoson.js';
+import type { SocketBuffers } from '../net/socket-buffers.js';
 
 /** What the connection does besides the session: limits and pacing. */
 export interface ConnectionPolicy {
@@ -63,6 +64,8 @@ export interface ConnectionPolicy {
   readonly ident?: { readonly timeoutMs: number; readonly port?: number };
   /** Ask the whoson server at accept (smtpserver -w). */
   readonly whoson?: { readonly server: WhosonServer; readonly timeoutMs: number };
+  /** SO_RCVBUF / SO_SNDBUF of the listening sockets (ZMailer's TcpRcvBufferSize / TcpXmitBufferSize). */
+  readonly socketBuffers?: SocketBuffers;
   /** smtpserver -g: the client's name from its PTR record, unchecked. */
   readonly gullible?: boolean;
 }
@@ -235,6 +238,7 @@ export function buildPolicy(loaded: LoadedConfig, deps: PolicyDeps): BuiltPolicy
       errors: DEFAULT_ERROR_LIMITS,
       minDataRate: LIMIT_DEFAULTS.minDataRate,
       ...(conf.listenQueueSize !== undefined ? { backlog: conf.listenQueueSize } : {}),
+      ...(conf.tcpRcvBufferSize !== undefined || conf.tcpXmitBufferSize !== undefined ? { socketBuffers: { ...(conf.tcpRcvBufferSize !== undefined ? { receive: conf.tcpRcvBufferSize } : {}), ...(conf.tcpXmitBufferSize !== undefined ? { send: conf.tcpXmitBufferSize } : {}) } } : {}),
     };
     for (const [names, why, always] of NOT_WIRED) {
       if (deps.frontEnd === 'smtpserver' && !always) continue;

@@ -24,6 +24,7 @@ import { ConnectionLimiter } from './limits/connections.js';
 import { type ErrorLimits, type TarpitSettings, DEFAULT_CONNECTION_LIMITS, type ConnectionLimits } from '../config/limits.js';
 import { formatReply } from '../mail/reply.js';
 import { startPeerLookups, type PeerLookupOptions } from './peer-lookups.js';
+import { serverFd, setSocketBuffers, type SocketBuffers } from '../net/socket-buffers.js';
 
 /** Limits and pacing for every connection (policy/build.ts's ConnectionPolicy). */
 export interface ServerOptions {
@@ -40,6 +41,8 @@ export interface ServerOptions {
   readonly whoson?: PeerLookupOptions['whoson'];
   /** smtpserver -g (gullible): the client's name is its reverse DNS, not checked forward. */
   readonly gullible?: boolean;
+  /** SO_RCVBUF / SO_SNDBUF for every listening socket, so for every connection (ZMailer's TcpRcvBufferSize / TcpXmitBufferSize). */
+  readonly socketBuffers?: SocketBuffers;
 }
 
 export interface BoundListener {
@@ -111,9 +114,18 @@ export class SmtpServer {
         const port = typeof a === 'object' && a ? a.port : l.port;
         this.bound.push({ listener: l, address, port, server });
         this.log.info(`listening on ${address} port ${port}${l.tag ? ` tag ${l.tag}` : ''}`);
+        if (this.opts.socketBuffers) this.setBuffers(server, `${address} port ${port}`, this.opts.socketBuffers);
         resolve();
       });
     });
+  }
+
+  /** TcpRcvBufferSize / TcpXmitBufferSize on a listener: said in the log, a failure a warning (the kernel's default stays). */
+  private setBuffers(server: object, where: string, b: SocketBuffers): void {
+    const fd = serverFd(server);
+    const r = fd === undefined ? { error: 'Node.js shows no descriptor for it' } : setSocketBuffers(fd, b);
+    if ('error' in r) this.log.warn(`listener ${where}: socket buffers not set (the kernel's defaults apply): ${r.error}`);
+    else this.log.info(`listener ${where}: socket buffers receive ${r.receive} send ${r.send} bytes (the kernel doubles what is asked)`);
   }
 
   get listeners(): readonly BoundListener[] {

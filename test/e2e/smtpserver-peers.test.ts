@@ -5,6 +5,7 @@
  *   -g                                         the client's PTR name is believed unchecked
  *   tls-enforce-tls, tls-ask-cert, tls-CApath, tls-ccert-vd, tls-cipher-list, tlsloglevel
  *   allowsourceroute                           the route is kept as the original recipient
+ *   TcpRcvBufferSize, TcpXmitBufferSize        the listening socket's buffers, seen with ss
  * Debian ships no whoson server: the one here is a small one in the test
  * (the protocol is three lines; net/whoson.ts says it). The DNS is a real
  * nsd on loopback; the TLS peer is Node's own TLS client with certificates
@@ -236,4 +237,22 @@ test('allowsourceroute: a source-routed recipient is delivered to its mailbox an
   assert.match(r.stdout, /250 2\.1\.5 /, r.stdout);
   assert.match(r.stdout, /250 2\.0\.0 /, r.stdout);
   assert.match(readFileSync(join(s.dir, 'session.log'), 'utf8'), new RegExp(`smtp source-route .*route="?@relay\\.one,@relay\\.two:${ME}@test\\.example"?`));
+});
+
+test('TcpRcvBufferSize / TcpXmitBufferSize: set on the listening socket, so every accepted connection has them (ss -tm shows them)', async () => {
+  const s = site();
+  const { port, spool, logFile } = await startWith(s, 'PARAM TcpRcvBufferSize 32768\nPARAM TcpXmitBufferSize 65536\n');
+  try {
+    assert.match(readFileSync(logFile, 'utf8'), /socket buffers receive 65536 send 131072 bytes/);
+    const c = await RawClient.open(port, '127.0.0.1');
+    await dialogue(c, 'S: 220');
+    const ss = spawnSync('ss', ['-tmnH', 'state', 'established', `( sport = :${port} )`], { encoding: 'utf8' });
+    c.close();
+    assert.equal(ss.status, 0, ss.stderr);
+    // skmem:(r…,rb<receive buffer>,t…,tb<send buffer>,…): the kernel doubles what was asked.
+    assert.match(ss.stdout, /rb65536,/, ss.stdout);
+    assert.match(ss.stdout, /tb131072,/, ss.stdout);
+  } finally {
+    await stopSmtpserver(spool);
+  }
 });
