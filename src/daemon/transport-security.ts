@@ -29,7 +29,7 @@ export interface TransportWiring {
   stop(): void;
 }
 
-export function transportSecurity(config: Config, tables: TableRegistry, log: MailLog, dns: TxtDns): TransportWiring {
+export function transportSecurity(config: Config, tables: TableRegistry, log: MailLog, dns: TxtDns & { resolve4(name: string): Promise<string[]> }): TransportWiring {
   const ts = config.transportSecurity;
   if (ts === undefined) return { startReports: () => undefined, stop: () => undefined };
   const name = ts.policyTable;
@@ -37,7 +37,7 @@ export function transportSecurity(config: Config, tables: TableRegistry, log: Ma
   const engine = new TransportSecurity({
     log,
     ...(name !== undefined ? { table: (key: string) => tables.lookup(name, key) } : {}),
-    ...(ts.mtaSts !== undefined ? { sts: new StsResolver(dns, new FileStsCache(ts.mtaSts.cacheDir ?? join(config.queue.path, 'mta-sts')), DEFAULT_FETCH) } : {}),
+    ...(ts.mtaSts !== undefined ? { sts: new StsResolver(dns, new FileStsCache(ts.mtaSts.cacheDir ?? join(config.queue.path, 'mta-sts')), { ...DEFAULT_FETCH, resolve: (h) => dns.resolve4(h) }) } : {}),
     ...(ts.dane?.trusted === true ? { dane: new DnssecClient(parseServer(ts.dane.resolver), config.resolver.timeoutMs) } : {}),
     ...(store !== undefined ? { report: store } : {}),
   });

@@ -15,17 +15,31 @@ export interface FetchOptions {
   readonly maxBytes: number;
   /** Extra trusted CAs (tests, private roots); the system's are always trusted. */
   readonly ca?: readonly (string | Buffer)[];
-  /** Connect here instead of resolving the host (tests; the name is still verified). */
-  readonly connectTo?: (host: string) => { host: string; port: number } | undefined;
+  /** Addresses of a host name through Postern's own resolver (else the system's). */
+  readonly resolve?: (host: string) => Promise<string[]>;
+  /** The HTTPS port (443; tests change it). */
+  readonly port?: number;
 }
 
 export type FetchResult = { readonly kind: 'ok'; readonly body: string } | { readonly kind: 'error'; readonly reason: string; readonly tlsFailure: boolean };
 
 export const DEFAULT_FETCH: FetchOptions = { timeoutMs: 20_000, maxBytes: 64 * 1024 };
 
-export function fetchStsPolicy(domain: string, o: FetchOptions): Promise<FetchResult> {
+export async function fetchStsPolicy(domain: string, o: FetchOptions): Promise<FetchResult> {
   const host = `mta-sts.${domain}`;
-  const direct = o.connectTo?.(host);
+  let address: string | undefined;
+  if (o.resolve !== undefined) {
+    try {
+      address = (await o.resolve(host))[0];
+    } catch (e) {
+      return { kind: 'error', reason: `no address for ${host}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, tlsFailure: false };
+    }
+    if (address === undefined) return { kind: 'error', reason: `no address for ${host}`, tlsFailure: false };
+  }
+  return get(host, address, o);
+}
+
+function get(host: string, address: string | undefined, o: FetchOptions): Promise<FetchResult> {
   return new Promise((resolve) => {
     let settled = false;
     const done = (r: FetchResult): void => {
@@ -36,8 +50,8 @@ export function fetchStsPolicy(domain: string, o: FetchOptions): Promise<FetchRe
       resolve(r);
     };
     const req = https.request({
-      host: direct?.host ?? host,
-      port: direct?.port ?? 443,
+      host: address ?? host,
+      port: o.port ?? 443,
       servername: host,
       path: '/.well-known/mta-sts.txt',
       method: 'GET',
