@@ -57,6 +57,7 @@ export function transportSecurity(config: Config, tables: TableRegistry, log: Ma
           from: r.from,
           mail,
           log: (line) => log.info(line),
+          resolve: (h) => dns.resolve4(h),
         }).catch((e: Error) => log.warn(`tls-report: ${e.message}`));
       timer = setInterval(run, 3600_000);
       timer.unref();

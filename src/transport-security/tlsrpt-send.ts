@@ -26,6 +26,8 @@ export interface ReporterOptions {
   readonly mail: (to: string, bytes: Buffer) => Promise<void>;
   readonly log: (line: string) => void;
   readonly httpsCa?: readonly (string | Buffer)[];
+  /** Addresses of an https: rua's host through Postern's resolver (else the system's). */
+  readonly resolve?: (host: string) => Promise<string[]>;
   readonly timeoutMs?: number;
   readonly now?: () => number;
 }
@@ -70,7 +72,7 @@ export async function sendReports(o: ReporterOptions): Promise<void> {
             const to = decodeURIComponent(uri.slice(7).split('?')[0] as string);
             const bytes = reportMail({ from: o.from, to, domain, submitter: o.submitter, reportId, fileName, gz, messageId: `${unique}.${day}@${o.submitter}`, date: new Date(now()) });
             await o.mail(to, bytes);
-          } else await post(uri, gz, o.timeoutMs ?? 30_000, o.httpsCa);
+          } else await post(uri, gz, o.timeoutMs ?? 30_000, o.httpsCa, o.resolve);
           o.log(`tls-report domain=${domain} day=${day} rua="${uri}" result=sent report-id="${reportId}"`);
         } catch (e) {
           failed++;
@@ -82,9 +84,27 @@ export async function sendReports(o: ReporterOptions): Promise<void> {
   }
 }
 
-function post(uri: string, body: Buffer, timeoutMs: number, ca?: readonly (string | Buffer)[]): Promise<void> {
+type LookupCb = (err: Error | null, address: string | { address: string; family: number }[], family?: number) => void;
+
+function post(uri: string, body: Buffer, timeoutMs: number, ca?: readonly (string | Buffer)[], resolveHost?: (host: string) => Promise<string[]>): Promise<void> {
+  // The host is looked up through Postern's resolver when it has one; the certificate is checked against the URL's name.
+  const lookup =
+    resolveHost === undefined
+      ? undefined
+      : (host: string, opts: { all?: boolean }, cb: LookupCb): void => {
+          resolveHost(host).then(
+            (a) => {
+              const first = a[0];
+              if (first === undefined) return cb(Object.assign(new Error(`no address for ${host}`), { code: 'ENOTFOUND' }), '');
+              if (opts.all === true) cb(null, [{ address: first, family: 4 }]);
+              else cb(null, first, 4);
+            },
+            (e: Error) => cb(e, ''),
+          );
+        };
   return new Promise((resolve, reject) => {
     const req = https.request(uri, {
+      ...(lookup !== undefined ? { lookup: lookup as never } : {}),
       method: 'POST',
       headers: { 'content-type': 'application/tlsrpt+gzip', 'content-length': body.length },
       ...(ca !== undefined ? { ca: [...tls.rootCertificates, ...ca] } : {}),
