@@ -47,7 +47,7 @@ export function parseMta(c: Cursor, d: TransportDraft): void {
       if (bad !== undefined) c.error(v.pos, bad);
       const trusted = c.acceptWord('trusted') !== undefined;
       c.end('mta');
-      if (!trusted) c.warning(v.pos, `the DNSSEC answers of resolver ${v.text} are not trusted (add "trusted" if it validates and the path to it is safe): DANE will never apply`);
+      if (!trusted && bad === undefined) c.warning(v.pos, `the DNSSEC answers of resolver ${v.text} are not trusted (add "trusted" if it validates and the path to it is safe): DANE will never apply`);
       d.dane = { resolver: v.text, trusted };
       return;
     }
