@@ -153,15 +153,21 @@ export class TransportSecurity {
         const req: Requirement = { kind: 'dane', records: d.records, names: [t.host, domain] };
         return { tls: 'required', policy: 'dane', check: this.enforcer('dane', domain, t, req, counter), ...counter };
       }
-      case 'unusable':
+      case 'unusable': {
         this.o.log.event('mta', 'tls-policy', { domain, host: t.host, policy: 'dane', result: 'unusable', reason: d.reason });
-        return { tls: 'required', policy: 'dane (unusable TLSA: encrypt only)', check: () => undefined, ...this.counter(domain, applied(d.records), t) };
+        // RFC 8460 §4.3.2.1: reported as tlsa-invalid, though the mail goes (encrypted, unauthenticated).
+        const counter = this.counter(domain, applied(d.records), t);
+        return { tls: 'required', policy: 'dane (unusable TLSA: encrypt only)', check: () => void counter.mark('tlsa-invalid', d.reason), ...counter };
+      }
       case 'error': {
         this.o.report?.record({ domain, policy: { type: 'tlsa', strings: [], mxHost: [t.host] }, failure: { resultType: 'dnssec-invalid', receivingMx: t.host, receivingIp: t.address, additional: d.reason.slice(0, 200) } });
         return this.skip(domain, t, 'dane', `TLSA lookup failed: ${d.reason}`);
       }
       case 'none':
-        if (only) return this.skip(domain, t, 'dane-only', d.reason);
+        if (only) {
+          this.o.report?.record({ domain, policy: { type: 'tlsa', strings: [], mxHost: [t.host] }, failure: { resultType: 'dane-required', receivingMx: t.host, receivingIp: t.address, additional: d.reason.slice(0, 200) } });
+          return this.skip(domain, t, 'dane-only', d.reason);
+        }
         return undefined;
     }
   }

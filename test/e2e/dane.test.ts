@@ -176,10 +176,11 @@ test('DANE-TA 2 1 1: the CA in the presented chain, the certificate names the MX
 
 test('only unusable TLSA records (PKIX-EE; malformed data): TLS required, not authenticated: delivered, logged', async () => {
   for (const d of ['unusable.dane.test', 'malformed.dane.test']) {
-    const { r, logs } = await send(d);
+    const { r, logs, report } = await send(d);
     assert.equal(r.status, 'ok', `${d}: ${r.detail}`);
     assert.match(logs, new RegExp(`mta tls-policy domain=${d.replace(/\./g, '\\.')} host=\\S+ policy=dane result=unusable reason="[^"]*(usage 1|data of 4 bytes)`));
     assert.match(logs, /tls-policy="dane \(unusable TLSA: encrypt only\)"/);
+    assert.equal(report[0]?.failures[0]?.resultType, 'tlsa-invalid');
   }
 });
 
@@ -189,6 +190,7 @@ test('a signed zone without TLSA: no DANE, delivered opportunistically; dane-onl
   const only = await send('daneonly.dane.test');
   assert.equal(only.r.status, 'tempfail');
   assert.match(only.r.detail ?? '', /TLS policy dane-only for daneonly\.dane\.test: mx-daneonly\.dane\.test: no TLSA record/);
+  assert.equal(only.report[0]?.failures[0]?.resultType, 'dane-required');
 });
 
 test('an unsigned zone: its TLSA records are not believed (AD=0), delivered without DANE', async () => {
