@@ -16,15 +16,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDnssec, type DnssecHandle } from '../helpers/dnssec.js';
 import { makeCa, makeCert as selfSigned, type CertFiles } from '../helpers/certs.js';
-import { signedCert } from '../helpers/tls-policy-peers.js';
-import { actionOf, configFrom, freePort, makeTask, MESSAGE, startAiosmtpd, TEST_SELF, type Aiosmtpd } from '../helpers/mta-peers.js';
-import { RelayAgent } from '../../src/mta/agent.js';
-import { MailLog } from '../../src/log/maillog.js';
-import { Stats } from '../../src/stats.js';
-import { Resolver } from '../../src/dns/resolver.js';
-import { TransportSecurity } from '../../src/transport-security/engine.js';
+import { policyAgent, signedCert } from '../helpers/tls-policy-peers.js';
+import { actionOf, configFrom, freePort, makeTask, MESSAGE, startAiosmtpd, type Aiosmtpd } from '../helpers/mta-peers.js';
 import { DnssecClient, parseServer } from '../../src/transport-security/dnssec-client.js';
-import { TlsRptStore } from '../../src/transport-security/tlsrpt-store.js';
 import type { Config } from '../../src/config/model.js';
 
 const A = { nsd: '127.0.15.53', unbound: '127.0.15.54', ee: '127.0.15.20', ta: '127.0.15.21' };
@@ -92,31 +86,7 @@ after(async () => {
 });
 
 function harness() {
-  const logs: string[] = [];
-  const log = new MailLog({ sink: (l) => logs.push(l) });
-  const resolver = new Resolver({ servers: [dnssec.resolver], timeoutMs: 2000 });
-  const report = new TlsRptStore();
-  const table = config.tables.get('tlspol');
-  const transport = new TransportSecurity({
-    log,
-    table: (key) => {
-      const v = table?.kind === 'map' ? table.entries.get(key) : undefined;
-      return v === undefined ? { kind: 'notfound' } : { kind: 'found', value: v };
-    },
-    dane: new DnssecClient(parseServer(dnssec.resolver), 2000),
-    report,
-  });
-  const agent = new RelayAgent({
-    config,
-    log,
-    stats: new Stats(),
-    resolver,
-    local: TEST_SELF,
-    credentials: () => undefined,
-    transport,
-    tuning: { port, timeouts: { connect: 3000, greeting: 5000, command: 5000, dataInit: 5000, dataBlock: 5000, dataDone: 5000, rset: 2000, quit: 1000 } },
-  });
-  return { agent, logs, report };
+  return policyAgent({ config, dnsServer: dnssec.resolver, port, parts: () => ({ dane: new DnssecClient(parseServer(dnssec.resolver), 2000) }) });
 }
 
 async function send(domain: string) {

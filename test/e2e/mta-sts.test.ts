@@ -15,16 +15,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startNsd, type NsdHandle } from '../helpers/nsd.js';
 import { makeCa, makeCert as selfSigned, type CertFiles } from '../helpers/certs.js';
-import { signedCert, startPolicyServer, type PolicyServer } from '../helpers/tls-policy-peers.js';
-import { actionOf, configFrom, freePort, makeTask, MESSAGE, startAiosmtpd, startSmtpSink, TEST_SELF, type Aiosmtpd, type Sink } from '../helpers/mta-peers.js';
-import { RelayAgent } from '../../src/mta/agent.js';
-import { MailLog } from '../../src/log/maillog.js';
-import { Stats } from '../../src/stats.js';
-import { Resolver } from '../../src/dns/resolver.js';
-import { TransportSecurity } from '../../src/transport-security/engine.js';
+import { policyAgent, signedCert, startPolicyServer, type PolicyServer } from '../helpers/tls-policy-peers.js';
+import { actionOf, configFrom, freePort, makeTask, MESSAGE, startAiosmtpd, startSmtpSink, type Aiosmtpd, type Sink } from '../helpers/mta-peers.js';
 import { StsResolver } from '../../src/transport-security/mta-sts.js';
 import { FileStsCache } from '../../src/transport-security/sts-cache.js';
-import { TlsRptStore } from '../../src/transport-security/tlsrpt-store.js';
 import type { Config } from '../../src/config/model.js';
 
 const A = { dns: '127.0.15.53', https: '127.0.15.80', mx1: '127.0.15.10', mx2: '127.0.15.11', mx3: '127.0.15.12' };
@@ -101,31 +95,13 @@ after(async () => {
 });
 
 function harness(cacheDir = join(dir, 'sts-cache')) {
-  const logs: string[] = [];
-  const log = new MailLog({ sink: (l) => logs.push(l) });
-  const resolver = new Resolver({ servers: [dns.server], timeoutMs: 1000 });
-  const report = new TlsRptStore();
-  const table = config.tables.get('tlspol');
-  const transport = new TransportSecurity({
-    log,
-    table: (key) => {
-      const v = table?.kind === 'map' ? table.entries.get(key) : undefined;
-      return v === undefined ? { kind: 'notfound' } : { kind: 'found', value: v };
-    },
-    sts: new StsResolver(resolver.raw, new FileStsCache(cacheDir), { timeoutMs: 1500, maxBytes: 64 * 1024, ca: [ca.cert ? pem(ca.cert) : ''], resolve: (h) => resolver.raw.resolve4(h), port: https.port }),
-    report,
-  });
-  const agent = new RelayAgent({
+  return policyAgent({
     config,
-    log,
-    stats: new Stats(),
-    resolver,
-    local: TEST_SELF,
-    credentials: () => undefined,
-    transport,
-    tuning: { port, tlsCa: pem(ca.cert), timeouts: { connect: 3000, greeting: 5000, command: 5000, dataInit: 5000, dataBlock: 5000, dataDone: 5000, rset: 2000, quit: 1000 } },
+    dnsServer: dns.server,
+    port,
+    tlsCa: pem(ca.cert),
+    parts: (resolver) => ({ sts: new StsResolver(resolver.raw, new FileStsCache(cacheDir), { timeoutMs: 1500, maxBytes: 64 * 1024, ca: [pem(ca.cert)], resolve: (h) => resolver.raw.resolve4(h), port: https.port }) }),
   });
-  return { agent, logs, report };
 }
 
 function pem(file: string): string {

@@ -3,7 +3,7 @@
  * tests: server certificates signed by a test CA (certs.ts makes the CA),
  * and an HTTPS server on loopback that serves MTA-STS policy files (or
  * misbehaves on purpose: too large, never finishing, wrong type) and takes
- * TLS-RPT POSTs.
+ * TLS-RPT POSTs; and a relay agent with a TLS policy engine (policyAgent).
  */
 import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -11,6 +11,14 @@ import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { CertFiles } from './certs.js';
+import { TEST_SELF } from './mta-peers.js';
+import { RelayAgent } from '../../src/mta/agent.js';
+import { MailLog } from '../../src/log/maillog.js';
+import { Stats } from '../../src/stats.js';
+import { Resolver } from '../../src/dns/resolver.js';
+import type { Config } from '../../src/config/model.js';
+import { TransportSecurity, type TransportSecurityOptions } from '../../src/transport-security/engine.js';
+import { TlsRptStore } from '../../src/transport-security/tlsrpt-store.js';
 
 function openssl(args: readonly string[]): void {
   const r = spawnSync('openssl', args, { encoding: 'utf8' });
@@ -100,4 +108,52 @@ export async function startPolicyServer(address: string, cert: CertFiles): Promi
         server.close(() => r());
       }),
   };
+}
+
+/* ------------------------------------------- the relay agent with a TLS policy engine */
+
+export interface PolicyHarness {
+  readonly agent: RelayAgent;
+  readonly logs: string[];
+  readonly report: TlsRptStore;
+  readonly resolver: Resolver;
+}
+
+/**
+ * A relay agent whose transport-security engine reads the inline table
+ * `tlspol` of `config` (if any) and gets what else the test builds
+ * (`sts`, `dane`) from `parts(resolver, log)`.
+ */
+export function policyAgent(o: {
+  config: Config;
+  dnsServer: string;
+  port: number;
+  tlsCa?: string;
+  parts: (resolver: Resolver) => Pick<TransportSecurityOptions, 'sts' | 'dane'>;
+}): PolicyHarness {
+  const logs: string[] = [];
+  const log = new MailLog({ sink: (l) => logs.push(l) });
+  const resolver = new Resolver({ servers: [o.dnsServer], timeoutMs: 2000 });
+  const report = new TlsRptStore();
+  const table = o.config.tables.get('tlspol');
+  const transport = new TransportSecurity({
+    log,
+    table: (key) => {
+      const v = table?.kind === 'map' ? table.entries.get(key) : undefined;
+      return v === undefined ? { kind: 'notfound' } : { kind: 'found', value: v };
+    },
+    ...o.parts(resolver),
+    report,
+  });
+  const agent = new RelayAgent({
+    config: o.config,
+    log,
+    stats: new Stats(),
+    resolver,
+    local: TEST_SELF,
+    credentials: () => undefined,
+    transport,
+    tuning: { port: o.port, ...(o.tlsCa !== undefined ? { tlsCa: o.tlsCa } : {}), timeouts: { connect: 3000, greeting: 5000, command: 5000, dataInit: 5000, dataBlock: 5000, dataDone: 5000, rset: 2000, quit: 1000 } },
+  });
+  return { agent, logs, report, resolver };
 }
