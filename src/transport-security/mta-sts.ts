@@ -49,7 +49,10 @@ export class StsResolver {
     const rec = parseStsRecord(txt);
     if ('none' in rec) {
       if (fresh !== undefined) return { kind: 'policy', policy: fresh.policy, id: fresh.id, from: 'cache' };
-      return { kind: 'none', reason: rec.none };
+      // A record that claims STSv1 but is broken is worth a log line (§3.1: treated as no policy); no record at all is not.
+      const claimed = txt.some((chunks) => chunks.join('').startsWith('v=STSv1'));
+      const detail = `_mta-sts.${d}: ${rec.none}`;
+      return claimed ? { kind: 'none', reason: detail, problem: { type: 'sts-policy-invalid', detail } } : { kind: 'none', reason: rec.none };
     }
     if (fresh !== undefined && fresh.id === rec.id) return { kind: 'policy', policy: fresh.policy, id: fresh.id, from: 'cache' };
     const got = await fetchStsPolicy(d, this.fetch);

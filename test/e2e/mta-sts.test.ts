@@ -4,7 +4,7 @@
  * an HTTPS policy server with a certificate from the test's CA, and real
  * receiving MTAs (Python aiosmtpd with STARTTLS; Postfix's smtp-sink
  * without). MTA-STS enforce / testing / MX mismatch / bad certificate /
- * no STARTTLS; malformed, huge and stalled policy files; the policy cache
+ * no STARTTLS; malformed TXT records; malformed, huge and stalled policy files; the policy cache
  * on disk across a new engine and its refresh when the id changes; the
  * `mta tls-policy` table's levels. Addresses: 127.0.15.0/24.
  */
@@ -49,6 +49,7 @@ function zone(id: string): string[] {
   dom('slow', 'mx1');
   dom('notls', 'mx3');
   dom('plain', 'mx2', false);
+  lines.push('badtxt MX 10 mx1', '_mta-sts.badtxt TXT "v=STSv1; id=not-valid!;"', 'twotxt MX 10 mx1', '_mta-sts.twotxt TXT "v=STSv1; id=1;"', '_mta-sts.twotxt TXT "v=STSv1; id=2;"');
   dom('table-verify', 'mx2', false);
   dom('table-encrypt', 'mx2', false);
   dom('table-secure', 'mx1', false);
@@ -180,6 +181,8 @@ for (const [domain, why, type] of [
   ['malformed.sts.test', /malformed MTA-STS policy of malformed\.sts\.test: line 1: expected \\"key: value\\"/, 'sts-policy-invalid'],
   ['huge.sts.test', /the policy from mta-sts\.huge\.sts\.test is too large \(more than 65536 bytes\)/, 'sts-policy-fetch-error'],
   ['slow.sts.test', /no complete answer from mta-sts\.slow\.sts\.test within 1\.5 s/, 'sts-policy-fetch-error'],
+  ['badtxt.sts.test', /_mta-sts\.badtxt\.sts\.test: invalid id \\"not-valid!\\"/, 'sts-policy-invalid'],
+  ['twotxt.sts.test', /_mta-sts\.twotxt\.sts\.test: more than one v=STSv1 TXT record/, 'sts-policy-invalid'],
 ] as const) {
   test(`a policy that cannot be had (${domain}): no policy, delivered, a log line and a report entry`, async () => {
     const h = harness(join(dir, `cache-${domain}`));

@@ -180,3 +180,27 @@ test('mta statements: errors with their position; an untrusted resolver is a war
   assert.match(errs('mta tls-report from nobody\n'), /invalid address "nobody"/);
   assert.match(errs('mta tls-report from a@b.test colour "red"\n'), /colour/);
 });
+
+test('the DNSSEC client: a garbage answer and a wrong-id answer are errors, not throws or hangs', async () => {
+  const { createSocket } = await import('node:dgram');
+  const { DnssecClient } = await import('../../src/transport-security/dnssec-client.js');
+  const server = createSocket('udp4');
+  await new Promise<void>((r) => server.bind(0, '127.0.15.60', r));
+  let mode: 'garbage' | 'wrong-id' = 'garbage';
+  server.on('message', (msg, rinfo) => {
+    const reply = mode === 'garbage' ? Buffer.from([1, 2, 3]) : Buffer.concat([Buffer.from([(msg[0] ?? 0) ^ 0xff, msg[1] ?? 0]), msg.subarray(2)]);
+    server.send(reply, rinfo.port, rinfo.address);
+  });
+  try {
+    const c = new DnssecClient({ address: '127.0.15.60', port: (server.address() as { port: number }).port }, 500);
+    const g = await c.query('x.test', 'TLSA');
+    assert.equal(g.kind, 'error');
+    assert.match((g as { reason: string }).reason, /malformed DNS answer/);
+    mode = 'wrong-id';
+    const w = await c.query('x.test', 'TLSA');
+    assert.equal(w.kind, 'error');
+    assert.match((w as { reason: string }).reason, /no answer within 500 ms/);
+  } finally {
+    server.close();
+  }
+});
