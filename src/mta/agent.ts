@@ -250,7 +250,7 @@ export class RelayAgent implements DeliveryAgent {
     }
     if (route.kind === 'fail') return decideAll(pending, route);
     const smarthost = route.smarthost;
-    const plan = await this.o.transport?.plan(domain, relay, smarthost ? relay.host?.host : undefined);
+    const plan = await this.o.transport?.plan(domain, smarthost ? relay.host?.host : undefined);
     if (plan !== undefined && 'fail' in plan) return decideAll(pending, plan.fail);
 
     let plaintextRetry: Target | undefined;

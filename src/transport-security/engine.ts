@@ -22,7 +22,6 @@
  * A failure under an enforcing policy is 4.7.x with a detail naming the
  * policy, and a log line `mta tls-policy … result=failed`.
  */
-import type { RelayOptions } from '../config/model.js';
 import { checkPeer, type PeerTls, type Requirement } from './check.js';
 import { daneState, type DaneState } from './dane.js';
 import type { DnssecClient } from './dnssec-client.js';
@@ -83,7 +82,7 @@ export class TransportSecurity {
   constructor(private readonly o: TransportSecurityOptions) {}
 
   /** The plan for one destination: a smarthost by name, or the MX hosts of `domain`. */
-  async plan(domain: string, relay: RelayOptions, smarthost: string | undefined): Promise<DestinationPlan | { readonly fail: Verdict4 }> {
+  async plan(domain: string, smarthost: string | undefined): Promise<DestinationPlan | { readonly fail: Verdict4 }> {
     const key = smarthost ?? domain;
     const found: PolicyLookup = this.o.table !== undefined ? lookupPolicy(this.o.table, key) : { kind: 'none' };
     if (found.kind === 'error') {
@@ -106,7 +105,6 @@ export class TransportSecurity {
       return sts;
     };
     const useDane = this.o.dane !== undefined && (table === undefined || table.level === 'dane' || table.level === 'dane-only');
-    void relay;
     return {
       forTarget: async (t) => {
         if (useDane) {
