@@ -53,8 +53,8 @@ export interface PolicyServer {
   close(): Promise<void>;
 }
 
-/** An HTTPS server on `address` with a certificate (for all the names it serves) and an ephemeral port. */
-export async function startPolicyServer(address: string, cert: CertFiles): Promise<PolicyServer> {
+/** An HTTPS server on `address` with a certificate (for all the names it serves), on `port` (default: an ephemeral one). */
+export async function startPolicyServer(address: string, cert: CertFiles, port = 0): Promise<PolicyServer> {
   const behaviours = new Map<string, PolicyBehaviour>();
   const requests: string[] = [];
   const posts: { path: string; type: string; body: Buffer }[] = [];
@@ -96,7 +96,7 @@ export async function startPolicyServer(address: string, cert: CertFiles): Promi
     res.writeHead(200, { 'content-type': b.type ?? 'text/plain' }).end(b.body);
   });
   server.on('clientError', () => undefined);
-  await new Promise<void>((r) => server.listen(0, address, r));
+  await new Promise<void>((r) => server.listen(port, address, r));
   return {
     port: (server.address() as AddressInfo).port,
     set: (host, b) => behaviours.set(host, b),
