@@ -58,6 +58,9 @@ export interface SessionResult {
   readonly failure?: Omit<FailureDetail, 'count'>;
 }
 
+/** Destination domains counted per day at most. */
+export const MAX_DOMAINS = 100_000;
+
 export function dayOf(ms: number): string {
   return new Date(ms).toISOString().slice(0, 10);
 }
@@ -82,6 +85,8 @@ export class TlsRptStore {
   /** One session (or one attempt that could not become one) under a policy. */
   record(r: SessionResult): void {
     const day = (this.days[dayOf(this.now())] ??= {});
+    // Bounded: past MAX_DOMAINS destination domains in a day, new ones are not counted (the report is best effort).
+    if (day[r.domain] === undefined && Object.keys(day).length >= MAX_DOMAINS) return;
     const dom = (day[r.domain] ??= {});
     const key = JSON.stringify([r.policy.type, r.policy.strings, r.policy.mxHost]);
     const c = (dom[key] ??= { policy: r.policy, success: 0, failure: 0, failures: [] });

@@ -48,6 +48,7 @@ function zone(id: string): string[] {
   dom('huge', 'mx1');
   dom('slow', 'mx1');
   dom('notls', 'mx3');
+  dom('webpki', 'mx1'); // its mta-sts name is not on the policy server's certificate
   dom('plain', 'mx2', false);
   lines.push('badtxt MX 10 mx1', '_mta-sts.badtxt TXT "v=STSv1; id=not-valid!;"', 'twotxt MX 10 mx1', '_mta-sts.twotxt TXT "v=STSv1; id=1;"', '_mta-sts.twotxt TXT "v=STSv1; id=2;"');
   dom('table-verify', 'mx2', false);
@@ -181,6 +182,7 @@ for (const [domain, why, type] of [
   ['malformed.sts.test', /malformed MTA-STS policy of malformed\.sts\.test: line 1: expected \\"key: value\\"/, 'sts-policy-invalid'],
   ['huge.sts.test', /the policy from mta-sts\.huge\.sts\.test is too large \(more than 65536 bytes\)/, 'sts-policy-fetch-error'],
   ['slow.sts.test', /no complete answer from mta-sts\.slow\.sts\.test within 1\.5 s/, 'sts-policy-fetch-error'],
+  ['webpki.sts.test', /fetching the policy from mta-sts\.webpki\.sts\.test: ERR_TLS_CERT_ALTNAME_INVALID/, 'sts-webpki-invalid'],
   ['badtxt.sts.test', /_mta-sts\.badtxt\.sts\.test: invalid id \\"not-valid!\\"/, 'sts-policy-invalid'],
   ['twotxt.sts.test', /_mta-sts\.twotxt\.sts\.test: more than one v=STSv1 TXT record/, 'sts-policy-invalid'],
 ] as const) {
