@@ -308,7 +308,7 @@ export class RelayAgent implements DeliveryAgent {
         }
         continue;
       }
-      tp?.ok(src);
+      tp?.ok(src, session.tls !== undefined);
       this.o.stats.inc('mta.session');
       this.o.stats.inc('mta.session.active');
       this.hostTable.connected(addressPort(target), target.host);

@@ -53,8 +53,8 @@ export interface TargetPlan {
   readonly skip?: Verdict4;
   /** Name of the policy, for logs ("mta-sts enforce", "dane", "table verify (example.org)"). */
   readonly policy: string;
-  /** The session opened (all checks passed): count it for TLS-RPT. */
-  ok(sendingIp?: string): void;
+  /** The session opened (all checks passed): count it for TLS-RPT; `encrypted` false when it went in clear (MTA-STS testing). */
+  ok(sendingIp?: string, encrypted?: boolean): void;
   /** The session failed: count it, if it failed for a TLS reason. */
   failed(enhanced: string, detail: string, sendingIp?: string): void;
 }
@@ -231,8 +231,9 @@ export class TransportSecurity {
       mark(type: TlsRptResultType, detail: string): void {
         marked = { type, detail };
       },
-      ok(sendingIp?: string): void {
-        // testing mode: a marked failure is still a failure in the report.
+      ok(sendingIp?: string, encrypted = true): void {
+        // testing mode: a marked failure is still a failure in the report, and so is a session without TLS under a policy.
+        if (!encrypted && policy.type !== 'no-policy-found' && marked === undefined) marked = { type: 'starttls-not-supported', detail: 'the server did not offer STARTTLS' };
         report?.record({ domain, policy, ...(marked !== undefined ? { failure: failure(marked.type, marked.detail, sendingIp) } : {}) });
         marked = undefined;
       },

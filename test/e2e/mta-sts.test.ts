@@ -48,6 +48,7 @@ function zone(id: string): string[] {
   dom('huge', 'mx1');
   dom('slow', 'mx1');
   dom('notls', 'mx3');
+  dom('testing-notls', 'mx3');
   dom('webpki', 'mx1'); // its mta-sts name is not on the policy server's certificate
   dom('plain', 'mx2', false);
   lines.push('badtxt MX 10 mx1', '_mta-sts.badtxt TXT "v=STSv1; id=not-valid!;"', 'twotxt MX 10 mx1', '_mta-sts.twotxt TXT "v=STSv1; id=1;"', '_mta-sts.twotxt TXT "v=STSv1; id=2;"');
@@ -63,7 +64,7 @@ before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'postern-mta-sts-'));
   ca = makeCa(dir, 'sts-test-ca');
   const web = signedCert(dir, 'mta-sts.enforce.sts.test', ca, {
-    names: ['enforce', 'badcert', 'mismatch', 'testing', 'malformed', 'huge', 'slow', 'notls'].map((d) => `mta-sts.${d}.sts.test`),
+    names: ['enforce', 'badcert', 'mismatch', 'testing', 'malformed', 'huge', 'slow', 'notls', 'testing-notls'].map((d) => `mta-sts.${d}.sts.test`),
   });
   const c1 = signedCert(dir, 'mx1.sts.test', ca);
   const c2 = selfSigned(dir, 'mx2.sts.test'); // not from the CA: "certificate-not-trusted"
@@ -83,6 +84,7 @@ before(async () => {
   https.set('mta-sts.huge.sts.test', { huge: 2_000_000 });
   https.set('mta-sts.slow.sts.test', { stall: true });
   https.set('mta-sts.notls.sts.test', { body: POLICY('enforce', 'mx3.sts.test') });
+  https.set('mta-sts.testing-notls.sts.test', { body: POLICY('testing', 'mx3.sts.test') });
   config = configFrom(`table tlspol { "table-verify.sts.test" = "verify", "table-encrypt.sts.test" = "encrypt", "table-secure.sts.test" = "secure", "table-secure-match.sts.test" = "secure match=.sts.test", "table-none.sts.test" = "none" }
 mta tls-policy <tlspol>
 mta mta-sts
@@ -176,6 +178,16 @@ test('MTA-STS testing: the same bad certificate is delivered, and reported', asy
   const [c] = reportOf(h, 'testing.sts.test');
   assert.equal(c?.failure, 1);
   assert.equal(c?.failures[0]?.resultType, 'certificate-not-trusted');
+});
+
+test('MTA-STS testing and an MX without STARTTLS: delivered in clear, reported as starttls-not-supported', async () => {
+  const h = harness();
+  const r = await send(h, 'testing-notls.sts.test');
+  assert.equal(r.status, 'ok', r.detail);
+  const [c] = reportOf(h, 'testing-notls.sts.test');
+  assert.equal(c?.policy.type, 'sts');
+  assert.equal(c?.failure, 1);
+  assert.equal(c?.failures[0]?.resultType, 'starttls-not-supported');
 });
 
 for (const [domain, why, type] of [
