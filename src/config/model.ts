@@ -58,6 +58,8 @@ export interface CaCert {
   readonly name: string;
   readonly pos: Position;
   readonly cert: string;
+  /** A folder of CA certificates (ZMailer's tls-CApath): every PEM file in it is trusted too. */
+  readonly dir?: string;
 }
 
 /* ------------------------------------------------------------- listeners */
@@ -76,6 +78,12 @@ export interface Listener {
   readonly tls: ListenerTls;
   /** `tls-require verify` / `smtps verify`: require a valid client certificate (checked against `ca`). */
   readonly tlsVerify?: boolean;
+  /** Ask for a client certificate without requiring one (ZMailer's tls-ask-cert): verified against `ca`, shown, never refused. */
+  readonly tlsAskCert?: boolean;
+  /** The longest client certificate chain accepted as verified (ZMailer's tls-ccert-vd): intermediates between it and the CA. */
+  readonly tlsVerifyDepth?: number;
+  /** What the mail log says of each handshake (ZMailer's tlsloglevel): 0 the basics, 1 the client certificate, 2 also the SNI name. */
+  readonly tlsLogLevel?: number;
   /** pki / certificate name; defaults to the listener's address or hostname. */
   readonly pki?: string;
   readonly ca?: string;

@@ -98,7 +98,7 @@ interface Shared {
 }
 
 /** What a command line adds to every generation's policy (smtpserver's -s, -L, -R, -a). */
-export type DaemonPolicyExtras = Pick<PolicyDeps, 'style' | 'maxLoadAverage' | 'extraPhases' | 'ident' | 'frontEnd'>;
+export type DaemonPolicyExtras = Pick<PolicyDeps, 'style' | 'maxLoadAverage' | 'extraPhases' | 'ident' | 'whoson' | 'gullible' | 'frontEnd'>;
 
 export class Daemon implements ControlTarget {
   private stopping = false;

@@ -23,7 +23,7 @@ import type { TlsContexts } from '../tls/contexts.js';
 import { ConnectionLimiter } from './limits/connections.js';
 import { type ErrorLimits, type TarpitSettings, DEFAULT_CONNECTION_LIMITS, type ConnectionLimits } from '../config/limits.js';
 import { formatReply } from '../mail/reply.js';
-import { identLookup } from '../net/ident.js';
+import { startPeerLookups, type PeerLookupOptions } from './peer-lookups.js';
 
 /** Limits and pacing for every connection (policy/build.ts's ConnectionPolicy). */
 export interface ServerOptions {
@@ -35,8 +35,11 @@ export interface ServerOptions {
   readonly backlog?: number;
   /** A socket already bound and listening (Obtuse smtpd's receiver: bound as root by its launcher), used for the first listener. */
   readonly fd?: number;
-  /** Ask each client's identd (RFC 1413) at accept, for the log and Received: (smtpserver -a). */
-  readonly ident?: { readonly timeoutMs: number; readonly port?: number };
+  /** Ask each client's identd (RFC 1413, smtpserver -a) and the whoson server (-w) at accept, for the log, Received: and policy. */
+  readonly ident?: PeerLookupOptions['ident'];
+  readonly whoson?: PeerLookupOptions['whoson'];
+  /** smtpserver -g (gullible): the client's name is its reverse DNS, not checked forward. */
+  readonly gullible?: boolean;
 }
 
 export interface BoundListener {
@@ -201,7 +204,7 @@ export class SmtpServer {
       return;
     }
     const id = randomBytes(8).toString('hex');
-    const ident = this.opts.ident ? this.identOf(id, socket, client) : undefined;
+    const lookups = startPeerLookups(this.opts, { session: id, client, ...(socket.localAddress ? { localAddress: socket.localAddress } : {}), localPort: socket.localPort ?? 0 }, this.log);
     this.stats.inc('smtp.session');
     this.stats.inc(ip.includes(':') ? 'smtp.session.inet6' : 'smtp.session.inet4');
     this.stats.inc('smtp.session.active');
@@ -217,7 +220,7 @@ export class SmtpServer {
       tag: l.tag,
       noDsn: l.noDsn,
       config: l,
-      ...(ident ? { ident } : {}),
+      ...lookups,
     });
     const smtp = this.env.config.smtp;
     const conn = new Connection(
@@ -247,16 +250,7 @@ export class SmtpServer {
       this.connections.delete(conn);
       this.stats.dec('smtp.session.active');
     };
-    void conn.start(this.resolver.reverseConfirmed(ip));
-  }
-
-  /** Start an ident lookup for a new client; the answer is logged and kept for Received:. */
-  private identOf(id: string, socket: Socket, client: { readonly address: string; readonly port: number }): Promise<string | undefined> {
-    const o = this.opts.ident as { readonly timeoutMs: number; readonly port?: number };
-    return identLookup({ remoteAddress: client.address, remotePort: client.port, localAddress: socket.localAddress, localPort: socket.localPort ?? 0, timeoutMs: o.timeoutMs, ...(o.port ? { identPort: o.port } : {}) }).then((r) => {
-      this.log.event('smtp', 'ident', { session: id, address: client.address, ...(r.kind === 'user' ? { user: r.user, opsys: r.opsys } : r.kind === 'error' ? { error: r.error } : { result: 'none', why: r.why }) });
-      return r.kind === 'user' ? r.user : undefined;
-    });
+    void conn.start(this.opts.gullible === true ? this.resolver.reverseName(ip) : this.resolver.reverseConfirmed(ip));
   }
 
   /** Stop accepting new clients but keep the sessions in progress (reload: a new server takes over the ports). */
