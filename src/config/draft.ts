@@ -8,6 +8,7 @@
  * therefore fine (`match … action "x"` before `action "x" …`).
  */
 import type { HttpDraft } from './http-options.js';
+import type { TransportDraft } from './transport-options.js';
 import type { Action, Dialect, ForwardOptions, Listener, MatchRule, Pki, Position, SyslogTarget, TableDecl } from './model.js';
 
 export type Mutable<T> = { -readonly [K in keyof T]: T[K] };
@@ -128,6 +129,8 @@ export interface Draft {
   readonly resolverServers: string[];
   /** `http …` statements (config/parse-http.ts). */
   readonly http: HttpDraft;
+  /** `mta …` statements (config/parse-mta.ts). */
+  readonly transport: TransportDraft;
   /** First statement of each dialect, for the "mixed dialects" warning and Config.dialect. */
   readonly dialectSeen: { legacy?: Position; modern?: Position };
 }
@@ -147,6 +150,7 @@ export function emptyDraft(): Draft {
     disabledExtensions: new Set(),
     resolverServers: [],
     http: { tokens: [] },
+    transport: { seen: {} },
     dialectSeen: {},
   };
 }

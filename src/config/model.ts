@@ -341,6 +341,8 @@ export interface Config {
   readonly forward?: ForwardOptions;
   /** The HTTP listener (metrics, API, dashboard); absent: none (config/http-options.ts). */
   readonly http?: HttpOptions;
+  /** `mta tls-policy|mta-sts|dane|tls-report` (config/parse-mta.ts); absent: none of them. */
+  readonly transportSecurity?: TransportSecurityConfig;
   /** Non-fatal findings (e.g. open relay). */
   readonly warnings: readonly Diagnostic[];
 }
@@ -366,4 +368,17 @@ export interface HttpOptions {
   readonly tokens: readonly HttpToken[];
   readonly maxConnections: number;
   readonly pos: Position;
+}
+
+/* ------------------------- outbound transport security (config/parse-mta.ts) */
+
+export interface TransportSecurityConfig {
+  /** `mta tls-policy <TABLE>`: per-destination TLS policies. */
+  readonly policyTable?: string;
+  /** `mta mta-sts [cache "DIR"]`: MTA-STS on; the cache folder (default: QUEUE/mta-sts). */
+  readonly mtaSts?: { readonly cacheDir?: string };
+  /** `mta dane resolver "IP[:PORT]" [trusted]`: the DNSSEC-validating resolver; its AD bit is believed only when trusted. */
+  readonly dane?: { readonly resolver: string; readonly trusted: boolean };
+  /** `mta tls-report from ADDR [organization "NAME"] [contact "TEXT"]`: send TLS-RPT daily reports. */
+  readonly tlsReport?: { readonly from: string; readonly organization?: string; readonly contact?: string };
 }
