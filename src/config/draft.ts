@@ -8,6 +8,7 @@
  * therefore fine (`match … action "x"` before `action "x" …`).
  */
 import type { HttpDraft } from './http-options.js';
+import type { MailAuthSignOptions, MailAuthVerifyOptions } from './mailauth-options.js';
 import type { Action, Dialect, ForwardOptions, Listener, MatchRule, Pki, Position, SyslogTarget, TableDecl } from './model.js';
 
 export type Mutable<T> = { -readonly [K in keyof T]: T[K] };
@@ -81,6 +82,8 @@ export interface SettingsDraft {
   rulesFile?: Setting<string>;
   smtpserverConf?: Setting<string>;
   forward?: Setting<ForwardOptions>;
+  mailauthVerify?: Setting<MailAuthVerifyOptions>;
+  mailauthSign?: Setting<MailAuthSignOptions>;
 }
 
 export type SettingKey = keyof SettingsDraft;

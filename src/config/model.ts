@@ -10,6 +10,7 @@
  * files) are carried here already, validated, so the parser never needs to
  * change shape when their runtime arrives.
  */
+import type { MailAuthOptions } from './mailauth-options.js';
 
 export interface Position {
   readonly file: string;
@@ -331,6 +332,8 @@ export interface Config {
   readonly smtpserverConf?: { readonly path: string; readonly pos: Position };
   /** ~/.forward (`forward …`); undefined ⇒ read, no commands or files (config/parse-forward.ts). */
   readonly forward?: ForwardOptions;
+  /** Mail authentication (`mailauth verify|sign …`, config/parse-mailauth.ts); absent: none. */
+  readonly mailauth?: MailAuthOptions;
   /** The HTTP listener (metrics, API, dashboard); absent: none (config/http-options.ts). */
   readonly http?: HttpOptions;
   /** Non-fatal findings (e.g. open relay). */

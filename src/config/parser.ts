@@ -13,6 +13,7 @@
  *   resolver, rules, smtpserver-conf   config/parse-options.ts
  *   log                                config/parse-log.ts
  *   http                               config/parse-http.ts
+ *   mailauth                           config/parse-mailauth.ts
  *
  * Error recovery: a statement with a syntax error is reported and skipped
  * up to the end of its line (or of its braces), and parsing goes on, so
@@ -41,6 +42,7 @@ import {
 } from './parse-options.js';
 import { TokenStream } from './token-stream.js';
 import { parseForward } from './parse-forward.js';
+import { parseMailAuth } from './parse-mailauth.js';
 
 export interface ParseInput {
   readonly text: string;
@@ -85,6 +87,7 @@ const STATEMENTS: Readonly<Record<string, (c: Cursor) => void>> = {
   resolver: parseResolver,
   forward: parseForward,
   http: parseHttp,
+  mailauth: parseMailAuth,
 };
 
 export function parse(input: ParseInput, diags: Diagnostics): ParseOutput {

@@ -58,6 +58,7 @@ import { FailRate } from '../auth/failrate.js';
 import { Metrics } from '../metrics/registry.js';
 import type { HttpListener } from '../http/server.js';
 import { reloadTokens, startHttp } from '../http/start.js';
+import { inboundVerifier } from '../mailauth/verify/from-config.js';
 
 export class StartupError extends Error {}
 
@@ -280,7 +281,8 @@ export class Daemon implements ControlTarget {
     // Lookups during the build (none today) and at run time go through the shared registry.
     const local = new LocalNames(config.hostname);
     const resolver = new Resolver(config.resolver);
-    const built = buildPolicy(loaded, { tables: shared.tables, users: shared.users, local, dns: resolver.raw, loadAverage: () => loadavg()[0] ?? 0, log: shared.log, probe: shared.stats.probe, ...shared.policyExtras });
+    const inbound = inboundVerifier(config, resolver, local);
+    const built = buildPolicy(loaded, { tables: shared.tables, users: shared.users, local, dns: resolver.raw, loadAverage: () => loadavg()[0] ?? 0, log: shared.log, probe: shared.stats.probe, ...(inbound ? { mailauth: inbound } : {}), ...shared.policyExtras });
     for (const w of [...policyFiles.warnings, ...built.notes]) shared.log.warn(w);
     let tls: TlsContexts | undefined;
     try {
@@ -299,7 +301,7 @@ export class Daemon implements ControlTarget {
       enqueued: (env: Envelope, o?: { readonly held?: boolean }) => shared.scheduler?.enqueued(env, o),
     };
     // The one way into the queue, with this generation's policy: sessions, sendmail and reports use it.
-    const door = new FrontDoor({ config, policy: built.policy, spool: shared.spool, log: shared.log, stats: shared.stats, scheduler, now: Date.now });
+    const door = new FrontDoor({ config, policy: built.policy, spool: shared.spool, log: shared.log, stats: shared.stats, scheduler, now: Date.now, ...(inbound ? { inbound } : {}) });
     const server = new SmtpServer(
       { config, log: shared.log, queue: door, policy: built.policy, stats: shared.stats, scheduler, freeSpace: shared.freeSpace, now: Date.now, tables: shared.tables, auth, runtime: built.session },
       resolver,
