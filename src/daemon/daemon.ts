@@ -59,6 +59,7 @@ import { Metrics } from '../metrics/registry.js';
 import type { HttpListener } from '../http/server.js';
 import { reloadTokens, startHttp } from '../http/start.js';
 import { inboundVerifier } from '../mailauth/verify/from-config.js';
+import { outboundSigner } from '../mailauth/sign/from-config.js';
 
 export class StartupError extends Error {}
 
@@ -189,9 +190,11 @@ export class Daemon implements ControlTarget {
       // Agents and the scheduler outlive generations; reload gives them the new configuration.
       let current: () => Generation = () => gen;
       const mda = new LocalAgent({ config, users: shared.users, tables: shared.tables, log });
+      const signer = outboundSigner(config, shared.tables);
       const mta = new RelayAgent({
         config,
         log,
+        ...(signer ? { signer } : {}),
         stats: shared.stats,
         resolver: new Resolver(config.resolver),
         local: new LocalNames(config.hostname),
