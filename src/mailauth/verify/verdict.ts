@@ -23,6 +23,8 @@ export interface AuthResults {
   readonly dmarc: DMARCResult | undefined;
   /** Why DMARC was not evaluated (no or several From: domains), or why the checks could not finish. */
   readonly note?: string;
+  /** The checks could not finish (a deadline, a failed worker): a temporary failure where enforced. */
+  readonly incomplete?: boolean;
 }
 
 export type AuthVerdict =
@@ -38,6 +40,7 @@ export function decide(r: AuthResults, opts: MailAuthVerifyOptions): AuthVerdict
   const policy = d?.policy;
   const enforced = opts.dmarcReject || opts.quarantine === 'hold';
   const temporary = r.spf?.status.result === 'temperror' || r.dkim.some((s) => s.status.result === 'temperror');
+  if (r.incomplete === true && enforced) return { kind: 'refuse', reply: TEMP, reason: `checks incomplete (${r.note ?? 'unknown'})` };
   if (dmarc === 'temperror' && enforced) return { kind: 'refuse', reply: TEMP, reason: `dmarc=temperror (${d?.status.comment ?? 'DNS failure'})` };
   if (dmarc !== 'fail') return { kind: 'accept' };
   const why = `dmarc=fail policy=${policy ?? 'none'} header.from=${d?.status.header?.from ?? '?'}`;

@@ -13,6 +13,10 @@ import type { MailAuthVerifyOptions } from '../../config/mailauth-options.js';
 import { reply, type Reply } from '../../mail/reply.js';
 import { spf, type MailAuthResolver } from '../lib.js';
 import { MessageCheck } from './check.js';
+import { InlineEngine, type VerifyEngine } from './engine.js';
+
+/** Where a message's DKIM, ARC and DMARC checks run: verify-pool.ts's workers, or this thread. */
+export type EngineFactory = (minKeyBits: number, clientAddress: string) => VerifyEngine;
 
 /** The session and transaction as the checks see them. */
 export interface InboundFacts {
@@ -39,6 +43,7 @@ export class InboundVerifier {
     hostname: string,
     private readonly isLocalAddress: (ip: string) => boolean,
     private readonly holdLimit = DEFAULT_HOLD_LIMIT,
+    private readonly engines: EngineFactory = (minKeyBits, clientAddress) => new InlineEngine({ resolver: this.resolver, minKeyBits, clientAddress }),
   ) {
     this.authservId = (opts.authservId ?? hostname).toLowerCase();
   }
@@ -81,13 +86,9 @@ export class InboundVerifier {
   /** The checks of one message from a client they apply to; undefined when they do not. */
   begin(f: InboundFacts): MessageCheck | undefined {
     if (!this.applies(f)) return undefined;
-    return new MessageCheck({
-      opts: this.opts,
-      authservId: this.authservId,
-      resolver: this.resolver,
-      holdLimit: this.holdLimit,
-      clientAddress: f.clientAddress,
-      spf: () => this.spf(f),
-    });
+    return new MessageCheck(
+      { opts: this.opts, authservId: this.authservId, holdLimit: this.holdLimit, spf: () => this.spf(f) },
+      this.engines(this.opts.minKeyBits, f.clientAddress),
+    );
   }
 }
