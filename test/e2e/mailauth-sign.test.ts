@@ -118,3 +118,32 @@ test('dkimpy and Postern disagree on nothing: a signed message changed in transi
   const msg = received(0).toString('latin1').replace('Hello Bob', 'Hello Eve');
   assert.deepEqual(dkimpyVerify(Buffer.from(msg, 'latin1'), records()), [false, false]);
 });
+
+test('the daemon signs what it relays: `mailauth sign <table>` in smtpd.conf', async () => {
+  const { startDaemon } = await import('../helpers/daemon.js');
+  const { RawClient } = await import('../helpers/smtp-client.js');
+  const keysFile = join(dir, 'dkim-keys');
+  writeFileSync(keysFile, `# domain  selector:keyfile\norigin.test  rsa:${join(dir, 'rsa.pem')}, ed:${join(dir, 'ed.pem')}\n`);
+  const d = await startDaemon(
+    `queue path "$DIR/spool"\nhostname "mail.postern.test"\nlisten on 127.0.0.1 port 0\ntable dkim file:${keysFile}\nmailauth sign <dkim>\naction "out" relay host smtp://${ADDRESS}:${port}\nmatch from local for any action "out"\n`,
+    { deliver: true },
+  );
+  const n = server.messages().length;
+  try {
+    const c = await RawClient.open(d.port);
+    await c.reply();
+    c.send('EHLO local.test\r\nMAIL FROM:<alice@origin.test>\r\nRCPT TO:<bob@dest.test>\r\nDATA\r\n');
+    for (let i = 0; i < 4; i++) await c.reply();
+    c.send('From: Alice <alice@origin.test>\r\nTo: bob@dest.test\r\nSubject: through the daemon\r\n\r\nHi.\r\n.\r\nQUIT\r\n');
+    assert.equal((await c.reply()).code, 250);
+    c.close();
+    await d.waitForLog(/mta delivery .*result=Ok/, 20_000);
+    await d.waitForLog(/mta dkim-signed msgid=\S+ keys=rsa\._domainkey\.origin\.test,ed\._domainkey\.origin\.test/);
+    const msg = received(n);
+    assert.match(msg.toString('latin1'), /^DKIM-Signature: /);
+    assert.deepEqual(dkimpyVerify(msg, records()), [true, true], 'the Received: header Postern added is signed too and intact');
+  } finally {
+    await d.stop();
+    d.cleanup();
+  }
+});
