@@ -69,7 +69,8 @@ export function dkimpySign(msg: Buffer, key: TestKey, selector: string, domain: 
   return python(SIGN, msg, { ALG: key.alg, SEL: selector, DOM: domain, KEY: key.dkimpyKey }).toString('latin1');
 }
 
-const VERIFY = `
+/** The message on stdin, and a dnsfunc answering TXT queries from $RECORDS (name → text). */
+const WITH_RECORDS = `
 import sys, os, json, dkim
 msg = sys.stdin.buffer.read()
 records = json.loads(os.environ['RECORDS'])
@@ -77,6 +78,9 @@ def dnsfunc(name, timeout=5):
     n = name.decode() if isinstance(name, bytes) else name
     v = records.get(n.rstrip('.'))
     return v.encode() if v is not None else None
+`;
+
+const VERIFY = `${WITH_RECORDS}
 d = dkim.DKIM(msg)
 n = len([h for h in d.headers if h[0].lower() == b'dkim-signature'])
 out = []
@@ -93,14 +97,7 @@ export function dkimpyVerify(msg: Buffer, records: Record<string, string>): bool
   return JSON.parse(python(VERIFY, msg, { RECORDS: JSON.stringify(records) }).toString('utf8')) as boolean[];
 }
 
-const ARC_SIGN = `
-import sys, os, json, dkim
-msg = sys.stdin.buffer.read()
-records = json.loads(os.environ['RECORDS'])
-def dnsfunc(name, timeout=5):
-    n = name.decode() if isinstance(name, bytes) else name
-    v = records.get(n.rstrip('.'))
-    return v.encode() if v is not None else None
+const ARC_SIGN = `${WITH_RECORDS}
 # arc_sign reads the chain and this ADMD's Authentication-Results; dnsfunc serves the keys it verifies.
 import dkim as _d
 _d.get_txt = lambda name, timeout=5: dnsfunc(name)
