@@ -188,7 +188,7 @@ export class IncomingMessage {
     if (refusal !== undefined) this.check?.abort();
     else if (this.check !== undefined) {
       const a = await this.check.finish();
-      this.logEvent('auth', { msgid: this.writer.msgid, ...a.fields, verdict: a.verdict.kind });
+      if (a.fields) this.logEvent('auth', { msgid: this.writer.msgid, ...a.fields, verdict: a.verdict.kind });
       if (a.verdict.kind === 'refuse') {
         this.logEvent('rejected', { msgid: this.writer.msgid, reason: a.verdict.reason });
         await this.writer.abort().catch(() => undefined);

@@ -181,3 +181,29 @@ test('bad input: a malformed key record, an oversized key record, a signature ov
   assert.match(ar(await stored('absurd header count')), /dkim=(neutral|permerror|fail)/);
   await d.waitForLog(/smtp auth session=\S+ msgid=\S+ .*dkim=(neutral|permerror|fail)/);
 });
+
+test('a local sender is not checked, but a forged Authentication-Results of ours is removed all the same', async () => {
+  const forged = 'Authentication-Results: mx.test.example; dmarc=pass header.from=bank.example\r\n';
+  const c = await RawClient.open(d.port, '127.0.0.1');
+  try {
+    await c.reply();
+    c.send('EHLO localhost\r\nMAIL FROM:<me@elsewhere.invalid>\r\nRCPT TO:<root@test.example>\r\nDATA\r\n');
+    for (let i = 0; i < 4; i++) await c.reply();
+    c.send(Buffer.concat([message('me@elsewhere.invalid', 'local forged', forged), Buffer.from('.\r\n')]));
+    assert.match((await c.reply()).text, /^250 /, 'no DNS asked (elsewhere.invalid would be a temporary failure)');
+  } finally {
+    c.close();
+  }
+  const body = await stored('local forged');
+  assert.doesNotMatch(body, /bank\.example/);
+  assert.doesNotMatch(body, /^Authentication-Results:/m, 'and none added');
+  await d.waitForLog(/smtp auth session=\S+ msgid=\S+ checks=skipped removed=1 verdict=accept/);
+});
+
+test('a message larger than what is held (8 MiB) is still checked and logged, without the header (ar=omitted)', async () => {
+  const line = 'x'.repeat(998) + '\r\n';
+  const big = Buffer.concat([message('a@good.test', 'very large'), Buffer.from(line.repeat(9 * 1024))]);
+  const r = await send(GOOD_IP, 'a@good.test', big);
+  assert.match(r.final, /^250 /);
+  await d.waitForLog(/smtp auth session=\S+ msgid=\S+ spf=pass:good\.test dkim=none dmarc="pass:p=reject" arc=none ar=omitted verdict=accept/);
+});

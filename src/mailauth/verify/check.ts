@@ -35,8 +35,8 @@ export interface CheckOutcome {
   readonly verdict: AuthVerdict;
   /** What to store now, in order: Authentication-Results (unless omitted), then the held content. */
   readonly release: readonly Buffer[];
-  /** Fields for the mail log's one line. */
-  readonly fields: Record<string, string | number>;
+  /** Fields for the mail log's one line (none for an unchecked message with nothing removed). */
+  readonly fields?: Record<string, string | number>;
 }
 
 export class MessageCheck {
@@ -47,12 +47,13 @@ export class MessageCheck {
 
   constructor(
     private readonly ctx: CheckContext,
-    private readonly engine: VerifyEngine,
+    /** undefined: no checks, only forged fields of ours removed (an authenticated or local sender). */
+    private readonly engine: VerifyEngine | undefined,
   ) {}
 
   /** Content as it arrives; returns what may be stored now (nothing while it is held). */
   push(chunk: Buffer): readonly Buffer[] {
-    this.engine.write(chunk);
+    this.engine?.write(chunk);
     if (this.passthrough) return [chunk];
     this.held.push(chunk);
     this.heldBytes += chunk.length;
@@ -63,12 +64,17 @@ export class MessageCheck {
 
   /** The end of the message: the results, the verdict and what to store. */
   async finish(): Promise<CheckOutcome> {
+    if (this.engine === undefined) {
+      const release = this.takeHeld();
+      return { verdict: { kind: 'accept' }, release, ...(this.removed > 0 ? { fields: { checks: 'skipped', removed: this.removed } } : {}) };
+    }
+    const engine = this.engine;
     const deadlineMs = this.ctx.deadlineMs ?? CHECK_DEADLINE_MS;
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<AuthResults>((resolve) => {
       timer = setTimeout(() => resolve({ spf: undefined, dkim: [], arc: undefined, dmarc: undefined, note: `checks took longer than ${deadlineMs} ms`, incomplete: true }), deadlineMs);
     });
-    const results = await Promise.race([this.engine.results(this.ctx.spf()), late]).finally(() => clearTimeout(timer));
+    const results = await Promise.race([engine.results(this.ctx.spf()), late]).finally(() => clearTimeout(timer));
     const verdict = decide(results, this.ctx.opts);
     const release: Buffer[] = [];
     const fields: Record<string, string | number> = { ...summary(results) };
@@ -82,7 +88,7 @@ export class MessageCheck {
   /** The message was aborted: stop the checks. */
   abort(): void {
     this.held = [];
-    this.engine.abort();
+    this.engine?.abort();
   }
 
   private takeHeld(): Buffer[] {

@@ -83,9 +83,13 @@ export class InboundVerifier {
     return { kind: 'pass', result: r };
   }
 
-  /** The checks of one message from a client they apply to; undefined when they do not. */
-  begin(f: InboundFacts): MessageCheck | undefined {
-    if (!this.applies(f)) return undefined;
+  /**
+   * The checks of one message. From a client they do not apply to (AUTH,
+   * `local`) the message is only cleaned of forged Authentication-Results
+   * fields of ours (RFC 8601 §5: whoever sends it), with no checks.
+   */
+  begin(f: InboundFacts): MessageCheck {
+    if (!this.applies(f)) return new MessageCheck({ opts: this.opts, authservId: this.authservId, holdLimit: this.holdLimit, spf: async () => undefined }, undefined);
     return new MessageCheck(
       { opts: this.opts, authservId: this.authservId, holdLimit: this.holdLimit, spf: () => this.spf(f) },
       this.engines(this.opts.minKeyBits, f.clientAddress),
