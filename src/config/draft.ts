@@ -8,7 +8,7 @@
  * therefore fine (`match … action "x"` before `action "x" …`).
  */
 import type { HttpDraft } from './http-options.js';
-import type { MailAuthSignOptions, MailAuthVerifyOptions } from './mailauth-options.js';
+import type { MailAuthSealOptions, MailAuthSignOptions, MailAuthVerifyOptions } from './mailauth-options.js';
 import type { Action, Dialect, ForwardOptions, Listener, MatchRule, Pki, Position, SyslogTarget, TableDecl } from './model.js';
 
 export type Mutable<T> = { -readonly [K in keyof T]: T[K] };
@@ -84,6 +84,7 @@ export interface SettingsDraft {
   forward?: Setting<ForwardOptions>;
   mailauthVerify?: Setting<MailAuthVerifyOptions>;
   mailauthSign?: Setting<MailAuthSignOptions>;
+  mailauthSeal?: Setting<MailAuthSealOptions>;
 }
 
 export type SettingKey = keyof SettingsDraft;

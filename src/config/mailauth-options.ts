@@ -24,7 +24,15 @@ export interface MailAuthSignOptions {
   readonly keys: string;
 }
 
+/** `mailauth seal`: ARC-seal (RFC 8617) relayed mail Postern verified, with one key. */
+export interface MailAuthSealOptions {
+  readonly domain: string;
+  readonly selector: string;
+  readonly keyFile: string;
+}
+
 export interface MailAuthOptions {
   readonly verify?: MailAuthVerifyOptions;
   readonly sign?: MailAuthSignOptions;
+  readonly seal?: MailAuthSealOptions;
 }

@@ -5,13 +5,16 @@
  *   mailauth verify [authserv-id NAME] [spf-reject] [dmarc-reject]
  *                   [quarantine tag|hold] [min-key-bits N]
  *   mailauth sign <keys>
+ *   mailauth seal domain DOMAIN selector SELECTOR key "FILE"
  *
  * `verify` checks every message received over SMTP from a client that is
  * neither authenticated nor `local` and writes one Authentication-Results
  * header; the options turn results into refusals (spf-reject at MAIL,
  * dmarc-reject at end of data) or a hold (quarantine hold). `sign` signs
  * mail that relay actions send, with the keys the table gives for the
- * From: domain. docs/mail-authentication.md describes both.
+ * From: domain. `seal` adds an ARC set (RFC 8617) to relayed mail that
+ * carries this server's Authentication-Results (mail it verified, such as
+ * mail forwarded by an alias). docs/mail-authentication.md describes them.
  */
 import type { Cursor } from './cursor.js';
 import type { MailAuthVerifyOptions, QuarantineAction } from './mailauth-options.js';
@@ -25,7 +28,21 @@ export function parseMailAuth(c: Cursor): void {
     c.set('mailauthSign', { keys: keys.name }, kw.pos, '"mailauth sign"');
     return;
   }
-  c.expectWord('verify', '"mailauth" (mailauth verify [options], or mailauth sign <table>)');
+  if (c.acceptWord('seal')) {
+    c.expectWord('domain', '"mailauth seal" (mailauth seal domain DOMAIN selector SELECTOR key "FILE")');
+    const domain = c.value('a domain after "domain"');
+    const badDomain = checkHostname(domain.text);
+    if (badDomain !== undefined) c.error(domain.pos, badDomain);
+    c.expectWord('selector', '"mailauth seal domain DOMAIN"');
+    const selector = c.value('a selector after "selector"');
+    if (!/^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?$/.test(selector.text)) c.error(selector.pos, `invalid selector "${selector.text}"`);
+    c.expectWord('key', '"mailauth seal … selector SELECTOR"');
+    const key = c.value('a key file after "key"');
+    c.end('mailauth seal');
+    c.set('mailauthSeal', { domain: domain.text.toLowerCase(), selector: selector.text, keyFile: c.path(key.text) }, kw.pos, '"mailauth seal"');
+    return;
+  }
+  c.expectWord('verify', '"mailauth" (mailauth verify [options], mailauth sign <table>, or mailauth seal …)');
   let authservId: string | undefined;
   let spfReject = false;
   let dmarcReject = false;

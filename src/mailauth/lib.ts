@@ -66,3 +66,14 @@ export const dkimSign = (
     dkimSign: (input: Buffer, o: { canonicalization?: string; signatureData: SignatureData[]; signTime?: Date }) => Promise<DKIMSignResult>;
   }
 ).dkimSign;
+
+export interface SealData {
+  readonly signingDomain: string;
+  readonly selector: string;
+  readonly privateKey: string;
+  readonly algorithm?: string;
+  readonly cv: string;
+  readonly authResults: string;
+}
+
+export const sealMessage = (require('mailauth/lib/arc/index.js') as { sealMessage: (input: Buffer, seal: SealData) => Promise<Buffer> }).sealMessage;

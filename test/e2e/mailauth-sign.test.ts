@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { actionOf, configFrom, freePort, makeAgent, makeTask, startScriptedServer, type ScriptedServer } from '../helpers/mta-peers.js';
 import { tempDir } from '../helpers/daemon.js';
-import { dkimpyVerify, ed25519Key, rsaKey, type TestKey } from '../helpers/dkimpy.js';
+import { dkimpyArcVerify, dkimpySign, dkimpyVerify, ed25519Key, rsaKey, type TestKey } from '../helpers/dkimpy.js';
 import { KeyTable } from '../../src/mailauth/sign/keys.js';
 import { OutboundSigner } from '../../src/mailauth/sign/signer.js';
 import { SignPool } from '../../src/mailauth/sign/sign-pool.js';
@@ -146,4 +146,28 @@ test('the daemon signs what it relays: `mailauth sign <table>` in smtpd.conf', a
     await d.stop();
     d.cleanup();
   }
+});
+
+test('ARC: relayed mail that carries our Authentication-Results is sealed, and dkimpy validates the chain', async () => {
+  const lookup = (k: string): Lookup => (table[k] !== undefined ? { kind: 'found', value: table[k] } : { kind: 'notfound' });
+  const sealer = new OutboundSigner(new KeyTable(lookup), pool, { domain: 'relay.test', selector: 'arc', keyFile: join(dir, 'rsa.pem'), authservId: 'mail.postern.test' });
+  const h = makeAgent({ config, tuning: { port }, signer: sealer });
+  // As received from outside and checked: the author's signature, then our results on top (an alias forwards it on).
+  const original = Buffer.from('From: Carol <carol@author.test>\r\nTo: list@postern.test\r\nSubject: forwarded by an alias\r\nMessage-ID: <arc@author.test>\r\n\r\nText.\r\n', 'latin1');
+  const authorKey = rsaKey();
+  const signedByAuthor = Buffer.concat([Buffer.from(dkimpySign(original, authorKey, 'a1', 'author.test'), 'latin1'), original]);
+  const asReceived = Buffer.concat([Buffer.from('Authentication-Results: mail.postern.test;\r\n\tdkim=pass header.i=@author.test header.s=a1;\r\n\tspf=pass smtp.mailfrom=author.test;\r\n\tdmarc=pass header.from=author.test\r\n', 'latin1'), signedByAuthor]);
+  const n = server.messages().length;
+  const [r] = await h.agent.deliver(makeTask({ action: out, sender: 'list-bounces@postern.test', rcpts: [`bob@[${ADDRESS}]`], body: asReceived }));
+  await h.agent.close();
+  assert.equal(r?.status, 'ok', r?.detail);
+  assert.match(h.logs.join('\n'), /mta dkim-signed msgid=\S+ keys=arc:arc\._domainkey\.relay\.test/);
+  const msg = received(n);
+  assert.match(msg.toString('latin1'), /^ARC-Seal: i=1;[^]*cv=none[^]*ARC-Message-Signature: i=1;[^]*ARC-Authentication-Results: i=1; [^]*dkim=pass header\.i=@author\.test/);
+  const recs = { 'arc._domainkey.relay.test': rsa.record, 'a1._domainkey.author.test': authorKey.record };
+  assert.equal(dkimpyArcVerify(msg, recs).cv, 'pass');
+  assert.deepEqual(dkimpyVerify(msg, recs), [true], "the author's signature survived the relay");
+  // Without our results (not checked here): no seal.
+  const plain = await relay('nokeys.test', 'not ours to seal');
+  assert.match(plain.status, /^ok /);
 });

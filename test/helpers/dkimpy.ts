@@ -109,3 +109,13 @@ sys.stdout.buffer.write(b''.join(hdrs))
 export function dkimpyArcSign(msg: Buffer, key: TestKey, selector: string, domain: string, srvId: string, records: Record<string, string>): string {
   return python(ARC_SIGN, msg, { SEL: selector, DOM: domain, KEY: key.dkimpyKey, SRV: srvId, RECORDS: JSON.stringify(records) }).toString('latin1');
 }
+
+const ARC_VERIFY = `${WITH_RECORDS}
+cv, results, comment = dkim.arc_verify(msg, dnsfunc=dnsfunc)
+print(json.dumps({'cv': cv.decode() if isinstance(cv, bytes) else str(cv), 'comment': str(comment)}))
+`;
+
+/** dkimpy's validation of the ARC chain of `msg` (cv: "pass", "fail" or "none"). */
+export function dkimpyArcVerify(msg: Buffer, records: Record<string, string>): { cv: string; comment: string } {
+  return JSON.parse(python(ARC_VERIFY, msg, { RECORDS: JSON.stringify(records) }).toString('utf8')) as { cv: string; comment: string };
+}

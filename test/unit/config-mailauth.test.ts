@@ -35,3 +35,10 @@ test('errors name the file, line and column', () => {
   assert.match(errors('mailauth check\n')[0] ?? '', /^smtpd\.conf:1:10: /);
   assert.match(errors('mailauth verify authserv-id "bad name"\n')[0] ?? '', /^smtpd\.conf:1:29: invalid hostname/);
 });
+
+test('mailauth seal: domain, selector and key file', () => {
+  assert.deepEqual(ok('mailauth seal domain Relay.Example.ORG selector arc2026 key "/etc/mail/dkim/arc.pem"\n').mailauth?.seal, { domain: 'relay.example.org', selector: 'arc2026', keyFile: '/etc/mail/dkim/arc.pem' });
+  assert.equal(ok('mailauth seal domain r.example selector s key "keys/arc.pem"\n').mailauth?.seal?.keyFile, '/srv/postern/keys/arc.pem', 'relative to the configuration');
+  assert.match(errors('mailauth seal domain r.example selector "bad sel" key "/k.pem"\n')[0] ?? '', /^smtpd\.conf:1:41: invalid selector "bad sel"/);
+  assert.match(errors('mailauth seal domain r.example key "/k.pem"\n')[0] ?? '', /^smtpd\.conf:1:\d+: /);
+});

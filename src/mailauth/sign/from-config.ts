@@ -10,7 +10,9 @@ import { SignPool } from './sign-pool.js';
 import { OutboundSigner } from './signer.js';
 
 export function outboundSigner(config: Config, tables: Pick<TableRegistry, 'lookup'>): OutboundSigner | undefined {
-  const sign = config.mailauth?.sign;
-  if (sign === undefined) return undefined;
-  return new OutboundSigner(new KeyTable((key) => tables.lookup(sign.keys, key)), new SignPool());
+  const { sign, seal, verify } = config.mailauth ?? {};
+  if (sign === undefined && seal === undefined) return undefined;
+  const keys = new KeyTable((key) => (sign !== undefined ? tables.lookup(sign.keys, key) : { kind: 'notfound' }));
+  const sealer = seal !== undefined ? { ...seal, authservId: (verify?.authservId ?? config.hostname).toLowerCase() } : undefined;
+  return new OutboundSigner(keys, new SignPool(), sealer);
 }

@@ -73,7 +73,8 @@ export class KeyTable {
     return keys.length > 0 ? { kind: 'keys', keys } : { kind: 'error', reason: `no keys listed for ${domain}` };
   }
 
-  private file(path: string): CachedFile['value'] {
+  /** A key file, read again when it changed (checked at most once a minute). */
+  file(path: string): CachedFile['value'] {
     const at = this.now();
     const hit = this.files.get(path);
     if (hit !== undefined && at - hit.checked < RECHECK_MS) return hit.value;

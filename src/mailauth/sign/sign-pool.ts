@@ -12,7 +12,7 @@
 import { availableParallelism } from 'node:os';
 import { ownedCopy, WorkerLanes } from '../worker-lanes.js';
 import type { SigningKey } from './keys.js';
-import type { SignAnswer } from './sign-core.js';
+import type { SealRequest, SignAnswer } from './sign-core.js';
 
 export class SignPool {
   private readonly lanes: WorkerLanes<{ readonly header: string }>;
@@ -21,10 +21,10 @@ export class SignPool {
     this.lanes = new WorkerLanes(new URL('./sign-worker.js', import.meta.url), size, 'DKIM signing');
   }
 
-  async sign(message: Buffer, keys: readonly SigningKey[]): Promise<SignAnswer> {
+  async sign(message: Buffer, keys: readonly SigningKey[], seal?: SealRequest): Promise<SignAnswer> {
     const job = this.lanes.job();
     const copy = ownedCopy(message);
-    job.post({ id: job.id, message: copy, keys }, [copy.buffer as ArrayBuffer]);
+    job.post({ id: job.id, message: copy, keys, ...(seal ? { seal } : {}) }, [copy.buffer as ArrayBuffer]);
     const a = await job.answer;
     return 'error' in a ? { error: a.error } : { header: a.header };
   }

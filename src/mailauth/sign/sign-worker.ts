@@ -8,7 +8,7 @@ import { parentPort } from 'node:worker_threads';
 import { signMessage, type SignJob } from './sign-core.js';
 
 parentPort?.on('message', (job: SignJob) => {
-  signMessage(Buffer.from(job.message.buffer, job.message.byteOffset, job.message.byteLength), job.keys).then(
+  signMessage(Buffer.from(job.message.buffer, job.message.byteOffset, job.message.byteLength), job.keys, job.seal).then(
     (r) => parentPort?.postMessage({ id: job.id, ...r }),
     (e: unknown) => parentPort?.postMessage({ id: job.id, error: (e as Error).message }),
   );
