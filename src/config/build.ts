@@ -19,6 +19,7 @@ import { deepFreeze, FrozenMap, FrozenSet } from './freeze.js';
 import type { Action, CaCert, Config, Pki, Position, TableDecl } from './model.js';
 import { findOpenRelays } from './open-relay.js';
 import { buildHttp } from './parse-http.js';
+import { buildTransport } from './parse-mta.js';
 import { rulesFileOpenness } from './obtuse/open.js';
 import { didYouMean } from './suggest.js';
 
@@ -41,6 +42,7 @@ export function build(input: BuildInput, diags: Diagnostics): Config | undefined
   const used = checkRefs(draft, { tables, pki, ca, actions }, diags);
   checkListeners(draft, diags);
   const http = buildHttp(draft.http, diags);
+  const transportSecurity = buildTransport(draft.transport);
 
   // Whole-configuration lints only make sense when every statement was understood.
   const lint = diags.errorCount === 0;
@@ -141,6 +143,7 @@ export function build(input: BuildInput, diags: Diagnostics): Config | undefined
       ? { mailauth: { ...(s.mailauthVerify ? { verify: s.mailauthVerify.value } : {}), ...(s.mailauthSign ? { sign: s.mailauthSign.value } : {}), ...(s.mailauthSeal ? { seal: s.mailauthSeal.value } : {}) } }
       : {}),
     ...(http !== undefined ? { http } : {}),
+    ...(transportSecurity !== undefined ? { transportSecurity } : {}),
     warnings: diags.sorted().filter((d) => d.severity === 'warning'),
   };
   return deepFreeze(config);

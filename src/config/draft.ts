@@ -9,6 +9,7 @@
  */
 import type { HttpDraft } from './http-options.js';
 import type { MailAuthSealOptions, MailAuthSignOptions, MailAuthVerifyOptions } from './mailauth-options.js';
+import type { TransportDraft } from './transport-options.js';
 import type { Action, Dialect, ForwardOptions, Listener, MatchRule, Pki, Position, SyslogTarget, TableDecl } from './model.js';
 
 export type Mutable<T> = { -readonly [K in keyof T]: T[K] };
@@ -132,6 +133,8 @@ export interface Draft {
   readonly resolverServers: string[];
   /** `http …` statements (config/parse-http.ts). */
   readonly http: HttpDraft;
+  /** `mta …` statements (config/parse-mta.ts). */
+  readonly transport: TransportDraft;
   /** First statement of each dialect, for the "mixed dialects" warning and Config.dialect. */
   readonly dialectSeen: { legacy?: Position; modern?: Position };
 }
@@ -151,6 +154,7 @@ export function emptyDraft(): Draft {
     disabledExtensions: new Set(),
     resolverServers: [],
     http: { tokens: [] },
+    transport: { seen: {} },
     dialectSeen: {},
   };
 }

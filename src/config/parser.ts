@@ -14,6 +14,7 @@
  *   log                                config/parse-log.ts
  *   http                               config/parse-http.ts
  *   mailauth                           config/parse-mailauth.ts
+ *   mta                                config/parse-mta.ts
  *
  * Error recovery: a statement with a syntax error is reported and skipped
  * up to the end of its line (or of its braces), and parsing goes on, so
@@ -43,6 +44,7 @@ import {
 import { TokenStream } from './token-stream.js';
 import { parseForward } from './parse-forward.js';
 import { parseMailAuth } from './parse-mailauth.js';
+import { parseMta } from './parse-mta.js';
 
 export interface ParseInput {
   readonly text: string;
@@ -88,6 +90,7 @@ const STATEMENTS: Readonly<Record<string, (c: Cursor) => void>> = {
   forward: parseForward,
   http: parseHttp,
   mailauth: parseMailAuth,
+  mta: (c) => parseMta(c, c.draft.transport),
 };
 
 export function parse(input: ParseInput, diags: Diagnostics): ParseOutput {
