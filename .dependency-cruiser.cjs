@@ -9,7 +9,7 @@ const LAYERS = [
   /* 1 */ ['config'],
   /* 2, services every part uses */ ['table', 'dns', 'tls'],
   /* 3 */ ['auth', 'spool', 'rules'],
-  /* 4 */ ['expand'],
+  /* 4, recipient expansion; mail authentication (SPF, DKIM, DMARC, ARC; DKIM signing) */ ['expand', 'mailauth'],
   /* 5, verdicts, filters and delivery agents */ ['policy', 'delivery', 'transport-security', 'filter'],
   /* 6, the one way into the queue */ ['queue'],
   /* 7 */ ['bounce', 'mta'],

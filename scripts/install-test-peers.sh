@@ -40,7 +40,8 @@ if [ "$(id -u)" = 0 ]; then
   #   ldnsutils unbound DNSSEC for the DANE tests: zones signed with ldns-signzone, validated by unbound (test/helpers/dnssec.ts)
   #   rspamd, opendkim, opendkim-tools, clamav-daemon, clamav-milter, python3-milter   real milters (filter tests)
   #   opensmtpd-filter-rspamd, opensmtpd-filter-dkimsign, python3-dkim   OpenSMTPD's filter processes, a DKIM verifier
-  apt-get install -y -qq --no-install-recommends swaks libnet-ssleay-perl libio-socket-ssl-perl python3 python3-aiosmtpd postfix procmail openssl passwd haproxy testssl.sh iproute2 rsyslog logrotate fail2ban bsdutils prometheus chromium systemd groff-base libnss-systemd oidentd util-linux mount socat nsd ldnsutils unbound rspamd opendkim opendkim-tools clamav-daemon clamav-milter python3-milter opensmtpd-filter-rspamd opensmtpd-filter-dkimsign python3-dkim >/dev/null
+  #   python3-dkim, python3-spf, python3-dnspython, opendkim   dkimpy, pyspf and OpenDKIM (opendkim -t) as third-party DKIM/ARC/SPF peers (mailauth-*.test.ts)
+  apt-get install -y -qq --no-install-recommends swaks libnet-ssleay-perl libio-socket-ssl-perl python3 python3-aiosmtpd postfix procmail openssl passwd haproxy testssl.sh iproute2 rsyslog logrotate fail2ban bsdutils prometheus chromium systemd groff-base libnss-systemd oidentd util-linux mount socat nsd ldnsutils unbound rspamd opendkim opendkim-tools clamav-daemon clamav-milter python3-milter opensmtpd-filter-rspamd opensmtpd-filter-dkimsign python3-dkim python3-spf python3-dnspython >/dev/null
   # postfix's package may leave a daemon on port 25; nothing of ours uses it.
   postfix stop >/dev/null 2>&1 || true
 fi
@@ -48,6 +49,6 @@ for tool in swaks python3 procmail openssl haproxy ss /usr/sbin/smtp-sink /usr/s
   command -v "$tool" >/dev/null || { echo "test peers: $tool is missing" >&2; exit 1; }
 done
 /usr/bin/python3 -c 'import aiosmtpd' || { echo "test peers: python3-aiosmtpd is missing" >&2; exit 1; }
-/usr/bin/python3 -c 'import Milter, dkim' || { echo "test peers: python3-milter or python3-dkim is missing" >&2; exit 1; }
+/usr/bin/python3 -c 'import Milter, dkim, spf, dns.resolver' || { echo "test peers: python3-milter, python3-dkim, python3-spf or python3-dnspython is missing" >&2; exit 1; }
 perl -MIO::Socket::SSL -MNet::SSLeay -e1 || { echo "test peers: swaks cannot do TLS (libio-socket-ssl-perl, libnet-ssleay-perl)" >&2; exit 1; }
 

@@ -141,6 +141,9 @@ export function build(input: BuildInput, diags: Diagnostics): Config | undefined
     ...(s.rulesFile !== undefined ? { rulesFile: { path: s.rulesFile.value, pos: s.rulesFile.pos } } : {}),
     ...(s.smtpserverConf !== undefined ? { smtpserverConf: { path: s.smtpserverConf.value, pos: s.smtpserverConf.pos } } : {}),
     ...(s.forward !== undefined ? { forward: s.forward.value } : {}),
+    ...(s.mailauthVerify !== undefined || s.mailauthSign !== undefined || s.mailauthSeal !== undefined
+      ? { mailauth: { ...(s.mailauthVerify ? { verify: s.mailauthVerify.value } : {}), ...(s.mailauthSign ? { sign: s.mailauthSign.value } : {}), ...(s.mailauthSeal ? { seal: s.mailauthSeal.value } : {}) } }
+      : {}),
     ...(http !== undefined ? { http } : {}),
     ...(filters !== undefined ? { filters } : {}),
     ...(transportSecurity !== undefined ? { transportSecurity } : {}),

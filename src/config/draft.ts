@@ -9,6 +9,7 @@
  */
 import type { HttpDraft } from './http-options.js';
 import type { FilterDecl } from './filter-options.js';
+import type { MailAuthSealOptions, MailAuthSignOptions, MailAuthVerifyOptions } from './mailauth-options.js';
 import type { TransportDraft } from './transport-options.js';
 import type { Action, Dialect, ForwardOptions, Listener, MatchRule, Pki, Position, SyslogTarget, TableDecl } from './model.js';
 
@@ -83,6 +84,9 @@ export interface SettingsDraft {
   rulesFile?: Setting<string>;
   smtpserverConf?: Setting<string>;
   forward?: Setting<ForwardOptions>;
+  mailauthVerify?: Setting<MailAuthVerifyOptions>;
+  mailauthSign?: Setting<MailAuthSignOptions>;
+  mailauthSeal?: Setting<MailAuthSealOptions>;
 }
 
 export type SettingKey = keyof SettingsDraft;

@@ -11,6 +11,7 @@
  * change shape when their runtime arrives.
  */
 import type { FilterDecl } from './filter-options.js';
+import type { MailAuthOptions } from './mailauth-options.js';
 
 export interface Position {
   readonly file: string;
@@ -342,6 +343,8 @@ export interface Config {
   readonly smtpserverConf?: { readonly path: string; readonly pos: Position };
   /** ~/.forward (`forward …`); undefined ⇒ read, no commands or files (config/parse-forward.ts). */
   readonly forward?: ForwardOptions;
+  /** Mail authentication (`mailauth verify|sign …`, config/parse-mailauth.ts); absent: none. */
+  readonly mailauth?: MailAuthOptions;
   /** The HTTP listener (metrics, API, dashboard); absent: none (config/http-options.ts). */
   readonly http?: HttpOptions;
   /** `filter NAME …` statements (config/parse-filter.ts): milters, filter processes, built-in filters, chains. */

@@ -14,6 +14,7 @@
  *   log                                config/parse-log.ts
  *   http                               config/parse-http.ts
  *   filter                             config/parse-filter.ts
+ *   mailauth                           config/parse-mailauth.ts
  *   mta                                config/parse-mta.ts
  *
  * Error recovery: a statement with a syntax error is reported and skipped
@@ -44,6 +45,7 @@ import {
 import { TokenStream } from './token-stream.js';
 import { parseForward } from './parse-forward.js';
 import { parseFilter } from './parse-filter.js';
+import { parseMailAuth } from './parse-mailauth.js';
 import { parseMta } from './parse-mta.js';
 
 export interface ParseInput {
@@ -90,6 +92,7 @@ const STATEMENTS: Readonly<Record<string, (c: Cursor) => void>> = {
   forward: parseForward,
   http: parseHttp,
   filter: (c) => parseFilter(c, c.draft.filters),
+  mailauth: parseMailAuth,
   mta: (c) => parseMta(c, c.draft.transport),
 };
 

@@ -61,6 +61,8 @@ import { FailRate } from '../auth/failrate.js';
 import { Metrics } from '../metrics/registry.js';
 import type { HttpListener } from '../http/server.js';
 import { reloadTokens, startHttp } from '../http/start.js';
+import { inboundVerifier } from '../mailauth/verify/from-config.js';
+import { outboundSigner } from '../mailauth/sign/from-config.js';
 
 export class StartupError extends Error {}
 
@@ -193,11 +195,13 @@ export class Daemon implements ControlTarget {
       // Agents and the scheduler outlive generations; reload gives them the new configuration.
       let current: () => Generation = () => gen;
       const mda = new LocalAgent({ config, users: shared.users, tables: shared.tables, log });
+      const signer = outboundSigner(config, shared.tables);
       const resolver = new Resolver(config.resolver);
       const transport = transportSecurity(config, shared.tables, log, resolver.raw);
       const mta = new RelayAgent({
         config,
         log,
+        ...(signer ? { signer } : {}),
         stats: shared.stats,
         resolver,
         ...(transport.engine !== undefined ? { transport: transport.engine } : {}),
@@ -294,7 +298,8 @@ export class Daemon implements ControlTarget {
     // Lookups during the build (none today) and at run time go through the shared registry.
     const local = new LocalNames(config.hostname);
     const resolver = new Resolver(config.resolver);
-    const built = buildPolicy(loaded, { tables: shared.tables, users: shared.users, local, dns: resolver.raw, loadAverage: () => loadavg()[0] ?? 0, log: shared.log, probe: shared.stats.probe, ...shared.policyExtras });
+    const inbound = inboundVerifier(config, resolver, local);
+    const built = buildPolicy(loaded, { tables: shared.tables, users: shared.users, local, dns: resolver.raw, loadAverage: () => loadavg()[0] ?? 0, log: shared.log, probe: shared.stats.probe, ...(inbound ? { mailauth: inbound } : {}), ...shared.policyExtras });
     for (const w of [...policyFiles.warnings, ...built.notes]) shared.log.warn(w);
     let tls: TlsContexts | undefined;
     try {
@@ -314,7 +319,7 @@ export class Daemon implements ControlTarget {
     };
     // The one way into the queue, with this generation's policy: sessions, sendmail and reports use it.
     const filters = filterWiring(config, built.policy, shared.log, shared.tables);
-    const door = new FrontDoor({ config, policy: built.policy, spool: shared.spool, log: shared.log, stats: shared.stats, scheduler, now: Date.now, routeAdded: filters.routeAdded });
+    const door = new FrontDoor({ config, policy: built.policy, spool: shared.spool, log: shared.log, stats: shared.stats, scheduler, now: Date.now, routeAdded: filters.routeAdded, ...(inbound ? { inbound } : {}) });
     const server = new SmtpServer(
       { config, log: shared.log, queue: door, policy: built.policy, stats: shared.stats, scheduler, freeSpace: shared.freeSpace, now: Date.now, tables: shared.tables, auth, runtime: built.session, ...(filters.opener ? { filters: filters.opener } : {}) },
       resolver,

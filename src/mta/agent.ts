@@ -38,6 +38,7 @@ import { defaultPort, resolveRoute, type Route, type SelfNames, type Target, typ
 import { ClientSession, SessionFailure, type Credentials, type SessionSetup } from './session.js';
 import { sendMessage } from './transaction.js';
 import { formatDuration } from '../time/duration.js';
+import type { OutboundSigner } from '../mailauth/sign/signer.js';
 import type { TransportSecurity } from '../transport-security/engine.js';
 
 /** A recipient's result; `relayed` asks the bounce subsystem for a "relayed" success DSN (RFC 3461 §5.2.2.2). */
@@ -58,6 +59,8 @@ export interface RelayAgentOptions {
   readonly credentials: CredentialsLookup;
   /** Limits and timeouts (options.ts); defaults suit production, tests shorten them. */
   readonly tuning?: RelayTuningInput;
+  /** `mailauth sign`: DKIM signatures added before the message is sent (mailauth/sign/). */
+  readonly signer?: Pick<OutboundSigner, 'prepare'>;
   /** TLS policies: the `mta tls-policy` table, MTA-STS, DANE, TLS-RPT (transport-security/engine.ts). */
   readonly transport?: TransportSecurity;
 }
@@ -190,6 +193,17 @@ export class RelayAgent implements DeliveryAgent {
     }
 
     const env = task.envelope;
+    // DKIM: the message is read and signed once, then sent from memory to every host tried.
+    let openBody = (): ReturnType<DeliveryTask['openBody']> => task.openBody();
+    if (this.o.signer !== undefined) {
+      const s = await this.o.signer.prepare(() => task.openBody(), env.size + 64 * 1024);
+      if (s.kind === 'error') {
+        this.o.log.event('mta', 'dkim-failed', { msgid: env.msgid, error: s.reason });
+        return decideAll(rcpts, { status: 'tempfail', enhanced: '4.7.0', detail: s.reason });
+      }
+      if (s.kind === 'signed') this.o.log.event('mta', 'dkim-signed', { msgid: env.msgid, keys: s.signatures });
+      openBody = s.open;
+    }
     const sender = rewriteSender(env.sender, relay.mailFrom);
     const srcs = relay.src !== undefined ? this.sourceAddresses(relay.src) : [];
     const poolKey = [
@@ -208,7 +222,7 @@ export class RelayAgent implements DeliveryAgent {
 
     const run = async (session: ClientSession, cached = false): Promise<boolean> => {
       session.conn.watch(task.signal);
-      const tx = await sendMessage(session, { envelope: env, recipients: pending, sender, openBody: () => task.openBody(), tuning: t, rsetFirst: cached });
+      const tx = await sendMessage(session, { envelope: env, recipients: pending, sender, openBody, tuning: t, rsetFirst: cached });
       for (const o of tx.outcomes) {
         decided.set(o.rcpt.evpid, { verdict: o, target: session.target, ...(o.reply !== undefined ? { reply: o.reply } : {}), ...(o.relayed ? { relayed: true as const } : {}) });
       }

@@ -48,6 +48,8 @@ import { ContentFilter, type FilterResult } from './zmailer/contentfilter.js';
 import { policyDbPhase } from './zmailer/policydb.js';
 import { policyDbTrusts } from './zmailer/policydb-lookup.js';
 import type { Resolver as DnsResolver } from 'node:dns/promises';
+import type { InboundVerifier } from '../mailauth/verify/verifier.js';
+import { spfAtMailPhase } from './mailauth-spf.js';
 import type { WhosonServer } from '../net/whoson.js';
 import type { SocketBuffers } from '../net/socket-buffers.js';
 
@@ -97,6 +99,8 @@ export interface PolicyDeps {
   readonly frontEnd?: 'smtpserver';
   /** smtpserver -a: ident lookups at accept (ConnectionPolicy.ident). */
   readonly ident?: { readonly timeoutMs: number; readonly port?: number };
+  /** `mailauth verify`: with spf-reject, SPF is checked at MAIL (policy/mailauth-spf.ts). */
+  readonly mailauth?: Pick<InboundVerifier, 'spfAtMail' | 'opts'>;
   /** smtpserver -w: whoson lookups at accept (ConnectionPolicy.whoson). */
   readonly whoson?: ConnectionPolicy['whoson'];
   /** smtpserver -g (ConnectionPolicy.gullible). */
@@ -158,6 +162,8 @@ export function buildPolicy(loaded: LoadedConfig, deps: PolicyDeps): BuiltPolicy
 
   // MAIL: a sender domain with a null MX (RFC 7505) sends no mail and takes no replies.
   if (deps.dns !== undefined && 'resolveMx' in deps.dns) phases.push(nullMxSenderPhase(deps.dns as unknown as MxDns, deps.local));
+  // MAIL: SPF, when `mailauth verify spf-reject` asks for it.
+  if (deps.mailauth?.opts.spfReject === true) phases.push(spfAtMailPhase(deps.mailauth));
 
   // HELO and RCPT: smtpserver.conf.
   let zmailer: ZmailerPolicyPhase | undefined;

@@ -32,6 +32,9 @@ import { storageFull } from '../spool/errors.js';
 import type { EnvelopeDraft, MessageWriter, RecipientDraft, Spool } from '../spool/spool.js';
 import type { Stats } from '../stats.js';
 import { HeaderScanner } from '../wire/header-scan.js';
+import { formatMailbox } from '../mail/address.js';
+import type { InboundVerifier } from '../mailauth/verify/verifier.js';
+import type { MessageCheck } from '../mailauth/verify/check.js';
 import type { SchedulerSeam } from './seam.js';
 import type { FilterSession } from '../filter/filter.js';
 import { filterStep, type RouteAdded } from './filtered.js';
@@ -46,6 +49,8 @@ export interface FrontDoorEnv {
   readonly now: () => number;
   /** Routes a recipient a filter added (the rules, as mail from this host); without it such recipients are logged and left out. */
   readonly routeAdded?: RouteAdded<RcptRequest>;
+  /** `mailauth verify`: SPF, DKIM, DMARC, ARC of mail received over SMTP (src/mailauth/verify/). */
+  readonly inbound?: Pick<InboundVerifier, 'begin'>;
 }
 
 /** Who puts the message in: it decides the log lines and the counters, nothing else. */
@@ -110,7 +115,8 @@ export class FrontDoor {
       this.env.log.error(`spool: cannot create a message: ${(e as Error).message}`);
       return { kind: 'reject', reply: storeFailureReply(e), reason: `spool: ${(e as Error).message}` };
     }
-    return new IncomingMessage(this.env, origin, facts, tx, writer, filter);
+    const check = origin.kind === 'smtp' ? this.env.inbound?.begin({ ...facts, sender: tx.sender ? formatMailbox(tx.sender) : '' }) : undefined;
+    return new IncomingMessage(this.env, origin, facts, tx, writer, filter, check);
   }
 }
 
@@ -129,6 +135,8 @@ export class IncomingMessage {
     private writer: MessageWriter,
     /** The session's filters (filter/): they see the message before the commit (queue/filtered.ts). */
     private readonly filter?: Pick<FilterSession, 'message'>,
+    /** Mail authentication: holds the content until its Authentication-Results field is known. */
+    private readonly check?: MessageCheck,
   ) {}
 
   get msgid(): string {
@@ -153,7 +161,8 @@ export class IncomingMessage {
   /** Message content. Keeps a reference to `chunk`. */
   write(chunk: Buffer): void {
     this.headers.push(chunk);
-    this.store(chunk);
+    if (this.check === undefined) this.store(chunk);
+    else for (const c of this.check.push(chunk)) this.store(c);
   }
 
   /** Wait until the spool has taken what was written (back-pressure); never rejects. Called per chunk: no more promises than the writer's own. */
@@ -167,6 +176,7 @@ export class IncomingMessage {
   /** Throw it all away (disconnect, RSET, a refusal). */
   async abort(): Promise<void> {
     this.done = true;
+    this.check?.abort();
     await this.writer.abort().catch(() => undefined);
   }
 
@@ -181,6 +191,19 @@ export class IncomingMessage {
     const { env } = this;
     if (refusal === undefined) await this.drain();
     let decision: CommitDecision | undefined;
+    let authHold: string | undefined;
+    if (refusal !== undefined) this.check?.abort();
+    else if (this.check !== undefined) {
+      const a = await this.check.finish();
+      if (a.fields) this.logEvent('auth', { msgid: this.writer.msgid, ...a.fields, verdict: a.verdict.kind });
+      if (a.verdict.kind === 'refuse') {
+        this.logEvent('rejected', { msgid: this.writer.msgid, reason: a.verdict.reason });
+        await this.writer.abort().catch(() => undefined);
+        return { kind: 'refused', reply: a.verdict.reply, reason: a.verdict.reason };
+      }
+      for (const c of a.release) this.store(c);
+      if (a.verdict.kind === 'hold') authHold = `mailauth: ${a.verdict.reason}`;
+    }
     if (refusal === undefined && this.storeError !== undefined) {
       env.log.error(`spool: write failed: ${(this.storeError as Error).message}`);
       refusal = storeFailureReply(this.storeError);
@@ -221,7 +244,7 @@ export class IncomingMessage {
       await this.writer.abort().catch(() => undefined);
       return { kind: 'refused', reply: storeFailureReply(e), reason: `spool: ${(e as Error).message}` };
     }
-    const hold = decision?.kind === 'accept' ? (decision.hold ?? filterHold ?? req.hold) : undefined;
+    const hold = decision?.kind === 'accept' ? (decision.hold ?? authHold ?? filterHold ?? req.hold) : undefined;
     if (hold !== undefined && !(await this.recordHeld(envelope, hold))) {
       return { kind: 'refused', reply: QUEUE_TEMPFAIL, reason: 'cannot hold the message' };
     }

@@ -24,7 +24,7 @@ import type { Action, Config } from '../../src/config/model.js';
 import type { DeliveryTask } from '../../src/delivery/agent.js';
 import { Resolver } from '../../src/dns/resolver.js';
 import { MailLog } from '../../src/log/maillog.js';
-import { RelayAgent, type CredentialsLookup } from '../../src/mta/agent.js';
+import { RelayAgent, type CredentialsLookup, type RelayAgentOptions } from '../../src/mta/agent.js';
 import type { RelayTuningInput } from '../../src/mta/options.js';
 import type { SelfNames } from '../../src/mta/route.js';
 import type { Envelope, EnvelopeRecipient } from '../../src/mail/envelope.js';
@@ -466,7 +466,7 @@ export interface Harness {
   readonly stats: Stats;
 }
 
-export function makeAgent(o: { config: Config; dnsServer?: string; tuning?: RelayTuningInput; credentials?: CredentialsLookup; self?: SelfNames }): Harness {
+export function makeAgent(o: { config: Config; dnsServer?: string; tuning?: RelayTuningInput; credentials?: CredentialsLookup; self?: SelfNames; signer?: RelayAgentOptions['signer'] }): Harness {
   const logs: string[] = [];
   const log = new MailLog({ sink: (l) => logs.push(l) });
   const stats = new Stats();
@@ -478,6 +478,7 @@ export function makeAgent(o: { config: Config; dnsServer?: string; tuning?: Rela
     resolver,
     local: o.self ?? TEST_SELF,
     credentials: o.credentials ?? (() => undefined),
+    ...(o.signer ? { signer: o.signer } : {}),
     tuning: { timeouts: { connect: 3000, greeting: 5000, command: 5000, dataInit: 5000, dataBlock: 5000, dataDone: 5000, rset: 2000, quit: 1000 }, ...o.tuning },
   });
   return { agent, logs, stats };
