@@ -19,6 +19,7 @@ import { deepFreeze, FrozenMap, FrozenSet } from './freeze.js';
 import type { Action, CaCert, Config, Pki, Position, TableDecl } from './model.js';
 import { findOpenRelays } from './open-relay.js';
 import { buildHttp } from './parse-http.js';
+import { buildAntispam } from './parse-antispam.js';
 import { rulesFileOpenness } from './obtuse/open.js';
 import { didYouMean } from './suggest.js';
 
@@ -41,6 +42,7 @@ export function build(input: BuildInput, diags: Diagnostics): Config | undefined
   const used = checkRefs(draft, { tables, pki, ca, actions }, diags);
   checkListeners(draft, diags);
   const http = buildHttp(draft.http, diags);
+  const antispam = buildAntispam(draft.antispam, diags);
 
   // Whole-configuration lints only make sense when every statement was understood.
   const lint = diags.errorCount === 0;
@@ -138,6 +140,7 @@ export function build(input: BuildInput, diags: Diagnostics): Config | undefined
     ...(s.smtpserverConf !== undefined ? { smtpserverConf: { path: s.smtpserverConf.value, pos: s.smtpserverConf.pos } } : {}),
     ...(s.forward !== undefined ? { forward: s.forward.value } : {}),
     ...(http !== undefined ? { http } : {}),
+    ...(antispam !== undefined ? { antispam } : {}),
     warnings: diags.sorted().filter((d) => d.severity === 'warning'),
   };
   return deepFreeze(config);

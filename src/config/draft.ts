@@ -8,6 +8,7 @@
  * therefore fine (`match … action "x"` before `action "x" …`).
  */
 import type { HttpDraft } from './http-options.js';
+import { emptyAntispamDraft, type AntispamDraft } from './antispam.js';
 import type { Action, Dialect, ForwardOptions, Listener, MatchRule, Pki, Position, SyslogTarget, TableDecl } from './model.js';
 
 export type Mutable<T> = { -readonly [K in keyof T]: T[K] };
@@ -128,6 +129,8 @@ export interface Draft {
   readonly resolverServers: string[];
   /** `http …` statements (config/parse-http.ts). */
   readonly http: HttpDraft;
+  /** The checks at the door (config/parse-antispam.ts). */
+  readonly antispam: AntispamDraft;
   /** First statement of each dialect, for the "mixed dialects" warning and Config.dialect. */
   readonly dialectSeen: { legacy?: Position; modern?: Position };
 }
@@ -147,6 +150,7 @@ export function emptyDraft(): Draft {
     disabledExtensions: new Set(),
     resolverServers: [],
     http: { tokens: [] },
+    antispam: emptyAntispamDraft(),
     dialectSeen: {},
   };
 }

@@ -10,6 +10,7 @@
  * files) are carried here already, validated, so the parser never needs to
  * change shape when their runtime arrives.
  */
+import type { AntispamSettings } from './antispam.js';
 
 export interface Position {
   readonly file: string;
@@ -333,6 +334,8 @@ export interface Config {
   readonly forward?: ForwardOptions;
   /** The HTTP listener (metrics, API, dashboard); absent: none (config/http-options.ts). */
   readonly http?: HttpOptions;
+  /** The checks at the door: DNS lists, HELO/sender checks, greylisting, rate limits, header checks (config/antispam.ts). */
+  readonly antispam?: AntispamSettings;
   /** Non-fatal findings (e.g. open relay). */
   readonly warnings: readonly Diagnostic[];
 }

@@ -13,6 +13,8 @@
  *   resolver, rules, smtpserver-conf   config/parse-options.ts
  *   log                                config/parse-log.ts
  *   http                               config/parse-http.ts
+ *   dnsbl, rhsbl, check, greylist, rate-limit, header-checks,
+ *   smtp-header-checks                 config/parse-antispam.ts
  *
  * Error recovery: a statement with a syntax error is reported and skipped
  * up to the end of its line (or of its braces), and parsing goes on, so
@@ -41,6 +43,7 @@ import {
 } from './parse-options.js';
 import { TokenStream } from './token-stream.js';
 import { parseForward } from './parse-forward.js';
+import { ANTISPAM_STATEMENTS, parseAntispam } from './parse-antispam.js';
 
 export interface ParseInput {
   readonly text: string;
@@ -85,6 +88,7 @@ const STATEMENTS: Readonly<Record<string, (c: Cursor) => void>> = {
   resolver: parseResolver,
   forward: parseForward,
   http: parseHttp,
+  ...Object.fromEntries(ANTISPAM_STATEMENTS.map((k) => [k, parseAntispam])),
 };
 
 export function parse(input: ParseInput, diags: Diagnostics): ParseOutput {

@@ -32,6 +32,8 @@ import type { EnvelopeDraft, MessageWriter, RecipientDraft, Spool } from '../spo
 import type { Stats } from '../stats.js';
 import { HeaderScanner } from '../wire/header-scan.js';
 import type { SchedulerSeam } from './seam.js';
+import { HeaderCheckStream } from '../antispam/header-checks/stream.js';
+import { headerCheckDecision } from '../antispam/header-checks/decision.js';
 
 export interface FrontDoorEnv {
   readonly config: Config;
@@ -115,6 +117,8 @@ export class IncomingMessage {
   private readonly headers = new HeaderScanner();
   private storeError: unknown;
   private done = false;
+  /** header_checks (antispam/header-checks/): the header section is held back, checked and rewritten. */
+  private readonly checks: HeaderCheckStream | undefined;
 
   constructor(
     private readonly env: FrontDoorEnv,
@@ -122,7 +126,10 @@ export class IncomingMessage {
     private readonly facts: SessionFacts,
     private readonly tx: TxFacts,
     private readonly writer: MessageWriter,
-  ) {}
+  ) {
+    const rules = origin.kind === 'bounce' ? undefined : env.config.antispam?.headerChecks?.rules;
+    this.checks = rules && rules.length > 0 ? new HeaderCheckStream(rules) : undefined;
+  }
 
   get msgid(): string {
     return this.writer.msgid;
@@ -145,6 +152,14 @@ export class IncomingMessage {
 
   /** Message content. Keeps a reference to `chunk`. */
   write(chunk: Buffer): void {
+    if (this.checks) {
+      for (const b of this.checks.push(chunk)) this.pass(b);
+      return;
+    }
+    this.pass(chunk);
+  }
+
+  private pass(chunk: Buffer): void {
     this.headers.push(chunk);
     this.store(chunk);
   }
@@ -172,6 +187,7 @@ export class IncomingMessage {
     if (this.done) return { kind: 'refused', reply: QUEUE_TEMPFAIL, reason: 'message already ended' };
     this.done = true;
     const { env } = this;
+    const checked = this.checks ? this.endChecks() : undefined;
     if (refusal === undefined) await this.drain();
     let decision: CommitDecision | undefined;
     if (refusal === undefined && this.storeError !== undefined) {
@@ -183,7 +199,8 @@ export class IncomingMessage {
     }
     if (refusal === undefined) {
       const writer = this.writer;
-      decision = await env.policy.commit(this.facts, this.tx, { size: writer.size, receivedHeaders: this.headers.receivedCount, msgid: writer.msgid, body: { file: () => writer.bodyFile() } });
+      decision = checked?.kind === 'reject' || checked?.kind === 'discard' ? checked : await env.policy.commit(this.facts, this.tx, { size: writer.size, receivedHeaders: this.headers.receivedCount, msgid: writer.msgid, body: { file: () => writer.bodyFile() } });
+      if (checked?.kind === 'accept' && checked.hold !== undefined && decision.kind === 'accept') decision = { ...decision, hold: decision.hold ?? checked.hold };
       if (decision.kind === 'reject') {
         this.logEvent('rejected', { msgid: writer.msgid, reason: decision.verdict.reason });
         await writer.abort().catch(() => undefined);
@@ -220,6 +237,14 @@ export class IncomingMessage {
     this.logAccepted(envelope);
     const text = decision?.kind === 'accept' && decision.reply ? decision.reply : reply(250, '2.0.0', `${envelope.msgid} Message accepted for delivery`);
     return { kind: 'queued', envelope, held: hold !== undefined, reply: text };
+  }
+
+  /** The header checks' end: the rest of the held header, WARN lines logged; a decision when they reject, hold or discard (else the commit phases decide). */
+  private endChecks(): CommitDecision | undefined {
+    const checks = this.checks!;
+    for (const b of checks.end()) this.pass(b);
+    for (const w of checks.warnings) this.logEvent('header-warning', { msgid: this.writer.msgid, rule: w });
+    return headerCheckDecision(checks.verdict, this.facts, this.tx);
   }
 
   private store(chunk: Buffer): void {
