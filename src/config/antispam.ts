@@ -12,7 +12,12 @@
  * integer, default 1, negative for an allowlist) is added to the client's
  * score once per site that lists it.
  */
-import type { Position } from './model.js';
+/** FILE:LINE:COL (the same shape as model.ts's Position, declared here so model.ts can import this file). */
+export interface Position {
+  readonly file: string;
+  readonly line: number;
+  readonly col: number;
+}
 
 /** One octet of a filter: its allowed ranges (inclusive). */
 export type OctetFilter = readonly (readonly [number, number])[];
