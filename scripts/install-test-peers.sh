@@ -36,11 +36,12 @@ if [ "$(id -u)" = 0 ]; then
   #   oidentd           a real identd (RFC 1413) for the Obtuse rules file's %U and user@host
   #   util-linux, mount unshare, chroot, nsenter, mount: the Obtuse gateway's confinement
   #   socat             an inetd-style launcher for `smtpserver -n` (systemd-socket-activate too, from systemd)
-  apt-get install -y -qq --no-install-recommends swaks libnet-ssleay-perl libio-socket-ssl-perl python3 python3-aiosmtpd postfix procmail openssl passwd haproxy testssl.sh iproute2 rsyslog logrotate fail2ban bsdutils prometheus chromium systemd groff-base libnss-systemd oidentd util-linux mount socat >/dev/null
+  #   nsd               a real authoritative DNS server on loopback for the tests' zones (test/helpers/nsd.ts)
+  apt-get install -y -qq --no-install-recommends swaks libnet-ssleay-perl libio-socket-ssl-perl python3 python3-aiosmtpd postfix procmail openssl passwd haproxy testssl.sh iproute2 rsyslog logrotate fail2ban bsdutils prometheus chromium systemd groff-base libnss-systemd oidentd util-linux mount socat nsd >/dev/null
   # postfix's package may leave a daemon on port 25; nothing of ours uses it.
   postfix stop >/dev/null 2>&1 || true
 fi
-for tool in swaks python3 procmail openssl haproxy ss /usr/sbin/smtp-sink /usr/sbin/rsyslogd /usr/sbin/logrotate fail2ban-regex logger promtool /usr/bin/chromium systemd-analyze groff /usr/sbin/oidentd unshare chroot nsenter socat; do
+for tool in swaks python3 procmail openssl haproxy ss /usr/sbin/smtp-sink /usr/sbin/rsyslogd /usr/sbin/logrotate fail2ban-regex logger promtool /usr/bin/chromium systemd-analyze groff /usr/sbin/oidentd unshare chroot nsenter socat /usr/sbin/nsd /usr/sbin/nsd-checkzone; do
   command -v "$tool" >/dev/null || { echo "test peers: $tool is missing" >&2; exit 1; }
 done
 /usr/bin/python3 -c 'import aiosmtpd' || { echo "test peers: python3-aiosmtpd is missing" >&2; exit 1; }
