@@ -66,7 +66,7 @@ test('a DNS server that never answers: DNSBL and HELO checks pass, and each fail
   cleanups.push(async () => silent.close());
   const d = await daemon(`${HEAD}resolver "127.0.16.55:${silent.address().port}"\nresolver timeout 300ms\ndnsbl "zen.test"\ndnsbl timeout 1s\ncheck helo resolve\n${RULES}`);
   assert.match(await swaks(d.port, '127.0.16.40', 'client.sender.test'), /<-  250 2\.0\.0 \S+ Message accepted/);
-  await d.waitForLog(/address 127\.0\.16\.40: dnsbl lookup failed \(not counted\): zen\.test: no answer within 1000 ms/);
+  await d.waitForLog(/address 127\.0\.16\.40: dnsbl lookup failed \(not counted\): .*zen\.test.*(ETIMEOUT|no answer)/);
   await d.waitForLog(/address 127\.0\.16\.40: helo check could not be made \(passed\)/);
 });
 
