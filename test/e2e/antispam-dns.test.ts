@@ -31,8 +31,8 @@ after(async () => {
   for (const c of cleanups.reverse()) await c();
 });
 
-async function daemon(conf: string): Promise<DaemonHandle> {
-  const d = await startDaemon(conf, { dir: tempDir() });
+async function daemon(conf: string, args: string[] = []): Promise<DaemonHandle> {
+  const d = await startDaemon(conf, { dir: tempDir(), args });
   cleanups.push(() => d.stop());
   return d;
 }
@@ -70,12 +70,16 @@ test('a DNS server that never answers: DNSBL and HELO checks pass, and each fail
   await d.waitForLog(/address 127\.0\.16\.40: helo check could not be made \(passed\)/);
 });
 
-test('the connection rate limit answers 421 4.7.0 and closes', async () => {
-  const d = await daemon(`${HEAD}rate-limit connections 2 per 1h\n${RULES}`);
+test('the connection rate limit answers 421 4.7.0 and closes; with -v every command and reply is logged', async () => {
+  const d = await daemon(`${HEAD}rate-limit connections 2 per 1h\n${RULES}`, ['-v']);
   for (let i = 0; i < 2; i++) assert.match(await swaks(d.port, '127.0.16.41', 'client.sender.test', ['--quit-after', 'CONNECT']), /<-  220 /);
   assert.match(await swaks(d.port, '127.0.16.41', 'client.sender.test', ['--quit-after', 'CONNECT']), /<\*\* 421 4\.7\.0 Error: too many connections from \[127\.0\.16\.41\]/);
   // Another client is not counted with it.
   assert.match(await swaks(d.port, '127.0.16.42', 'client.sender.test', ['--quit-after', 'CONNECT']), /<-  220 /);
+  await d.waitForLog(/smtp failed-command session=\S+ address=127\.0\.16\.41 command="\(connect\)"|smtp failed-command session=\S+ address=127\.0\.16\.41 .*421 4\.7\.0/);
+  await d.waitForLog(/trace io: session \S+: >>> 421 4\.7\.0 Error: too many connections/);
+  assert.match(await swaks(d.port, '127.0.16.42', 'client.sender.test', ['--quit-after', 'HELO']), /<-  250 /);
+  await d.waitForLog(/trace io: session \S+: <<< EHLO client\.sender\.test/);
 });
 
 test('smtp-header-checks: an internal Received: line is removed from mail relayed out', async () => {
