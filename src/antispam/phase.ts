@@ -25,6 +25,7 @@ import { reversedIp } from '../dns/dnsl.js';
 import { closing, reply, type Reply } from '../mail/reply.js';
 import type { PolicyPhase, SessionFacts, TxFacts } from '../policy/policy.js';
 import { PASS, type Verdict } from '../policy/verdict.js';
+import { sessionMemos } from '../policy/session-memo.js';
 import { DnsLists, type ListScore } from './dnsbl/lists.js';
 import { Greylist } from './greylist/greylist.js';
 import { FileGreylistStore } from './greylist/store-file.js';
@@ -70,16 +71,7 @@ export function antispamPhase(d: AntispamDeps): PolicyPhase {
   const lists = new DnsLists(d.dns, now);
   const counters = d.counters ?? sharedCounters;
   const greylist = o.greylist ? new Greylist(o.greylist, d.greylistStore ?? greylistStoreFor(o.greylist.store ?? join(d.queuePath, 'greylist.json'), d.warn)) : undefined;
-  const memos = new Map<string, Memo>();
-  const memo = (id: string): Memo => {
-    let m = memos.get(id);
-    if (!m) {
-      if (memos.size >= 10_000) memos.delete(memos.keys().next().value as string);
-      m = {};
-      memos.set(id, m);
-    }
-    return m;
-  };
+  const memo = sessionMemos<Memo>(() => ({}));
   const local = (s: SessionFacts): boolean => s.fromSocket || d.isLocalAddress(s.clientAddress);
 
   const dnsblScore = (s: SessionFacts): Promise<ListScore | undefined> => {

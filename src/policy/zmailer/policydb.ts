@@ -37,6 +37,7 @@ import type { PolicyDb, PolicyEntry, PolicyAttributeName } from '../../config/zm
 import type { PolicyObserver, PolicyPhase, SessionFacts, TxFacts } from '../policy.js';
 import { PASS, type Verdict } from '../verdict.js';
 import { ipListed } from '../../dns/dnsl.js';
+import { sessionMemos } from '../session-memo.js';
 import { flag, lookupDomain, lookupIp, lookupUser, rblZones, type PolicyHit } from './policydb-lookup.js';
 
 export type PolicyDns = Pick<DnsResolver, 'resolveMx' | 'resolve4' | 'resolve6'>;
@@ -62,16 +63,7 @@ const nxdomain = (e: unknown): boolean => ['ENOTFOUND', 'ENODATA', 'NXDOMAIN'].i
 export class DnsTempFail extends Error {}
 
 export function policyDbPhase(o: PolicyDbOptions): PolicyPhase & { filtering(s: SessionFacts): Promise<boolean | undefined> } {
-  const memos = new Map<string, Memo>();
-  const memo = (id: string): Memo => {
-    let m = memos.get(id);
-    if (!m) {
-      if (memos.size >= 10_000) memos.delete(memos.keys().next().value as string);
-      m = {};
-      memos.set(id, m);
-    }
-    return m;
-  };
+  const memo = sessionMemos<Memo>(() => ({}));
   const implicit = (d: string): PolicyEntry | undefined => (o.isLocalDomain(d) ? IMPLICIT_LOCAL : undefined);
   const note = (phase: 'connect' | 'helo' | 'mail' | 'rcpt' | 'commit', why: string): void => o.observer?.({ phase, source: 'policydb', why });
 
