@@ -7,7 +7,8 @@
  *            (refuse at the threshold with the configured code, 5.7.1,
  *            naming the lists; closes)
  *   HELO     check helo syntax / fcrdns / resolve
- *   MAIL     check sender-domain (4.1.8/5.1.8); rhsbl on the sender domain
+ *   MAIL     check sender-domain (4.1.8/5.1.8, answers cached 10 min); rhsbl on the
+ *            sender domain (cached 5 min)
  *   RCPT     rate-limit recipients (450 4.7.1); greylisting (450 4.7.1)
  *   DATA     rate-limit messages (450 4.7.1)
  *
@@ -33,7 +34,7 @@ import type { GreylistStore } from './greylist/store.js';
 import { MemoryRateCounters, type RateCounters } from './ratelimit/counters.js';
 import { expandVariables, mailVariables } from './variables.js';
 import { checkHelo } from './verify/helo.js';
-import { senderDomainExists, type SenderDns } from './verify/sender.js';
+import { SenderDomainCache, type SenderDns } from './verify/sender.js';
 
 export interface AntispamDeps {
   readonly settings: AntispamSettings;
@@ -69,6 +70,7 @@ export function antispamPhase(d: AntispamDeps): PolicyPhase {
   const o = d.settings;
   const now = d.now ?? Date.now;
   const lists = new DnsLists(d.dns, now);
+  const senders = new SenderDomainCache(d.dns, now);
   const counters = d.counters ?? sharedCounters;
   const greylist = o.greylist ? new Greylist(o.greylist, d.greylistStore ?? greylistStoreFor(o.greylist.store ?? join(d.queuePath, 'greylist.json'), d.warn)) : undefined;
   const memo = sessionMemos<Memo>(() => ({}));
@@ -137,7 +139,7 @@ export function antispamPhase(d: AntispamDeps): PolicyPhase {
       const domain = tx.sender?.domain ?? '';
       if (domain === '' || domain.startsWith('[')) return PASS;
       if (o.senderDomain !== undefined) {
-        const r = await senderDomainExists(d.dns, domain);
+        const r = await senders.exists(domain);
         if (r.failure !== undefined) d.warn(`antispam: session ${s.id} address ${s.clientAddress}: sender domain check could not be made (passed): ${r.failure}`);
         if (!r.exists) {
           const code = o.senderDomain;

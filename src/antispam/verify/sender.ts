@@ -5,6 +5,10 @@
  * reject_unknown_sender_domain: 450/550 4.1.8/5.1.8); a lookup that fails
  * otherwise passes, with `failure` saying why. The null MX is refused
  * earlier (policy/null-mx.ts).
+ *
+ * SenderDomainCache keeps answers (found or not) for CACHE_MS, so a busy
+ * sender domain costs a lookup every few minutes, not one per message;
+ * failed lookups are not kept.
  */
 import type { AddressDns } from './helo.js';
 
@@ -26,4 +30,27 @@ export async function senderDomainExists(dns: SenderDns, domain: string): Promis
     }
   }
   return failure !== undefined ? { exists: true, failure } : { exists: false };
+}
+
+const CACHE_MS = 10 * 60_000;
+const CACHE_MAX = 50_000;
+
+export class SenderDomainCache {
+  private readonly cache = new Map<string, { readonly exists: boolean; readonly until: number }>();
+
+  constructor(
+    private readonly dns: SenderDns,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  async exists(domain: string): Promise<{ exists: boolean; failure?: string }> {
+    const hit = this.cache.get(domain);
+    if (hit && hit.until > this.now()) return { exists: hit.exists };
+    const r = await senderDomainExists(this.dns, domain);
+    if (r.failure === undefined) {
+      if (this.cache.size >= CACHE_MAX) this.cache.clear();
+      this.cache.set(domain, { exists: r.exists, until: this.now() + CACHE_MS });
+    }
+    return r;
+  }
 }
