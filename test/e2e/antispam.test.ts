@@ -37,13 +37,13 @@ before(async () => {
     address: '127.0.16.53',
     zones: {
       'zen.test': ['5.16.0.127 A 127.0.0.2', '8.16.0.127 A 127.0.0.4'],
-      'wl.test': ['7.16.0.127 A 127.0.0.2'],
+      'wl.test': ['7.16.0.127 A 127.0.0.2', '13.16.0.127 A 127.0.0.3'],
       'dbl.test': ['spammy.example A 127.0.1.2'],
       'sender.test': ['@ MX 10 mx', 'mx A 127.0.16.2', 'alt A 127.0.16.3'],
     },
   });
   dir = tempDir();
-  writeFileSync(`${dir}/header_checks`, '# test table\n/^Received:.*\\.domain\\.lan/ IGNORE\n/^Subject:.*casino/ REJECT No casino mail from $CLIENT_ADDR\n');
+  writeFileSync(`${dir}/header_checks`, '# test table\n/^Received:.*\\.domain\\.lan/ IGNORE\n/^Subject:.*casino/ REJECT No casino mail from $CLIENT_ADDR\n/^X-Spam-Flag: YES/ DISCARD\n/^X-Hold: yes/ HOLD held for a look\n/^X-Bulk:/ WARN\n');
   d = await startDaemon(config(), { dir });
 });
 after(async () => {
@@ -107,6 +107,16 @@ test('header checks: an internal Received: line is removed, a casino Subject: re
   assert.ok(m);
   assert.doesNotMatch(m.body, /secret-host/);
   assert.match(await send('127.0.16.7', { headers: 'Subject: best casino' }), /^550 5\.7\.1 No casino mail from 127\.0\.16\.7/);
+});
+
+test('header checks: DISCARD answers 250 and drops the message, HOLD keeps it on hold, WARN logs', async () => {
+  assert.equal(await send('127.0.16.13', { headers: 'X-Spam-Flag: YES\r\nSubject: dropped' }), 'ok');
+  await d.waitForLog(/smtp discarded session=\S+ msgid=\S+ from=<alice@sender\.test> reason="header checks \S+:4: DISCARD on \\"X-Spam-Flag: YES\\""/);
+  assert.equal((await spoolMessages(`${d.dir}/spool`)).filter((x) => x.body.includes('Subject: dropped')).length, 0);
+  assert.equal(await send('127.0.16.13', { headers: 'X-Bulk: 1\r\nX-Hold: yes\r\nSubject: kept' }), 'ok');
+  await d.waitForLog(/smtp header-warning session=\S+ msgid=\S+ rule="\S+:6: X-Bulk: 1"/);
+  await d.waitForLog(/smtp held session=\S+ msgid=\S+ reason="header checks \S+:5: HOLD on \\"X-Hold: yes\\": held for a look"/);
+  assert.equal((await spoolMessages(`${d.dir}/spool`)).filter((x) => x.body.includes('Subject: kept')).length, 1);
 });
 
 test('a rate limit answers 450 4.7.1 past its count', async () => {
