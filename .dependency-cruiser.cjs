@@ -10,7 +10,7 @@ const LAYERS = [
   /* 2, services every part uses */ ['table', 'dns', 'tls'],
   /* 3 */ ['auth', 'spool', 'rules'],
   /* 4 */ ['expand'],
-  /* 5, verdicts and delivery agents */ ['policy', 'antispam', 'delivery'],
+  /* 5, verdicts and delivery agents */ ['policy', 'antispam', 'delivery', 'transport-security'],
   /* 6, the one way into the queue */ ['queue'],
   /* 7 */ ['bounce', 'mta'],
   /* 8, the parts that run */ ['scheduler', 'smtp', 'submit'],

@@ -37,11 +37,12 @@ if [ "$(id -u)" = 0 ]; then
   #   util-linux, mount unshare, chroot, nsenter, mount: the Obtuse gateway's confinement
   #   socat             an inetd-style launcher for `smtpserver -n` (systemd-socket-activate too, from systemd)
   #   nsd               a real authoritative DNS server on loopback for the tests' zones (test/helpers/nsd.ts)
-  apt-get install -y -qq --no-install-recommends swaks libnet-ssleay-perl libio-socket-ssl-perl python3 python3-aiosmtpd postfix procmail openssl passwd haproxy testssl.sh iproute2 rsyslog logrotate fail2ban bsdutils prometheus chromium systemd groff-base libnss-systemd oidentd util-linux mount socat nsd >/dev/null
+  #   ldnsutils unbound DNSSEC for the DANE tests: zones signed with ldns-signzone, validated by unbound (test/helpers/dnssec.ts)
+  apt-get install -y -qq --no-install-recommends swaks libnet-ssleay-perl libio-socket-ssl-perl python3 python3-aiosmtpd postfix procmail openssl passwd haproxy testssl.sh iproute2 rsyslog logrotate fail2ban bsdutils prometheus chromium systemd groff-base libnss-systemd oidentd util-linux mount socat nsd ldnsutils unbound >/dev/null
   # postfix's package may leave a daemon on port 25; nothing of ours uses it.
   postfix stop >/dev/null 2>&1 || true
 fi
-for tool in swaks python3 procmail openssl haproxy ss /usr/sbin/smtp-sink /usr/sbin/rsyslogd /usr/sbin/logrotate fail2ban-regex logger promtool /usr/bin/chromium systemd-analyze groff /usr/sbin/oidentd unshare chroot nsenter socat /usr/sbin/nsd /usr/sbin/nsd-checkzone; do
+for tool in swaks python3 procmail openssl haproxy ss /usr/sbin/smtp-sink /usr/sbin/rsyslogd /usr/sbin/logrotate fail2ban-regex logger promtool /usr/bin/chromium systemd-analyze groff /usr/sbin/oidentd unshare chroot nsenter socat /usr/sbin/nsd /usr/sbin/nsd-checkzone ldns-keygen ldns-signzone /usr/sbin/unbound /usr/sbin/unbound-checkconf; do
   command -v "$tool" >/dev/null || { echo "test peers: $tool is missing" >&2; exit 1; }
 done
 /usr/bin/python3 -c 'import aiosmtpd' || { echo "test peers: python3-aiosmtpd is missing" >&2; exit 1; }

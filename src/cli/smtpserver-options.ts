@@ -133,6 +133,11 @@ export function withCommandLine(config: Config, o: SmtpserverOptions): Config {
  * family. They replace smtpd.conf's TCP listeners; `listen on socket`
  * stays. usetls with a certificate offers STARTTLS, listen-ssmtp adds
  * port 465, tls-CAfile with tls-require-cert verifies client certificates.
+ * tls-enforce-tls makes STARTTLS a must before MAIL (530 5.7.0);
+ * tls-ask-cert asks for a client certificate and verifies it against
+ * tls-CAfile / tls-CApath without requiring one; tls-ccert-vd bounds the
+ * chain; tls-cipher-list sets the TLS 1.2 ciphers; tlsloglevel says how
+ * much of each handshake the mail log tells.
  */
 export function smtpserverListeners(config: Config, o: SmtpserverOptions, z: ZmailerConf | undefined): Config {
   const base: Listener = config.listeners.find((l) => l.on !== 'socket') ?? { pos: COMMAND_LINE, on: 'any', port: 25, tls: 'none', auth: 'none', maskSrc: false, noDsn: false, smtputf8: true, proxyV2: false };
@@ -140,6 +145,7 @@ export function smtpserverListeners(config: Config, o: SmtpserverOptions, z: Zma
   const family = o.family === 4 ? ('inet4' as const) : o.family === 6 ? ('inet6' as const) : undefined;
   const binds: readonly BindAddress[] = z && z.bindAddresses.length > 0 ? z.bindAddresses : [{ kind: 'any', family: o.family ?? 6 }];
   const tlsOn = z?.tls.enabled === true && z.tls.certFile !== undefined;
+  const hasCa = z?.tls.caFile !== undefined || z?.tls.caPath !== undefined;
   const pkiName = config.hostname;
   const listener = (b: BindAddress, p: number, tls: Listener['tls']): Listener => {
     const on = b.kind === 'address' ? b.address : b.kind === 'interface' ? b.name : 'any';
@@ -151,9 +157,12 @@ export function smtpserverListeners(config: Config, o: SmtpserverOptions, z: Zma
       on,
       port: p,
       ...(fam ? { family: fam } : {}),
-      tls: tlsOn ? tls : base.tls === 'smtps' ? 'none' : base.tls,
+      tls: tlsOn ? (tls === 'starttls' && z?.tls.enforce ? 'require' : tls) : base.tls === 'smtps' ? 'none' : base.tls,
       ...(tlsOn ? { pki: pkiName } : {}),
-      ...(tlsOn && z?.tls.caFile && z.tls.requireCert ? { ca: 'smtpserver-ca', tlsVerify: true } : {}),
+      ...(tlsOn && hasCa && z?.tls.requireCert ? { ca: 'smtpserver-ca', tlsVerify: true } : {}),
+      ...(tlsOn && hasCa && z?.tls.askCert && !z.tls.requireCert ? { ca: 'smtpserver-ca', tlsAskCert: true } : {}),
+      ...(tlsOn && hasCa && (z?.tls.requireCert || z?.tls.askCert) && z.given.some((g) => /^tls-?ccert-?vd$/i.test(g.name)) ? { tlsVerifyDepth: z.tls.verifyDepth } : {}),
+      ...(tlsOn && z?.tls.logLevel ? { tlsLogLevel: z.tls.logLevel } : {}),
     };
   };
   const listeners: Listener[] = binds.map((b) => listener(b, port, 'starttls'));
@@ -162,7 +171,8 @@ export function smtpserverListeners(config: Config, o: SmtpserverOptions, z: Zma
   const ca = new Map(config.ca ?? []);
   if (tlsOn && z) {
     pki.set(pkiName, { name: pkiName, pos: COMMAND_LINE, ...(z.tls.certFile ? { cert: z.tls.certFile } : {}), ...(z.tls.keyFile ? { key: z.tls.keyFile } : {}) });
-    if (z.tls.caFile) ca.set('smtpserver-ca', { name: 'smtpserver-ca', pos: COMMAND_LINE, cert: z.tls.caFile });
+    if (hasCa) ca.set('smtpserver-ca', { name: 'smtpserver-ca', pos: COMMAND_LINE, cert: z.tls.caFile ?? '', ...(z.tls.caPath !== undefined ? { dir: z.tls.caPath } : {}) });
   }
-  return { ...config, listeners: [...listeners, ...config.listeners.filter((l) => l.on === 'socket')], pki, ca };
+  const smtp = tlsOn && z?.tls.cipherList !== undefined ? { ...config.smtp, ciphers: z.tls.cipherList } : config.smtp;
+  return { ...config, smtp, listeners: [...listeners, ...config.listeners.filter((l) => l.on === 'socket')], pki, ca };
 }

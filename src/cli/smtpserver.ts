@@ -32,6 +32,7 @@ import { ensureSpool, stdioSession, StdioSocket } from '../daemon/stdio-session.
 import { feedBatch, lines, ReplyReader } from '../daemon/bsmtp.js';
 import { routerPhase } from '../policy/zmailer/router.js';
 import { POSTERN_VERSION } from '../policy/build.js';
+import { whosonServerFromEnv } from '../net/whoson.js';
 import { parseSmtpserverArgs, smtpserverListeners, withCommandLine, SMTPSERVER_USAGE, type SmtpserverOptions } from './smtpserver-options.js';
 import { sessionLog } from './smtpserver-log.js';
 import { stopPrevious } from './smtpserver-pid.js';
@@ -65,12 +66,12 @@ function baseConfig(): Config {
 function optionNotes(o: SmtpserverOptions, loaded: LoadedConfig): string[] {
   const z = loaded.files.zmailer;
   const notes: string[] = [];
-  if (o.whoson || z?.received.whoson) notes.push('-w / rcvd-whoson: Postern has no whoson client (as a ZMailer built without whoson): nobody is looked up, Received: shows no whoson user, and policydb "trust-whoson" trusts no one');
-  if (o.gullible) notes.push('-g: Postern believes nothing unchecked: the client name is still its forward-confirmed reverse DNS');
+  if (z?.received.whoson && !o.whoson) notes.push('PARAM rcvd-whoson without -w: nobody is asked, so Received: shows no whoson user');
+  if (o.whoson && z?.received.whoson !== true) notes.push('-w: whoson answers are logged and trust-whoson trusts them; add "PARAM rcvd-whoson" to show them in Received:');
+  if (o.gullible) notes.push('-g: the client\'s name is what its PTR record says, not checked forward: a client that controls its reverse zone can claim any name (Received:, logs and name-based policy believe it)');
   if (o.router !== undefined && !z?.enableRouter) notes.push(`-R ${o.router}: smtpserver.conf has no "PARAM enable-router", so the router is never asked (as ZMailer)`);
   if (z?.enableRouter && o.router === undefined) notes.push('PARAM enable-router without -R: no router program to ask; addresses are checked by smtpd.conf\'s rules');
   if (o.ident && !z?.received.ident) notes.push('-a: ident answers are logged; add "PARAM rcvd-ident" to show them in Received:');
-  if (z && (z.tcpRcvBufferSize !== undefined || z.tcpXmitBufferSize !== undefined)) notes.push('TcpRcvBufferSize/TcpXmitBufferSize: not set on the sockets (no setsockopt in Node.js); the kernel defaults apply');
   return notes;
 }
 
@@ -97,6 +98,8 @@ async function main(argv: string[]): Promise<void> {
     ...(o.style ? { style: o.style } : {}),
     ...(o.router !== undefined && z?.enableRouter ? { extraPhases: [routerPhase({ program: o.router, checkSender: o.style?.kind === 'flags' && o.style.flags.has('f') })] } : {}),
     ...(o.ident ? { ident: { timeoutMs: 5_000, ...(process.env['POSTERN_IDENT_PORT'] ? { port: Number(process.env['POSTERN_IDENT_PORT']) } : {}) } } : {}),
+    ...(o.whoson ? { whoson: { server: whosonServerFromEnv(), timeoutMs: 2_000 } } : {}),
+    ...(o.gullible ? { gullible: true } : {}),
   };
   const warnings = [...startupWarnings(loaded, extras), ...optionNotes(o, loaded)];
 
@@ -184,7 +187,7 @@ async function inetd(loaded: LoadedConfig, o: SmtpserverOptions, log: ReturnType
   if (isSocket) {
     const socket = new Socket({ fd: 0, readable: true, writable: true });
     const address = (socket.remoteAddress ?? envPeer ?? '127.0.0.1').replace(/^::ffff:/, '');
-    await stdioSession(loaded, { client: { address, port: socket.remotePort ?? envPort }, socket, log, policy: extras, ...(o.bsmtp ? { protocolNote: 'BSMTP' } : {}), ...(extras.ident ? { ident: extras.ident } : {}) });
+    await stdioSession(loaded, { client: { address, port: socket.remotePort ?? envPort }, socket, log, policy: extras, ...(o.bsmtp ? { protocolNote: 'BSMTP' } : {}), ...(extras.ident ? { ident: extras.ident } : {}), ...(extras.whoson ? { whoson: extras.whoson } : {}), ...(extras.gullible ? { gullible: true } : {}) });
     return;
   }
   const socket = new StdioSocket(process.stdout);

@@ -20,6 +20,7 @@ import type { Action, CaCert, Config, Pki, Position, TableDecl } from './model.j
 import { findOpenRelays } from './open-relay.js';
 import { buildHttp } from './parse-http.js';
 import { buildAntispam } from './parse-antispam.js';
+import { buildTransport } from './parse-mta.js';
 import { rulesFileOpenness } from './obtuse/open.js';
 import { didYouMean } from './suggest.js';
 
@@ -43,6 +44,7 @@ export function build(input: BuildInput, diags: Diagnostics): Config | undefined
   checkListeners(draft, diags);
   const http = buildHttp(draft.http, diags);
   const antispam = buildAntispam(draft.antispam, diags);
+  const transportSecurity = buildTransport(draft.transport);
 
   // Whole-configuration lints only make sense when every statement was understood.
   const lint = diags.errorCount === 0;
@@ -141,6 +143,7 @@ export function build(input: BuildInput, diags: Diagnostics): Config | undefined
     ...(s.forward !== undefined ? { forward: s.forward.value } : {}),
     ...(http !== undefined ? { http } : {}),
     ...(antispam !== undefined ? { antispam } : {}),
+    ...(transportSecurity !== undefined ? { transportSecurity } : {}),
     warnings: diags.sorted().filter((d) => d.severity === 'warning'),
   };
   return deepFreeze(config);

@@ -9,6 +9,7 @@
  */
 import type { HttpDraft } from './http-options.js';
 import { emptyAntispamDraft, type AntispamDraft } from './antispam.js';
+import type { TransportDraft } from './transport-options.js';
 import type { Action, Dialect, ForwardOptions, Listener, MatchRule, Pki, Position, SyslogTarget, TableDecl } from './model.js';
 
 export type Mutable<T> = { -readonly [K in keyof T]: T[K] };
@@ -131,6 +132,8 @@ export interface Draft {
   readonly http: HttpDraft;
   /** The checks at the door (config/parse-antispam.ts). */
   readonly antispam: AntispamDraft;
+  /** `mta …` statements (config/parse-mta.ts). */
+  readonly transport: TransportDraft;
   /** First statement of each dialect, for the "mixed dialects" warning and Config.dialect. */
   readonly dialectSeen: { legacy?: Position; modern?: Position };
 }
@@ -151,6 +154,7 @@ export function emptyDraft(): Draft {
     resolverServers: [],
     http: { tokens: [] },
     antispam: emptyAntispamDraft(),
+    transport: { seen: {} },
     dialectSeen: {},
   };
 }

@@ -59,6 +59,8 @@ export interface CaCert {
   readonly name: string;
   readonly pos: Position;
   readonly cert: string;
+  /** A folder of CA certificates (ZMailer's tls-CApath): every PEM file in it is trusted too. */
+  readonly dir?: string;
 }
 
 /* ------------------------------------------------------------- listeners */
@@ -77,6 +79,12 @@ export interface Listener {
   readonly tls: ListenerTls;
   /** `tls-require verify` / `smtps verify`: require a valid client certificate (checked against `ca`). */
   readonly tlsVerify?: boolean;
+  /** Ask for a client certificate without requiring one (ZMailer's tls-ask-cert): verified against `ca`, shown, never refused. */
+  readonly tlsAskCert?: boolean;
+  /** The longest client certificate chain accepted as verified (ZMailer's tls-ccert-vd): intermediates between it and the CA. */
+  readonly tlsVerifyDepth?: number;
+  /** What the mail log says of each handshake (ZMailer's tlsloglevel): 0 the basics, 1 the client certificate, 2 also the SNI name. */
+  readonly tlsLogLevel?: number;
   /** pki / certificate name; defaults to the listener's address or hostname. */
   readonly pki?: string;
   readonly ca?: string;
@@ -336,6 +344,8 @@ export interface Config {
   readonly http?: HttpOptions;
   /** The checks at the door: DNS lists, HELO/sender checks, greylisting, rate limits, header checks (config/antispam.ts). */
   readonly antispam?: AntispamSettings;
+  /** `mta tls-policy|mta-sts|dane|tls-report` (config/parse-mta.ts); absent: none of them. */
+  readonly transportSecurity?: TransportSecurityConfig;
   /** Non-fatal findings (e.g. open relay). */
   readonly warnings: readonly Diagnostic[];
 }
@@ -361,4 +371,17 @@ export interface HttpOptions {
   readonly tokens: readonly HttpToken[];
   readonly maxConnections: number;
   readonly pos: Position;
+}
+
+/* ------------------------- outbound transport security (config/parse-mta.ts) */
+
+export interface TransportSecurityConfig {
+  /** `mta tls-policy <TABLE>`: per-destination TLS policies. */
+  readonly policyTable?: string;
+  /** `mta mta-sts [cache "DIR"]`: MTA-STS on; the cache folder (default: QUEUE/mta-sts). */
+  readonly mtaSts?: { readonly cacheDir?: string };
+  /** `mta dane resolver "IP[:PORT]" [trusted]`: the DNSSEC-validating resolver; its AD bit is believed only when trusted. */
+  readonly dane?: { readonly resolver: string; readonly trusted: boolean };
+  /** `mta tls-report from ADDR [organization "NAME"] [contact "TEXT"]`: send TLS-RPT daily reports. */
+  readonly tlsReport?: { readonly from: string; readonly organization?: string; readonly contact?: string };
 }

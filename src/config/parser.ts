@@ -15,6 +15,7 @@
  *   http                               config/parse-http.ts
  *   dnsbl, rhsbl, check, greylist, rate-limit, header-checks,
  *   smtp-header-checks                 config/parse-antispam.ts
+ *   mta                                config/parse-mta.ts
  *
  * Error recovery: a statement with a syntax error is reported and skipped
  * up to the end of its line (or of its braces), and parsing goes on, so
@@ -44,6 +45,7 @@ import {
 import { TokenStream } from './token-stream.js';
 import { parseForward } from './parse-forward.js';
 import { ANTISPAM_STATEMENTS, parseAntispam } from './parse-antispam.js';
+import { parseMta } from './parse-mta.js';
 
 export interface ParseInput {
   readonly text: string;
@@ -89,6 +91,7 @@ const STATEMENTS: Readonly<Record<string, (c: Cursor) => void>> = {
   forward: parseForward,
   http: parseHttp,
   ...Object.fromEntries(ANTISPAM_STATEMENTS.map((k) => [k, parseAntispam])),
+  mta: (c) => parseMta(c, c.draft.transport),
 };
 
 export function parse(input: ParseInput, diags: Diagnostics): ParseOutput {

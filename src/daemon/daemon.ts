@@ -47,6 +47,8 @@ import { QueueRunner } from '../scheduler/runner.js';
 import type { RouteResult } from '../rules/router.js';
 import { LocalAgent } from '../delivery/local/agent.js';
 import { RelayAgent } from '../mta/agent.js';
+import { transportSecurity } from './transport-security.js';
+import { submitDsn } from '../bounce/enqueue.js';
 import { relayEtrn } from '../mta/etrn-cluster.js';
 import { lookupCredentials } from '../table/services.js';
 import { acquirePidFile } from './pidfile.js';
@@ -96,7 +98,7 @@ interface Shared {
 }
 
 /** What a command line adds to every generation's policy (smtpserver's -s, -L, -R, -a). */
-export type DaemonPolicyExtras = Pick<PolicyDeps, 'style' | 'maxLoadAverage' | 'extraPhases' | 'ident' | 'frontEnd'>;
+export type DaemonPolicyExtras = Pick<PolicyDeps, 'style' | 'maxLoadAverage' | 'extraPhases' | 'ident' | 'whoson' | 'gullible' | 'frontEnd'>;
 
 export class Daemon implements ControlTarget {
   private stopping = false;
@@ -188,11 +190,14 @@ export class Daemon implements ControlTarget {
       // Agents and the scheduler outlive generations; reload gives them the new configuration.
       let current: () => Generation = () => gen;
       const mda = new LocalAgent({ config, users: shared.users, tables: shared.tables, log });
+      const resolver = new Resolver(config.resolver);
+      const transport = transportSecurity(config, shared.tables, log, resolver.raw);
       const mta = new RelayAgent({
         config,
         log,
         stats: shared.stats,
-        resolver: new Resolver(config.resolver),
+        resolver,
+        ...(transport.engine !== undefined ? { transport: transport.engine } : {}),
         local: new LocalNames(config.hostname),
         credentials: (table, key) => {
           const t = shared.tables.get(table);
@@ -247,10 +252,16 @@ export class Daemon implements ControlTarget {
         else scheduler.pause(p);
       }
       await scheduler.start();
+      // TLS-RPT reports (mailto:) enter by the front door once the scheduler runs.
+      transport.startReports(async (to, bytes) => {
+        const r = await submitDsn({ door, router, to, now: Date.now(), build: () => ({ bytes, utf8: false, eightBit: false }) });
+        if (r.kind === 'dropped') throw new Error(r.reason);
+      });
 
       const d = new Daemon(shared, gen, scheduler, mda, mta, opts.source, releasePid, () => {
         clearInterval(rescan);
         enqueueSocket.close();
+        transport.stop();
       });
       current = () => d.gen;
       d.control = new ControlServer(config.paths.controlSocket, d);

@@ -35,7 +35,7 @@ import { reply } from '../mail/reply.js';
 import type { SchedulerSeam } from '../queue/seam.js';
 import { TlsContexts } from '../tls/contexts.js';
 import { writeOfflineFile, askDaemon } from '../submit/enqueue-client.js';
-import { identLookup } from '../net/ident.js';
+import { startPeerLookups, type PeerLookupOptions } from '../smtp/peer-lookups.js';
 import { scratchConnectionOptions, scratchSessionEnv, withScratch } from './scratch.js';
 
 /** Standard input and output (or any pair of streams) as a connection's socket. */
@@ -69,8 +69,11 @@ export interface StdioSessionOptions {
   readonly noWaits?: boolean;
   /** Marks messages in the mail log (`-B`: they came by BSMTP). */
   readonly protocolNote?: string;
-  /** `-a` under inetd: ask the client's identd (the socket must be a TCP socket). */
-  readonly ident?: { readonly timeoutMs: number; readonly port?: number };
+  /** `-a` under inetd: ask the client's identd (the socket must be a TCP socket); `-w`: the whoson server. */
+  readonly ident?: PeerLookupOptions['ident'];
+  readonly whoson?: PeerLookupOptions['whoson'];
+  /** `-g`: the client's name from its PTR record, unchecked. */
+  readonly gullible?: boolean;
 }
 
 /** What the daemon is told about a message the session accepted: the envelope as the client gave it. */
@@ -102,13 +105,7 @@ export async function stdioSession(loaded: LoadedConfig, opts: StdioSessionOptio
     };
     const listener: Listener = config.listeners.find((l) => l.on !== 'socket') ?? fallbackListener(config);
     const sock = opts.socket as Partial<Socket>;
-    const ident =
-      opts.ident && sock.localPort !== undefined
-        ? identLookup({ remoteAddress: opts.client.address, remotePort: opts.client.port, localAddress: sock.localAddress, localPort: sock.localPort, timeoutMs: opts.ident.timeoutMs, ...(opts.ident.port ? { identPort: opts.ident.port } : {}) }).then((r) => {
-            opts.log.event('smtp', 'ident', { session: `stdio-${process.pid}`, address: opts.client.address, ...(r.kind === 'user' ? { user: r.user } : { result: r.kind }) });
-            return r.kind === 'user' ? r.user : undefined;
-          })
-        : undefined;
+    const lookups = startPeerLookups(opts, { session: `stdio-${process.pid}`, client: opts.client, ...(sock.localAddress ? { localAddress: sock.localAddress } : {}), ...(sock.localPort !== undefined ? { localPort: sock.localPort } : {}) }, opts.log);
     const stats = new Stats();
     const tls = config.pki.size > 0 ? new TlsContexts(config) : undefined;
     const session = new Session(
@@ -124,7 +121,7 @@ export async function stdioSession(loaded: LoadedConfig, opts: StdioSessionOptio
         tag: listener.tag,
         noDsn: listener.noDsn,
         config: listener,
-        ...(ident ? { ident } : {}),
+        ...lookups,
       },
     );
     const conn = new Connection(
@@ -138,7 +135,7 @@ export async function stdioSession(loaded: LoadedConfig, opts: StdioSessionOptio
     const done = new Promise<void>((resolve) => {
       conn.onClose = () => resolve();
     });
-    void conn.start(resolver.reverseConfirmed(opts.client.address));
+    void conn.start(opts.gullible === true ? resolver.reverseName(opts.client.address) : resolver.reverseConfirmed(opts.client.address));
     await done;
   });
 }

@@ -48,6 +48,30 @@ export class Resolver {
     return value;
   }
 
+  /**
+   * The client's name as its PTR record says, not checked forward (ZMailer's
+   * smtpserver -g, "gullible": believe what you are told). Cached as
+   * reverseConfirmed() is; undefined without a PTR or on a DNS failure.
+   */
+  async reverseName(ip: string): Promise<string | undefined> {
+    const addr = canonicalIp(ip);
+    if (!this.configured && (addr === '127.0.0.1' || addr === '::1')) return 'localhost';
+    const key = `ptr:${addr}`;
+    const hit = this.cache.get(key);
+    if (hit && hit.expires > Date.now()) return hit.value;
+    const deadline = new Promise<undefined>((r) => setTimeout(() => r(undefined), this.opts.timeoutMs * 2).unref());
+    const value = await Promise.race([
+      this.dns.reverse(addr).then(
+        (names) => names[0]?.replace(/\.$/, '').toLowerCase(),
+        () => undefined,
+      ),
+      deadline,
+    ]);
+    if (this.cache.size >= this.cacheMax) this.cache.clear();
+    this.cache.set(key, { value, expires: Date.now() + this.cacheTtlMs });
+    return value;
+  }
+
   private async lookup(addr: string): Promise<string | undefined> {
     const deadline = new Promise<undefined>((r) => setTimeout(() => r(undefined), this.opts.timeoutMs * 2).unref());
     const work = (async () => {

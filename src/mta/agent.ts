@@ -38,6 +38,7 @@ import { defaultPort, resolveRoute, type Route, type SelfNames, type Target, typ
 import { ClientSession, SessionFailure, type Credentials, type SessionSetup } from './session.js';
 import { sendMessage } from './transaction.js';
 import { formatDuration } from '../time/duration.js';
+import type { TransportSecurity } from '../transport-security/engine.js';
 
 /** A recipient's result; `relayed` asks the bounce subsystem for a "relayed" success DSN (RFC 3461 §5.2.2.2). */
 export type RelayResult = RecipientResult & { readonly relayed?: true };
@@ -57,6 +58,8 @@ export interface RelayAgentOptions {
   readonly credentials: CredentialsLookup;
   /** Limits and timeouts (options.ts); defaults suit production, tests shorten them. */
   readonly tuning?: RelayTuningInput;
+  /** TLS policies: the `mta tls-policy` table, MTA-STS, DANE, TLS-RPT (transport-security/engine.ts). */
+  readonly transport?: TransportSecurity;
 }
 
 const DEFAULT_RELAY: RelayOptions = { backup: false, tls: 'opportunistic', tlsNoVerify: false, srs: false };
@@ -247,6 +250,8 @@ export class RelayAgent implements DeliveryAgent {
     }
     if (route.kind === 'fail') return decideAll(pending, route);
     const smarthost = route.smarthost;
+    const plan = await this.o.transport?.plan(domain, smarthost ? relay.host?.host : undefined);
+    if (plan !== undefined && 'fail' in plan) return decideAll(pending, plan.fail);
 
     let plaintextRetry: Target | undefined;
     for (let i = 0; i < route.targets.length && pending.length > 0; i++) {
@@ -257,11 +262,17 @@ export class RelayAgent implements DeliveryAgent {
       const target = route.targets[i] as Target;
       const noTls = plaintextRetry === target;
       const src = srcs.find((a) => isIP(a) === isIP(target.address));
+      const tp = await plan?.forTarget(target);
+      if (tp?.skip !== undefined) {
+        last = tp.skip;
+        continue;
+      }
       const setup: SessionSetup = {
         target,
         helo: relay.helo ?? this.heloFor(relay, src) ?? cfg.hostname,
         ...(src !== undefined ? { localAddress: src } : {}),
-        tls: noTls ? 'none' : relay.tls,
+        tls: noTls ? 'none' : (tp?.tls ?? relay.tls),
+        ...(tp?.check !== undefined ? { tlsCheck: tp.check } : {}),
         verify: !relay.tlsNoVerify,
         servername: target.host,
         ...this.caFor(relay),
@@ -281,6 +292,7 @@ export class RelayAgent implements DeliveryAgent {
       } catch (e) {
         if (!(e instanceof SessionFailure)) throw e;
         last = e.verdict;
+        tp?.failed(e.verdict.enhanced, e.verdict.detail, src);
         this.o.stats.inc('mta.session.failed');
         this.o.log.event('mta', 'connection-failed', { address: addressPort(target), host: target.host, error: oneLine(e.verdict.detail) });
         this.hostTable.failed(addressPort(target), target.host, oneLine(e.verdict.detail, 200));
@@ -296,6 +308,7 @@ export class RelayAgent implements DeliveryAgent {
         }
         continue;
       }
+      tp?.ok(src, session.tls !== undefined);
       this.o.stats.inc('mta.session');
       this.o.stats.inc('mta.session.active');
       this.hostTable.connected(addressPort(target), target.host);
@@ -305,6 +318,7 @@ export class RelayAgent implements DeliveryAgent {
         host: target.host,
         tls: info !== undefined ? `${info.version}:${info.cipher}` : 'none',
         ...(info !== undefined ? { verified: info.verified ? 'yes' : 'no' } : {}),
+        ...(tp !== undefined && tp.policy !== 'default' ? { 'tls-policy': tp.policy } : {}),
         ...(session.authUser !== undefined ? { auth: session.authUser } : {}),
         session: session.id,
       });

@@ -40,6 +40,8 @@ export interface TlsInfo {
   readonly verified: boolean;
   /** Why it was not verified, in opportunistic mode. */
   readonly verifyError?: string;
+  /** The server's certificate chain (DER, its own first), for TLS policies (transport-security/check.ts). */
+  readonly peer?: { readonly chain: readonly Buffer[]; readonly cert?: tls.PeerCertificate; readonly chainVerified: boolean; readonly chainError?: string };
 }
 
 export interface ConnectOptions {
@@ -293,5 +295,21 @@ function tlsInfoOf(t: tls.TLSSocket): TlsInfo {
     cipher: cipher?.name ?? 'unknown',
     verified: t.authorized,
     ...(err ? { verifyError: String(err) } : {}),
+    peer: peerOf(t),
   };
+}
+
+/** The chain the server presented (leaf first; Node links each certificate to its issuer, the last to itself). */
+function peerOf(t: tls.TLSSocket): NonNullable<TlsInfo['peer']> {
+  const leaf = t.getPeerCertificate(true);
+  const chain: Buffer[] = [];
+  let c: tls.DetailedPeerCertificate | undefined = leaf && leaf.raw !== undefined ? leaf : undefined;
+  while (c !== undefined && chain.length < 10) {
+    chain.push(c.raw);
+    const next: tls.DetailedPeerCertificate | undefined = c.issuerCertificate;
+    if (next === undefined || next === c || next.raw === undefined || next.raw.equals(c.raw)) break;
+    c = next;
+  }
+  const err = t.authorizationError;
+  return { chain, ...(chain.length > 0 ? { cert: leaf } : {}), chainVerified: t.authorized, ...(err ? { chainError: String(err) } : {}) };
 }

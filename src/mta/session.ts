@@ -62,6 +62,8 @@ export interface SessionSetup {
   readonly timeouts: Timeouts;
   readonly signal?: AbortSignal;
   readonly trace?: (line: string) => void;
+  /** A TLS policy's check after the handshake (transport-security/): a reason fails the session (4.7.5, next host). */
+  readonly tlsCheck?: (peer: NonNullable<TlsInfo['peer']>) => string | undefined;
 }
 
 /** A session could not be set up (or broke): what to record, and whether another host may do better. */
@@ -194,6 +196,11 @@ export class ClientSession {
       } else {
         const info = await this.conn.startTls(tlsOptions(s, s.tls === 'required' && s.verify), s.timeouts.command);
         this.trace(`TLS ${info.version} ${info.cipher} verified=${info.verified}`);
+        const refused = info.peer !== undefined ? s.tlsCheck?.(info.peer) : undefined;
+        if (refused !== undefined) {
+          this.quitQuietly();
+          throw new SessionFailure({ status: 'tempfail', enhanced: '4.7.5', detail: refused }, true);
+        }
         this.stage = `${s.lmtp ? 'LHLO' : 'EHLO'} after STARTTLS`;
         await this.hello();
       }
@@ -317,7 +324,9 @@ function tlsOptions(s: SessionSetup, verify: boolean): tls.ConnectionOptions {
     minVersion: 'TLSv1.2',
     ciphers: s.tls === 'opportunistic' ? OUTBOUND_OPPORTUNISTIC_CIPHERS : OUTBOUND_STRICT_CIPHERS,
     host: name,
-    rejectUnauthorized: verify,
+    // A TLS policy checks the certificate itself after the handshake (the chain by Node, names and DANE by the policy).
+    rejectUnauthorized: verify && s.tlsCheck === undefined,
+    ...(s.tlsCheck !== undefined ? { checkServerIdentity: () => undefined } : {}),
     ...(s.ca !== undefined ? { ca: [...tls.rootCertificates, ...s.ca] } : {}),
     ...(s.cert !== undefined && s.key !== undefined ? { cert: s.cert, key: s.key } : {}),
   };

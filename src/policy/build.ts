@@ -49,6 +49,8 @@ import { ContentFilter, type FilterResult } from './zmailer/contentfilter.js';
 import { policyDbPhase } from './zmailer/policydb.js';
 import { policyDbTrusts } from './zmailer/policydb-lookup.js';
 import type { Resolver as DnsResolver } from 'node:dns/promises';
+import type { WhosonServer } from '../net/whoson.js';
+import type { SocketBuffers } from '../net/socket-buffers.js';
 
 /** What the connection does besides the session: limits and pacing. */
 export interface ConnectionPolicy {
@@ -61,6 +63,12 @@ export interface ConnectionPolicy {
   readonly backlog?: number;
   /** Ask each client's identd (RFC 1413) at accept (smtpserver -a). */
   readonly ident?: { readonly timeoutMs: number; readonly port?: number };
+  /** Ask the whoson server at accept (smtpserver -w). */
+  readonly whoson?: { readonly server: WhosonServer; readonly timeoutMs: number };
+  /** SO_RCVBUF / SO_SNDBUF of the listening sockets (ZMailer's TcpRcvBufferSize / TcpXmitBufferSize). */
+  readonly socketBuffers?: SocketBuffers;
+  /** smtpserver -g: the client's name from its PTR record, unchecked. */
+  readonly gullible?: boolean;
 }
 
 export interface PolicyDeps {
@@ -90,6 +98,10 @@ export interface PolicyDeps {
   readonly frontEnd?: 'smtpserver';
   /** smtpserver -a: ident lookups at accept (ConnectionPolicy.ident). */
   readonly ident?: { readonly timeoutMs: number; readonly port?: number };
+  /** smtpserver -w: whoson lookups at accept (ConnectionPolicy.whoson). */
+  readonly whoson?: ConnectionPolicy['whoson'];
+  /** smtpserver -g (ConnectionPolicy.gullible). */
+  readonly gullible?: boolean;
 }
 
 export interface BuiltPolicy {
@@ -125,13 +137,12 @@ function readVersion(): string {
  */
 const NOT_WIRED: readonly (readonly [readonly string[], string, boolean?])[] = [
   [['BindPort', 'BindAddress'], 'smtpd takes its listeners from smtpd.conf "listen on"; smtpserver binds these'],
-  [['allowsourceroute'], 'Postern reduces a source route to its mailbox (RFC 5321 §4.1.4 allows a server to ignore it); the route is not kept', true],
+  [['allowsourceroute'], 'the route is kept as the recipient\'s original address (ORCPT: DSNs and the log show it), but mail goes to the mailbox: Postern never relays along a source route (RFC 5321 Appendix C; it would open a relay)', true],
   [['rcvd-ident'], 'smtpd asks no identd; smtpserver -a does, and Received: shows the answer'],
   [
     ['use-tls', 'no-use-tls', 'listen-ssmtp', 'tls-cert-file', 'tls-key-file', 'tls-CAfile', 'tls-CApath', 'tls-cipher-list', 'tls-loglevel', 'tls-ask-cert', 'tls-require-cert', 'tls-ccert-vd', 'tls-enforce-tls'],
     'smtpd takes TLS from smtpd.conf (pki, listen … tls); smtpserver sets it up from these',
   ],
-  [['tls-CApath', 'tls-cipher-list', 'tls-loglevel', 'tls-ask-cert', 'tls-ccert-vd', 'tls-enforce-tls'], 'not applied by smtpserver either: Node.js picks the ciphers, TLS events are in the mail log, client certificates are asked for only with tls-require-cert and a tls-CAfile', true],
 ];
 
 /** Build the policy phases, and what the policy files change in sessions and connections, for a loaded configuration. */
@@ -219,7 +230,8 @@ export function buildPolicy(loaded: LoadedConfig, deps: PolicyDeps): BuiltPolicy
       greeting: (v) => expandHdr220(conf.hdr220, { hostname: v.hostname, clientAddress: v.clientAddress, localPort: v.localPort, version: POSTERN_VERSION, now: new Date() }),
       style: (helo) => styleFor(conf, helo, defaultFlags),
       ...(style?.kind === 'strict' ? { strict: true } : {}),
-      received: { tlsMode: conf.received.tlsMode, tlsPeer: conf.received.tlsPeer, ident: conf.received.ident, authUser: conf.received.authUser },
+      ...(conf.allowSourceRoute ? { keepSourceRoute: true } : {}),
+      received: { tlsMode: conf.received.tlsMode, tlsPeer: conf.received.tlsPeer, ident: conf.received.ident, whoson: conf.received.whoson, authUser: conf.received.authUser },
       // MSA-mode (RFC 6409): clients outside the trusted networks (this machine) must authenticate.
       // With a policydb, its relaycustnet + / fulltrustnet + networks are trusted too (ZMailer's MSA-mode).
       ...(conf.auth.msaMode ? { msaTrusted: (ip: string) => deps.local.isLocalAddress(ip) || (files.policyDb !== undefined && policyDbTrusts(files.policyDb, ip)) } : {}),
@@ -230,6 +242,7 @@ export function buildPolicy(loaded: LoadedConfig, deps: PolicyDeps): BuiltPolicy
       errors: DEFAULT_ERROR_LIMITS,
       minDataRate: LIMIT_DEFAULTS.minDataRate,
       ...(conf.listenQueueSize !== undefined ? { backlog: conf.listenQueueSize } : {}),
+      ...(conf.tcpRcvBufferSize !== undefined || conf.tcpXmitBufferSize !== undefined ? { socketBuffers: { ...(conf.tcpRcvBufferSize !== undefined ? { receive: conf.tcpRcvBufferSize } : {}), ...(conf.tcpXmitBufferSize !== undefined ? { send: conf.tcpXmitBufferSize } : {}) } } : {}),
     };
     for (const [names, why, always] of NOT_WIRED) {
       if (deps.frontEnd === 'smtpserver' && !always) continue;
@@ -259,6 +272,8 @@ export function buildPolicy(loaded: LoadedConfig, deps: PolicyDeps): BuiltPolicy
     },
     ...(o.minDataRate !== undefined ? { minDataRate: o.minDataRate } : {}),
     ...(deps.ident ? { ident: deps.ident } : {}),
+    ...(deps.whoson ? { whoson: deps.whoson } : {}),
+    ...(deps.gullible === true ? { gullible: true } : {}),
   };
 
   return {

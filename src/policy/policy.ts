@@ -44,6 +44,8 @@ export interface SessionFacts {
   readonly authUser?: string;
   readonly tag?: string;
   readonly listener: string;
+  /** The whoson user of the client's address, when smtpserver -w asked at accept. */
+  readonly whoson?: Promise<string | undefined>;
 }
 
 /** What policy sees of the transaction in progress. */

@@ -21,7 +21,9 @@ export interface SessionRuntime {
   /** `-s strict`: strict path syntax whatever the style. */
   readonly strict?: boolean;
   /** What the Received: header shows of TLS (rcvd-tls-mode, rcvd-tls-peer). Absent: all of it. */
-  readonly received?: { readonly tlsMode: boolean; readonly tlsPeer: boolean; readonly ident?: boolean; readonly authUser?: boolean };
+  readonly received?: { readonly tlsMode: boolean; readonly tlsPeer: boolean; readonly ident?: boolean; readonly whoson?: boolean; readonly authUser?: boolean };
+  /** ZMailer's allowsourceroute: a recipient's source route is kept as its original recipient (ORCPT), for DSNs and the log. */
+  readonly keepSourceRoute?: boolean;
   /** ZMailer's MSA-mode: MAIL needs AUTH unless this says the client is trusted. */
   readonly msaTrusted?: (ip: string) => boolean;
 }

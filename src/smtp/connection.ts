@@ -192,11 +192,19 @@ export class Connection {
       return false;
     }
     this.attach(hs.socket);
-    this.session.tlsEstablished({ version: o.version, cipher: o.cipher, ...(o.peer !== undefined ? { peer: o.peer } : {}) });
+    this.session.tlsEstablished({ version: o.version, cipher: o.cipher, ...(o.peer !== undefined ? { peer: o.peer } : {}), ...(o.peerVerified !== undefined ? { peerVerified: o.peerVerified } : {}) });
     this.stats.inc('smtp.tls');
     this.stats.probe.tls(o.version);
     if (this.session.peer.config.tls !== 'smtps') this.stats.inc('smtp.tls.starttls');
-    this.log.event('smtp', 'tls', { session: this.session.id, version: o.version, cipher: o.cipher });
+    // tlsloglevel (ZMailer): 1 adds the client certificate, 2 the name the client asked for too.
+    const level = this.session.peer.config.tlsLogLevel ?? 0;
+    this.log.event('smtp', 'tls', {
+      session: this.session.id,
+      version: o.version,
+      cipher: o.cipher,
+      ...(level >= 1 ? { peer: o.peer ?? 'none', ...(o.peerIssuer ? { issuer: o.peerIssuer } : {}), ...(o.peerVerified !== undefined ? { verified: o.peerVerified ? 'yes' : 'no' } : {}) } : {}),
+      ...(level >= 2 ? { sni: o.servername ?? 'none' } : {}),
+    });
     return true;
   }
 

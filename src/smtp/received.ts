@@ -27,6 +27,8 @@ export interface ReceivedInfo {
   readonly maskSource?: boolean;
   /** The client's ident (RFC 1413) user, shown as ZMailer's rcvd-ident does. */
   readonly ident?: string;
+  /** The whoson user of the client's address, shown as ZMailer's rcvd-whoson does. */
+  readonly whoson?: string;
   /** The AUTH user, shown as ZMailer's rcvd-auth-user does. */
   readonly authUser?: string;
 }
@@ -39,7 +41,8 @@ export function receivedHeader(r: ReceivedInfo): string {
   } else {
     const ipText = r.ip.includes(':') ? `IPv6:${r.ip}` : r.ip;
     const ident = r.ident !== undefined ? ` ident: ${clean(r.ident)}` : '';
-    h = `Received: from ${clean(r.helo ?? 'unknown')} (${clean(r.rdns ?? 'unknown')} [${ipText}]${ident})\r\n`;
+    const whoson = r.whoson !== undefined ? ` whoson: ${clean(r.whoson)}` : '';
+    h = `Received: from ${clean(r.helo ?? 'unknown')} (${clean(r.rdns ?? 'unknown')} [${ipText}]${ident}${whoson})\r\n`;
     if (r.authUser !== undefined) h += `\t(smtp-auth: ${clean(r.authUser)})\r\n`;
     if (r.tls) h += `\t(${clean(r.tls)})\r\n`;
     h += `\tby ${clean(r.hostname)} (Postern) with ${r.proto} id ${r.msgid}`;

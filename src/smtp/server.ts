@@ -23,7 +23,8 @@ import type { TlsContexts } from '../tls/contexts.js';
 import { ConnectionLimiter } from './limits/connections.js';
 import { type ErrorLimits, type TarpitSettings, DEFAULT_CONNECTION_LIMITS, type ConnectionLimits } from '../config/limits.js';
 import { formatReply } from '../mail/reply.js';
-import { identLookup } from '../net/ident.js';
+import { startPeerLookups, type PeerLookupOptions } from './peer-lookups.js';
+import { serverFd, setSocketBuffers, type SocketBuffers } from '../net/socket-buffers.js';
 
 /** Limits and pacing for every connection (policy/build.ts's ConnectionPolicy). */
 export interface ServerOptions {
@@ -35,8 +36,13 @@ export interface ServerOptions {
   readonly backlog?: number;
   /** A socket already bound and listening (Obtuse smtpd's receiver: bound as root by its launcher), used for the first listener. */
   readonly fd?: number;
-  /** Ask each client's identd (RFC 1413) at accept, for the log and Received: (smtpserver -a). */
-  readonly ident?: { readonly timeoutMs: number; readonly port?: number };
+  /** Ask each client's identd (RFC 1413, smtpserver -a) and the whoson server (-w) at accept, for the log, Received: and policy. */
+  readonly ident?: PeerLookupOptions['ident'];
+  readonly whoson?: PeerLookupOptions['whoson'];
+  /** smtpserver -g (gullible): the client's name is its reverse DNS, not checked forward. */
+  readonly gullible?: boolean;
+  /** SO_RCVBUF / SO_SNDBUF for every listening socket, so for every connection (ZMailer's TcpRcvBufferSize / TcpXmitBufferSize). */
+  readonly socketBuffers?: SocketBuffers;
 }
 
 export interface BoundListener {
@@ -108,9 +114,18 @@ export class SmtpServer {
         const port = typeof a === 'object' && a ? a.port : l.port;
         this.bound.push({ listener: l, address, port, server });
         this.log.info(`listening on ${address} port ${port}${l.tag ? ` tag ${l.tag}` : ''}`);
+        if (this.opts.socketBuffers) this.setBuffers(server, `${address} port ${port}`, this.opts.socketBuffers);
         resolve();
       });
     });
+  }
+
+  /** TcpRcvBufferSize / TcpXmitBufferSize on a listener: said in the log, a failure a warning (the kernel's default stays). */
+  private setBuffers(server: object, where: string, b: SocketBuffers): void {
+    const fd = serverFd(server);
+    const r = fd === undefined ? { error: 'Node.js shows no descriptor for it' } : setSocketBuffers(fd, b);
+    if ('error' in r) this.log.warn(`listener ${where}: socket buffers not set (the kernel's defaults apply): ${r.error}`);
+    else this.log.info(`listener ${where}: socket buffers receive ${r.receive} send ${r.send} bytes (the kernel doubles what is asked)`);
   }
 
   get listeners(): readonly BoundListener[] {
@@ -201,7 +216,7 @@ export class SmtpServer {
       return;
     }
     const id = randomBytes(8).toString('hex');
-    const ident = this.opts.ident ? this.identOf(id, socket, client) : undefined;
+    const lookups = startPeerLookups(this.opts, { session: id, client, ...(socket.localAddress ? { localAddress: socket.localAddress } : {}), localPort: socket.localPort ?? 0 }, this.log);
     this.stats.inc('smtp.session');
     this.stats.inc(ip.includes(':') ? 'smtp.session.inet6' : 'smtp.session.inet4');
     this.stats.inc('smtp.session.active');
@@ -217,7 +232,7 @@ export class SmtpServer {
       tag: l.tag,
       noDsn: l.noDsn,
       config: l,
-      ...(ident ? { ident } : {}),
+      ...lookups,
     });
     const smtp = this.env.config.smtp;
     const conn = new Connection(
@@ -247,16 +262,7 @@ export class SmtpServer {
       this.connections.delete(conn);
       this.stats.dec('smtp.session.active');
     };
-    void conn.start(this.resolver.reverseConfirmed(ip));
-  }
-
-  /** Start an ident lookup for a new client; the answer is logged and kept for Received:. */
-  private identOf(id: string, socket: Socket, client: { readonly address: string; readonly port: number }): Promise<string | undefined> {
-    const o = this.opts.ident as { readonly timeoutMs: number; readonly port?: number };
-    return identLookup({ remoteAddress: client.address, remotePort: client.port, localAddress: socket.localAddress, localPort: socket.localPort ?? 0, timeoutMs: o.timeoutMs, ...(o.port ? { identPort: o.port } : {}) }).then((r) => {
-      this.log.event('smtp', 'ident', { session: id, address: client.address, ...(r.kind === 'user' ? { user: r.user, opsys: r.opsys } : r.kind === 'error' ? { error: r.error } : { result: 'none', why: r.why }) });
-      return r.kind === 'user' ? r.user : undefined;
-    });
+    void conn.start(this.opts.gullible === true ? this.resolver.reverseName(ip) : this.resolver.reverseConfirmed(ip));
   }
 
   /** Stop accepting new clients but keep the sessions in progress (reload: a new server takes over the ports). */

@@ -233,7 +233,14 @@ export abstract class SessionCommands extends SessionCore {
       return refused(d.verdict);
     }
     const address = formatMailbox(path.mailbox);
-    addRcpt(tx, { mailbox: path.mailbox, address, params: params.value, targets: d.targets });
+    let rcptParams = params.value;
+    if (path.sourceRouteStripped && this.env.runtime?.keepSourceRoute === true) {
+      // allowsourceroute: the route is kept as the original recipient (DSNs, the log); delivery goes to the mailbox.
+      const route = /<([^>]*)>/.exec(arg)?.[1] ?? address;
+      this.env.log.event('smtp', 'source-route', { session: this.id, address: this.peer.address, route, to: `<${address}>` });
+      if (rcptParams.orcpt === undefined) rcptParams = { ...rcptParams, orcpt: `rfc822;${route}` };
+    }
+    addRcpt(tx, { mailbox: path.mailbox, address, params: rcptParams, targets: d.targets });
     return { reply: reply(250, '2.1.5', 'Recipient ok') };
   }
 }

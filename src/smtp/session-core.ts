@@ -148,6 +148,7 @@ export abstract class SessionCore {
       authUser: this.#authUser,
       tag: this.peer.tag,
       listener: this.peer.listener,
+      ...(this.peer.whoson ? { whoson: this.peer.whoson } : {}),
     };
   }
 

@@ -49,6 +49,8 @@ export interface PeerInfo {
   readonly config: Listener;
   /** The client's ident (RFC 1413) user, when a lookup was started at accept (smtpserver -a). */
   readonly ident?: Promise<string | undefined>;
+  /** The user the whoson server says has the client's address, when asked at accept (smtpserver -w). */
+  readonly whoson?: Promise<string | undefined>;
 }
 
 export interface TlsInfo {
@@ -56,6 +58,8 @@ export interface TlsInfo {
   readonly cipher: string;
   /** Subject of a client certificate, when one was presented. */
   readonly peer?: string;
+  /** Whether that certificate verified against the listener's CA (asked for, not required: tls-ask-cert). */
+  readonly peerVerified?: boolean;
 }
 
 /** What the DATA decoder says about a message's content at its end. */

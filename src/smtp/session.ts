@@ -212,6 +212,7 @@ export class Session extends SessionCommands implements CommandHandlers {
     const single = tx.rcpts.length === 1 ? tx.rcpts[0]?.address : undefined;
     const show = this.env.runtime?.received;
     const ident = show?.ident && this.peer.ident ? await this.peer.ident : undefined;
+    const whoson = show?.whoson && this.peer.whoson ? await this.peer.whoson : undefined;
     message.writeOwnHeader(
       receivedHeader({
         helo: this.helo,
@@ -225,6 +226,7 @@ export class Session extends SessionCommands implements CommandHandlers {
         date: new Date(this.env.now()),
         maskSource: this.peer.config.maskSrc,
         ...(ident !== undefined ? { ident } : {}),
+        ...(whoson !== undefined ? { whoson } : {}),
         ...(show?.authUser && this.authUser !== undefined ? { authUser: this.authUser } : {}),
       }),
     );
@@ -236,7 +238,8 @@ export class Session extends SessionCommands implements CommandHandlers {
     const t = this.tlsInfo;
     const show = this.env.runtime?.received ?? { tlsMode: true, tlsPeer: true };
     if (!t || !show.tlsMode) return undefined;
-    return `using ${t.version} with cipher ${t.cipher}${t.peer && show.tlsPeer ? `, client certificate ${t.peer}` : ''}`;
+    const verified = t.peerVerified === undefined ? '' : t.peerVerified ? ' verified' : ' not verified';
+    return `using ${t.version} with cipher ${t.cipher}${t.peer && show.tlsPeer ? `, client certificate ${t.peer}${verified}` : ''}`;
   }
 
   private proto(tx: Transaction): string {

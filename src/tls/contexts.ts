@@ -18,10 +18,13 @@
  * "SSL certificate check failed"). A listener's `ca` makes one context per
  * certificate that trusts it, SNI choices included.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync, realpathSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { X509Certificate } from 'node:crypto';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import type { Config, Listener, Pki } from '../config/model.js';
 import { SERVER_SECURE_OPTIONS, serverCiphers } from './ciphers.js';
+import type { HandshakeSettings } from './handshake.js';
 
 export class TlsError extends Error {}
 
@@ -40,6 +43,8 @@ export class TlsContexts {
   private byName = new Map<string, Loaded>();
   /** CA name → pki name (lower case) → a context that also trusts that CA for client certificates. */
   private withCa = new Map<string, Map<string, SecureContext>>();
+  /** The CA certificates of each `ca`, for the verify depth (tls-ccert-vd). */
+  private anchors = new Map<string, X509Certificate[]>();
 
   constructor(private readonly config: Config) {
     this.reload();
@@ -68,17 +73,19 @@ export class TlsContexts {
   }
 
   /** Options for a server-side TLSSocket on this listener. */
-  serverOptions(l: Listener): { secureContext: SecureContext; SNICallback: (name: string, cb: (e: Error | null, ctx?: SecureContext) => void) => void; requestCert: boolean; rejectUnauthorized: boolean } | undefined {
+  serverOptions(l: Listener): HandshakeSettings | undefined {
     const def = this.defaultFor(l);
     if (!def) return undefined;
     const verify = l.tlsVerify === true;
-    const trusting = verify && l.ca !== undefined ? this.withCa.get(l.ca) : undefined;
+    const asks = verify || l.tlsAskCert === true;
+    const trusting = asks && l.ca !== undefined ? this.withCa.get(l.ca) : undefined;
     const contextOf = (x: Loaded): SecureContext => trusting?.get(x.name.toLowerCase()) ?? x.context;
     return {
       secureContext: contextOf(def),
       SNICallback: (servername, cb) => cb(null, contextOf(this.forServername(servername) ?? def)),
-      requestCert: verify,
+      requestCert: asks,
       rejectUnauthorized: verify,
+      ...(l.tlsVerifyDepth !== undefined ? { verifyDepth: l.tlsVerifyDepth, trustAnchors: l.ca !== undefined ? (this.anchors.get(l.ca) ?? []) : [] } : {}),
     };
   }
 
@@ -86,12 +93,12 @@ export class TlsContexts {
   private loadCas(certs: ReadonlyMap<string, Read>): Map<string, Map<string, SecureContext>> {
     const out = new Map<string, Map<string, SecureContext>>();
     for (const l of this.config.listeners) {
-      if (l.tls === 'none' || l.tlsVerify !== true || l.ca === undefined || out.has(l.ca)) continue;
+      if (l.tls === 'none' || (l.tlsVerify !== true && l.tlsAskCert !== true) || l.ca === undefined || out.has(l.ca)) continue;
       const ca = this.config.ca?.get(l.ca);
       if (ca === undefined) throw new TlsError(`${l.pos.file}:${l.pos.line}: listen on ${l.on}: no ca named ${l.ca}`);
       let pem: Buffer;
       try {
-        pem = readFileSync(ca.cert);
+        pem = Buffer.concat([...(ca.cert !== '' ? [readFileSync(ca.cert)] : []), ...(ca.dir !== undefined ? caFolder(ca.dir) : [])]);
       } catch (e) {
         throw new TlsError(`${ca.pos.file}:${ca.pos.line}: ca ${ca.name}: ${(e as Error).message}`);
       }
@@ -104,6 +111,7 @@ export class TlsContexts {
         }
       }
       out.set(l.ca, contexts);
+      this.anchors.set(l.ca, pemCertificates(pem));
     }
     return out;
   }
@@ -156,4 +164,41 @@ export class TlsContexts {
       throw new TlsError(`${pki.pos.file}:${pki.pos.line}: pki ${pki.name}: ${(e as Error).message}`);
     }
   }
+}
+
+/**
+ * The CA certificates in a folder (OpenSSL's CApath, ZMailer's tls-CApath):
+ * every regular file holding a PEM certificate, hashed names (c_rehash's
+ * "5d30f3c5.0" links) and plain ".pem"/".crt" files alike, each read once.
+ */
+function caFolder(dir: string): Buffer[] {
+  const out: Buffer[] = [];
+  const seen = new Set<string>();
+  for (const name of readdirSync(dir).sort()) {
+    const path = join(dir, name);
+    let real: string;
+    try {
+      real = realpathSync(path);
+      if (!statSync(real).isFile() || seen.has(real)) continue;
+    } catch {
+      continue;
+    }
+    seen.add(real);
+    const text = readFileSync(real);
+    if (text.includes('-----BEGIN CERTIFICATE-----')) out.push(text, Buffer.from('\n'));
+  }
+  return out;
+}
+
+/** Every certificate of a PEM bundle (text that is not one is skipped). */
+function pemCertificates(pem: Buffer): X509Certificate[] {
+  const out: X509Certificate[] = [];
+  for (const m of pem.toString('latin1').matchAll(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g)) {
+    try {
+      out.push(new X509Certificate(m[0]));
+    } catch {
+      /* not a certificate OpenSSL reads: the context creation said so already */
+    }
+  }
+  return out;
 }

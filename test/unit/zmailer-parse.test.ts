@@ -161,7 +161,6 @@ test('the seed\'s PARAMs load (with a warning where Postern does otherwise); uns
   const r = parseZmailerConf(readFileSync(file, 'utf8'), 'unsupported.conf', { executable: yes });
   assert.equal(r.ok, false);
   assert.deepEqual(r.diagnostics.map(formatZmailerDiagnostic), [
-    'unsupported.conf:3: warning: PARAM TcpRcvBufferSize: Node.js has no setsockopt(SO_RCVBUF) for TCP sockets: the kernel default applies (set net.ipv4.tcp_rmem / net.core.rmem_default with sysctl)',
     'unsupported.conf:5: PARAM perl-hook is not supported by Postern: Postern runs no Perl hooks; use contentfilter',
     'unsupported.conf:6: unknown PARAM "maxsise"; did you mean "maxsize"?',
     'unsupported.conf:7: PARAM tarpit needs at least 2 arguments',

@@ -93,7 +93,7 @@ export interface ZmailerConf {
     /** tls-enforce-tls: refuse mail without STARTTLS. */
     readonly enforce: boolean;
   };
-  /** TcpRcvBufferSize / TcpXmitBufferSize (bytes): kept, but see NOTED: Node.js cannot set them. */
+  /** TcpRcvBufferSize / TcpXmitBufferSize (bytes): SO_RCVBUF / SO_SNDBUF of the listening sockets. */
   readonly tcpRcvBufferSize?: number;
   readonly tcpXmitBufferSize?: number;
   /** enable-router: RCPT, VRFY and EXPN may ask the -R router program (smtpserver front end). */
@@ -374,18 +374,9 @@ export const PARAMS: readonly ParamSpec[] = [
   onOff(['no-rcvd-tls-peer'], (d, v) => (d.received.tlsPeer = v), false),
   onOff(['no-rcvd-whoson'], (d, v) => (d.received.whoson = v), false),
   // The seed's PARAMs Postern cannot do as ZMailer did: they load, with a warning saying what happens instead.
-  {
-    names: ['TcpRcvBufferSize'],
-    args: [1, 1],
-    note: 'Node.js has no setsockopt(SO_RCVBUF) for TCP sockets: the kernel default applies (set net.ipv4.tcp_rmem / net.core.rmem_default with sysctl)',
-    apply: (d, a) => (d.tcpRcvBufferSize = int(a[0] as string, 0, 1)),
-  },
-  {
-    names: ['TcpXmitBufferSize'],
-    args: [1, 1],
-    note: 'Node.js has no setsockopt(SO_SNDBUF) for TCP sockets: the kernel default applies (set net.ipv4.tcp_wmem / net.core.wmem_default with sysctl)',
-    apply: (d, a) => (d.tcpXmitBufferSize = int(a[0] as string, 0, 1)),
-  },
+  // SO_RCVBUF / SO_SNDBUF on every listening socket (net/socket-buffers.ts says how, Node.js having no setsockopt).
+  { names: ['TcpRcvBufferSize'], args: [1, 1], apply: (d, a) => (d.tcpRcvBufferSize = int(a[0] as string, 0, 1, 64 << 20)) },
+  { names: ['TcpXmitBufferSize'], args: [1, 1], apply: (d, a) => (d.tcpXmitBufferSize = int(a[0] as string, 0, 1, 64 << 20)) },
   { names: ['DEBUGcmd'], args: [0, 0], note: 'Postern has no DEBUG command (it would show server internals to any client): DEBUG is answered 502 5.5.1' },
   onOff(['enable-router'], (d, v) => (d.enableRouter = v), true),
   { names: ['enable-router-maxpar'], args: [1, 1], note: 'router checks run one process per check; no pool to size', apply: (_d, a) => void int(a[0] as string, 0, 1) },

@@ -5,7 +5,8 @@
  *
  *   connect  client address: rejectnet + refuses the session; freezenet +
  *            holds all its mail; relaycustnet + / fulltrustnet + /
- *            trustrecipients + accept every recipient (relaying too);
+ *            trustrecipients + accept every recipient (relaying too), and
+ *            so does trust-whoson + for a client whoson knows (smtpserver -w);
  *            test-dns-rbl: listed in the zones ⇒ refused; rcpt-dns-rbl: the
  *            listing is kept for recipients that ask (test-rcpt-dns-rbl +).
  *            Then the client's (forward-confirmed) name: rejectnet,
@@ -111,6 +112,11 @@ export function policyDbPhase(o: PolicyDbOptions): PolicyPhase & { filtering(s: 
       if (flag(ip, 'rejectnet')) return refuse(ip, 'rejectnet', `[${s.clientAddress}] (${ip.key})`);
       if (flag(ip, 'freezenet')) return { ...base, outcome: { kind: 'freeze', why: `${ip.where}: ${ip.key} has freezenet +` } };
       if (flag(ip, 'relaycustnet') || flag(ip, 'fulltrustnet') || flag(ip, 'trustrecipients')) return { ...base, outcome: { kind: 'accept', why: `${ip.where}: ${ip.key} is trusted (relaycustnet/fulltrustnet/trustrecipients +)` } };
+      // trust-whoson +: a client the whoson server knows as logged in is a customer (smtpserver -w asked at accept).
+      if (flag(ip, 'trust-whoson') && s.whoson !== undefined) {
+        const user = await s.whoson;
+        if (user !== undefined) return { ...base, outcome: { kind: 'accept', why: `${ip.where}: ${ip.key} has trust-whoson + and whoson knows [${s.clientAddress}] as ${user}` } };
+      }
       const z = await listed(s.clientAddress, rblZones(ip.attrs.get('test-dns-rbl')?.value));
       if (z) return { ...base, outcome: { kind: 'reject', reply: reply(550, '5.7.1', `Your address [${s.clientAddress}] is listed in ${z}`), why: `${ip.where}: test-dns-rbl: listed in ${z}`, close: true } };
     }
