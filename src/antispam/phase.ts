@@ -47,6 +47,8 @@ export interface AntispamDeps {
   /** Shared across configuration reloads (antispamPhase keeps one per process by default). */
   readonly counters?: RateCounters;
   readonly greylistStore?: GreylistStore;
+  /** The dry run (smtpd -b): greylisting reads its file but changes nothing on disk. */
+  readonly dryRun?: boolean;
 }
 
 /** Per session: the DNS list score, once. */
@@ -72,7 +74,8 @@ export function antispamPhase(d: AntispamDeps): PolicyPhase {
   const lists = new DnsLists(d.dns, now);
   const senders = new SenderDomainCache(d.dns, now);
   const counters = d.counters ?? sharedCounters;
-  const greylist = o.greylist ? new Greylist(o.greylist, d.greylistStore ?? greylistStoreFor(o.greylist.store ?? join(d.queuePath, 'greylist.json'), d.warn)) : undefined;
+  const greylistStore = (path: string): GreylistStore => d.greylistStore ?? (d.dryRun ? new FileGreylistStore(path, d.warn, true) : greylistStoreFor(path, d.warn));
+  const greylist = o.greylist ? new Greylist(o.greylist, greylistStore(o.greylist.store ?? join(d.queuePath, 'greylist.json'))) : undefined;
   const memo = sessionMemos<Memo>(() => ({}));
   const local = (s: SessionFacts): boolean => s.fromSocket || d.isLocalAddress(s.clientAddress);
 

@@ -58,14 +58,13 @@ export function parseHeaderChecks(text: string, file: string, diags: Diagnostics
   for (const { text: l, line } of logical) {
     const pos = (col: number): Position => ({ file, line, col });
     const r = parseRule(l, pos);
-    if (typeof r === 'string') continue;
     if ('error' in r) diags.error(r.pos, r.error);
     else rules.push(r);
   }
   return { file, rules };
 }
 
-function parseRule(l: string, pos: (col: number) => Position): GuardedRule | { error: string; pos: Position } | 'skip' {
+function parseRule(l: string, pos: (col: number) => Position): GuardedRule | { error: string; pos: Position } {
   let i = 0;
   let negate = false;
   if (l[i] === '!') {

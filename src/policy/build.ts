@@ -161,7 +161,7 @@ export function buildPolicy(loaded: LoadedConfig, deps: PolicyDeps): BuiltPolicy
   if (deps.dns !== undefined && 'resolveMx' in deps.dns) phases.push(nullMxSenderPhase(deps.dns as unknown as MxDns, deps.local));
 
   // connect … DATA: the checks at the door (DNS lists, HELO and sender checks, greylisting, rate limits).
-  if (config.antispam && deps.dns !== undefined) phases.push(antispamPhase({ settings: config.antispam, dns: deps.dns, isLocalAddress: (ip) => deps.local.isLocalAddress(ip), queuePath: config.queue.path, warn: (t) => deps.log?.warn(t) }));
+  if (config.antispam && deps.dns !== undefined) phases.push(antispamPhase({ settings: config.antispam, dns: deps.dns, isLocalAddress: (ip) => deps.local.isLocalAddress(ip), queuePath: config.queue.path, warn: (t) => deps.log?.warn(t), dryRun: deps.observer !== undefined }));
 
   // HELO and RCPT: smtpserver.conf.
   let zmailer: ZmailerPolicyPhase | undefined;

@@ -7,7 +7,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { compileBounded, foldCase } from '../../src/config/bounded-regex.js';
@@ -97,6 +97,21 @@ test('greylisting: defer, too early, pass after the delay, known triplet, allowl
   assert.deepEqual(await again.check('192.0.2.1', 'x@x.example', 'r@y.example', t0 + 700_000), { kind: 'pass', why: 'allowlisted' });
   assert.equal(clientNetwork('2001:db8:1:2:3::4'), '2001:db8:1:2::/64');
   assert.equal(clientNetwork('::ffff:192.0.2.9'), '192.0.2.0/24');
+});
+
+test('a read-only greylist store (the dry run) reads the file and writes nothing', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'postern-grey-'));
+  const file = join(dir, 'g.json');
+  const settings = { delayMs: 1000, retryWindowMs: 10_000, lifetimeMs: 100_000, allowlistAfter: 0 };
+  const live = new Greylist(settings, new FileGreylistStore(file));
+  await live.check('192.0.2.1', 'a@x.example', 'r@y.example', 0);
+  await live.store.close();
+  const before = readFileSync(file, 'utf8');
+  const dry = new Greylist(settings, new FileGreylistStore(file, undefined, true));
+  assert.deepEqual(await dry.check('192.0.2.1', 'a@x.example', 'r@y.example', 2000), { kind: 'pass', why: 'retried' });
+  assert.equal((await dry.check('198.51.100.1', 'b@x.example', 'r@y.example', 2000)).kind, 'defer');
+  await dry.store.close();
+  assert.equal(readFileSync(file, 'utf8'), before);
 });
 
 test('rate counters count per key in fixed windows', () => {

@@ -5,7 +5,8 @@
  * same folder, fsync, rename, so a crash leaves the old state or the new,
  * never half. A daemon that is killed loses at most the last change (a
  * client greylisted once more — harmless). A file that cannot be read
- * starts empty, with a warning.
+ * starts empty, with a warning. A read-only store (the dry run, smtpd -b)
+ * reads the file and keeps its changes in memory.
  */
 import { mkdirSync, readFileSync } from 'node:fs';
 import { open, rename } from 'node:fs/promises';
@@ -27,8 +28,9 @@ export class FileGreylistStore implements GreylistStore {
   constructor(
     private readonly path: string,
     warn: (text: string) => void = () => undefined,
+    private readonly readOnly = false,
   ) {
-    mkdirSync(dirname(path), { recursive: true });
+    if (!readOnly) mkdirSync(dirname(path), { recursive: true });
     try {
       const s = JSON.parse(readFileSync(path, 'utf8')) as FileState;
       if (s.version === 1) {
@@ -70,6 +72,7 @@ export class FileGreylistStore implements GreylistStore {
 
   /** Write the state; a change made while a write runs is written right after it. */
   private save(): Promise<void> {
+    if (this.readOnly) return Promise.resolve();
     if (this.writing) {
       this.again = true;
       return this.writing;
