@@ -10,7 +10,7 @@ const LAYERS = [
   /* 2, services every part uses */ ['table', 'dns', 'tls'],
   /* 3 */ ['auth', 'spool', 'rules'],
   /* 4, recipient expansion; mail authentication (SPF, DKIM, DMARC, ARC; DKIM signing) */ ['expand', 'mailauth'],
-  /* 5, verdicts, filters and delivery agents */ ['policy', 'delivery', 'transport-security', 'filter'],
+  /* 5, verdicts, the checks at the door, filters and delivery agents */ ['policy', 'antispam', 'delivery', 'transport-security', 'filter'],
   /* 6, the one way into the queue */ ['queue'],
   /* 7 */ ['bounce', 'mta'],
   /* 8, the parts that run */ ['scheduler', 'smtp', 'submit'],

@@ -5,7 +5,7 @@
  *   smtpd -b '[ADDRESS]' [-v] [-f file]
  *
  *   -d  foreground, log to standard error      -F  foreground, log to the log file
- *   -n  check the configuration and exit       -v  verbose logging (-v -v: every command and reply)
+ *   -n  check the configuration and exit       -v  verbose logging: every command and reply
  *   -f  configuration file (default /etc/mail/smtpd.conf if it exists, else the built-in one)
  *   -D  define a macro                         -T  trace a subsystem (smtp, io, rules, spool, …, all)
  *   -P  pause a subsystem at start-up: smtp, mta or mda (resume with smtpctl)
@@ -129,8 +129,8 @@ async function main(argv: string[]): Promise<void> {
   }
 
   const verbosity = countFlag(argv, 'dFhnvb:D:f:T:P:', 'v');
-  // -v -v: every command and reply (AUTH's arguments hidden).
-  if (verbosity > 1) trace.add('io');
+  // -v: every command and reply (AUTH's arguments hidden), as issue 20 asks (-v -v is the same).
+  if (verbosity > 0) trace.add('io');
   const log = new MailLog(logOptions(config, { stderr: opts.flags.has('d'), verbose: verbosity > 0, trace }));
   logFatal(log);
   let daemon: Daemon;

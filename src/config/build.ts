@@ -20,6 +20,7 @@ import type { Action, CaCert, Config, Pki, Position, TableDecl } from './model.j
 import { findOpenRelays } from './open-relay.js';
 import { buildHttp } from './parse-http.js';
 import { buildFilters } from './parse-filter.js';
+import { buildAntispam } from './parse-antispam.js';
 import { buildTransport } from './parse-mta.js';
 import { rulesFileOpenness } from './obtuse/open.js';
 import { didYouMean } from './suggest.js';
@@ -44,6 +45,7 @@ export function build(input: BuildInput, diags: Diagnostics): Config | undefined
   checkListeners(draft, diags);
   const http = buildHttp(draft.http, diags);
   const filters = buildFilters(draft.filters, draft.listeners, diags);
+  const antispam = buildAntispam(draft.antispam, diags);
   const transportSecurity = buildTransport(draft.transport);
 
   // Whole-configuration lints only make sense when every statement was understood.
@@ -146,6 +148,7 @@ export function build(input: BuildInput, diags: Diagnostics): Config | undefined
       : {}),
     ...(http !== undefined ? { http } : {}),
     ...(filters !== undefined ? { filters } : {}),
+    ...(antispam !== undefined ? { antispam } : {}),
     ...(transportSecurity !== undefined ? { transportSecurity } : {}),
     warnings: diags.sorted().filter((d) => d.severity === 'warning'),
   };

@@ -10,6 +10,7 @@
 import type { HttpDraft } from './http-options.js';
 import type { FilterDecl } from './filter-options.js';
 import type { MailAuthSealOptions, MailAuthSignOptions, MailAuthVerifyOptions } from './mailauth-options.js';
+import { emptyAntispamDraft, type AntispamDraft } from './antispam.js';
 import type { TransportDraft } from './transport-options.js';
 import type { Action, Dialect, ForwardOptions, Listener, MatchRule, Pki, Position, SyslogTarget, TableDecl } from './model.js';
 
@@ -136,6 +137,8 @@ export interface Draft {
   readonly http: HttpDraft;
   /** `filter …` statements (config/parse-filter.ts). */
   readonly filters: Map<string, FilterDecl>;
+  /** The checks at the door (config/parse-antispam.ts). */
+  readonly antispam: AntispamDraft;
   /** `mta …` statements (config/parse-mta.ts). */
   readonly transport: TransportDraft;
   /** First statement of each dialect, for the "mixed dialects" warning and Config.dialect. */
@@ -158,6 +161,7 @@ export function emptyDraft(): Draft {
     resolverServers: [],
     http: { tokens: [] },
     filters: new Map(),
+    antispam: emptyAntispamDraft(),
     transport: { seen: {} },
     dialectSeen: {},
   };

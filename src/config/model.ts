@@ -12,6 +12,7 @@
  */
 import type { FilterDecl } from './filter-options.js';
 import type { MailAuthOptions } from './mailauth-options.js';
+import type { AntispamSettings } from './antispam.js';
 
 export interface Position {
   readonly file: string;
@@ -349,6 +350,8 @@ export interface Config {
   readonly http?: HttpOptions;
   /** `filter NAME …` statements (config/parse-filter.ts): milters, filter processes, built-in filters, chains. */
   readonly filters?: ReadonlyMap<string, FilterDecl>;
+  /** The checks at the door: DNS lists, HELO/sender checks, greylisting, rate limits, header checks (config/antispam.ts). */
+  readonly antispam?: AntispamSettings;
   /** `mta tls-policy|mta-sts|dane|tls-report` (config/parse-mta.ts); absent: none of them. */
   readonly transportSecurity?: TransportSecurityConfig;
   /** Non-fatal findings (e.g. open relay). */

@@ -15,6 +15,8 @@
  *   http                               config/parse-http.ts
  *   filter                             config/parse-filter.ts
  *   mailauth                           config/parse-mailauth.ts
+ *   dnsbl, rhsbl, check, greylist, rate-limit, header-checks,
+ *   smtp-header-checks                 config/parse-antispam.ts
  *   mta                                config/parse-mta.ts
  *
  * Error recovery: a statement with a syntax error is reported and skipped
@@ -46,6 +48,7 @@ import { TokenStream } from './token-stream.js';
 import { parseForward } from './parse-forward.js';
 import { parseFilter } from './parse-filter.js';
 import { parseMailAuth } from './parse-mailauth.js';
+import { ANTISPAM_STATEMENTS, parseAntispam } from './parse-antispam.js';
 import { parseMta } from './parse-mta.js';
 
 export interface ParseInput {
@@ -93,6 +96,7 @@ const STATEMENTS: Readonly<Record<string, (c: Cursor) => void>> = {
   http: parseHttp,
   filter: (c) => parseFilter(c, c.draft.filters),
   mailauth: parseMailAuth,
+  ...Object.fromEntries(ANTISPAM_STATEMENTS.map((k) => [k, parseAntispam])),
   mta: (c) => parseMta(c, c.draft.transport),
 };
 

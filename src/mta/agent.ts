@@ -222,7 +222,7 @@ export class RelayAgent implements DeliveryAgent {
 
     const run = async (session: ClientSession, cached = false): Promise<boolean> => {
       session.conn.watch(task.signal);
-      const tx = await sendMessage(session, { envelope: env, recipients: pending, sender, openBody, tuning: t, rsetFirst: cached });
+      const tx = await sendMessage(session, { envelope: env, recipients: pending, sender, openBody, tuning: t, rsetFirst: cached, headerRules: this.o.config.antispam?.smtpHeaderChecks?.rules });
       for (const o of tx.outcomes) {
         decided.set(o.rcpt.evpid, { verdict: o, target: session.target, ...(o.reply !== undefined ? { reply: o.reply } : {}), ...(o.relayed ? { relayed: true as const } : {}) });
       }

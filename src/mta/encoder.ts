@@ -21,6 +21,11 @@
  *  - the content ends with CR LF, so the terminator ".\r\n" (DATA) always
  *    starts a line.
  *
+ * With smtp-header-checks (antispam/header-checks/stream.ts) the header
+ * section is held back, rewritten (IGNORE, REPLACE, PREPEND) and then
+ * encoded like the rest; the actions that decide a message's fate
+ * (REJECT, HOLD, DISCARD) are for mail received and do nothing here.
+ *
  * BINARYMIME content (RFC 3030) goes out as stored: raw mode changes
  * nothing, since there are no lines to speak of.
  */
@@ -43,6 +48,8 @@ export interface EncoderOptions {
   readonly raw?: boolean;
   /** Longest line in octets before CR LF (default 998). */
   readonly maxLine?: number;
+  /** Header checks for mail relayed out (not with raw). */
+  readonly headers?: { push(chunk: Buffer): Buffer[]; end(): Buffer[] };
 }
 
 export class BodyEncoder {
@@ -60,14 +67,25 @@ export class BodyEncoder {
   /** Bytes produced so far. */
   size = 0;
 
+  private readonly headers: EncoderOptions['headers'];
+
   constructor(opts: EncoderOptions) {
     this.stuff = opts.stuff;
     this.raw = opts.raw ?? false;
     this.maxLine = opts.maxLine ?? MAX_LINE;
+    this.headers = this.raw ? undefined : opts.headers;
   }
 
   /** Encode one chunk of stored message bytes. */
   push(chunk: Buffer): Buffer {
+    if (this.headers) {
+      const parts = this.headers.push(chunk);
+      return parts.length === 1 ? this.encode(parts[0]!) : Buffer.concat(parts.map((p) => this.encode(p)));
+    }
+    return this.encode(chunk);
+  }
+
+  private encode(chunk: Buffer): Buffer {
     if (this.raw) {
       this.size += chunk.length;
       return chunk;
@@ -114,7 +132,7 @@ export class BodyEncoder {
   /** Whatever must follow the last chunk so that the content ends with CR LF. */
   end(): Buffer {
     if (this.raw) return Buffer.alloc(0);
-    const out: Buffer[] = [];
+    const out: Buffer[] = this.headers ? this.headers.end().map((p) => this.encode(p)) : [];
     if (this.pendingCr) {
       this.pendingCr = false;
       this.repaired++;

@@ -11,6 +11,8 @@ import type { Batch } from './batches.js';
 import { mailCommand, rcptCommand, wantsRelayedDsn } from './commands.js';
 import { has } from './ehlo.js';
 import { BodyEncoder } from './encoder.js';
+import { HeaderCheckStream } from '../antispam/header-checks/stream.js';
+import type { HeaderRule } from '../config/antispam.js';
 import type { RelayTuning } from './options.js';
 import { replyText, type ServerReply } from './reply-parser.js';
 import type { Verdict } from './route.js';
@@ -49,6 +51,8 @@ export interface TxParams {
    * every recipient is left undecided for a new connection.
    */
   readonly rsetFirst?: boolean;
+  /** smtp-header-checks (antispam/header-checks/): applied to the header as it goes out. */
+  readonly headerRules?: readonly HeaderRule[];
 }
 
 /** What the transaction knows and has decided so far; the steps (tx-steps.ts) read and change it. */
@@ -91,7 +95,7 @@ export class Tx {
     this.useBdat = (p.tuning.chunking && has(caps, 'CHUNKING')) || this.env.body === 'BINARYMIME';
     this.pipelining = p.tuning.pipelining && has(caps, 'PIPELINING');
     this.rsetInGroup = p.rsetFirst === true && this.pipelining && !this.useBdat;
-    this.enc = new BodyEncoder({ stuff: !this.useBdat, raw: this.env.body === 'BINARYMIME' });
+    this.enc = new BodyEncoder({ stuff: !this.useBdat, raw: this.env.body === 'BINARYMIME', ...(p.headerRules && p.headerRules.length > 0 ? { headers: new HeaderCheckStream(p.headerRules) } : {}) });
     this.mail = mailCommand(this.env, caps, { sender: p.sender });
     this.rcptLines = rcpts.map((r) => rcptCommand(r, caps));
   }

@@ -31,6 +31,7 @@ import type { BodyFile } from '../spool/spool.js';
 import { Policy, type PolicyObserver, type PolicyPhase, type SessionFacts } from './policy.js';
 import { RuleEngine } from '../rules/rules.js';
 import { nullMxSenderPhase } from './null-mx.js';
+import { antispamPhase } from '../antispam/phase.js';
 import type { MxDns } from '../dns/mx.js';
 import type { LocalNames } from '../rules/localnames.js';
 import { PASS, type Verdict } from './verdict.js';
@@ -164,6 +165,9 @@ export function buildPolicy(loaded: LoadedConfig, deps: PolicyDeps): BuiltPolicy
   if (deps.dns !== undefined && 'resolveMx' in deps.dns) phases.push(nullMxSenderPhase(deps.dns as unknown as MxDns, deps.local));
   // MAIL: SPF, when `mailauth verify spf-reject` asks for it.
   if (deps.mailauth?.opts.spfReject === true) phases.push(spfAtMailPhase(deps.mailauth));
+
+  // connect … DATA: the checks at the door (DNS lists, HELO and sender checks, greylisting, rate limits).
+  if (config.antispam && deps.dns !== undefined) phases.push(antispamPhase({ settings: config.antispam, dns: deps.dns, isLocalAddress: (ip) => deps.local.isLocalAddress(ip), queuePath: config.queue.path, warn: (t) => deps.log?.warn(t), dryRun: deps.observer !== undefined }));
 
   // HELO and RCPT: smtpserver.conf.
   let zmailer: ZmailerPolicyPhase | undefined;

@@ -38,6 +38,8 @@ import type { MessageCheck } from '../mailauth/verify/check.js';
 import type { SchedulerSeam } from './seam.js';
 import type { FilterSession } from '../filter/filter.js';
 import { filterStep, type RouteAdded } from './filtered.js';
+import { HeaderCheckStream } from '../antispam/header-checks/stream.js';
+import { headerCheckDecision } from '../antispam/header-checks/decision.js';
 
 export interface FrontDoorEnv {
   readonly config: Config;
@@ -126,6 +128,8 @@ export class IncomingMessage {
   private readonly headers = new HeaderScanner();
   private storeError: unknown;
   private done = false;
+  /** header_checks (antispam/header-checks/): the header section is held back, checked and rewritten. */
+  private readonly checks: HeaderCheckStream | undefined;
 
   constructor(
     private readonly env: FrontDoorEnv,
@@ -137,7 +141,10 @@ export class IncomingMessage {
     private readonly filter?: Pick<FilterSession, 'message'>,
     /** Mail authentication: holds the content until its Authentication-Results field is known. */
     private readonly check?: MessageCheck,
-  ) {}
+  ) {
+    const rules = origin.kind === 'bounce' ? undefined : env.config.antispam?.headerChecks?.rules;
+    this.checks = rules && rules.length > 0 ? new HeaderCheckStream(rules) : undefined;
+  }
 
   get msgid(): string {
     return this.writer.msgid;
@@ -160,9 +167,16 @@ export class IncomingMessage {
 
   /** Message content. Keeps a reference to `chunk`. */
   write(chunk: Buffer): void {
+    // The loop count and mail authentication see the message as it came; header checks change what is stored.
     this.headers.push(chunk);
-    if (this.check === undefined) this.store(chunk);
-    else for (const c of this.check.push(chunk)) this.store(c);
+    if (this.check === undefined) this.pass(chunk);
+    else for (const c of this.check.push(chunk)) this.pass(c);
+  }
+
+  /** header_checks on the way to the spool. */
+  private pass(chunk: Buffer): void {
+    if (this.checks === undefined) this.store(chunk);
+    else for (const b of this.checks.push(chunk)) this.store(b);
   }
 
   /** Wait until the spool has taken what was written (back-pressure); never rejects. Called per chunk: no more promises than the writer's own. */
@@ -201,9 +215,10 @@ export class IncomingMessage {
         await this.writer.abort().catch(() => undefined);
         return { kind: 'refused', reply: a.verdict.reply, reason: a.verdict.reason };
       }
-      for (const c of a.release) this.store(c);
+      for (const c of a.release) this.pass(c);
       if (a.verdict.kind === 'hold') authHold = `mailauth: ${a.verdict.reason}`;
     }
+    const checked = this.checks ? this.endChecks() : undefined;
     if (refusal === undefined && this.storeError !== undefined) {
       env.log.error(`spool: write failed: ${(this.storeError as Error).message}`);
       refusal = storeFailureReply(this.storeError);
@@ -220,7 +235,8 @@ export class IncomingMessage {
     }
     if (refusal === undefined) {
       const writer = this.writer;
-      decision = await env.policy.commit(this.facts, this.tx, { size: writer.size, receivedHeaders: this.headers.receivedCount, msgid: writer.msgid, body: { file: () => writer.bodyFile() } });
+      decision = checked?.kind === 'reject' || checked?.kind === 'discard' ? checked : await env.policy.commit(this.facts, this.tx, { size: writer.size, receivedHeaders: this.headers.receivedCount, msgid: writer.msgid, body: { file: () => writer.bodyFile() } });
+      if (checked?.kind === 'accept' && checked.hold !== undefined && decision.kind === 'accept') decision = { ...decision, hold: decision.hold ?? checked.hold };
       if (decision.kind === 'reject') {
         this.logEvent('rejected', { msgid: writer.msgid, reason: decision.verdict.reason });
         await writer.abort().catch(() => undefined);
@@ -283,6 +299,14 @@ export class IncomingMessage {
       return { kind: 'discarded', reply: reply(250, '2.0.0', `${this.writer.msgid} Message accepted for delivery`), reason: 'no recipient left' };
     }
     return { kind: 'go', req: { ...req, ...(step.sender !== undefined ? { sender: step.sender } : {}), recipients }, ...(step.hold !== undefined ? { hold: step.hold } : {}) };
+  }
+
+  /** The header checks' end: the rest of the held header, WARN lines logged; a decision when they reject, hold or discard (else the commit phases decide). */
+  private endChecks(): CommitDecision | undefined {
+    const checks = this.checks!;
+    for (const b of checks.end()) this.store(b);
+    for (const w of checks.warnings) this.logEvent('header-warning', { msgid: this.writer.msgid, rule: w });
+    return headerCheckDecision(checks.verdict, this.facts, this.tx);
   }
 
   private store(chunk: Buffer): void {

@@ -31,6 +31,7 @@
  */
 import ipaddr from 'ipaddr.js';
 import { normalizeIp } from '../../net/ip.js';
+import { reversedIp } from '../../dns/dnsl.js';
 import type { AddressPattern, GlobPattern, HostPattern, NetPattern, NsPattern, PatternList, SourcePattern } from '../../config/obtuse/parse.js';
 
 /** The DNS questions NS= and RBL. patterns ask. Implementations should time out. */
@@ -295,11 +296,9 @@ function canonical(ip: string): string {
   return parseIp(ip)?.toString() ?? ip.toLowerCase();
 }
 
-/** "1.2.3.4" → "4.3.2.1"; IPv6 → its 32 nibbles reversed. */
+/** The reversed labels of an address (the DNS-list and reverse-zone form, dns/dnsl.ts). */
 function reverseLabels(a: ipaddr.IPv4 | ipaddr.IPv6): string {
-  if (a.kind() === 'ipv4') return (a as ipaddr.IPv4).octets.slice().reverse().join('.');
-  const hex = (a as ipaddr.IPv6).toNormalizedString().split(':').map((g) => g.padStart(4, '0')).join('');
-  return [...hex].reverse().join('.');
+  return reversedIp(a.toString()) ?? '';
 }
 
 function reverseZone(a: ipaddr.IPv4 | ipaddr.IPv6 | undefined, text: string): string {

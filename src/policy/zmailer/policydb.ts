@@ -37,6 +37,8 @@ import { reply, sanitizeReplyText, type Reply } from '../../mail/reply.js';
 import type { PolicyDb, PolicyEntry, PolicyAttributeName } from '../../config/zmailer/policydb.js';
 import type { PolicyObserver, PolicyPhase, SessionFacts, TxFacts } from '../policy.js';
 import { PASS, type Verdict } from '../verdict.js';
+import { ipListed } from '../../dns/dnsl.js';
+import { sessionMemos } from '../session-memo.js';
 import { flag, lookupDomain, lookupIp, lookupUser, rblZones, type PolicyHit } from './policydb-lookup.js';
 
 export type PolicyDns = Pick<DnsResolver, 'resolveMx' | 'resolve4' | 'resolve6'>;
@@ -62,27 +64,18 @@ const nxdomain = (e: unknown): boolean => ['ENOTFOUND', 'ENODATA', 'NXDOMAIN'].i
 export class DnsTempFail extends Error {}
 
 export function policyDbPhase(o: PolicyDbOptions): PolicyPhase & { filtering(s: SessionFacts): Promise<boolean | undefined> } {
-  const memos = new Map<string, Memo>();
-  const memo = (id: string): Memo => {
-    let m = memos.get(id);
-    if (!m) {
-      if (memos.size >= 10_000) memos.delete(memos.keys().next().value as string);
-      m = {};
-      memos.set(id, m);
-    }
-    return m;
-  };
+  const memo = sessionMemos<Memo>(() => ({}));
   const implicit = (d: string): PolicyEntry | undefined => (o.isLocalDomain(d) ? IMPLICIT_LOCAL : undefined);
   const note = (phase: 'connect' | 'helo' | 'mail' | 'rcpt' | 'commit', why: string): void => o.observer?.({ phase, source: 'policydb', why });
 
   async function listed(ip: string, zones: readonly string[]): Promise<string | undefined> {
+    // ZMailer asks IPv4 lists only.
     if (zones.length === 0 || !o.dns || ip.includes(':')) return undefined;
-    const rev = ip.split('.').reverse().join('.');
     for (const z of zones) {
       try {
-        if ((await o.dns.resolve4(`${rev}.${z}`)).length > 0) return z;
+        if (await ipListed(o.dns, ip, z)) return z;
       } catch (e) {
-        if (!nxdomain(e)) throw new DnsTempFail(`RBL ${z}: ${(e as Error).message}`);
+        throw new DnsTempFail(`RBL ${z}: ${(e as Error).message}`);
       }
     }
     return undefined;
