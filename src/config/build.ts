@@ -137,6 +137,7 @@ export function build(input: BuildInput, diags: Diagnostics): Config | undefined
     ...(s.rulesFile !== undefined ? { rulesFile: { path: s.rulesFile.value, pos: s.rulesFile.pos } } : {}),
     ...(s.smtpserverConf !== undefined ? { smtpserverConf: { path: s.smtpserverConf.value, pos: s.smtpserverConf.pos } } : {}),
     ...(s.forward !== undefined ? { forward: s.forward.value } : {}),
+    ...(s.privsepUser !== undefined ? { privsepUser: s.privsepUser.value } : {}),
     ...(http !== undefined ? { http } : {}),
     warnings: diags.sorted().filter((d) => d.severity === 'warning'),
   };

@@ -81,6 +81,7 @@ export interface SettingsDraft {
   rulesFile?: Setting<string>;
   smtpserverConf?: Setting<string>;
   forward?: Setting<ForwardOptions>;
+  privsepUser?: Setting<string>;
 }
 
 export type SettingKey = keyof SettingsDraft;

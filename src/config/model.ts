@@ -331,6 +331,8 @@ export interface Config {
   readonly smtpserverConf?: { readonly path: string; readonly pos: Position };
   /** ~/.forward (`forward …`); undefined ⇒ read, no commands or files (config/parse-forward.ts). */
   readonly forward?: ForwardOptions;
+  /** `privsep user NAME`: who the SMTP side runs as when smtpd starts as root (default _postern; config/parse-privsep.ts). */
+  readonly privsepUser?: string;
   /** The HTTP listener (metrics, API, dashboard); absent: none (config/http-options.ts). */
   readonly http?: HttpOptions;
   /** Non-fatal findings (e.g. open relay). */

@@ -41,6 +41,7 @@ import {
 } from './parse-options.js';
 import { TokenStream } from './token-stream.js';
 import { parseForward } from './parse-forward.js';
+import { parsePrivsep } from './parse-privsep.js';
 
 export interface ParseInput {
   readonly text: string;
@@ -84,6 +85,7 @@ const STATEMENTS: Readonly<Record<string, (c: Cursor) => void>> = {
   'smtpserver-conf': parsePathStatement,
   resolver: parseResolver,
   forward: parseForward,
+  privsep: parsePrivsep,
   http: parseHttp,
 };
 

@@ -18,7 +18,7 @@
  * "SSL certificate check failed"). A listener's `ca` makes one context per
  * certificate that trusts it, SNI choices included.
  */
-import { readFileSync } from 'node:fs';
+import { readSecret } from '../privsep/secrets.js';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import type { Config, Listener, Pki } from '../config/model.js';
 import { SERVER_SECURE_OPTIONS, serverCiphers } from './ciphers.js';
@@ -91,7 +91,7 @@ export class TlsContexts {
       if (ca === undefined) throw new TlsError(`${l.pos.file}:${l.pos.line}: listen on ${l.on}: no ca named ${l.ca}`);
       let pem: Buffer;
       try {
-        pem = readFileSync(ca.cert);
+        pem = readSecret(ca.cert);
       } catch (e) {
         throw new TlsError(`${ca.pos.file}:${ca.pos.line}: ca ${ca.name}: ${(e as Error).message}`);
       }
@@ -145,8 +145,8 @@ export class TlsContexts {
     let cert: Buffer;
     let key: Buffer;
     try {
-      cert = readFileSync(pki.cert);
-      key = readFileSync(pki.key);
+      cert = readSecret(pki.cert);
+      key = readSecret(pki.key);
     } catch (e) {
       throw new TlsError(`${pki.pos.file}:${pki.pos.line}: pki ${pki.name}: ${(e as Error).message}`);
     }
