@@ -20,6 +20,7 @@ import { posix } from '../../delivery/local/effective-ids.js';
 import { tempfail, type Outcome } from '../../delivery/local/outcome.js';
 import type { Severity } from '../../log/maillog.js';
 import { setBinder, type BindSpec } from '../../privsep/listen.js';
+import { setSystemPasswordCheck } from '../../privsep/passwords.js';
 import { preloadSecrets, secretPaths, setSecrets } from '../../privsep/secrets.js';
 import type { Config } from '../../config/model.js';
 import type { ChildMessage, ParentMessage } from './protocol.js';
@@ -106,6 +107,15 @@ export function childLink(): ChildLink | undefined {
     const { m, handle } = await ask<Extract<ParentMessage, { t: 'bound' }>>((id) => ({ t: 'bind', id, spec }));
     if (m.error !== undefined || !handle) throw Object.assign(new Error(m.error ?? 'no socket'), { code: /^E[A-Z]+/.exec(m.error ?? '')?.[0] });
     return handle as Server;
+  });
+
+  setSystemPasswordCheck(async (user, password) => {
+    try {
+      const { m } = await ask<Extract<ParentMessage, { t: 'checked' }>>((id) => ({ t: 'password', id, user, password }));
+      return m.outcome;
+    } catch (e) {
+      return { kind: 'error', reason: (e as Error).message };
+    }
   });
 
   const remote: RemoteDeliver = async (req: RemoteRequest, body: Readable, signal: AbortSignal): Promise<Outcome> => {

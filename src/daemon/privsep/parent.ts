@@ -14,7 +14,8 @@
  *             local agent as the user: the delivery workers (worker-pool.ts)
  *             for mailboxes and files, setpriv for commands;
  *   offline   a file of the spool's offline/ folder, by its plain name;
- *   reload    the configuration read again (and the secret files it names).
+ *   reload    the configuration read again (and the secret files it names);
+ *   password  a system password checked with unix_chkpwd, one at a time.
  *
  * Signals: SIGTERM, SIGINT and SIGHUP are passed to the child (which stops
  * or reloads as smtpd always did); SIGUSR1 reopens the log here. When the
@@ -31,6 +32,7 @@ import type { Config } from '../../config/model.js';
 import { formatDiagnostic, loadConfigFile, loadConfigText } from '../../config/load.js';
 import { withPolicyFiles } from '../../config/policy-files.js';
 import { bindControlSocket } from '../../control/bind.js';
+import { Authenticator } from '../../auth/authenticator.js';
 import { LocalAgent } from '../../delivery/local/agent.js';
 import { describe, tempfail } from '../../delivery/local/outcome.js';
 import type { MailLog } from '../../log/maillog.js';
@@ -83,6 +85,8 @@ class Parent {
   private readonly inflight = new Map<number, Inflight>();
   private controlInode: number | undefined;
   private ready = false;
+  private readonly auth: Authenticator;
+  private passwords: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly o: ParentOptions,
@@ -91,6 +95,7 @@ class Parent {
     this.config = o.config;
     this.loadTables(o.config);
     this.agent = new LocalAgent({ config: o.config, users: this.users, tables: this.tables, log: o.log, privsep: true });
+    this.auth = new Authenticator(o.config, this.tables);
   }
 
   private get log(): MailLog {
@@ -122,8 +127,17 @@ class Parent {
       this.handle(m);
     });
     child.on('exit', (code, signal) => this.childExited(code, signal));
-    for (const sig of ['SIGTERM', 'SIGHUP'] as const) process.on(sig, () => child.kill(sig));
-    process.on('SIGINT', () => child.kill('SIGTERM')); // the child leaves SIGINT to us (a terminal's ^C reaches both)
+    process.on('SIGHUP', () => child.kill('SIGHUP'));
+    // SIGINT is passed on as SIGTERM (the child leaves SIGINT to us: a terminal's ^C reaches both). The same stop
+    // asked twice within a second (^C and a kill from a wrapper) is passed on once; later, a second one means "now".
+    let lastStop = 0;
+    const stop = (): void => {
+      if (Date.now() - lastStop < 1000) return;
+      lastStop = Date.now();
+      child.kill('SIGTERM');
+    };
+    process.on('SIGTERM', stop);
+    process.on('SIGINT', stop);
     process.on('SIGUSR1', () => this.log.reopen());
   }
 
@@ -155,6 +169,10 @@ class Parent {
         return;
       case 'offline':
         return this.send({ t: 'offline-file', id: m.id, ...this.readOffline(m.name) });
+      case 'password':
+        // One check at a time: the SMTP side cannot make root run unix_chkpwd faster than one after another.
+        this.passwords = this.passwords.then(() => this.auth.checkSystemPassword(m.user, m.password)).then((outcome) => this.send({ t: 'checked', id: m.id, outcome }));
+        return;
       case 'reload':
         return this.send({ t: 'reloaded', id: m.id, ...this.reload() });
       case 'ready':

@@ -13,7 +13,7 @@
  * permission): otherwise the start is refused, naming the folder.
  */
 import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readdirSync, statSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 
 export interface SpoolOwner {
   readonly name: string;
@@ -22,7 +22,8 @@ export interface SpoolOwner {
 }
 
 /** Make `root` the user's; throws with the reason (one line). */
-export function prepareSpool(root: string, u: SpoolOwner): void {
+export function prepareSpool(queuePath: string, u: SpoolOwner): void {
+  const root = resolve(queuePath);
   mkdirSync(root, { recursive: true, mode: 0o700 });
   for (let d = dirname(root); ; d = dirname(d)) {
     const st = statSync(d);
