@@ -92,7 +92,8 @@ export async function startDaemon(config: string, opts: { dir?: string; args?: s
     }
   };
   try {
-    await waitForLog(/smtpd ready/, 30_000);
+    // 60 s: as root, two Node.js processes start one after the other (privilege separation), on a busy machine.
+    await waitForLog(/smtpd ready/, 60_000);
   } catch (e) {
     // A daemon that did not come up must not outlive the test (it would keep the test file running).
     proc.kill('SIGKILL');
