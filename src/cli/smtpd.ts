@@ -149,13 +149,13 @@ async function main(argv: string[]): Promise<void> {
     return;
   }
   const log = new MailLog(link ? { relay: (l, s) => link.relay(l, s), verbose: verbosity > 0, trace, ...(config.paths.logFormat !== undefined ? { format: config.paths.logFormat } : {}) } : logOptions(config, { stderr: opts.flags.has('d'), verbose: verbosity > 0, trace }));
-  logFatal(log);
+  logFatal(log, link ? () => link.flush() : undefined);
   let daemon: Daemon;
   try {
     daemon = await Daemon.start(config, log, { pause, source, ...(link ? { privsep: link } : {}) });
   } catch (e) {
     const msg = (e as Error).message;
-    if (link) link.fatal(msg);
+    if (link) await link.fatal(msg);
     else if (process.send) process.send({ error: msg });
     log.flush();
     fail(msg);
@@ -171,11 +171,13 @@ async function main(argv: string[]): Promise<void> {
       log.warn(`${sig} again: exiting now`);
       process.exit(1);
     }
+    // Under privilege separation the last lines ("smtpd exiting") go to the parent before the exit.
+    const exit = (code: number): void => void (link ? link.flush() : Promise.resolve()).finally(() => process.exit(code));
     daemon.shutdown(`received ${sig}`).then(
-      () => process.exit(0),
+      () => exit(0),
       (e: Error) => {
         log.error(`shutdown: ${e.message}`);
-        process.exit(1);
+        exit(1);
       },
     );
   };
@@ -187,7 +189,7 @@ async function main(argv: string[]): Promise<void> {
   link?.onParentGone(() => {
     if (++signals > 1) return;
     setTimeout(() => process.exit(1), 3000).unref();
-    daemon.shutdown('the privileged parent is gone', 0).finally(() => process.exit(1));
+    void daemon.shutdown('the privileged parent is gone', 0).finally(() => process.exit(1));
   });
   // SIGHUP is `smtpctl reload`: configuration, tables and certificates; an invalid configuration is refused and logged.
   process.on('SIGHUP', () => void daemon.reload());

@@ -42,7 +42,9 @@ export interface ChildLink extends PrivsepHooks {
   /** The mail log's relay option. */
   relay(line: string, severity: Severity): void;
   ready(): void;
-  fatal(message: string): void;
+  fatal(message: string): Promise<void>;
+  /** Hand the log lines gathered so far to the parent; resolves once they are on the channel (before an exit). */
+  flush(): Promise<void>;
   /** Call `fn` once when the parent goes away. */
   onParentGone(fn: () => void): void;
 }
@@ -92,12 +94,13 @@ export function childLink(): ChildLink | undefined {
 
   // The mail log: lines gathered per turn of the event loop, one message each turn.
   let lines: [Severity, string][] = [];
-  const flushLog = (): void => {
-    if (lines.length === 0) return;
+  const flushLog = (): Promise<void> => {
+    if (lines.length === 0) return Promise.resolve();
     const batch = lines;
     lines = [];
-    if (process.connected) void send({ t: 'log', lines: batch });
-    else process.stderr.write(batch.map((l) => l[1]).join('\n') + '\n');
+    if (process.connected) return send({ t: 'log', lines: batch });
+    process.stderr.write(batch.map((l) => l[1]).join('\n') + '\n');
+    return Promise.resolve();
   };
   process.once('exit', () => {
     if (lines.length > 0) process.stderr.write(lines.map((l) => l[1]).join('\n') + '\n');
@@ -153,8 +156,12 @@ export function childLink(): ChildLink | undefined {
   };
 
   return {
+    flush() {
+      // The channel may be gone or stuck: never wait more than a second to exit.
+      return Promise.race([flushLog(), new Promise<void>((r) => setTimeout(r, 1000).unref())]);
+    },
     relay(line, severity) {
-      if (lines.length === 0) setImmediate(flushLog);
+      if (lines.length === 0) setImmediate(() => void flushLog());
       lines.push([severity, line]);
     },
     drop(config) {
@@ -193,8 +200,9 @@ export function childLink(): ChildLink | undefined {
     ready() {
       void send({ t: 'ready' });
     },
-    fatal(message) {
-      void send({ t: 'fatal', message });
+    async fatal(message) {
+      await this.flush();
+      await send({ t: 'fatal', message });
     },
     onParentGone(fn) {
       gone = fn;
