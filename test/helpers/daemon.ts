@@ -126,6 +126,8 @@ export async function startDaemon(config: string, opts: { dir?: string; args?: s
 }
 
 export const PRIVSEP_USER = '_postern';
+// Every test that starts smtpd as root, through startDaemon() or not, needs the user.
+queueMicrotask(() => ensurePrivsepUser());
 
 /**
  * As root, smtpd runs its SMTP side as _postern and refuses to start without it (`postern install`
