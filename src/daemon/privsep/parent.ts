@@ -24,7 +24,7 @@
  * killed). Nothing is lost: the spool holds everything a restart needs.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, constants, fstatSync, lstatSync, mkdirSync, openSync, readFileSync, unlinkSync } from 'node:fs';
+import { closeSync, constants, fstatSync, lstatSync, mkdirSync, openSync, readFileSync, statSync, unlinkSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { basename, dirname, join } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -85,6 +85,8 @@ class Parent {
   private readonly inflight = new Map<number, Inflight>();
   private controlInode: number | undefined;
   private ready = false;
+  private tableFiles: { readonly table: Table; readonly path: string; mtime: number }[] = [];
+  private tablesCheckedAt = 0;
   private readonly auth: Authenticator;
   private passwords: Promise<void> = Promise.resolve();
 
@@ -104,12 +106,35 @@ class Parent {
 
   private loadTables(config: Config): void {
     const tables: Table[] = [];
+    this.tableFiles = [];
     for (const decl of config.tables.values()) {
       const t = tableFromDecl(decl);
       if (t.error) throw new Error(`${decl.pos.file}:${decl.pos.line}: table ${decl.name}: ${t.error}`);
       tables.push(t);
+      if (decl.kind === 'file' || decl.kind === 'db') this.tableFiles.push({ table: t, path: decl.path, mtime: mtimeOf(decl.path) });
     }
     this.tables.replace(tables);
+  }
+
+  /**
+   * The SMTP side re-reads a table on `smtpctl update table` (and resolves recipients by it at once);
+   * the parent, which looks users and aliases up again for deliveries, follows the files themselves:
+   * a file changed since it was read is read again (looked at once a second at most).
+   */
+  private refreshTables(): void {
+    const now = Date.now();
+    if (now - this.tablesCheckedAt < 1000) return;
+    this.tablesCheckedAt = now;
+    for (const f of this.tableFiles) {
+      const m = mtimeOf(f.path);
+      if (m === f.mtime) continue;
+      f.mtime = m;
+      try {
+        f.table.reload();
+      } catch (e) {
+        this.log.warn(`privsep: table ${f.table.name}: ${describe(e)}; the previous contents stay in force`);
+      }
+    }
   }
 
   start(): void {
@@ -226,6 +251,7 @@ class Parent {
   }
 
   private deliver(m: Extract<ChildMessage, { t: 'deliver' }>): void {
+    this.refreshTables();
     const v = verifyDelivery(m.req, { config: this.config, tables: this.tables, users: this.users, local: new LocalNames(this.config.hostname) });
     if ('error' in v) {
       this.log.warn(`privsep: delivery of ${m.req.rcpt.evpid} refused: ${v.error}`);
@@ -308,6 +334,14 @@ class Parent {
     this.log.flush();
     // Workers finish or undo the job in hand on their own (their input is closed).
     process.exit(code ?? 1);
+  }
+}
+
+function mtimeOf(path: string): number {
+  try {
+    return statSync(path).mtimeMs;
+  } catch {
+    return -1;
   }
 }
 
