@@ -80,6 +80,11 @@ match from any for domain "mb.example" action "mb"
     assert.deepEqual(c.uid, [p.uid, p.uid, p.uid, p.uid], `the SMTP side runs as ${PRIVSEP_USER}`);
     assert.deepEqual(c.gid, [p.gid, p.gid, p.gid, p.gid]);
     assert.deepEqual(c.groups, [p.gid], 'no supplementary group but its own');
+    // Every thread too (libuv's pool, the spool's I/O thread, the hash pool): the kernel keeps ids per thread.
+    for (const task of readdirSync(`/proc/${child}/task`)) {
+      const status = readFileSync(`/proc/${child}/task/${task}/status`, 'utf8');
+      assert.match(status, new RegExp(`^Uid:\\s+${p.uid}\\s+${p.uid}\\s+${p.uid}\\s+${p.uid}$`, 'm'), `thread ${task}`);
+    }
     const ppid = Number(/^PPid:\s*(\d+)/m.exec(readFileSync(`/proc/${child}/status`, 'utf8'))?.[1]);
     assert.equal(ppid, parent, 'the SMTP side is the parent’s child');
 
