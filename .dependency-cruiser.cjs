@@ -5,7 +5,7 @@
  * own layer's other folders only where that makes no cycle.
  */
 const LAYERS = [
-  /* 0, the ground floor: shared words, importing nothing above */ ['mail', 'net', 'time', 'users', 'wire', 'log', 'metrics', 'stats.ts'],
+  /* 0, the ground floor: shared words, importing nothing above */ ['mail', 'net', 'time', 'users', 'wire', 'log', 'metrics', 'privsep', 'stats.ts'],
   /* 1 */ ['config'],
   /* 2, services every part uses */ ['table', 'dns', 'tls'],
   /* 3 */ ['auth', 'spool', 'rules'],

@@ -9,6 +9,7 @@
  * Outcomes are tri-state: ok, refused, or a temporary error (454 4.7.0).
  * Nothing here ever logs a password.
  */
+import { systemPasswordCheck } from '../privsep/passwords.js';
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import type { Config, Listener } from '../config/model.js';
@@ -67,6 +68,14 @@ export class Authenticator {
   }
 
   private systemPassword(user: string, password: string): Promise<AuthOutcome> {
+    // The SMTP side of a root-started smtpd: the privileged parent checks (privsep/passwords.ts).
+    const viaParent = systemPasswordCheck();
+    if (viaParent) return user.startsWith('-') ? Promise.resolve({ kind: 'refused' }) : viaParent(user, password);
+    return this.checkSystemPassword(user, password);
+  }
+
+  /** The check itself, as root: unix_chkpwd. */
+  checkSystemPassword(user: string, password: string): Promise<AuthOutcome> {
     if (process.getuid?.() !== 0) return Promise.resolve({ kind: 'error', reason: 'system passwords can only be checked when running as root' });
     const helper = UNIX_CHKPWD.find((p) => existsSync(p));
     if (!helper) return Promise.resolve({ kind: 'error', reason: 'unix_chkpwd (PAM) is not installed' });

@@ -48,13 +48,15 @@ export function nowhereToLog(config: Config): string | undefined {
 }
 
 /** Uncaught errors and unhandled rejections reach the log before the process exits (status 70, EX_SOFTWARE). */
-export function logFatal(log: MailLog): void {
+export function logFatal(log: MailLog, flush?: () => Promise<void>): void {
   const die = (what: string, e: unknown): void => {
     const err = e instanceof Error ? e : new Error(String(e));
     log.error(`fatal: ${what}: ${err.message}`);
     for (const frame of (err.stack ?? '').split('\n').slice(1, 12)) log.error(`fatal: ${frame.trim()}`);
     log.flush();
-    process.exit(70);
+    // The SMTP side of a root-started smtpd: its lines go to the parent first (privsep/child.ts).
+    if (flush) void flush().finally(() => process.exit(70));
+    else process.exit(70);
   };
   process.on('uncaughtException', (e) => die('uncaught exception', e));
   process.on('unhandledRejection', (e) => die('unhandled rejection', e));

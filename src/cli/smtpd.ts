@@ -43,6 +43,8 @@ import { dryRun, parseTestAddress } from '../daemon/dry-run.js';
 import { startupWarnings } from '../daemon/startup-warnings.js';
 import { detachUntilReady } from './detach.js';
 import { withPolicyFilesOrExit } from './config-for-tools.js';
+import { childLink } from '../daemon/privsep/child.js';
+import { DEFAULT_PRIVSEP_USER, privsepUser, runParent } from '../daemon/privsep/parent.js';
 
 const USAGE = 'usage: smtpd [-dFhnv] [-b address] [-D name=value] [-f file] [-P subsystem] [-T trace]';
 const SYSTEM_CONFIG = '/etc/mail/smtpd.conf';
@@ -131,17 +133,35 @@ async function main(argv: string[]): Promise<void> {
   const verbosity = countFlag(argv, 'dFhnvb:D:f:T:P:', 'v');
   // -v: every command and reply (AUTH's arguments hidden), as issue 20 asks (-v -v is the same).
   if (verbosity > 0) trace.add('io');
-  const log = new MailLog(logOptions(config, { stderr: opts.flags.has('d'), verbose: verbosity > 0, trace }));
-  logFatal(log);
+  // Started as root: a privileged parent stays root and starts the SMTP side, which gives up root (docs/architecture.md).
+  const link = childLink();
+  if (!link && process.getuid?.() === 0) {
+    const user = privsepUser(config.privsepUser ?? DEFAULT_PRIVSEP_USER);
+    if ('error' in user) fail(user.error);
+    const plog = new MailLog(logOptions(config, { stderr: opts.flags.has('d'), verbose: verbosity > 0, trace }));
+    logFatal(plog);
+    try {
+      runParent({ config, source, log: plog, childArgs: [fileURLToPath(import.meta.url), ...argv], user });
+    } catch (e) {
+      plog.flush();
+      fail((e as Error).message);
+    }
+    return;
+  }
+  const log = new MailLog(link ? { relay: (l, s) => link.relay(l, s), verbose: verbosity > 0, trace, ...(config.paths.logFormat !== undefined ? { format: config.paths.logFormat } : {}) } : logOptions(config, { stderr: opts.flags.has('d'), verbose: verbosity > 0, trace }));
+  logFatal(log, link ? () => link.flush() : undefined);
   let daemon: Daemon;
   try {
-    daemon = await Daemon.start(config, log, { pause, source });
+    daemon = await Daemon.start(config, log, { pause, source, ...(link ? { privsep: link } : {}) });
   } catch (e) {
     const msg = (e as Error).message;
-    if (process.send) process.send({ error: msg });
+    if (link) await link.fatal(msg);
+    else if (process.send) process.send({ error: msg });
+    log.flush();
     fail(msg);
   }
-  if (process.send) {
+  if (link) link.ready();
+  else if (process.send) {
     process.send({ ready: true });
     process.disconnect();
   }
@@ -151,16 +171,26 @@ async function main(argv: string[]): Promise<void> {
       log.warn(`${sig} again: exiting now`);
       process.exit(1);
     }
+    // Under privilege separation the last lines ("smtpd exiting") go to the parent before the exit.
+    const exit = (code: number): void => void (link ? link.flush() : Promise.resolve()).finally(() => process.exit(code));
     daemon.shutdown(`received ${sig}`).then(
-      () => process.exit(0),
+      () => exit(0),
       (e: Error) => {
         log.error(`shutdown: ${e.message}`);
-        process.exit(1);
+        exit(1);
       },
     );
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
+  // The SMTP side leaves SIGINT (a terminal's ^C reaches both processes) to the parent, which passes it on once.
+  process.on('SIGINT', () => (link ? undefined : stop('SIGINT')));
+  // The parent died (kill -9): stop at once — no grace for sessions, as if killed too (the spool loses nothing),
+  // so that a restarted smtpd finds neither this process on the spool nor on the control socket.
+  link?.onParentGone(() => {
+    if (++signals > 1) return;
+    setTimeout(() => process.exit(1), 3000).unref();
+    void daemon.shutdown('the privileged parent is gone', 0).finally(() => process.exit(1));
+  });
   // SIGHUP is `smtpctl reload`: configuration, tables and certificates; an invalid configuration is refused and logged.
   process.on('SIGHUP', () => void daemon.reload());
   // SIGUSR1: the log file again by its name, after logrotate moved it.

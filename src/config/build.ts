@@ -146,6 +146,7 @@ export function build(input: BuildInput, diags: Diagnostics): Config | undefined
     ...(s.mailauthVerify !== undefined || s.mailauthSign !== undefined || s.mailauthSeal !== undefined
       ? { mailauth: { ...(s.mailauthVerify ? { verify: s.mailauthVerify.value } : {}), ...(s.mailauthSign ? { sign: s.mailauthSign.value } : {}), ...(s.mailauthSeal ? { seal: s.mailauthSeal.value } : {}) } }
       : {}),
+    ...(s.privsepUser !== undefined ? { privsepUser: s.privsepUser.value } : {}),
     ...(http !== undefined ? { http } : {}),
     ...(filters !== undefined ? { filters } : {}),
     ...(antispam !== undefined ? { antispam } : {}),

@@ -20,7 +20,7 @@ import type { TokenStream } from './token-stream.js';
 export const TOP_KEYWORDS: readonly string[] = [
   'include', 'listen', 'hostname', 'table', 'map', 'pki', 'ca', 'action', 'match', 'accept', 'reject',
   'size', 'expire', 'queue', 'smtp', 'bounce', 'control', 'pidfile', 'mbox', 'log', 'resolver', 'rules',
-  'smtpserver-conf', 'forward', 'http', 'mta', 'filter', 'mailauth', 'dnsbl', 'rhsbl', 'check', 'greylist', 'rate-limit', 'header-checks', 'smtp-header-checks',
+  'smtpserver-conf', 'forward', 'http', 'mta', 'filter', 'mailauth', 'dnsbl', 'rhsbl', 'check', 'greylist', 'rate-limit', 'header-checks', 'smtp-header-checks', 'privsep',
 ];
 const TOP_SET = new Set(TOP_KEYWORDS);
 

@@ -88,6 +88,7 @@ export interface SettingsDraft {
   mailauthVerify?: Setting<MailAuthVerifyOptions>;
   mailauthSign?: Setting<MailAuthSignOptions>;
   mailauthSeal?: Setting<MailAuthSealOptions>;
+  privsepUser?: Setting<string>;
 }
 
 export type SettingKey = keyof SettingsDraft;

@@ -346,6 +346,8 @@ export interface Config {
   readonly forward?: ForwardOptions;
   /** Mail authentication (`mailauth verify|sign …`, config/parse-mailauth.ts); absent: none. */
   readonly mailauth?: MailAuthOptions;
+  /** `privsep user NAME`: who the SMTP side runs as when smtpd starts as root (default _postern; config/parse-privsep.ts). */
+  readonly privsepUser?: string;
   /** The HTTP listener (metrics, API, dashboard); absent: none (config/http-options.ts). */
   readonly http?: HttpOptions;
   /** `filter NAME …` statements (config/parse-filter.ts): milters, filter processes, built-in filters, chains. */

@@ -50,6 +50,7 @@ import { parseFilter } from './parse-filter.js';
 import { parseMailAuth } from './parse-mailauth.js';
 import { ANTISPAM_STATEMENTS, parseAntispam } from './parse-antispam.js';
 import { parseMta } from './parse-mta.js';
+import { parsePrivsep } from './parse-privsep.js';
 
 export interface ParseInput {
   readonly text: string;
@@ -93,6 +94,7 @@ const STATEMENTS: Readonly<Record<string, (c: Cursor) => void>> = {
   'smtpserver-conf': parsePathStatement,
   resolver: parseResolver,
   forward: parseForward,
+  privsep: parsePrivsep,
   http: parseHttp,
   filter: (c) => parseFilter(c, c.draft.filters),
   mailauth: parseMailAuth,

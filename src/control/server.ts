@@ -20,9 +20,10 @@
  * requests in progress per connection, 60 s idle per connection without a
  * request in progress (monitor keeps its connection busy).
  */
-import { chmodSync, chownSync, lstatSync, mkdtempSync, readdirSync, renameSync, rmSync, unlinkSync } from 'node:fs';
-import { createConnection, createServer, type Server, type Socket } from 'node:net';
-import { basename, dirname, join } from 'node:path';
+import { lstatSync, unlinkSync } from 'node:fs';
+import { createServer, type Server, type Socket } from 'node:net';
+import { hasBinder, listenOn } from '../privsep/listen.js';
+import { bindControlSocket } from './bind.js';
 import { CommandError, handlerFor, queueSummary, type HandlerContext, type Streamer } from './handlers.js';
 import { LineDecoder, MAX_REQUEST_BYTES, encodeLine, isStream, parseRequest, type Args, type CommandName, type Reply, type Request } from './protocol.js';
 import { DigestMaker, RateMeter, type Digest } from './stats-view.js';
@@ -66,31 +67,17 @@ export class ControlServer {
   async listen(): Promise<void> {
     if (this.server) throw new Error('control socket: listen() twice');
     if (Buffer.byteLength(this.path) > MAX_SOCKET_PATH) throw new Error(`control socket path too long (more than ${MAX_SOCKET_PATH} bytes): ${this.path}`);
-    await this.clearStale();
-    const dir = dirname(this.path);
-    const prefix = `.${basename(this.path)}.`;
-    for (const n of safeReaddir(dir)) if (n.startsWith(prefix) && /^[A-Za-z0-9]{6}$/.test(n.slice(prefix.length))) rmSync(join(dir, n), { recursive: true, force: true });
-    const tmp = mkdtempSync(join(dir, prefix)); // mode 0700
-    const server = createServer({ allowHalfOpen: false }, (sock) => this.accept(sock));
+    let server = createServer({ allowHalfOpen: false }, (sock) => this.accept(sock));
     server.maxConnections = (this.opts.maxConnections ?? 32) + 1; // +1: the one we refuse politely
-    try {
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(join(tmp, 's'), () => {
-          server.off('error', reject);
-          resolve();
-        });
-      });
-      chmodSync(join(tmp, 's'), 0o660);
-      if (this.opts.gid !== undefined && process.getuid?.() === 0) chownSync(join(tmp, 's'), -1, this.opts.gid);
-      renameSync(join(tmp, 's'), this.path);
-      this.inode = lstatSync(this.path).ino;
-    } catch (e) {
-      server.close();
-      throw new Error(`control socket ${this.path}: ${(e as Error).message}`);
-    } finally {
-      rmSync(tmp, { recursive: true, force: true });
-    }
+    if (hasBinder()) {
+      // The SMTP side of a root-started smtpd: the privileged parent binds it (control/bind.ts there).
+      try {
+        server = await listenOn(server, { kind: 'unix', path: this.path });
+      } catch (e) {
+        throw new Error(`control socket ${this.path}: ${(e as Error).message}`);
+      }
+      this.inode = undefined; // the parent's to remove
+    } else this.inode = await bindControlSocket(this.path, server, this.opts.gid);
     server.on('error', (e) => this.target.log.error(`control socket: ${e.message}`));
     this.server = server;
     this.sample();
@@ -107,7 +94,7 @@ export class ControlServer {
     for (const c of this.conns) c.destroy();
     await new Promise<void>((resolve) => server.close(() => resolve()));
     try {
-      if (lstatSync(this.path).ino === this.inode) unlinkSync(this.path);
+      if (this.inode !== undefined && lstatSync(this.path).ino === this.inode) unlinkSync(this.path);
     } catch {
       /* already gone */
     }
@@ -160,28 +147,6 @@ export class ControlServer {
   /** Messages received per second over the last minute, and the monitor digest (the dashboard's figures). */
   live(): { readonly messageRate: number; readonly digest: Digest } {
     return { messageRate: this.rate.rate(), digest: this.digest() };
-  }
-
-  private async clearStale(): Promise<void> {
-    let st;
-    try {
-      st = lstatSync(this.path);
-    } catch {
-      return;
-    }
-    if (!st.isSocket()) throw new Error(`${this.path} exists and is not a socket`);
-    const answer = await new Promise<string>((resolve) => {
-      const s = createConnection(this.path);
-      s.once('connect', () => {
-        s.destroy();
-        resolve('alive');
-      });
-      s.once('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message));
-    });
-    if (answer === 'alive') throw new Error(`another smtpd answers on the control socket ${this.path}`);
-    // Only a socket nobody listens on is stale; anything else (EACCES …) is not ours to remove.
-    if (answer !== 'ECONNREFUSED' && answer !== 'ENOENT') throw new Error(`cannot tell whether ${this.path} is in use (${answer})`);
-    unlinkSync(this.path);
   }
 
   private sample(): void {
@@ -292,13 +257,5 @@ class Connection {
     return new Promise((resolve) => {
       this.sock.write(encodeLine(r), () => resolve());
     });
-  }
-}
-
-function safeReaddir(dir: string): string[] {
-  try {
-    return readdirSync(dir);
-  } catch {
-    return [];
   }
 }

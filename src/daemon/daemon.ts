@@ -63,6 +63,7 @@ import type { HttpListener } from '../http/server.js';
 import { reloadTokens, startHttp } from '../http/start.js';
 import { inboundVerifier } from '../mailauth/verify/from-config.js';
 import { outboundSigner } from '../mailauth/sign/from-config.js';
+import type { PrivsepHooks } from './privsep/child.js';
 
 export class StartupError extends Error {}
 
@@ -113,6 +114,8 @@ export class Daemon implements ControlTarget {
   private gen: Generation;
   /** Servers of earlier generations, still finishing their sessions. */
   private readonly retired: SmtpServer[] = [];
+  /** The SMTP side of a root-started smtpd: what it asks of the privileged parent (privsep/child.ts). */
+  private privsep?: PrivsepHooks;
   /** `smtpctl stop`: the CLI installs what SIGTERM does (stop, then exit). */
   onStopRequest: () => void = () => void this.shutdown('smtpctl stop');
 
@@ -153,12 +156,13 @@ export class Daemon implements ControlTarget {
   }
 
   /** `pause`: subsystems paused from the start (smtpd -P mda|mta|smtp, as OpenSMTPD). `source`: for reload. */
-  static async start(smtpdConf: Config, log: MailLog, opts: { pause?: readonly ('smtp' | 'mta' | 'mda')[]; source?: ConfigSource; policy?: DaemonPolicyExtras } = {}): Promise<Daemon> {
+  static async start(smtpdConf: Config, log: MailLog, opts: { pause?: readonly ('smtp' | 'mta' | 'mda')[]; source?: ConfigSource; policy?: DaemonPolicyExtras; privsep?: PrivsepHooks } = {}): Promise<Daemon> {
     mkdirSync(smtpdConf.queue.path, { recursive: true, mode: 0o700 });
     mkdirSync(dirname(smtpdConf.paths.pidFile), { recursive: true });
     let releasePid: () => void;
     try {
-      releasePid = acquirePidFile(smtpdConf.paths.pidFile);
+      // Under privilege separation the parent holds the pid file (privsep/parent.ts).
+      releasePid = opts.privsep ? () => undefined : acquirePidFile(smtpdConf.paths.pidFile);
     } catch (e) {
       throw new StartupError((e as Error).message);
     }
@@ -170,10 +174,6 @@ export class Daemon implements ControlTarget {
       const metrics = config.http !== undefined ? new Metrics() : undefined;
       if (metrics) stats.probe = metrics;
       const spool = new FsSpool({ root: config.queue.path, groupCommitMs: config.queue.groupCommitMs, log: (l) => log.info(`spool: ${l}`), onBatch: (n, s) => stats.probe.spoolBatch(n, s) });
-      const report = await spool.open();
-      log.info(`spool ${config.queue.path}: ${report.messages} message(s) queued, ${report.removedIncomplete} incomplete removed, ${report.corrupt.length} corrupt`);
-      for (const c of report.corrupt) log.warn(`spool: ${c.name} moved to corrupt/: ${c.reason}`);
-
       let free = { value: Number.POSITIVE_INFINITY, at: 0 };
       const shared: Shared = {
         log,
@@ -191,13 +191,18 @@ export class Daemon implements ControlTarget {
       };
       const gen = Daemon.build(loaded, shared, (e) => new StartupError(e));
       shared.tables.replace(gen.tables);
+      // Root is given up here, once certificates and tables are read and before the spool or the network is touched.
+      opts.privsep?.drop(config);
+      const report = await spool.open();
+      log.info(`spool ${config.queue.path}: ${report.messages} message(s) queued, ${report.removedIncomplete} incomplete removed, ${report.corrupt.length} corrupt`);
+      for (const c of report.corrupt) log.warn(`spool: ${c.name} moved to corrupt/: ${c.reason}`);
 
       // Agents and the scheduler outlive generations; reload gives them the new configuration.
       let current: () => Generation = () => gen;
-      const mda = new LocalAgent({ config, users: shared.users, tables: shared.tables, log });
       const signer = outboundSigner(config, shared.tables);
       const resolver = new Resolver(config.resolver);
       const transport = transportSecurity(config, shared.tables, log, resolver.raw);
+      const mda = new LocalAgent({ config, users: shared.users, tables: shared.tables, log, ...(opts.privsep ? { privsep: false, remote: opts.privsep.remote } : {}) });
       const mta = new RelayAgent({
         config,
         log,
@@ -230,7 +235,7 @@ export class Daemon implements ControlTarget {
       await gen.server.listen(gen.config);
 
       // Local submission (sendmail): offline/ is writable by everyone, readable by nobody else.
-      if (process.getuid?.() === 0) {
+      if (process.getuid?.() === 0 || opts.privsep) {
         chmodSync(config.queue.path, 0o711);
         chmodSync(join(config.queue.path, 'offline'), 0o1733);
       }
@@ -246,6 +251,7 @@ export class Daemon implements ControlTarget {
         },
         log,
         users: shared.users,
+        ...(opts.privsep ? { readOffline: opts.privsep.readOffline } : {}),
       });
       const enqueueSocket = new EnqueueSocket(join(config.queue.path, 'enqueue.sock'), enqueuer, log);
       await enqueueSocket.listen();
@@ -271,6 +277,7 @@ export class Daemon implements ControlTarget {
         transport.stop();
       });
       current = () => d.gen;
+      d.privsep = opts.privsep;
       d.control = new ControlServer(config.paths.controlSocket, d);
       await d.control.listen();
       if (metrics) d.http = await startHttp({ target: d, control: d.control, metrics, config: () => d.config });
@@ -335,6 +342,11 @@ export class Daemon implements ControlTarget {
       this.log.warn(`reload refused, keeping the running configuration: ${error}`);
       return { ok: false, error };
     };
+    if (this.privsep) {
+      // The parent reads the configuration again too (it binds and delivers by it) and hands over the secret files.
+      const error = await this.privsep.reload();
+      if (error !== undefined) return refuse(error);
+    }
     if (!this.source) {
       this.reloadTables();
       return { ok: true };

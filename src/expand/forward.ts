@@ -41,7 +41,7 @@ export function readForwardFile(user: UserInfo): ForwardRead {
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ENOTDIR') return { kind: 'missing' };
-    if (code === 'EACCES') return { kind: 'unsafe', path, reason: `${user.home}: permission denied (is the daemon running as root?)` };
+    if (code === 'EACCES') return { kind: 'unsafe', path, reason: `${user.home}: permission denied (the SMTP side, _postern under privilege separation, must be able to read it)` };
     return { kind: 'error', reason: `${user.home}: ${(e as Error).message}` };
   }
   let fd: number;
@@ -51,7 +51,7 @@ export function readForwardFile(user: UserInfo): ForwardRead {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ENOTDIR') return { kind: 'missing' };
     if (code === 'ELOOP') return { kind: 'unsafe', path, reason: `${path} is a symbolic link` };
-    if (code === 'EACCES') return { kind: 'unsafe', path, reason: `${path}: permission denied (is the daemon running as root?)` };
+    if (code === 'EACCES') return { kind: 'unsafe', path, reason: `${path}: permission denied (the SMTP side, _postern under privilege separation, must be able to read it)` };
     return { kind: 'error', reason: `${path}: ${(e as Error).message}` };
   }
   try {

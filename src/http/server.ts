@@ -21,6 +21,7 @@
  * once) and at most maxStreams event streams; a stream
  * whose reader falls more than 1 MiB behind is cut.
  */
+import { listenOn } from '../privsep/listen.js';
 import { createServer as createHttp, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttps } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -95,13 +96,7 @@ export class HttpListener {
     const server = this.tls ? createHttps({ ...o, cert: this.tls.cert, key: this.tls.key, minVersion: 'TLSv1.2' }, handler) : createHttp(o, handler);
     server.maxConnections = this.opts.maxConnections;
     server.timeout = l.idleTimeoutMs;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.opts.port, this.opts.address, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
+    await listenOn(server, { kind: 'tcp', host: this.opts.address, port: this.opts.port });
     server.on('error', (e) => this.deps.log.error(`http: ${e.message}`));
     this.server = server;
     this.unwatch = this.deps.log.watch((line) => this.logLine(line));

@@ -5,7 +5,7 @@
  * bound to the running daemon. Throws a one-line reason when something
  * cannot be used, and the daemon refuses to start with it.
  */
-import { readFileSync } from 'node:fs';
+import { readSecret } from '../privsep/secrets.js';
 import type { Config, HttpOptions } from '../config/model.js';
 import { queueSummary } from '../control/handlers.js';
 import type { ControlServer } from '../control/server.js';
@@ -28,7 +28,7 @@ function tlsOf(config: Config, o: HttpOptions): { cert: Buffer; key: Buffer } | 
   const p = config.pki.get(o.pki);
   if (p?.cert === undefined || p.key === undefined) throw new Error(`http listen: pki "${o.pki}" has no certificate or key`);
   try {
-    return { cert: readFileSync(p.cert), key: readFileSync(p.key) };
+    return { cert: readSecret(p.cert), key: readSecret(p.key) };
   } catch (e) {
     throw new Error(`http listen: pki "${o.pki}": ${(e as Error).message}`);
   }

@@ -10,7 +10,8 @@
  * secret is never logged: only the token's name is, as who made a change.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { readFileSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
+import { readSecretText } from '../privsep/secrets.js';
 import type { HttpRole, HttpToken } from '../config/model.js';
 
 export const MIN_SECRET_LENGTH = 16;
@@ -28,6 +29,14 @@ function sha256(s: string): Buffer {
   return createHash('sha256').update(s, 'utf8').digest();
 }
 
+function statOrUndefined(path: string): { mode: number } | undefined {
+  try {
+    return statSync(path);
+  } catch {
+    return undefined;
+  }
+}
+
 export class TokenStore {
   private constructor(private readonly held: readonly Held[]) {}
 
@@ -38,8 +47,9 @@ export class TokenStore {
       const where = `${t.pos.file}:${t.pos.line}: http token "${t.name}"`;
       let text: string;
       try {
-        text = readFileSync(t.file, 'utf8');
-        if ((statSync(t.file).mode & 0o077) !== 0) warn(`${where}: ${t.file} can be read by others than its owner (chmod 600 it)`);
+        text = readSecretText(t.file);
+        // (a stat the unprivileged SMTP side may not make, when root read the file for it: no advice then)
+        if (((statOrUndefined(t.file)?.mode ?? 0) & 0o077) !== 0) warn(`${where}: ${t.file} can be read by others than its owner (chmod 600 it)`);
       } catch (e) {
         throw new Error(`${where}: cannot read ${t.file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
       }

@@ -45,6 +45,8 @@ export interface MailLogOptions {
   readonly timestamps?: boolean;
   /** For tests: capture lines instead of writing them. */
   readonly sink?: (line: string) => void;
+  /** Hand each line (untimestamped) and its severity to another process that writes it (the privileged parent, daemon/privsep/). */
+  readonly relay?: (line: string, severity: Severity) => void;
 }
 
 export class MailLog {
@@ -53,6 +55,7 @@ export class MailLog {
   private trace_: ReadonlySet<TraceKind>;
   private readonly timestamps: boolean;
   private readonly sink?: (line: string) => void;
+  private readonly relay?: (line: string, severity: Severity) => void;
   private readonly file?: string;
   private readonly syslog?: SyslogPipe;
   private readonly stderr: boolean;
@@ -70,6 +73,7 @@ export class MailLog {
     this.trace_ = opts.trace ?? new Set();
     this.timestamps = opts.timestamps ?? opts.file !== undefined;
     this.sink = opts.sink;
+    this.relay = opts.relay;
     this.opensmtpd = opts.format === 'opensmtpd';
     if (opts.syslog) this.syslog = new SyslogPipe(opts.syslog);
     this.stderr = opts.stderr ?? (opts.file === undefined && opts.syslog === undefined);
@@ -151,6 +155,7 @@ export class MailLog {
     const text = this.timestamps ? `${new Date().toISOString()} smtpd[${process.pid}]: ${line}` : line;
     if (this.watchers.size > 0) for (const w of this.watchers) w(text);
     if (this.sink) return this.sink(text);
+    if (this.relay) return this.relay(line, severity);
     if (this.syslog) this.pendingSys += this.syslog.line(severity, line);
     if (this.fd !== undefined || this.stderr) this.pending.push(text);
     if (!this.scheduled) {
@@ -164,6 +169,11 @@ export class MailLog {
         });
       }
     }
+  }
+
+  /** A line another process relayed (its `relay` option): written as this log's own. */
+  relayed(line: string, severity: Severity): void {
+    this.write(line, severity);
   }
 
   /** Write the lines gathered so far. */
@@ -215,3 +225,4 @@ export function clean(s: string): string {
   // eslint-disable-next-line no-control-regex
   return s.replace(/[\x00-\x1f\x7f]/g, (c) => (c === '\t' ? ' ' : `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`));
 }
+export type { Severity } from './syslog.js';

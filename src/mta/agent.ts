@@ -21,7 +21,7 @@
  * hostile multi-line reply cannot forge a log line or an envelope record
  * (OpenSMTPD's CVE-2020-8794).
  */
-import { readFileSync } from 'node:fs';
+import { readSecret } from '../privsep/secrets.js';
 import { isIP } from 'node:net';
 import type { Action, Config, RelayOptions } from '../config/model.js';
 import { oneLine, type DeliveryAgent, type DeliveryStatus, type DeliveryTask, type RecipientResult } from '../delivery/agent.js';
@@ -110,7 +110,7 @@ export class RelayAgent implements DeliveryAgent {
       const file = this.o.config.ca?.get(name)?.cert;
       if (file !== undefined) {
         try {
-          return { ca: [readFileSync(file)] };
+          return { ca: [readSecret(file)] };
         } catch (e) {
           this.o.log.warn(`relay: ca ${name}: ${(e as Error).message}`);
         }
@@ -394,7 +394,8 @@ export class RelayAgent implements DeliveryAgent {
     if (hit !== undefined) return hit;
     const p = this.o.config.pki.get(name);
     if (p?.cert === undefined || p.key === undefined) throw new Error(`pki ${name} has no certificate and key`);
-    const v = { cert: readFileSync(p.cert), key: readFileSync(p.key) };
+    // Keys may be root's: under privilege separation they were read before the SMTP side gave up root (privsep/secrets.ts).
+    const v = { cert: readSecret(p.cert), key: readSecret(p.key) };
     this.pkiCache.set(name, v);
     return v;
   }

@@ -7,6 +7,7 @@
  * and in total; beyond them the client gets 421 (450 with a ZMailer file)
  * or, far beyond, is closed without a word.
  */
+import { hasBinder, listenOn } from '../privsep/listen.js';
 import { createServer, type Server, type Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import type { Config, Listener } from '../config/model.js';
@@ -107,7 +108,7 @@ export class SmtpServer {
       server.once('error', reject);
       const fd = this.bound.length === 0 ? this.opts.fd : undefined;
       const where = fd !== undefined ? { fd, backlog: this.opts.backlog ?? 1024 } : { host: address, port: l.port, backlog: this.opts.backlog ?? 1024, ipv6Only: false };
-      server.listen(where, () => {
+      const bound = (): void => {
         server.off('error', reject);
         server.on('error', (e) => this.log.error(`listener ${address}:${l.port}: ${e.message}`));
         const a = server.address();
@@ -116,7 +117,10 @@ export class SmtpServer {
         this.log.info(`listening on ${address} port ${port}${l.tag ? ` tag ${l.tag}` : ''}`);
         if (this.opts.socketBuffers) this.setBuffers(server, `${address} port ${port}`, this.opts.socketBuffers);
         resolve();
-      });
+      };
+      // The SMTP side of a root-started smtpd has the privileged parent bind for it (privsep/listen.ts).
+      if (fd === undefined && hasBinder()) listenOn(server, { kind: 'tcp', host: address, port: l.port, backlog: this.opts.backlog ?? 1024 }).then(bound, reject);
+      else server.listen(where, bound);
     });
   }
 

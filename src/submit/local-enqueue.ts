@@ -36,6 +36,11 @@ export interface LocalEnqueueEnv {
   /** The one way into the queue: the data and commit phases (content filter, loop check), commit, log, scheduler. */
   readonly door: FrontDoor;
   readonly users: SystemUsers;
+  /**
+   * Read offline/NAME for the daemon (its owner's uid and its bytes): the privileged parent of a
+   * root-started smtpd (files are 0600 to the user who ran sendmail), with the same checks as below.
+   */
+  readonly readOffline?: (name: string) => Promise<{ uid: number; data: Buffer } | { error: string; code?: number }>;
 }
 
 export class LocalEnqueuer {
@@ -72,7 +77,11 @@ export class LocalEnqueuer {
     const path = join(this.dir, name);
     let uid: number;
     let data: Buffer;
-    try {
+    if (this.env.readOffline) {
+      const r = await this.env.readOffline(name);
+      if ('error' in r) return r.code !== undefined ? this.refuse(path, r.code, r.error) : { kind: 'tempfail', text: `cannot read ${name}: ${r.error}` };
+      ({ uid, data } = r);
+    } else try {
       const st = await lstat(path);
       if (!st.isFile() || st.nlink !== 1) return { kind: 'refused', code: 554, text: 'not a regular file' };
       const fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);

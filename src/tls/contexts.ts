@@ -21,6 +21,7 @@
 import { readFileSync, readdirSync, realpathSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { X509Certificate } from 'node:crypto';
+import { readSecret } from '../privsep/secrets.js';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import type { Config, Listener, Pki } from '../config/model.js';
 import { SERVER_SECURE_OPTIONS, serverCiphers } from './ciphers.js';
@@ -98,7 +99,7 @@ export class TlsContexts {
       if (ca === undefined) throw new TlsError(`${l.pos.file}:${l.pos.line}: listen on ${l.on}: no ca named ${l.ca}`);
       let pem: Buffer;
       try {
-        pem = Buffer.concat([...(ca.cert !== '' ? [readFileSync(ca.cert)] : []), ...(ca.dir !== undefined ? caFolder(ca.dir) : [])]);
+        pem = Buffer.concat([...(ca.cert !== '' ? [readSecret(ca.cert)] : []), ...(ca.dir !== undefined ? caFolder(ca.dir) : [])]);
       } catch (e) {
         throw new TlsError(`${ca.pos.file}:${ca.pos.line}: ca ${ca.name}: ${(e as Error).message}`);
       }
@@ -153,8 +154,8 @@ export class TlsContexts {
     let cert: Buffer;
     let key: Buffer;
     try {
-      cert = readFileSync(pki.cert);
-      key = readFileSync(pki.key);
+      cert = readSecret(pki.cert);
+      key = readSecret(pki.key);
     } catch (e) {
       throw new TlsError(`${pki.pos.file}:${pki.pos.line}: pki ${pki.name}: ${(e as Error).message}`);
     }

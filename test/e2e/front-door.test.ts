@@ -24,6 +24,9 @@ async function start(): Promise<{ d: DaemonHandle; dir: string; sendmail: string
   writeFileSync(join(dir, 'filter.sh'), FILTER.replaceAll('$DIR', dir));
   chmodSync(join(dir, 'filter.sh'), 0o755);
   writeFileSync(join(dir, 'smtpserver.conf'), `PARAM contentfilter ${dir}/filter.sh\n`);
+  // The filter runs as the SMTP side's user (_postern when the test runs as root): it may write here.
+  writeFileSync(join(dir, 'paths'), '');
+  chmodSync(join(dir, 'paths'), 0o666);
   const d = await startDaemon(basicConfig('smtpserver-conf "$DIR/smtpserver.conf"\nsmtp max-received 5\n'), { dir });
   const sendmail = join(dir, 'sendmail');
   symlinkSync(join(REPO, 'bin/postern.js'), sendmail);

@@ -105,7 +105,7 @@ describe('postern install / uninstall into a staging root', { skip: IS_ROOT ? fa
     assert.ok(readFileSync(join(r, 'etc/group'), 'utf8').split('\n').some((l) => l.startsWith(`_postern:x:${f[3]}:`)));
 
     // Folders, owners, modes.
-    assert.equal(modeOf(join(r, 'var/spool/postern')), '0:0 700');
+    assert.equal(modeOf(join(r, 'var/spool/postern')), `${f[2]}:${f[3]} 711`, 'the spool is the SMTP side’s');
     assert.equal(modeOf(join(r, 'var/mail')), '0:8 2775');
     assert.equal(modeOf(join(r, 'etc/mail/smtpd.conf')), '0:0 644');
     assert.equal(modeOf(join(r, 'var/lib/postern/install.json')), '0:0 600');

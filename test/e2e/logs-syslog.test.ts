@@ -24,7 +24,8 @@ const swaks = (port: number, ...extra: string[]) =>
 
 /** The port the daemon logged it listens on. */
 async function portFrom(lines: () => string[]): Promise<number> {
-  for (let i = 0; i < 200; i++) {
+  // Up to 60 s: as root, smtpd starts two Node.js processes one after the other (privilege separation).
+  for (let i = 0; i < 1200; i++) {
     const m = lines().map((l) => /listening on 127\.0\.0\.1 port (\d+)/.exec(l)).find((x) => x);
     if (m) return Number(m[1]);
     await new Promise((r) => setTimeout(r, 50));
@@ -35,7 +36,7 @@ async function portFrom(lines: () => string[]): Promise<number> {
 async function stopByPidFile(pidFile: string): Promise<void> {
   const pid = Number(readFileSync(pidFile, 'utf8').trim());
   process.kill(pid, 'SIGTERM');
-  for (let i = 0; i < 200; i++) {
+  for (let i = 0; i < 1200; i++) {
     try {
       process.kill(pid, 0);
     } catch {
@@ -91,7 +92,7 @@ test('an uncaught error is logged, with its stack, before the daemon exits 70', 
     writeFileSync(conf, basicConfig(`log syslog socket "${rs.socket}"`).replaceAll('$DIR', dir));
     // A module loaded before smtpd that throws from a timer once the daemon runs.
     const bomb = join(dir, 'bomb.mjs');
-    writeFileSync(bomb, "setTimeout(() => { throw new Error('boom from a test'); }, 1500);\n");
+    writeFileSync(bomb, "setTimeout(() => { throw new Error('boom from a test'); }, 4000);\n");
     const r = await run(process.execPath, ['--import', bomb, SMTPD, '-F', '-f', conf]);
     assert.equal(r.status, 70, r.stderr);
     await rs.waitFor(/smtpd\[\d+\]: error: fatal: uncaught exception: boom from a test/);

@@ -2,8 +2,8 @@
  * test/helpers/daemon.ts — run the built `smtpd` as a separate process,
  * on a configuration written to a temporary folder, and read its log.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { chmodSync, mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -30,6 +30,8 @@ let cleanupHooked = false;
 
 export function tempDir(prefix = 'postern-'): string {
   const dir = mkdtempSync(join(tmpdir(), prefix));
+  // As root, smtpd's SMTP side runs as _postern and must reach the spool inside (search only, no listing).
+  if (process.getuid?.() === 0) chmodSync(dir, 0o711);
   madeDirs.push(dir);
   if (!cleanupHooked) {
     cleanupHooked = true;
@@ -48,6 +50,7 @@ export function tempDir(prefix = 'postern-'): string {
  * Receive-side tests keep what they queue: deliveries are paused (`-P mda -P mta`) unless `deliver: true`.
  */
 export async function startDaemon(config: string, opts: { dir?: string; args?: string[]; env?: NodeJS.ProcessEnv; deliver?: boolean } = {}): Promise<DaemonHandle> {
+  ensurePrivsepUser();
   const dir = opts.dir ?? tempDir();
   const file = join(dir, 'smtpd.conf');
   writeFileSync(file, config.replaceAll('$DIR', dir));
@@ -89,7 +92,8 @@ export async function startDaemon(config: string, opts: { dir?: string; args?: s
     }
   };
   try {
-    await waitForLog(/smtpd ready/, 30_000);
+    // 60 s: as root, two Node.js processes start one after the other (privilege separation), on a busy machine.
+    await waitForLog(/smtpd ready/, 60_000);
   } catch (e) {
     // A daemon that did not come up must not outlive the test (it would keep the test file running).
     proc.kill('SIGKILL');
@@ -119,6 +123,22 @@ export async function startDaemon(config: string, opts: { dir?: string; args?: s
       if (!opts.dir) rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+export const PRIVSEP_USER = '_postern';
+// Every test that starts smtpd as root, through startDaemon() or not, needs the user.
+queueMicrotask(() => ensurePrivsepUser());
+
+/**
+ * As root, smtpd runs its SMTP side as _postern and refuses to start without it (`postern install`
+ * creates it): made here when missing, as install would, so that the suite runs on a fresh machine.
+ */
+export function ensurePrivsepUser(): void {
+  if (process.getuid?.() !== 0) return;
+  if (spawnSync('id', ['-u', PRIVSEP_USER]).status === 0) return;
+  const r = spawnSync('useradd', ['--system', '--user-group', '--home-dir', '/nonexistent', '--no-create-home', '--shell', '/usr/sbin/nologin', '--comment', 'Postern MTA', PRIVSEP_USER], { encoding: 'utf8' });
+  // Another test file may have made it meanwhile.
+  if (r.status !== 0 && spawnSync('id', ['-u', PRIVSEP_USER]).status !== 0) throw new Error(`useradd ${PRIVSEP_USER}: ${r.stderr}`);
 }
 
 /** A minimal configuration for tests: one listener on 127.0.0.1, local delivery to mbox, local relay. */

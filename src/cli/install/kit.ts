@@ -5,7 +5,7 @@
  *   1. check the MTA names for conflicts (nothing is changed if one is
  *      found without --force);
  *   2. the system user `_postern` (unless it exists, or --no-user);
- *   3. the spool (root, 0700) and /var/mail (if absent: root:mail 2775
+ *   3. the spool (_postern, 0711; root 0700 with --no-user) and /var/mail (if absent: root:mail 2775
  *      when a `mail` group exists, as Debian's, else 1777 root);
  *   4. /etc/mail/smtpd.conf, only if absent;
  *   5. the wrappers, and the MTA names as links to them;
@@ -63,10 +63,12 @@ export function install(l: Layout, o: InstallOptions): void {
     mkdirs(l, dirname(l.spool), 0o755, rec);
     mkdirSync(staged(l, l.spool), { mode: 0o700 });
     rec({ kind: 'spool', path: l.spool });
-    o.say(`created the spool ${l.spool} (root, 0700)`);
+    o.say(`created the spool ${l.spool}`);
   }
-  chownSync(staged(l, l.spool), 0, 0);
-  chmodSync(staged(l, l.spool), 0o700);
+  // The SMTP side's (smtpd gives it to the user at every start too); root's without the user (--no-user).
+  const owner = passwdEntry(l.root, l.user);
+  chownSync(staged(l, l.spool), owner?.uid ?? 0, owner?.gid ?? 0);
+  chmodSync(staged(l, l.spool), owner ? 0o711 : 0o700);
 
   if (!existsSync(staged(l, l.mailDir))) {
     mkdirs(l, dirname(l.mailDir), 0o755, rec);

@@ -1,9 +1,9 @@
 /*
  * cli/install/system-user.ts — the system user install creates.
  *
- * `_postern` (and its group) is the unprivileged user the SMTP side will
- * run as once privilege separation lands; today nothing runs as it yet,
- * but creating it at install means an upgrade needs no new step. Created
+ * `_postern` (and its group) is the unprivileged user smtpd's SMTP side
+ * runs as when smtpd is started as root (docs/architecture.md, "Privilege
+ * separation"); smtpd refuses to start as root without it. Created
  * with useradd(8) (shadow) as a system account without a home or a login
  * shell; into a staging root with `useradd --prefix ROOT`, which edits
  * ROOT/etc/passwd and friends without chrooting. Always an argument vector,

@@ -2,10 +2,12 @@
  * cli/install/unit.ts — the systemd unit `postern install` writes.
  *
  * Each hardening line says why it is there, or why a stricter one is not:
- * today the daemon runs as root and delivers as the recipient (setuid to
- * the user, mailbox files, `|command` and `/file` destinations from
- * aliases and ~/.forward), so anything that would stop a delivery as
- * another user, in their home, with their programs, stays off.
+ * smtpd's privileged parent stays root and delivers as the recipient
+ * (effective ids per job, setpriv for commands; mailbox files, `|command`
+ * and `/file` destinations from aliases and ~/.forward), while its SMTP side
+ * gives up root for _postern (docs/architecture.md, "Privilege
+ * separation"); anything that would stop a delivery as another user, in
+ * their home, with their programs, stays off.
  * docs/administration.md ("The systemd unit") says the same for readers.
  */
 export function systemdUnit(o: { smtpd: string; smtpctl: string; config: string; spool: string }): string {
@@ -29,8 +31,10 @@ RestartSec=5s
 TimeoutStopSec=60s
 KillMode=mixed
 
-# The spool (${o.spool}) is root's, mode 0700: the daemon runs as root
-# until privilege separation comes. /etc, /usr and /boot read-only for the daemon and every delivery it runs
+# Two processes: the privileged parent (root: binds, delivers as the users)
+# and the SMTP side (_postern, started by the parent, no capabilities left
+# once it has given up root). The spool (${o.spool}) is _postern's.
+# /etc, /usr and /boot read-only for the daemon and every delivery it runs
 # (ProtectSystem=full). Not "strict": that would make /var/mail, the users'
 # homes (Maildir, ~/.forward destinations) and whatever their |commands
 # write read-only too.
@@ -48,12 +52,12 @@ ProtectHome=no
 # privileges with setuid()/setgid(), which NoNewPrivileges allows. Turn it
 # on with a drop-in when no delivery runs a set-id program.
 NoNewPrivileges=no
-# What root may still do, and nothing else:
-#   NET_BIND_SERVICE  port 25 (and 465/587)
-#   SETUID SETGID     become the recipient for a delivery (setgroups, initgroups too)
-#   CHOWN FOWNER      create a mailbox in a root-only spool and give it to its owner
-#   DAC_OVERRIDE DAC_READ_SEARCH  open a user's mailbox or ~/.forward before dropping privileges
-#   KILL              stop a delivery program that runs as its user past its time limit
+# What root (the privileged parent) may still do, and nothing else:
+#   NET_BIND_SERVICE  port 25 (and 465/587), bound for the SMTP side
+#   SETUID SETGID     the SMTP side becomes _postern; a delivery becomes its recipient
+#   CHOWN FOWNER      the spool given to _postern; a mailbox in a root-only spool given to its owner
+#   DAC_OVERRIDE DAC_READ_SEARCH  open a user's mailbox, ~/.forward or sendmail's offline file
+#   KILL              signal the SMTP side (_postern) and stop a delivery program past its time limit
 CapabilityBoundingSet=CAP_NET_BIND_SERVICE CAP_SETUID CAP_SETGID CAP_CHOWN CAP_FOWNER CAP_DAC_OVERRIDE CAP_DAC_READ_SEARCH CAP_KILL
 # Kernel and system settings are none of an MTA's business.
 ProtectKernelTunables=yes

@@ -64,6 +64,28 @@ export interface LocalAgentOptions {
   readonly workerPath?: string;
   /** setpriv, which starts commands as the user (as root); default /usr/bin/setpriv. Missing: the deliver-as helper. */
   readonly setpriv?: string;
+  /**
+   * The SMTP side of a root-started smtpd (daemon/privsep/): mailbox, file and command deliveries are
+   * asked of the privileged parent, which resolves the recipient again and runs them (LMTP stays here).
+   */
+  readonly remote?: RemoteDeliver;
+}
+
+/** One local recipient as the SMTP side asks the privileged parent to deliver it (daemon/privsep/protocol.ts). */
+export interface RemoteRequest {
+  readonly action: string;
+  readonly sender: string;
+  readonly rcpt: Pick<EnvelopeRecipient, 'evpid' | 'address' | 'original' | 'action' | 'dest'>;
+  readonly facts: HeaderFacts;
+}
+export type RemoteDeliver = (req: RemoteRequest, body: Readable, signal: AbortSignal) => Promise<Outcome>;
+
+/** What one recipient's delivery needs of its task (the parent builds it from a RemoteRequest). */
+export interface OneDelivery {
+  readonly action: Action;
+  readonly sender: string;
+  readonly signal: AbortSignal;
+  openBody(): Readable;
 }
 
 /** A shell PATH for commands, as OpenSMTPD's _PATH_DEFPATH. */
@@ -100,6 +122,7 @@ export class LocalAgent implements DeliveryAgent {
   private setprivChecked: boolean | undefined;
   /** The delivery workers (as root); started with the first job that needs one. */
   readonly pool: WorkerPool | undefined;
+  private readonly remote: RemoteDeliver | undefined;
 
   constructor(opts: LocalAgentOptions) {
     this.config = opts.config;
@@ -111,6 +134,7 @@ export class LocalAgent implements DeliveryAgent {
     this.privsep = opts.privsep ?? process.getuid?.() === 0;
     this.helperPath = opts.helperPath;
     this.setpriv = opts.setpriv ?? SETPRIV;
+    this.remote = opts.remote;
     if (this.privsep) this.pool = new WorkerPool({ size: opts.workers, workerPath: opts.workerPath, log: (l) => this.log.info(l) });
   }
 
@@ -176,6 +200,21 @@ export class LocalAgent implements DeliveryAgent {
   }
 
   private async deliverOne(task: DeliveryTask, rcpt: EnvelopeRecipient, facts: HeaderFacts): Promise<Outcome> {
+    if (this.remote) {
+      let body: Readable;
+      try {
+        body = task.openBody();
+      } catch (e) {
+        return tempfail('4.3.0', `cannot read the message: ${describe(e)}`);
+      }
+      const { evpid, address, original, action, dest } = rcpt;
+      return this.remote({ action: task.action.name, sender: task.envelope.sender, rcpt: { evpid, address, original, action, dest: dest ?? destinationOf(rcpt) }, facts }, body, task.signal);
+    }
+    return this.deliverRecipient({ action: task.action, sender: task.envelope.sender, signal: task.signal, openBody: () => task.openBody() }, rcpt, facts);
+  }
+
+  /** Deliver one local recipient (mbox, maildir, mda, an alias's file or command) as its user. */
+  async deliverRecipient(task: OneDelivery, rcpt: EnvelopeRecipient, facts: HeaderFacts): Promise<Outcome> {
     let prepared: Prepared;
     try {
       prepared = await this.prepare(task, rcpt, facts);
@@ -222,7 +261,7 @@ export class LocalAgent implements DeliveryAgent {
     return u;
   }
 
-  private async prepare(task: DeliveryTask, rcpt: EnvelopeRecipient, facts: HeaderFacts): Promise<Prepared> {
+  private async prepare(task: OneDelivery, rcpt: EnvelopeRecipient, facts: HeaderFacts): Promise<Prepared> {
     const action = task.action;
     const dest = destinationOf(rcpt);
     if (dest.kind === 'remote') return { outcome: tempfail('4.3.5', 'not a local destination') };
@@ -237,7 +276,7 @@ export class LocalAgent implements DeliveryAgent {
     const address = rcpt.address;
     if (facts.deliveredTo.includes(address.toLowerCase())) return { outcome: permfail('5.4.6', `${address}: mail forwarding loop (Delivered-To: ${address})`) };
 
-    const env = task.envelope;
+    const env = { sender: task.sender };
     const prefix = deliveryHeaders(env.sender, address);
     const ctx: FormatContext = { sender: env.sender, rcpt: rcpt.original ?? address, dest: address, user: { name: id.name, home: id.home } };
     const creds: Credentials = { user: id.name, uid: id.uid, gid: id.gid, home: id.home, initgroups: action.user !== undefined || action.userbase === undefined || system, mode: 'user' };

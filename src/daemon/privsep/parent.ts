@@ -1,0 +1,359 @@
+/*
+ * daemon/privsep/parent.ts — smtpd's privileged parent (OpenSMTPD's
+ * "parent" process): what stays root when smtpd is started as root.
+ *
+ * It makes the spool the unprivileged user's (spool-owner.ts), holds the
+ * pid file, writes the mail log (file and system log; SIGUSR1 reopens it),
+ * starts the SMTP side as its child (the same smtpd, CHILD_ENV set, an IPC
+ * channel; the child gives up root itself, child.ts) and serves it, one
+ * checked message at a time (protocol.ts):
+ *
+ *   bind      only an address and port of a `listen on` of ITS reading of the
+ *             configuration, the `http listen` address, or the control socket path;
+ *   deliver   the recipient looked up again (verify.ts), then delivered by the
+ *             local agent as the user: the delivery workers (worker-pool.ts)
+ *             for mailboxes and files, setpriv for commands;
+ *   offline   a file of the spool's offline/ folder, by its plain name;
+ *   reload    the configuration read again (and the secret files it names);
+ *   password  a system password checked with unix_chkpwd, one at a time.
+ *
+ * Signals: SIGTERM, SIGINT and SIGHUP are passed to the child (which stops
+ * or reloads as smtpd always did); SIGUSR1 reopens the log here. When the
+ * child exits, the parent stops the delivery workers, removes the pid file
+ * and the control socket, and exits with the child's status (1 when it was
+ * killed). Nothing is lost: the spool holds everything a restart needs.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, constants, fstatSync, lstatSync, mkdirSync, openSync, readFileSync, statSync, unlinkSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { basename, dirname, join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import type { Config } from '../../config/model.js';
+import { formatDiagnostic, loadConfigFile, loadConfigText } from '../../config/load.js';
+import { withPolicyFiles } from '../../config/policy-files.js';
+import { bindControlSocket } from '../../control/bind.js';
+import { Authenticator } from '../../auth/authenticator.js';
+import { LocalAgent } from '../../delivery/local/agent.js';
+import { describe, tempfail } from '../../delivery/local/outcome.js';
+import type { MailLog } from '../../log/maillog.js';
+import { preloadSecrets, secretPaths } from '../../privsep/secrets.js';
+import type { BindSpec } from '../../privsep/listen.js';
+import { LocalNames } from '../../rules/localnames.js';
+import { listenAddresses } from '../../smtp/listen-addresses.js';
+import { TableRegistry, type Table } from '../../table/table.js';
+import { tableFromDecl } from '../../table/table-static.js';
+import { SystemUsers } from '../../users/system-users.js';
+import type { ConfigSource } from '../daemon.js';
+import { acquirePidFile } from '../pidfile.js';
+import { CHILD_ENV } from './child.js';
+import { checkChildMessage, type ChildMessage, type ParentMessage } from './protocol.js';
+import { prepareSpool, type SpoolOwner } from './spool-owner.js';
+import { verifyDelivery } from './verify.js';
+
+/** The unprivileged user of the SMTP side unless `-u`/smtpd.conf says otherwise (as OpenSMTPD's _smtpd). */
+export const DEFAULT_PRIVSEP_USER = '_postern';
+
+export interface ParentOptions {
+  readonly config: Config;
+  readonly source: ConfigSource;
+  readonly log: MailLog;
+  /** The smtpd script and its arguments, for the child. */
+  readonly childArgs: readonly string[];
+  readonly user: SpoolOwner;
+}
+
+interface Inflight {
+  readonly body: PassThrough;
+  readonly ac: AbortController;
+}
+
+/** The user the SMTP side runs as, or the one-line reason smtpd cannot start. */
+export function privsepUser(name: string, users = new SystemUsers()): SpoolOwner | { error: string } {
+  const u = users.lookup(name);
+  if (u === undefined) return { error: `the unprivileged user "${name}" does not exist: run "postern install", or create it with "useradd --system --user-group --home-dir /nonexistent --shell /usr/sbin/nologin ${name}"` };
+  if ('error' in u) return { error: `user "${name}": ${u.error}` };
+  if (u.uid === 0 || u.gid === 0) return { error: `the unprivileged user "${name}" has uid or gid 0` };
+  return { name: u.name, uid: u.uid, gid: u.gid };
+}
+
+class Parent {
+  private config: Config;
+  private tables = new TableRegistry();
+  private readonly users = new SystemUsers();
+  private agent: LocalAgent;
+  private child!: ChildProcess;
+  private readonly inflight = new Map<number, Inflight>();
+  private controlInode: number | undefined;
+  private ready = false;
+  private tableFiles: { readonly table: Table; readonly path: string; mtime: number }[] = [];
+  private tablesCheckedAt = 0;
+  private readonly auth: Authenticator;
+  private passwords: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly o: ParentOptions,
+    private readonly releasePid: () => void,
+  ) {
+    this.config = o.config;
+    this.loadTables(o.config);
+    this.agent = new LocalAgent({ config: o.config, users: this.users, tables: this.tables, log: o.log, privsep: true });
+    this.auth = new Authenticator(o.config, this.tables);
+  }
+
+  private get log(): MailLog {
+    return this.o.log;
+  }
+
+  private loadTables(config: Config): void {
+    const tables: Table[] = [];
+    this.tableFiles = [];
+    for (const decl of config.tables.values()) {
+      const t = tableFromDecl(decl);
+      if (t.error) throw new Error(`${decl.pos.file}:${decl.pos.line}: table ${decl.name}: ${t.error}`);
+      tables.push(t);
+      if (decl.kind === 'file' || decl.kind === 'db') this.tableFiles.push({ table: t, path: decl.path, mtime: mtimeOf(decl.path) });
+    }
+    this.tables.replace(tables);
+  }
+
+  /**
+   * The SMTP side re-reads a table on `smtpctl update table` (and resolves recipients by it at once);
+   * the parent, which looks users and aliases up again for deliveries, follows the files themselves:
+   * a file changed since it was read is read again (looked at once a second at most).
+   */
+  private refreshTables(): void {
+    const now = Date.now();
+    if (now - this.tablesCheckedAt < 1000) return;
+    this.tablesCheckedAt = now;
+    for (const f of this.tableFiles) {
+      const m = mtimeOf(f.path);
+      if (m === f.mtime) continue;
+      f.mtime = m;
+      try {
+        f.table.reload();
+      } catch (e) {
+        this.log.warn(`privsep: table ${f.table.name}: ${describe(e)}; the previous contents stay in force`);
+      }
+    }
+  }
+
+  start(): void {
+    const child = spawn(process.execPath, [...process.execArgv, ...this.o.childArgs], {
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      serialization: 'advanced',
+      // io_uring requests would keep the credentials the ring was made with (root): off in the child (CVE-2024-22017).
+      env: { ...process.env, [CHILD_ENV]: `${this.o.user.uid}:${this.o.user.gid}`, UV_USE_IO_URING: '0' },
+    });
+    this.child = child;
+    this.log.info(`smtpd: privileged parent pid=${process.pid}; SMTP side pid=${child.pid ?? '?'} runs as ${this.o.user.name} (uid ${this.o.user.uid})`);
+    child.on('message', (raw: unknown) => {
+      const m = checkChildMessage(raw);
+      if (!m) return this.log.warn('privsep: a malformed message from the SMTP side, ignored');
+      this.handle(m);
+    });
+    child.on('exit', (code, signal) => this.childExited(code, signal));
+    process.on('SIGHUP', () => child.kill('SIGHUP'));
+    // SIGINT is passed on as SIGTERM (the child leaves SIGINT to us: a terminal's ^C reaches both). The same stop
+    // asked twice within a second (^C and a kill from a wrapper) is passed on once; later, a second one means "now".
+    let lastStop = 0;
+    const stop = (): void => {
+      if (Date.now() - lastStop < 1000) return;
+      lastStop = Date.now();
+      child.kill('SIGTERM');
+    };
+    process.on('SIGTERM', stop);
+    process.on('SIGINT', stop);
+    process.on('SIGUSR1', () => this.log.reopen());
+  }
+
+  private send(m: ParentMessage, handle?: Server, done?: () => void): void {
+    if (!this.child.connected) return done?.();
+    this.child.send(m, handle, {}, () => done?.());
+  }
+
+  private handle(m: ChildMessage): void {
+    switch (m.t) {
+      case 'log':
+        for (const [sev, line] of m.lines) this.log.relayed(line, sev);
+        return;
+      case 'bind':
+        return void this.bind(m.id, m.spec);
+      case 'deliver':
+        return this.deliver(m);
+      case 'body':
+        this.inflight.get(m.id)?.body.write(Buffer.from(m.chunk.buffer, m.chunk.byteOffset, m.chunk.byteLength));
+        return;
+      case 'end':
+        this.inflight.get(m.id)?.body.end();
+        return;
+      case 'abandon':
+        this.inflight.get(m.id)?.body.destroy(new Error('the SMTP side could not read the whole message'));
+        return;
+      case 'cancel':
+        this.inflight.get(m.id)?.ac.abort();
+        return;
+      case 'offline':
+        return this.send({ t: 'offline-file', id: m.id, ...this.readOffline(m.name) });
+      case 'password':
+        // One check at a time: the SMTP side cannot make root run unix_chkpwd faster than one after another.
+        this.passwords = this.passwords.then(() => this.auth.checkSystemPassword(m.user, m.password)).then((outcome) => this.send({ t: 'checked', id: m.id, outcome }));
+        return;
+      case 'reload':
+        return this.send({ t: 'reloaded', id: m.id, ...this.reload() });
+      case 'ready':
+        this.ready = true;
+        if (process.send) {
+          process.send({ ready: true });
+          process.disconnect();
+        }
+        return;
+      case 'fatal':
+        if (process.send && !this.ready) process.send({ error: m.message });
+        return;
+    }
+  }
+
+  /** Is this an address the configuration asks to listen on? */
+  private allowed(spec: BindSpec): boolean {
+    const c = this.config;
+    if (spec.kind === 'unix') return spec.path === c.paths.controlSocket;
+    if (c.http && c.http.address === spec.host && c.http.port === spec.port) return true;
+    return c.listeners.some((l) => {
+      const addrs = listenAddresses(l.on, l.family);
+      return l.port === spec.port && Array.isArray(addrs) && addrs.includes(spec.host);
+    });
+  }
+
+  private async bind(id: number, spec: BindSpec): Promise<void> {
+    if (!this.allowed(spec)) {
+      this.log.warn(`privsep: refused to bind ${spec.kind === 'unix' ? spec.path : `${spec.host} port ${spec.port}`}: not in the configuration`);
+      return this.send({ t: 'bound', id, error: 'EACCES: not an address of the configuration' });
+    }
+    const server = createServer();
+    try {
+      if (spec.kind === 'unix') this.controlInode = await bindControlSocket(spec.path, server);
+      else {
+        await new Promise<void>((resolve, reject) => {
+          server.once('error', reject);
+          server.listen({ host: spec.host, port: spec.port, backlog: spec.backlog ?? 511, ipv6Only: false }, () => {
+            server.off('error', reject);
+            resolve();
+          });
+        });
+      }
+    } catch (e) {
+      const err = e as NodeJS.ErrnoException;
+      return this.send({ t: 'bound', id, error: err.code ? `${err.code}: ${err.message}` : err.message });
+    }
+    // The child has its own copy of the socket once the message is sent; ours is closed (a control socket
+    // was bound under a temporary name, so closing it removes nothing).
+    this.send({ t: 'bound', id }, server, () => server.close());
+  }
+
+  private deliver(m: Extract<ChildMessage, { t: 'deliver' }>): void {
+    this.refreshTables();
+    const v = verifyDelivery(m.req, { config: this.config, tables: this.tables, users: this.users, local: new LocalNames(this.config.hostname) });
+    if ('error' in v) {
+      this.log.warn(`privsep: delivery of ${m.req.rcpt.evpid} refused: ${v.error}`);
+      return this.send({ t: 'outcome', id: m.id, outcome: tempfail('4.3.5', `refused by the privileged parent: ${v.error}`) });
+    }
+    const body = new PassThrough();
+    body.on('error', () => undefined);
+    const ac = new AbortController();
+    this.inflight.set(m.id, { body, ac });
+    const { rcpt, sender, facts } = m.req;
+    const one = { action: v.action, sender, signal: ac.signal, openBody: () => body };
+    this.agent
+      .deliverRecipient(one, { ...rcpt, dest: rcpt.dest }, facts)
+      .catch((e: unknown) => tempfail('4.3.0', `privileged parent: ${describe(e)}`))
+      .then((outcome) => {
+        this.inflight.delete(m.id);
+        body.destroy();
+        this.send({ t: 'outcome', id: m.id, outcome });
+      });
+  }
+
+  /** offline/NAME for the SMTP side: its owner and its bytes, with the checks the enqueuer made itself before. */
+  private readOffline(name: string): { uid?: number; data?: Uint8Array; error?: string; code?: number } {
+    if (name !== basename(name) || name.startsWith('.') || name === '') return { error: 'bad file name', code: 554 };
+    const path = join(this.config.queue.path, 'offline', name);
+    let fd: number;
+    try {
+      const st = lstatSync(path);
+      if (!st.isFile() || st.nlink !== 1) return { error: 'not a regular file', code: 554 };
+      fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+    } catch (e) {
+      return { error: describe(e) };
+    }
+    try {
+      const st = fstatSync(fd);
+      if (!st.isFile() || st.nlink !== 1) return { error: 'not a regular file', code: 554 };
+      if (st.size > this.config.smtp.maxMessageSize + 1_000_000) return { error: 'Message size exceeds fixed maximum message size', code: 552 };
+      return { uid: st.uid, data: readFileSync(fd) };
+    } catch (e) {
+      return { error: describe(e) };
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  /** The configuration read again from the same source; the secret files it names. */
+  private reload(): { error?: string; secrets?: Map<string, Uint8Array> } {
+    const s = this.o.source;
+    const r = s.file !== undefined ? loadConfigFile(s.file, { macros: s.macros }) : loadConfigText(s.text ?? '', '<built-in>', { macros: s.macros });
+    if (!r.config) return { error: r.diagnostics.filter((d) => d.severity === 'error').map(formatDiagnostic).join('; ') };
+    try {
+      const { config } = withPolicyFiles(r.config);
+      this.loadTables(config);
+      this.config = config;
+      this.agent.setConfig(config);
+      return { secrets: preloadSecrets(secretPaths(config)) };
+    } catch (e) {
+      return { error: describe(e) };
+    }
+  }
+
+  private childExited(code: number | null, signal: NodeJS.Signals | null): void {
+    const how = signal ?? `status ${code}`;
+    if (code !== 0) this.log.warn(`smtpd: the SMTP side exited (${how}); the privileged parent exits too`);
+    for (const f of this.inflight.values()) {
+      f.body.destroy(new Error('message cut short (the SMTP side went away)'));
+      f.ac.abort();
+    }
+    this.agent.close();
+    if (!this.ready && process.send) process.send({ error: `the SMTP side exited during start-up (${how})` });
+    if (this.controlInode !== undefined) {
+      try {
+        if (lstatSync(this.config.paths.controlSocket).ino === this.controlInode) unlinkSync(this.config.paths.controlSocket);
+      } catch {
+        /* gone */
+      }
+    }
+    this.releasePid();
+    this.log.info('smtpd: privileged parent exiting');
+    this.log.flush();
+    // Workers finish or undo the job in hand on their own (their input is closed).
+    process.exit(code ?? 1);
+  }
+}
+
+function mtimeOf(path: string): number {
+  try {
+    return statSync(path).mtimeMs;
+  } catch {
+    return -1;
+  }
+}
+
+/** Run as the privileged parent; returns once the child is started (the process lives on its events). */
+export function runParent(o: ParentOptions): void {
+  prepareSpool(o.config.queue.path, o.user);
+  mkdirSync(dirname(o.config.paths.pidFile), { recursive: true });
+  const releasePid = acquirePidFile(o.config.paths.pidFile);
+  try {
+    new Parent(o, releasePid).start();
+  } catch (e) {
+    releasePid();
+    throw e;
+  }
+}

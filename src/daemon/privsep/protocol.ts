@@ -1,0 +1,130 @@
+/*
+ * daemon/privsep/protocol.ts — the messages between smtpd's privileged
+ * parent (root) and its SMTP side (the unprivileged child), over Node's IPC
+ * channel ('advanced' serialization: Buffers travel as bytes). The parent
+ * checks every message from the child with the functions below before it
+ * acts on it; anything else is ignored and logged. The child names things
+ * (an address to bind from its configuration, a queued recipient, a file in
+ * offline/); the parent looks each up again in its own reading of the
+ * configuration, the users and the file system. Never a path, a command or
+ * a uid chosen by the child.
+ *
+ *   child → parent
+ *     log       lines of the mail log, with their severity (the parent writes them)
+ *     bind      a listener of the configuration, the HTTP listener or the control socket
+ *     deliver   one local recipient of a queued message: action name, sender,
+ *               recipient (address, original address, destination), header facts;
+ *     body      then the message, in chunks; end (or abandon: the spool could
+ *               not be read); cancel (the task was aborted)
+ *     offline   a file name in offline/ (sendmail's submissions, 0600 to their owner)
+ *     reload    read the configuration again (SIGHUP, smtpctl reload)
+ *     password  check a system password (`listen … auth`: unix_chkpwd needs root)
+ *     ready / fatal   start-up is over, or failed
+ *   parent → child
+ *     bound (with the socket), outcome, offline-file, checked, reloaded (with the secret files)
+ */
+import type { Severity } from '../../log/maillog.js';
+import type { BindSpec } from '../../privsep/listen.js';
+import type { Destination } from '../../mail/envelope.js';
+import type { RemoteRequest } from '../../delivery/local/agent.js';
+import type { Outcome } from '../../delivery/local/outcome.js';
+import type { SystemPasswordOutcome } from '../../privsep/passwords.js';
+
+export type ChildMessage =
+  | { readonly t: 'log'; readonly lines: readonly (readonly [Severity, string])[] }
+  | { readonly t: 'bind'; readonly id: number; readonly spec: BindSpec }
+  | { readonly t: 'deliver'; readonly id: number; readonly req: RemoteRequest }
+  | { readonly t: 'body'; readonly id: number; readonly chunk: Uint8Array }
+  | { readonly t: 'end' | 'abandon' | 'cancel'; readonly id: number }
+  | { readonly t: 'offline'; readonly id: number; readonly name: string }
+  | { readonly t: 'reload'; readonly id: number }
+  | { readonly t: 'password'; readonly id: number; readonly user: string; readonly password: string }
+  | { readonly t: 'ready' }
+  | { readonly t: 'fatal'; readonly message: string };
+
+export type ParentMessage =
+  | { readonly t: 'bound'; readonly id: number; readonly error?: string }
+  | { readonly t: 'outcome'; readonly id: number; readonly outcome: Outcome }
+  | { readonly t: 'offline-file'; readonly id: number; readonly uid?: number; readonly data?: Uint8Array; readonly error?: string; readonly code?: number }
+  | { readonly t: 'checked'; readonly id: number; readonly outcome: SystemPasswordOutcome }
+  | { readonly t: 'reloaded'; readonly id: number; readonly error?: string; readonly secrets?: ReadonlyMap<string, Uint8Array> };
+
+const MAX_TEXT = 64 * 1024;
+
+function isStr(x: unknown, max = MAX_TEXT): x is string {
+  return typeof x === 'string' && x.length <= max && !x.includes('\0');
+}
+function isId(x: unknown): x is number {
+  return typeof x === 'number' && Number.isSafeInteger(x) && x >= 0;
+}
+
+function isDest(x: unknown): x is Destination {
+  if (typeof x !== 'object' || x === null) return false;
+  const d = x as Record<string, unknown>;
+  switch (d.kind) {
+    case 'user':
+      return isStr(d.user, 256) && (d.extension === undefined || isStr(d.extension, 256));
+    case 'file':
+      return isStr(d.path, 4096) && isStr(d.user, 256);
+    case 'command':
+      return isStr(d.command) && isStr(d.user, 256);
+    default:
+      return false;
+  }
+}
+
+function isRequest(x: unknown): x is RemoteRequest {
+  if (typeof x !== 'object' || x === null) return false;
+  const r = x as Record<string, unknown>;
+  const rcpt = r.rcpt as Record<string, unknown> | null;
+  const facts = r.facts as Record<string, unknown> | null;
+  return (
+    isStr(r.action, 256) &&
+    isStr(r.sender, 1024) &&
+    typeof rcpt === 'object' && rcpt !== null &&
+    isStr(rcpt.evpid, 64) && isStr(rcpt.address, 1024) && isStr(rcpt.action, 256) &&
+    (rcpt.original === undefined || isStr(rcpt.original, 1024)) &&
+    isDest(rcpt.dest) &&
+    typeof facts === 'object' && facts !== null &&
+    typeof facts.spam === 'boolean' &&
+    Array.isArray(facts.deliveredTo) && facts.deliveredTo.length <= 1000 && facts.deliveredTo.every((v) => isStr(v, 1024))
+  );
+}
+
+function isBindSpec(x: unknown): x is BindSpec {
+  if (typeof x !== 'object' || x === null) return false;
+  const s = x as Record<string, unknown>;
+  if (s.kind === 'unix') return isStr(s.path, 4096);
+  return s.kind === 'tcp' && isStr(s.host, 256) && typeof s.port === 'number' && Number.isInteger(s.port) && s.port >= 0 && s.port <= 65535 && (s.backlog === undefined || (typeof s.backlog === 'number' && s.backlog > 0 && s.backlog <= 65535));
+}
+
+/** A message from the child, checked; undefined for anything malformed. */
+export function checkChildMessage(x: unknown): ChildMessage | undefined {
+  if (typeof x !== 'object' || x === null) return undefined;
+  const m = x as Record<string, unknown>;
+  switch (m.t) {
+    case 'log':
+      return Array.isArray(m.lines) && m.lines.every((l) => Array.isArray(l) && l.length === 2 && [3, 4, 5, 6, 7].includes(l[0] as number) && typeof l[1] === 'string') ? (m as ChildMessage) : undefined;
+    case 'bind':
+      return isId(m.id) && isBindSpec(m.spec) ? (m as ChildMessage) : undefined;
+    case 'deliver':
+      return isId(m.id) && isRequest(m.req) ? (m as ChildMessage) : undefined;
+    case 'body':
+      return isId(m.id) && m.chunk instanceof Uint8Array ? (m as ChildMessage) : undefined;
+    case 'end':
+    case 'abandon':
+    case 'cancel':
+    case 'reload':
+      return isId(m.id) ? (m as ChildMessage) : undefined;
+    case 'offline':
+      return isId(m.id) && isStr(m.name, 255) ? (m as ChildMessage) : undefined;
+    case 'password':
+      return isId(m.id) && isStr(m.user, 256) && isStr(m.password, 1024) ? (m as ChildMessage) : undefined;
+    case 'ready':
+      return { t: 'ready' };
+    case 'fatal':
+      return isStr(m.message) ? { t: 'fatal', message: m.message } : undefined;
+    default:
+      return undefined;
+  }
+}
