@@ -26,7 +26,7 @@ dnsbl threshold 3
 rhsbl "dbl.test=127.0.1.[2..99]"
 check helo syntax reply 550
 check sender-domain reply 550
-greylist delay 1s allowlist-after 0 store "$DIR/greylist.json"
+greylist delay 1s allowlist-after 0
 rate-limit messages 3 per 1h by client
 header-checks "$DIR/header_checks"
 `);

@@ -10,6 +10,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { tempDir } from '../helpers/daemon.js';
 import { spoolMessages } from '../helpers/inproc.js';
 import { RawClient } from '../helpers/smtp-client.js';
@@ -50,7 +51,7 @@ test('a filter process decides at each phase: disconnect, reject, rewrite, junk,
     await d.stop();
     const msgs = await spoolMessages(join(dir, 'spool'));
     assert.equal(msgs.length, 2);
-    const r = msgs.find((m) => m.body.includes('rewritten'));
+    const r = msgs.find((m) => m.body.includes('Subject: rewritten'));
     assert.ok(r);
     assert.equal(r.stored.envelope.sender, 'rewritten@client.test.example', 'mail-from rewritten');
     assert.equal(r.stored.envelope.client.helo, 'rewritten.example', 'helo rewritten');
@@ -59,7 +60,9 @@ test('a filter process decides at each phase: disconnect, reject, rewrite, junk,
     const j = msgs.find((m) => m.body.includes('buy now'));
     assert.ok(j);
     assert.match(j.body, /^X-Spam: yes\r\n/, 'junk: X-Spam header');
-    assert.ok(d.logs.some((l) => /filter stderr.*running as uid 65534/.test(l)), 'the filter runs as nobody');
+    // smtpd started as root runs its SMTP side as _postern (privilege separation), which starts the filter: it cannot switch users.
+    const uid = process.getuid?.() === 0 ? Number(spawnSync('id', ['-u', '_postern'], { encoding: 'utf8' }).stdout.trim()) : process.getuid?.();
+    assert.ok(d.logs.some((l) => new RegExp(`filter stderr.*running as uid ${uid}\\b`).test(l)), `the filter runs as the SMTP side's user (uid ${uid})`);
   } finally {
     d.cleanup();
   }
