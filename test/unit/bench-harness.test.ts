@@ -189,9 +189,9 @@ function run(rate: number, over: Partial<RunFigures> = {}): RunFigures {
 
 describe('bench result table', () => {
   const cells = [
-    summarizeCell({ scenario: '1k-10', server: 'postern', tool: 'load', mode: 'queue' }, [run(3000), run(2800), run(3100, { peakRssKb: 80 * 1024 })]),
-    summarizeCell({ scenario: '1k-10', server: 'postfix', tool: 'load', mode: 'queue' }, [run(1000), run(900), run(1100)]),
-    summarizeCell({ scenario: '1k-10', server: 'opensmtpd', tool: 'load', mode: 'queue' }, [], 'needs root'),
+    summarizeCell({ scenario: 'maildir-1k-10', server: 'postern', tool: 'load', mode: 'maildir' }, [run(3000), run(2800), run(3100, { peakRssKb: 80 * 1024 })]),
+    summarizeCell({ scenario: 'maildir-1k-10', server: 'postfix', tool: 'load', mode: 'maildir' }, [run(1000), run(900), run(1100)]),
+    summarizeCell({ scenario: 'maildir-1k-10', server: 'opensmtpd', tool: 'load', mode: 'maildir' }, [], 'needs root'),
   ];
 
   it('summarises runs: median and range of the rate, peak memory over the runs, CPU per message', () => {
@@ -225,7 +225,7 @@ describe('bench result table', () => {
 
   it('renders a whole report as text and Markdown', () => {
     const results: BenchResults = {
-      format: 'postern-bench 1',
+      format: 'postern-bench 2',
       label: 'quick',
       argv: ['--quick'],
       startedAt: '2026-11-22T00:00:00.000Z',
@@ -233,16 +233,16 @@ describe('bench result table', () => {
       durationS: 120,
       machine: { cpus: 2, cpuModel: 'Test CPU', memoryMb: 4096, kernel: '6.1', os: 'Debian', loadAvgStart: [0.5, 0.4, 0.3], loadAvgEnd: [1, 1, 1] },
       params: { runs: 3, durationMs: 4000, warmupMs: 800, idleSessions: 10 },
-      servers: { postern: { version: 'Postern 0.1.0', method: { queue: 'fsync', relay: 'sink' } } },
-      scenarios: [{ name: '1k-10', title: '1 KB, 10 sessions' }],
+      servers: { postern: { version: 'Postern 0.1.0', method: { maildir: 'fsync', lmtp: 'lmtp', mda: 'mda', relay: 'sink' } } },
+      scenarios: [{ name: 'maildir-1k-10', title: '1 KB, 10 sessions' }],
       cells,
       setupLog: [],
     };
-    assert.match(formatReportText(results), /1k-10 +postern +3,000 \(2,800–3,100\)/);
+    assert.match(formatReportText(results), /maildir-1k-10 +postern +3,000 \(2,800–3,100\)/);
     const md = formatReportMarkdown(results);
     assert.match(md, /^# Postern benchmark — quick/);
     assert.match(md, /`npm run bench -- --quick`/);
-    assert.match(md, /\| 1k-10 \| postern \| 3,000 \(2,800–3,100\) \| 3\.00× \|/);
+    assert.match(md, /\| maildir-1k-10 \| postern \| 3,000 \(2,800–3,100\) \| 3\.00× \|/);
   });
 });
 
@@ -299,7 +299,7 @@ describe('bench plan and parsers', () => {
     assert.ok(idle !== 'help' && idle.scenarios.length === 0 && idle.extras.has('idle'));
     const prof = makePlan(['--profile']);
     assert.ok(prof !== 'help');
-    assert.deepEqual(prof.scenarios.map((s) => s.name), ['1k-50']);
+    assert.deepEqual(prof.scenarios.map((s) => s.name), ['maildir-1k-10']);
     assert.throws(() => makePlan(['--scenario', 'nope']), /unknown scenario "nope"/);
     assert.throws(() => makePlan(['--runs', '0']), /--runs/);
     assert.equal(makePlan(['--help']), 'help');
