@@ -160,12 +160,15 @@ const mb = (kb: number): string => (kb > 0 ? (kb / 1024).toFixed(1) : dash);
 
 export const TABLE_HEADER = ['scenario', 'server', 'delivered msgs/s median (min–max)', '× Postfix', 'p50 ms', 'p99 ms', 'peak RSS MB', 'peak PSS MB', 'CPU µs/msg', 'delivered/250s', 'CPU ÷ Postfix'];
 
+/** A cell's error on one table line (the whole text is in the JSON). */
+const short = (text: string): string => (text.length > 160 ? `${text.slice(0, 157)}…` : text);
+
 /** The rows of the main table, one per cell, in the order given. */
 export function tableRows(cells: readonly CellResult[]): string[][] {
   const postfix = new Map<string, CellResult>();
   for (const c of cells) if (c.server === 'postfix' && !c.error && c.rate.n > 0) postfix.set(c.scenario, c);
   return cells.map((c) => {
-    if (c.error) return [c.scenario, c.server, c.error.startsWith('cannot: ') ? c.error : `not run: ${c.error}`, '', '', '', '', '', '', '', ''];
+    if (c.error) return [c.scenario, c.server, short(c.error.startsWith('cannot: ') ? c.error : `not run: ${c.error}`), '', '', '', '', '', '', '', ''];
     const ref = postfix.get(c.scenario);
     const comparable = ref !== undefined && c.notSameWork === undefined && c.server !== 'postfix';
     const ratio = c.notSameWork ? 'not the same work' : ref && ref.rate.median > 0 && Number.isFinite(c.rate.median) ? `${(c.rate.median / ref.rate.median).toFixed(2)}×` : dash;

@@ -29,6 +29,8 @@ export interface Scenario {
   readonly quick: boolean;
   /** Servers left out of --quick (the rest of `servers` run). */
   readonly quickSkip?: readonly string[];
+  /** A fixed number of messages per run instead of a load of the run's duration (many deliveries per message). */
+  readonly messages?: { readonly quick: number; readonly full: number };
 }
 
 const MAIN = ['postern', 'postfix', 'opensmtpd', 'haraka'];
@@ -43,7 +45,7 @@ export const SCENARIOS: readonly Scenario[] = [
   load('maildir-100k-10', 'maildir as the user, 100 KB, 10 sessions', 'maildir', 10, 102_400, true),
   load('maildir-100k-50', 'maildir as the user, 100 KB, 50 sessions', 'maildir', 50, 102_400, false),
   load('lmtp-1k-10', 'Dovecot over LMTP, 1 KB, 10 sessions', 'lmtp', 10, 1024, true),
-  load('users100', 'one message to 100 local users (maildir, 1 KB, 100 recipients), 10 sessions; a figure is messages (100 deliveries each)', 'maildir', 10, 1024, true, { rcpts: 100 }),
+  load('users100', 'one message to 100 local users (maildir, 1 KB, 100 recipients), 10 sessions; a figure is messages (100 deliveries each)', 'maildir', 10, 1024, true, { rcpts: 100, messages: { quick: 10, full: 30 } }),
   load('procmail-10', 'procmail as MDA (into ~/Maildir/), 1 KB, 10 sessions', 'mda', 10, 1024, true),
   load('relay', 'relay to smtp-sink, 1 KB, 10 sessions', 'relay', 10, 1024, true),
   { name: 'source-10', title: 'smtp-source -d (the independent client, no pipelining): maildir, 1 KB, 10 sessions', mode: 'maildir', tool: 'smtp-source', reuse: true, sessions: 10, size: 1024, rcpts: 1, servers: MAIN, quick: false },
@@ -56,6 +58,8 @@ export const SERVER_NAMES = ['postern', 'postfix', 'opensmtpd', 'haraka', 'harak
 
 export interface Params {
   readonly label: 'quick' | 'full' | 'partial' | 'profile';
+  /** --quick's sizes (also when a partial run is quick). */
+  readonly quick: boolean;
   readonly runs: number;
   /** Measured load per run. */
   readonly durationMs: number;
@@ -69,5 +73,5 @@ export interface Params {
   readonly fsyncMs: number;
 }
 
-export const QUICK: Params = { label: 'quick', runs: 1, durationMs: 1500, warmupMs: 300, drainMs: 8000, stallMs: 2000, idleSessions: 2000, fsyncMs: 1000 };
-export const FULL: Params = { label: 'full', runs: 3, durationMs: 4000, warmupMs: 800, drainMs: 20_000, stallMs: 4000, idleSessions: 10_000, fsyncMs: 3000 };
+export const QUICK: Params = { label: 'quick', quick: true, runs: 1, durationMs: 1500, warmupMs: 300, drainMs: 15_000, stallMs: 3000, idleSessions: 2000, fsyncMs: 1000 };
+export const FULL: Params = { label: 'full', quick: false, runs: 3, durationMs: 4000, warmupMs: 800, drainMs: 40_000, stallMs: 4000, idleSessions: 10_000, fsyncMs: 3000 };

@@ -9,6 +9,10 @@
  * (util-linux unshare -m) where the instance's folders are bind-mounted
  * on /var/spool and /var/lib: nothing is created or changed on the host's
  * /var. The control socket stays /run/smtpd.sock (no other smtpd runs).
+ * Its delivery helpers (mail.maildir, mail.lmtp, compiled in as
+ * /usr/libexec/opensmtpd/) are the unpacked ones, bind-mounted there in the
+ * same namespace (the folder is created on the host when missing: Debian's
+ * opensmtpd-filter-* packages make it anyway).
  *
  * The mode's action is the same smtpd.conf line as Postern's
  * (bench/servers/server.ts's smtpdAction): maildir, lmtp, mda procmail,
@@ -67,10 +71,11 @@ export const opensmtpd: ServerKind = {
     mkdirSync(join(varlib, 'opensmtpd', 'empty'), { recursive: true });
     const conf = join(dir, 'smtpd.conf');
     writeFileSync(conf, opensmtpdConfig({ port: o.port, mode: o.mode, ...(o.sinkPort !== undefined ? { sinkPort: o.sinkPort } : {}), ...(o.lmtpPort !== undefined ? { lmtpPort: o.lmtpPort } : {}) }), { mode: 0o644 });
-    // $1 spool, $2 varlib, $3 smtpd, $4 conf: no path is interpolated into the script.
-    const script = `mount --bind "$1" /var/spool && mount --bind "$2" /var/lib && exec "$3" -d -f "$4"`;
+    // $1 spool, $2 varlib, $3 smtpd, $4 conf, $5 its delivery helpers (compiled in as /usr/libexec/opensmtpd):
+    // no path is interpolated into the script.
+    const script = `mount --bind "$1" /var/spool && mount --bind "$2" /var/lib && mkdir -p /usr/libexec/opensmtpd && mount --bind "$5" /usr/libexec/opensmtpd && exec "$3" -d -f "$4"`;
     const logFile = join(dir, 'smtpd.log');
-    const child = spawnWithLimits('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script, 'sh', spool, varlib, OPENSMTPD_BIN, conf], { cwd: dir, logFile });
+    const child = spawnWithLimits('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script, 'sh', spool, varlib, OPENSMTPD_BIN, conf, join(OPENSMTPD_ROOT, 'usr', 'libexec', 'opensmtpd')], { cwd: dir, logFile });
     const alive = (): boolean => child.exitCode === null && child.signalCode === null;
     try {
       await waitListening(LISTEN_HOST, o.port, 20_000, alive);
