@@ -68,7 +68,7 @@ export function ensureBenchUsers(log: string[]): string | undefined {
   for (let i = 0; i < USER_COUNT; i++) {
     const name = userName(i);
     const had = idsOf(name) !== undefined;
-    const ids = ensureUser(name, homeOf(name), had ? [] : log);
+    const ids = ensureUser(name, homeOf(name), []);
     if (typeof ids === 'string') return ids;
     if (!had) created++;
     const rc = join(homeOf(name), '.procmailrc');
@@ -76,7 +76,15 @@ export function ensureBenchUsers(log: string[]): string | undefined {
     chownSync(rc, ids.uid, ids.gid);
     chmodSync(rc, 0o644);
   }
-  if (created > 0) log.splice(log.length - created, created, `created ${created} users ${userName(0)}…${userName(USER_COUNT - 1)} (homes in ${HOMES})`);
+  if (created > 0) log.push(`created ${created} users ${userName(0)}…${userName(USER_COUNT - 1)} (homes in ${HOMES})`);
+  return ensureMailOwner(log);
+}
+
+/** The owner of the harness's Dovecot mailboxes (idempotent); undefined when done, else why not. */
+export function ensureMailOwner(log: string[]): string | undefined {
+  if (!isRoot()) return 'needs root';
+  mkdirSync(HOMES, { recursive: true });
+  chmodSync(HOMES, 0o755);
   const owner = ensureUser(MAIL_OWNER, join(HOMES, MAIL_OWNER), log);
   return typeof owner === 'string' ? owner : undefined;
 }
