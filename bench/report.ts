@@ -27,6 +27,8 @@ export interface RunFigures {
   readonly peakPids: number;
   /** CPU seconds of the server's process tree during the run and its drain. */
   readonly cpuSeconds: number;
+  /** The same by process name (bench/proc.ts treeCpuByName); seconds. */
+  readonly cpuByProcess?: Readonly<Record<string, number>>;
   readonly errors: Readonly<Record<string, number>>;
   readonly notes: readonly string[];
 }
@@ -179,6 +181,28 @@ export function tableRows(cells: readonly CellResult[]): string[][] {
   });
 }
 
+/**
+ * Where each server's CPU time per delivered message goes, by process name
+ * (over all runs of a cell: seconds ÷ delivered messages): one line per cell
+ * that has the breakdown, the largest first.
+ */
+export function cpuBreakdownLines(cells: readonly CellResult[]): string[] {
+  const out: string[] = [];
+  for (const c of cells) {
+    const counted = c.runs.reduce((a, r) => a + r.counted, 0);
+    if (c.error || counted === 0 || !c.runs.some((r) => r.cpuByProcess)) continue;
+    const sum: Record<string, number> = {};
+    for (const r of c.runs) for (const [k, v] of Object.entries(r.cpuByProcess ?? {})) sum[k] = (sum[k] ?? 0) + v;
+    const parts = Object.entries(sum)
+      .map(([k, v]) => [k, (v * 1e6) / counted] as const)
+      .filter(([, us]) => us >= 1)
+      .sort((a, b) => b[1] - a[1])
+      .map(([k, us]) => `${k} ${num(us)}`);
+    out.push(`${c.scenario} / ${c.server}: ${parts.join(', ')} µs`);
+  }
+  return out;
+}
+
 /** A plain-text table with aligned columns (numbers right-aligned). */
 export function formatText(header: readonly string[], rows: readonly (readonly string[])[]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
@@ -266,6 +290,8 @@ export function formatReportMarkdown(r: BenchResults, profileTables: readonly st
     );
   }
   for (const [name, x] of Object.entries(r.extras ?? {})) out.push(`## ${x.title} (\`${name}\`)`, '', ...(x.error ? [`not run: ${x.error}`] : x.lines), '');
+  const breakdown = cpuBreakdownLines(r.cells);
+  if (breakdown.length > 0) out.push('## CPU per delivered message, by process', '', 'User + system time of each server\'s processes, grouped by name, per delivered message (the root process marked; a reaped child counts with its parent: procmail under Postfix\'s `local`, the shells under Postern\'s daemon).', '', ...breakdown.map((l) => `- ${l}`), '');
   if (r.fsync) out.push('## The disk', '', ...fsyncLines(r.fsync).map((l) => `- ${l}`), '');
   if (r.idle) out.push('## Idle sessions against Postern', '', ...idleLines(r.idle).map((l) => `- ${l}`), '');
   if (profileTables.length > 0) out.push('## CPU profile of Postern', '', ...profileTables);

@@ -23,7 +23,7 @@ import { startDnsStub } from './dns.js';
 import { measureFsync } from './fsync-rate.js';
 import type { LoadResult } from './load.js';
 import { makePlan, USAGE, type Plan } from './options.js';
-import { PeakSampler, sampleTree, treeCpuSeconds } from './proc.js';
+import { PeakSampler, cpuDelta, sampleTree, treeCpuByName, treeCpuSeconds } from './proc.js';
 import { formatProfile, summarizeProfile, type CpuProfile } from './profile.js';
 import { formatReportMarkdown, formatReportText, summarizeCell, type BenchResults, type CellResult, type IdleResult, type ProfileResult, type RunFigures } from './report.js';
 import { SCENARIOS, type Params, type Scenario } from './scenarios.js';
@@ -236,12 +236,14 @@ async function runCell(kind: ServerKind, scenario: Scenario, ctx: CellContext): 
       if (!srv.alive()) throw new Error('the server exited');
       const before = await delivered();
       const cpu0 = treeCpuSeconds(srv.rootPid);
+      const byName0 = treeCpuByName(srv.rootPid);
       const sampler = new PeakSampler(srv.rootPid, 200).start();
       const fixed = scenario.messages ? (ctx.params.quick ? scenario.messages.quick : scenario.messages.full) : undefined;
       const r = await load(fixed !== undefined ? 60_000 : ctx.params.durationMs, fixed);
       const after = await settle(delivered, before + r.accepted * rcpts, stallMs, drainMs);
       const peak = sampler.stop();
       const cpuSeconds = treeCpuSeconds(srv.rootPid) - cpu0;
+      const cpuByProcess = cpuDelta(byName0, treeCpuByName(srv.rootPid));
       const got = after - before;
       const counted = Math.min(got / rcpts, r.accepted);
       // From the first connection to the last delivery (never shorter than the load itself).
@@ -264,6 +266,7 @@ async function runCell(kind: ServerKind, scenario: Scenario, ctx: CellContext): 
         peakPssKb: peak.peakPssKb,
         peakPids: peak.peakPids,
         cpuSeconds,
+        cpuByProcess,
         errors: r.errors,
         notes,
       });

@@ -14,9 +14,9 @@ import { Resolver } from 'node:dns/promises';
 import { nxdomainAnswer, startDnsStub } from '../../bench/dns.js';
 import { buildMessage, runLoad } from '../../bench/load.js';
 import { makePlan } from '../../bench/options.js';
-import { PeakSampler, parseRollup, parseStat, processTree, sampleTree, treeCpuSeconds } from '../../bench/proc.js';
+import { PeakSampler, cpuDelta, parseRollup, parseStat, processTree, sampleTree, treeCpuByName, treeCpuSeconds } from '../../bench/proc.js';
 import { summarizeProfile, type CpuProfile } from '../../bench/profile.js';
-import { formatMarkdownTable, formatRate, formatReportMarkdown, formatReportText, formatText, summarizeCell, tableRows, TABLE_HEADER, type BenchResults, type RunFigures } from '../../bench/report.js';
+import { cpuBreakdownLines, formatMarkdownTable, formatRate, formatReportMarkdown, formatReportText, formatText, summarizeCell, tableRows, TABLE_HEADER, type BenchResults, type RunFigures } from '../../bench/report.js';
 import { lastMessageCount } from '../../bench/servers/sink.js';
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { connect as netConnect } from 'node:net';
@@ -413,6 +413,18 @@ describe('bench /proc sampling', () => {
     const line = '4242 (a (b) c) S 17 4242 4242 0 -1 4194560 100 0 0 0 250 50 7 3 20 0 1 0 100 1000 200';
     assert.deepEqual(parseStat(line), { pid: 4242, ppid: 17, comm: 'a (b) c', selfTicks: 300, childTicks: 10 });
     assert.equal(parseStat('garbage'), undefined);
+  });
+
+  it('splits the tree\'s CPU time by process name, the root apart', () => {
+    const by = treeCpuByName(process.pid);
+    const root = Object.keys(by).find((k) => k.endsWith(' (root)'));
+    assert.ok(root, JSON.stringify(by));
+    assert.deepEqual(cpuDelta({ a: 1, b: 2, gone: 5 }, { a: 1.5, b: 2, c: 0.25 }), { a: 0.5, c: 0.25 });
+    const cell = summarizeCell({ scenario: 's', server: 'postfix', tool: 'load', mode: 'maildir' }, [
+      run(100, { counted: 100, cpuByProcess: { smtpd: 0.1, local: 0.05, 'master (root)': 0.0000001 } }),
+      run(100, { counted: 100, cpuByProcess: { smtpd: 0.1, local: 0.15 } }),
+    ]);
+    assert.deepEqual(cpuBreakdownLines([cell]), ['s / postfix: smtpd 1,000, local 1,000 µs']);
   });
 
   it('parses smaps_rollup', () => {
