@@ -207,7 +207,9 @@ export class WorkerPool {
     // An empty environment (no NODE_OPTIONS from the daemon's), in "/", but for one variable: libuv must not use
     // io_uring, whose requests carry the credentials the ring was set up with, not the ids switched per job
     // (CVE-2024-22017; off by default since Node 20.11.1, said explicitly here for older builds).
-    const child = spawn(process.execPath, [this.workerPath], { cwd: '/', env: { UV_USE_IO_URING: '0' }, stdio: ['pipe', 'pipe', 'pipe'] });
+    // Few threads (one libuv file thread: a worker runs one job, its file calls one after another; one V8 helper):
+    // glibc signals every set*id call to each thread, so each thread makes every switch of ids dearer.
+    const child = spawn(process.execPath, ['--v8-pool-size=1', this.workerPath], { cwd: '/', env: { UV_USE_IO_URING: '0', UV_THREADPOOL_SIZE: '1' }, stdio: ['pipe', 'pipe', 'pipe'] });
     const w: Worker = { child, pid: child.pid ?? -1, busy: false, dead: false, stdout: '', stderr: Buffer.alloc(0) };
     this.workers.add(w);
     this.started++;
