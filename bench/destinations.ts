@@ -18,7 +18,7 @@ import { dovecotUnavailable, startDovecot } from './dovecot.js';
 import type { Mode } from './servers/server.js';
 import { sinkUnavailable, startSink } from './servers/sink.js';
 import { HOMES, benchUsersMissing, countUserMail, newestCtimeMs, retireUserMail, userMaildirs } from './users.js';
-import { freePort, which } from './util.js';
+import { freePort, run, which } from './util.js';
 
 export interface Destination {
   readonly sinkPort?: number;
@@ -73,3 +73,9 @@ export async function openDestination(mode: Mode, rcpts: number, dir: string, ta
 
 /** Where retired mailboxes go (deleted with the other work folders at the end of the run). */
 export const TRASH_OF_MAILBOXES = join(HOMES, '.trash');
+
+/** The versions of the destinations' programs, for the report ("" when missing). */
+export function destinationVersions(): Record<string, string> {
+  const first = (cmd: string, args: string[]): string => (which(cmd) ? (run(cmd, args, { timeoutMs: 5000 }).stdout + run(cmd, args, { timeoutMs: 5000 }).stderr).trim().split('\n')[0] ?? '' : '');
+  return { dovecot: first('dovecot', ['--version']), procmail: first('procmail', ['-v']) };
+}

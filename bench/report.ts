@@ -114,6 +114,8 @@ export interface BenchResults {
   readonly idle?: IdleResult;
   readonly profiles?: readonly ProfileResult[];
   readonly extras?: Readonly<Record<string, ExtraReport>>;
+  /** Versions of the destinations' programs (Dovecot, procmail). */
+  readonly destinationVersions?: Readonly<Record<string, string>>;
   /** What answered Postern's DNS queries, and how many it answered. */
   readonly resolver?: string;
   readonly resolverQueries?: number;
@@ -275,6 +277,7 @@ export function formatReportMarkdown(r: BenchResults, profileTables: readonly st
     '| --- | --- | --- | --- | --- | --- |',
     ...Object.entries(r.servers).map(([n, s]) => `| ${n} | ${s.unavailable ? `not available: ${s.unavailable}` : s.version} | ${s.method.maildir} | ${s.method.lmtp} | ${s.method.mda} | ${s.method.relay} |`),
     '',
+    ...(r.destinationVersions ? [`Destinations: ${Object.entries(r.destinationVersions).map(([k, v]) => `${k} ${v || 'not installed'}`).join('; ')}; smtp-sink from Postfix.`, ''] : []),
     ...(r.resolver ? [`Postern's DNS resolver (it looks up every sender's domain at MAIL): ${r.resolver}${r.resolverQueries !== undefined ? `, ${r.resolverQueries} queries answered` : ''}.`, ''] : []),
   ];
   if (r.cells.length > 0) {

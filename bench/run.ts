@@ -30,7 +30,7 @@ import { SCENARIOS, type Params, type Scenario } from './scenarios.js';
 import { ensurePeers } from './setup.js';
 import { USER_PREFIX } from './users.js';
 import { runSmtpSource, smtpSourceUnavailable } from './smtp-source.js';
-import { destinationUnavailable, openDestination, TRASH_OF_MAILBOXES, type Destination } from './destinations.js';
+import { destinationUnavailable, destinationVersions, openDestination, TRASH_OF_MAILBOXES, type Destination } from './destinations.js';
 import { EXTRA_SCENARIOS, type ExtraResult } from './extra-scenarios.js';
 import { haraka, haraka2 } from './servers/haraka.js';
 import { opensmtpd } from './servers/opensmtpd.js';
@@ -420,6 +420,7 @@ async function main(argv: string[]): Promise<void> {
     servers,
     scenarios: SCENARIOS.filter((s) => plan.scenarios.includes(s)).map((s) => ({ name: s.name, title: s.title, mode: s.mode })),
     cells: [],
+    destinationVersions: destinationVersions(),
     setupLog: setup.log,
   };
   mkdirSync(RESULTS_DIR, { recursive: true });

@@ -250,11 +250,13 @@ describe('bench result table', () => {
       servers: { postern: { version: 'Postern 0.1.0', method: { maildir: 'fsync', lmtp: 'lmtp', mda: 'mda', relay: 'sink' } } },
       scenarios: [{ name: 'maildir-1k-10', title: '1 KB, 10 sessions' }],
       cells,
+      destinationVersions: { dovecot: '2.3.19.1', procmail: '' },
       setupLog: [],
     };
     assert.match(formatReportText(results), /maildir-1k-10 +postern +3,000 \(2,800–3,100\)/);
     const md = formatReportMarkdown(results);
     assert.match(md, /^# Postern benchmark — quick/);
+    assert.match(md, /Destinations: dovecot 2\.3\.19\.1; procmail not installed/);
     assert.match(md, /`npm run bench -- --quick`/);
     assert.match(md, /\| maildir-1k-10 \| postern \| 3,000 \(2,800–3,100\) \| 3\.00× \|/);
   });
