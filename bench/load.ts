@@ -4,6 +4,7 @@
  *   node dist/bench/load.js --port N [--host 127.0.0.1] [--sessions 10]
  *        [--size 1024] [--rcpts 1] [--duration-ms 5000] [--count N]
  *        [--per-session 100] [--no-pipelining] [--domain bench.test]
+ *        [--local-part rcpt]
  *        [--source 127.0.0.2,127.0.0.3]
  *
  * SESSIONS connections run side by side. Each greets (EHLO), then sends
@@ -46,6 +47,8 @@ export interface LoadOptions {
   readonly pipelining: boolean;
   /** Recipient domain. */
   readonly domain: string;
+  /** Recipients are LOCALPART0@domain, LOCALPART1@domain, … (one per recipient of a message). */
+  readonly localPart: string;
   readonly sender: string;
   readonly helo: string;
   /** Local addresses to connect from, round robin (empty: the kernel's choice). */
@@ -63,6 +66,7 @@ export const LOAD_DEFAULTS: Omit<LoadOptions, 'port'> = Object.freeze({
   perSession: 100,
   pipelining: true,
   domain: 'bench.test',
+  localPart: 'rcpt',
   sender: 'load@source.bench.test',
   helo: 'load.bench.test',
   sources: [],
@@ -195,8 +199,8 @@ function connect(host: string, port: number, localAddress: string | undefined, t
 /** Runs the load described by `input` (defaults filled in) and resolves with its counts. */
 export async function runLoad(input: Partial<LoadOptions> & { port: number }, onStart?: () => void): Promise<LoadResult> {
   const o: LoadOptions = { ...LOAD_DEFAULTS, ...input };
-  const message = buildMessage(o.size, { sender: o.sender, rcpt: `rcpt0@${o.domain}` });
-  const rcptLines = Array.from({ length: o.rcpts }, (_, i) => `RCPT TO:<rcpt${i}@${o.domain}>\r\n`);
+  const message = buildMessage(o.size, { sender: o.sender, rcpt: `${o.localPart}0@${o.domain}` });
+  const rcptLines = Array.from({ length: o.rcpts }, (_, i) => `RCPT TO:<${o.localPart}${i}@${o.domain}>\r\n`);
   /** MAIL (with SIZE when the server offers it) and the RCPTs, one string per command. */
   const envelopeFor = (size: boolean): string[] => [`MAIL FROM:<${o.sender}>${size ? ` SIZE=${message.length - 3}` : ''}\r\n`, ...rcptLines];
   const withData = (cmds: string[]): Envelope => ({ commands: cmds, pipelined: cmds.join('') + 'DATA\r\n' });
@@ -387,6 +391,7 @@ function cliOptions(argv: string[]): Partial<LoadOptions> & { port: number } {
       'per-session': { type: 'string' },
       'no-pipelining': { type: 'boolean' },
       domain: { type: 'string' },
+      'local-part': { type: 'string' },
       source: { type: 'string' },
       'timeout-ms': { type: 'string' },
     },
@@ -412,6 +417,7 @@ function cliOptions(argv: string[]): Partial<LoadOptions> & { port: number } {
   set('perSession', int(values['per-session'], 'per-session'));
   set('replyTimeoutMs', int(values['timeout-ms'], 'timeout-ms'));
   set('domain', values.domain);
+  set('localPart', values['local-part']);
   if (values['no-pipelining']) set('pipelining', false);
   if (values.source) set('sources', values.source.split(',').filter(Boolean));
   return out;

@@ -7,18 +7,19 @@
  *                    [--profile] [--system-resolver] [--keep] [--no-setup]
  */
 import { parseArgs } from 'node:util';
+import { EXTRA_SCENARIOS, type ExtraScenario } from './extra-scenarios.js';
 import { EXTRAS, FULL, QUICK, SCENARIOS, SERVER_NAMES, type Params, type Scenario } from './scenarios.js';
 
 export const USAGE = `usage: npm run bench -- [options]
-  --quick              one short run per cell, fewer cells (under 3 minutes)
+  --quick              one short run per cell, fewer cells (under 4 minutes)
   --scenario NAME      run only this scenario (repeat or comma-separate):
-                       ${[...SCENARIOS.map((s) => s.name), ...EXTRAS].join(', ')}
+                       ${[...SCENARIOS.map((s) => s.name), ...EXTRAS, ...EXTRA_SCENARIOS.map((s) => s.name)].join(', ')}
   --server NAME        only this server (repeat or comma-separate): ${SERVER_NAMES.join(', ')}
   --runs N             measured runs per cell (default 3; --quick 1)
   --duration-ms N      load per run (default ${FULL.durationMs}; --quick ${QUICK.durationMs})
   --idle-sessions N    idle sessions held against Postern (default ${FULL.idleSessions}; --quick ${QUICK.idleSessions})
   --profile            run Postern alone under node --cpu-prof in the selected scenarios
-                       (default 1k-50) and list the functions that dominate its CPU time
+                       (default maildir-1k-10) and list the functions that dominate its CPU time
   --system-resolver    let Postern use the system's DNS resolver for its per-MAIL sender-domain
                        lookup, instead of the stub on loopback that answers at once
   --keep               keep the servers' work folders (configuration, queue, logs)
@@ -31,6 +32,10 @@ export interface Plan {
   /** Servers for a scenario (intersection of the scenario's and the --server list). */
   readonly serversFor: (s: Scenario) => readonly string[];
   readonly extras: ReadonlySet<(typeof EXTRAS)[number]>;
+  /** Scenarios of their own (bench/extra-scenarios.ts). */
+  readonly extraScenarios: readonly ExtraScenario[];
+  /** The --server list (empty: every server). */
+  readonly serverFilter: readonly string[];
   readonly profile: boolean;
   readonly keep: boolean;
   readonly setup: boolean;
@@ -65,7 +70,7 @@ export function makePlan(argv: readonly string[]): Plan | 'help' {
   if (values.help) return 'help';
   const scenarioNames = list(values.scenario);
   const serverNames = list(values.server);
-  const known = new Set<string>([...SCENARIOS.map((s) => s.name), ...EXTRAS]);
+  const known = new Set<string>([...SCENARIOS.map((s) => s.name), ...EXTRAS, ...EXTRA_SCENARIOS.map((s) => s.name)]);
   for (const n of scenarioNames) if (!known.has(n)) throw new Error(`unknown scenario "${n}" (one of: ${[...known].join(', ')})`);
   for (const n of serverNames) if (!(SERVER_NAMES as readonly string[]).includes(n)) throw new Error(`unknown server "${n}" (one of: ${SERVER_NAMES.join(', ')})`);
   const int = (v: string | undefined, name: string, min: number): number | undefined => {
@@ -88,15 +93,19 @@ export function makePlan(argv: readonly string[]): Plan | 'help' {
 
   let scenarios: Scenario[];
   let extras: Set<(typeof EXTRAS)[number]>;
+  let extraScenarios: ExtraScenario[];
   if (profile) {
-    scenarios = SCENARIOS.filter((s) => (scenarioNames.length > 0 ? scenarioNames.includes(s.name) : s.name === '1k-50'));
+    scenarios = SCENARIOS.filter((s) => (scenarioNames.length > 0 ? scenarioNames.includes(s.name) : s.name === 'maildir-1k-10'));
     extras = new Set();
+    extraScenarios = [];
   } else if (scenarioNames.length > 0) {
     scenarios = SCENARIOS.filter((s) => scenarioNames.includes(s.name));
     extras = new Set(EXTRAS.filter((e) => scenarioNames.includes(e)));
+    extraScenarios = EXTRA_SCENARIOS.filter((s) => scenarioNames.includes(s.name));
   } else {
     scenarios = SCENARIOS.filter((s) => !quick || s.quick);
     extras = new Set(EXTRAS);
+    extraScenarios = EXTRA_SCENARIOS.filter((s) => !quick || s.quick);
   }
   const serversFor = (s: Scenario): string[] => {
     if (profile) return ['postern'];
@@ -110,5 +119,6 @@ export function makePlan(argv: readonly string[]): Plan | 'help' {
   const servers = new Set<string>();
   for (const s of scenarios) for (const n of serversFor(s)) servers.add(n);
   if (extras.has('idle')) servers.add('postern');
-  return { params, scenarios, serversFor, extras, profile, keep: values.keep === true, setup: values['no-setup'] !== true, systemResolver: values['system-resolver'] === true, servers };
+  if (extraScenarios.length > 0) for (const n of ['postern', 'postfix']) if (serverNames.length === 0 || serverNames.includes(n)) servers.add(n);
+  return { params, scenarios, serversFor, extras, extraScenarios, serverFilter: serverNames, profile, keep: values.keep === true, setup: values['no-setup'] !== true, systemResolver: values['system-resolver'] === true, servers };
 }

@@ -145,6 +145,34 @@ export function treeCpuSeconds(root: number): number {
   return ticks / ticksPerSecond();
 }
 
+/**
+ * CPU seconds of the tree under `root` by process name (comm); the root is
+ * "NAME (root)", so that Postern's daemon is told from its workers (both
+ * "node"). A reaped child's time is its parent's (cutime), so a procmail
+ * run by Postfix's local(8) is under "local".
+ */
+export function treeCpuByName(root: number): Record<string, number> {
+  const out: Record<string, number> = {};
+  const tps = ticksPerSecond();
+  for (const pid of processTree(root)) {
+    const st = readStat(pid);
+    if (!st) continue;
+    const name = pid === root ? `${st.comm} (root)` : st.comm;
+    out[name] = (out[name] ?? 0) + (st.selfTicks + st.childTicks) / tps;
+  }
+  return out;
+}
+
+/** b − a, name by name (names only in b count from 0; names gone from b are left out: their time moved to a parent). */
+export function cpuDelta(a: Readonly<Record<string, number>>, b: Readonly<Record<string, number>>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(b)) {
+    const d = v - (a[k] ?? 0);
+    if (d > 0) out[k] = d;
+  }
+  return out;
+}
+
 export interface Peak {
   readonly peakRssKb: number;
   readonly peakPssKb: number;

@@ -13,11 +13,11 @@ import { spread, type LatencySummary, type Spread } from './stats.js';
 export interface RunFigures {
   /** Transactions the server answered 250 (by the load generator's count). */
   readonly accepted: number;
-  /** Messages that arrived where they are counted (queue, log or sink) during this run. */
+  /** Deliveries (one per recipient) counted at the destination (maildir, Dovecot, MDA output, sink) during this run. */
   readonly arrived: number;
-  /** min(accepted, arrived): only mail that was both acknowledged and really arrived. */
+  /** min(accepted, arrived ÷ recipients per message): only mail that was both acknowledged and delivered. */
   readonly counted: number;
-  /** Time the figure is divided by (load start → last 250, or → last arrival at the sink). */
+  /** Time the figure is divided by: first connection → last delivery (at least the load's own time). */
   readonly elapsedMs: number;
   /** counted / elapsed, messages per second. */
   readonly rate: number;
@@ -27,6 +27,8 @@ export interface RunFigures {
   readonly peakPids: number;
   /** CPU seconds of the server's process tree during the run and its drain. */
   readonly cpuSeconds: number;
+  /** The same by process name (bench/proc.ts treeCpuByName); seconds. */
+  readonly cpuByProcess?: Readonly<Record<string, number>>;
   readonly errors: Readonly<Record<string, number>>;
   readonly notes: readonly string[];
 }
@@ -47,8 +49,10 @@ export interface CellResult {
   readonly peakPssKb: number;
   /** Median CPU time per counted message, µs. */
   readonly cpuUsPerMsg: number;
-  /** Set when the cell could not run (server unavailable or failed). */
+  /** Set when the cell could not run (server unavailable, cannot do the work, or failed). */
   readonly error?: string;
+  /** Set when the server does not do the same work as the others: no ratio to Postfix is claimed. */
+  readonly notSameWork?: string;
 }
 
 export interface IdleResult {
@@ -75,10 +79,19 @@ export interface ProfileResult {
 export interface ScenarioInfo {
   readonly name: string;
   readonly title: string;
+  readonly mode?: Mode;
+}
+
+/** What a scenario of its own (bench/extra-scenarios.ts) reported. */
+export interface ExtraReport {
+  readonly title: string;
+  readonly lines: readonly string[];
+  readonly data?: unknown;
+  readonly error?: string;
 }
 
 export interface BenchResults {
-  readonly format: 'postern-bench 1';
+  readonly format: 'postern-bench 2';
   readonly label: string;
   readonly argv: readonly string[];
   readonly startedAt: string;
@@ -100,6 +113,9 @@ export interface BenchResults {
   readonly fsync?: FsyncResult;
   readonly idle?: IdleResult;
   readonly profiles?: readonly ProfileResult[];
+  readonly extras?: Readonly<Record<string, ExtraReport>>;
+  /** Versions of the destinations' programs (Dovecot, procmail). */
+  readonly destinationVersions?: Readonly<Record<string, string>>;
   /** What answered Postern's DNS queries, and how many it answered. */
   readonly resolver?: string;
   readonly resolverQueries?: number;
@@ -107,7 +123,7 @@ export interface BenchResults {
 }
 
 /** Sums up the runs of one cell. */
-export function summarizeCell(base: { scenario: string; server: string; tool: Tool; mode: Mode }, runs: readonly RunFigures[], error?: string): CellResult {
+export function summarizeCell(base: { scenario: string; server: string; tool: Tool; mode: Mode; notSameWork?: string }, runs: readonly RunFigures[], error?: string): CellResult {
   const p50s = runs.map((r) => r.latencyMs?.p50 ?? NaN);
   const p99s = runs.map((r) => r.latencyMs?.p99 ?? NaN);
   return {
@@ -146,20 +162,47 @@ function ms(v: number): string {
 
 const mb = (kb: number): string => (kb > 0 ? (kb / 1024).toFixed(1) : dash);
 
-export const TABLE_HEADER = ['scenario', 'server', 'msgs/s median (min–max)', '× Postfix', 'p50 ms', 'p99 ms', 'peak RSS MB', 'peak PSS MB', 'CPU µs/msg', 'counted/250s'];
+export const TABLE_HEADER = ['scenario', 'server', 'delivered msgs/s median (min–max)', '× Postfix', 'p50 ms', 'p99 ms', 'peak RSS MB', 'peak PSS MB', 'CPU µs/msg', 'delivered/250s', 'CPU ÷ Postfix'];
+
+/** A cell's error on one table line (the whole text is in the JSON). */
+const short = (text: string): string => (text.length > 160 ? `${text.slice(0, 157)}…` : text);
 
 /** The rows of the main table, one per cell, in the order given. */
 export function tableRows(cells: readonly CellResult[]): string[][] {
-  const postfixRate = new Map<string, number>();
-  for (const c of cells) if (c.server === 'postfix' && !c.error) postfixRate.set(c.scenario, c.rate.median);
+  const postfix = new Map<string, CellResult>();
+  for (const c of cells) if (c.server === 'postfix' && !c.error && c.rate.n > 0) postfix.set(c.scenario, c);
   return cells.map((c) => {
-    if (c.error) return [c.scenario, c.server, `not run: ${c.error}`, '', '', '', '', '', '', ''];
-    const ref = postfixRate.get(c.scenario);
-    const ratio = ref && ref > 0 && Number.isFinite(c.rate.median) ? `${(c.rate.median / ref).toFixed(2)}×` : dash;
+    if (c.error) return [c.scenario, c.server, short(c.error.startsWith('cannot: ') ? c.error : `not run: ${c.error}`), '', '', '', '', '', '', '', ''];
+    const ref = postfix.get(c.scenario);
+    const comparable = ref !== undefined && c.notSameWork === undefined && c.server !== 'postfix';
+    const ratio = c.notSameWork ? 'not the same work' : ref && ref.rate.median > 0 && Number.isFinite(c.rate.median) ? `${(c.rate.median / ref.rate.median).toFixed(2)}×` : dash;
+    const cpuRatio = comparable && ref.cpuUsPerMsg > 0 && Number.isFinite(c.cpuUsPerMsg) ? `${(c.cpuUsPerMsg / ref.cpuUsPerMsg).toFixed(2)}` : dash;
     const counted = c.runs.reduce((a, r) => a + r.counted, 0);
     const accepted = c.runs.reduce((a, r) => a + r.accepted, 0);
-    return [c.scenario, c.server, formatRate(c.rate), ratio, ms(c.p50Ms), ms(c.p99Ms), mb(c.peakRssKb), mb(c.peakPssKb), num(c.cpuUsPerMsg), `${num(counted)}/${num(accepted)}`];
+    return [c.scenario, c.server, formatRate(c.rate), ratio, ms(c.p50Ms), ms(c.p99Ms), mb(c.peakRssKb), mb(c.peakPssKb), num(c.cpuUsPerMsg), `${num(counted)}/${num(accepted)}`, cpuRatio];
   });
+}
+
+/**
+ * Where each server's CPU time per delivered message goes, by process name
+ * (over all runs of a cell: seconds ÷ delivered messages): one line per cell
+ * that has the breakdown, the largest first.
+ */
+export function cpuBreakdownLines(cells: readonly CellResult[]): string[] {
+  const out: string[] = [];
+  for (const c of cells) {
+    const counted = c.runs.reduce((a, r) => a + r.counted, 0);
+    if (c.error || counted === 0 || !c.runs.some((r) => r.cpuByProcess)) continue;
+    const sum: Record<string, number> = {};
+    for (const r of c.runs) for (const [k, v] of Object.entries(r.cpuByProcess ?? {})) sum[k] = (sum[k] ?? 0) + v;
+    const parts = Object.entries(sum)
+      .map(([k, v]) => [k, (v * 1e6) / counted] as const)
+      .filter(([, us]) => us >= 1)
+      .sort((a, b) => b[1] - a[1])
+      .map(([k, us]) => `${k} ${num(us)}`);
+    out.push(`${c.scenario} / ${c.server}: ${parts.join(', ')} µs`);
+  }
+  return out;
 }
 
 /** A plain-text table with aligned columns (numbers right-aligned). */
@@ -210,6 +253,7 @@ export function formatReportText(r: BenchResults): string {
   if (r.resolver) out.push(`  Postern's DNS resolver: ${r.resolver}${r.resolverQueries !== undefined ? `, ${r.resolverQueries} queries` : ''}`);
   out.push('');
   if (r.cells.length > 0) out.push(formatText(TABLE_HEADER, tableRows(r.cells)), '');
+  for (const [name, x] of Object.entries(r.extras ?? {})) out.push(`${x.title} (${name}):`, ...(x.error ? [`  not run: ${x.error}`] : x.lines.map((l) => `  ${l}`)), '');
   if (r.fsync) out.push('disk:', ...fsyncLines(r.fsync).map((l) => `  ${l}`), '');
   if (r.idle) out.push('idle sessions against Postern:', ...idleLines(r.idle).map((l) => `  ${l}`), '');
   for (const p of r.profiles ?? []) {
@@ -229,17 +273,18 @@ export function formatReportMarkdown(r: BenchResults, profileTables: readonly st
     '',
     `Machine: ${machineLine(r)}. Other work on the machine during the run makes the figures indicative only.`,
     '',
-    '| server | version | queue mode | relay mode |',
-    '| --- | --- | --- | --- |',
-    ...Object.entries(r.servers).map(([n, s]) => `| ${n} | ${s.unavailable ? `not available: ${s.unavailable}` : s.version} | ${s.method.queue} | ${s.method.relay} |`),
+    '| server | version | maildir | lmtp | mda | relay |',
+    '| --- | --- | --- | --- | --- | --- |',
+    ...Object.entries(r.servers).map(([n, s]) => `| ${n} | ${s.unavailable ? `not available: ${s.unavailable}` : s.version} | ${s.method.maildir} | ${s.method.lmtp} | ${s.method.mda} | ${s.method.relay} |`),
     '',
+    ...(r.destinationVersions ? [`Destinations: ${Object.entries(r.destinationVersions).map(([k, v]) => `${k} ${v || 'not installed'}`).join('; ')}; smtp-sink from Postfix.`, ''] : []),
     ...(r.resolver ? [`Postern's DNS resolver (it looks up every sender's domain at MAIL): ${r.resolver}${r.resolverQueries !== undefined ? `, ${r.resolverQueries} queries answered` : ''}.`, ''] : []),
   ];
   if (r.cells.length > 0) {
     out.push(
       '## Throughput, latency, memory',
       '',
-      'Each figure counts only mail that was answered 250 *and* really arrived (in the queue, the log of discarded mail, or at smtp-sink), divided by the time from the start of the load to the last 250 (to the last arrival at the sink for `relay`). Latency: MAIL to the 250 after the final dot, per transaction (smtp-source reports none). Memory: peak over the runs of the sum over the server\'s processes; CPU: its process tree\'s user + system time per message.',
+      'Every server does the same work: receive, queue durably, deliver. Each figure counts only mail that was answered 250 *and* delivered (counted in the users\' maildirs, Dovecot\'s mailboxes, procmail\'s output or at smtp-sink), divided by the time from the first connection to the last delivery. Latency: MAIL to the 250 after the final dot, per transaction (smtp-source reports none). Memory: peak over the runs of the sum over the server\'s processes (PSS shares shared pages out); CPU: user + system time of the server\'s whole process tree (its delivery processes and MDAs, whatever user they run as, reaped ones included) per delivered message; "CPU ÷ Postfix" is that against Postfix\'s in the same scenario. A cell that says "cannot" is a server that cannot do that work: no ratio is claimed for it, nor for a server doing other work ("not the same work").',
       '',
       ...r.scenarios.filter((s) => r.cells.some((c) => c.scenario === s.name)).map((s) => `- \`${s.name}\`: ${s.title}`),
       '',
@@ -247,6 +292,9 @@ export function formatReportMarkdown(r: BenchResults, profileTables: readonly st
       '',
     );
   }
+  for (const [name, x] of Object.entries(r.extras ?? {})) out.push(`## ${x.title} (\`${name}\`)`, '', ...(x.error ? [`not run: ${x.error}`] : x.lines), '');
+  const breakdown = cpuBreakdownLines(r.cells);
+  if (breakdown.length > 0) out.push('## CPU per delivered message, by process', '', 'User + system time of each server\'s processes, grouped by name, per delivered message (the root process marked; a reaped child counts with its parent: procmail under Postfix\'s `local`, the shells under Postern\'s daemon).', '', ...breakdown.map((l) => `- ${l}`), '');
   if (r.fsync) out.push('## The disk', '', ...fsyncLines(r.fsync).map((l) => `- ${l}`), '');
   if (r.idle) out.push('## Idle sessions against Postern', '', ...idleLines(r.idle).map((l) => `- ${l}`), '');
   if (profileTables.length > 0) out.push('## CPU profile of Postern', '', ...profileTables);

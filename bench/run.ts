@@ -15,7 +15,7 @@
  * Everything is bounded: each run by its duration plus a drain limit,
  * each child process by a timeout, each wait by a deadline.
  */
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { join, relative } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -23,18 +23,21 @@ import { startDnsStub } from './dns.js';
 import { measureFsync } from './fsync-rate.js';
 import type { LoadResult } from './load.js';
 import { makePlan, USAGE, type Plan } from './options.js';
-import { PeakSampler, sampleTree, treeCpuSeconds } from './proc.js';
+import { PeakSampler, cpuDelta, sampleTree, treeCpuByName, treeCpuSeconds } from './proc.js';
 import { formatProfile, summarizeProfile, type CpuProfile } from './profile.js';
 import { formatReportMarkdown, formatReportText, summarizeCell, type BenchResults, type CellResult, type IdleResult, type ProfileResult, type RunFigures } from './report.js';
 import { SCENARIOS, type Params, type Scenario } from './scenarios.js';
 import { ensurePeers } from './setup.js';
+import { USER_PREFIX } from './users.js';
 import { runSmtpSource, smtpSourceUnavailable } from './smtp-source.js';
+import { destinationUnavailable, destinationVersions, openDestination, TRASH_OF_MAILBOXES, type Destination } from './destinations.js';
+import { EXTRA_SCENARIOS, type ExtraResult } from './extra-scenarios.js';
 import { haraka, haraka2 } from './servers/haraka.js';
 import { opensmtpd } from './servers/opensmtpd.js';
 import { postern } from './servers/postern.js';
 import { postfix } from './servers/postfix.js';
-import type { Mode, RunningServer, ServerKind } from './servers/server.js';
-import { sinkKind, startSink, type Sink } from './servers/sink.js';
+import { logTail, type Mode, type RunningServer, type ServerKind } from './servers/server.js';
+import { sinkKind } from './servers/sink.js';
 import { DIST_BENCH_DIR, REPO_ROOT, RESULTS_DIR, freePort, sleep, spawnWithLimits } from './util.js';
 
 const KINDS: Record<string, ServerKind> = { postern, postfix, opensmtpd, haraka, haraka2, sink: sinkKind };
@@ -76,8 +79,8 @@ interface LoadRun {
 }
 
 /** Runs bench/load.js in a child process (its own event loop and fd limit); bounded by duration + 90 s. */
-function runLoadChild(o: { port: number; sessions: number; size: number; rcpts: number; durationMs: number }): Promise<LoadRun> {
-  const args = [join(DIST_BENCH_DIR, 'load.js'), '--port', String(o.port), '--sessions', String(o.sessions), '--size', String(o.size), '--rcpts', String(o.rcpts), '--duration-ms', String(o.durationMs), '--timeout-ms', '20000'];
+function runLoadChild(o: { port: number; sessions: number; size: number; rcpts: number; durationMs: number; count?: number }): Promise<LoadRun> {
+  const args = [join(DIST_BENCH_DIR, 'load.js'), ...(o.count !== undefined ? ['--count', String(o.count)] : []), '--port', String(o.port), '--sessions', String(o.sessions), '--size', String(o.size), '--rcpts', String(o.rcpts), '--duration-ms', String(o.durationMs), '--timeout-ms', '20000', '--local-part', USER_PREFIX];
   return new Promise((resolve) => {
     const child = spawnWithLimits(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let startedAt = performance.now();
@@ -164,7 +167,10 @@ const trash: string[] = [];
 
 function emptyTrash(): void {
   for (const d of trash.splice(0)) rmSync(d, { recursive: true, force: true });
+  if (!keepAll) rmSync(TRASH_OF_MAILBOXES, { recursive: true, force: true });
 }
+/** --keep: the users' mailboxes are kept too (under TRASH_OF_MAILBOXES). */
+let keepAll = false;
 
 /** Wall time of the steps of the last cell (for the progress line). */
 let cellTimes = { start: 0, stop: 0, total: 0 };
@@ -172,21 +178,28 @@ let cellTimes = { start: 0, stop: 0, total: 0 };
 async function runCell(kind: ServerKind, scenario: Scenario, ctx: CellContext): Promise<CellResult> {
   const tCell = performance.now();
   cellTimes = { start: 0, stop: 0, total: 0 };
-  const base = { scenario: scenario.name, server: kind.name, tool: scenario.tool, mode: scenario.mode };
-  const why = kind.unavailable() ?? (scenario.tool === 'smtp-source' ? smtpSourceUnavailable() : undefined);
+  const base = { scenario: scenario.name, server: kind.name, tool: scenario.tool, mode: scenario.mode, ...(kind.notSameWork ? { notSameWork: kind.notSameWork } : {}) };
+  const cannot = kind.cannot?.(scenario.mode);
+  const why = kind.unavailable() ?? (cannot ? `cannot: ${cannot}` : undefined) ?? (kind.name === 'sink' ? undefined : destinationUnavailable(scenario.mode)) ?? (scenario.tool === 'smtp-source' ? smtpSourceUnavailable() : undefined);
   if (why) return summarizeCell(base, [], why);
   const workDir = mkdtempSync(join(tmpdir(), `postern-bench-${kind.name}-`));
+  chmodSync(workDir, 0o755); // the peers' unprivileged processes (Postfix's, Dovecot's) reach their folders
   const dirs = [workDir];
-  let sink: Sink | undefined;
+  let dest: Destination | undefined;
   let server: RunningServer | undefined;
   const runs: RunFigures[] = [];
+  const rcpts = scenario.rcpts;
   try {
     const mode: Mode = scenario.mode;
-    if (mode === 'relay') sink = await track(startSink(await freePort('127.0.0.3')));
+    if (kind.name !== 'sink') dest = await track(openDestination(mode, rcpts, join(workDir, 'destination'), `before-${scenario.name}-${kind.name}-${Date.now()}`));
     let port = await freePort();
     const tStart = performance.now();
+    const serverDir = (d: string): string => {
+      mkdirSync(join(d, 'server'), { recursive: true });
+      return join(d, 'server');
+    };
     const start = (dir: string): Promise<RunningServer> =>
-      track(kind.start({ mode, port, workDir: dir, ...(sink ? { sinkPort: sink.port } : {}), ...(ctx.cpuProfileDir ? { cpuProfileDir: ctx.cpuProfileDir } : {}), ...(ctx.resolver ? { resolver: ctx.resolver } : {}) }));
+      track(kind.start({ mode, port, workDir: serverDir(dir), ...(dest?.sinkPort !== undefined ? { sinkPort: dest.sinkPort } : {}), ...(dest?.lmtpPort !== undefined ? { lmtpPort: dest.lmtpPort } : {}), ...(ctx.cpuProfileDir ? { cpuProfileDir: ctx.cpuProfileDir } : {}), ...(ctx.resolver ? { resolver: ctx.resolver } : {}) }));
     const startNotes: string[] = [];
     try {
       server = await start(workDir);
@@ -196,44 +209,51 @@ async function runCell(kind: ServerKind, scenario: Scenario, ctx: CellContext): 
       await sleep(2000);
       port = await freePort();
       const retryDir = mkdtempSync(join(tmpdir(), `postern-bench-${kind.name}-retry-`));
+      chmodSync(retryDir, 0o755);
       dirs.push(retryDir);
       server = await start(retryDir);
     }
     cellTimes.start = performance.now() - tStart;
     const srv = server;
-    const arrived = mode === 'relay' ? async (): Promise<number> => sink!.messages() : () => srv.arrived();
-    const stallMs = ctx.params.stallMs[mode];
-    const drainMs = ctx.params.drainMs[mode];
-    const load = (durationMs: number): Promise<LoadRun & { rate?: number }> =>
+    // Deliveries, one per recipient (the sink as a server counts what it received).
+    const delivered = dest ? async (): Promise<number> => dest!.count() : async (): Promise<number> => (srv.arrived ? srv.arrived() : 0);
+    const lastDeliveryMs = (): number => dest?.lastDeliveryMs() ?? 0;
+    const { stallMs, drainMs } = ctx.params;
+    const load = (durationMs: number, count?: number): Promise<LoadRun & { rate?: number }> =>
       scenario.tool === 'load'
-        ? runLoadChild({ port, sessions: scenario.sessions, size: scenario.size, rcpts: scenario.rcpts, durationMs })
-        : runSourceLoad({ port, sessions: scenario.sessions, size: scenario.size, rcpts: scenario.rcpts, reuse: scenario.reuse === true, durationMs, hint: rateHints.get(kind.name) ?? 1000 });
+        ? runLoadChild({ port, sessions: scenario.sessions, size: scenario.size, rcpts, durationMs, ...(count !== undefined ? { count } : {}) })
+        : runSourceLoad({ port, sessions: scenario.sessions, size: scenario.size, rcpts, reuse: scenario.reuse === true, durationMs, hint: rateHints.get(kind.name) ?? 1000 });
 
-    // Warm-up: not measured; for smtp-source it also calibrates the message count. Short in relay
-    // mode, where a slow relay would otherwise carry a backlog into the first run.
-    const before0 = await arrived();
-    const warm = await load(mode === 'relay' ? Math.min(300, ctx.params.warmupMs) : ctx.params.warmupMs);
+    // Warm-up: not measured; for smtp-source it also calibrates the message count. Its mail is
+    // delivered before the first run (with many recipients, one message per session is enough).
+    const before0 = await delivered();
+    const warm = await load(ctx.params.warmupMs, rcpts > 1 ? 1 : undefined);
     if (scenario.tool === 'smtp-source' && warm.accepted > 0) rateHints.set(kind.name, (warm.accepted * 1000) / Math.max(1, warm.elapsedMs));
-    const warmArrived = await settle(arrived, before0 + warm.accepted, stallMs, drainMs);
-    const warmNote = warmArrived < before0 + warm.accepted ? [`${before0 + warm.accepted - warmArrived} warm-up message(s) still on their way when the first run began`] : [];
+    const warmArrived = await settle(delivered, before0 + warm.accepted * rcpts, stallMs, drainMs);
+    if (warmArrived < before0 + warm.accepted * rcpts) throw new Error(`${before0 + warm.accepted * rcpts - warmArrived} of the warm-up's ${warm.accepted * rcpts} deliveries had not happened after ${(drainMs / 1000).toFixed(0)} s (or ${(stallMs / 1000).toFixed(0)} s without one); ${logTail(srv.logFile, 1).slice(0, 300)}`);
 
     for (let i = 0; i < ctx.params.runs; i++) {
       if (!srv.alive()) throw new Error('the server exited');
-      const before = await arrived();
+      const before = await delivered();
       const cpu0 = treeCpuSeconds(srv.rootPid);
+      const byName0 = treeCpuByName(srv.rootPid);
       const sampler = new PeakSampler(srv.rootPid, 200).start();
-      const r = await load(ctx.params.durationMs);
-      const after = await settle(arrived, before + r.accepted, stallMs, drainMs);
+      const fixed = scenario.messages ? (ctx.params.quick ? scenario.messages.quick : scenario.messages.full) : undefined;
+      const r = await load(fixed !== undefined ? 60_000 : ctx.params.durationMs, fixed);
+      const after = await settle(delivered, before + r.accepted * rcpts, stallMs, drainMs);
       const peak = sampler.stop();
       const cpuSeconds = treeCpuSeconds(srv.rootPid) - cpu0;
+      const cpuByProcess = cpuDelta(byName0, treeCpuByName(srv.rootPid));
       const got = after - before;
-      const counted = Math.min(got, r.accepted);
-      let elapsedMs = r.elapsedMs;
-      if (mode === 'relay' && sink && sink.lastMessageAt() > r.startedAt) elapsedMs = Math.max(elapsedMs, sink.lastMessageAt() - r.startedAt);
-      const notes = [...(i === 0 ? [...startNotes, ...warmNote] : []), ...r.notes];
-      const undrained = got < r.accepted;
-      if (undrained) notes.push(`${r.accepted - got} message(s) answered 250 had not arrived when counting stopped (after ${(drainMs / 1000).toFixed(0)} s, or ${(stallMs / 1000).toFixed(0)} s without a new arrival)`);
-      if (undrained && mode === 'relay' && i + 1 < ctx.params.runs) notes.push('later runs skipped: their arrivals would include this run\'s backlog');
+      const counted = Math.min(got / rcpts, r.accepted);
+      // From the first connection to the last delivery (never shorter than the load itself).
+      const last = lastDeliveryMs();
+      const startWall = performance.timeOrigin + r.startedAt;
+      const elapsedMs = last > startWall ? Math.max(r.elapsedMs, last - startWall) : r.elapsedMs;
+      const notes = [...(i === 0 ? startNotes : []), ...r.notes];
+      const undrained = got < r.accepted * rcpts;
+      if (undrained) notes.push(`${r.accepted * rcpts - got} of ${r.accepted * rcpts} deliveries answered 250 had not happened when counting stopped (after ${(drainMs / 1000).toFixed(0)} s, or ${(stallMs / 1000).toFixed(0)} s without one)`);
+      if (undrained && i + 1 < ctx.params.runs) notes.push("later runs skipped: their deliveries would include this run's backlog");
       if (!srv.alive()) notes.push('the server exited during the run');
       runs.push({
         accepted: r.accepted,
@@ -246,20 +266,21 @@ async function runCell(kind: ServerKind, scenario: Scenario, ctx: CellContext): 
         peakPssKb: peak.peakPssKb,
         peakPids: peak.peakPids,
         cpuSeconds,
+        cpuByProcess,
         errors: r.errors,
         notes,
       });
-      if (undrained && mode === 'relay') break;
+      if (undrained) break;
     }
     const cell = summarizeCell(base, runs);
-    if (scenario.tool === 'load' && scenario.size <= 1024 && scenario.rcpts === 1) rateHints.set(kind.name, Math.max(rateHints.get(kind.name) ?? 0, cell.rate.median));
+    if (scenario.tool === 'load' && scenario.size <= 1024 && rcpts === 1) rateHints.set(kind.name, Math.max(rateHints.get(kind.name) ?? 0, cell.rate.median));
     return cell;
   } catch (e) {
     return summarizeCell(base, runs, (e as Error).message);
   } finally {
     const tStop = performance.now();
     await stopTracked(server);
-    await stopTracked(sink);
+    await stopTracked(dest);
     cellTimes.stop = performance.now() - tStop;
     for (const d of dirs) {
       if (!ctx.keep) trash.push(d);
@@ -281,7 +302,7 @@ async function runIdle(sessions: number, keep: boolean, resolver: string | undef
   try {
     const port = await freePort();
     // Room for every idle session and the probes; the default limits (800 in all) are reported apart.
-    server = await track(postern.start({ mode: 'queue', port, workDir, maxConnections: sessions + 1000, ...(resolver ? { resolver } : {}) }));
+    server = await track(postern.start({ mode: 'relay', sinkPort: 9, port, workDir, maxConnections: sessions + 1000, ...(resolver ? { resolver } : {}) }));
     await sleep(500);
     const base = [sampleTree(server.rootPid), (await sleep(200), sampleTree(server.rootPid))];
     const baseline = { rssKb: Math.min(...base.map((s) => s.rssKb)), pssKb: Math.min(...base.map((s) => s.pssKb)) };
@@ -370,6 +391,7 @@ async function main(argv: string[]): Promise<void> {
     process.stdout.write(`${USAGE}\n`);
     return;
   }
+  keepAll = plan.keep;
   const started = new Date();
   const t0 = performance.now();
   const loadStart = loadavg();
@@ -387,7 +409,7 @@ async function main(argv: string[]): Promise<void> {
   const results: {
     -readonly [K in keyof BenchResults]: BenchResults[K];
   } = {
-    format: 'postern-bench 1',
+    format: 'postern-bench 2',
     label: plan.params.label,
     argv,
     startedAt: started.toISOString(),
@@ -396,8 +418,9 @@ async function main(argv: string[]): Promise<void> {
     machine: { cpus: cpuList.length, cpuModel: cpuList[0]?.model.trim() ?? '?', memoryMb: Math.round(totalmem() / 2 ** 20), kernel: release(), os: osName(), loadAvgStart: loadStart, loadAvgEnd: [] },
     params: { runs: plan.params.runs, durationMs: plan.params.durationMs, warmupMs: plan.params.warmupMs, idleSessions: plan.params.idleSessions },
     servers,
-    scenarios: SCENARIOS.filter((s) => plan.scenarios.includes(s)).map((s) => ({ name: s.name, title: s.title })),
+    scenarios: SCENARIOS.filter((s) => plan.scenarios.includes(s)).map((s) => ({ name: s.name, title: s.title, mode: s.mode })),
     cells: [],
+    destinationVersions: destinationVersions(),
     setupLog: setup.log,
   };
   mkdirSync(RESULTS_DIR, { recursive: true });
@@ -447,6 +470,17 @@ async function main(argv: string[]): Promise<void> {
   if (plan.extras.has('fsync')) {
     progress('disk: create + write + fsync + rename loop…');
     results.fsync = measureFsync(tmpdir(), 20_000, plan.params.fsyncMs);
+    saveTmp();
+  }
+  for (const x of plan.extraScenarios) {
+    progress(`${x.name}: ${x.title}…`);
+    let r: ExtraResult;
+    try {
+      r = await x.run({ params: plan.params, keep: plan.keep, ...(resolver ? { resolver } : {}), trash: (d) => void (plan.keep ? progress(`  kept ${d}`) : trash.push(d)), progress, servers: plan.serverFilter });
+    } catch (e) {
+      r = { lines: [], error: (e as Error).message };
+    }
+    results.extras = { ...(results.extras ?? {}), [x.name]: { title: x.title, ...r } };
     saveTmp();
   }
   if (plan.extras.has('idle')) {

@@ -1,7 +1,11 @@
 /*
  * bench/scenarios.ts — the benchmark matrix as data: the load scenarios,
  * which servers take part in each, and the parameters of the quick and
- * full runs.
+ * full runs. Every scenario makes every server do the same work: receive,
+ * queue durably, deliver (bench/servers/server.ts's modes).
+ *
+ * Scenarios that are not "a load against each server" (a large queue, …)
+ * live in files of their own and are registered in bench/extra-scenarios.ts.
  */
 import type { Mode } from './servers/server.js';
 
@@ -15,6 +19,7 @@ export interface Scenario {
   readonly sessions: number;
   /** Message size, bytes (for smtp-source: the body length it is given). */
   readonly size: number;
+  /** Recipients per message: the local users pbench0 … (bench/users.ts). */
   readonly rcpts: number;
   /** smtp-source only: many messages per connection (-d) rather than one. */
   readonly reuse?: boolean;
@@ -24,21 +29,26 @@ export interface Scenario {
   readonly quick: boolean;
   /** Servers left out of --quick (the rest of `servers` run). */
   readonly quickSkip?: readonly string[];
+  /** A fixed number of messages per run instead of a load of the run's duration (many deliveries per message). */
+  readonly messages?: { readonly quick: number; readonly full: number };
 }
 
 const MAIN = ['postern', 'postfix', 'opensmtpd', 'haraka'];
 
+const load = (name: string, title: string, mode: Mode, sessions: number, size: number, quick: boolean, more: Partial<Scenario> = {}): Scenario => ({ name, title, mode, tool: 'load', sessions, size, rcpts: 1, servers: MAIN, quick, ...more });
+
 export const SCENARIOS: readonly Scenario[] = [
-  { name: '1k-1', title: '1 KB, 1 session', mode: 'queue', tool: 'load', sessions: 1, size: 1024, rcpts: 1, servers: MAIN, quick: true },
-  { name: '1k-10', title: '1 KB, 10 sessions', mode: 'queue', tool: 'load', sessions: 10, size: 1024, rcpts: 1, servers: [...MAIN, 'haraka2', 'sink'], quick: true, quickSkip: ['haraka2', 'sink'] },
-  { name: '1k-50', title: '1 KB, 50 sessions', mode: 'queue', tool: 'load', sessions: 50, size: 1024, rcpts: 1, servers: [...MAIN, 'haraka2', 'sink'], quick: true, quickSkip: ['haraka2'] },
-  { name: '100k-10', title: '100 KB, 10 sessions', mode: 'queue', tool: 'load', sessions: 10, size: 102_400, rcpts: 1, servers: MAIN, quick: true },
-  { name: 'rcpt10', title: '1 KB, 10 recipients, 10 sessions', mode: 'queue', tool: 'load', sessions: 10, size: 1024, rcpts: 10, servers: MAIN, quick: true },
-  { name: 'relay', title: 'end to end: receive, queue, relay to smtp-sink (1 KB, 10 sessions)', mode: 'relay', tool: 'load', sessions: 10, size: 1024, rcpts: 1, servers: MAIN, quick: true },
-  { name: 'source-10', title: 'smtp-source -d: 1 KB, 10 sessions, connections kept', mode: 'queue', tool: 'smtp-source', reuse: true, sessions: 10, size: 1024, rcpts: 1, servers: [...MAIN, 'haraka2', 'sink'], quick: true, quickSkip: ['haraka2'] },
-  { name: 'source-50', title: 'smtp-source -d: 1 KB, 50 sessions, connections kept', mode: 'queue', tool: 'smtp-source', reuse: true, sessions: 50, size: 1024, rcpts: 1, servers: [...MAIN, 'haraka2', 'sink'], quick: false },
-  { name: 'source-100k', title: 'smtp-source -d: 100 KB, 10 sessions, connections kept', mode: 'queue', tool: 'smtp-source', reuse: true, sessions: 10, size: 102_400, rcpts: 1, servers: MAIN, quick: false },
-  { name: 'conn-10', title: 'smtp-source: 1 KB, 10 sessions, one message per connection', mode: 'queue', tool: 'smtp-source', sessions: 10, size: 1024, rcpts: 1, servers: [...MAIN, 'sink'], quick: false },
+  load('maildir-1k-1', 'maildir as the user, 1 KB, 1 session', 'maildir', 1, 1024, true),
+  load('maildir-1k-10', 'maildir as the user, 1 KB, 10 sessions', 'maildir', 10, 1024, true, { servers: [...MAIN, 'sink'], quickSkip: ['sink'] }),
+  load('maildir-1k-50', 'maildir as the user, 1 KB, 50 sessions', 'maildir', 50, 1024, true),
+  load('maildir-100k-1', 'maildir as the user, 100 KB, 1 session', 'maildir', 1, 102_400, false),
+  load('maildir-100k-10', 'maildir as the user, 100 KB, 10 sessions', 'maildir', 10, 102_400, true),
+  load('maildir-100k-50', 'maildir as the user, 100 KB, 50 sessions', 'maildir', 50, 102_400, false),
+  load('lmtp-1k-10', 'Dovecot over LMTP, 1 KB, 10 sessions', 'lmtp', 10, 1024, true),
+  load('users100', 'one message to 100 local users (maildir, 1 KB, 100 recipients), 10 sessions; a figure is messages (100 deliveries each)', 'maildir', 10, 1024, true, { rcpts: 100, messages: { quick: 10, full: 30 } }),
+  load('procmail-10', 'procmail as MDA (into ~/Maildir/), 1 KB, 10 sessions', 'mda', 10, 1024, true),
+  load('relay', 'relay to smtp-sink, 1 KB, 10 sessions', 'relay', 10, 1024, true),
+  { name: 'source-10', title: 'smtp-source -d (the independent client, no pipelining): maildir, 1 KB, 10 sessions', mode: 'maildir', tool: 'smtp-source', reuse: true, sessions: 10, size: 1024, rcpts: 1, servers: MAIN, quick: false },
 ];
 
 /** Runs that are not load scenarios, selectable with --scenario too. */
@@ -48,18 +58,20 @@ export const SERVER_NAMES = ['postern', 'postfix', 'opensmtpd', 'haraka', 'harak
 
 export interface Params {
   readonly label: 'quick' | 'full' | 'partial' | 'profile';
+  /** --quick's sizes (also when a partial run is quick). */
+  readonly quick: boolean;
   readonly runs: number;
   /** Measured load per run. */
   readonly durationMs: number;
   /** Unmeasured load before the first run of each server and scenario (JIT, caches, process pools). */
   readonly warmupMs: number;
-  /** Longest wait for stored or relayed mail to be counted after a run. */
-  readonly drainMs: { readonly queue: number; readonly relay: number };
-  /** …or for this long without a new arrival. */
-  readonly stallMs: { readonly queue: number; readonly relay: number };
+  /** Longest wait, after the load, for what was acknowledged to be delivered. */
+  readonly drainMs: number;
+  /** …or for this long without a new delivery. */
+  readonly stallMs: number;
   readonly idleSessions: number;
   readonly fsyncMs: number;
 }
 
-export const QUICK: Params = { label: 'quick', runs: 1, durationMs: 1500, warmupMs: 300, drainMs: { queue: 5000, relay: 6000 }, stallMs: { queue: 1500, relay: 2000 }, idleSessions: 2000, fsyncMs: 1000 };
-export const FULL: Params = { label: 'full', runs: 3, durationMs: 4000, warmupMs: 800, drainMs: { queue: 10_000, relay: 20_000 }, stallMs: { queue: 2000, relay: 5000 }, idleSessions: 10_000, fsyncMs: 3000 };
+export const QUICK: Params = { label: 'quick', quick: true, runs: 1, durationMs: 1500, warmupMs: 300, drainMs: 15_000, stallMs: 3000, idleSessions: 2000, fsyncMs: 1000 };
+export const FULL: Params = { label: 'full', quick: false, runs: 3, durationMs: 4000, warmupMs: 800, drainMs: 40_000, stallMs: 4000, idleSessions: 10_000, fsyncMs: 3000 };

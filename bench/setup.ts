@@ -11,6 +11,12 @@
  *    conflict with nothing) installed when missing; its two users created
  *    when missing (Debian builds it for opensmtpd/opensmtpq, upstream for
  *    _smtpd/_smtpq; the names are read from the binary);
+ *  - Dovecot (Debian dovecot-core and dovecot-lmtpd) for the lmtp
+ *    scenarios and procmail for the mda scenario, installed with apt-get
+ *    when missing (services kept from starting; the harness runs its own
+ *    Dovecot, bench/dovecot.ts);
+ *  - the local users mail is delivered to (bench/users.ts), created when
+ *    missing;
  *  - Haraka (npm package Haraka, a pinned version) installed into
  *    bench/.peers/haraka with npm. Two of its transitive dependencies pin
  *    versions this registry does not carry (encoding-japanese 2.5.0 and
@@ -25,6 +31,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, unlinkSync, w
 import { join } from 'node:path';
 import { OPENSMTPD_BIN, OPENSMTPD_ROOT } from './servers/opensmtpd.js';
 import { HARAKA_DIR } from './servers/haraka.js';
+import { ensureBenchUsers } from './users.js';
 import { PEERS_DIR, isRoot, run, which } from './util.js';
 
 export const HARAKA_VERSION = '3.3.4';
@@ -148,6 +155,19 @@ function ensureHaraka(log: string[]): string | undefined {
   return existsSync(pkg) ? undefined : 'npm install left no Haraka';
 }
 
+/** Dovecot with LMTP and procmail: apt-get when missing; what is still missing, or undefined. */
+function ensureDeliveryPeers(log: string[]): string | undefined {
+  const pkgs = [
+    ['dovecot-core', '/usr/sbin/dovecot'],
+    ['dovecot-lmtpd', '/usr/lib/dovecot/lmtp'],
+    ['procmail', '/usr/bin/procmail'],
+  ].filter(([, file]) => !existsSync(file as string)).map(([pkg]) => pkg as string);
+  if (pkgs.length === 0) return undefined;
+  if (!isRoot()) return `${pkgs.join(', ')} not installed and we are not root`;
+  if (!aptInstall(pkgs, log)) return `apt-get install ${pkgs.join(' ')} failed`;
+  return undefined;
+}
+
 /** Makes every peer in `wanted` ready (postfix also stands for smtp-source/smtp-sink). */
 export function ensurePeers(wanted: ReadonlySet<string>): SetupResult {
   const log: string[] = [];
@@ -157,6 +177,10 @@ export function ensurePeers(wanted: ReadonlySet<string>): SetupResult {
     missing['postfix'] = pf;
     missing['sink'] = pf;
   }
+  const delivery = ensureDeliveryPeers(log);
+  if (delivery) log.push(`not ready: ${delivery} (the lmtp and mda cells will say so)`);
+  const users = ensureBenchUsers(log);
+  if (users) log.push(`not ready: ${users} (the local delivery cells will say so)`);
   if (wanted.has('opensmtpd')) {
     const r = ensureOpensmtpd(log);
     if (r) missing['opensmtpd'] = r;

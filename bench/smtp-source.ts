@@ -14,6 +14,7 @@
 import { spawn } from 'node:child_process';
 import { BENCH_DOMAIN } from './servers/server.js';
 import { limitPrefix, which } from './util.js';
+import { userName } from './users.js';
 
 export interface SourceOptions {
   readonly host: string;
@@ -56,7 +57,7 @@ export function runSmtpSource(o: SourceOptions, onStart?: () => void): Promise<S
     '-r', String(o.rcpts),
     '-M', 'source.bench.test',
     '-f', 'source@source.bench.test',
-    '-t', `rcpt@${BENCH_DOMAIN}`,
+    '-t', `${userName(0)}@${BENCH_DOMAIN}`,
     `${o.host}:${o.port}`,
   ];
   return new Promise((resolve) => {

@@ -5,19 +5,16 @@
  * smtp.ini listen/nodes, plugins, host_list (the test domain, accepted by
  * rcpt_to.in_host_list), me, smtp_forward.ini.
  *
- * Haraka has no queue of its own: queue mode is `queue/discard` (told to
- * discard by YES_REALLY_DO_DISCARD), preceded by a four-line plugin of the
- * harness, bench_count, which counts messages reaching the queue hook in
- * memory and writes the count to a file every 100 ms (one file per
- * worker). Nothing touches the disk per message, so its figures are those
- * of a server with no durability at all. relay mode: queue/smtp_forward to
- * smtp-sink, which forwards during the client's DATA (before the 250),
- * without storing the message either.
+ * Haraka has no queue of its own and no local delivery: it cannot do the
+ * maildir, lmtp-after-queueing or mda work (its cells say so). In relay
+ * mode it runs queue/smtp_forward to smtp-sink, which forwards during the
+ * client's DATA (before the 250) without storing the message: not the same
+ * work as a queueing server (no ratio to Postfix is claimed).
  *
  * `haraka` runs one process (smtp.ini nodes=0); `haraka2` runs Node's
  * cluster with two workers (nodes=2).
  */
-import { cpSync, existsSync, readdirSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { cpSync, existsSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { BENCH_DOMAIN, LISTEN_HOST, SINK_HOST, exitStatus, logTail, stopTree, type RunningServer, type ServerKind, type StartOptions } from './server.js';
 import { PEERS_DIR, spawnWithLimits, waitListening } from '../util.js';
@@ -26,33 +23,17 @@ export const HARAKA_DIR = join(PEERS_DIR, 'haraka');
 const HARAKA_PKG = join(HARAKA_DIR, 'node_modules', 'Haraka');
 const HARAKA_BIN = join(HARAKA_PKG, 'bin', 'haraka');
 
-/** The harness's counting plugin (CommonJS, loaded by Haraka's plugin loader). */
-export const BENCH_COUNT_PLUGIN = `// bench_count: written by Postern's benchmark harness (bench/servers/haraka.ts).
-// Counts messages that reach the queue hook, in memory; writes the count to
-// $BENCH_COUNT_DIR/count.<pid> every 100 ms (write, then rename: never read
-// half written). The next queue plugin decides what happens to the message.
-const fs = require('node:fs');
-let count = 0;
-exports.register = function () {
-    const file = process.env.BENCH_COUNT_DIR + '/count.' + process.pid;
-    setInterval(() => {
-        fs.writeFileSync(file + '.tmp', String(count));
-        fs.renameSync(file + '.tmp', file);
-    }, 100).unref();
-};
-exports.hook_queue = function (next) {
-    count++;
-    next();
-};
-`;
-
 function harakaKind(name: string, nodes: number): ServerKind {
   return {
     name,
     method: {
-      queue: `nothing written: a counting plugin, then queue/discard (in memory only; ${nodes === 0 ? 'one process' : `${nodes} cluster workers`}); counted by that plugin`,
-      relay: 'queue/smtp_forward to smtp-sink during DATA (not stored); counted at the sink',
+      maildir: 'cannot: no queue, no local delivery',
+      lmtp: 'cannot: no queue (queue/lmtp hands the message on during DATA)',
+      mda: 'cannot: no queue, no local delivery',
+      relay: `queue/smtp_forward to smtp-sink during DATA, nothing stored (${nodes === 0 ? 'one process' : `${nodes} cluster workers`})`,
     },
+    cannot: (mode) => (mode === 'relay' ? undefined : mode === 'lmtp' ? 'Haraka has no queue: it cannot queue durably before delivering' : 'Haraka has no queue and no local delivery'),
+    notSameWork: 'Haraka forwards during DATA and stores nothing',
     unavailable: () => (existsSync(HARAKA_BIN) ? undefined : `${HARAKA_BIN} missing (bench/setup.ts installs it)`),
     version: () => {
       try {
@@ -70,17 +51,14 @@ function harakaKind(name: string, nodes: number): ServerKind {
       writeFileSync(join(cfg, 'smtp.ini'), `[main]\nlisten=${LISTEN_HOST}:${o.port}\nnodes=${nodes}\nforce_shutdown_timeout=5\n`);
       writeFileSync(join(cfg, 'host_list'), `${BENCH_DOMAIN}\n`);
       writeFileSync(join(cfg, 'me'), 'haraka.bench.localhost\n');
-      const plugins = o.mode === 'queue' ? ['rcpt_to.in_host_list', 'bench_count', 'queue/discard'] : ['rcpt_to.in_host_list', 'queue/smtp_forward'];
+      const plugins = ['rcpt_to.in_host_list', 'queue/smtp_forward'];
       writeFileSync(join(cfg, 'plugins'), plugins.join('\n') + '\n');
       writeFileSync(join(cfg, 'smtp_forward.ini'), `host=${SINK_HOST}\nport=${o.sinkPort ?? 9}\nenable_tls=false\n`);
-      writeFileSync(join(dir, 'plugins', 'bench_count.js'), BENCH_COUNT_PLUGIN);
-      const counts = join(dir, 'counts');
-      mkdirSync(counts, { recursive: true });
       const logFile = join(dir, 'haraka.log');
       const child = spawnWithLimits(process.execPath, [HARAKA_BIN, '-c', dir], {
         cwd: HARAKA_DIR,
         logFile,
-        env: { ...process.env, BENCH_COUNT_DIR: counts, YES_REALLY_DO_DISCARD: '1' },
+        env: { ...process.env },
       });
       const alive = (): boolean => child.exitCode === null && child.signalCode === null;
       try {
@@ -95,12 +73,6 @@ function harakaKind(name: string, nodes: number): ServerKind {
         port: o.port,
         rootPid: child.pid as number,
         logFile,
-        arrived: async () => {
-          await new Promise((r) => setTimeout(r, 150)); // the plugin writes every 100 ms
-          let n = 0;
-          for (const f of readdirSync(counts)) if (!f.endsWith('.tmp')) n += Number(readFileSync(join(counts, f), 'utf8')) || 0;
-          return n;
-        },
         alive,
         stop: () => stopTree(child, 8000),
       };

@@ -3,14 +3,21 @@
  * test, and the child-process plumbing they share.
  *
  * Every server accepts mail for one test domain (bench.test) on a loopback
- * port, in one of two modes, the same for all:
+ * port, queues it durably, and delivers it — the same work for all, in one
+ * of these modes:
  *
- *   queue  accept, store durably as the server does for real mail, then
- *          discard (or keep, delivery paused); counted where it was stored;
- *   relay  accept, queue, and relay to smtp-sink; counted at the sink.
+ *   maildir  to ~/Maildir of the unprivileged local user named by the local
+ *            part (bench/users.ts), as that user; counted in its new/;
+ *   lmtp     to the harness's Dovecot over LMTP (bench/dovecot.ts); counted
+ *            in Dovecot's mailboxes;
+ *   mda      through procmail (the user's ~/.procmailrc files it into
+ *            ~/Maildir/); counted there;
+ *   relay    to smtp-sink; counted at the sink.
  *
- * Each kind documents how it meets that (`method`), and the report prints
+ * Each kind documents how it does that (`method`), and the report prints
  * it next to the figures, since the servers differ in what "durably" means.
+ * A kind that cannot do a mode's work says why (`cannot`): its cell says
+ * so and no ratio is claimed.
  */
 import type { ChildProcess } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
@@ -18,24 +25,48 @@ import { join } from 'node:path';
 import { processTree } from '../proc.js';
 import { isAlive, signal, sleep, waitExit } from '../util.js';
 
-export type Mode = 'queue' | 'relay';
+export type Mode = 'maildir' | 'lmtp' | 'mda' | 'relay';
+
+export const MODES: readonly Mode[] = ['maildir', 'lmtp', 'mda', 'relay'];
 
 /** The test domain every server accepts mail for, and the sink's address. */
 export const BENCH_DOMAIN = 'bench.test';
 export const LISTEN_HOST = '127.0.0.1';
 export const SINK_HOST = '127.0.0.3';
+/** The MDA of the mda mode, the same command line for every server (procmail reads the user's ~/.procmailrc). */
+export const MDA_COMMAND = '/usr/bin/procmail -f -';
+
+/** Where a server delivers in one mode (smtp-sink's or Dovecot's port on loopback). */
+export interface Destination {
+  readonly sinkPort?: number;
+  readonly lmtpPort?: number;
+}
+
+/** The smtpd.conf action (OpenSMTPD syntax, shared by Postern and OpenSMTPD) of each mode. */
+export function smtpdAction(mode: Mode, d: Destination): string {
+  switch (mode) {
+    case 'maildir':
+      return 'action "bench" maildir';
+    case 'lmtp':
+      return `action "bench" lmtp "${LISTEN_HOST}:${d.lmtpPort ?? 24}"`;
+    case 'mda':
+      return `action "bench" mda "${MDA_COMMAND}"`;
+    case 'relay':
+      return `action "bench" relay host smtp+notls://${SINK_HOST}:${d.sinkPort ?? 9}`;
+  }
+}
 
 /**
- * The smtpd.conf lines Postern and OpenSMTPD share: the listener, the relay
- * action to the sink, the match for the test domain — and no limit on
+ * The smtpd.conf lines Postern and OpenSMTPD share: the listener, the
+ * mode's action, the match for the test domain — and no limit on
  * messages per session (Postfix and Haraka set none; smtp-source -d sends
  * all its messages over one connection).
  */
-export function smtpdConfBody(port: number, sinkPort: number): string[] {
+export function smtpdConfBody(port: number, mode: Mode, d: Destination): string[] {
   return [
     'smtp limit max-mails 1000000',
     `listen on ${LISTEN_HOST} port ${port}`,
-    `action "bench" relay host smtp+notls://${SINK_HOST}:${sinkPort}`,
+    smtpdAction(mode, d),
     `match from any for domain "${BENCH_DOMAIN}" action "bench"`,
     '',
   ];
@@ -65,6 +96,8 @@ export interface StartOptions {
   readonly port: number;
   /** relay mode: where to relay (smtp-sink). */
   readonly sinkPort?: number;
+  /** lmtp mode: the port of the harness's Dovecot LMTP listener on 127.0.0.1. */
+  readonly lmtpPort?: number;
   /** A fresh folder for this instance (configuration, queue, log). */
   readonly workDir: string;
   /** Postern only: write a V8 CPU profile (node --cpu-prof) into this folder at exit. */
@@ -82,8 +115,8 @@ export interface RunningServer {
   /** The root of the server's process tree (memory and CPU are summed over it). */
   readonly rootPid: number;
   readonly logFile: string;
-  /** queue mode: messages stored (or discarded after storing) so far. */
-  arrived(): Promise<number>;
+  /** Messages the server counts itself (the sink as a server); otherwise counted at the destination. */
+  arrived?(): Promise<number>;
   alive(): boolean;
   stop(): Promise<void>;
 }
@@ -94,6 +127,10 @@ export interface ServerKind {
   readonly method: Readonly<Record<Mode, string>>;
   /** undefined when it can run here, else the reason it cannot. */
   unavailable(): string | undefined;
+  /** undefined when it can do the mode's work, else why not (its cell says so, no ratio is claimed). */
+  cannot?(mode: Mode): string | undefined;
+  /** Set when what it does is not the same work as the others (no ratio to Postfix is claimed): why. */
+  readonly notSameWork?: string;
   version(): string;
   start(o: StartOptions): Promise<RunningServer>;
 }

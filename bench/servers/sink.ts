@@ -80,9 +80,12 @@ export async function startSink(port: number, host = SINK_HOST): Promise<Sink> {
 export const sinkKind: ServerKind = {
   name: 'sink',
   method: {
-    queue: 'smtp-sink: answers 250 and stores nothing — the physical limit of client and loopback; counted by its own counter',
-    relay: 'not applicable (it is the relay destination)',
+    maildir: 'smtp-sink: answers 250 and stores nothing — the physical limit of client and loopback; counted by its own counter',
+    lmtp: 'as in maildir',
+    mda: 'as in maildir',
+    relay: 'as in maildir',
   },
+  notSameWork: 'smtp-sink stores and delivers nothing: the ceiling of client and loopback',
   unavailable: sinkUnavailable,
   version: () => `smtp-sink (Postfix ${run('postconf', ['-h', 'mail_version']).stdout.trim()})`,
   async start(o: StartOptions): Promise<RunningServer> {

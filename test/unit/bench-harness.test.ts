@@ -14,10 +14,24 @@ import { Resolver } from 'node:dns/promises';
 import { nxdomainAnswer, startDnsStub } from '../../bench/dns.js';
 import { buildMessage, runLoad } from '../../bench/load.js';
 import { makePlan } from '../../bench/options.js';
-import { PeakSampler, parseRollup, parseStat, processTree, sampleTree, treeCpuSeconds } from '../../bench/proc.js';
+import { PeakSampler, cpuDelta, parseRollup, parseStat, processTree, sampleTree, treeCpuByName, treeCpuSeconds } from '../../bench/proc.js';
 import { summarizeProfile, type CpuProfile } from '../../bench/profile.js';
-import { formatMarkdownTable, formatRate, formatReportMarkdown, formatReportText, formatText, summarizeCell, tableRows, TABLE_HEADER, type BenchResults, type RunFigures } from '../../bench/report.js';
+import { cpuBreakdownLines, formatMarkdownTable, formatRate, formatReportMarkdown, formatReportText, formatText, summarizeCell, tableRows, TABLE_HEADER, type BenchResults, type RunFigures } from '../../bench/report.js';
 import { lastMessageCount } from '../../bench/servers/sink.js';
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { connect as netConnect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { dovecotConfig, dovecotUnavailable, startDovecot } from '../../bench/dovecot.js';
+import { destinationUnavailable } from '../../bench/destinations.js';
+import { EXTRA_SCENARIOS } from '../../bench/extra-scenarios.js';
+import { SCENARIOS } from '../../bench/scenarios.js';
+import { haraka } from '../../bench/servers/haraka.js';
+import { opensmtpdConfig } from '../../bench/servers/opensmtpd.js';
+import { posternConfig } from '../../bench/servers/postern.js';
+import { postfixMainCf, postfixMasterCf } from '../../bench/servers/postfix.js';
+import { MDA_COMMAND, MODES, smtpdAction } from '../../bench/servers/server.js';
+import { countNew, ensureMailOwner, MAIL_OWNER, newestCtimeMs, PROCMAILRC } from '../../bench/users.js';
 import { lastCounter } from '../../bench/smtp-source.js';
 import { percentile, spread, summarizeLatencies } from '../../bench/stats.js';
 
@@ -189,9 +203,9 @@ function run(rate: number, over: Partial<RunFigures> = {}): RunFigures {
 
 describe('bench result table', () => {
   const cells = [
-    summarizeCell({ scenario: '1k-10', server: 'postern', tool: 'load', mode: 'queue' }, [run(3000), run(2800), run(3100, { peakRssKb: 80 * 1024 })]),
-    summarizeCell({ scenario: '1k-10', server: 'postfix', tool: 'load', mode: 'queue' }, [run(1000), run(900), run(1100)]),
-    summarizeCell({ scenario: '1k-10', server: 'opensmtpd', tool: 'load', mode: 'queue' }, [], 'needs root'),
+    summarizeCell({ scenario: 'maildir-1k-10', server: 'postern', tool: 'load', mode: 'maildir' }, [run(3000), run(2800), run(3100, { peakRssKb: 80 * 1024 })]),
+    summarizeCell({ scenario: 'maildir-1k-10', server: 'postfix', tool: 'load', mode: 'maildir' }, [run(1000), run(900), run(1100)]),
+    summarizeCell({ scenario: 'maildir-1k-10', server: 'opensmtpd', tool: 'load', mode: 'maildir' }, [], 'needs root'),
   ];
 
   it('summarises runs: median and range of the rate, peak memory over the runs, CPU per message', () => {
@@ -225,7 +239,7 @@ describe('bench result table', () => {
 
   it('renders a whole report as text and Markdown', () => {
     const results: BenchResults = {
-      format: 'postern-bench 1',
+      format: 'postern-bench 2',
       label: 'quick',
       argv: ['--quick'],
       startedAt: '2026-11-22T00:00:00.000Z',
@@ -233,20 +247,151 @@ describe('bench result table', () => {
       durationS: 120,
       machine: { cpus: 2, cpuModel: 'Test CPU', memoryMb: 4096, kernel: '6.1', os: 'Debian', loadAvgStart: [0.5, 0.4, 0.3], loadAvgEnd: [1, 1, 1] },
       params: { runs: 3, durationMs: 4000, warmupMs: 800, idleSessions: 10 },
-      servers: { postern: { version: 'Postern 0.1.0', method: { queue: 'fsync', relay: 'sink' } } },
-      scenarios: [{ name: '1k-10', title: '1 KB, 10 sessions' }],
+      servers: { postern: { version: 'Postern 0.1.0', method: { maildir: 'fsync', lmtp: 'lmtp', mda: 'mda', relay: 'sink' } } },
+      scenarios: [{ name: 'maildir-1k-10', title: '1 KB, 10 sessions' }],
       cells,
+      destinationVersions: { dovecot: '2.3.19.1', procmail: '' },
       setupLog: [],
     };
-    assert.match(formatReportText(results), /1k-10 +postern +3,000 \(2,800–3,100\)/);
+    assert.match(formatReportText(results), /maildir-1k-10 +postern +3,000 \(2,800–3,100\)/);
     const md = formatReportMarkdown(results);
     assert.match(md, /^# Postern benchmark — quick/);
+    assert.match(md, /Destinations: dovecot 2\.3\.19\.1; procmail not installed/);
     assert.match(md, /`npm run bench -- --quick`/);
-    assert.match(md, /\| 1k-10 \| postern \| 3,000 \(2,800–3,100\) \| 3\.00× \|/);
+    assert.match(md, /\| maildir-1k-10 \| postern \| 3,000 \(2,800–3,100\) \| 3\.00× \|/);
   });
 });
 
 /* ---------------------------------------------------------- /proc */
+
+describe('bench: every server does the same work', () => {
+  it('gives Postern and OpenSMTPD the same action line in each mode, and never pauses delivery', () => {
+    assert.equal(smtpdAction('maildir', {}), 'action "bench" maildir');
+    assert.equal(smtpdAction('lmtp', { lmtpPort: 2424 }), 'action "bench" lmtp "127.0.0.1:2424"');
+    assert.equal(smtpdAction('mda', {}), `action "bench" mda "${MDA_COMMAND}"`);
+    assert.match(smtpdAction('relay', { sinkPort: 2525 }), /relay host smtp\+notls:\/\/127\.0\.0\.3:2525$/);
+    for (const mode of MODES) {
+      const p = posternConfig({ port: 2500, spool: '/x/spool', mode, lmtpPort: 2424, sinkPort: 2525 });
+      const o = opensmtpdConfig({ port: 2500, mode, lmtpPort: 2424, sinkPort: 2525 });
+      const action = smtpdAction(mode, { lmtpPort: 2424, sinkPort: 2525 });
+      assert.ok(p.includes(action) && o.includes(action), mode);
+      assert.match(p, /match from any for domain "bench\.test" action "bench"/);
+    }
+  });
+
+  it('writes a Postfix instance that delivers locally, over LMTP or by relaying', () => {
+    const maildir = postfixMainCf({ dir: '/x', mode: 'maildir' });
+    assert.match(maildir, /^mydestination = bench\.test$/m);
+    assert.match(maildir, /^home_mailbox = Maildir\/$/m);
+    assert.match(maildir, /^local_recipient_maps = proxy:unix:passwd\.byname$/m);
+    assert.doesNotMatch(maildir, /transport_maps|discard/);
+    const mda = postfixMainCf({ dir: '/x', mode: 'mda' });
+    assert.ok(mda.includes(`mailbox_command = ${MDA_COMMAND}`));
+    assert.doesNotMatch(mda, /home_mailbox/);
+    const lmtp = postfixMainCf({ dir: '/x', mode: 'lmtp', lmtpPort: 2424 });
+    assert.match(lmtp, /^transport_maps = inline:\{bench\.test=lmtp:inet:127\.0\.0\.1:2424\}$/m);
+    assert.match(lmtp, /^mydestination =$/m);
+    assert.match(postfixMainCf({ dir: '/x', mode: 'relay', sinkPort: 2525 }), /=smtp:\[127\.0\.0\.3\]:2525\}/);
+    const master = postfixMasterCf(2500);
+    assert.match(master, /^local +unix +- +n +n +- +- +local$/m);
+    assert.match(master, /^lmtp +unix .* lmtp$/m);
+  });
+
+  it('writes a throwaway Dovecot configuration with everything in its folder', () => {
+    const c = dovecotConfig({ dir: '/t/d', port: 2424, mailOwner: 'pbenchmail' });
+    for (const line of ['base_dir = /t/d/run', 'state_dir = /t/d/state', 'protocols = lmtp', 'mail_location = maildir:/t/d/mail/%n/Maildir', 'mail_uid = pbenchmail', '    port = 2424']) assert.ok(c.split('\n').includes(line), line);
+    assert.doesNotMatch(c, /\/etc\/dovecot/);
+  });
+
+  it('says which servers cannot do which work, and claims no ratio for them', () => {
+    assert.equal(haraka.cannot?.('relay'), undefined);
+    assert.match(haraka.cannot?.('maildir') ?? '', /no queue/);
+    assert.ok(haraka.notSameWork);
+    const cells = [
+      summarizeCell({ scenario: 's', server: 'postern', tool: 'load', mode: 'maildir' }, [run(3000, { cpuSeconds: 0.05 })]),
+      summarizeCell({ scenario: 's', server: 'postfix', tool: 'load', mode: 'maildir' }, [run(1000, { cpuSeconds: 0.2 })]),
+      summarizeCell({ scenario: 's', server: 'haraka', tool: 'load', mode: 'maildir' }, [], 'cannot: Haraka has no queue and no local delivery'),
+      summarizeCell({ scenario: 's', server: 'sink', tool: 'load', mode: 'maildir', notSameWork: 'stores nothing' }, [run(9000)]),
+    ];
+    const rows = tableRows(cells);
+    assert.equal(rows[0]![3], '3.00×');
+    assert.equal(rows[0]![10], '0.25', 'CPU per message against Postfix');
+    assert.equal(rows[1]![10], '—');
+    assert.equal(rows[2]![2], 'cannot: Haraka has no queue and no local delivery');
+    assert.equal(rows[3]![3], 'not the same work');
+    assert.equal(rows[3]![10], '—');
+  });
+
+  it('counts a maildir\'s new/ and finds its last delivery', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bench-maildir-'));
+    try {
+      assert.equal(countNew(dir), 0);
+      assert.equal(newestCtimeMs([dir]), 0);
+      mkdirSync(join(dir, 'new'));
+      for (const f of ['1.a', '2.b', '3.c']) writeFileSync(join(dir, 'new', f), 'x');
+      assert.equal(countNew(dir), 3);
+      const t = newestCtimeMs([dir, join(dir, 'missing')]);
+      assert.ok(t > 0 && t <= Date.now() + 1000);
+      assert.match(PROCMAILRC, /^DEFAULT=\$HOME\/Maildir\/$/m);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('has a scenario for each kind of work the issue names, and a place to register scenarios of their own', () => {
+    const names = SCENARIOS.map((s) => s.name);
+    for (const n of ['maildir-1k-1', 'maildir-1k-10', 'maildir-1k-50', 'maildir-100k-1', 'maildir-100k-10', 'maildir-100k-50', 'lmtp-1k-10', 'users100', 'procmail-10', 'relay']) assert.ok(names.includes(n), n);
+    assert.ok(SCENARIOS.every((s) => MODES.includes(s.mode)));
+    assert.equal(SCENARIOS.find((s) => s.name === 'users100')?.rcpts, 100);
+    assert.ok(Array.isArray(EXTRA_SCENARIOS));
+    for (const mode of MODES) {
+      const why = destinationUnavailable(mode);
+      assert.ok(why === undefined || typeof why === 'string');
+    }
+  });
+
+  it('starts the harness\'s Dovecot and counts what it stores (as root, with dovecot-lmtpd)', { skip: process.getuid?.() !== 0 ? 'needs root' : dovecotUnavailable() }, async () => {
+    assert.equal(ensureMailOwner([]), undefined, `user ${MAIL_OWNER}`);
+    const dir = mkdtempSync(join(tmpdir(), 'bench-dovecot-'));
+    const d = await startDovecot(dir);
+    try {
+      const transcript = await lmtpSend(d.port, 'someone', 'Subject: t\r\n\r\nhello\r\n');
+      assert.match(transcript, /250 2\.0\.0 <someone> .*Saved/i);
+      for (let i = 0; i < 100 && d.delivered() === 0; i++) await new Promise((r) => setTimeout(r, 50));
+      assert.equal(d.delivered(), 1);
+      assert.ok(d.lastDeliveryMs() > 0);
+    } finally {
+      await d.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+/** One LMTP transaction, a command at a time; resolves with the whole transcript. */
+function lmtpSend(port: number, rcpt: string, message: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = netConnect(port, '127.0.0.1');
+    const steps = ['LHLO bench.test\r\n', 'MAIL FROM:<a@bench.test>\r\n', `RCPT TO:<${rcpt}>\r\n`, 'DATA\r\n', `${message}.\r\n`, 'QUIT\r\n'];
+    let text = '';
+    let pending = '';
+    s.setEncoding('latin1');
+    s.setTimeout(10_000, () => s.destroy(new Error(`timeout: ${text}`)));
+    s.on('error', reject);
+    s.on('close', () => resolve(text));
+    s.on('data', (d: string) => {
+      text += d;
+      pending += d;
+      // Each complete reply (its last line has a space after the code) moves to the next step.
+      for (;;) {
+        const m = /^(\d{3}) .*\r\n/m.exec(pending);
+        if (!m) break;
+        pending = pending.slice(m.index + m[0].length);
+        const next = steps.shift();
+        if (next) s.write(next);
+      }
+    });
+  });
+}
 
 describe('bench /proc sampling', () => {
   it('samples this process: memory, CPU time, its place in the tree', () => {
@@ -272,6 +417,18 @@ describe('bench /proc sampling', () => {
     assert.equal(parseStat('garbage'), undefined);
   });
 
+  it('splits the tree\'s CPU time by process name, the root apart', () => {
+    const by = treeCpuByName(process.pid);
+    const root = Object.keys(by).find((k) => k.endsWith(' (root)'));
+    assert.ok(root, JSON.stringify(by));
+    assert.deepEqual(cpuDelta({ a: 1, b: 2, gone: 5 }, { a: 1.5, b: 2, c: 0.25 }), { a: 0.5, c: 0.25 });
+    const cell = summarizeCell({ scenario: 's', server: 'postfix', tool: 'load', mode: 'maildir' }, [
+      run(100, { counted: 100, cpuByProcess: { smtpd: 0.1, local: 0.05, 'master (root)': 0.0000001 } }),
+      run(100, { counted: 100, cpuByProcess: { smtpd: 0.1, local: 0.15 } }),
+    ]);
+    assert.deepEqual(cpuBreakdownLines([cell]), ['s / postfix: smtpd 1,000, local 1,000 µs']);
+  });
+
   it('parses smaps_rollup', () => {
     const text = '00400000-7ffd [rollup]\nRss:              123456 kB\nPss:               65432 kB\nPss_Anon:          40000 kB\n';
     assert.deepEqual(parseRollup(text), { rssKb: 123456, pssKb: 65432 });
@@ -289,7 +446,9 @@ describe('bench plan and parsers', () => {
     assert.ok(quick.scenarios.length < full.scenarios.length);
     assert.equal(quick.params.runs, 1);
     assert.equal(full.params.runs, 3);
-    assert.ok(!quick.servers.has('haraka2') && full.servers.has('haraka2'));
+    assert.ok(!quick.servers.has('sink') && full.servers.has('sink'));
+    assert.equal(quick.params.quick, true);
+    assert.ok(quick.scenarios.some((s) => s.name === 'users100') && !quick.scenarios.some((s) => s.name === 'maildir-100k-50'));
     const one = makePlan(['--scenario', 'relay', '--server', 'postern']);
     assert.ok(one !== 'help');
     assert.deepEqual(one.scenarios.map((s) => s.name), ['relay']);
@@ -299,7 +458,7 @@ describe('bench plan and parsers', () => {
     assert.ok(idle !== 'help' && idle.scenarios.length === 0 && idle.extras.has('idle'));
     const prof = makePlan(['--profile']);
     assert.ok(prof !== 'help');
-    assert.deepEqual(prof.scenarios.map((s) => s.name), ['1k-50']);
+    assert.deepEqual(prof.scenarios.map((s) => s.name), ['maildir-1k-10']);
     assert.throws(() => makePlan(['--scenario', 'nope']), /unknown scenario "nope"/);
     assert.throws(() => makePlan(['--runs', '0']), /--runs/);
     assert.equal(makePlan(['--help']), 'help');

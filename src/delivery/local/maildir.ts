@@ -74,7 +74,8 @@ export async function deliverMaildir(job: MaildirJob, input: Readable, signal?: 
   let target = job.dir;
   let tmpPath: string | undefined;
   try {
-    await makeMaildir(job.dir);
+    // The folders are made when the first open in tmp/ finds them missing (ENOENT), not before every
+    // delivery: four mkdir calls (three failing with EEXIST) per message otherwise.
     if (job.junk) await makeMaildir(join(job.dir, '.Junk'));
     if (job.junk && job.spam) target = join(job.dir, '.Junk');
     else if (job.folder !== undefined && (await isDirectory(join(job.dir, job.folder)))) {
@@ -83,6 +84,7 @@ export async function deliverMaildir(job: MaildirJob, input: Readable, signal?: 
     }
     let name = uniqueName();
     let fh: FileHandle;
+    let made = false;
     for (let attempt = 0; ; attempt++) {
       tmpPath = join(target, 'tmp', name);
       try {
@@ -90,7 +92,13 @@ export async function deliverMaildir(job: MaildirJob, input: Readable, signal?: 
         break;
       } catch (e) {
         tmpPath = undefined;
-        if ((e as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 5) throw e;
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT' && !made) {
+          made = true;
+          await makeMaildir(target);
+          continue;
+        }
+        if (code !== 'EEXIST' || attempt > 5) throw e;
         name = uniqueName();
       }
     }
@@ -107,7 +115,14 @@ export async function deliverMaildir(job: MaildirJob, input: Readable, signal?: 
       await fh.close();
     }
     const final = join(target, 'new', name);
-    await rename(tmpPath, final);
+    try {
+      await rename(tmpPath, final);
+    } catch (e) {
+      // tmp/ was there but new/ (or cur/) was not: make them, once.
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || made) throw e;
+      await makeMaildir(target);
+      await rename(tmpPath, final);
+    }
     tmpPath = undefined;
     await syncDir(join(target, 'new'));
     return ok(`delivered to maildir ${final}`);

@@ -1,0 +1,46 @@
+/*
+ * bench/extra-scenarios.ts — scenarios that are not "the same load against
+ * each server" (a large queue, a restart, …): each is defined in a file of
+ * its own and registered here with one line. `npm run bench` runs them
+ * after the load scenarios (full runs; quick runs when `quick` is set),
+ * `--scenario NAME` selects one, and their lines go into the report under
+ * their title.
+ *
+ * To add one: write bench/<name>.ts exporting an ExtraScenario, import it
+ * below and add it to EXTRA_SCENARIOS.
+ */
+import type { Params } from './scenarios.js';
+
+export interface ExtraContext {
+  readonly params: Params;
+  /** Keep work folders (--keep); otherwise hand them to `trash`. */
+  readonly keep: boolean;
+  /** "127.0.0.1:PORT" of the harness's DNS stub, for Postern's `resolver` (absent with --system-resolver). */
+  readonly resolver?: string;
+  /** Folders to delete once the whole run is over. */
+  trash(dir: string): void;
+  /** A progress line on stderr. */
+  progress(line: string): void;
+  /** Servers selected with --server (empty: all). */
+  readonly servers: readonly string[];
+}
+
+export interface ExtraResult {
+  /** Markdown lines for the report (a list or a table), under the scenario's title. */
+  readonly lines: readonly string[];
+  /** Raw figures, written into the JSON results as they are. */
+  readonly data?: unknown;
+  readonly error?: string;
+}
+
+export interface ExtraScenario {
+  readonly name: string;
+  readonly title: string;
+  /** Part of --quick (else full runs and --scenario only). */
+  readonly quick: boolean;
+  run(ctx: ExtraContext): Promise<ExtraResult>;
+}
+
+export const EXTRA_SCENARIOS: readonly ExtraScenario[] = [
+  // one line per scenario, e.g. largeQueue (import { largeQueue } from './large-queue.js')
+];
