@@ -36,13 +36,15 @@ if [ "$(id -u)" = 0 ]; then
   #   oidentd           a real identd (RFC 1413) for the Obtuse rules file's %U and user@host
   #   util-linux, mount unshare, chroot, nsenter, mount: the Obtuse gateway's confinement
   #   socat             an inetd-style launcher for `smtpserver -n` (systemd-socket-activate too, from systemd)
-  apt-get install -y -qq --no-install-recommends swaks libnet-ssleay-perl libio-socket-ssl-perl python3 python3-aiosmtpd postfix procmail openssl passwd haproxy testssl.sh iproute2 rsyslog logrotate fail2ban bsdutils prometheus chromium systemd groff-base libnss-systemd oidentd util-linux mount socat >/dev/null
+  #   postgresql        the cluster spool's database (initdb/pg_ctl in a temp folder, as user postgres)
+  apt-get install -y -qq --no-install-recommends swaks libnet-ssleay-perl libio-socket-ssl-perl python3 python3-aiosmtpd postfix procmail openssl passwd haproxy testssl.sh iproute2 rsyslog logrotate fail2ban bsdutils prometheus chromium systemd groff-base libnss-systemd oidentd util-linux mount socat postgresql >/dev/null
   # postfix's package may leave a daemon on port 25; nothing of ours uses it.
   postfix stop >/dev/null 2>&1 || true
 fi
 for tool in swaks python3 procmail openssl haproxy ss /usr/sbin/smtp-sink /usr/sbin/rsyslogd /usr/sbin/logrotate fail2ban-regex logger promtool /usr/bin/chromium systemd-analyze groff /usr/sbin/oidentd unshare chroot nsenter socat; do
   command -v "$tool" >/dev/null || { echo "test peers: $tool is missing" >&2; exit 1; }
 done
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || { echo "test peers: postgresql (initdb) is missing" >&2; exit 1; }
 /usr/bin/python3 -c 'import aiosmtpd' || { echo "test peers: python3-aiosmtpd is missing" >&2; exit 1; }
 perl -MIO::Socket::SSL -MNet::SSLeay -e1 || { echo "test peers: swaks cannot do TLS (libio-socket-ssl-perl, libnet-ssleay-perl)" >&2; exit 1; }
 
