@@ -25,7 +25,7 @@ import { LocalEnqueuer } from '../submit/local-enqueue.js';
 import { EnqueueSocket } from '../submit/enqueue-socket.js';
 import type { Config } from '../config/model.js';
 import type { MailLog } from '../log/maillog.js';
-import { FsSpool } from '../spool/fs/fs-spool.js';
+import { daemonSpool } from './open-spool.js';
 import type { Spool } from '../spool/spool.js';
 import { TableRegistry, type Table } from '../table/table.js';
 import { tableFromDecl } from '../table/table-static.js';
@@ -83,7 +83,7 @@ interface Generation {
 /** What does not change with the configuration. */
 interface Shared {
   readonly log: MailLog;
-  readonly spool: FsSpool;
+  readonly spool: Spool;
   readonly stats: Stats;
   readonly users: SystemUsers;
   readonly tables: TableRegistry;
@@ -162,9 +162,12 @@ export class Daemon implements ControlTarget {
       const stats = new Stats();
       const metrics = config.http !== undefined ? new Metrics() : undefined;
       if (metrics) stats.probe = metrics;
-      const spool = new FsSpool({ root: config.queue.path, groupCommitMs: config.queue.groupCommitMs, log: (l) => log.info(`spool: ${l}`), onBatch: (n, s) => stats.probe.spoolBatch(n, s) });
-      const report = await spool.open();
-      log.info(`spool ${config.queue.path}: ${report.messages} message(s) queued, ${report.removedIncomplete} incomplete removed, ${report.corrupt.length} corrupt`);
+      const { spool, leases, where } = daemonSpool(config, log, stats);
+      const report = await spool.open().catch(async (e: unknown) => {
+        await spool.close().catch(() => undefined);
+        throw new StartupError(`spool ${where}: ${(e as Error).message}`);
+      });
+      log.info(`spool ${where}: ${report.messages} message(s) queued, ${report.removedIncomplete} incomplete removed, ${report.corrupt.length} corrupt`);
       for (const c of report.corrupt) log.warn(`spool: ${c.name} moved to corrupt/: ${c.reason}`);
 
       let free = { value: Number.POSITIVE_INFINITY, at: 0 };
@@ -213,7 +216,7 @@ export class Daemon implements ControlTarget {
       };
       // Reports enter the queue by the same door as all mail, with the current generation's policy.
       const door = { open: (...a: Parameters<FrontDoor['open']>) => current().door.open(...a) };
-      const scheduler = new QueueRunner({ spool, config, log, stats: shared.stats, agents: { mda, mta }, router, door });
+      const scheduler = new QueueRunner({ spool, config, log, stats: shared.stats, agents: { mda, mta }, router, door, ...(leases ? { leases } : {}) });
       shared.scheduler = scheduler;
       await gen.server.listen(gen.config);
 
