@@ -147,3 +147,55 @@ function pidAlive(pid: number): boolean {
     return false;
   }
 }
+
+/**
+ * A TCP relay to the database for one node, so that a test can cut that
+ * node off (a network partition, made here by closing the relay and every
+ * connection through it: the only way to partition one process on one
+ * loopback without network namespaces) and join it again.
+ */
+export interface Partition {
+  readonly url: string;
+  /** Close every connection through the relay and refuse new ones. */
+  cut(): Promise<void>;
+  /** Accept connections again. */
+  heal(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function partitionable(server: PgServer, listenHost = '127.0.18.1'): Promise<Partition> {
+  const { createConnection } = await import('node:net');
+  const port = await freePort(listenHost);
+  const sockets = new Set<import('node:net').Socket>();
+  let relay: import('node:net').Server | undefined;
+  const open = (): Promise<void> =>
+    new Promise((resolve, reject) => {
+      const s = createServer((client) => {
+        const up = createConnection({ host: server.host, port: server.port });
+        sockets.add(client);
+        sockets.add(up);
+        const drop = (): void => {
+          client.destroy();
+          up.destroy();
+          sockets.delete(client);
+          sockets.delete(up);
+        };
+        client.on('error', drop).on('close', drop);
+        up.on('error', drop).on('close', drop);
+        client.pipe(up);
+        up.pipe(client);
+      });
+      s.on('error', reject);
+      s.listen(port, listenHost, () => resolve());
+      relay = s;
+    });
+  const shut = async (): Promise<void> => {
+    const s = relay;
+    relay = undefined;
+    for (const k of sockets) k.destroy();
+    sockets.clear();
+    if (s) await new Promise<void>((r) => s.close(() => r()));
+  };
+  await open();
+  return { url: `postgres://postern@${listenHost}:${port}/postgres`, cut: shut, heal: open, close: shut };
+}

@@ -93,6 +93,9 @@ export class PgSpool implements Spool {
       max: opts.poolSize ?? 8,
       connectionTimeoutMillis: 5_000,
       idleTimeoutMillis: 30_000,
+      // A database cut off (not refusing: silent) must not hold a session or a lease renewal forever.
+      query_timeout: 60_000,
+      keepAlive: true,
       // Durable before 250, whatever the server's default.
       options: '-c synchronous_commit=on',
       application_name: `postern ${opts.node}`,
