@@ -8,7 +8,7 @@ const LAYERS = [
   /* 0, the ground floor: shared words, importing nothing above */ ['mail', 'net', 'time', 'users', 'wire', 'log', 'metrics', 'stats.ts'],
   /* 1 */ ['config'],
   /* 2, services every part uses */ ['table', 'dns', 'tls'],
-  /* 3 */ ['auth', 'spool', 'rules'],
+  /* 3 */ ['auth', 'spool', 'rules', 'cluster'],
   /* 4 */ ['expand'],
   /* 5, verdicts and delivery agents */ ['policy', 'delivery'],
   /* 6, the one way into the queue */ ['queue'],

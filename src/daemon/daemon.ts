@@ -26,6 +26,7 @@ import { EnqueueSocket } from '../submit/enqueue-socket.js';
 import type { Config } from '../config/model.js';
 import type { MailLog } from '../log/maillog.js';
 import { daemonSpool } from './open-spool.js';
+import { EtrnRelay } from '../cluster/etrn.js';
 import type { Spool } from '../spool/spool.js';
 import { TableRegistry, type Table } from '../table/table.js';
 import { tableFromDecl } from '../table/table-static.js';
@@ -91,6 +92,8 @@ interface Shared {
   readonly freeSpace: () => Promise<number>;
   /** The scheduler, once it exists (sessions hand it what they queue). */
   scheduler?: QueueRunner;
+  /** ETRN for the other nodes sharing the queue (`queue postgresql`). */
+  etrnRelay?: EtrnRelay;
   /** What the command line adds to the policy (smtpserver's -s, -L, -R, -a). */
   readonly policyExtras?: DaemonPolicyExtras;
 }
@@ -162,7 +165,7 @@ export class Daemon implements ControlTarget {
       const stats = new Stats();
       const metrics = config.http !== undefined ? new Metrics() : undefined;
       if (metrics) stats.probe = metrics;
-      const { spool, leases, where } = daemonSpool(config, log, stats);
+      const { spool, leases, where, cluster } = daemonSpool(config, log, stats);
       const report = await spool.open().catch(async (e: unknown) => {
         await spool.close().catch(() => undefined);
         throw new StartupError(`spool ${where}: ${(e as Error).message}`);
@@ -218,6 +221,10 @@ export class Daemon implements ControlTarget {
       const door = { open: (...a: Parameters<FrontDoor['open']>) => current().door.open(...a) };
       const scheduler = new QueueRunner({ spool, config, log, stats: shared.stats, agents: { mda, mta }, router, door, ...(leases ? { leases } : {}) });
       shared.scheduler = scheduler;
+      if (cluster) {
+        shared.etrnRelay = new EtrnRelay({ ...cluster, run: (domain) => void scheduler.etrn(domain), log: (l) => log.info(l) });
+        shared.etrnRelay.start();
+      }
       await gen.server.listen(gen.config);
 
       // Local submission (sendmail): offline/ is writable by everyone, readable by nobody else.
@@ -297,7 +304,15 @@ export class Daemon implements ControlTarget {
         // smtpserver.conf's etrn-cluster: the other nodes run their queues too (mta/etrn-cluster.ts).
         const cluster = loaded.files.zmailer?.etrnCluster ?? [];
         if (cluster.length > 0) void relayEtrn(cluster, domain, client, config.hostname, shared.log);
-        return shared.scheduler ? shared.scheduler.etrn(domain) : reply(458, '4.3.0', 'Unable to queue messages now');
+        const local = shared.scheduler ? shared.scheduler.etrn(domain) : reply(458, '4.3.0', 'Unable to queue messages now');
+        // A shared queue: every node runs its queue for the domain; the answer counts the whole cluster's mail.
+        if (shared.etrnRelay === undefined || local.code === 458) return local;
+        const asked = shared.etrnRelay.announce(domain);
+        if (local.code === 250) return asked.then(() => local, () => local);
+        return asked.then(
+          (any) => (any ? reply(250, '2.0.0', `Queuing for node ${domain.toLowerCase()} started`) : local),
+          () => local,
+        );
       },
       enqueued: (env: Envelope, o?: { readonly held?: boolean }) => shared.scheduler?.enqueued(env, o),
     };
@@ -385,6 +400,7 @@ export class Daemon implements ControlTarget {
     await this.runner.stop();
     this.mda.close();
     await this.mta.close();
+    this.shared.etrnRelay?.stop();
     await this.shared.spool.close();
     this.releasePid();
     this.log.info('smtpd exiting');

@@ -15,6 +15,7 @@ import { FsSpool } from '../spool/fs/fs-spool.js';
 import { PgSpool } from '../spool/pg/pg-spool.js';
 import type { Leases } from '../spool/leases.js';
 import type { Spool } from '../spool/spool.js';
+import type { Pool } from 'pg';
 
 export interface DaemonSpool {
   readonly spool: Spool;
@@ -22,6 +23,8 @@ export interface DaemonSpool {
   readonly leases?: Leases;
   /** What the start-up log line calls it. */
   readonly where: string;
+  /** The shared spool's database and this node's name (ETRN across nodes, cluster/etrn.ts). */
+  readonly cluster?: { readonly pool: Pool; readonly node: string; readonly pollMs: number };
 }
 
 /** This node's name: `queue node`, else the host name's first label. */
@@ -40,5 +43,5 @@ export function daemonSpool(config: Config, log: MailLog, stats: Stats): DaemonS
   mkdirSync(join(config.queue.path, 'offline'), { recursive: true, mode: 0o700 });
   const spool = new PgSpool({ url: pgc.url, node, leases: { ttlMs: pgc.leaseMs }, tmpDir: join(config.queue.path, 'pg-tmp'), log: (l) => log.info(`spool: ${l}`) });
   // The URL may hold a password: the log names the node, never the URL.
-  return { spool, ...(spool.leases ? { leases: spool.leases } : {}), where: `postgresql (node ${node})` };
+  return { spool, ...(spool.leases ? { leases: spool.leases } : {}), where: `postgresql (node ${node})`, cluster: { pool: spool.pool, node, pollMs: spool.leases?.pollMs ?? 1000 } };
 }

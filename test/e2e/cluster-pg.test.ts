@@ -21,6 +21,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { REPO, startDaemon, tempDir, type DaemonHandle } from '../helpers/daemon.js';
+import { freePort as freeTcpPort, startSmtpSink } from '../helpers/mta-peers.js';
 import { partitionable, startPostgres, type Partition, type PgServer } from '../helpers/postgres.js';
 import { python, run } from '../helpers/tools.js';
 import { fileLines, usersTable, waitFor } from './deliver-helpers.js';
@@ -71,6 +72,9 @@ interface Node {
 
 let server: PgServer;
 let root: string;
+/** Where "etrn.example" is relayed: nothing listens there until the ETRN test starts smtp-sink. */
+const SINK = '127.0.18.5';
+let sinkPort = 0;
 const nodes: Node[] = [];
 
 function config(n: Node, url: string): string {
@@ -83,7 +87,9 @@ hostname "${n.name}.test.example"
 listen on ${n.address} port 0
 table users file:${root}/users
 action "slow" mda "${root}/bin/slow.sh ${n.name}" userbase <users>
+action "relay" relay host smtp+notls://${SINK}:${sinkPort}
 match from any for domain "slow.example" action "slow"
+match from any for domain "etrn.example" action "relay"
 `;
 }
 
@@ -93,8 +99,8 @@ async function startNode(n: Node, url = server.url): Promise<DaemonHandle> {
   return n.d;
 }
 
-async function send(n: Node, subjects: readonly string[]): Promise<{ subject: string; code: number }[]> {
-  const specs = subjects.map((subject, i) => ({ subject, to: `${USERS[i % USERS.length]}@slow.example` }));
+async function send(n: Node, subjects: readonly string[], domain = 'slow.example'): Promise<{ subject: string; code: number }[]> {
+  const specs = subjects.map((subject, i) => ({ subject, to: `${USERS[i % USERS.length]}@${domain}` }));
   const r = await run(python(), ['-c', SENDER, n.address, String(n.d?.port), JSON.stringify(specs)], { timeoutMs: 120_000 });
   assert.equal(r.status, 0, r.stderr);
   return JSON.parse(r.stdout) as { subject: string; code: number }[];
@@ -107,15 +113,18 @@ function lines(name: 'started' | 'delivered'): { subject: string; node: string }
   });
 }
 
-async function queueCount(): Promise<number> {
+/** A count from the shared database. */
+async function count(sql: string): Promise<number> {
   const pool = new pg.Pool({ connectionString: server.url, max: 1 });
   try {
-    const r = await pool.query<{ n: string }>(`SELECT count(*) AS n FROM postern_message WHERE state = 'queued'`);
+    const r = await pool.query<{ n: string }>(sql);
     return Number(r.rows[0]?.n);
   } finally {
     await pool.end();
   }
 }
+
+const queueCount = (): Promise<number> => count(`SELECT count(*) AS n FROM postern_message WHERE state = 'queued'`);
 
 /** Every acknowledged subject is delivered; the queue ends empty. Returns the deliveries. */
 async function allDelivered(acked: readonly string[], what: string): Promise<{ subject: string; node: string }[]> {
@@ -134,6 +143,7 @@ describe('three nodes sharing a queue in PostgreSQL', { concurrency: false }, ()
     mkdirSync(join(root, 'bin'));
     writeFileSync(join(root, 'bin', 'slow.sh'), SLOW_SH.replaceAll('$DIR', root), { mode: 0o755 });
     server = await startPostgres();
+    sinkPort = await freeTcpPort([SINK]);
     for (const [i, name] of ['n1', 'n2', 'n3'].entries()) nodes.push({ name, address: `127.0.18.${i + 2}`, dir: join(root, name) });
     // The schema, by the command an administrator runs; a node refuses an unmigrated database.
     writeFileSync(join(root, 'db.conf'), `queue postgresql "${server.url}"\n`);
@@ -191,6 +201,25 @@ describe('three nodes sharing a queue in PostgreSQL', { concurrency: false }, ()
     }, { timeoutMs: 30_000 });
     acked.push(...again.map((r) => r.subject));
     await allDelivered(acked, 'after the database came back');
+  });
+
+  it('ETRN on one node runs the queue of the node that holds the mail', async () => {
+    const [, n2, n3] = nodes as [Node, Node, Node];
+    const [r] = await send(n2, ['etrn-0'], 'etrn.example');
+    assert.equal(r?.code, 250);
+    // Deferred (nothing listens): the next try would be minutes away.
+    await waitFor('the message deferred', async () => {
+      return (await count(`SELECT count(*) AS n FROM postern_outcome WHERE outcome ->> 'kind' = 'deferred'`)) > 0 ? true : undefined;
+    }, { timeoutMs: 30_000 });
+    const sink = await startSmtpSink(SINK, sinkPort);
+    try {
+      const e = await run(python(), ['-c', `import smtplib,sys\ns=smtplib.SMTP(sys.argv[1], int(sys.argv[2]))\ns.ehlo('client.test')\nprint(s.docmd('ETRN', 'etrn.example')[0])\ns.quit()`, n3.address, String(n3.d?.port)]);
+      assert.equal(e.stdout.trim(), '250', `ETRN on n3, which holds nothing: the cluster's queue has it (${e.stderr})`);
+      await waitFor('the message relayed after ETRN on another node', () => (sink.messages().some((m) => m.includes('Subject: etrn-0')) ? true : undefined), { timeoutMs: 30_000 });
+      await waitFor('the shared queue empty', async () => ((await queueCount()) === 0 ? true : undefined), { timeoutMs: 30_000 });
+    } finally {
+      await sink.close();
+    }
   });
 
   it('a node cut off from the database starts no delivery once its leases are stale; the others deliver its mail', async () => {

@@ -17,6 +17,7 @@
  */
 import type { Pool, PoolClient } from 'pg';
 import { SpoolError } from '../errors.js';
+import { checkout } from './sql.js';
 
 export interface CommitJob {
   readonly msgid: string;
@@ -117,7 +118,7 @@ export class Committer {
   }
 
   private async write(jobs: readonly CommitJob[]): Promise<void> {
-    const client = await this.pool.connect();
+    const client = await checkout(this.pool);
     let broken = false;
     try {
       await client.query('BEGIN');

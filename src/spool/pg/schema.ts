@@ -18,6 +18,7 @@
  */
 import type { Pool, PoolClient } from 'pg';
 import { SpoolError } from '../errors.js';
+import { checkout } from './sql.js';
 
 /** The version this code reads and writes. */
 export const SCHEMA_VERSION = 1;
@@ -54,6 +55,13 @@ CREATE TABLE postern_outcome (
   outcome jsonb NOT NULL
 );
 CREATE INDEX postern_outcome_msgid ON postern_outcome (msgid, id);
+-- ETRN asked on one node, for every node (cluster/etrn.ts); rows older than an hour are pruned.
+CREATE TABLE postern_etrn (
+  id     bigserial PRIMARY KEY,
+  domain text NOT NULL,
+  origin text NOT NULL,
+  at     timestamptz NOT NULL DEFAULT now()
+);
 `,
   },
 ];
@@ -78,7 +86,7 @@ export async function checkSchema(db: Queryable): Promise<void> {
 
 /** Bring the database to SCHEMA_VERSION. Returns the versions applied (empty: it was current). */
 export async function migrate(pool: Pool, log: (line: string) => void = () => undefined): Promise<number[]> {
-  const client = await pool.connect();
+  const client = await checkout(pool);
   const applied: number[] = [];
   try {
     await client.query('CREATE TABLE IF NOT EXISTS postern_schema (version integer PRIMARY KEY, applied timestamptz NOT NULL DEFAULT now())');

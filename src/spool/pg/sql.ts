@@ -11,7 +11,7 @@
 import type { Pool, PoolClient } from 'pg';
 
 export async function asyncCommit<T>(pool: Pool, fn: (client: PoolClient) => Promise<T>): Promise<T> {
-  const client = await pool.connect();
+  const client = await checkout(pool);
   let broken = false;
   try {
     await client.query('BEGIN; SET LOCAL synchronous_commit TO off');
@@ -25,6 +25,25 @@ export async function asyncCommit<T>(pool: Pool, fn: (client: PoolClient) => Pro
   } finally {
     client.release(broken);
   }
+}
+
+/**
+ * A connection of the pool for several statements. A connection that breaks
+ * between two of them emits 'error' with no query to fail, and node-postgres
+ * leaves a checked-out client without a listener: that would be an uncaught
+ * exception. The listener here keeps it quiet (the next query fails, and
+ * release(true) drops the connection); release() removes it.
+ */
+export async function checkout(pool: Pool): Promise<PoolClient> {
+  const client = await pool.connect();
+  const quiet = (): void => undefined;
+  client.on('error', quiet);
+  const release = client.release.bind(client);
+  client.release = (err?: Error | boolean) => {
+    client.removeListener('error', quiet);
+    release(err);
+  };
+  return client;
 }
 
 /** A node name as the schema stores it: letters, digits, . _ - (1 to 64). */
