@@ -27,6 +27,7 @@ import type { Config } from '../config/model.js';
 import type { MailLog } from '../log/maillog.js';
 import { daemonSpool } from './open-spool.js';
 import { EtrnRelay } from '../cluster/etrn.js';
+import { clusterQueue } from '../cluster/queue-view.js';
 import type { Spool } from '../spool/spool.js';
 import { TableRegistry, type Table } from '../table/table.js';
 import { tableFromDecl } from '../table/table-static.js';
@@ -94,6 +95,8 @@ interface Shared {
   scheduler?: QueueRunner;
   /** ETRN for the other nodes sharing the queue (`queue postgresql`). */
   etrnRelay?: EtrnRelay;
+  /** The shared queue, for `smtpctl show cluster`. */
+  clusterQueue?: () => Promise<unknown[]>;
   /** What the command line adds to the policy (smtpserver's -s, -L, -R, -a). */
   readonly policyExtras?: DaemonPolicyExtras;
 }
@@ -224,6 +227,7 @@ export class Daemon implements ControlTarget {
       if (cluster) {
         shared.etrnRelay = new EtrnRelay({ ...cluster, run: (domain) => void scheduler.etrn(domain), log: (l) => log.info(l) });
         shared.etrnRelay.start();
+        shared.clusterQueue = () => clusterQueue(cluster.pool);
       }
       await gen.server.listen(gen.config);
 
@@ -442,6 +446,10 @@ export class Daemon implements ControlTarget {
 
   hosts(): unknown[] {
     return this.mta.hosts();
+  }
+
+  cluster(): Promise<unknown[]> {
+    return this.shared.clusterQueue?.() ?? Promise.resolve([]);
   }
 
   routes(): unknown[] {

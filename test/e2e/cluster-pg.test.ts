@@ -211,6 +211,13 @@ describe('three nodes sharing a queue in PostgreSQL', { concurrency: false }, ()
     await waitFor('the message deferred', async () => {
       return (await count(`SELECT count(*) AS n FROM postern_outcome WHERE outcome ->> 'kind' = 'deferred'`)) > 0 ? true : undefined;
     }, { timeoutMs: 30_000 });
+    // Any node shows the whole cluster's queue, and who holds the lease.
+    const view = await run(process.execPath, [POSTERN, 'smtpctl', '-f', join(n3.dir, 'smtpd.conf'), '--json', 'show', 'cluster'], { timeoutMs: 15_000 });
+    assert.equal(view.status, 0, view.stderr);
+    const entries = JSON.parse(view.stdout) as { msgid: string; origin: string; holder: string; lease: number }[];
+    assert.ok(entries.some((e) => e.origin === 'n2' && e.holder === 'n2' && e.lease > 0), view.stdout);
+    const status = await run(process.execPath, [POSTERN, 'db', '-f', join(root, 'db.conf'), 'status'], { timeoutMs: 15_000 });
+    assert.match(status.stdout, /^ +1 +queued +n2$/m, status.stdout);
     const sink = await startSmtpSink(SINK, sinkPort);
     try {
       const e = await run(python(), ['-c', `import smtplib,sys\ns=smtplib.SMTP(sys.argv[1], int(sys.argv[2]))\ns.ehlo('client.test')\nprint(s.docmd('ETRN', 'etrn.example')[0])\ns.quit()`, n3.address, String(n3.d?.port)]);
