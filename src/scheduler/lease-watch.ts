@@ -8,7 +8,9 @@
  *  - while the leases are not fresh (renewals failing) it tells the runner
  *    to start nothing, and claims nothing;
  *  - messages whose leases went to another node are dropped from the
- *    schedule, without records, once their tasks (if any) have ended.
+ *    schedule, without records, once their tasks (if any) have ended;
+ *  - each node takes 1/N of every per-destination limit, N the nodes alive
+ *    (ready.ts), so a limit holds for the cluster as a whole.
  * The timing of deliveries stays the schedule's alone.
  */
 import type { Leases } from '../spool/leases.js';
@@ -25,6 +27,8 @@ export interface LeaseWatchDeps {
   drop(msgid: string): boolean;
   /** The leases are fresh again: run what is due. */
   pump(): void;
+  /** This many nodes share the per-destination limits. */
+  share(nodes: number): void;
   warn(line: string): void;
 }
 
@@ -73,6 +77,7 @@ export class LeaseWatch {
     if (!fresh && this.wasFresh) this.d.warn('scheduler: leases could not be renewed; no delivery starts and no work is claimed until they are');
     this.wasFresh = fresh;
     if (!fresh) return;
+    this.d.share(this.d.leases.nodes());
     this.dropLost();
     if (this.loading || !this.d.hasRoom()) return this.d.pump();
     this.loading = true;

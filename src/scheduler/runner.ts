@@ -171,6 +171,7 @@ export class QueueRunner implements SchedulerSeam {
         return true;
       },
       pump: () => this.pump(),
+      share: (nodes) => this.schedule.shareLimits(nodes),
       warn: (line) => this.log.warn(line),
     });
   }

@@ -12,7 +12,10 @@
  *    could not be renewed in time (the database is unreachable): another
  *    node may hold them soon, so this one starts nothing;
  *  - onLost: messages whose leases went to another node (or which another
- *    node removed): the scheduler forgets them, without records.
+ *    node removed): the scheduler forgets them, without records;
+ *  - nodes(): how many nodes are alive, so that each node takes its share
+ *    of every per-destination concurrency limit (the limit then holds for
+ *    the cluster as a whole).
  * A spool without leases (the file spool) has none of this: the runner
  * gets no Leases and behaves as it always did.
  */
@@ -24,4 +27,6 @@ export interface Leases {
   fresh(): boolean;
   /** Register the handler for leases lost to another node. */
   onLost(fn: (msgids: readonly string[]) => void): void;
+  /** Nodes alive in the cluster (at least 1): each node takes 1/nodes of every per-destination limit. */
+  nodes(): number;
 }

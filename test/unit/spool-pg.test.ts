@@ -111,6 +111,10 @@ test('leases: committed work is its node\'s; free work is shared in bounded batc
     const heldB = await b.list();
     assert.equal(heldB.length, 4, 'a bounded batch');
     assert.equal(new Set([...heldA, ...heldB]).size, heldA.length + heldB.length, 'no message held twice');
+    await a.leases?.renew();
+    await b.leases?.renew();
+    await a.leases?.renew();
+    assert.equal(a.leases?.nodes(), 2, 'the renewals are heartbeats: two nodes share the per-destination limits');
     const all = new Set([...(await a.list()), ...(await b.list())]);
     assert.equal(all.size, 11, 'after enough polls, every message is held by one node');
     assert.ok(free.every((m) => all.has(m)));

@@ -12,6 +12,10 @@
  * UPDATE; a message that is no longer this node's (another node took it
  * after it expired, or removed it) is reported lost.
  *
+ * Each renewal is also a heartbeat (postern_node): nodes() counts the nodes
+ * seen within a lease time, so that each takes its share of the
+ * per-destination limits.
+ *
  * fresh() is this node's own view, on its own monotonic clock: true until
  * ttl − margin after the start of the last renewal that succeeded. The
  * margin (a quarter of the ttl) covers the time a query takes to arrive;
@@ -42,6 +46,8 @@ export class LeaseKeeper implements Leases {
   private readonly lost: ((msgids: readonly string[]) => void)[] = [];
   /** Successful renewals and claims, for measurements. */
   renewals = 0;
+  /** Nodes alive at the last heartbeat (this one included). */
+  private alive = 1;
 
   constructor(
     private readonly pool: Pool,
@@ -58,6 +64,10 @@ export class LeaseKeeper implements Leases {
 
   onLost(fn: (msgids: readonly string[]) => void): void {
     this.lost.push(fn);
+  }
+
+  nodes(): number {
+    return this.alive;
   }
 
   /** Msgids this node holds now. */
@@ -123,6 +133,7 @@ export class LeaseKeeper implements Leases {
     }
     this.renewals++;
     this.validUntil = t0 + ttlMs * 0.75;
+    await this.heartbeat().catch((e: unknown) => this.log(`heartbeat: ${(e as Error).message}`));
     const still = new Set(rows.map((r) => r.msgid));
     const gone: string[] = [];
     for (const [m, since] of this.held) {
@@ -138,6 +149,14 @@ export class LeaseKeeper implements Leases {
     }
   }
 
+  /** This node is alive; how many are (seen within a lease time). */
+  private async heartbeat(): Promise<void> {
+    const { node, ttlMs } = this.opts;
+    await this.pool.query('INSERT INTO postern_node (name, seen) VALUES ($1, now()) ON CONFLICT (name) DO UPDATE SET seen = now()', [node]);
+    const r = await this.pool.query<{ n: string }>(`SELECT count(*) AS n FROM postern_node WHERE seen > now() - $1::bigint * interval '1 millisecond'`, [ttlMs]);
+    this.alive = Math.max(1, Number(r.rows[0]?.n ?? 1));
+  }
+
   /** Give every lease back (a clean stop), so other nodes take over at once. */
   async release(): Promise<void> {
     if (this.timer !== undefined) clearInterval(this.timer);
@@ -145,6 +164,7 @@ export class LeaseKeeper implements Leases {
     await this.renewing?.catch(() => undefined);
     this.validUntil = 0;
     await this.pool.query(`UPDATE postern_message SET lease_holder = NULL, lease_until = NULL WHERE lease_holder = $1`, [this.opts.node]).catch((e: unknown) => this.log(`cannot release leases: ${(e as Error).message}`));
+    await this.pool.query('DELETE FROM postern_node WHERE name = $1', [this.opts.node]).catch(() => undefined);
     this.held.clear();
   }
 

@@ -55,6 +55,11 @@ CREATE TABLE postern_outcome (
   outcome jsonb NOT NULL
 );
 CREATE INDEX postern_outcome_msgid ON postern_outcome (msgid, id);
+-- The nodes alive (a heartbeat with every lease renewal): each takes its share of per-destination limits.
+CREATE TABLE postern_node (
+  name text PRIMARY KEY,
+  seen timestamptz NOT NULL
+);
 -- ETRN asked on one node, for every node (cluster/etrn.ts); rows older than an hour are pruned.
 CREATE TABLE postern_etrn (
   id     bigserial PRIMARY KEY,
