@@ -28,6 +28,7 @@ import type { MailLog } from '../log/maillog.js';
 import { daemonSpool } from './open-spool.js';
 import { EtrnRelay } from '../cluster/etrn.js';
 import { clusterQueue } from '../cluster/queue-view.js';
+import { ClusterFailRate } from '../cluster/failrate.js';
 import type { Spool } from '../spool/spool.js';
 import { TableRegistry, type Table } from '../table/table.js';
 import { tableFromDecl } from '../table/table-static.js';
@@ -89,7 +90,8 @@ interface Shared {
   readonly stats: Stats;
   readonly users: SystemUsers;
   readonly tables: TableRegistry;
-  readonly failrate: FailRate;
+  /** AUTH failures per client: this node's (auth/failrate.ts), or the cluster's (cluster/failrate.ts). */
+  readonly failrate: FailRate | ClusterFailRate;
   readonly freeSpace: () => Promise<number>;
   /** The scheduler, once it exists (sessions hand it what they queue). */
   scheduler?: QueueRunner;
@@ -183,7 +185,7 @@ export class Daemon implements ControlTarget {
         stats,
         users: new SystemUsers(),
         tables: new TableRegistry(),
-        failrate: new FailRate(config.smtp.authFailRate),
+        failrate: cluster ? new ClusterFailRate({ pool: cluster.pool, limit: config.smtp.authFailRate, log: (l) => log.info(l) }) : new FailRate(config.smtp.authFailRate),
         ...(opts.policy ? { policyExtras: opts.policy } : {}),
         freeSpace: async () => {
           const now = Date.now();
@@ -191,6 +193,7 @@ export class Daemon implements ControlTarget {
           return free.value;
         },
       };
+      if (shared.failrate instanceof ClusterFailRate) shared.failrate.start();
       const gen = Daemon.build(loaded, shared, (e) => new StartupError(e));
       shared.tables.replace(gen.tables);
 
@@ -405,6 +408,7 @@ export class Daemon implements ControlTarget {
     this.mda.close();
     await this.mta.close();
     this.shared.etrnRelay?.stop();
+    if (this.shared.failrate instanceof ClusterFailRate) this.shared.failrate.stop();
     await this.shared.spool.close();
     this.releasePid();
     this.log.info('smtpd exiting');

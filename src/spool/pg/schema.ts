@@ -60,6 +60,14 @@ CREATE TABLE postern_node (
   name text PRIMARY KEY,
   seen timestamptz NOT NULL
 );
+-- Policy counters shared by the nodes (cluster/failrate.ts): events per kind, key and minute.
+CREATE TABLE postern_counter (
+  kind   text NOT NULL,
+  key    text NOT NULL,
+  minute bigint NOT NULL,
+  n      integer NOT NULL,
+  PRIMARY KEY (kind, key, minute)
+);
 -- ETRN asked on one node, for every node (cluster/etrn.ts); rows older than an hour are pruned.
 CREATE TABLE postern_etrn (
   id     bigserial PRIMARY KEY,
