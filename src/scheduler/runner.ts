@@ -12,6 +12,11 @@
  * recorded, their temporary failures are not (the abort caused them), and
  * gathered failure reports are flushed. Anything later is left for the next
  * start.
+ *
+ * With a spool shared by several nodes, lease-watch.ts claims work, stops
+ * deliveries on stale leases and drops messages lost to another node; the
+ * runner only wires it in (which is why this file passes 400 lines: the
+ * lifecycle, the scheduler seam and the operations stay together).
  */
 import type { Config } from '../config/model.js';
 import type { DeliveryAgent } from '../delivery/agent.js';
