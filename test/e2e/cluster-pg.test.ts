@@ -24,6 +24,7 @@ import { REPO, startDaemon, tempDir, type DaemonHandle } from '../helpers/daemon
 import { freePort as freeTcpPort, startSmtpSink } from '../helpers/mta-peers.js';
 import { partitionable, startPostgres, type Partition, type PgServer } from '../helpers/postgres.js';
 import { python, run } from '../helpers/tools.js';
+import { FsSpool } from '../../src/spool/fs/fs-spool.js';
 import { fileLines, usersTable, waitFor } from './deliver-helpers.js';
 
 const POSTERN = join(REPO, 'bin', 'postern.js');
@@ -227,6 +228,20 @@ describe('three nodes sharing a queue in PostgreSQL', { concurrency: false }, ()
     } finally {
       await sink.close();
     }
+  });
+
+  it('a stopped node\'s file spool, moved in with postern db import-spool, is delivered by the cluster', async () => {
+    const old = join(root, 'old-spool');
+    const fs = new FsSpool({ root: old, journal: false });
+    await fs.open();
+    const w = await fs.createMessage();
+    w.write(Buffer.from('From: <a@remote.example>\r\nSubject: moved-0\r\n\r\nbody\r\n'));
+    await w.commit({ sender: 'a@remote.example', recipients: [{ address: 'u1@slow.example', action: 'slow', dest: { kind: 'user', user: 'u1' } }], body: '8BITMIME', smtputf8: false, arrival: Date.now(), client: { address: '192.0.2.1', port: 1, proto: 'ESMTP', listener: 'old' } });
+    await fs.close();
+    const r = await run(process.execPath, [POSTERN, 'db', '-f', join(root, 'db.conf'), 'import-spool', old], { timeoutMs: 30_000 });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /1 message\(s\) moved, 0 left/);
+    await allDelivered(['moved-0'], 'after import-spool');
   });
 
   it('a node cut off from the database starts no delivery once its leases are stale; the others deliver its mail', async () => {
