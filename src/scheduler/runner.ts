@@ -167,7 +167,8 @@ export class QueueRunner implements SchedulerSeam {
     this.leaseWatch = opts.leases && new LeaseWatch({
       leases: opts.leases,
       running: () => this.state === 'running',
-      hasRoom: () => !this.loader.isFull(),
+      // A node with every delivery paused claims nothing more (what it holds waits for resume or stop).
+      hasRoom: () => !this.loader.isFull() && !(this.schedule.isPaused('mta') && this.schedule.isPaused('mda')),
       load: () => this.loader.load().then(() => loader.refilled()),
       drop: (msgid) => {
         if (this.schedule.inflight(msgid) > 0) return false;
