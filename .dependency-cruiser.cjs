@@ -8,7 +8,7 @@ const LAYERS = [
   /* 0, the ground floor: shared words, importing nothing above */ ['mail', 'net', 'time', 'users', 'wire', 'log', 'metrics', 'privsep', 'stats.ts'],
   /* 1 */ ['config'],
   /* 2, services every part uses */ ['table', 'dns', 'tls'],
-  /* 3 */ ['auth', 'spool', 'rules'],
+  /* 3 */ ['auth', 'spool', 'rules', 'cluster'],
   /* 4, recipient expansion; mail authentication (SPF, DKIM, DMARC, ARC; DKIM signing) */ ['expand', 'mailauth'],
   /* 5, verdicts, the checks at the door, filters and delivery agents */ ['policy', 'antispam', 'delivery', 'transport-security', 'filter'],
   /* 6, the one way into the queue */ ['queue'],

@@ -41,13 +41,16 @@ if [ "$(id -u)" = 0 ]; then
   #   rspamd, opendkim, opendkim-tools, clamav-daemon, clamav-milter, python3-milter   real milters (filter tests)
   #   opensmtpd-filter-rspamd, opensmtpd-filter-dkimsign, python3-dkim   OpenSMTPD's filter processes, a DKIM verifier
   #   python3-dkim, python3-spf, python3-dnspython, opendkim   dkimpy, pyspf and OpenDKIM (opendkim -t) as third-party DKIM/ARC/SPF peers (mailauth-*.test.ts)
-  apt-get install -y -qq --no-install-recommends swaks libnet-ssleay-perl libio-socket-ssl-perl python3 python3-aiosmtpd postfix procmail openssl passwd haproxy testssl.sh iproute2 rsyslog logrotate fail2ban bsdutils prometheus chromium systemd groff-base libnss-systemd oidentd util-linux mount socat nsd ldnsutils unbound rspamd opendkim opendkim-tools clamav-daemon clamav-milter python3-milter opensmtpd-filter-rspamd opensmtpd-filter-dkimsign python3-dkim python3-spf python3-dnspython >/dev/null
+  #   postgresql        the cluster spool's database (initdb/pg_ctl in a temp folder, as user postgres)
+  #   dovecot-core, dovecot-lmtpd   the benchmark's LMTP destination, started by the harness's test (bench-harness.test.ts)
+  apt-get install -y -qq --no-install-recommends swaks libnet-ssleay-perl libio-socket-ssl-perl python3 python3-aiosmtpd postfix procmail openssl passwd haproxy testssl.sh iproute2 rsyslog logrotate fail2ban bsdutils prometheus chromium systemd groff-base libnss-systemd oidentd util-linux mount socat nsd ldnsutils unbound rspamd opendkim opendkim-tools clamav-daemon clamav-milter python3-milter opensmtpd-filter-rspamd opensmtpd-filter-dkimsign python3-dkim python3-spf python3-dnspython postgresql dovecot-core dovecot-lmtpd >/dev/null
   # postfix's package may leave a daemon on port 25; nothing of ours uses it.
   postfix stop >/dev/null 2>&1 || true
 fi
-for tool in swaks python3 procmail openssl haproxy ss /usr/sbin/smtp-sink /usr/sbin/rsyslogd /usr/sbin/logrotate fail2ban-regex logger promtool /usr/bin/chromium systemd-analyze groff /usr/sbin/oidentd unshare chroot nsenter socat /usr/sbin/nsd /usr/sbin/nsd-checkzone ldns-keygen ldns-signzone /usr/sbin/unbound /usr/sbin/unbound-checkconf /usr/bin/rspamd /usr/sbin/opendkim /usr/sbin/opendkim-genkey /usr/sbin/clamd /usr/sbin/clamav-milter /usr/libexec/opensmtpd/filter-rspamd /usr/libexec/opensmtpd/filter-dkimsign; do
+for tool in swaks python3 procmail openssl haproxy ss /usr/sbin/smtp-sink /usr/sbin/rsyslogd /usr/sbin/logrotate fail2ban-regex logger promtool /usr/bin/chromium systemd-analyze groff /usr/sbin/oidentd unshare chroot nsenter socat /usr/sbin/nsd /usr/sbin/nsd-checkzone ldns-keygen ldns-signzone /usr/sbin/unbound /usr/sbin/unbound-checkconf /usr/bin/rspamd /usr/sbin/opendkim /usr/sbin/opendkim-genkey /usr/sbin/clamd /usr/sbin/clamav-milter /usr/libexec/opensmtpd/filter-rspamd /usr/libexec/opensmtpd/filter-dkimsign /usr/sbin/dovecot /usr/lib/dovecot/lmtp; do
   command -v "$tool" >/dev/null || { echo "test peers: $tool is missing" >&2; exit 1; }
 done
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || { echo "test peers: postgresql (initdb) is missing" >&2; exit 1; }
 /usr/bin/python3 -c 'import aiosmtpd' || { echo "test peers: python3-aiosmtpd is missing" >&2; exit 1; }
 /usr/bin/python3 -c 'import Milter, dkim, spf, dns.resolver' || { echo "test peers: python3-milter, python3-dkim, python3-spf or python3-dnspython is missing" >&2; exit 1; }
 perl -MIO::Socket::SSL -MNet::SSLeay -e1 || { echo "test peers: swaks cannot do TLS (libio-socket-ssl-perl, libnet-ssleay-perl)" >&2; exit 1; }

@@ -16,19 +16,20 @@
  */
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { FsSpool } from '../spool/fs/fs-spool.js';
+import { readerSpool } from './read-spool.js';
 import type { RecipientOutcome } from '../mail/envelope.js';
 import type { Config } from '../config/model.js';
 
 export async function mailq(config: Config, out: (s: string) => void = (s) => process.stdout.write(s)): Promise<number> {
-  if (!existsSync(join(config.queue.path, 'VERSION'))) {
+  if (config.queue.postgresql === undefined && !existsSync(join(config.queue.path, 'VERSION'))) {
     process.stderr.write(`mailq: no queue in ${config.queue.path} (has smtpd ever run with this configuration?)\n`);
     return 1;
   }
-  const spool = new FsSpool({ root: config.queue.path, recover: false });
+  const spool = readerSpool(config);
   try {
     await spool.open();
   } catch (e) {
+    await spool.close().catch(() => undefined);
     process.stderr.write(`mailq: cannot read the queue in ${config.queue.path}: ${(e as Error).message}\n`);
     return 1;
   }

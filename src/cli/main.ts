@@ -5,6 +5,7 @@
  *
  *   smtpd  smtpctl  sendmail  send-mail  mailq  newaliases  makemap  smtpfwdd
  *   smtpserver (ZMailer's, cli/smtpserver.ts)
+ *   db (the cluster's PostgreSQL queue, cli/db.ts)
  *
  * and, as `postern install` / `postern uninstall`, the service kit
  * (cli/install/). `--version` and `--help` as a command's first argument
@@ -13,7 +14,7 @@
 import { basename } from 'node:path';
 import { versionOrHelp } from './version.js';
 
-const COMMANDS = ['smtpd', 'smtpctl', 'sendmail', 'send-mail', 'mailq', 'newaliases', 'makemap', 'smtpfwdd', 'smtpserver'] as const;
+const COMMANDS = ['smtpd', 'smtpctl', 'sendmail', 'send-mail', 'mailq', 'newaliases', 'makemap', 'smtpfwdd', 'smtpserver', 'db'] as const;
 
 async function run(name: string, argv: string[]): Promise<void> {
   if (versionOrHelp(name, argv)) return;
@@ -44,6 +45,8 @@ async function run(name: string, argv: string[]): Promise<void> {
     case 'install':
     case 'uninstall':
       return (await import('./install/main.js')).installMain(name, argv);
+    case 'db':
+      return (await import('./db.js')).dbMain(argv);
     default: {
       const [sub, ...rest] = argv;
       if (sub === 'install' || sub === 'uninstall') return run(sub, rest);

@@ -221,6 +221,7 @@ const COMMANDS: readonly GrammarEntry<Run>[] = [
   { pattern: 'show status', help: 'whether smtp, mta and mda are paused', value: show('show status', (d) => statusLines(d as { smtp: string; mta: string; mda: string })) },
   { pattern: 'show hosts', help: "the relay agent's view of remote hosts", value: show('show hosts', (d) => listLines(Array.isArray(d) ? d : [])) },
   { pattern: 'show routes', help: "the relay agent's routes", value: show('show routes', (d) => listLines(Array.isArray(d) ? d : [])) },
+  { pattern: 'show cluster', help: 'the shared queue (queue postgresql): each message and the node holding its lease', value: show('show cluster', (d) => listLines(Array.isArray(d) ? d : [])) },
   { pattern: 'schedule <id>', help: 'try a message or an envelope now', value: counted('schedule', 'scheduled') },
   { pattern: 'schedule all', help: 'try every queued envelope now', value: counted('schedule', 'scheduled') },
   { pattern: 'remove <id>', help: 'drop a message or an envelope, without a bounce', value: counted('remove', 'removed') },

@@ -28,7 +28,8 @@ export const USAGES: Readonly<Record<string, { usage: string; man?: string }>> =
       'usage: postern command [argument ...]\n' +
       '       postern install [--root DIR] [--force] [--no-start] [--no-user] [--user NAME] [--config FILE] [--spool DIR] ...\n' +
       '       postern uninstall [--root DIR] [--purge] ...\n' +
-      'commands: smtpd, smtpctl, sendmail, send-mail, mailq, newaliases, makemap, install, uninstall',
+      '       postern db [-f file] migrate | status | import-spool [DIR]\n' +
+      'commands: smtpd, smtpctl, sendmail, send-mail, mailq, newaliases, makemap, install, uninstall, db',
   },
   smtpd: { usage: 'usage: smtpd [-dFhnv] [-b address] [-D name=value] [-f file] [-P subsystem] [-T trace]', man: 'smtpd(8)' },
   smtpctl: { usage: 'usage: smtpctl [-f file] [--json] [--human] command [argument ...]', man: 'smtpctl(8)' },
@@ -45,6 +46,7 @@ export const USAGES: Readonly<Record<string, { usage: string; man?: string }>> =
       'usage: postern install [--root DIR] [--force] [--no-start] [--no-user] [--user NAME] [--config FILE] [--spool DIR]\n' +
       '                       [--mail-dir DIR] [--libexec DIR] [--unit-dir DIR] [--man-dir DIR] [--state-dir DIR] (docs/administration.md)',
   },
+  db: { usage: 'usage: postern db [-f file] migrate | status | import-spool [DIR] (docs/cluster.md)' },
   uninstall: { usage: 'usage: postern uninstall [--root DIR] [--purge] [--state-dir DIR] (docs/administration.md)' },
 };
 

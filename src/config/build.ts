@@ -129,6 +129,7 @@ export function build(input: BuildInput, diags: Diagnostics): Config | undefined
       minFreeSpace: val(s.minFreeSpace, D.DEFAULT_MIN_FREE_SPACE),
       groupCommitMs: val(s.groupCommitMs, D.DEFAULT_GROUP_COMMIT_MS),
       activeLimit: val(s.activeLimit, D.DEFAULT_ACTIVE_LIMIT),
+      ...(s.queuePostgresql !== undefined ? { postgresql: { url: s.queuePostgresql.value, ...(s.queueNode !== undefined ? { node: s.queueNode.value } : {}), leaseMs: val(s.queueLeaseMs, 30_000) } } : {}),
     },
     bounce: { warnIntervals: val(s.warnIntervals, [...D.DEFAULT_BOUNCE_WARN_INTERVALS_S]) },
     paths: {

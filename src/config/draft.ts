@@ -74,6 +74,9 @@ export interface SettingsDraft {
   minFreeSpace?: Setting<number>;
   groupCommitMs?: Setting<number>;
   activeLimit?: Setting<number>;
+  queuePostgresql?: Setting<string>;
+  queueNode?: Setting<string>;
+  queueLeaseMs?: Setting<number>;
   warnIntervals?: Setting<number[]>;
   controlSocket?: Setting<string>;
   pidFile?: Setting<string>;

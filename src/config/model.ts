@@ -276,6 +276,8 @@ export interface QueueOptions {
   readonly groupCommitMs: number;
   /** Messages, and recipients, the scheduler holds in memory at most (`queue active-limit`); more wait in the spool. Default 20,000. */
   readonly activeLimit: number;
+  /** `queue postgresql "URL"` (with `queue node`, `queue lease`): the queue is shared with other nodes in PostgreSQL (docs/cluster.md). */
+  readonly postgresql?: { readonly url: string; readonly node?: string; readonly leaseMs: number };
 }
 
 export interface BounceOptions {

@@ -6,7 +6,8 @@
  * OpenSMTPD, modern:  smtp max-message-size SIZE · smtp limit max-rcpt N
  *                     max-mails N · smtp ciphers "…" · queue ttl DURATION ·
  *                     bounce warn-interval D[, D…]
- * Postern's own:      queue path|min-free-space|group-commit · control socket ·
+ * Postern's own:      queue path|min-free-space|group-commit · queue
+ *                     postgresql|node|lease (parse-cluster.ts) · control socket ·
  *                     pidfile · mbox path · log file · resolver … ·
  *                     resolver timeout · smtp limit max-unknown-commands|max-junk-commands ·
  *                     smtp timeout command|data|tls-handshake|session|
@@ -23,6 +24,7 @@ import type { Token } from './lexer.js';
 import { SMTP_EXTENSIONS } from './defaults.js';
 import { checkHostname, checkResolver, parseCount, parseDuration, parseSize, type Parsed } from './values.js';
 import { didYouMean } from './suggest.js';
+import { CLUSTER_QUEUE_OPTIONS, parseQueueCluster } from './parse-cluster.js';
 
 /** Record a parsed value, or its error at the value's position. */
 function take<T>(c: Cursor, v: Token, r: Parsed<T>, use: (value: T) => void): void {
@@ -61,11 +63,12 @@ export function parseExpire(c: Cursor): void {
   take(c, v, parseDuration(v.text), (ms) => c.set('queueTtl', seconds(ms), kw.pos, '"expire"'));
 }
 
-const QUEUE_OPTIONS = ['path', 'ttl', 'interval', 'min-free-space', 'group-commit', 'active-limit'];
+const QUEUE_OPTIONS = ['path', 'ttl', 'interval', 'min-free-space', 'group-commit', 'active-limit', ...CLUSTER_QUEUE_OPTIONS];
 
 export function parseQueue(c: Cursor): void {
+  const t = c.peek(1);
+  if (t.kind === 'word' && CLUSTER_QUEUE_OPTIONS.includes(t.text)) return parseQueueCluster(c);
   const kw = c.next();
-  const t = c.peek();
   if (t.kind === 'word' && (t.text === 'compression' || t.text === 'encryption')) c.fail(t.pos, `"queue ${t.text}" is not supported by Postern`);
   if (t.kind !== 'word' || !QUEUE_OPTIONS.includes(t.text)) c.unknown(t, QUEUE_OPTIONS, 'queue option');
   c.next();

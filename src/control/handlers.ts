@@ -136,6 +136,7 @@ const HANDLERS: Readonly<Record<CommandName, Handler>> = {
     return envelopeDetails(t.config, stored.envelope, r, stored.outcomes.get(evpid) ?? [], t.runner.schedule.get(evpid));
   },
   'show message': (ctx, a) => bodyStream(ctx, must(a, 'id')),
+  'show cluster': async (ctx) => (ctx.target.cluster ? await ctx.target.cluster() : []),
   'show stats': (ctx) => statsView(ctx),
   'show status': (ctx) => {
     const p = ctx.target.paused();

@@ -45,6 +45,7 @@ export const COMMANDS = {
   'show status': { args: {} },
   'show hosts': { args: {} },
   'show routes': { args: {} },
+  'show cluster': { args: {} },
   schedule: { args: { target: { kind: 'target' } } },
   remove: { args: { target: { kind: 'target' } } },
   'pause envelope': { args: { target: { kind: 'target' } } },

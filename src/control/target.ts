@@ -30,4 +30,6 @@ export interface ControlTarget {
   hosts?(): unknown[]; // relay agent's view (show hosts) when available
   /** Relay routes (show routes) when available. */
   routes?(): unknown[];
+  /** The shared queue of a cluster (show cluster) when the spool is PostgreSQL. */
+  cluster?(): Promise<unknown[]>;
 }

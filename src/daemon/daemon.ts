@@ -25,7 +25,10 @@ import { LocalEnqueuer } from '../submit/local-enqueue.js';
 import { EnqueueSocket } from '../submit/enqueue-socket.js';
 import type { Config } from '../config/model.js';
 import type { MailLog } from '../log/maillog.js';
-import { FsSpool } from '../spool/fs/fs-spool.js';
+import { daemonSpool } from './open-spool.js';
+import { EtrnRelay } from '../cluster/etrn.js';
+import { clusterQueue } from '../cluster/queue-view.js';
+import { ClusterFailRate } from '../cluster/failrate.js';
 import type { Spool } from '../spool/spool.js';
 import { TableRegistry, type Table } from '../table/table.js';
 import { tableFromDecl } from '../table/table-static.js';
@@ -91,14 +94,19 @@ interface Generation {
 /** What does not change with the configuration. */
 interface Shared {
   readonly log: MailLog;
-  readonly spool: FsSpool;
+  readonly spool: Spool;
   readonly stats: Stats;
   readonly users: SystemUsers;
   readonly tables: TableRegistry;
-  readonly failrate: FailRate;
+  /** AUTH failures per client: this node's (auth/failrate.ts), or the cluster's (cluster/failrate.ts). */
+  readonly failrate: FailRate | ClusterFailRate;
   readonly freeSpace: () => Promise<number>;
   /** The scheduler, once it exists (sessions hand it what they queue). */
   scheduler?: QueueRunner;
+  /** ETRN for the other nodes sharing the queue (`queue postgresql`). */
+  etrnRelay?: EtrnRelay;
+  /** The shared queue, for `smtpctl show cluster`. */
+  clusterQueue?: () => Promise<unknown[]>;
   /** What the command line adds to the policy (smtpserver's -s, -L, -R, -a). */
   readonly policyExtras?: DaemonPolicyExtras;
 }
@@ -173,7 +181,7 @@ export class Daemon implements ControlTarget {
       const stats = new Stats();
       const metrics = config.http !== undefined ? new Metrics() : undefined;
       if (metrics) stats.probe = metrics;
-      const spool = new FsSpool({ root: config.queue.path, groupCommitMs: config.queue.groupCommitMs, log: (l) => log.info(`spool: ${l}`), onBatch: (n, s) => stats.probe.spoolBatch(n, s) });
+      const { spool, leases, where, cluster } = daemonSpool(config, log, stats);
       let free = { value: Number.POSITIVE_INFINITY, at: 0 };
       const shared: Shared = {
         log,
@@ -181,7 +189,7 @@ export class Daemon implements ControlTarget {
         stats,
         users: new SystemUsers(),
         tables: new TableRegistry(),
-        failrate: new FailRate(config.smtp.authFailRate),
+        failrate: cluster ? new ClusterFailRate({ pool: cluster.pool, limit: config.smtp.authFailRate, log: (l) => log.info(l) }) : new FailRate(config.smtp.authFailRate),
         ...(opts.policy ? { policyExtras: opts.policy } : {}),
         freeSpace: async () => {
           const now = Date.now();
@@ -189,12 +197,16 @@ export class Daemon implements ControlTarget {
           return free.value;
         },
       };
+      if (shared.failrate instanceof ClusterFailRate) shared.failrate.start();
       const gen = Daemon.build(loaded, shared, (e) => new StartupError(e));
       shared.tables.replace(gen.tables);
       // Root is given up here, once certificates and tables are read and before the spool or the network is touched.
       opts.privsep?.drop(config);
-      const report = await spool.open();
-      log.info(`spool ${config.queue.path}: ${report.messages} message(s) queued, ${report.removedIncomplete} incomplete removed, ${report.corrupt.length} corrupt`);
+      const report = await spool.open().catch(async (e: unknown) => {
+        await spool.close().catch(() => undefined);
+        throw new StartupError(`spool ${where}: ${(e as Error).message}`);
+      });
+      log.info(`spool ${where}: ${report.messages} message(s) queued, ${report.removedIncomplete} incomplete removed, ${report.corrupt.length} corrupt`);
       for (const c of report.corrupt) log.warn(`spool: ${c.name} moved to corrupt/: ${c.reason}`);
 
       // Agents and the scheduler outlive generations; reload gives them the new configuration.
@@ -230,8 +242,13 @@ export class Daemon implements ControlTarget {
       };
       // Reports enter the queue by the same door as all mail, with the current generation's policy.
       const door = { open: (...a: Parameters<FrontDoor['open']>) => current().door.open(...a) };
-      const scheduler = new QueueRunner({ spool, config, log, stats: shared.stats, agents: { mda, mta }, router, door });
+      const scheduler = new QueueRunner({ spool, config, log, stats: shared.stats, agents: { mda, mta }, router, door, ...(leases ? { leases } : {}) });
       shared.scheduler = scheduler;
+      if (cluster) {
+        shared.etrnRelay = new EtrnRelay({ ...cluster, run: (domain) => void scheduler.etrn(domain), log: (l) => log.info(l) });
+        shared.etrnRelay.start();
+        shared.clusterQueue = () => clusterQueue(cluster.pool);
+      }
       await gen.server.listen(gen.config);
 
       // Local submission (sendmail): offline/ is writable by everyone, readable by nobody else.
@@ -320,7 +337,15 @@ export class Daemon implements ControlTarget {
         // smtpserver.conf's etrn-cluster: the other nodes run their queues too (mta/etrn-cluster.ts).
         const cluster = loaded.files.zmailer?.etrnCluster ?? [];
         if (cluster.length > 0) void relayEtrn(cluster, domain, client, config.hostname, shared.log);
-        return shared.scheduler ? shared.scheduler.etrn(domain) : reply(458, '4.3.0', 'Unable to queue messages now');
+        const local = shared.scheduler ? shared.scheduler.etrn(domain) : reply(458, '4.3.0', 'Unable to queue messages now');
+        // A shared queue: every node runs its queue for the domain; the answer counts the whole cluster's mail.
+        if (shared.etrnRelay === undefined || local.code === 458) return local;
+        const asked = shared.etrnRelay.announce(domain);
+        if (local.code === 250) return asked.then(() => local, () => local);
+        return asked.then(
+          (any) => (any ? reply(250, '2.0.0', `Queuing for node ${domain.toLowerCase()} started`) : local),
+          () => local,
+        );
       },
       enqueued: (env: Envelope, o?: { readonly held?: boolean }) => shared.scheduler?.enqueued(env, o),
     };
@@ -415,6 +440,8 @@ export class Daemon implements ControlTarget {
     await this.runner.stop();
     this.mda.close();
     await this.mta.close();
+    this.shared.etrnRelay?.stop();
+    if (this.shared.failrate instanceof ClusterFailRate) this.shared.failrate.stop();
     await this.shared.spool.close();
     this.releasePid();
     this.log.info('smtpd exiting');
@@ -456,6 +483,10 @@ export class Daemon implements ControlTarget {
 
   hosts(): unknown[] {
     return this.mta.hosts();
+  }
+
+  cluster(): Promise<unknown[]> {
+    return this.shared.clusterQueue?.() ?? Promise.resolve([]);
   }
 
   routes(): unknown[] {

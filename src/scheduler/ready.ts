@@ -63,7 +63,18 @@ export class ReadyQueues {
   private readonly running: Record<AgentKind, number> = { mda: 0, mta: 0 };
   private total = 0;
 
+  /** Nodes sharing the per-key limits (a cluster: scheduler/lease-watch.ts); each gets floor(limit / share), at least 1. */
+  private share = 1;
+
   constructor(private readonly limits: ScheduleLimits) {}
+
+  setShare(nodes: number): void {
+    this.share = Math.max(1, Math.floor(nodes));
+  }
+
+  private perKey(kind: AgentKind): number {
+    return Math.max(1, Math.floor(this.limits.maxTasksPerKey[kind] / this.share));
+  }
 
   /** Tasks running now, of one kind or all. */
   tasks(kind?: AgentKind): number {
@@ -83,7 +94,7 @@ export class ReadyQueues {
       const grown = groupAdd(g, evpid);
       if (grown !== g) q.groups.set(msgid, grown);
     }
-    if (q.running < this.limits.maxTasksPerKey[kind]) this.rotation[kind].add(id);
+    if (q.running < this.perKey(kind)) this.rotation[kind].add(id);
   }
 
   delete(kind: AgentKind, key: string, msgid: string, evpid: string): void {
@@ -109,6 +120,7 @@ export class ReadyQueues {
         if (id === undefined) continue;
         const q = this.queues.get(id) as KeyQueue;
         this.rotation[kind].delete(id);
+        if (q.running >= this.perKey(kind)) continue; // the share shrank since it joined the rotation
         const entry = first(q.groups.entries());
         if (entry === undefined) continue;
         const [msgid, group] = entry;
@@ -149,7 +161,7 @@ export class ReadyQueues {
   /** Put a key in (the back of) its rotation or take it out, and forget empty idle keys. */
   private tidy(id: string, q: KeyQueue): void {
     const rot = this.rotation[q.kind];
-    if (q.groups.size > 0 && q.running < this.limits.maxTasksPerKey[q.kind]) rot.add(id);
+    if (q.groups.size > 0 && q.running < this.perKey(q.kind)) rot.add(id);
     else rot.delete(id);
     if (q.groups.size === 0 && q.running === 0) this.queues.delete(id);
   }

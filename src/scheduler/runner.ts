@@ -12,6 +12,11 @@
  * recorded, their temporary failures are not (the abort caused them), and
  * gathered failure reports are flushed. Anything later is left for the next
  * start.
+ *
+ * With a spool shared by several nodes, lease-watch.ts claims work, stops
+ * deliveries on stale leases and drops messages lost to another node; the
+ * runner only wires it in (which is why this file passes 400 lines: the
+ * lifecycle, the scheduler seam and the operations stay together).
  */
 import type { Config } from '../config/model.js';
 import type { DeliveryAgent } from '../delivery/agent.js';
@@ -20,6 +25,8 @@ import { reply, type Reply } from '../mail/reply.js';
 import type { SchedulerSeam } from '../queue/seam.js';
 import type { Envelope, EnvelopeRecipient } from '../mail/envelope.js';
 import type { Spool } from '../spool/spool.js';
+import type { Leases } from '../spool/leases.js';
+import { LeaseWatch } from './lease-watch.js';
 import type { Stats } from '../stats.js';
 import { Reporter } from '../bounce/reporter.js';
 import { FrontDoor } from '../queue/enqueue.js';
@@ -70,6 +77,8 @@ export interface RunnerOptions {
    * disk, not memory.
    */
   readonly maxActiveMessages?: number;
+  /** A shared spool's leases (spool/leases.ts, scheduler/lease-watch.ts); none for the file spool. */
+  readonly leases?: Leases;
 }
 
 const DEFAULT_GATHER_MS = 30_000;
@@ -95,6 +104,7 @@ export class QueueRunner implements SchedulerSeam {
   private readonly owed = new OwedFailures();
   private readonly chains: Chains;
   private timer: { handle: NodeJS.Timeout; at: number } | undefined;
+  private readonly leaseWatch: LeaseWatch | undefined;
 
   constructor(opts: RunnerOptions) {
     this.spool = opts.spool;
@@ -154,6 +164,22 @@ export class QueueRunner implements SchedulerSeam {
       },
     };
     this.loader = new Loader(loader, opts.maxActiveMessages ?? opts.config.queue.activeLimit);
+    this.leaseWatch = opts.leases && new LeaseWatch({
+      leases: opts.leases,
+      running: () => this.state === 'running',
+      // A node with every delivery paused claims nothing more (what it holds waits for resume or stop).
+      hasRoom: () => !this.loader.isFull() && !(this.schedule.isPaused('mta') && this.schedule.isPaused('mda')),
+      load: () => this.loader.load().then(() => loader.refilled()),
+      drop: (msgid) => {
+        if (this.schedule.inflight(msgid) > 0) return false;
+        this.schedule.drop(msgid);
+        this.gauges();
+        return true;
+      },
+      pump: () => this.pump(),
+      share: (nodes) => this.schedule.shareLimits(nodes),
+      warn: (line) => this.log.warn(line),
+    });
   }
 
   /* ------------------------------------------------------------ lifecycle */
@@ -165,6 +191,7 @@ export class QueueRunner implements SchedulerSeam {
     const messages = await this.loader.load();
     const rest = this.loader.backlog ? ` (the limit of ${this.loader.maxActive} in memory; the rest wait in the spool)` : '';
     this.log.info(`scheduler: ${this.schedule.size} envelope(s) in ${messages} message(s) loaded from the queue${rest}`);
+    this.leaseWatch?.start();
     this.pump();
   }
 
@@ -173,6 +200,7 @@ export class QueueRunner implements SchedulerSeam {
     if (this.state === 'stopping' || this.state === 'stopped') return;
     this.state = 'stopping';
     this.loader.stop();
+    this.leaseWatch?.stop();
     this.disarm();
     const deadline = Date.now() + graceMs;
     for (const r of this.running.values()) r.controller.abort(new Error('queue runner stopping'));
@@ -291,6 +319,8 @@ export class QueueRunner implements SchedulerSeam {
   /** Expire what is due, start the tasks the limits allow, flush due reports, arm the timer. */
   private pump(): void {
     if (this.state !== 'running') return;
+    // Leases not renewed: start nothing (lease-watch.ts pumps again once they are).
+    if (this.leaseWatch !== undefined && !this.leaseWatch.mayStart()) return this.disarm();
     const { expired, tasks } = this.schedule.poll();
     for (const v of expired) this.expire(v);
     for (const t of tasks) this.launch(t);
@@ -339,6 +369,7 @@ export class QueueRunner implements SchedulerSeam {
       .finally(() => {
         this.schedule.finishTask(task.id);
         this.running.delete(task.id);
+        this.leaseWatch?.taskEnded();
         this.pump();
       });
     this.running.set(task.id, { controller, done });

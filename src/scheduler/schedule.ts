@@ -449,6 +449,11 @@ export class Schedule {
     return n;
   }
 
+  /** `nodes` nodes share every per-destination limit (a cluster): this one takes its share. */
+  shareLimits(nodes: number): void {
+    this.ready.setShare(nodes);
+  }
+
   pause(kind: AgentKind | 'all'): void {
     for (const k of kind === 'all' ? AGENT_KINDS : [kind]) this.paused.add(k);
   }

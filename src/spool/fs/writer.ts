@@ -20,13 +20,13 @@ import { createHash, type Hash } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
 import { open, rename, unlink } from 'node:fs/promises';
 import { relative } from 'node:path';
-import type { Envelope, EnvelopeRecipient } from '../../mail/envelope.js';
+import type { Envelope } from '../../mail/envelope.js';
 import type { BodyFile, EnvelopeDraft, MessageWriter } from '../spool.js';
 import type { DirSyncer } from './dir-sync.js';
-import { checkEnvelope } from './envelope-check.js';
+import { storedEnvelope } from '../stored-envelope.js';
 import { IovCursor } from './iov.js';
 import { SpoolError, isErrno } from '../errors.js';
-import { newEvpid, type MsgidAllocator } from './ids.js';
+import type { MsgidAllocator } from './ids.js';
 import type { Journal } from './journal.js';
 import type { Layout } from './layout.js';
 import { TRAILER_SIZE, encodeTrailer } from './message-file.js';
@@ -230,13 +230,7 @@ export class FsMessageWriter implements MessageWriter {
     if (this.flushing !== undefined) await this.flushing;
     if (this.error !== undefined) throw this.error;
     const { layout, syncer } = this.ctx;
-    // Our own version, msgid and size win over anything the caller passed.
-    const { version: _v, msgid: _m, size: _s, ...rest } = fields as EnvelopeDraft & Partial<Pick<Envelope, 'version' | 'msgid' | 'size'>>;
-    const json = JSON.stringify({ version: 1, msgid: this.msgid, ...rest, recipients: this.recipientIds(fields.recipients), size: this.bytes });
-    // Check what load() will read back, not what we were handed.
-    const envelope: unknown = JSON.parse(json);
-    const bad = checkEnvelope(envelope, this.msgid);
-    if (bad !== null) throw new SpoolError('INVALID', `envelope of ${this.msgid}: ${bad}`);
+    const { json, envelope } = storedEnvelope(this.msgid, fields, this.bytes);
     const envBytes = Buffer.from(json, 'utf8');
     const bufs = this.pending;
     this.pending = [];
@@ -276,19 +270,6 @@ export class FsMessageWriter implements MessageWriter {
     await syncer.sync(layout.bucketDir(this.msgid));
     this.ctx.publishing.delete(this.msgid);
     return envelope as Envelope;
-  }
-
-  /** Each recipient with an evpid of this message: the caller's own when it gave one, else a new one. */
-  private recipientIds(recipients: EnvelopeDraft['recipients']): EnvelopeRecipient[] {
-    const taken = new Set<string>();
-    for (const r of recipients) if (r.evpid !== undefined) taken.add(r.evpid);
-    return recipients.map((r) => {
-      if (r.evpid !== undefined) return r as EnvelopeRecipient;
-      const evpid = newEvpid(this.msgid, taken);
-      taken.add(evpid);
-      const { evpid: _none, ...rest } = r;
-      return { evpid, ...rest };
-    });
   }
 
   private async doAbort(): Promise<void> {

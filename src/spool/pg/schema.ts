@@ -1,0 +1,129 @@
+/*
+ * spool/pg/schema.ts — the PostgreSQL spool's schema, as numbered
+ * migrations, and the check that a database has the version this code
+ * reads (docs/architecture.md, "The PostgreSQL spool").
+ *
+ * Migrations run only when asked (`postern db migrate`, or a test); the
+ * daemon refuses to start on a database whose version differs from
+ * SCHEMA_VERSION (SpoolError VERSION), so that a production database is
+ * never changed as a side effect of a start. Each migration runs in one
+ * transaction with its version row; several nodes running the command at
+ * once are serialized by a table lock.
+ *
+ * SQL kept to what PostgreSQL-compatible distributed engines (CockroachDB,
+ * YugabyteDB) also accept: plain tables, jsonb, bytea, timestamptz,
+ * ON DELETE CASCADE, INSERT … ON CONFLICT DO NOTHING, UPDATE … RETURNING,
+ * SELECT … FOR UPDATE SKIP LOCKED, LISTEN/NOTIFY-free. No large objects,
+ * no stored procedures, no advisory locks, no sequences beyond one bigserial.
+ */
+import type { Pool, PoolClient } from 'pg';
+import { SpoolError } from '../errors.js';
+import { checkout } from './sql.js';
+
+/** The version this code reads and writes. */
+export const SCHEMA_VERSION = 1;
+
+const MIGRATIONS: readonly { readonly version: number; readonly sql: string }[] = [
+  {
+    version: 1,
+    sql: `
+CREATE TABLE postern_message (
+  msgid        text PRIMARY KEY CHECK (msgid ~ '^[0-9a-f]{8}$'),
+  -- 'writing': reserved by a writer (msgid taken, not committed, never delivered); 'queued': committed.
+  state        text NOT NULL CHECK (state IN ('writing', 'queued')),
+  envelope     jsonb,
+  size         bigint,
+  chunks       integer,
+  created      timestamptz NOT NULL DEFAULT now(),
+  -- The node that committed the message (for smtpctl and the logs).
+  origin       text NOT NULL,
+  -- The lease: which node may deliver it, until when (the database's clock).
+  lease_holder text,
+  lease_until  timestamptz
+);
+CREATE INDEX postern_message_lease ON postern_message (lease_until);
+CREATE TABLE postern_body_chunk (
+  msgid text NOT NULL REFERENCES postern_message (msgid) ON DELETE CASCADE,
+  seq   integer NOT NULL,
+  data  bytea NOT NULL,
+  PRIMARY KEY (msgid, seq)
+);
+CREATE TABLE postern_outcome (
+  id      bigserial PRIMARY KEY,
+  msgid   text NOT NULL REFERENCES postern_message (msgid) ON DELETE CASCADE,
+  evpid   text NOT NULL,
+  outcome jsonb NOT NULL
+);
+CREATE INDEX postern_outcome_msgid ON postern_outcome (msgid, id);
+-- The nodes alive (a heartbeat with every lease renewal): each takes its share of per-destination limits.
+CREATE TABLE postern_node (
+  name text PRIMARY KEY,
+  seen timestamptz NOT NULL
+);
+-- Policy counters shared by the nodes (cluster/failrate.ts): events per kind, key and minute.
+CREATE TABLE postern_counter (
+  kind   text NOT NULL,
+  key    text NOT NULL,
+  minute bigint NOT NULL,
+  n      integer NOT NULL,
+  PRIMARY KEY (kind, key, minute)
+);
+-- ETRN asked on one node, for every node (cluster/etrn.ts); rows older than an hour are pruned.
+CREATE TABLE postern_etrn (
+  id     bigserial PRIMARY KEY,
+  domain text NOT NULL,
+  origin text NOT NULL,
+  at     timestamptz NOT NULL DEFAULT now()
+);
+`,
+  },
+];
+
+type Queryable = Pick<Pool, 'query'> | PoolClient;
+
+/** The schema version of the database, 0 for an empty one. */
+export async function schemaVersion(db: Queryable): Promise<number> {
+  const t = await db.query<{ present: boolean }>(`SELECT to_regclass('postern_schema') IS NOT NULL AS present`);
+  if (t.rows[0]?.present !== true) return 0;
+  const r = await db.query<{ v: number | null }>('SELECT max(version) AS v FROM postern_schema');
+  return r.rows[0]?.v ?? 0;
+}
+
+/** Refuse a database this code does not read (not migrated, or migrated by newer code). */
+export async function checkSchema(db: Queryable): Promise<void> {
+  const v = await schemaVersion(db);
+  if (v === SCHEMA_VERSION) return;
+  if (v < SCHEMA_VERSION) throw new SpoolError('VERSION', `the database has schema version ${v}, this Postern needs ${SCHEMA_VERSION}: run "postern db migrate" first`);
+  throw new SpoolError('VERSION', `the database has schema version ${v}, newer than this Postern's ${SCHEMA_VERSION}: upgrade Postern`);
+}
+
+/** Bring the database to SCHEMA_VERSION. Returns the versions applied (empty: it was current). */
+export async function migrate(pool: Pool, log: (line: string) => void = () => undefined): Promise<number[]> {
+  const client = await checkout(pool);
+  const applied: number[] = [];
+  try {
+    await client.query('CREATE TABLE IF NOT EXISTS postern_schema (version integer PRIMARY KEY, applied timestamptz NOT NULL DEFAULT now())');
+    for (const m of MIGRATIONS) {
+      await client.query('BEGIN');
+      try {
+        await client.query('LOCK TABLE postern_schema IN EXCLUSIVE MODE');
+        const done = await client.query('SELECT 1 FROM postern_schema WHERE version = $1', [m.version]);
+        if (done.rowCount === 0) {
+          await client.query(m.sql);
+          await client.query('INSERT INTO postern_schema (version) VALUES ($1)', [m.version]);
+          applied.push(m.version);
+          log(`db: schema version ${m.version} applied`);
+        }
+        await client.query('COMMIT');
+      } catch (e) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        throw e;
+      }
+    }
+    const v = await schemaVersion(client);
+    if (v > SCHEMA_VERSION) throw new SpoolError('VERSION', `the database has schema version ${v}, newer than this Postern's ${SCHEMA_VERSION}`);
+  } finally {
+    client.release();
+  }
+  return applied;
+}
