@@ -184,12 +184,12 @@ async function main(argv: string[]): Promise<void> {
   process.on('SIGTERM', () => stop('SIGTERM'));
   // The SMTP side leaves SIGINT (a terminal's ^C reaches both processes) to the parent, which passes it on once.
   process.on('SIGINT', () => (link ? undefined : stop('SIGINT')));
-  // The parent died (kill -9): stop at once — no grace for sessions, as if killed too (the spool loses nothing),
-  // so that a restarted smtpd finds neither this process on the spool nor on the control socket.
+  // The parent died (kill -9): exit at once, as if killed too — no shutdown, so that nothing in flight is recorded
+  // as a failure (the spool loses nothing; a restart, or another node once the leases lapse, delivers it again),
+  // and a restarted smtpd finds neither this process on the spool nor on the control socket.
   link?.onParentGone(() => {
-    if (++signals > 1) return;
-    setTimeout(() => process.exit(1), 3000).unref();
-    void daemon.shutdown('the privileged parent is gone', 0).finally(() => process.exit(1));
+    process.stderr.write('smtpd: the privileged parent is gone: exiting\n');
+    process.exit(1);
   });
   // SIGHUP is `smtpctl reload`: configuration, tables and certificates; an invalid configuration is refused and logged.
   process.on('SIGHUP', () => void daemon.reload());

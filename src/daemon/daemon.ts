@@ -252,6 +252,8 @@ export class Daemon implements ControlTarget {
       await gen.server.listen(gen.config);
 
       // Local submission (sendmail): offline/ is writable by everyone, readable by nobody else.
+      // (The file spool made it; a PostgreSQL spool keeps only this node's own files under `queue path`.)
+      mkdirSync(join(config.queue.path, 'offline'), { recursive: true, mode: 0o700 });
       if (process.getuid?.() === 0 || opts.privsep) {
         chmodSync(config.queue.path, 0o711);
         chmodSync(join(config.queue.path, 'offline'), 0o1733);

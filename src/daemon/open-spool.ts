@@ -5,7 +5,6 @@
  * (docs/cluster.md). The database must have been migrated beforehand
  * (`postern db migrate`): the daemon never changes its schema.
  */
-import { mkdirSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Config } from '../config/model.js';
@@ -39,8 +38,7 @@ export function daemonSpool(config: Config, log: MailLog, stats: Stats): DaemonS
     return { spool, where: config.queue.path };
   }
   const node = nodeName(config);
-  // `queue path` still holds this node's own files: pid file, control socket, offline/ for sendmail.
-  mkdirSync(join(config.queue.path, 'offline'), { recursive: true, mode: 0o700 });
+  // `queue path` still holds this node's own files: pid file, control socket, offline/ for sendmail (daemon.ts makes it, after privileges are dropped).
   const spool = new PgSpool({ url: pgc.url, node, leases: { ttlMs: pgc.leaseMs }, tmpDir: join(config.queue.path, 'pg-tmp'), log: (l) => log.info(`spool: ${l}`) });
   // The URL may hold a password: the log names the node, never the URL.
   return { spool, ...(spool.leases ? { leases: spool.leases } : {}), where: `postgresql (node ${node})`, cluster: { pool: spool.pool, node, pollMs: spool.leases?.pollMs ?? 1000 } };
