@@ -1,8 +1,10 @@
 /*
  * daemon/daemon.ts — wires Postern together and runs it.
  *
- * start():  pid file → spool (recovery) → tables → policy → listeners →
- *           local submission → scheduler → control socket → HTTP listener.
+ * start():  pid file → spool (recovery: names only, files checked as loaded) →
+ *           tables → policy → listeners → local submission → scheduler (its
+ *           load of the queue goes on in the background) → control socket →
+ *           HTTP listener.
  * reload(): `smtpctl reload` and SIGHUP. The configuration (smtpd.conf and
  *           the policy files it names, config/policy-files.ts) is read again; if
  *           it has errors, or its tables, policy files or certificates cannot
@@ -162,7 +164,7 @@ export class Daemon implements ControlTarget {
       const stats = new Stats();
       const metrics = config.http !== undefined ? new Metrics() : undefined;
       if (metrics) stats.probe = metrics;
-      const spool = new FsSpool({ root: config.queue.path, groupCommitMs: config.queue.groupCommitMs, log: (l) => log.info(`spool: ${l}`), onBatch: (n, s) => stats.probe.spoolBatch(n, s) });
+      const spool = new FsSpool({ root: config.queue.path, checkAtOpen: false, groupCommitMs: config.queue.groupCommitMs, log: (l) => log.info(`spool: ${l}`), onBatch: (n, s) => stats.probe.spoolBatch(n, s) });
       const report = await spool.open();
       log.info(`spool ${config.queue.path}: ${report.messages} message(s) queued, ${report.removedIncomplete} incomplete removed, ${report.corrupt.length} corrupt`);
       for (const c of report.corrupt) log.warn(`spool: ${c.name} moved to corrupt/: ${c.reason}`);
@@ -246,7 +248,8 @@ export class Daemon implements ControlTarget {
         if (p === 'smtp') gen.server.paused = true;
         else scheduler.pause(p);
       }
-      await scheduler.start();
+      // The queue loads while the daemon serves (a large one takes a while): smtpctl show status says so.
+      scheduler.start().catch((e: unknown) => log.error(`scheduler: loading the queue: ${(e as Error).message}`));
 
       const d = new Daemon(shared, gen, scheduler, mda, mta, opts.source, releasePid, () => {
         clearInterval(rescan);

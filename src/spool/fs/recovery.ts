@@ -13,6 +13,7 @@
  * whose message is gone. A file that cannot be read at all (EACCES, EIO)
  * is logged and left in place: that is not proof of damage, and moving a
  * whole queue aside over a permission mistake would stop all delivery.
+ * With check = false only names are checked here (see recover()).
  * Nothing found on disk can make this throw except a failure to move a
  * file out of the way. Folder work uses synchronous calls (this runs once,
  * before the spool serves anyone); the file checks run asynchronously, 32
@@ -106,8 +107,24 @@ async function eachLimited<T>(items: readonly T[], limit: number, fn: (item: T) 
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
 
-export function recover(layout: Layout, log: Log): Promise<RecoveryReport> {
-  return new Recovery(layout, log).run();
+/**
+ * `check: false` (the daemon with a large queue): only names are looked at
+ * here; each message file is validated when it is first loaded
+ * (FsSpool.load(), which moves a corrupt one aside then), so a queue of a
+ * million files is opened in the time it takes to list it, and no file is
+ * read twice. The report then counts the message files found, unchecked.
+ */
+export function recover(layout: Layout, log: Log, check = true): Promise<RecoveryReport & { readonly msgids: readonly string[] }> {
+  return new Recovery(layout, log).run(check);
+}
+
+/** Move `path` into corrupt/ under a free name; returns the new path (the caller fsyncs the folders). */
+export function moveToCorrupt(layout: Layout, path: string): string {
+  const base = basename(path);
+  let target = join(layout.corrupt, base);
+  for (let n = 1; existsSync(target); n++) target = join(layout.corrupt, `${base}.${n}`);
+  renameSync(path, target);
+  return target;
 }
 
 class Recovery {
@@ -121,7 +138,7 @@ class Recovery {
     private readonly log: Log,
   ) {}
 
-  async run(): Promise<RecoveryReport> {
+  async run(check: boolean): Promise<RecoveryReport & { readonly msgids: readonly string[] }> {
     this.clearIncoming();
     const buckets = new Set(Layout.buckets());
     const candidates: { path: string; msgid: string }[] = [];
@@ -142,7 +159,9 @@ class Recovery {
       }
     }
     const bad: { path: string; reason: string }[] = [];
-    await eachLimited(candidates, 32, async ({ path, msgid }) => {
+    if (!check) this.messages = candidates.length;
+    const present = check ? undefined : new Set(candidates.map((c) => c.path));
+    await eachLimited(check ? candidates : [], 32, async ({ path, msgid }) => {
       try {
         await readHeadAt(path, msgid);
         this.messages++;
@@ -161,7 +180,7 @@ class Recovery {
     }
     for (const path of logs) {
       const msgPath = path.slice(0, -'.log'.length);
-      if (existsSync(msgPath)) continue;
+      if (present ? present.has(msgPath) : existsSync(msgPath)) continue;
       if (quarantined.has(msgPath)) {
         this.quarantine(path, 'outcome log of a corrupt message', true);
       } else {
@@ -171,7 +190,7 @@ class Recovery {
       }
     }
     for (const dir of this.touched) fsyncDir(dir);
-    return { messages: this.messages, removedIncomplete: this.removedIncomplete, corrupt: this.corrupt };
+    return { messages: this.messages, removedIncomplete: this.removedIncomplete, corrupt: this.corrupt, msgids: candidates.map((c) => c.msgid) };
   }
 
   private clearIncoming(): void {
@@ -193,10 +212,7 @@ class Recovery {
 
   /** Move `path` into corrupt/ under a free name. */
   private quarantine(path: string, reason: string, companion = false): void {
-    const base = basename(path);
-    let target = join(this.layout.corrupt, base);
-    for (let n = 1; existsSync(target); n++) target = join(this.layout.corrupt, `${base}.${n}`);
-    renameSync(path, target);
+    const target = moveToCorrupt(this.layout, path);
     this.touched.add(dirname(path));
     this.touched.add(this.layout.corrupt);
     if (!companion) this.corrupt.push({ name: this.rel(path), reason });
