@@ -352,9 +352,9 @@ export class FsSpool implements Spool {
       fsyncPath(this.layout.bucketDir(msgid));
       fsyncPath(this.layout.corrupt);
       this.known?.delete(msgid);
-      this.log(`moved ${relative(this.layout.root, path)} to ${relative(this.layout.root, target)}: ${reason}`);
+      this.log(`spool: moved ${relative(this.layout.root, path)} to ${relative(this.layout.root, target)}: ${reason}`);
     } catch (err) {
-      this.log(`warning: cannot move corrupt ${relative(this.layout.root, path)} aside: ${(err as Error).message}`);
+      this.log(`spool: warning: cannot move corrupt ${relative(this.layout.root, path)} aside: ${(err as Error).message}`);
     }
   }
 
