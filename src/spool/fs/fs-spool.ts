@@ -96,6 +96,8 @@ export interface FsSpoolOptions {
    * daemon): open() only lists queue/ — a million messages open in
    * seconds — and each file is validated when load() first reads it; a
    * corrupt one is moved to corrupt/ then, and load() fails with CORRUPT.
+   * list() then answers from the msgids this process keeps (it must be the
+   * only one that writes to the queue, as the daemon is).
    */
   checkAtOpen?: boolean;
 }
@@ -221,6 +223,8 @@ export class FsSpool implements Spool {
     this.ready();
     // Every message committed so far is listed, including those whose files the I/O thread is writing.
     await this.journal?.allVisible();
+    // The daemon (checkAtOpen false: it alone writes this queue) lists from the msgids it keeps, not a million names again.
+    if (!this.checkAtOpen && this.known !== undefined) return [...this.known].filter((n) => !this.publishing.has(n));
     return this.scanQueue();
   }
 

@@ -140,6 +140,7 @@ class Recovery {
 
   async run(check: boolean): Promise<RecoveryReport & { readonly msgids: readonly string[] }> {
     this.clearIncoming();
+    if (!check) return this.runByNames();
     const buckets = new Set(Layout.buckets());
     const candidates: { path: string; msgid: string }[] = [];
     const logs: string[] = [];
@@ -159,9 +160,7 @@ class Recovery {
       }
     }
     const bad: { path: string; reason: string }[] = [];
-    if (!check) this.messages = candidates.length;
-    const present = check ? undefined : new Set(candidates.map((c) => c.path));
-    await eachLimited(check ? candidates : [], 32, async ({ path, msgid }) => {
+    await eachLimited(candidates, 32, async ({ path, msgid }) => {
       try {
         await readHeadAt(path, msgid);
         this.messages++;
@@ -180,7 +179,7 @@ class Recovery {
     }
     for (const path of logs) {
       const msgPath = path.slice(0, -'.log'.length);
-      if (present ? present.has(msgPath) : existsSync(msgPath)) continue;
+      if (existsSync(msgPath)) continue;
       if (quarantined.has(msgPath)) {
         this.quarantine(path, 'outcome log of a corrupt message', true);
       } else {
@@ -190,7 +189,44 @@ class Recovery {
       }
     }
     for (const dir of this.touched) fsyncDir(dir);
-    return { messages: this.messages, removedIncomplete: this.removedIncomplete, corrupt: this.corrupt, msgids: candidates.map((c) => c.msgid) };
+    const msgids = candidates.filter((c) => !quarantined.has(c.path)).map((c) => c.msgid);
+    return { messages: this.messages, removedIncomplete: this.removedIncomplete, corrupt: this.corrupt, msgids };
+  }
+
+  /**
+   * check = false: names only, and lean (a million entries): no path or
+   * object per entry, no stat; a non-file with a message's name is met by
+   * load() instead (and left in place, as an unreadable file is).
+   */
+  private runByNames(): RecoveryReport & { readonly msgids: readonly string[] } {
+    const buckets = new Set(Layout.buckets());
+    const msgids: string[] = [];
+    for (const name of readdirSync(this.layout.queue).sort()) {
+      const dir = join(this.layout.queue, name);
+      if (!buckets.has(name) || !lstatSync(dir).isDirectory()) {
+        this.quarantine(dir, 'unexpected entry in queue/');
+        continue;
+      }
+      const entries = readdirSync(dir);
+      const here = new Set<string>();
+      const logs: string[] = [];
+      for (const entry of entries) {
+        const m = /^([0-9a-f]{8})(\.log)?$/.exec(entry);
+        if (m === null) this.quarantine(join(dir, entry), 'unexpected file name or type');
+        else if (!entry.startsWith(name)) this.quarantine(join(dir, entry), `belongs in bucket ${entry.slice(0, 2)}, found in ${name}`);
+        else if (m[2] !== undefined) logs.push(m[1] as string);
+        else here.add(entry);
+      }
+      for (const id of logs) {
+        if (here.has(id)) continue;
+        rmSync(join(dir, `${id}.log`), { force: true });
+        this.touched.add(dir);
+        this.log(`spool: removed ${this.rel(join(dir, `${id}.log`))}: outcome log without a message`);
+      }
+      for (const id of here) msgids.push(id);
+    }
+    for (const dir of this.touched) fsyncDir(dir);
+    return { messages: msgids.length, removedIncomplete: this.removedIncomplete, corrupt: this.corrupt, msgids };
   }
 
   private clearIncoming(): void {
