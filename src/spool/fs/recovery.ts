@@ -207,23 +207,22 @@ class Recovery {
         this.quarantine(dir, 'unexpected entry in queue/');
         continue;
       }
-      const entries = readdirSync(dir);
-      const here = new Set<string>();
+      const first = msgids.length;
       const logs: string[] = [];
-      for (const entry of entries) {
+      for (const entry of readdirSync(dir)) {
         const m = /^([0-9a-f]{8})(\.log)?$/.exec(entry);
         if (m === null) this.quarantine(join(dir, entry), 'unexpected file name or type');
         else if (!entry.startsWith(name)) this.quarantine(join(dir, entry), `belongs in bucket ${entry.slice(0, 2)}, found in ${name}`);
         else if (m[2] !== undefined) logs.push(m[1] as string);
-        else here.add(entry);
+        else msgids.push(entry);
       }
+      const here = logs.length > 0 ? new Set(msgids.slice(first)) : undefined;
       for (const id of logs) {
-        if (here.has(id)) continue;
+        if (here?.has(id)) continue;
         rmSync(join(dir, `${id}.log`), { force: true });
         this.touched.add(dir);
         this.log(`spool: removed ${this.rel(join(dir, `${id}.log`))}: outcome log without a message`);
       }
-      for (const id of here) msgids.push(id);
     }
     for (const dir of this.touched) fsyncDir(dir);
     return { messages: msgids.length, removedIncomplete: this.removedIncomplete, corrupt: this.corrupt, msgids };
