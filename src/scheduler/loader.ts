@@ -26,6 +26,8 @@ import { isSpoolError } from '../spool/errors.js';
 const REFILL_DELAY_MS = 200;
 /** The load at start hands over what it has every this many messages. */
 const PROGRESS_EVERY = 256;
+/** Messages read at once by the load at start. */
+const LOAD_PARALLEL = 16;
 
 export interface LoaderDeps {
   readonly spool: Pick<Spool, 'list' | 'load'>;
@@ -74,10 +76,16 @@ export class Loader {
     try {
       const ids = await this.d.spool.list();
       let i = 0;
-      for (; i < ids.length && this.d.running() && !this.isFull(); i++) {
-        if (await this.loadOne(ids[i] as string)) {
-          this.loadedAtStart++;
-          if (this.loadedAtStart % PROGRESS_EVERY === 0) this.d.refilled();
+      let handed = 0;
+      while (i < ids.length && this.d.running() && !this.isFull()) {
+        // A few reads in flight at once (each is several system calls), never more than the room left.
+        const batch = ids.slice(i, i + this.room());
+        i += batch.length;
+        const ok = await Promise.all(batch.map((id) => this.loadOne(id)));
+        this.loadedAtStart += ok.filter(Boolean).length;
+        if (this.loadedAtStart - handed >= PROGRESS_EVERY) {
+          handed = this.loadedAtStart;
+          this.d.refilled();
         }
       }
       // The rest wait, in the list's order (the array is kept, not copied); accepted meanwhile: after them.
@@ -122,6 +130,12 @@ export class Loader {
       this.next = 0;
     }
     return messages;
+  }
+
+  /** How many messages to read at once: up to LOAD_PARALLEL, within the room left (at least one). */
+  private room(): number {
+    const s = this.d.schedule;
+    return Math.max(1, Math.min(LOAD_PARALLEL, this.maxActive - s.messages, this.maxActive - s.size));
   }
 
   /** The schedule holds as many messages, or as many recipients, as it may. */
