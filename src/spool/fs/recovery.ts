@@ -141,15 +141,9 @@ class Recovery {
   async run(check: boolean): Promise<RecoveryReport & { readonly msgids: readonly string[] }> {
     this.clearIncoming();
     if (!check) return this.runByNames();
-    const buckets = new Set(Layout.buckets());
     const candidates: { path: string; msgid: string }[] = [];
     const logs: string[] = [];
-    for (const name of readdirSync(this.layout.queue).sort()) {
-      const dir = join(this.layout.queue, name);
-      if (!buckets.has(name) || !lstatSync(dir).isDirectory()) {
-        this.quarantine(dir, 'unexpected entry in queue/');
-        continue;
-      }
+    for (const [name, dir] of this.bucketDirs()) {
       for (const entry of readdirSync(dir, { withFileTypes: true })) {
         const path = join(dir, entry.name);
         const m = /^([0-9a-f]{8})(\.log)?$/.exec(entry.name);
@@ -199,14 +193,8 @@ class Recovery {
    * load() instead (and left in place, as an unreadable file is).
    */
   private runByNames(): RecoveryReport & { readonly msgids: readonly string[] } {
-    const buckets = new Set(Layout.buckets());
     const msgids: string[] = [];
-    for (const name of readdirSync(this.layout.queue).sort()) {
-      const dir = join(this.layout.queue, name);
-      if (!buckets.has(name) || !lstatSync(dir).isDirectory()) {
-        this.quarantine(dir, 'unexpected entry in queue/');
-        continue;
-      }
+    for (const [name, dir] of this.bucketDirs()) {
       const first = msgids.length;
       const logs: string[] = [];
       for (const entry of readdirSync(dir)) {
@@ -226,6 +214,18 @@ class Recovery {
     }
     for (const dir of this.touched) fsyncDir(dir);
     return { messages: msgids.length, removedIncomplete: this.removedIncomplete, corrupt: this.corrupt, msgids };
+  }
+
+  /** The bucket folders of queue/ as [name, path], sorted; anything else there goes to corrupt/. */
+  private bucketDirs(): [string, string][] {
+    const buckets = new Set(Layout.buckets());
+    const found: [string, string][] = [];
+    for (const name of readdirSync(this.layout.queue).sort()) {
+      const dir = join(this.layout.queue, name);
+      if (buckets.has(name) && lstatSync(dir).isDirectory()) found.push([name, dir]);
+      else this.quarantine(dir, 'unexpected entry in queue/');
+    }
+    return found;
   }
 
   private clearIncoming(): void {
