@@ -21,6 +21,7 @@ import { join, relative } from 'node:path';
 import { createInterface } from 'node:readline';
 import { startDnsStub } from './dns.js';
 import { measureFsync } from './fsync-rate.js';
+import { runLargeQueue } from './large-queue.js';
 import type { LoadResult } from './load.js';
 import { makePlan, USAGE, type Plan } from './options.js';
 import { PeakSampler, cpuDelta, sampleTree, treeCpuByName, treeCpuSeconds } from './proc.js';
@@ -488,6 +489,8 @@ async function main(argv: string[]): Promise<void> {
     results.idle = await runIdle(plan.params.idleSessions, plan.keep, resolver);
     saveTmp();
   }
+  // A large queue for a destination that is down (bench/large-queue.ts; its figures go into the JSON): 1,000,000 messages, 50,000 with --quick.
+  if (plan.extras.has('large-queue')) Object.assign(results, { largeQueue: await runLargeQueue({ count: plan.params.label === 'quick' ? 50_000 : 1_000_000, drainMs: 120_000, progress }) });
   if (profiles.length > 0) results.profiles = profiles;
   if (dns) {
     results.resolverQueries = dns.queries();

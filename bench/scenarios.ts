@@ -52,7 +52,7 @@ export const SCENARIOS: readonly Scenario[] = [
 ];
 
 /** Runs that are not load scenarios, selectable with --scenario too. */
-export const EXTRAS = ['fsync', 'idle'] as const;
+export const EXTRAS = ['fsync', 'idle', 'large-queue'] as const;
 
 export const SERVER_NAMES = ['postern', 'postfix', 'opensmtpd', 'haraka', 'haraka2', 'sink'] as const;
 

@@ -218,7 +218,7 @@ const COMMANDS: readonly GrammarEntry<Run>[] = [
   { pattern: 'show envelope <evpid>', help: 'everything about one envelope, with its history', value: showEnvelope },
   { pattern: 'show message <id>', help: 'the stored message (a message or envelope id)', value: showMessage },
   { pattern: 'show stats', help: 'counters, key=value', value: show('show stats', (d) => statsLines(d as StatsView)) },
-  { pattern: 'show status', help: 'whether smtp, mta and mda are paused', value: show('show status', (d) => statusLines(d as { smtp: string; mta: string; mda: string })) },
+  { pattern: 'show status', help: 'whether smtp, mta and mda are paused; whether the queue is still loading', value: show('show status', (d) => statusLines(d as { smtp: string; mta: string; mda: string; queue?: string; messages?: number })) },
   { pattern: 'show hosts', help: "the relay agent's view of remote hosts", value: show('show hosts', (d) => listLines(Array.isArray(d) ? d : [])) },
   { pattern: 'show routes', help: "the relay agent's routes", value: show('show routes', (d) => listLines(Array.isArray(d) ? d : [])) },
   { pattern: 'show cluster', help: 'the shared queue (queue postgresql): each message and the node holding its lease', value: show('show cluster', (d) => listLines(Array.isArray(d) ? d : [])) },

@@ -105,8 +105,9 @@ export function statsLines(s: StatsView): string {
 }
 
 /** `show status`, as OpenSMTPD prints it. */
-export function statusLines(p: { readonly smtp: string; readonly mta: string; readonly mda: string }): string {
-  return `MDA ${p.mda}\nMTA ${p.mta}\nSMTP ${p.smtp}\n`;
+export function statusLines(p: { readonly smtp: string; readonly mta: string; readonly mda: string; readonly queue?: string; readonly messages?: number }): string {
+  const queue = p.queue === undefined ? '' : `QUEUE ${p.queue} (${p.messages ?? 0} message(s) so far)\n`;
+  return `MDA ${p.mda}\nMTA ${p.mta}\nSMTP ${p.smtp}\n${queue}`;
 }
 
 /** `show hosts` / `show routes`: one line per entry (objects as key=value pairs). */

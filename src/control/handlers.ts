@@ -141,7 +141,10 @@ const HANDLERS: Readonly<Record<CommandName, Handler>> = {
   'show status': (ctx) => {
     const p = ctx.target.paused();
     const s = (b: boolean): string => (b ? 'paused' : 'running');
-    return { smtp: s(p.smtp), mta: s(p.mta), mda: s(p.mda), sessions: ctx.target.sessions() };
+    // While the daemon is still loading a large queue at start: how far it is (absent once loaded).
+    const q = ctx.target.runner.loadState();
+    const loading = q.loading ? { queue: 'loading', messages: q.messages } : {};
+    return { smtp: s(p.smtp), mta: s(p.mta), mda: s(p.mda), sessions: ctx.target.sessions(), ...loading };
   },
   'show hosts': (ctx) => ctx.target.hosts?.() ?? [],
   'show routes': (ctx) => ctx.target.routes?.() ?? [],

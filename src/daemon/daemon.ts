@@ -1,8 +1,10 @@
 /*
  * daemon/daemon.ts — wires Postern together and runs it.
  *
- * start():  pid file → spool (recovery) → tables → policy → listeners →
- *           local submission → scheduler → control socket → HTTP listener.
+ * start():  pid file → spool (recovery: names only, files checked as loaded) →
+ *           tables → policy → listeners → local submission → scheduler (its
+ *           load of the queue goes on in the background) → control socket →
+ *           HTTP listener.
  * reload(): `smtpctl reload` and SIGHUP. The configuration (smtpd.conf and
  *           the policy files it names, config/policy-files.ts) is read again; if
  *           it has errors, or its tables, policy files or certificates cannot
@@ -283,7 +285,8 @@ export class Daemon implements ControlTarget {
         if (p === 'smtp') gen.server.paused = true;
         else scheduler.pause(p);
       }
-      await scheduler.start();
+      // The queue loads while the daemon serves (a large one takes a while): smtpctl show status says so.
+      scheduler.start().catch((e: unknown) => log.error(`scheduler: loading the queue: ${(e as Error).message}`));
       // TLS-RPT reports (mailto:) enter by the front door once the scheduler runs.
       transport.startReports(async (to, bytes) => {
         const r = await submitDsn({ door, router, to, now: Date.now(), build: () => ({ bytes, utf8: false, eightBit: false }) });

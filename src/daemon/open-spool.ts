@@ -34,7 +34,7 @@ export function nodeName(config: Config): string {
 export function daemonSpool(config: Config, log: MailLog, stats: Stats): DaemonSpool {
   const pgc = config.queue.postgresql;
   if (pgc === undefined) {
-    const spool = new FsSpool({ root: config.queue.path, groupCommitMs: config.queue.groupCommitMs, log: (l) => log.info(`spool: ${l}`), onBatch: (n, s) => stats.probe.spoolBatch(n, s) });
+    const spool = new FsSpool({ root: config.queue.path, checkAtOpen: false, groupCommitMs: config.queue.groupCommitMs, log: (l) => log.info(`spool: ${l}`), onBatch: (n, s) => stats.probe.spoolBatch(n, s) });
     return { spool, where: config.queue.path };
   }
   const node = nodeName(config);

@@ -15,8 +15,9 @@
  *
  * With a spool shared by several nodes, lease-watch.ts claims work, stops
  * deliveries on stale leases and drops messages lost to another node; the
- * runner only wires it in (which is why this file passes 400 lines: the
- * lifecycle, the scheduler seam and the operations stay together).
+ * runner only wires it in. (This file passes 400 lines: the seam, the
+ * operations and the life cycle are one object, and splitting it would
+ * only spread its state.)
  */
 import type { Config } from '../config/model.js';
 import type { DeliveryAgent } from '../delivery/agent.js';
@@ -184,7 +185,7 @@ export class QueueRunner implements SchedulerSeam {
 
   /* ------------------------------------------------------------ lifecycle */
 
-  /** Load the spool, finish what a crash left finished, and start delivering. */
+  /** Load the spool, finish what a crash left finished, and start delivering (already while the load goes on); resolves when loaded. */
   async start(): Promise<void> {
     if (this.state !== 'new') throw new Error(`start() of a ${this.state} queue runner`);
     this.state = 'running';
@@ -193,6 +194,11 @@ export class QueueRunner implements SchedulerSeam {
     this.log.info(`scheduler: ${this.schedule.size} envelope(s) in ${messages} message(s) loaded from the queue${rest}`);
     this.leaseWatch?.start();
     this.pump();
+  }
+
+  /** `loading` until start()'s load ends (the daemon serves meanwhile); `waiting`: spool messages not held (over the limit). */
+  loadState(): { readonly loading: boolean; readonly messages: number; readonly waiting: number } {
+    return { loading: this.loader.loading, messages: this.schedule.messages, waiting: this.loader.waitingCount };
   }
 
   /** Stop: abort running tasks, wait for them briefly, flush gathered failure reports. */
@@ -232,7 +238,7 @@ export class QueueRunner implements SchedulerSeam {
     if (this.state === 'stopping' || this.state === 'stopped') return; // still in the spool: next start
     const at = this.now();
     // No room: it waits in the spool (with its held records, if any) until room frees up.
-    if (this.loader.isFull()) return this.loader.overflow();
+    if (this.loader.isFull()) return this.loader.overflow(env.msgid);
     const held = opts.held ? new Map(env.recipients.map((r) => [r.evpid, [{ kind: 'held' as const, at }]])) : undefined;
     this.schedule.add(env, held, (r) => classify(this.config, this.agents, this.log, r));
     this.pump();

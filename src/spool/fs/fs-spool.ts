@@ -41,7 +41,7 @@
  */
 import { existsSync } from 'node:fs';
 import { lstat, readFile, readdir, statfs, unlink } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { Readable } from 'node:stream';
 import type { RecipientOutcome } from '../../mail/envelope.js';
 import type { MessageWriter, RecoveryReport, Spool, StoredMessage } from '../spool.js';
@@ -54,7 +54,8 @@ import { BodyCache } from './body-cache.js';
 import { Journal } from './journal.js';
 import { replayJournal } from './journal-replay.js';
 import { LogAppender, encodeRecord, parseLog } from './outcome-log.js';
-import { prepare, recover } from './recovery.js';
+import { moveToCorrupt, prepare, recover } from './recovery.js';
+import { fsyncPath } from './sync-path.js';
 import { createWriter, type FsMessageWriter } from './writer.js';
 
 export { SpoolError } from '../errors.js';
@@ -90,6 +91,15 @@ export interface FsSpoolOptions {
    * one process sharing a spool may do this, before the others write.
    */
   recover?: boolean;
+  /**
+   * Validate every message file at open() (default true). false (the
+   * daemon): open() only lists queue/ — a million messages open in
+   * seconds — and each file is validated when load() first reads it; a
+   * corrupt one is moved to corrupt/ then, and load() fails with CORRUPT.
+   * list() then answers from the msgids this process keeps (it must be the
+   * only one that writes to the queue, as the daemon is).
+   */
+  checkAtOpen?: boolean;
 }
 
 /** Counters for measurements and `smtpctl show stats`. */
@@ -132,6 +142,7 @@ export class FsSpool implements Spool {
   private readonly log: (line: string) => void;
   private readonly onBatch: ((size: number, fsyncSeconds: number) => void) | undefined;
   private readonly recover: boolean;
+  private readonly checkAtOpen: boolean;
   private state: 'new' | 'open' | 'closed' = 'new';
   private commits = 0;
   /** Renamed into queue/ but folder fsync not done: not committed yet, so hidden. */
@@ -160,6 +171,7 @@ export class FsSpool implements Spool {
     this.log = opts.log ?? (() => undefined);
     this.onBatch = opts.onBatch;
     this.recover = opts.recover ?? true;
+    this.checkAtOpen = opts.checkAtOpen ?? true;
     const j = opts.journal ?? this.recover;
     this.journalOpts = j === false ? undefined : j === true ? {} : j;
   }
@@ -169,8 +181,12 @@ export class FsSpool implements Spool {
     prepare(this.layout, this.log);
     // The journal first: it may restore files that recovery then checks.
     if (this.recover) replayJournal(this.layout, this.log);
-    const report = this.recover ? await recover(this.layout, this.log) : { messages: 0, removedIncomplete: 0, corrupt: [] };
-    if (this.recover) this.known = new Set(await this.scanQueue());
+    let report: RecoveryReport = { messages: 0, removedIncomplete: 0, corrupt: [] };
+    if (this.recover) {
+      const { msgids, ...rest } = await recover(this.layout, this.log, this.checkAtOpen);
+      report = rest;
+      this.known = new Set(msgids);
+    }
     if (this.journalOpts !== undefined) {
       this.journal = await Journal.start({ root: this.layout.root, journalDir: this.layout.journal, queueDir: this.layout.queue, log: this.log, ...(this.onBatch ? { onBatch: this.onBatch } : {}), ...this.journalOpts });
     }
@@ -207,6 +223,8 @@ export class FsSpool implements Spool {
     this.ready();
     // Every message committed so far is listed, including those whose files the I/O thread is writing.
     await this.journal?.allVisible();
+    // The daemon (checkAtOpen false: it alone writes this queue) lists from the msgids it keeps, not a million names again.
+    if (!this.checkAtOpen && this.known !== undefined) return [...this.known].filter((n) => !this.publishing.has(n));
     return this.scanQueue();
   }
 
@@ -228,7 +246,10 @@ export class FsSpool implements Spool {
     this.checkMsgid(msgid);
     await this.journal?.whenVisible(msgid);
     if (this.publishing.has(msgid)) throw new SpoolError('NOT_FOUND', `no message ${msgid}`);
-    const head = await readHeadAt(this.layout.messagePath(msgid), msgid);
+    const head = await readHeadAt(this.layout.messagePath(msgid), msgid).catch((err: unknown) => {
+      if (!this.checkAtOpen && err instanceof SpoolError && err.code === 'CORRUPT') this.setAside(msgid, err.message);
+      throw err;
+    });
     let data: Buffer;
     try {
       data = await readFile(this.layout.logPath(msgid));
@@ -324,6 +345,21 @@ export class FsSpool implements Spool {
 
   stats(): FsSpoolStats {
     return { commits: this.commits, dirFsyncs: this.syncer.fsyncs, journalBatches: this.journal?.batches ?? 0, checkpoints: this.journal?.checkpoints ?? 0, pooledBytes: this.journal?.buffers.size ?? 0 };
+  }
+
+  /** A message found corrupt at its first load (checkAtOpen false): it and its log go to corrupt/, as open() would have done. */
+  private setAside(msgid: string, reason: string): void {
+    const path = this.layout.messagePath(msgid);
+    try {
+      const target = moveToCorrupt(this.layout, path);
+      if (existsSync(this.layout.logPath(msgid))) moveToCorrupt(this.layout, this.layout.logPath(msgid));
+      fsyncPath(this.layout.bucketDir(msgid));
+      fsyncPath(this.layout.corrupt);
+      this.known?.delete(msgid);
+      this.log(`spool: moved ${relative(this.layout.root, path)} to ${relative(this.layout.root, target)}: ${reason}`);
+    } catch (err) {
+      this.log(`spool: warning: cannot move corrupt ${relative(this.layout.root, path)} aside: ${(err as Error).message}`);
+    }
   }
 
   private ready(): void {

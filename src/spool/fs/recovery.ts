@@ -13,6 +13,7 @@
  * whose message is gone. A file that cannot be read at all (EACCES, EIO)
  * is logged and left in place: that is not proof of damage, and moving a
  * whole queue aside over a permission mistake would stop all delivery.
+ * With check = false only names are checked here (see recover()).
  * Nothing found on disk can make this throw except a failure to move a
  * file out of the way. Folder work uses synchronous calls (this runs once,
  * before the spool serves anyone); the file checks run asynchronously, 32
@@ -106,8 +107,24 @@ async function eachLimited<T>(items: readonly T[], limit: number, fn: (item: T) 
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
 
-export function recover(layout: Layout, log: Log): Promise<RecoveryReport> {
-  return new Recovery(layout, log).run();
+/**
+ * `check: false` (the daemon with a large queue): only names are looked at
+ * here; each message file is validated when it is first loaded
+ * (FsSpool.load(), which moves a corrupt one aside then), so a queue of a
+ * million files is opened in the time it takes to list it, and no file is
+ * read twice. The report then counts the message files found, unchecked.
+ */
+export function recover(layout: Layout, log: Log, check = true): Promise<RecoveryReport & { readonly msgids: readonly string[] }> {
+  return new Recovery(layout, log).run(check);
+}
+
+/** Move `path` into corrupt/ under a free name; returns the new path (the caller fsyncs the folders). */
+export function moveToCorrupt(layout: Layout, path: string): string {
+  const base = basename(path);
+  let target = join(layout.corrupt, base);
+  for (let n = 1; existsSync(target); n++) target = join(layout.corrupt, `${base}.${n}`);
+  renameSync(path, target);
+  return target;
 }
 
 class Recovery {
@@ -121,17 +138,12 @@ class Recovery {
     private readonly log: Log,
   ) {}
 
-  async run(): Promise<RecoveryReport> {
+  async run(check: boolean): Promise<RecoveryReport & { readonly msgids: readonly string[] }> {
     this.clearIncoming();
-    const buckets = new Set(Layout.buckets());
+    if (!check) return this.runByNames();
     const candidates: { path: string; msgid: string }[] = [];
     const logs: string[] = [];
-    for (const name of readdirSync(this.layout.queue).sort()) {
-      const dir = join(this.layout.queue, name);
-      if (!buckets.has(name) || !lstatSync(dir).isDirectory()) {
-        this.quarantine(dir, 'unexpected entry in queue/');
-        continue;
-      }
+    for (const [name, dir] of this.bucketDirs()) {
       for (const entry of readdirSync(dir, { withFileTypes: true })) {
         const path = join(dir, entry.name);
         const m = /^([0-9a-f]{8})(\.log)?$/.exec(entry.name);
@@ -171,7 +183,49 @@ class Recovery {
       }
     }
     for (const dir of this.touched) fsyncDir(dir);
-    return { messages: this.messages, removedIncomplete: this.removedIncomplete, corrupt: this.corrupt };
+    const msgids = candidates.filter((c) => !quarantined.has(c.path)).map((c) => c.msgid);
+    return { messages: this.messages, removedIncomplete: this.removedIncomplete, corrupt: this.corrupt, msgids };
+  }
+
+  /**
+   * check = false: names only, and lean (a million entries): no path or
+   * object per entry, no stat; a non-file with a message's name is met by
+   * load() instead (and left in place, as an unreadable file is).
+   */
+  private runByNames(): RecoveryReport & { readonly msgids: readonly string[] } {
+    const msgids: string[] = [];
+    for (const [name, dir] of this.bucketDirs()) {
+      const first = msgids.length;
+      const logs: string[] = [];
+      for (const entry of readdirSync(dir)) {
+        const m = /^([0-9a-f]{8})(\.log)?$/.exec(entry);
+        if (m === null) this.quarantine(join(dir, entry), 'unexpected file name or type');
+        else if (!entry.startsWith(name)) this.quarantine(join(dir, entry), `belongs in bucket ${entry.slice(0, 2)}, found in ${name}`);
+        else if (m[2] !== undefined) logs.push(m[1] as string);
+        else msgids.push(entry);
+      }
+      const here = logs.length > 0 ? new Set(msgids.slice(first)) : undefined;
+      for (const id of logs) {
+        if (here?.has(id)) continue;
+        rmSync(join(dir, `${id}.log`), { force: true });
+        this.touched.add(dir);
+        this.log(`spool: removed ${this.rel(join(dir, `${id}.log`))}: outcome log without a message`);
+      }
+    }
+    for (const dir of this.touched) fsyncDir(dir);
+    return { messages: msgids.length, removedIncomplete: this.removedIncomplete, corrupt: this.corrupt, msgids };
+  }
+
+  /** The bucket folders of queue/ as [name, path], sorted; anything else there goes to corrupt/. */
+  private bucketDirs(): [string, string][] {
+    const buckets = new Set(Layout.buckets());
+    const found: [string, string][] = [];
+    for (const name of readdirSync(this.layout.queue).sort()) {
+      const dir = join(this.layout.queue, name);
+      if (buckets.has(name) && lstatSync(dir).isDirectory()) found.push([name, dir]);
+      else this.quarantine(dir, 'unexpected entry in queue/');
+    }
+    return found;
   }
 
   private clearIncoming(): void {
@@ -193,10 +247,7 @@ class Recovery {
 
   /** Move `path` into corrupt/ under a free name. */
   private quarantine(path: string, reason: string, companion = false): void {
-    const base = basename(path);
-    let target = join(this.layout.corrupt, base);
-    for (let n = 1; existsSync(target); n++) target = join(this.layout.corrupt, `${base}.${n}`);
-    renameSync(path, target);
+    const target = moveToCorrupt(this.layout, path);
     this.touched.add(dirname(path));
     this.touched.add(this.layout.corrupt);
     if (!companion) this.corrupt.push({ name: this.rel(path), reason });
