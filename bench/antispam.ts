@@ -14,12 +14,11 @@
  * Postfix (postscreen + header_checks) is still to be written.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startDnsStub } from './dns.js';
 import { runLoad } from './load.js';
-import { REPO_ROOT } from './util.js';
+import { REPO_ROOT, workFolder } from './util.js';
 import { treeCpuSeconds } from './proc.js';
 
 const DURATION_MS = Number(process.argv[2] ?? 8000);
@@ -69,7 +68,7 @@ interface Figures {
 }
 
 async function measure(name: string, extra: (dir: string) => string): Promise<Figures> {
-  const dir = mkdtempSync(join(tmpdir(), `postern-bench-as-${name}-`));
+  const dir = workFolder(`postern-bench-as-${name}-`);
   const { port, proc } = await startPostern(dir, extra(dir));
   try {
     const load = { port, sessions: SESSIONS, sources: SOURCES, perSession: 10, size: 1024 };

@@ -23,8 +23,8 @@
  * Timings are wall clock on a machine that may be shared: indicative.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, release, tmpdir, totalmem } from 'node:os';
+import { rmSync, writeFileSync } from 'node:fs';
+import { cpus, release, totalmem } from 'node:os';
 import * as net from 'node:net';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -32,7 +32,7 @@ import { parseArgs } from 'node:util';
 import { PeakSampler, type Peak } from './proc.js';
 import { startSink } from './servers/sink.js';
 import { fillSpool } from './spool-fill.js';
-import { REPO_ROOT, freePort, sleep, spawnWithLimits } from './util.js';
+import { REPO_ROOT, freePort, sleep, spawnWithLimits, workFolder } from './util.js';
 
 const HOST = '127.0.13.1';
 const DOWN_HOST = '127.0.13.2';
@@ -85,7 +85,7 @@ function smtpctl(conf: string, args: string[]): Promise<{ firstLineAt: number; o
 
 export async function runLargeQueue(o: { count: number; spool?: string; drainMs: number; keep?: boolean; progress?: (line: string) => void }): Promise<LargeQueueResult> {
   const say = o.progress ?? (() => undefined);
-  const work = mkdtempSync(join(tmpdir(), 'postern-large-queue-'));
+  const work = workFolder('postern-large-queue-');
   const spool = o.spool ?? join(work, 'spool');
   let fillSeconds: number | undefined;
   if (o.spool === undefined) {

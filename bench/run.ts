@@ -32,14 +32,14 @@ import { ensurePeers } from './setup.js';
 import { USER_PREFIX } from './users.js';
 import { runSmtpSource, smtpSourceUnavailable } from './smtp-source.js';
 import { destinationUnavailable, destinationVersions, openDestination, TRASH_OF_MAILBOXES, type Destination } from './destinations.js';
-import { EXTRA_SCENARIOS, type ExtraResult } from './extra-scenarios.js';
+import type { ExtraResult } from './extra-scenarios.js';
 import { haraka, haraka2 } from './servers/haraka.js';
 import { opensmtpd } from './servers/opensmtpd.js';
 import { postern } from './servers/postern.js';
 import { postfix } from './servers/postfix.js';
 import { logTail, type Mode, type RunningServer, type ServerKind } from './servers/server.js';
 import { sinkKind } from './servers/sink.js';
-import { DIST_BENCH_DIR, REPO_ROOT, RESULTS_DIR, freePort, sleep, spawnWithLimits } from './util.js';
+import { DIST_BENCH_DIR, REPO_ROOT, RESULTS_DIR, freePort, sleep, spawnWithLimits, workFolder } from './util.js';
 
 const KINDS: Record<string, ServerKind> = { postern, postfix, opensmtpd, haraka, haraka2, sink: sinkKind };
 
@@ -183,7 +183,7 @@ async function runCell(kind: ServerKind, scenario: Scenario, ctx: CellContext): 
   const cannot = kind.cannot?.(scenario.mode);
   const why = kind.unavailable() ?? (cannot ? `cannot: ${cannot}` : undefined) ?? (kind.name === 'sink' ? undefined : destinationUnavailable(scenario.mode)) ?? (scenario.tool === 'smtp-source' ? smtpSourceUnavailable() : undefined);
   if (why) return summarizeCell(base, [], why);
-  const workDir = mkdtempSync(join(tmpdir(), `postern-bench-${kind.name}-`));
+  const workDir = workFolder(`postern-bench-${kind.name}-`);
   chmodSync(workDir, 0o755); // the peers' unprivileged processes (Postfix's, Dovecot's) reach their folders
   const dirs = [workDir];
   let dest: Destination | undefined;
@@ -209,7 +209,7 @@ async function runCell(kind: ServerKind, scenario: Scenario, ctx: CellContext): 
       startNotes.push(`first start failed: ${(e as Error).message}`);
       await sleep(2000);
       port = await freePort();
-      const retryDir = mkdtempSync(join(tmpdir(), `postern-bench-${kind.name}-retry-`));
+      const retryDir = workFolder(`postern-bench-${kind.name}-retry-`);
       chmodSync(retryDir, 0o755);
       dirs.push(retryDir);
       server = await start(retryDir);
@@ -298,7 +298,7 @@ async function runIdle(sessions: number, keep: boolean, resolver: string | undef
   const fail = (error: string): IdleResult => ({ requested: sessions, held: 0, failed: {}, openMs: 0, baseline: empty, loaded: empty, perSessionKb: { rss: NaN, pss: NaN }, greetingMs: { count: 0, p50: NaN, p90: NaN, p99: NaN, max: NaN }, probeFailures: 0, dropped: 0, error });
   const why = postern.unavailable();
   if (why) return fail(why);
-  const workDir = mkdtempSync(join(tmpdir(), 'postern-bench-idle-'));
+  const workDir = workFolder('postern-bench-idle-');
   let server: RunningServer | undefined;
   try {
     const port = await freePort();

@@ -7,7 +7,8 @@
  */
 import net from 'node:net';
 import { spawn, spawnSync, type ChildProcess, type SpawnOptions } from 'node:child_process';
-import { existsSync, openSync, closeSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, openSync, closeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -166,3 +167,14 @@ export function which(cmd: string): string | undefined {
 }
 
 export const isRoot = (): boolean => typeof process.getuid === 'function' && process.getuid() === 0;
+
+/**
+ * A fresh work folder under the system's temporary folder, 0711: smtpd
+ * started as root runs its SMTP side as _postern (privilege separation),
+ * which must be able to pass through to the spool inside (mkdtemp makes 0700).
+ */
+export function workFolder(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  chmodSync(dir, 0o711);
+  return dir;
+}

@@ -11,8 +11,7 @@
  * Prints a table (check, result, figures) and exits 1 when a check fails.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { serverSockets, waitUntil } from '../../test/helpers/sockets.js';
 import { startDaemon, type Daemon } from './daemon.js';
@@ -22,6 +21,7 @@ import { prng } from '../../test/helpers/prng.js';
 import { fullDisk, killLoop } from './crash.js';
 import { runTestssl } from './testssl.js';
 import { formatTable, row, type Row } from './report.js';
+import { workFolder } from '../util.js';
 
 interface Plan {
   readonly short: boolean;
@@ -118,7 +118,7 @@ async function soak(d: Daemon, ports: readonly number[], seconds: number, seed: 
 
 async function main(): Promise<void> {
   const p = plan(process.argv.slice(2));
-  const root = mkdtempSync(join(tmpdir(), 'postern-torture-'));
+  const root = workFolder('postern-torture-');
   const rows: Row[] = [];
   const l = limits(p.short);
   const t0 = Date.now();

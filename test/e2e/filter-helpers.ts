@@ -3,8 +3,8 @@
  * listener goes through a filter, helper processes (milters, rspamd …)
  * started in a temporary folder and stopped after, and one SMTP dialogue.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { chownSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { startDaemon, type DaemonHandle, REPO } from '../helpers/daemon.js';
 import { RawClient } from '../helpers/smtp-client.js';
@@ -63,7 +63,19 @@ export async function waitFor(check: () => boolean | Promise<boolean>, what: str
   }
 }
 
-export const socketExists = (path: string) => (): boolean => existsSync(path);
+/**
+ * A milter's unix socket has appeared. When the tests run as root, smtpd's SMTP side runs as
+ * _postern (privilege separation) and must be able to connect: the socket is given to it, as an
+ * administrator gives a milter's socket to the MTA's user (Postfix's `postfix`, here `_postern`).
+ */
+export const socketExists = (path: string) => (): boolean => {
+  if (!existsSync(path)) return false;
+  if (process.getuid?.() === 0) {
+    const id = spawnSync('id', ['-u', '_postern'], { encoding: 'utf8' });
+    if (id.status === 0) chownSync(path, Number(id.stdout.trim()), -1);
+  }
+  return true;
+};
 
 export interface SendResult {
   readonly mail: string;
