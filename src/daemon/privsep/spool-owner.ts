@@ -24,6 +24,8 @@ export interface SpoolOwner {
 /** Make `root` the user's; throws with the reason (one line). */
 export function prepareSpool(queuePath: string, u: SpoolOwner): void {
   const root = resolve(queuePath);
+  // Folders made above a new spool let everyone through (as /var/spool); the spool itself is given below.
+  mkdirSync(dirname(root), { recursive: true, mode: 0o755 });
   mkdirSync(root, { recursive: true, mode: 0o700 });
   for (let d = dirname(root); ; d = dirname(d)) {
     const st = statSync(d);
