@@ -9,49 +9,19 @@
  * leaves no worker behind. Skipped when not root.
  */
 import assert from 'node:assert/strict';
-import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { requireTool } from '../helpers/tools.js';
 import { createUsers, removeUsers, type RealUser } from '../helpers/users.js';
 import { HEAD, IS_ROOT, message, sendOk, startSite, testDir, waitFor } from './deliver-helpers.js';
+import { nodeChildren } from '../helpers/node-children.js';
 
 const CONFIG = `${HEAD}
 action "md" maildir
 match from any for domain "maildir.example" action "md"
 `;
-
-/** Node.js processes started among the children of pid (a program of their own, not a fork on its way to exec). */
-function nodeChildren(pid: number): number[] {
-  const out: number[] = [];
-  let self = '';
-  let tasks: string[] = [];
-  try {
-    self = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-    tasks = readdirSync(`/proc/${pid}/task`);
-  } catch {
-    return out;
-  }
-  for (const t of tasks) {
-    let kids = '';
-    try {
-      kids = readFileSync(`/proc/${pid}/task/${t}/children`, 'utf8');
-    } catch {
-      continue;
-    }
-    for (const k of kids.split(' ').filter((x) => x !== '')) {
-      try {
-        // A fork about to exec another program (sync, setpriv, sh) is still node, with its parent's command line.
-        const cmd = readFileSync(`/proc/${k}/cmdline`, 'utf8');
-        if (readlinkSync(`/proc/${k}/exe`) === process.execPath && cmd !== '' && cmd !== self) out.push(Number(k));
-      } catch {
-        /* gone */
-      }
-    }
-  }
-  return out;
-}
 
 describe('many local users through the daemon, no process start per message', { skip: IS_ROOT ? false : 'needs root: run the tests as root (CI does) to create users' }, () => {
   const users: RealUser[] = [];

@@ -11,7 +11,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -21,30 +21,7 @@ import { SystemUsers } from '../../src/users/system-users.js';
 import { IS_ROOT, actionOf, agent, config, message, readMboxWithPython, statuses, task } from '../unit/delivery-helpers.js';
 import { requireTool } from '../helpers/tools.js';
 import { createUsers, removeUsers, sh, type RealUser } from '../helpers/users.js';
-
-/** The pids of this process's children that run a Node.js program of their own (sampled from /proc). */
-function nodeChildren(): number[] {
-  const out: number[] = [];
-  const self = readFileSync(`/proc/${process.pid}/cmdline`, 'utf8');
-  for (const t of readdirSync(`/proc/${process.pid}/task`)) {
-    let kids = '';
-    try {
-      kids = readFileSync(`/proc/${process.pid}/task/${t}/children`, 'utf8');
-    } catch {
-      continue;
-    }
-    for (const k of kids.split(' ').filter((x) => x !== '')) {
-      try {
-        // A fork about to exec another program (sync, setpriv, sh) is still node, with its parent's command line.
-        const cmd = readFileSync(`/proc/${k}/cmdline`, 'utf8');
-        if (readlinkSync(`/proc/${k}/exe`) === process.execPath && cmd !== '' && cmd !== self) out.push(Number(k));
-      } catch {
-        /* gone */
-      }
-    }
-  }
-  return out;
-}
+import { nodeChildren } from '../helpers/node-children.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
