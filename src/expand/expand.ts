@@ -77,7 +77,7 @@ import { readIncludeFile } from './include.js';
 import { NOBODY } from '../users/system-users.js';
 import type { ForwardOptions } from '../config/model.js';
 import { DEFAULT_FORWARD } from '../config/parse-forward.js';
-import { readForwardFile } from './forward.js';
+import { forwardLookup, readForwardFile, type ForwardRead } from './forward.js';
 
 export interface ExpandTarget {
   /** The address this copy is for: the recipient, or the forward address that led to it. */
@@ -107,6 +107,8 @@ export interface ExpandEnv {
   config: Config;
   /** Route an address produced by expansion through the smtpd.conf rules with the same session context. */
   route(address: string): RuleDecision;
+  /** How a ~/.forward is read: by default readForwardFile(); 'ask' = the privileged parent must (expandRecipientAsync). */
+  readForward?(user: UserInfo): ForwardRead | 'ask';
 }
 
 /** Alias nesting levels (OpenSMTPD's EXPAND_DEPTH). */
@@ -120,6 +122,40 @@ const EXPANSION_REPLY = reply(550, '5.2.4', 'Mailing list expansion problem');
 const LOOP_REPLY = reply(550, '5.4.6', 'Alias loop detected');
 
 export function expandRecipient(rcpt: Mailbox, first: { rule: MatchRule; action: Action }, env: ExpandEnv): ExpandResult {
+  const r = expandOnce(rcpt, first, env);
+  return r.kind === 'ask' ? { kind: 'reject', reply: TEMPFAIL_REPLY, reason: `~/.forward of ${r.users.join(', ')}: not readable here` } : r;
+}
+
+/**
+ * expandRecipient for the SMTP side of a root-started smtpd: a ~/.forward it may not read (a 0700
+ * home) is read by the privileged parent (forwardLookup()). The expansion runs, notes every user
+ * whose file it could not read, asks the parent for all of them at once, and runs again with the
+ * answers — one more round per level of ~/.forward nesting, at most MAX_DEPTH + 1.
+ */
+export async function expandRecipientAsync(rcpt: Mailbox, first: { rule: MatchRule; action: Action }, env: ExpandEnv): Promise<ExpandResult> {
+  const ask = forwardLookup();
+  if (ask === undefined) return expandRecipient(rcpt, first, env);
+  const fetched = new Map<string, ForwardRead>();
+  const readForward = (u: UserInfo): ForwardRead | 'ask' => {
+    const got = fetched.get(u.name);
+    if (got !== undefined) return got;
+    const r = readForwardFile(u);
+    return r.kind === 'unsafe' && r.denied === true ? 'ask' : r;
+  };
+  for (let round = 0; round <= MAX_DEPTH + 1; round++) {
+    const r = expandOnce(rcpt, first, { ...env, readForward });
+    if (r.kind !== 'ask') return r;
+    try {
+      const answers = await Promise.all(r.users.map(async (u) => [u, await ask(u)] as const));
+      for (const [u, a] of answers) fetched.set(u, a);
+    } catch (e) {
+      return { kind: 'reject', reply: TEMPFAIL_REPLY, reason: `~/.forward of ${r.users.join(', ')}: the privileged parent did not answer: ${(e as Error).message}` };
+    }
+  }
+  return { kind: 'reject', reply: EXPANSION_REPLY, reason: `${formatMailbox(rcpt)}: ~/.forward files nested deeper than ${MAX_DEPTH} levels` };
+}
+
+function expandOnce(rcpt: Mailbox, first: { rule: MatchRule; action: Action }, env: ExpandEnv): ExpandResult | { kind: 'ask'; users: string[] } {
   const x = new Expansion(env);
   const address = formatMailbox(rcpt);
   try {
@@ -133,6 +169,7 @@ export function expandRecipient(rcpt: Mailbox, first: { rule: MatchRule; action:
     if (e instanceof PermFail) return { kind: 'reject', reply: e.reply, reason: e.message };
     throw e;
   }
+  if (x.ask.size > 0) return { kind: 'ask', users: [...x.ask] };
   if (x.targets.length > 0) return x.dropped.length > 0 ? { kind: 'ok', targets: x.targets, dropped: x.dropped } : { kind: 'ok', targets: x.targets };
   const failure = x.failures.find((f) => f.explicit) ?? x.failures[0];
   if (!failure) return { kind: 'reject', reply: EXPANSION_REPLY, reason: `${address}: expanded to no destination` };
@@ -200,6 +237,8 @@ class Expansion {
   readonly targets: ExpandTarget[] = [];
   readonly dropped: DroppedBranch[] = [];
   readonly failures: Failure[] = [];
+  /** Users whose ~/.forward only the privileged parent may read (env.readForward said 'ask'). */
+  readonly ask = new Set<string>();
   private readonly seenTargets = new Set<string>();
   private readonly expanded = new Set<string>();
   private nodes = 0;
@@ -370,7 +409,11 @@ class Expansion {
     const opts = this.env.config.forward ?? DEFAULT_FORWARD;
     const tag = forwardTag(info.name);
     if (!opts.read || here.chain.includes(tag)) return false;
-    const r = readForwardFile(info);
+    const r = this.env.readForward ? this.env.readForward(info) : readForwardFile(info);
+    if (r === 'ask') {
+      this.ask.add(info.name);
+      return false;
+    }
     if (r.kind === 'missing') return false;
     if (r.kind === 'error') throw new TempFail(r.reason);
     if (r.kind === 'unsafe') {

@@ -11,7 +11,12 @@
  * A file that breaks a rule is "unsafe": ignored (the mail goes to the
  * mailbox; the reason is among the expansion's dropped branches), as
  * sendmail does; so is one the daemon may not read (EACCES: a daemon run
- * by an ordinary user, `npm start`, cannot see into other homes). A file
+ * by an ordinary user, `npm start`, cannot see into other homes). Under
+ * privilege separation the SMTP side (_postern) cannot enter a 0700 home:
+ * it asks the privileged parent (root), which runs this same function for
+ * a user it looks up itself by name (forwardLookup(), set by
+ * daemon/privsep/child.ts) — as OpenSMTPD's lookup process asks its
+ * parent to open ~/.forward. A file
  * that cannot be read for another reason (I/O, a home on a server that
  * does not answer) is a temporary failure (the recipient is deferred, no
  * mail is misdelivered while it is fixed). The lines are parsed like an
@@ -28,7 +33,8 @@ export const MAX_FORWARD_BYTES = 64 * 1024;
 export type ForwardRead =
   | { readonly kind: 'ok'; readonly path: string; readonly nodes: readonly AliasNode[] }
   | { readonly kind: 'missing' }
-  | { readonly kind: 'unsafe'; readonly path: string; readonly reason: string }
+  /** denied: this process may not read it (EACCES); under privilege separation the parent may. */
+  | { readonly kind: 'unsafe'; readonly path: string; readonly reason: string; readonly denied?: true }
   | { readonly kind: 'error'; readonly reason: string };
 
 export function readForwardFile(user: UserInfo): ForwardRead {
@@ -41,7 +47,7 @@ export function readForwardFile(user: UserInfo): ForwardRead {
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ENOTDIR') return { kind: 'missing' };
-    if (code === 'EACCES') return { kind: 'unsafe', path, reason: `${user.home}: permission denied (the SMTP side, _postern under privilege separation, must be able to read it)` };
+    if (code === 'EACCES') return { kind: 'unsafe', path, reason: `${user.home}: permission denied (a daemon not started as root cannot read other users' homes)`, denied: true };
     return { kind: 'error', reason: `${user.home}: ${(e as Error).message}` };
   }
   let fd: number;
@@ -51,7 +57,7 @@ export function readForwardFile(user: UserInfo): ForwardRead {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ENOTDIR') return { kind: 'missing' };
     if (code === 'ELOOP') return { kind: 'unsafe', path, reason: `${path} is a symbolic link` };
-    if (code === 'EACCES') return { kind: 'unsafe', path, reason: `${path}: permission denied (the SMTP side, _postern under privilege separation, must be able to read it)` };
+    if (code === 'EACCES') return { kind: 'unsafe', path, reason: `${path}: permission denied (a daemon not started as root cannot read other users' homes)`, denied: true };
     return { kind: 'error', reason: `${path}: ${(e as Error).message}` };
   }
   try {
@@ -77,4 +83,17 @@ export function readForwardFile(user: UserInfo): ForwardRead {
   } finally {
     closeSync(fd);
   }
+}
+
+/** Under privilege separation: the privileged parent's reading of a user's ~/.forward, by user name (never a path). */
+export type ForwardLookup = (user: string) => Promise<ForwardRead>;
+
+let lookup: ForwardLookup | undefined;
+
+export function setForwardLookup(l: ForwardLookup | undefined): void {
+  lookup = l;
+}
+
+export function forwardLookup(): ForwardLookup | undefined {
+  return lookup;
 }

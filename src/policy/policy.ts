@@ -21,7 +21,7 @@ import type { Mailbox } from '../mail/address.js';
 import type { MailParams } from '../mail/params.js';
 import { PASS, type Verdict } from './verdict.js';
 import type { RuleEngine } from '../rules/rules.js';
-import { expandRecipient, type ExpandEnv } from '../expand/expand.js';
+import { expandRecipientAsync, type ExpandEnv } from '../expand/expand.js';
 import type { Destination } from '../mail/envelope.js';
 import type { Config } from '../config/model.js';
 import type { TableRegistry } from '../table/table.js';
@@ -164,7 +164,7 @@ export class Policy {
     );
     if (v.kind === 'reject') return { kind: 'reject', verdict: v };
     if (trusted !== undefined) this.note('rcpt', 'trusted', trusted);
-    const d = this.route(trusted !== undefined ? { ...s, clientAddress: '127.0.0.1', fromSocket: true } : s, tx, rcpt, grant);
+    const d = await this.route(trusted !== undefined ? { ...s, clientAddress: '127.0.0.1', fromSocket: true } : s, tx, rcpt, grant);
     this.probe?.policy('smtpd.conf', 'rcpt', d.kind);
     if (this.observer) {
       if (d.kind === 'reject') this.note('rcpt', 'smtpd.conf', d.verdict.reason);
@@ -177,7 +177,7 @@ export class Policy {
   }
 
   /** The smtpd.conf rules and recipient expansion: where the recipient goes, or why not. */
-  private route(s: SessionFacts, tx: TxFacts, rcpt: Mailbox, grant?: RelayGrant): RcptDecision {
+  private async route(s: SessionFacts, tx: TxFacts, rcpt: Mailbox, grant?: RelayGrant): Promise<RcptDecision> {
     const ctx = {
       clientAddress: s.clientAddress,
       fromSocket: s.fromSocket,
@@ -220,7 +220,7 @@ export class Policy {
         return this.rules.decide({ ...ctx, clientAddress: '127.0.0.1', fromSocket: true, rcpt: address, rcptDomain: at < 0 ? '' : address.slice(at + 1).toLowerCase() });
       },
     };
-    const x = expandRecipient(rcpt, { rule: d.rule, action: d.action }, env);
+    const x = await expandRecipientAsync(rcpt, { rule: d.rule, action: d.action }, env);
     if (x.kind === 'reject') return { kind: 'reject', verdict: { kind: 'reject', reply: x.reply, reason: x.reason } };
     const targets = x.targets.map((t): RcptTarget => ({
       address: t.address,

@@ -1,7 +1,11 @@
 /*
  * test/e2e/expand-forward.test.ts — ~/.forward, end to end with real
  * users (useradd, removed after): the running daemon reads it at RCPT time
- * and delivers where it says.
+ * and delivers where it says. The daemon is started as root, so privilege
+ * separation is on: the SMTP side runs as _postern, and the homes are 0700
+ * (Debian's adduser), which _postern cannot enter — the privileged parent
+ * reads each ~/.forward for it (daemon/privsep/parent.ts 'forward'). One
+ * case uses a 0755 home, which the SMTP side reads itself.
  *   - forward to another local user; "\user" keeps a copy in the mailbox;
  *   - unsafe files are ignored and the mail goes to the mailbox: mode 0664,
  *     owned by another user, a symbolic link, a world-writable home;
@@ -17,6 +21,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { requireTool } from '../helpers/tools.js';
 import { createUsers, removeUsers, type RealUser } from '../helpers/users.js';
+import { PRIVSEP_USER } from '../helpers/daemon.js';
 import { HEAD, IS_ROOT, message, send, sendOk, startSite, testDir, waitFor, waitForMbox } from './deliver-helpers.js';
 
 const BASE_CONFIG = `${HEAD}action "local" mbox
@@ -47,10 +52,10 @@ describe('~/.forward at RCPT time', { skip: IS_ROOT ? false : 'needs root: creat
     chmodSync(p, opts.mode ?? 0o644);
   }
 
-  function clearForwards(): void {
+  function clearForwards(homeMode = 0o700): void {
     for (const u of users) {
       rmSync(join(u.home, '.forward'), { force: true });
-      chmodSync(u.home, 0o755);
+      chmodSync(u.home, homeMode);
     }
   }
 
@@ -62,6 +67,8 @@ describe('~/.forward at RCPT time', { skip: IS_ROOT ? false : 'needs root: creat
     const [a, b] = users as [RealUser, RealUser];
     const dir = testDir(t);
     const d = await startSite(dir, BASE_CONFIG);
+    await d.waitForLog(new RegExp(`SMTP side pid=\\d+ runs as ${PRIVSEP_USER}`));
+    assert.equal(statSync(a.home).mode & 0o777, 0o700);
     forward(a, `# to b\n${b.name}\n`);
     await sendOk(d.port, { from: 'x@remote.example', to: [to(a)], data: message({ Subject: 'one' }, 'hi\n') });
     const [m] = await waitForMbox(mbox(dir, b), 1, { daemon: d });
@@ -73,6 +80,14 @@ describe('~/.forward at RCPT time', { skip: IS_ROOT ? false : 'needs root: creat
     await waitForMbox(mbox(dir, b), 2, { daemon: d });
     const [mine] = await waitForMbox(mbox(dir, a), 1, { daemon: d });
     assert.equal(mine?.header('Subject'), 'two');
+
+    // A 0755 home: the SMTP side reads the file itself.
+    clearForwards(0o755);
+    forward(a, `${b.name}\n`);
+    await sendOk(d.port, { from: 'x@remote.example', to: [to(a)], data: message({ Subject: 'three' }, 'hi\n') });
+    const ms = await waitForMbox(mbox(dir, b), 3, { daemon: d });
+    assert.equal(ms[2]?.header('Subject'), 'three');
+    clearForwards();
   });
 
   it('an unsafe ~/.forward is ignored: group-writable, owned by another user, a link, a world-writable home', async (t) => {

@@ -8,7 +8,8 @@
  * and saved ids; glibc applies them to every thread) before it opens the
  * spool or reads a byte from the network. From then on it asks the parent,
  * over the channel (protocol.ts), for what needs root: bound sockets, local
- * deliveries, sendmail's offline files, the secret files at reload. Its
+ * deliveries, sendmail's offline files, the secret files at reload, a
+ * ~/.forward in a home it cannot enter. Its
  * mail log goes to the parent, which writes the log file and the system
  * log (so that SIGUSR1's reopen, by root, keeps working).
  *
@@ -21,6 +22,7 @@ import { tempfail, type Outcome } from '../../delivery/local/outcome.js';
 import type { Severity } from '../../log/maillog.js';
 import { setBinder, type BindSpec } from '../../privsep/listen.js';
 import { setSystemPasswordCheck } from '../../privsep/passwords.js';
+import { setForwardLookup } from '../../expand/forward.js';
 import { preloadSecrets, secretPaths, setSecrets } from '../../privsep/secrets.js';
 import type { Config } from '../../config/model.js';
 import type { ChildMessage, ParentMessage } from './protocol.js';
@@ -119,6 +121,12 @@ export function childLink(): ChildLink | undefined {
     } catch (e) {
       return { kind: 'error', reason: (e as Error).message };
     }
+  });
+
+  setForwardLookup(async (user) => {
+    const { m } = await ask<ParentMessage>((id) => ({ t: 'forward', id, user }));
+    if (m.t !== 'forward-read') throw new Error('the privileged parent is gone');
+    return m.read;
   });
 
   const remote: RemoteDeliver = async (req: RemoteRequest, body: Readable, signal: AbortSignal): Promise<Outcome> => {

@@ -15,7 +15,13 @@
  *             for mailboxes and files, setpriv for commands;
  *   offline   a file of the spool's offline/ folder, by its plain name;
  *   reload    the configuration read again (and the secret files it names);
- *   password  a system password checked with unix_chkpwd, one at a time.
+ *   password  a system password checked with unix_chkpwd, one at a time;
+ *   forward   a system user's ~/.forward, the user looked up here by name, the
+ *             file read with expand/forward.ts's safety rules (owner, mode, no
+ *             link; `forward none` = never), as OpenSMTPD's parent opens it for
+ *             its lookup process. The SMTP side gets the parsed destinations;
+ *             whether a |command or /file may be used is its expansion's rule,
+ *             and deliver re-checks it here (verify.ts).
  *
  * Signals: SIGTERM, SIGINT and SIGHUP are passed to the child (which stops
  * or reloads as smtpd always did); SIGUSR1 reopens the log here. When the
@@ -35,6 +41,8 @@ import { bindControlSocket } from '../../control/bind.js';
 import { Authenticator } from '../../auth/authenticator.js';
 import { LocalAgent } from '../../delivery/local/agent.js';
 import { describe, tempfail } from '../../delivery/local/outcome.js';
+import { readForwardFile, type ForwardRead } from '../../expand/forward.js';
+import { DEFAULT_FORWARD } from '../../config/parse-forward.js';
 import type { MailLog } from '../../log/maillog.js';
 import { preloadSecrets, secretPaths } from '../../privsep/secrets.js';
 import type { BindSpec } from '../../privsep/listen.js';
@@ -198,6 +206,8 @@ class Parent {
         // One check at a time: the SMTP side cannot make root run unix_chkpwd faster than one after another.
         this.passwords = this.passwords.then(() => this.auth.checkSystemPassword(m.user, m.password)).then((outcome) => this.send({ t: 'checked', id: m.id, outcome }));
         return;
+      case 'forward':
+        return this.send({ t: 'forward-read', id: m.id, read: this.readForward(m.user) });
       case 'reload':
         return this.send({ t: 'reloaded', id: m.id, ...this.reload() });
       case 'ready':
@@ -295,6 +305,15 @@ class Parent {
     } finally {
       closeSync(fd);
     }
+  }
+
+  /** A system user's ~/.forward for the SMTP side: the user by name, looked up here; never a path from the child. */
+  private readForward(name: string): ForwardRead {
+    if (!(this.config.forward ?? DEFAULT_FORWARD).read) return { kind: 'missing' };
+    const u = this.users.lookup(name);
+    if (u === undefined) return { kind: 'missing' };
+    if ('error' in u) return { kind: 'error', reason: u.error };
+    return readForwardFile(u);
   }
 
   /** The configuration read again from the same source; the secret files it names. */

@@ -19,9 +19,10 @@
  *     offline   a file name in offline/ (sendmail's submissions, 0600 to their owner)
  *     reload    read the configuration again (SIGHUP, smtpctl reload)
  *     password  check a system password (`listen … auth`: unix_chkpwd needs root)
+ *     forward   read a local user's ~/.forward, by user name (the SMTP side cannot enter a 0700 home)
  *     ready / fatal   start-up is over, or failed
  *   parent → child
- *     bound (with the socket), outcome, offline-file, checked, reloaded (with the secret files)
+ *     bound (with the socket), outcome, offline-file, checked, forward-read, reloaded (with the secret files)
  */
 import type { Severity } from '../../log/maillog.js';
 import type { BindSpec } from '../../privsep/listen.js';
@@ -29,6 +30,7 @@ import type { Destination } from '../../mail/envelope.js';
 import type { RemoteRequest } from '../../delivery/local/agent.js';
 import type { Outcome } from '../../delivery/local/outcome.js';
 import type { SystemPasswordOutcome } from '../../privsep/passwords.js';
+import type { ForwardRead } from '../../expand/forward.js';
 
 export type ChildMessage =
   | { readonly t: 'log'; readonly lines: readonly (readonly [Severity, string])[] }
@@ -39,6 +41,7 @@ export type ChildMessage =
   | { readonly t: 'offline'; readonly id: number; readonly name: string }
   | { readonly t: 'reload'; readonly id: number }
   | { readonly t: 'password'; readonly id: number; readonly user: string; readonly password: string }
+  | { readonly t: 'forward'; readonly id: number; readonly user: string }
   | { readonly t: 'ready' }
   | { readonly t: 'fatal'; readonly message: string };
 
@@ -47,6 +50,7 @@ export type ParentMessage =
   | { readonly t: 'outcome'; readonly id: number; readonly outcome: Outcome }
   | { readonly t: 'offline-file'; readonly id: number; readonly uid?: number; readonly data?: Uint8Array; readonly error?: string; readonly code?: number }
   | { readonly t: 'checked'; readonly id: number; readonly outcome: SystemPasswordOutcome }
+  | { readonly t: 'forward-read'; readonly id: number; readonly read: ForwardRead }
   | { readonly t: 'reloaded'; readonly id: number; readonly error?: string; readonly secrets?: ReadonlyMap<string, Uint8Array> };
 
 const MAX_TEXT = 64 * 1024;
@@ -120,6 +124,8 @@ export function checkChildMessage(x: unknown): ChildMessage | undefined {
       return isId(m.id) && isStr(m.name, 255) ? (m as ChildMessage) : undefined;
     case 'password':
       return isId(m.id) && isStr(m.user, 256) && isStr(m.password, 1024) ? (m as ChildMessage) : undefined;
+    case 'forward':
+      return isId(m.id) && isStr(m.user, 256) && !m.user.includes('/') ? (m as ChildMessage) : undefined;
     case 'ready':
       return { t: 'ready' };
     case 'fatal':
