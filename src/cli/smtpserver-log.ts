@@ -27,6 +27,11 @@ export interface SessionLogOptions {
 
 const CONVERSATION: ReadonlySet<TraceKind> = new Set<TraceKind>(['smtp', 'io']);
 
+/** The traces a session log records (the SMTP side of a privilege-separated smtpserver makes them; the parent writes them). */
+export function sessionTrace(targets: readonly string[]): { trace?: ReadonlySet<TraceKind> } {
+  return targets.length > 0 ? { trace: CONVERSATION } : {};
+}
+
 export function sessionLog(o: SessionLogOptions): MailLog {
   if (o.targets.length === 0) {
     if (o.fallback.kind === 'file') return new MailLog({ file: o.fallback.path, verbose: o.verbose });

@@ -17,6 +17,11 @@
  * else $MAILSHARE/smtpserver.conf) set the rest. ZENV variables for
  * $NAME in smtpserver.conf come from /etc/zmailer.conf ($ZCONFIG) and the
  * environment. An unknown option or a bad value: one line, exit status 1.
+ *
+ * Started as root, the daemon is smtpd's two processes (daemon/privsep/):
+ * the detached process stays root as the privileged parent (binds, local
+ * deliveries, the log, the pid file) and starts the SMTP side, this same
+ * command again with an IPC channel, which gives up root for _postern.
  */
 import { existsSync, fstatSync, readFileSync } from 'node:fs';
 import { Socket } from 'node:net';
@@ -34,10 +39,13 @@ import { routerPhase } from '../policy/zmailer/router.js';
 import { POSTERN_VERSION } from '../policy/build.js';
 import { whosonServerFromEnv } from '../net/whoson.js';
 import { parseSmtpserverArgs, smtpserverListeners, withCommandLine, SMTPSERVER_USAGE, type SmtpserverOptions } from './smtpserver-options.js';
-import { sessionLog } from './smtpserver-log.js';
+import { sessionLog, sessionTrace } from './smtpserver-log.js';
 import { stopPrevious } from './smtpserver-pid.js';
 import { detachUntilReady } from './detach.js';
 import { withPolicyFilesOrExit } from './config-for-tools.js';
+import { childLink } from '../daemon/privsep/child.js';
+import { DEFAULT_PRIVSEP_USER, privsepUser, runParent } from '../daemon/privsep/parent.js';
+import { MailLog } from '../log/maillog.js';
 
 function fail(msg: string): never {
   process.stderr.write(`smtpserver: ${msg}\n`);
@@ -124,23 +132,50 @@ async function main(argv: string[]): Promise<void> {
     if (stopped !== undefined) process.stderr.write(`smtpserver: stopped the previous smtpserver (pid ${stopped})\n`);
     return detach(argv);
   }
-  const log = sessionLog({ targets: o.logs, verbose, fallback: config.paths.logFile ? { kind: 'file', path: config.paths.logFile } : { kind: 'stderr' } });
+  const fallback = config.paths.logFile ? { kind: 'file' as const, path: config.paths.logFile } : { kind: 'stderr' as const };
+  // Started as root: a privileged parent stays root, the SMTP side runs as _postern, as smtpd's (docs/architecture.md).
+  const link = childLink();
+  if (!link && process.getuid?.() === 0) {
+    const user = privsepUser(config.privsepUser ?? DEFAULT_PRIVSEP_USER);
+    if ('error' in user) return fail(user.error);
+    const plog = sessionLog({ targets: o.logs, verbose, fallback });
+    try {
+      await ensureSpool(config.queue.path);
+      runParent({ config: loaded.config, name: 'smtpserver', log: plog, childArgs: [fileURLToPath(new URL('./main.js', import.meta.url)), 'smtpserver', ...argv], user });
+    } catch (e) {
+      process.send?.({ error: (e as Error).message });
+      plog.flush();
+      fail((e as Error).message);
+    }
+    return;
+  }
+  const log = link ? new MailLog({ relay: (l, sev) => link.relay(l, sev), verbose, ...sessionTrace(o.logs) }) : sessionLog({ targets: o.logs, verbose, fallback });
   for (const w of optionNotes(o, loaded)) log.warn(w);
   let daemon: Daemon;
   try {
     // ZMailer keeps its pid file in the postoffice: lay a new spool out first, so the file is not a stranger in it.
-    await ensureSpool(config.queue.path);
-    daemon = await Daemon.start(config, log, { policy: extras });
+    if (!link) await ensureSpool(config.queue.path);
+    daemon = await Daemon.start(config, log, { policy: extras, ...(link ? { privsep: link } : {}) });
   } catch (e) {
-    process.send?.({ error: (e as Error).message });
+    if (link) await link.fatal((e as Error).message);
+    else process.send?.({ error: (e as Error).message });
     fail((e as Error).message);
   }
-  process.send?.({ ready: true });
-  process.disconnect?.();
-  const stop = (why: string): void => void daemon.shutdown(why).then(() => process.exit(0), () => process.exit(1));
+  if (link) link.ready();
+  else {
+    process.send?.({ ready: true });
+    process.disconnect?.();
+  }
+  const exit = (code: number): void => void (link ? link.flush() : Promise.resolve()).finally(() => process.exit(code));
+  const stop = (why: string): void => void daemon.shutdown(why).then(() => exit(0), () => exit(1));
   process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
+  // Under privilege separation the parent passes SIGINT on (a terminal's ^C reaches both).
+  process.on('SIGINT', () => (link ? undefined : stop('SIGINT')));
   process.on('SIGHUP', () => void daemon.reload());
+  link?.onParentGone(() => {
+    process.stderr.write('smtpserver: the privileged parent is gone: exiting\n');
+    process.exit(1);
+  });
   daemon.onStopRequest = () => stop('smtpctl stop');
 }
 

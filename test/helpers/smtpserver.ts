@@ -55,9 +55,9 @@ export async function waitForMbox(dir: string, re: RegExp): Promise<string> {
 }
 
 /** Send one message through a TCP port, a command after each reply; the whole conversation's replies. */
-export async function smtpSend(port: number, rcpt: string, o: { from?: string; localAddress?: string } = {}): Promise<string> {
+export async function smtpSend(port: number, rcpt: string, o: { from?: string; localAddress?: string; host?: string } = {}): Promise<string> {
   return new Promise((resolve, reject) => {
-    const c = connect({ port, host: '127.0.0.1', ...(o.localAddress ? { localAddress: o.localAddress } : {}) });
+    const c = connect({ port, host: o.host ?? '127.0.0.1', ...(o.localAddress ? { localAddress: o.localAddress } : {}) });
     const script = ['EHLO client.example', `MAIL FROM:<${o.from ?? 'a@b.example'}>`, `RCPT TO:<${rcpt}>`, 'DATA', 'Subject: over the wire\r\n\r\nhello\r\n.', 'QUIT'];
     let got = '';
     let sent = 0;

@@ -63,7 +63,10 @@ export const DEFAULT_PRIVSEP_USER = '_postern';
 
 export interface ParentOptions {
   readonly config: Config;
-  readonly source: ConfigSource;
+  /** Where `reload` reads the configuration again; none (smtpserver, whose options make it): tables only. */
+  readonly source?: ConfigSource;
+  /** The command, for the log ("smtpd", "smtpserver"). */
+  readonly name?: string;
   readonly log: MailLog;
   /** The smtpd script and its arguments, for the child. */
   readonly childArgs: readonly string[];
@@ -112,6 +115,10 @@ class Parent {
     return this.o.log;
   }
 
+  private get name(): string {
+    return this.o.name ?? 'smtpd';
+  }
+
   private loadTables(config: Config): void {
     const tables: Table[] = [];
     this.tableFiles = [];
@@ -153,7 +160,7 @@ class Parent {
       env: { ...process.env, [CHILD_ENV]: `${this.o.user.uid}:${this.o.user.gid}`, UV_USE_IO_URING: '0' },
     });
     this.child = child;
-    this.log.info(`smtpd: privileged parent pid=${process.pid}; SMTP side pid=${child.pid ?? '?'} runs as ${this.o.user.name} (uid ${this.o.user.uid})`);
+    this.log.info(`${this.name}: privileged parent pid=${process.pid}; SMTP side pid=${child.pid ?? '?'} runs as ${this.o.user.name} (uid ${this.o.user.uid})`);
     child.on('message', (raw: unknown) => {
       const m = checkChildMessage(raw);
       if (!m) return this.log.warn('privsep: a malformed message from the SMTP side, ignored');
@@ -319,6 +326,14 @@ class Parent {
   /** The configuration read again from the same source; the secret files it names. */
   private reload(): { error?: string; secrets?: Map<string, Uint8Array> } {
     const s = this.o.source;
+    if (s === undefined) {
+      try {
+        this.loadTables(this.config);
+        return { secrets: preloadSecrets(secretPaths(this.config)) };
+      } catch (e) {
+        return { error: describe(e) };
+      }
+    }
     const r = s.file !== undefined ? loadConfigFile(s.file, { macros: s.macros }) : loadConfigText(s.text ?? '', '<built-in>', { macros: s.macros });
     if (!r.config) return { error: r.diagnostics.filter((d) => d.severity === 'error').map(formatDiagnostic).join('; ') };
     try {
@@ -334,7 +349,7 @@ class Parent {
 
   private childExited(code: number | null, signal: NodeJS.Signals | null): void {
     const how = signal ?? `status ${code}`;
-    if (code !== 0) this.log.warn(`smtpd: the SMTP side exited (${how}); the privileged parent exits too`);
+    if (code !== 0) this.log.warn(`${this.name}: the SMTP side exited (${how}); the privileged parent exits too`);
     for (const f of this.inflight.values()) {
       f.body.destroy(new Error('message cut short (the SMTP side went away)'));
       f.ac.abort();
@@ -349,7 +364,7 @@ class Parent {
       }
     }
     this.releasePid();
-    this.log.info('smtpd: privileged parent exiting');
+    this.log.info(`${this.name}: privileged parent exiting`);
     this.log.flush();
     // Workers finish or undo the job in hand on their own (their input is closed).
     process.exit(code ?? 1);
