@@ -2,7 +2,9 @@
  * Filter processes (smtpd-filters(7)): a small filter of our own
  * (test/fixtures/proc-filter.py) decides at each phase — connect, helo,
  * ehlo, mail-from, rcpt-to, data, data-line, commit — with each decision
- * (proceed, junk, reject, disconnect, rewrite), runs as nobody, and fails
+ * (proceed, junk, reject, disconnect, rewrite), runs as nobody (or its
+ * `user`/`group`, started by smtpd's privileged parent when smtpd runs as
+ * root, its stdio relayed to the SMTP side), and fails
  * in the two ways a process can: it exits, or it stops answering. The
  * session gets a temporary failure; the daemon lives on and starts the
  * process again for the next session.
@@ -10,8 +12,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { tempDir } from '../helpers/daemon.js';
+import { createUsers, removeUsers } from '../helpers/users.js';
 import { spoolMessages } from '../helpers/inproc.js';
 import { RawClient } from '../helpers/smtp-client.js';
 import { FIXTURES, send, startFiltered } from './filter-helpers.js';
@@ -60,9 +64,33 @@ test('a filter process decides at each phase: disconnect, reject, rewrite, junk,
     const j = msgs.find((m) => m.body.includes('buy now'));
     assert.ok(j);
     assert.match(j.body, /^X-Spam: yes\r\n/, 'junk: X-Spam header');
-    // smtpd started as root runs its SMTP side as _postern (privilege separation), which starts the filter: it cannot switch users.
-    const uid = process.getuid?.() === 0 ? Number(spawnSync('id', ['-u', '_postern'], { encoding: 'utf8' }).stdout.trim()) : process.getuid?.();
-    assert.ok(d.logs.some((l) => new RegExp(`filter stderr.*running as uid ${uid}\\b`).test(l)), `the filter runs as the SMTP side's user (uid ${uid})`);
+    // As root the filter runs as nobody (no `user`): under privilege separation the privileged parent starts it.
+    const uid = process.getuid?.() === 0 ? Number(spawnSync('id', ['-u', 'nobody'], { encoding: 'utf8' }).stdout.trim()) : process.getuid?.();
+    assert.ok(d.logs.some((l) => new RegExp(`filter stderr.*running as uid ${uid}\\b`).test(l)), `the filter runs as nobody (uid ${uid})`);
+  } finally {
+    d.cleanup();
+  }
+});
+
+test('under privilege separation the parent starts the filter as its `user` and `group`; the SMTP side relays', { skip: process.getuid?.() === 0 ? false : 'needs root' }, async (t) => {
+  const dir = tempDir('postern-proc-user-');
+  const [u] = createUsers(dir, 'pfl', 1);
+  assert.ok(u);
+  t.after(() => removeUsers([u]));
+  const mailGid = Number(spawnSync('getent', ['group', 'mail'], { encoding: 'utf8' }).stdout.split(':')[2]);
+  const d = await startFiltered(`${FILTER} user ${u.name} group mail`, 'mine', dir);
+  try {
+    assert.match((await send(d.port, 'a@client.test.example', ['b@test.example'], 'Subject: as a user\n\nhello\n')).end ?? '', /^250 /);
+    const line = await d.waitForLog(/filter stderr.*running as uid/);
+    const m = /running as uid (\d+) gid (\d+) ppid (\d+)/.exec(line);
+    assert.ok(m, line);
+    assert.equal(Number(m[1]), u.uid, 'the filter runs as its configured user');
+    assert.equal(Number(m[2]), mailGid, 'and its configured group');
+    // Its ancestors (through /bin/sh -c): the privileged parent, not the SMTP side.
+    const side = Number(/SMTP side pid=(\d+)/.exec(await d.waitForLog(/SMTP side pid=\d+ runs as _postern/))?.[1]);
+    let pid = Number(m[3]);
+    while (pid !== d.proc.pid && pid !== side && pid > 1) pid = Number(/^PPid:\s*(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);
+    assert.equal(pid, d.proc.pid, 'started by the privileged parent, not the SMTP side');
   } finally {
     d.cleanup();
   }

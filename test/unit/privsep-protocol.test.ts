@@ -25,6 +25,10 @@ describe('privsep: messages from the SMTP side', () => {
     assert.ok(checkChildMessage({ t: 'body', id: 1, chunk: new Uint8Array(3) }));
     assert.ok(checkChildMessage({ t: 'log', lines: [[6, 'hello']] }));
     assert.ok(checkChildMessage({ t: 'offline', id: 3, name: '123.4.abcd' }));
+    assert.ok(checkChildMessage({ t: 'forward', id: 4, user: 'alice' }));
+    assert.ok(checkChildMessage({ t: 'filter-spawn', id: 5, name: 'rspamd' }));
+    assert.ok(checkChildMessage({ t: 'filter-in', id: 5, chunk: new Uint8Array(2) }));
+    assert.ok(checkChildMessage({ t: 'filter-kill', id: 5, signal: 'SIGKILL' }));
   });
   it('drops anything else', () => {
     for (const bad of [
@@ -41,6 +45,11 @@ describe('privsep: messages from the SMTP side', () => {
       { t: 'body', id: 1, chunk: 'text' },
       { t: 'log', lines: [[0, 'emergency']] },
       { t: 'password', id: 1, user: 'u' },
+      { t: 'forward', id: 1, user: '/home/u/.forward' },
+      { t: 'forward', id: 1, path: '/root/.forward' },
+      { t: 'filter-spawn', id: 1, command: '/bin/sh' },
+      { t: 'filter-in', id: 1, chunk: 'text' },
+      { t: 'filter-kill', id: 1, signal: 'SIGSTOP' },
     ]) {
       assert.equal(checkChildMessage(bad), undefined, JSON.stringify(bad));
     }

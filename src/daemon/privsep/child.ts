@@ -9,7 +9,8 @@
  * spool or reads a byte from the network. From then on it asks the parent,
  * over the channel (protocol.ts), for what needs root: bound sockets, local
  * deliveries, sendmail's offline files, the secret files at reload, a
- * ~/.forward in a home it cannot enter. Its
+ * ~/.forward in a home it cannot enter, filter processes run as their
+ * configured user (filter-relay.ts). Its
  * mail log goes to the parent, which writes the log file and the system
  * log (so that SIGUSR1's reopen, by root, keeps working).
  *
@@ -23,6 +24,8 @@ import type { Severity } from '../../log/maillog.js';
 import { setBinder, type BindSpec } from '../../privsep/listen.js';
 import { setSystemPasswordCheck } from '../../privsep/passwords.js';
 import { setForwardLookup } from '../../expand/forward.js';
+import { setFilterSpawner } from '../../filter/proc/spawn.js';
+import { FilterRelay } from './filter-relay.js';
 import { preloadSecrets, secretPaths, setSecrets } from '../../privsep/secrets.js';
 import type { Config } from '../../config/model.js';
 import type { ChildMessage, ParentMessage } from './protocol.js';
@@ -78,8 +81,11 @@ export function childLink(): ChildLink | undefined {
     });
   let gone: (() => void) | undefined;
   let isGone = false;
+  const filters = new FilterRelay((m) => void send(m), () => nextId++);
+  setFilterSpawner((decl) => filters.spawn(decl));
   process.on('message', (raw: unknown, handle?: unknown) => {
     const r = raw as ParentMessage;
+    if (typeof r === 'object' && r !== null && filters.receive(r)) return;
     const p = typeof r === 'object' && r !== null ? pending.get(r.id) : undefined;
     if (!p) return;
     pending.delete(r.id);
@@ -87,6 +93,7 @@ export function childLink(): ChildLink | undefined {
   });
   process.on('disconnect', () => {
     isGone = true;
+    filters.parentGone();
     for (const [id, p] of pending) {
       pending.delete(id);
       p.resolve({ t: 'outcome', id, outcome: tempfail('4.3.0', 'delivery interrupted (the privileged parent is gone)') });

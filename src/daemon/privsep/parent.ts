@@ -16,6 +16,8 @@
  *   offline   a file of the spool's offline/ folder, by its plain name;
  *   reload    the configuration read again (and the secret files it names);
  *   password  a system password checked with unix_chkpwd, one at a time;
+ *   filter    a `filter NAME proc-exec` of ITS configuration started as the
+ *             filter's user (filter-relay.ts), its stdio relayed;
  *   forward   a system user's ~/.forward, the user looked up here by name, the
  *             file read with expand/forward.ts's safety rules (owner, mode, no
  *             link; `forward none` = never), as OpenSMTPD's parent opens it for
@@ -56,6 +58,7 @@ import { acquirePidFile } from '../pidfile.js';
 import { CHILD_ENV } from './child.js';
 import { checkChildMessage, type ChildMessage, type ParentMessage } from './protocol.js';
 import { prepareSpool, type SpoolOwner } from './spool-owner.js';
+import { FilterHost } from './filter-relay.js';
 import { verifyDelivery } from './verify.js';
 
 /** The unprivileged user of the SMTP side unless `-u`/smtpd.conf says otherwise (as OpenSMTPD's _smtpd). */
@@ -100,6 +103,7 @@ class Parent {
   private tablesCheckedAt = 0;
   private readonly auth: Authenticator;
   private passwords: Promise<void> = Promise.resolve();
+  private readonly filters: FilterHost;
 
   constructor(
     private readonly o: ParentOptions,
@@ -109,6 +113,7 @@ class Parent {
     this.loadTables(o.config);
     this.agent = new LocalAgent({ config: o.config, users: this.users, tables: this.tables, log: o.log, privsep: true });
     this.auth = new Authenticator(o.config, this.tables);
+    this.filters = new FilterHost((m) => this.send(m), () => this.config, o.log);
   }
 
   private get log(): MailLog {
@@ -213,6 +218,10 @@ class Parent {
         // One check at a time: the SMTP side cannot make root run unix_chkpwd faster than one after another.
         this.passwords = this.passwords.then(() => this.auth.checkSystemPassword(m.user, m.password)).then((outcome) => this.send({ t: 'checked', id: m.id, outcome }));
         return;
+      case 'filter-spawn':
+      case 'filter-in':
+      case 'filter-kill':
+        return this.filters.handle(m);
       case 'forward':
         return this.send({ t: 'forward-read', id: m.id, read: this.readForward(m.user) });
       case 'reload':
@@ -355,6 +364,7 @@ class Parent {
       f.ac.abort();
     }
     this.agent.close();
+    this.filters.stopAll();
     if (!this.ready && process.send) process.send({ error: `the SMTP side exited during start-up (${how})` });
     if (this.controlInode !== undefined) {
       try {

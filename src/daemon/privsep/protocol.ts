@@ -20,9 +20,12 @@
  *     reload    read the configuration again (SIGHUP, smtpctl reload)
  *     password  check a system password (`listen … auth`: unix_chkpwd needs root)
  *     forward   read a local user's ~/.forward, by user name (the SMTP side cannot enter a 0700 home)
+ *     filter-spawn  start the `filter NAME proc-exec` of the configuration, as its user;
+ *               filter-in (bytes for its standard input), filter-kill
  *     ready / fatal   start-up is over, or failed
  *   parent → child
- *     bound (with the socket), outcome, offline-file, checked, forward-read, reloaded (with the secret files)
+ *     bound (with the socket), outcome, offline-file, checked, forward-read, reloaded (with the secret files),
+ *     filter-out (a filter's standard output, fd 1, or error, fd 2), filter-exit
  */
 import type { Severity } from '../../log/maillog.js';
 import type { BindSpec } from '../../privsep/listen.js';
@@ -42,6 +45,9 @@ export type ChildMessage =
   | { readonly t: 'reload'; readonly id: number }
   | { readonly t: 'password'; readonly id: number; readonly user: string; readonly password: string }
   | { readonly t: 'forward'; readonly id: number; readonly user: string }
+  | { readonly t: 'filter-spawn'; readonly id: number; readonly name: string }
+  | { readonly t: 'filter-in'; readonly id: number; readonly chunk: Uint8Array }
+  | { readonly t: 'filter-kill'; readonly id: number; readonly signal: 'SIGTERM' | 'SIGKILL' }
   | { readonly t: 'ready' }
   | { readonly t: 'fatal'; readonly message: string };
 
@@ -51,6 +57,8 @@ export type ParentMessage =
   | { readonly t: 'offline-file'; readonly id: number; readonly uid?: number; readonly data?: Uint8Array; readonly error?: string; readonly code?: number }
   | { readonly t: 'checked'; readonly id: number; readonly outcome: SystemPasswordOutcome }
   | { readonly t: 'forward-read'; readonly id: number; readonly read: ForwardRead }
+  | { readonly t: 'filter-out'; readonly id: number; readonly fd: 1 | 2; readonly chunk: Uint8Array }
+  | { readonly t: 'filter-exit'; readonly id: number; readonly code: number | null; readonly signal: string | null; readonly error?: string }
   | { readonly t: 'reloaded'; readonly id: number; readonly error?: string; readonly secrets?: ReadonlyMap<string, Uint8Array> };
 
 const MAX_TEXT = 64 * 1024;
@@ -124,6 +132,12 @@ export function checkChildMessage(x: unknown): ChildMessage | undefined {
       return isId(m.id) && isStr(m.name, 255) ? (m as ChildMessage) : undefined;
     case 'password':
       return isId(m.id) && isStr(m.user, 256) && isStr(m.password, 1024) ? (m as ChildMessage) : undefined;
+    case 'filter-spawn':
+      return isId(m.id) && isStr(m.name, 256) ? (m as ChildMessage) : undefined;
+    case 'filter-in':
+      return isId(m.id) && m.chunk instanceof Uint8Array ? (m as ChildMessage) : undefined;
+    case 'filter-kill':
+      return isId(m.id) && (m.signal === 'SIGTERM' || m.signal === 'SIGKILL') ? (m as ChildMessage) : undefined;
     case 'forward':
       return isId(m.id) && isStr(m.user, 256) && !m.user.includes('/') ? (m as ChildMessage) : undefined;
     case 'ready':

@@ -3,7 +3,8 @@
  * "COMMAND"`), shared by every session, as OpenSMTPD runs it: started at
  * first use with /bin/sh -c (the command is configuration, never envelope
  * data), as an unprivileged user (`user`, default nobody, when Postern runs
- * as root); the configuration handshake, then report lines and filter
+ * as root; under privilege separation started by the privileged parent,
+ * spawn.ts); the configuration handshake, then report lines and filter
  * requests in, results and data lines out, matched by session and token.
  *
  * A process that exits, breaks the protocol or does not answer in time
@@ -11,11 +12,9 @@
  * a temporary failure, and the next session starts the process again (at
  * most once a second). Its standard error goes to the mail log.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import type { ProcDecl } from '../../config/filter-options.js';
-import { SystemUsers, NOBODY } from '../../users/system-users.js';
+import { startFilter, type FilterChild } from './spawn.js';
 import type { FilterLog } from '../filter.js';
 import { configLines, filterLine, parseOutput, reportLine, type ProcPhase } from './protocol.js';
 
@@ -30,7 +29,7 @@ interface Pending {
 const HANDSHAKE_MS = 30_000;
 
 export class FilterProcess {
-  #child?: ChildProcess;
+  #child?: FilterChild;
   #ready?: Promise<string | undefined>;
   #registered = new Set<string>();
   readonly #pending = new Map<string, Pending>();
@@ -59,18 +58,17 @@ export class FilterProcess {
   }
 
   #start(): Promise<string | undefined> {
-    let ids: { uid: number; gid: number } | undefined;
+    let child: FilterChild;
     try {
-      ids = credentials(this.decl);
+      child = startFilter(this.decl);
     } catch (e) {
       return Promise.resolve((e as Error).message);
     }
-    const child = spawn('/bin/sh', ['-c', this.decl.command], { stdio: ['pipe', 'pipe', 'pipe'], ...(ids ?? {}) });
     this.#child = child;
     this.#registered = new Set();
     const name = this.decl.name;
-    createInterface({ input: child.stderr! }).on('line', (l) => this.log.event('filter', 'stderr', { filter: name, line: l.slice(0, 500) }));
-    child.stdin!.on('error', () => undefined);
+    createInterface({ input: child.stderr }).on('line', (l) => this.log.event('filter', 'stderr', { filter: name, line: l.slice(0, 500) }));
+    child.stdin.on('error', () => undefined);
     return new Promise((resolve) => {
       let settled = false;
       const done = (why: string | undefined): void => {
@@ -83,7 +81,7 @@ export class FilterProcess {
         done('no register|ready from the filter process');
         this.#kill('handshake timeout');
       }, HANDSHAKE_MS);
-      createInterface({ input: child.stdout! }).on('line', (line) => {
+      createInterface({ input: child.stdout }).on('line', (line) => {
         const o = parseOutput(line);
         if (!settled) {
           if (o.kind === 'register') this.#registered.add(`${o.stream}|${o.event}`);
@@ -104,7 +102,7 @@ export class FilterProcess {
         done(`exited during the handshake (${signal ?? code})`);
         this.#gone(`exited (${signal ?? code})`);
       });
-      child.stdin!.write(configLines(300));
+      child.stdin.write(configLines(300));
     });
   }
 
@@ -128,7 +126,7 @@ export class FilterProcess {
   }
 
   report(event: string, session: string, params: readonly string[] = []): void {
-    if (this.#child && this.wants('report', event)) this.#child.stdin!.write(reportLine(Date.now(), event, session, params));
+    if (this.#child && this.wants('report', event)) this.#child.stdin.write(reportLine(Date.now(), event, session, params));
   }
 
   /** A filter request; resolves with the result (or the data lines for data-line). */
@@ -144,8 +142,8 @@ export class FilterProcess {
       }, this.timeoutMs);
       this.#pending.set(key, { resolve, timer, ...(dataLines ? { lines: [] } : {}) });
       const now = Date.now();
-      if (dataLines) child.stdin!.write(dataLines.map((l) => filterLine(now, 'data-line', session, token, [l])).join(''));
-      else child.stdin!.write(filterLine(now, phase, session, token, params));
+      if (dataLines) child.stdin.write(dataLines.map((l) => filterLine(now, 'data-line', session, token, [l])).join(''));
+      else child.stdin.write(filterLine(now, phase, session, token, params));
     });
   }
 
@@ -175,19 +173,4 @@ export class FilterProcess {
     this.#gone('stopped');
     c?.kill('SIGTERM');
   }
-}
-
-/** The ids the process runs as: when Postern is root, `user` (default nobody) and `group` (default the user's). */
-function credentials(decl: ProcDecl): { uid: number; gid: number } | undefined {
-  if (process.getuid?.() !== 0) return undefined;
-  const users = new SystemUsers();
-  const u = users.lookup(decl.user ?? NOBODY);
-  if (u === undefined || 'error' in u) throw new Error(`filter ${decl.name}: no user ${decl.user ?? NOBODY}`);
-  let gid = u.gid;
-  if (decl.group !== undefined) {
-    const line = readFileSync('/etc/group', 'utf8').split('\n').find((l) => l.split(':')[0] === decl.group);
-    if (line === undefined) throw new Error(`filter ${decl.name}: no group ${decl.group}`);
-    gid = Number(line.split(':')[2]);
-  }
-  return { uid: u.uid, gid };
 }
