@@ -6,7 +6,8 @@
  * $POSTERN_START_DIR (by default /var/spool/postern-start): the spool, the
  * mailboxes, a copy of the configuration and of the code; it says so.
  * swaks then delivers to a real user (made by the test, 0700 home), whose
- * mbox belongs to that user. Root only.
+ * mbox belongs to that user. `postern install` from that clone is refused
+ * with one line (its unit could not run). Root only.
  *
  * The clone is the worktree's files hard-linked (cp -al: the same bytes,
  * at a path under the 0700 folder); its etc/smtpd.conf.default is a new
@@ -81,4 +82,11 @@ test('npm start as root in a clone under a 0700 folder: runs from a place _poste
   proc.kill('SIGTERM');
   await exited;
   assert.match(out, /privileged parent exiting/);
+
+  // `postern install` from such a clone would write a unit whose SMTP side cannot load the code: refused, saying why.
+  const staging = tempDir('postern-startinstall-');
+  const inst = spawnSync(process.execPath, [join(clone, 'bin', 'postern.js'), 'install', '--root', staging, '--no-start'], { encoding: 'utf8' });
+  assert.equal(inst.status, 1, inst.stdout + inst.stderr);
+  assert.match(inst.stderr, new RegExp(`the folder ${base} does not let _postern through`));
+  assert.equal(inst.stderr.trim().split('\n').length, 1, 'one line');
 });

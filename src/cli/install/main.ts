@@ -11,7 +11,9 @@
  * Must run as root (users, owners, modes).
  */
 import { fileURLToPath } from 'node:url';
-import { resolve } from 'node:path';
+import { firstBlocked } from '../../daemon/privsep/spool-owner.js';
+import { SystemUsers } from '../../users/system-users.js';
+import { dirname, resolve } from 'node:path';
 import { DEFAULT_LAYOUT, LINKS, type Layout } from './layout.js';
 import { install, uninstall } from './kit.js';
 
@@ -61,6 +63,11 @@ export async function installMain(cmd: 'install' | 'uninstall', argv: string[]):
   };
   const say = (line: string): void => void process.stdout.write(`postern ${cmd}: ${line}\n`);
   if (cmd === 'install') {
+    // The SMTP side (the user) loads Postern's code after giving up root: a clone in /root (0700) cannot run.
+    const pkg = dirname(dirname(bin));
+    const u = new SystemUsers().lookup(l.user);
+    const wall = firstBlocked(pkg, u !== undefined && !('error' in u) ? u : { uid: -1, gid: -1 });
+    if (wall !== undefined && !flags.has('no-user')) throw new Error(`${pkg}: the folder ${wall} does not let ${l.user} through, and smtpd's SMTP side runs Postern's code as that user: put Postern where it will stay and everyone may read it (git clone … /opt/postern), or chmod o+x ${wall}`);
     install(l, {
       force: flags.has('force'),
       start: !flags.has('no-start'),

@@ -27,12 +27,8 @@ export function prepareSpool(queuePath: string, u: SpoolOwner): void {
   // Folders made above a new spool let everyone through (as /var/spool); the spool itself is given below.
   mkdirSync(dirname(root), { recursive: true, mode: 0o755 });
   mkdirSync(root, { recursive: true, mode: 0o700 });
-  for (let d = dirname(root); ; d = dirname(d)) {
-    const st = statSync(d);
-    const through = st.mode & 0o001 || (st.uid === u.uid && st.mode & 0o100) || (st.gid === u.gid && st.mode & 0o010);
-    if (!through) throw new Error(`spool ${root}: the folder ${d} does not let ${u.name} through (chmod o+x ${d}, or move the queue)`);
-    if (d === dirname(d)) break;
-  }
+  const wall = firstBlocked(dirname(root), u);
+  if (wall !== undefined) throw new Error(`spool ${root}: the folder ${wall} does not let ${u.name} through (chmod o+x ${wall}, or move the queue)`);
   const before = lstatSync(root);
   if (!before.isDirectory()) throw new Error(`spool ${root} is not a folder`);
   if (before.uid !== u.uid || before.gid !== u.gid) giveAll(root, u, true);
@@ -44,6 +40,16 @@ export function prepareSpool(queuePath: string, u: SpoolOwner): void {
   if (existsSync(offline)) {
     chownSync(offline, u.uid, u.gid);
     chmodSync(offline, 0o1733);
+  }
+}
+
+/** The first folder from `dir` up to / that the user may not pass (search permission), or undefined. */
+export function firstBlocked(dir: string, u: { readonly uid: number; readonly gid: number }): string | undefined {
+  for (let d = resolve(dir); ; d = dirname(d)) {
+    const st = statSync(d);
+    const through = st.mode & 0o001 || (st.uid === u.uid && st.mode & 0o100) || (st.gid === u.gid && st.mode & 0o010);
+    if (!through) return d;
+    if (d === dirname(d)) return undefined;
   }
 }
 
