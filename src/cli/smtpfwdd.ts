@@ -12,6 +12,7 @@
  * each message to sendmail (daemon/obtuse/forwarder.ts). MAIL_CONFIG, when
  * set, is passed on to sendmail (Postfix's alternative configuration).
  */
+import { USAGES } from './version.js';
 import { existsSync, statSync } from 'node:fs';
 import { getopt } from './getopt.js';
 import { resolveId } from './obtuse-smtpd.js';
@@ -19,7 +20,7 @@ import { FsSpool } from '../spool/fs/fs-spool.js';
 import { Forwarder } from '../daemon/obtuse/forwarder.js';
 import { MailLog } from '../log/maillog.js';
 
-const USAGE = 'usage: smtpfwdd -d spool [-u user] [-g group] [-s sendmail] [-r seconds]';
+const USAGE = USAGES['smtpfwdd']?.usage ?? '';
 
 function fail(msg: string): never {
   process.stderr.write(`smtpfwdd: ${msg}\n`);

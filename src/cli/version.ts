@@ -8,6 +8,7 @@
  * whatever option parser the command itself uses.
  */
 import { readFileSync } from 'node:fs';
+import { SMTPSERVER_USAGE } from './smtpserver-options.js';
 
 const PACKAGE_JSON = new URL('../../../package.json', import.meta.url);
 
@@ -29,7 +30,7 @@ export const USAGES: Readonly<Record<string, { usage: string; man?: string }>> =
       '       postern install [--root DIR] [--force] [--no-start] [--no-user] [--user NAME] [--config FILE] [--spool DIR] ...\n' +
       '       postern uninstall [--root DIR] [--purge] ...\n' +
       '       postern db [-f file] migrate | status | import-spool [DIR]\n' +
-      'commands: smtpd, smtpctl, sendmail, send-mail, mailq, newaliases, makemap, install, uninstall, db',
+      'commands: smtpd, smtpctl, sendmail, send-mail, mailq, newaliases, makemap, smtpserver, smtpfwdd, install, uninstall, db',
   },
   smtpd: { usage: 'usage: smtpd [-dFhnv] [-b address] [-D name=value] [-f file] [-P subsystem] [-T trace]', man: 'smtpd(8)' },
   smtpctl: { usage: 'usage: smtpctl [-f file] [--json] [--human] command [argument ...]', man: 'smtpctl(8)' },
@@ -46,6 +47,8 @@ export const USAGES: Readonly<Record<string, { usage: string; man?: string }>> =
       'usage: postern install [--root DIR] [--force] [--no-start] [--no-user] [--user NAME] [--config FILE] [--spool DIR]\n' +
       '                       [--mail-dir DIR] [--libexec DIR] [--unit-dir DIR] [--man-dir DIR] [--state-dir DIR] (docs/administration.md)',
   },
+  smtpserver: { usage: SMTPSERVER_USAGE, man: 'smtpserver(8)' },
+  smtpfwdd: { usage: 'usage: smtpfwdd -d spool [-u user] [-g group] [-s sendmail] [-r seconds]', man: 'docs/moving-from-obtuse.md' },
   db: { usage: 'usage: postern db [-f file] migrate | status | import-spool [DIR] (docs/cluster.md)' },
   uninstall: { usage: 'usage: postern uninstall [--root DIR] [--purge] [--state-dir DIR] (docs/administration.md)' },
 };

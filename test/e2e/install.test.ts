@@ -224,14 +224,14 @@ describe('the npm package does not shadow the system MTA', () => {
     const pkg = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { bin: Record<string, string>; files: string[] };
     assert.deepEqual(pkg.bin, { postern: 'bin/postern.js' });
     for (const f of ['man', 'LICENSE', 'CHANGELOG.md', 'SECURITY.md']) assert.ok(pkg.files.includes(f), f);
-    for (const name of [...NAMES, 'send-mail', 'postern']) {
+    for (const name of [...NAMES, 'send-mail', 'smtpserver', 'smtpfwdd', 'install', 'uninstall', 'db', 'postern']) {
       const args = name === 'postern' ? ['--version'] : [name, '--version'];
       const v = postern(args);
       assert.equal(v.status, 0, `${name}: ${v.stderr}`);
       assert.equal(v.stdout, `${name} (Postern) ${VERSION}\n`);
       const h = postern(name === 'postern' ? ['--help'] : [name, '--help']);
       assert.equal(h.status, 0, `${name}: ${h.stderr}`);
-      assert.match(h.stdout, new RegExp(`^usage: ${name === 'send-mail' ? 'send-mail' : name}`));
+      assert.match(h.stdout, new RegExp(`^usage: ${['install', 'uninstall', 'db'].includes(name) ? `postern ${name}` : name}`));
     }
   });
 });
