@@ -16,23 +16,15 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { REPO, tempDir } from '../helpers/daemon.js';
+import { freePort } from '../helpers/smtpserver.js';
 import { requireTool } from '../helpers/tools.js';
 import { createUsers, removeUsers } from '../helpers/users.js';
 
 const HOST = '127.0.21.9';
-
-async function freePortOn(host: string): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, host, () => r()));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise<void>((r) => srv.close(() => r()));
-  return port;
-}
 
 test('npm start as root in a clone under a 0700 folder: runs from a place _postern reaches, says so, delivers to a real user', { skip: process.getuid?.() === 0 ? false : 'needs root' }, async (t) => {
   requireTool('swaks');
@@ -45,7 +37,7 @@ test('npm start as root in a clone under a 0700 folder: runs from a place _poste
     const r = spawnSync('cp', ['-al', join(REPO, part), join(clone, part)]);
     if (r.status !== 0) cpSync(join(REPO, part), join(clone, part), { recursive: true });
   }
-  const port = await freePortOn(HOST);
+  const port = await freePort(HOST);
   const conf = join(clone, 'etc', 'smtpd.conf.default');
   const text = readFileSync(conf, 'utf8');
   unlinkSync(conf); // a hard link: never write through it into the worktree

@@ -11,11 +11,10 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { PRIVSEP_USER } from '../helpers/daemon.js';
-import { run, site, smtpSend, stopSmtpserver } from '../helpers/smtpserver.js';
+import { freePort, run, site, smtpSend, stopSmtpserver } from '../helpers/smtpserver.js';
 import { createUsers, removeUsers } from '../helpers/users.js';
 
 const IS_ROOT = process.getuid?.() === 0;
@@ -26,21 +25,13 @@ function uids(status: string): number[] {
   return (/^Uid:\s*(.*)$/m.exec(status)?.[1] ?? '').trim().split(/\s+/).map(Number);
 }
 
-async function freePortOn(host: string): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, host, () => r()));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise<void>((r) => srv.close(() => r()));
-  return port;
-}
-
 test('smtpserver as root: a root parent, the SMTP side as _postern (every thread); mail lands as the user', { skip: IS_ROOT ? false : 'needs root' }, async (t) => {
   const s = site(`PARAM BindAddress ${HOST}\n`);
   const [u] = createUsers(s.dir, 'pzs', 1);
   assert.ok(u);
   t.after(() => removeUsers([u]));
   chmodSync(u.home, 0o700); // as Debian's adduser makes it
-  const port = await freePortOn(HOST);
+  const port = await freePort(HOST);
   const spool = join(s.dir, 'spool');
   const logFile = join(s.dir, 'smtpserver.log');
   t.after(() => stopSmtpserver(spool));

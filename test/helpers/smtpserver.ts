@@ -72,9 +72,10 @@ export async function smtpSend(port: number, rcpt: string, o: { from?: string; l
   });
 }
 
-export async function freePort(): Promise<number> {
+/** A port free on `host` a moment ago (for daemons that need the number before they start). */
+export async function freePort(host = '127.0.0.1'): Promise<number> {
   const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
+  await new Promise<void>((r) => srv.listen(0, host, () => r()));
   const port = (srv.address() as { port: number }).port;
   await new Promise<void>((r) => srv.close(() => r()));
   return port;
