@@ -23,7 +23,7 @@
  * deliveries, the log, the pid file) and starts the SMTP side, this same
  * command again with an IPC channel, which gives up root for _postern.
  */
-import { existsSync, fstatSync, readFileSync } from 'node:fs';
+import { existsSync, fstatSync, readFileSync, statSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { loadConfigFile, loadConfigText, formatDiagnostic } from '../config/load.js';
@@ -43,7 +43,9 @@ import { sessionLog, sessionTrace } from './smtpserver-log.js';
 import { stopPrevious } from './smtpserver-pid.js';
 import { detachUntilReady } from './detach.js';
 import { withPolicyFilesOrExit } from './config-for-tools.js';
-import { childLink } from '../daemon/privsep/child.js';
+import { childLink, giveUpRoot } from '../daemon/privsep/child.js';
+import { prepareSpool } from '../daemon/privsep/spool-owner.js';
+import { preloadSecrets, secretPaths, setSecrets } from '../privsep/secrets.js';
 import { DEFAULT_PRIVSEP_USER, privsepUser, runParent } from '../daemon/privsep/parent.js';
 import { MailLog } from '../log/maillog.js';
 
@@ -119,6 +121,8 @@ async function main(argv: string[]): Promise<void> {
   const verbose = o.verbose || o.debug > 0;
   if (o.interactive || o.inetd) {
     const log = sessionLog({ targets: o.logs, verbose, fallback: o.interactive && o.debug > 0 ? { kind: 'stderr' } : { kind: 'none' } });
+    // Run by inetd as root: the session (network input) runs as the spool's owner, never root (the log is open already).
+    if (process.getuid?.() === 0) await sessionUser(loaded.config);
     for (const w of warnings) log.warn(w);
     if (o.interactive) await batch(loaded, o, log, extras);
     else await inetd(loaded, o, log, extras);
@@ -177,6 +181,24 @@ async function main(argv: string[]): Promise<void> {
     process.exit(1);
   });
   daemon.onStopRequest = () => stop('smtpctl stop');
+}
+
+/**
+ * -n/-i started as root: the spool laid out and given to the unprivileged user as the daemon
+ * would (its owner already, when a daemon ran: that user), the secret files (TLS keys) read,
+ * then root given up for good before a byte of the session is read.
+ */
+async function sessionUser(config: Config): Promise<void> {
+  await ensureSpool(config.queue.path);
+  let owner: { uid: number; gid: number } = statSync(config.queue.path);
+  if (owner.uid === 0) {
+    const user = privsepUser(config.privsepUser ?? DEFAULT_PRIVSEP_USER);
+    if ('error' in user) fail(user.error);
+    prepareSpool(config.queue.path, user);
+    owner = user;
+  }
+  setSecrets(preloadSecrets(secretPaths(config)));
+  giveUpRoot(owner.uid, owner.gid);
 }
 
 /** -i: the batch on standard input, replies (and with -v the batch itself) on standard output. */

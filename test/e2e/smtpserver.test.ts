@@ -8,7 +8,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
@@ -101,14 +101,18 @@ test('-i: a BSMTP batch is processed and queued; a broken transaction is refused
 test('-R router with PARAM enable-router: the router is asked with an argument vector, and its refusal is the reply', async () => {
   const s = site('PARAM enable-router\n');
   const router = join(s.dir, 'router.sh');
-  writeFileSync(router, `#!/bin/sh\necho "$1 $2" >> ${s.dir}/router.log\ncase "$2" in nobody@*) echo "550 5.1.1 No such user, says the router"; exit 1;; esac\nexit 0\n`);
+  // Started as root, -i gives up root for the spool's user (_postern) before it reads the batch: the router runs as that user.
+  writeFileSync(join(s.dir, 'router.log'), '');
+  chmodSync(join(s.dir, 'router.log'), 0o666);
+  writeFileSync(router, `#!/bin/sh\necho "$1 $2 uid=$(id -u)" >> ${s.dir}/router.log\ncase "$2" in nobody@*) echo "550 5.1.1 No such user, says the router"; exit 1;; esac\nexit 0\n`);
   chmodSync(router, 0o755);
   const batch = `HELO x\nMAIL FROM:<a@b.example>\nRCPT TO:<nobody@test.example>\nRCPT TO:<"; touch ${s.dir}/pwned"@test.example>\nRCPT TO:<${ME}@test.example>\nQUIT\n`;
   const r = await run(['-C', s.conf, '-i', '-R', router, '-P', join(s.dir, 'spool')], { env: s.env, input: batch });
   assert.match(r.stdout, /550 5\.1\.1 No such user, says the router/);
   assert.match(r.stdout, /250 2\.1\.5 /);
   assert.equal(existsSync(join(s.dir, 'pwned')), false, 'no shell ever sees the address');
-  assert.match(readFileSync(join(s.dir, 'router.log'), 'utf8'), /^rcpt nobody@test\.example$/m);
+  const uid = process.getuid?.() === 0 ? Number(spawnSync('id', ['-u', '_postern'], { encoding: 'utf8' }).stdout.trim()) : process.getuid?.();
+  assert.match(readFileSync(join(s.dir, 'router.log'), 'utf8'), new RegExp(`^rcpt nobody@test\\.example uid=${uid}$`, 'm'));
 });
 
 test('-n under socat (inetd style): the connection is stdin/stdout, the peer comes from the launcher', async () => {

@@ -54,6 +54,22 @@ export interface ChildLink extends PrivsepHooks {
   onParentGone(fn: () => void): void;
 }
 
+/** Real, effective and saved ids, for good (glibc applies them to every thread); throws if root could come back. */
+export function giveUpRoot(uid: number, gid: number): void {
+  posix.setgroups([gid]);
+  posix.setgid(gid);
+  posix.setuid(uid);
+  if (posix.getuid() !== uid || posix.geteuid() !== uid || posix.getgid() !== gid || posix.getegid() !== gid) throw new Error('could not give up root');
+  let back = false;
+  try {
+    posix.setuid(0);
+    back = true;
+  } catch {
+    /* as it should be */
+  }
+  if (back) throw new Error('could still become root again after giving it up');
+}
+
 type Pending = { resolve: (m: ParentMessage, handle?: unknown) => void };
 
 /** The link to the parent, when this process is the SMTP side of a root-started smtpd. */
@@ -182,18 +198,7 @@ export function childLink(): ChildLink | undefined {
     drop(config) {
       // What the SMTP side reads later but only root may read (keys, tokens): read now.
       setSecrets(preloadSecrets(secretPaths(config)));
-      posix.setgroups([gid]);
-      posix.setgid(gid);
-      posix.setuid(uid);
-      if (posix.getuid() !== uid || posix.geteuid() !== uid || posix.getgid() !== gid || posix.getegid() !== gid) throw new Error('could not give up root');
-      let back = false;
-      try {
-        posix.setuid(0);
-        back = true;
-      } catch {
-        /* as it should be */
-      }
-      if (back) throw new Error('could still become root again after giving it up');
+      giveUpRoot(uid, gid);
     },
     remote,
     async readOffline(name) {
