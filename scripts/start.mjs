@@ -56,6 +56,15 @@ function stageApp(app) {
   spawnSync('chmod', ['-R', 'u=rwX,go=rX', app]);
 }
 
+function alive(pid) {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return e.code === 'EPERM';
+  }
+}
+
 let app = repo;
 if (process.getuid?.() === 0) {
   if (spawnSync('id', ['-u', '_postern']).status !== 0) {
@@ -72,6 +81,12 @@ if (process.getuid?.() === 0) {
     const st = lstatSync(place);
     if (!st.isDirectory() || st.uid !== 0 || st.mode & 0o022) {
       say(`${place} must be a folder of root's that group and others cannot write`);
+      process.exit(1);
+    }
+    // Another npm start running from there: its code is not replaced under it.
+    const pid = Number((existsSync(join(place, 'spool', 'smtpd.pid')) ? readFileSync(join(place, 'spool', 'smtpd.pid'), 'utf8') : '').trim());
+    if (pid > 0 && alive(pid)) {
+      say(`smtpd is already running from ${place} (pid ${pid})`);
       process.exit(1);
     }
     app = join(place, 'app');

@@ -71,6 +71,10 @@ test('npm start as root in a clone under a 0700 folder: runs from a place _poste
   for (let i = 0; i < 100 && !(existsSync(box) && /Subject: first mail/.test(readFileSync(box, 'utf8'))); i++) await new Promise((r) => setTimeout(r, 100));
   assert.match(existsSync(box) ? readFileSync(box, 'utf8') : '', /Subject: first mail/, out);
   assert.equal(statSync(box).uid, u.uid, 'the mbox belongs to its user');
+  // A second start while the first runs does not replace the code under it.
+  const second = spawnSync(process.execPath, [join(clone, 'scripts', 'start.mjs')], { env: { ...process.env, POSTERN_START_DIR: place }, encoding: 'utf8', timeout: 30_000 });
+  assert.equal(second.status, 1, second.stderr);
+  assert.match(second.stderr, /npm start: smtpd is already running from .* \(pid \d+\)/);
   proc.kill('SIGTERM');
   await exited;
   assert.match(out, /privileged parent exiting/);
