@@ -46,7 +46,9 @@
  *     an unsafe (group/other-writable) include file may not name them.
  *   - ~/.forward (expand/forward.ts): a system user reached under a local
  *     delivery action, whose home holds a safe .forward, receives at its
- *     destinations instead of the mailbox; the user's own name inside it
+ *     destinations instead of the mailbox (under privilege separation a file
+ *     the SMTP side may not read is read by the privileged parent:
+ *     expandRecipientAsync); the user's own name inside it
  *     (also "\\user") means the mailbox, without alias lookup. Its "|command"
  *     and "/file" destinations (and those of files it :include:s) need
  *     `forward allow commands` / `files` and run as the user; an unsafe
@@ -57,9 +59,10 @@
  *
  * No destination carries CR, LF or NUL; file paths are absolute.
  *
- * Why this file is long (~470 lines): one recursive walk (aliases,
- * :include:, virtual tables, userbase, system users) whose loop and depth
- * bookkeeping must stay in one function's reach.
+ * Why this file is long (~520 lines): one recursive walk (aliases,
+ * :include:, virtual tables, userbase, system users, ~/.forward) whose
+ * loop and depth bookkeeping must stay in one function's reach, and its
+ * asynchronous driver (expandRecipientAsync), which re-runs it.
  */
 import type { Action, Config, MatchRule } from '../config/model.js';
 import type { UserBase, UserInfo } from '../users/system-users.js';
