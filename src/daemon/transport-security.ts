@@ -17,7 +17,7 @@ import type { TableRegistry } from '../table/table.js';
 import { TransportSecurity } from '../transport-security/engine.js';
 import { StsResolver, type TxtDns } from '../transport-security/mta-sts.js';
 import { DEFAULT_FETCH } from '../transport-security/mta-sts-fetch.js';
-import { FileStsCache } from '../transport-security/sts-cache.js';
+import { FileStsCache, type StsCache } from '../transport-security/sts-cache.js';
 import { DnssecClient, parseServer } from '../transport-security/dnssec-client.js';
 import { TlsRptStore } from '../transport-security/tlsrpt-store.js';
 import { sendReports } from '../transport-security/tlsrpt-send.js';
@@ -29,7 +29,8 @@ export interface TransportWiring {
   stop(): void;
 }
 
-export function transportSecurity(config: Config, tables: TableRegistry, log: MailLog, dns: TxtDns & { resolve4(name: string): Promise<string[]> }): TransportWiring {
+/** `stsCache`: a cluster's shared MTA-STS cache (transport-security/sts-cache-pg.ts); default: files under the queue. */
+export function transportSecurity(config: Config, tables: TableRegistry, log: MailLog, dns: TxtDns & { resolve4(name: string): Promise<string[]> }, stsCache?: StsCache): TransportWiring {
   const ts = config.transportSecurity;
   if (ts === undefined) return { startReports: () => undefined, stop: () => undefined };
   const name = ts.policyTable;
@@ -37,7 +38,7 @@ export function transportSecurity(config: Config, tables: TableRegistry, log: Ma
   const engine = new TransportSecurity({
     log,
     ...(name !== undefined ? { table: (key: string) => tables.lookup(name, key) } : {}),
-    ...(ts.mtaSts !== undefined ? { sts: new StsResolver(dns, new FileStsCache(ts.mtaSts.cacheDir ?? join(config.queue.path, 'mta-sts')), { ...DEFAULT_FETCH, resolve: (h) => dns.resolve4(h) }) } : {}),
+    ...(ts.mtaSts !== undefined ? { sts: new StsResolver(dns, stsCache ?? new FileStsCache(ts.mtaSts.cacheDir ?? join(config.queue.path, 'mta-sts')), { ...DEFAULT_FETCH, resolve: (h) => dns.resolve4(h) }) } : {}),
     ...(ts.dane?.trusted === true ? { dane: new DnssecClient(parseServer(ts.dane.resolver), config.resolver.timeoutMs) } : {}),
     ...(store !== undefined ? { report: store } : {}),
   });

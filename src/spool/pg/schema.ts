@@ -18,10 +18,10 @@
  */
 import type { Pool, PoolClient } from 'pg';
 import { SpoolError } from '../errors.js';
-import { checkout } from './sql.js';
+import { checkout } from '../../cluster/pg.js';
 
 /** The version this code reads and writes. */
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
 
 const MIGRATIONS: readonly { readonly version: number; readonly sql: string }[] = [
   {
@@ -72,6 +72,52 @@ CREATE TABLE postern_counter (
 CREATE TABLE postern_etrn (
   id     bigserial PRIMARY KEY,
   domain text NOT NULL,
+  origin text NOT NULL,
+  at     timestamptz NOT NULL DEFAULT now()
+);
+`,
+  },
+  {
+    // Shared policy state (docs/cluster.md, "Shared policy state") and smtpctl across nodes.
+    version: 2,
+    sql: `
+-- Greylisting (antispam/greylist/store-pg.ts): triplets and client networks, times in ms since the epoch.
+CREATE TABLE postern_greylist (
+  key    text PRIMARY KEY,
+  first  bigint NOT NULL,
+  last   bigint NOT NULL,
+  passed boolean NOT NULL
+);
+CREATE TABLE postern_greylist_client (
+  net    text PRIMARY KEY,
+  passes integer NOT NULL,
+  last   bigint NOT NULL
+);
+-- Rate-limit counts (cluster/rates.ts): events per key in the window that ends at window_end (ms since the epoch).
+CREATE TABLE postern_rate (
+  key        text NOT NULL,
+  window_end bigint NOT NULL,
+  max        integer NOT NULL,
+  n          integer NOT NULL,
+  PRIMARY KEY (key, window_end)
+);
+-- Simultaneous connections per client address, per node (cluster/connections.ts); rows of dead nodes are ignored.
+CREATE TABLE postern_connection (
+  node   text NOT NULL,
+  client text NOT NULL,
+  n      integer NOT NULL,
+  PRIMARY KEY (node, client)
+);
+-- MTA-STS policies (transport-security/sts-cache-pg.ts), one per policy domain.
+CREATE TABLE postern_sts_policy (
+  domain text PRIMARY KEY,
+  entry  jsonb NOT NULL
+);
+-- smtpctl schedule/remove/hold/release asked on one node for messages another node holds (cluster/queue-control.ts).
+CREATE TABLE postern_request (
+  id     bigserial PRIMARY KEY,
+  action text NOT NULL CHECK (action IN ('schedule', 'remove', 'hold', 'release')),
+  target text NOT NULL,
   origin text NOT NULL,
   at     timestamptz NOT NULL DEFAULT now()
 );
