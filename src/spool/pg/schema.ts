@@ -143,13 +143,13 @@ export async function checkSchema(db: Queryable): Promise<void> {
   throw new SpoolError('VERSION', `the database has schema version ${v}, newer than this Postern's ${SCHEMA_VERSION}: upgrade Postern`);
 }
 
-/** Bring the database to SCHEMA_VERSION. Returns the versions applied (empty: it was current). */
-export async function migrate(pool: Pool, log: (line: string) => void = () => undefined): Promise<number[]> {
+/** Bring the database to SCHEMA_VERSION (or `upTo`, for tests of an upgrade). Returns the versions applied (empty: it was current). */
+export async function migrate(pool: Pool, log: (line: string) => void = () => undefined, upTo = SCHEMA_VERSION): Promise<number[]> {
   const client = await checkout(pool);
   const applied: number[] = [];
   try {
     await client.query('CREATE TABLE IF NOT EXISTS postern_schema (version integer PRIMARY KEY, applied timestamptz NOT NULL DEFAULT now())');
-    for (const m of MIGRATIONS) {
+    for (const m of MIGRATIONS.filter((x) => x.version <= upTo)) {
       await client.query('BEGIN');
       try {
         await client.query('LOCK TABLE postern_schema IN EXCLUSIVE MODE');
@@ -167,7 +167,7 @@ export async function migrate(pool: Pool, log: (line: string) => void = () => un
       }
     }
     const v = await schemaVersion(client);
-    if (v > SCHEMA_VERSION) throw new SpoolError('VERSION', `the database has schema version ${v}, newer than this Postern's ${SCHEMA_VERSION}`);
+    if (v > SCHEMA_VERSION && upTo === SCHEMA_VERSION) throw new SpoolError('VERSION', `the database has schema version ${v}, newer than this Postern's ${SCHEMA_VERSION}`);
   } finally {
     client.release();
   }
