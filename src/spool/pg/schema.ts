@@ -8,13 +8,14 @@
  * SCHEMA_VERSION (SpoolError VERSION), so that a production database is
  * never changed as a side effect of a start. Each migration runs in one
  * transaction with its version row; several nodes running the command at
- * once are serialized by a table lock.
+ * once are serialized by a row lock (postern_schema_lock).
  *
- * SQL kept to what PostgreSQL-compatible distributed engines (CockroachDB,
- * YugabyteDB) also accept: plain tables, jsonb, bytea, timestamptz,
- * ON DELETE CASCADE, INSERT … ON CONFLICT DO NOTHING, UPDATE … RETURNING,
- * SELECT … FOR UPDATE SKIP LOCKED, LISTEN/NOTIFY-free. No large objects,
- * no stored procedures, no advisory locks, no sequences beyond one bigserial.
+ * SQL kept to the list in docs/cluster.md ("What the database must
+ * offer"), which CockroachDB and YugabyteDB also document: plain tables,
+ * jsonb, bytea, timestamptz, ON DELETE CASCADE, INSERT … ON CONFLICT,
+ * UPDATE … RETURNING, SELECT … FOR UPDATE SKIP LOCKED, row locks. No large
+ * objects, no stored procedures or triggers, no advisory locks, no LOCK
+ * TABLE, no LISTEN/NOTIFY.
  */
 import type { Pool, PoolClient } from 'pg';
 import { SpoolError } from '../errors.js';
@@ -149,10 +150,13 @@ export async function migrate(pool: Pool, log: (line: string) => void = () => un
   const applied: number[] = [];
   try {
     await client.query('CREATE TABLE IF NOT EXISTS postern_schema (version integer PRIMARY KEY, applied timestamptz NOT NULL DEFAULT now())');
+    // One row that each migration's transaction locks: a row lock, which CockroachDB and YugabyteDB have (neither has LOCK TABLE).
+    await client.query('CREATE TABLE IF NOT EXISTS postern_schema_lock (id integer PRIMARY KEY)');
+    await client.query('INSERT INTO postern_schema_lock (id) VALUES (1) ON CONFLICT (id) DO NOTHING');
     for (const m of MIGRATIONS.filter((x) => x.version <= upTo)) {
       await client.query('BEGIN');
       try {
-        await client.query('LOCK TABLE postern_schema IN EXCLUSIVE MODE');
+        await client.query('SELECT id FROM postern_schema_lock WHERE id = 1 FOR UPDATE');
         const done = await client.query('SELECT 1 FROM postern_schema WHERE version = $1', [m.version]);
         if (done.rowCount === 0) {
           await client.query(m.sql);
