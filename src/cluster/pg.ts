@@ -13,11 +13,16 @@
  */
 import type { Pool, PoolClient } from 'pg';
 
-export async function asyncCommit<T>(pool: Pool, fn: (client: PoolClient) => Promise<T>): Promise<T> {
+export function asyncCommit<T>(pool: Pool, fn: (client: PoolClient) => Promise<T>): Promise<T> {
+  return transaction(pool, fn, false);
+}
+
+/** One transaction on a connection of the pool; `durable` false: its commit does not wait for the WAL flush. */
+export async function transaction<T>(pool: Pool, fn: (client: PoolClient) => Promise<T>, durable = true): Promise<T> {
   const client = await checkout(pool);
   let broken = false;
   try {
-    await client.query('BEGIN; SET LOCAL synchronous_commit TO off');
+    await client.query(durable ? 'BEGIN' : 'BEGIN; SET LOCAL synchronous_commit TO off');
     const out = await fn(client);
     await client.query('COMMIT');
     return out;

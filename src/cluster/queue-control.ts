@@ -26,7 +26,8 @@
  */
 import type { Pool } from 'pg';
 import type { RecipientOutcome } from '../mail/envelope.js';
-import { checkout } from './pg.js';
+import { transaction } from './pg.js';
+import { Periodic } from './periodic.js';
 
 /** An evpid (spool ids: 16 hex digits, the first 8 its msgid's). */
 const isEvpid = (s: string): boolean => /^[0-9a-f]{16}$/.test(s);
@@ -57,23 +58,17 @@ interface Row {
   readonly live: boolean;
 }
 
-export class ClusterQueueControl {
+export class ClusterQueueControl extends Periodic {
   /** Request ids applied (or for good not applicable) on this node. */
   private readonly done = new Set<string>();
-  private timer: NodeJS.Timeout | undefined;
-  private busy = false;
   private polls = 0;
 
-  constructor(private readonly o: QueueControlOptions) {}
-
-  start(): void {
-    this.timer = setInterval(() => void this.poll(), this.o.pollMs);
-    this.timer.unref();
+  constructor(private readonly o: QueueControlOptions) {
+    super('smtpctl requests', 'they wait for it', o.log);
   }
 
-  stop(): void {
-    if (this.timer !== undefined) clearInterval(this.timer);
-    this.timer = undefined;
+  override start(): void {
+    super.start(this.o.pollMs);
   }
 
   /** The rest of the cluster's part of a command this node already applied to what it holds. */
@@ -98,10 +93,7 @@ export class ClusterQueueControl {
 
   /** remove / hold / release on messages nobody holds, under their row locks. */
   private async direct(action: Exclude<QueueAction, 'schedule'>, target: string, msgids: readonly string[]): Promise<number> {
-    const c = await checkout(this.o.pool);
-    let broken = false;
-    try {
-      await c.query('BEGIN');
+    const n = await transaction(this.o.pool, async (c) => {
       const rows = (
         await c.query<{ msgid: string; evpids: string[] }>(
           `SELECT msgid, ARRAY(SELECT r ->> 'evpid' FROM jsonb_array_elements(envelope -> 'recipients') AS e(r)) AS evpids
@@ -118,42 +110,32 @@ export class ClusterQueueControl {
         const outcome: RecipientOutcome = action === 'remove' ? { kind: 'failed', at, detail: 'removed by the administrator' } : action === 'hold' ? { kind: 'held', at } : { kind: 'released', at };
         await c.query('INSERT INTO postern_outcome (msgid, evpid, outcome) SELECT substr(e, 1, 8), e, $2::jsonb FROM unnest($1::text[]) AS u(e)', [evpids, JSON.stringify(outcome)]);
       }
-      await c.query('COMMIT');
-      if (evpids.length > 0) this.o.log(`cluster: ${action} ${target}: ${evpids.length} envelope(s) no node holds, done in the database`);
       return evpids.length;
-    } catch (e) {
-      broken = true;
-      await c.query('ROLLBACK').catch(() => undefined);
-      throw e;
-    } finally {
-      c.release(broken);
-    }
+    });
+    if (n > 0) this.o.log(`cluster: ${action} ${target}: ${n} envelope(s) no node holds, done in the database`);
+    return n;
   }
 
   /** Apply the other nodes' requests of the last minute to what this node holds. */
-  private async poll(): Promise<void> {
-    if (this.busy) return;
-    this.busy = true;
-    try {
-      const r = await this.o.pool.query<{ id: string; action: QueueAction; target: string; origin: string }>(
-        `SELECT id, action, target, origin FROM postern_request WHERE origin <> $1 AND at > now() - interval '1 minute' ORDER BY id`,
-        [this.o.node],
-      );
-      const live = new Set<string>();
-      for (const row of r.rows) {
-        live.add(row.id);
-        if (this.done.has(row.id)) continue;
-        const n = await this.o.apply(row.action, row.target);
-        if (n > 0) this.o.log(`cluster: ${row.action} ${row.target} asked on ${row.origin}: ${n} envelope(s) here`);
-        // "all" applies once to what this node holds; a msgid or evpid waits until this node holds it.
-        if (n > 0 || row.target === 'all') this.done.add(row.id);
-      }
-      for (const id of this.done) if (!live.has(id)) this.done.delete(id);
-      if (++this.polls % 600 === 0) await this.o.pool.query(`DELETE FROM postern_request WHERE at < now() - interval '1 hour'`);
-    } catch {
-      // The database is away: the leases say so in the log; requests wait for it.
-    } finally {
-      this.busy = false;
+  protected async exchange(): Promise<void> {
+    const r = await this.o.pool.query<{ id: string; action: QueueAction; target: string; origin: string }>(
+      `SELECT id, action, target, origin FROM postern_request WHERE origin <> $1 AND at > now() - interval '1 minute' ORDER BY id`,
+      [this.o.node],
+    );
+    const live = new Set<string>();
+    for (const row of r.rows) {
+      live.add(row.id);
+      if (this.done.has(row.id)) continue;
+      const n = await this.o.apply(row.action, row.target);
+      if (n > 0) this.o.log(`cluster: ${row.action} ${row.target} asked on ${row.origin}: ${n} envelope(s) here`);
+      // "all" applies once to what this node holds; a msgid or evpid waits until this node holds it.
+      if (n > 0 || row.target === 'all') this.done.add(row.id);
     }
+    for (const id of this.done) if (!live.has(id)) this.done.delete(id);
+    if (++this.polls % 600 === 0) await this.o.pool.query(`DELETE FROM postern_request WHERE at < now() - interval '1 hour'`);
+  }
+
+  protected failed(): void {
+    /* the rows stay: read again at the next poll */
   }
 }

@@ -14,12 +14,17 @@
  *  4. smtpctl on one node holds, releases, schedules and removes a message
  *     whose lease the other node holds, and says which node holds it;
  *  5. with PostgreSQL stopped: greylisting passes new triplets (fails
- *     open), rate limits hold per node, and connections are still taken.
+ *     open), rate limits hold per node, and connections are still taken;
+ *  6. `postern db import-spool` SIGKILLed in the middle of moving a file
+ *     spool, then run again: every message is in the shared queue, none is
+ *     left behind (a message in both after the kill is moved twice: a
+ *     duplicate at worst, never a loss).
  * The nodes run with deliveries paused (smtpd -P mda -P mta): a queued
  * message stays leased by the node that accepted it.
  */
 import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -27,6 +32,7 @@ import pg from 'pg';
 import { REPO, startDaemon, tempDir, type DaemonHandle } from '../helpers/daemon.js';
 import { startPostgres, type PgServer } from '../helpers/postgres.js';
 import { python, run } from '../helpers/tools.js';
+import { FsSpool } from '../../src/spool/fs/fs-spool.js';
 import { waitFor } from './deliver-helpers.js';
 
 const POSTERN = join(REPO, 'bin', 'postern.js');
@@ -240,5 +246,44 @@ describe('two nodes sharing their policy state in PostgreSQL', { concurrency: fa
     } finally {
       server.start();
     }
+  });
+
+  it('import-spool killed mid-way and run again: every message of the file spool in the shared queue', async () => {
+    const old = join(root, 'old-spool');
+    const fs = new FsSpool({ root: old, journal: false });
+    await fs.open();
+    const subjects = Array.from({ length: 300 }, (_, i) => `import-${String(i).padStart(3, '0')}`);
+    for (const subject of subjects) {
+      const w = await fs.createMessage();
+      w.write(Buffer.from(`From: <a@remote.example>\r\nSubject: ${subject}\r\n\r\nbody\r\n`));
+      await w.commit({ sender: 'a@remote.example', recipients: [{ address: 'u@test.example', action: 'relay', dest: { kind: 'remote' } }], body: '8BITMIME', smtputf8: false, arrival: Date.now(), client: { address: '192.0.2.1', port: 1, proto: 'ESMTP', listener: 'old' } });
+    }
+    await fs.close();
+    const conf = join(root, 'db.conf');
+    // The first run is killed once it has moved a few messages.
+    const first = spawn(process.execPath, [POSTERN, 'db', '-f', conf, 'import-spool', old], { stdio: ['ignore', 'pipe', 'pipe'] });
+    await new Promise<void>((resolve, reject) => {
+      let moved = 0;
+      first.stdout.on('data', (d: Buffer) => {
+        moved += (d.toString().match(/: moved \(/g) ?? []).length;
+        if (moved >= 20 && first.exitCode === null) first.kill('SIGKILL');
+      });
+      first.on('exit', () => resolve());
+      first.on('error', reject);
+    });
+    assert.equal(first.signalCode, 'SIGKILL', 'the first run was killed before it finished');
+    const again = await run(process.execPath, [POSTERN, 'db', '-f', conf, 'import-spool', old], { timeoutMs: 120_000 });
+    assert.equal(again.status, 0, again.stderr);
+    assert.match(again.stdout, / message\(s\) moved, 0 left/);
+    const left = new FsSpool({ root: old, journal: false });
+    await left.open();
+    assert.deepEqual(await left.list(), [], 'nothing left in the file spool');
+    await left.close();
+    const rows = await query<{ body: Buffer }>(
+      `SELECT c.data AS body FROM postern_message m JOIN postern_body_chunk c ON c.msgid = m.msgid WHERE m.state = 'queued' AND m.origin = 'import'`,
+    );
+    const found = new Set(rows.map((r) => /Subject: (import-\d+)/.exec(r.body.toString())?.[1]));
+    assert.deepEqual(subjects.filter((x) => !found.has(x)), [], 'every message of the file spool is in the shared queue');
+    assert.ok(rows.length <= subjects.length + 1, `at most the one message in flight at the kill twice (${rows.length})`);
   });
 });
