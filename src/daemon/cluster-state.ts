@@ -8,6 +8,8 @@
  *   greylist     greylisting triplets (antispam/greylist/store-pg.ts)
  *   connections  simultaneous connections per client (cluster/connections.ts)
  *   sts          the MTA-STS policy cache (transport-security/sts-cache-pg.ts)
+ *   (TLS-RPT     one report per day for the cluster: transport-security/tlsrpt-pg.ts,
+ *                wired by daemon/transport-security.ts with this pool)
  *   etrn         ETRN across nodes (cluster/etrn.ts)
  *   queue        smtpctl on the whole queue (cluster/queue-control.ts)
  *

@@ -218,7 +218,7 @@ export class Daemon implements ControlTarget {
       let current: () => Generation = () => gen;
       const signer = outboundSigner(config, shared.tables);
       const resolver = new Resolver(config.resolver);
-      const transport = transportSecurity(config, shared.tables, log, resolver.raw, shared.cluster?.sts);
+      const transport = transportSecurity(config, shared.tables, log, resolver.raw, shared.cluster && cluster ? { sts: shared.cluster.sts, pool: cluster.pool, node: cluster.node } : undefined);
       const mda = new LocalAgent({ config, users: shared.users, tables: shared.tables, log, ...(opts.privsep ? { privsep: false, remote: opts.privsep.remote } : {}) });
       const mta = new RelayAgent({
         config,

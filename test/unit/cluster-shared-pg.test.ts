@@ -4,8 +4,9 @@
  * upgraded to version 2 by migrate() keeps its queue; smtpctl's actions on
  * messages no node holds are done in the database under row locks, and on
  * messages another node holds become a request naming it; rate counts
- * reach the other node at the next sync; the MTA-STS cache is shared, and
- * answers from memory once the database is gone.
+ * reach the other node at the next sync; TLS-RPT counts of two nodes make
+ * one report, sent by one node, after the grace time; the MTA-STS cache is
+ * shared, and answers from memory once the database is gone.
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
@@ -15,6 +16,8 @@ import { ClusterRateCounters } from '../../src/cluster/rates.js';
 import { PgSpool } from '../../src/spool/pg/pg-spool.js';
 import { SCHEMA_VERSION, migrate, schemaVersion } from '../../src/spool/pg/schema.js';
 import { PgStsCache } from '../../src/transport-security/sts-cache-pg.js';
+import { clusterReports } from '../../src/transport-security/tlsrpt-pg.js';
+import { TlsRptStore } from '../../src/transport-security/tlsrpt-store.js';
 import { startPostgres, type PgServer } from '../helpers/postgres.js';
 
 let server: PgServer;
@@ -94,6 +97,52 @@ test('rate counts: a key over its limit on one node is over it on the other afte
   await b.sync();
   assert.ok(b.hit('k', 3_600_000, now, 3) > 3, 'over the limit on b too');
   assert.equal(b.hit('other', 3_600_000, now, 3), 1);
+});
+
+test('TLS-RPT: two nodes\' counts of a day are sent once, merged, by one node, after the grace time', async () => {
+  const day = Date.UTC(2026, 0, 10, 12);
+  const end = Date.UTC(2026, 0, 11);
+  const policy = { type: 'sts' as const, strings: ['version: STSv1', 'mode: enforce'], mxHost: ['mx.example.org'] };
+  let clock = day;
+  const a = new TlsRptStore(undefined, () => clock);
+  const b = new TlsRptStore(undefined, () => clock);
+  a.record({ domain: 'example.org', policy });
+  a.record({ domain: 'example.org', policy, failure: { resultType: 'certificate-expired', receivingMx: 'mx.example.org' } });
+  b.record({ domain: 'example.org', policy });
+  b.record({ domain: 'example.org', policy, failure: { resultType: 'certificate-expired', receivingMx: 'mx.example.org' } });
+  const sent: { node: string; day: string; domain: string; success: number; failure: number; failures: number }[] = [];
+  const run = (node: string, local: TlsRptStore, at: number): Promise<void> => {
+    clock = at;
+    return clusterReports({ pool: admin, node, local, log: () => undefined, now: () => at }, async (store) => {
+      for (const d of store.finishedDays()) {
+        for (const [domain, counts] of store.day(d)) {
+          for (const c of counts) sent.push({ node, day: d, domain, success: c.success, failure: c.failure, failures: c.failures[0]?.count ?? 0 });
+          store.forget(d, domain);
+        }
+      }
+    });
+  };
+  await run('a', a, end + 3_600_000);
+  await run('b', b, end + 5_400_000);
+  assert.deepEqual(sent, [], 'within the grace time nothing is sent');
+  assert.equal(a.finishedDays().length + b.finishedDays().length, 0, 'both nodes pushed their counts');
+  assert.equal((await rows('SELECT 1 FROM postern_tlsrpt')).length, 2);
+  await run('a', a, end + 3 * 3_600_000);
+  await run('b', b, end + 3 * 3_600_000);
+  assert.deepEqual(sent, [{ node: 'a', day: '2026-01-10', domain: 'example.org', success: 2, failure: 2, failures: 2 }]);
+  assert.equal((await rows('SELECT 1 FROM postern_tlsrpt')).length, 0, 'sent: the rows are gone');
+
+  // The database away: the node sends its own counts, as a single node does.
+  clock = day;
+  const c = new TlsRptStore(undefined, () => clock);
+  c.record({ domain: 'example.net', policy });
+  clock = end + 60_000;
+  const down = { query: async () => Promise.reject(new Error('connection refused')) } as unknown as pg.Pool;
+  const own: string[] = [];
+  await clusterReports({ pool: down, node: 'c', local: c, log: () => undefined, now: () => end + 60_000 }, async (store) => {
+    for (const d of store.finishedDays()) for (const [domain] of store.day(d)) own.push(domain);
+  });
+  assert.deepEqual(own, ['example.net']);
 });
 
 test('the MTA-STS cache is shared, and answers from memory when the database is away', async () => {

@@ -114,6 +114,16 @@ CREATE TABLE postern_sts_policy (
   domain text PRIMARY KEY,
   entry  jsonb NOT NULL
 );
+-- TLS-RPT counts of finished days, per node, until one node sends the day's merged report (transport-security/tlsrpt-pg.ts).
+CREATE TABLE postern_tlsrpt (
+  day           text NOT NULL,
+  domain        text NOT NULL,
+  node          text NOT NULL,
+  counts        jsonb NOT NULL,
+  claimed_by    text,
+  claimed_until timestamptz,
+  PRIMARY KEY (day, domain, node)
+);
 -- smtpctl schedule/remove/hold/release asked on one node for messages another node holds (cluster/queue-control.ts).
 CREATE TABLE postern_request (
   id     bigserial PRIMARY KEY,
