@@ -15,7 +15,7 @@
  * alone (the per-node limit, as on one machine); nothing is refused for it.
  */
 import type { Pool } from 'pg';
-import { asyncCommit } from './pg.js';
+import { asyncCommit, boundedQuery } from './pg.js';
 import { Periodic } from './periodic.js';
 
 export interface ClusterConnectionsOptions {
@@ -61,6 +61,7 @@ export class ClusterConnections extends Periodic {
   /** A clean stop: this node's rows go (best effort; a dead node's stop counting anyway). */
   async close(): Promise<void> {
     this.stop();
-    await this.o.pool.query('DELETE FROM postern_connection WHERE node = $1', [this.o.node]).catch(() => undefined);
+    // Bounded: a stop never waits for a database that is away.
+    await boundedQuery(this.o.pool, 2000, 'DELETE FROM postern_connection WHERE node = $1', [this.o.node]).catch(() => undefined);
   }
 }
