@@ -54,13 +54,13 @@ const draft: EnvelopeDraft = {
   client: { address: '192.0.2.1', port: 1, proto: 'ESMTP', listener: 'bench' },
 };
 
-interface Counters {
+export interface Counters {
   lsn: string;
   walSync: number;
   xact: number;
 }
 
-async function counters(pool: pg.Pool): Promise<Counters> {
+export async function counters(pool: pg.Pool): Promise<Counters> {
   const r = await pool.query<{ lsn: string; sync: string; xact: string }>(
     `SELECT pg_current_wal_lsn()::text AS lsn, (SELECT wal_sync FROM pg_stat_wal) AS sync,
             (SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()) AS xact`,
@@ -90,11 +90,11 @@ function childrenOf(pid: number): number[] {
 }
 
 /** CPU seconds used so far by the postmaster and its children. */
-function pgCpuSeconds(postmaster: number): number {
+export function pgCpuSeconds(postmaster: number): number {
   return processes().filter((p) => p.pid === postmaster || p.ppid === postmaster).reduce((n, p) => n + p.ticks, 0) / 100;
 }
 
-function lsnBytes(a: string, b: string): number {
+export function lsnBytes(a: string, b: string): number {
   const n = (s: string): bigint => {
     const [hi, lo] = s.split('/');
     return (BigInt(`0x${hi ?? '0'}`) << 32n) + BigInt(`0x${lo ?? '0'}`);
@@ -153,7 +153,7 @@ async function round(url: string, admin: pg.Pool, nodes: number, postmaster: num
 }
 
 /** PostgreSQL on the last core, this process on the others (no-op on a one-core machine or without taskset). */
-function pin(dataDir: string): string {
+export function pin(dataDir: string): string {
   const n = cpus().length;
   if (n < 2) return 'not pinned (one core)';
   try {

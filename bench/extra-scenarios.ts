@@ -10,6 +10,7 @@
  * below and add it to EXTRA_SCENARIOS.
  */
 import { clusterScenario } from './cluster-pg.js';
+import { clusterSmtpScenario } from './cluster-smtp.js';
 import type { Params } from './scenarios.js';
 
 export interface ExtraContext {
@@ -45,4 +46,5 @@ export interface ExtraScenario {
 export const EXTRA_SCENARIOS: readonly ExtraScenario[] = [
   // one line per scenario, e.g. largeQueue (import { largeQueue } from './large-queue.js')
   clusterScenario,
+  clusterSmtpScenario,
 ];
