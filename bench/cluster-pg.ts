@@ -182,13 +182,10 @@ export async function measureCluster(progress: (line: string) => void = () => un
       rows.push(r);
       progress(`  ${JSON.stringify(r)}`);
     }
-    const keys = Object.keys(rows[0] ?? {});
     const lines = [
       `PostgreSQL ${version} (fsync on, synchronous_commit on), ${where}; ${WRITERS} writers per node, ${BODY.length}-byte bodies, ${DURATION_MS / 1000} s per row; the nodes are spools with leases in one process (accept: reserve, write, commit; deliver: claim, read, remove).`,
       '',
-      `| ${keys.join(' | ')} |`,
-      `| ${keys.map(() => '---').join(' | ')} |`,
-      ...rows.map((r) => `| ${keys.map((k) => String(r[k])).join(' | ')} |`),
+      ...markdownTable(rows),
     ];
     return { lines, data: { where, version, writers: WRITERS, body: BODY.length, durationMs: DURATION_MS, rows } };
   } finally {
@@ -204,7 +201,17 @@ export const clusterScenario: ExtraScenario = {
   run: (ctx) => measureCluster(ctx.progress),
 };
 
-if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const r = await measureCluster((l) => process.stderr.write(`${l}\n`));
+/** Rows of figures as a Markdown table, the keys as its header. */
+export function markdownTable(rows: readonly Record<string, number>[]): string[] {
+  const keys = Object.keys(rows[0] ?? {});
+  return [`| ${keys.join(' | ')} |`, `| ${keys.map(() => '---').join(' | ')} |`, ...rows.map((r) => `| ${keys.map((k) => String(r[k])).join(' | ')} |`)];
+}
+
+/** Run a measurement when its file is the program (`node dist/bench/NAME.js`): progress on stderr, the report on stdout. */
+export async function runAsProgram(url: string, measure: (progress: (line: string) => void) => Promise<ExtraResult>): Promise<void> {
+  if (process.argv[1] === undefined || url !== pathToFileURL(process.argv[1]).href) return;
+  const r = await measure((l) => process.stderr.write(`${l}\n`));
   process.stdout.write(`\n${r.lines.join('\n')}\n`);
 }
+
+await runAsProgram(import.meta.url, measureCluster);

@@ -16,9 +16,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import pg from 'pg';
-import { counters, lsnBytes, pgCpuSeconds, pin } from './cluster-pg.js';
+import { counters, lsnBytes, markdownTable, pgCpuSeconds, pin, runAsProgram } from './cluster-pg.js';
 import { startDnsStub } from './dns.js';
 import type { ExtraResult, ExtraScenario } from './extra-scenarios.js';
 import { runLoad } from './load.js';
@@ -106,13 +105,10 @@ export async function measureClusterSmtp(progress: (line: string) => void = () =
       rows.push(r);
       progress(`  ${JSON.stringify(r)}`);
     }
-    const keys = Object.keys(rows[0] ?? {});
     const lines = [
       `Real nodes (smtpd -d) relaying to smtp-sink, ${SESSIONS} sessions in all split between the nodes, 1 KB messages, ${DURATION_MS / 1000} s of load per row; ${where}.`,
       '',
-      `| ${keys.join(' | ')} |`,
-      `| ${keys.map(() => '---').join(' | ')} |`,
-      ...rows.map((r) => `| ${keys.map((k) => String(r[k])).join(' | ')} |`),
+      ...markdownTable(rows),
     ];
     return { lines, data: { where, rows } };
   } finally {
@@ -129,7 +125,4 @@ export const clusterSmtpScenario: ExtraScenario = {
   run: (ctx) => measureClusterSmtp(ctx.progress),
 };
 
-if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const r = await measureClusterSmtp((l) => process.stderr.write(`${l}\n`));
-  process.stdout.write(`\n${r.lines.join('\n')}\n`);
-}
+await runAsProgram(import.meta.url, measureClusterSmtp);
