@@ -1,8 +1,12 @@
 /*
- * bench/cluster-pg.ts — `npm run bench:cluster`: what the shared
- * PostgreSQL spool costs per message, with 1, 2 and 3 nodes.
+ * bench/cluster-pg.ts — the `cluster` scenario of `npm run bench` (alone:
+ * `npm run bench:cluster`, or `npm run bench -- --scenario cluster`): what
+ * the shared PostgreSQL spool costs per message, with 1, 2 and 3 nodes.
  *
- * A throwaway PostgreSQL (test/helpers/postgres.ts, fsync on), migrated;
+ * A throwaway PostgreSQL (test/helpers/postgres.ts, fsync on, on
+ * 127.0.24.1) pinned to one core (taskset; this process, the nodes, to the
+ * other) — one core for the database is the limit here, and the figures
+ * say so — migrated;
  * then for N = 1, 2, 3 nodes (PgSpool instances with leases, each its own
  * connection pool, all in this process) each with WRITERS concurrent
  * writers that, for DURATION, accept a message (reserve, write BODY bytes,
@@ -17,7 +21,13 @@
  * here adds contention, not capacity; docs/cluster.md turns the
  * per-message costs into a model for bigger machines.
  */
+import { execFileSync } from 'node:child_process';
+import { readFileSync, readdirSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import pg from 'pg';
+import type { ExtraResult, ExtraScenario } from './extra-scenarios.js';
 import { PgSpool } from '../src/spool/pg/pg-spool.js';
 import { migrate } from '../src/spool/pg/schema.js';
 import type { EnvelopeDraft } from '../src/spool/spool.js';
@@ -44,13 +54,13 @@ const draft: EnvelopeDraft = {
   client: { address: '192.0.2.1', port: 1, proto: 'ESMTP', listener: 'bench' },
 };
 
-interface Counters {
+export interface Counters {
   lsn: string;
   walSync: number;
   xact: number;
 }
 
-async function counters(pool: pg.Pool): Promise<Counters> {
+export async function counters(pool: pg.Pool): Promise<Counters> {
   const r = await pool.query<{ lsn: string; sync: string; xact: string }>(
     `SELECT pg_current_wal_lsn()::text AS lsn, (SELECT wal_sync FROM pg_stat_wal) AS sync,
             (SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()) AS xact`,
@@ -59,7 +69,32 @@ async function counters(pool: pg.Pool): Promise<Counters> {
   return { lsn: row?.lsn ?? '0/0', walSync: Number(row?.sync ?? 0), xact: Number(row?.xact ?? 0) };
 }
 
-function lsnBytes(a: string, b: string): number {
+/** Each process: pid, parent, CPU clock ticks (user + system, 1/100 s) — /proc/PID/stat. */
+function processes(): { pid: number; ppid: number; ticks: number }[] {
+  const out: { pid: number; ppid: number; ticks: number }[] = [];
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const st = readFileSync(`/proc/${e}/stat`, 'utf8');
+      const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+      out.push({ pid: Number(e), ppid: Number(f[1]), ticks: Number(f[11]) + Number(f[12]) });
+    } catch {
+      /* gone meanwhile */
+    }
+  }
+  return out;
+}
+
+function childrenOf(pid: number): number[] {
+  return processes().filter((p) => p.ppid === pid).map((p) => p.pid);
+}
+
+/** CPU seconds used so far by the postmaster and its children. */
+export function pgCpuSeconds(postmaster: number): number {
+  return processes().filter((p) => p.pid === postmaster || p.ppid === postmaster).reduce((n, p) => n + p.ticks, 0) / 100;
+}
+
+export function lsnBytes(a: string, b: string): number {
   const n = (s: string): bigint => {
     const [hi, lo] = s.split('/');
     return (BigInt(`0x${hi ?? '0'}`) << 32n) + BigInt(`0x${lo ?? '0'}`);
@@ -67,7 +102,7 @@ function lsnBytes(a: string, b: string): number {
   return Number(n(b) - n(a));
 }
 
-async function round(url: string, admin: pg.Pool, nodes: number): Promise<Record<string, number>> {
+async function round(url: string, admin: pg.Pool, nodes: number, postmaster: number): Promise<Record<string, number>> {
   await admin.query('TRUNCATE postern_message CASCADE');
   const spools = Array.from({ length: nodes }, (_, i) => new PgSpool({ url, node: `bench${i + 1}`, leases: { ttlMs: 30_000, batch: 100 }, poolSize: 8 }));
   for (const s of spools) await s.open();
@@ -76,6 +111,8 @@ async function round(url: string, admin: pg.Pool, nodes: number): Promise<Record
   await new Promise((r) => setTimeout(r, 200));
   const before = await counters(admin);
   const trips0 = roundTrips;
+  const cpu0 = pgCpuSeconds(postmaster);
+  const mine0 = process.cpuUsage();
   const t0 = performance.now();
   await Promise.all(
     spools.flatMap((s) =>
@@ -95,6 +132,8 @@ async function round(url: string, admin: pg.Pool, nodes: number): Promise<Record
   for (const s of spools) await s.list();
   const seconds = (performance.now() - t0) / 1000;
   const trips = roundTrips - trips0;
+  const pgCpu = pgCpuSeconds(postmaster) - cpu0;
+  const mine = process.cpuUsage(mine0);
   const after = await counters(admin);
   const batches = spools.reduce((n, s) => n + s.stats().batches, 0);
   for (const s of spools) await s.close();
@@ -106,28 +145,73 @@ async function round(url: string, admin: pg.Pool, nodes: number): Promise<Record
     walBytesPerMessage: Math.round(lsnBytes(before.lsn, after.lsn) / messages),
     walFsyncsPerMessage: +((after.walSync - before.walSync) / messages).toFixed(3),
     messagesPerCommitBatch: +(messages / Math.max(1, batches)).toFixed(1),
+    // The database's CPU per message (the model's main input) and how busy its core was; the nodes' core likewise.
+    pgCpuMsPerMessage: +((pgCpu * 1000) / messages).toFixed(3),
+    pgCoreBusyPercent: Math.round((pgCpu / seconds) * 100),
+    nodesCoreBusyPercent: Math.round(((mine.user + mine.system) / 1e6 / seconds) * 100),
   };
 }
 
-async function main(): Promise<void> {
-  const server = await startPostgres();
+/** PostgreSQL on the last core, this process on the others (no-op on a one-core machine or without taskset). */
+export function pin(dataDir: string): string {
+  const n = cpus().length;
+  if (n < 2) return 'not pinned (one core)';
+  try {
+    const postmaster = Number(readFileSync(join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+    // The postmaster and the processes it already has (checkpointer, WAL writer, …); backends forked later inherit its affinity.
+    for (const pid of [postmaster, ...childrenOf(postmaster)]) execFileSync('taskset', ['-a', '-p', '-c', String(n - 1), String(pid)], { stdio: 'ignore' });
+    execFileSync('taskset', ['-a', '-p', '-c', `0-${n - 2}`, String(process.pid)], { stdio: 'ignore' });
+    return `PostgreSQL pinned to core ${n - 1}, the nodes to ${n === 2 ? 'core 0' : `cores 0–${n - 2}`}`;
+  } catch (e) {
+    return `not pinned (${(e as Error).message.split('\n')[0]})`;
+  }
+}
+
+/** Run the three rounds; the report lines and the raw rows. */
+export async function measureCluster(progress: (line: string) => void = () => undefined): Promise<ExtraResult> {
+  const server = await startPostgres({ host: '127.0.24.1' });
   const admin = new pg.Pool({ connectionString: server.url, max: 1 });
   try {
     await migrate(admin);
+    const where = pin(join(server.dir, 'data'));
+    const postmaster = Number(readFileSync(join(server.dir, 'data', 'postmaster.pid'), 'utf8').split('\n')[0]);
+    const version = (await admin.query<{ v: string }>("SELECT current_setting('server_version') AS v")).rows[0]?.v ?? '?';
     const rows: Record<string, number>[] = [];
     for (const n of [1, 2, 3]) {
-      const r = await round(server.url, admin, n);
+      const r = await round(server.url, admin, n, postmaster);
       rows.push(r);
-      process.stderr.write(`${JSON.stringify(r)}\n`);
+      progress(`  ${JSON.stringify(r)}`);
     }
-    const keys = Object.keys(rows[0] ?? {});
-    process.stdout.write(`\nPostgreSQL spool, ${WRITERS} writers per node, ${BODY.length}-byte bodies, ${DURATION_MS / 1000} s per row (nodes in one process; PostgreSQL on the same cores)\n\n`);
-    process.stdout.write(`| ${keys.join(' | ')} |\n| ${keys.map(() => '---').join(' | ')} |\n`);
-    for (const r of rows) process.stdout.write(`| ${keys.map((k) => String(r[k])).join(' | ')} |\n`);
+    const lines = [
+      `PostgreSQL ${version} (fsync on, synchronous_commit on), ${where}; ${WRITERS} writers per node, ${BODY.length}-byte bodies, ${DURATION_MS / 1000} s per row; the nodes are spools with leases in one process (accept: reserve, write, commit; deliver: claim, read, remove).`,
+      '',
+      ...markdownTable(rows),
+    ];
+    return { lines, data: { where, version, writers: WRITERS, body: BODY.length, durationMs: DURATION_MS, rows } };
   } finally {
     await admin.end();
     server.cleanup();
   }
 }
 
-await main();
+export const clusterScenario: ExtraScenario = {
+  name: 'cluster',
+  title: 'a queue shared by 1, 2 and 3 nodes in PostgreSQL (one core for the database): throughput and cost per message',
+  quick: true,
+  run: (ctx) => measureCluster(ctx.progress),
+};
+
+/** Rows of figures as a Markdown table, the keys as its header. */
+export function markdownTable(rows: readonly Record<string, number>[]): string[] {
+  const keys = Object.keys(rows[0] ?? {});
+  return [`| ${keys.join(' | ')} |`, `| ${keys.map(() => '---').join(' | ')} |`, ...rows.map((r) => `| ${keys.map((k) => String(r[k])).join(' | ')} |`)];
+}
+
+/** Run a measurement when its file is the program (`node dist/bench/NAME.js`): progress on stderr, the report on stdout. */
+export async function runAsProgram(url: string, measure: (progress: (line: string) => void) => Promise<ExtraResult>): Promise<void> {
+  if (process.argv[1] === undefined || url !== pathToFileURL(process.argv[1]).href) return;
+  const r = await measure((l) => process.stderr.write(`${l}\n`));
+  process.stdout.write(`\n${r.lines.join('\n')}\n`);
+}
+
+await runAsProgram(import.meta.url, measureCluster);

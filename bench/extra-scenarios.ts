@@ -9,6 +9,8 @@
  * To add one: write bench/<name>.ts exporting an ExtraScenario, import it
  * below and add it to EXTRA_SCENARIOS.
  */
+import { clusterScenario } from './cluster-pg.js';
+import { clusterSmtpScenario } from './cluster-smtp.js';
 import type { Params } from './scenarios.js';
 
 export interface ExtraContext {
@@ -43,4 +45,6 @@ export interface ExtraScenario {
 
 export const EXTRA_SCENARIOS: readonly ExtraScenario[] = [
   // one line per scenario, e.g. largeQueue (import { largeQueue } from './large-queue.js')
+  clusterScenario,
+  clusterSmtpScenario,
 ];

@@ -97,7 +97,7 @@ export function antispamPhase(d: AntispamDeps): PolicyPhase {
       if (l.what !== what) continue;
       const key = l.per === 'client' ? s.clientAddress : l.per === 'auth-user' ? s.authUser : tx?.sender?.domain;
       if (key === undefined || key === '') continue;
-      const n = counters.hit(`${what}|${l.per}|${key}|${l.windowMs}|${l.max}`, l.windowMs, now());
+      const n = counters.hit(`${what}|${l.per}|${key}|${l.windowMs}|${l.max}`, l.windowMs, now(), l.max);
       if (n <= l.max) continue;
       const who = l.per === 'client' ? `[${key}]` : l.per === 'auth-user' ? `user ${key}` : `sender domain ${key}`;
       const text = `Error: too many ${what} from ${who}, try again later`;

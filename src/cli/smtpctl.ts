@@ -105,10 +105,15 @@ function simple(name: CommandName, argsOf: (p: Readonly<Record<string, string>>)
 function counted(name: CommandName, verb: string): Run {
   return async (ctx) => {
     const target = ctx.params['id'] ?? 'all';
-    const data = (await daemon(ctx, (c) => c.request(name, { target }))) as { count?: unknown };
+    const data = (await daemon(ctx, (c) => c.request(name, { target }))) as { count?: unknown; direct?: unknown; elsewhere?: unknown };
     if (ctx.json) return printJson(ctx, data);
     const n = typeof data?.count === 'number' ? data.count : 0;
     ctx.io.out(`${n} envelope${n === 1 ? '' : 's'} ${verb}\n`);
+    // A cluster (docs/cluster.md): what no node holds was done in the database; lease holders act at their next poll.
+    if (typeof data?.direct === 'number' && data.direct > 0) ctx.io.out(`${data.direct} envelope${data.direct === 1 ? '' : 's'} no node holds: ${verb} in the shared queue\n`);
+    if (Array.isArray(data?.elsewhere)) {
+      for (const e of data.elsewhere as { node?: unknown; messages?: unknown }[]) ctx.io.out(`${String(e.messages)} message(s) leased by node ${String(e.node)}: asked to act (within a second)\n`);
+    }
   };
 }
 

@@ -13,6 +13,7 @@
  * pruned. Plain SQL only (no LISTEN/NOTIFY), as for the spool.
  */
 import type { Pool } from 'pg';
+import { Periodic } from './periodic.js';
 
 export interface EtrnRelayOptions {
   readonly pool: Pool;
@@ -23,22 +24,16 @@ export interface EtrnRelayOptions {
   readonly log: (line: string) => void;
 }
 
-export class EtrnRelay {
+export class EtrnRelay extends Periodic {
   private readonly seen = new Set<string>();
-  private timer: NodeJS.Timeout | undefined;
   private polls = 0;
-  private busy = false;
 
-  constructor(private readonly o: EtrnRelayOptions) {}
-
-  start(): void {
-    this.timer = setInterval(() => void this.poll(), this.o.pollMs);
-    this.timer.unref();
+  constructor(private readonly o: EtrnRelayOptions) {
+    super('ETRN', 'ETRN runs this node\'s queue only meanwhile', o.log);
   }
 
-  stop(): void {
-    if (this.timer !== undefined) clearInterval(this.timer);
-    this.timer = undefined;
+  override start(): void {
+    super.start(this.o.pollMs);
   }
 
   /** Tell the other nodes; true when the shared queue holds mail for the domain. */
@@ -58,25 +53,21 @@ export class EtrnRelay {
     return Number(r.rows[0]?.n ?? 0) > 0;
   }
 
-  private async poll(): Promise<void> {
-    if (this.busy) return;
-    this.busy = true;
-    try {
-      const r = await this.o.pool.query<{ id: string; domain: string }>(`SELECT id, domain FROM postern_etrn WHERE origin <> $1 AND at > now() - interval '1 minute' ORDER BY id`, [this.o.node]);
-      const live = new Set<string>();
-      for (const row of r.rows) {
-        live.add(row.id);
-        if (this.seen.has(row.id)) continue;
-        this.seen.add(row.id);
-        this.o.log(`cluster: ETRN ${row.domain} from another node`);
-        this.o.run(row.domain);
-      }
-      for (const id of this.seen) if (!live.has(id)) this.seen.delete(id);
-      if (++this.polls % 600 === 0) await this.o.pool.query(`DELETE FROM postern_etrn WHERE at < now() - interval '1 hour'`);
-    } catch {
-      // The database is away: the leases say so in the log; ETRN waits for it.
-    } finally {
-      this.busy = false;
+  protected async exchange(): Promise<void> {
+    const r = await this.o.pool.query<{ id: string; domain: string }>(`SELECT id, domain FROM postern_etrn WHERE origin <> $1 AND at > now() - interval '1 minute' ORDER BY id`, [this.o.node]);
+    const live = new Set<string>();
+    for (const row of r.rows) {
+      live.add(row.id);
+      if (this.seen.has(row.id)) continue;
+      this.seen.add(row.id);
+      this.o.log(`cluster: ETRN ${row.domain} from another node`);
+      this.o.run(row.domain);
     }
+    for (const id of this.seen) if (!live.has(id)) this.seen.delete(id);
+    if (++this.polls % 600 === 0) await this.o.pool.query(`DELETE FROM postern_etrn WHERE at < now() - interval '1 hour'`);
+  }
+
+  protected failed(): void {
+    /* the database is away: the leases say so in the log; ETRN rows are read again when it is back */
   }
 }

@@ -18,6 +18,7 @@
  */
 import type { Pool } from 'pg';
 import { FailRate } from '../auth/failrate.js';
+import { Periodic } from './periodic.js';
 
 const MAX_PENDING = 10_000;
 
@@ -32,30 +33,28 @@ export interface ClusterFailRateOptions {
   readonly now?: () => number;
 }
 
-export class ClusterFailRate {
+/** Add `n` to `key` in a bounded map of counts (past `max` keys, new keys are not kept). */
+export function addBounded(m: Map<string, number>, key: string, n: number, max = MAX_PENDING): void {
+  if (m.has(key) || m.size < max) m.set(key, (m.get(key) ?? 0) + n);
+}
+
+export class ClusterFailRate extends Periodic {
   private readonly local: FailRate;
   private pending = new Map<string, number>();
+  private batch = new Map<string, number>();
   private throttled = new Set<string>();
-  private timer: NodeJS.Timeout | undefined;
-  private syncing: Promise<void> | undefined;
   private readonly windowMs: number;
   private readonly now: () => number;
-  private wasDown = false;
 
   constructor(private readonly o: ClusterFailRateOptions) {
+    super('AUTH failure counts', 'per-node limits hold meanwhile', o.log);
     this.windowMs = o.windowMs ?? 3_600_000;
     this.now = o.now ?? Date.now;
     this.local = new FailRate(o.limit, this.windowMs, this.now);
   }
 
-  start(): void {
-    this.timer = setInterval(() => void this.sync(), this.o.syncMs ?? 1000);
-    this.timer.unref();
-  }
-
-  stop(): void {
-    if (this.timer !== undefined) clearInterval(this.timer);
-    this.timer = undefined;
+  override start(): void {
+    super.start(this.o.syncMs ?? 1000);
   }
 
   allowed(ip: string): boolean {
@@ -63,39 +62,32 @@ export class ClusterFailRate {
   }
 
   fail(ip: string): number {
-    if (this.pending.has(ip) || this.pending.size < MAX_PENDING) this.pending.set(ip, (this.pending.get(ip) ?? 0) + 1);
+    addBounded(this.pending, ip, 1);
     return this.local.fail(ip);
   }
 
   /** Share this node's new failures and read the cluster's throttled addresses. */
-  sync(): Promise<void> {
-    this.syncing ??= this.doSync().finally(() => (this.syncing = undefined));
-    return this.syncing;
-  }
-
-  private async doSync(): Promise<void> {
-    const batch = this.pending;
+  protected async exchange(): Promise<void> {
+    this.batch = this.pending;
     this.pending = new Map();
     const minute = Math.floor(this.now() / 60_000);
     const since = Math.floor((this.now() - this.windowMs) / 60_000);
-    try {
-      if (batch.size > 0) {
-        await this.o.pool.query(
-          `INSERT INTO postern_counter (kind, key, minute, n) SELECT 'authfail', k, $1, n FROM unnest($2::text[], $3::integer[]) AS v(k, n)
-           ON CONFLICT (kind, key, minute) DO UPDATE SET n = postern_counter.n + excluded.n`,
-          [minute, [...batch.keys()], [...batch.values()]],
-        );
-      }
-      const r = await this.o.pool.query<{ key: string }>(`SELECT key FROM postern_counter WHERE kind = 'authfail' AND minute > $1 GROUP BY key HAVING sum(n) >= $2`, [since, this.o.limit]);
-      this.throttled = new Set(r.rows.map((x) => x.key));
-      if (minute % 10 === 0) await this.o.pool.query(`DELETE FROM postern_counter WHERE kind = 'authfail' AND minute <= $1`, [since]);
-      if (this.wasDown) this.o.log?.('cluster: AUTH failure counts shared again');
-      this.wasDown = false;
-    } catch (e) {
-      // Keep what was not shared (bounded); the per-node limit still holds.
-      for (const [ip, n] of batch) if (this.pending.has(ip) || this.pending.size < MAX_PENDING) this.pending.set(ip, (this.pending.get(ip) ?? 0) + n);
-      if (!this.wasDown) this.o.log?.(`cluster: cannot share AUTH failure counts (per-node limits hold meanwhile): ${(e as Error).message}`);
-      this.wasDown = true;
+    if (this.batch.size > 0) {
+      await this.o.pool.query(
+        `INSERT INTO postern_counter (kind, key, minute, n) SELECT 'authfail', k, $1, n FROM unnest($2::text[], $3::integer[]) AS v(k, n)
+         ON CONFLICT (kind, key, minute) DO UPDATE SET n = postern_counter.n + excluded.n`,
+        [minute, [...this.batch.keys()], [...this.batch.values()]],
+      );
     }
+    this.batch = new Map();
+    const r = await this.o.pool.query<{ key: string }>(`SELECT key FROM postern_counter WHERE kind = 'authfail' AND minute > $1 GROUP BY key HAVING sum(n) >= $2`, [since, this.o.limit]);
+    this.throttled = new Set(r.rows.map((x) => x.key));
+    if (minute % 10 === 0) await this.o.pool.query(`DELETE FROM postern_counter WHERE kind = 'authfail' AND minute <= $1`, [since]);
+  }
+
+  /** Keep what was not shared (bounded); the per-node limit still holds. */
+  protected failed(): void {
+    for (const [ip, n] of this.batch) addBounded(this.pending, ip, n);
+    this.batch = new Map();
   }
 }

@@ -73,6 +73,8 @@ export interface ConnectionLimits {
   readonly refusalCode: 421 | 450;
   /** Clients the per-client limit does not apply to (Postfix smtpd_client_event_limit_exceptions). */
   readonly exempt?: (ip: string) => boolean;
+  /** Connections from this (canonical) address on the cluster's other nodes (cluster/connections.ts); none on a single node. */
+  readonly elsewhere?: (ip: string) => number;
 }
 
 export const DEFAULT_CONNECTION_LIMITS: ConnectionLimits = Object.freeze({

@@ -11,8 +11,10 @@
  *
  * An id naming nothing in the queue is an error ("no such message or
  * envelope"), so that a mistyped id is never mistaken for "nothing to do".
+ * In a cluster the queue is the shared one (cluster/queue-control.ts).
  */
 import type { Readable } from 'node:stream';
+import type { QueueAction } from '../cluster/queue-control.js';
 import type { EnvelopeView } from '../scheduler/types.js';
 import type { StoredMessage } from '../spool/spool.js';
 import type { Args, CommandName } from './protocol.js';
@@ -48,11 +50,29 @@ function must(args: Args, k: string): string {
   return v;
 }
 
-/** Does `target` (msgid, evpid or "all") name something in the queue? */
-function checkTarget(t: ControlTarget, target: string): void {
-  if (target === 'all') return;
-  const known = target.length === 8 ? t.runner.schedule.has(target) : t.runner.schedule.get(target) !== undefined;
-  if (!known) throw new CommandError(`no such ${target.length === 8 ? 'message' : 'envelope'}: ${target}`);
+/** Does `target` (msgid, evpid or "all") name something this node's queue holds? */
+function known(t: ControlTarget, target: string): boolean {
+  return target === 'all' || (target.length === 8 ? t.runner.schedule.has(target) : t.runner.schedule.get(target) !== undefined);
+}
+
+const LOG_NAMES: Record<QueueAction, string> = { schedule: 'schedule', remove: 'remove', hold: 'pause-envelope', release: 'resume-envelope' };
+
+/**
+ * schedule / remove / pause envelope / resume envelope: on what this node
+ * holds, and in a cluster on the rest of the shared queue (`direct`:
+ * envelopes acted on in the database; `elsewhere`: nodes holding leases,
+ * asked to act). A target that names nothing anywhere is an error.
+ */
+async function queueAction(ctx: HandlerContext, a: Args, action: QueueAction, here: (target: string) => number | Promise<number>): Promise<unknown> {
+  const t = ctx.target;
+  const target = must(a, 'target');
+  const mine = known(t, target);
+  if (!mine && t.clusterAct === undefined) throw new CommandError(`no such ${target.length === 8 ? 'message' : 'envelope'}: ${target}`);
+  const count = mine ? await here(target) : 0;
+  const rest = t.clusterAct === undefined ? undefined : await t.clusterAct(action, target);
+  if (rest !== undefined && !mine && !rest.found) throw new CommandError(`no such ${target.length === 8 ? 'message' : 'envelope'} in the cluster's queue: ${target}`);
+  t.log.event('control', LOG_NAMES[action], { target, envelopes: count, ...(rest ? { direct: rest.direct, elsewhere: rest.asked.map((x) => x.node).join(',') } : {}) });
+  return rest === undefined ? { count } : { count, direct: rest.direct, elsewhere: rest.asked };
 }
 
 function queueEntries(t: ControlTarget, now: number, msgid?: string): QueueEntry[] {
@@ -124,7 +144,8 @@ async function bodyStream(ctx: HandlerContext, id: string): Promise<Streamer> {
 
 const HANDLERS: Readonly<Record<CommandName, Handler>> = {
   'show queue': (ctx, a) => {
-    if (a['msgid'] !== undefined) checkTarget(ctx.target, a['msgid']);
+    const msgid = a['msgid'];
+    if (msgid !== undefined && !known(ctx.target, msgid)) throw new CommandError(`no such message: ${msgid}`);
     return queueEntries(ctx.target, ctx.now(), a['msgid']);
   },
   'show envelope': async (ctx, a) => {
@@ -148,35 +169,15 @@ const HANDLERS: Readonly<Record<CommandName, Handler>> = {
   },
   'show hosts': (ctx) => ctx.target.hosts?.() ?? [],
   'show routes': (ctx) => ctx.target.routes?.() ?? [],
-  schedule: (ctx, a) => {
-    const target = must(a, 'target');
-    checkTarget(ctx.target, target);
-    const count = ctx.target.runner.scheduleNow(target);
-    ctx.target.log.event('control', 'schedule', { target, envelopes: count });
-    return { count };
-  },
-  remove: async (ctx, a) => {
-    const target = must(a, 'target');
-    checkTarget(ctx.target, target);
-    const count = await ctx.target.runner.remove(target);
-    ctx.target.stats.inc('scheduler.envelope.removed', count);
-    ctx.target.log.event('control', 'remove', { target, envelopes: count });
-    return { count };
-  },
-  'pause envelope': async (ctx, a) => {
-    const target = must(a, 'target');
-    checkTarget(ctx.target, target);
-    const count = await ctx.target.runner.hold(target);
-    ctx.target.log.event('control', 'pause-envelope', { target, envelopes: count });
-    return { count };
-  },
-  'resume envelope': async (ctx, a) => {
-    const target = must(a, 'target');
-    checkTarget(ctx.target, target);
-    const count = await ctx.target.runner.release(target);
-    ctx.target.log.event('control', 'resume-envelope', { target, envelopes: count });
-    return { count };
-  },
+  schedule: (ctx, a) => queueAction(ctx, a, 'schedule', (t) => ctx.target.runner.scheduleNow(t)),
+  remove: (ctx, a) =>
+    queueAction(ctx, a, 'remove', async (t) => {
+      const n = await ctx.target.runner.remove(t);
+      ctx.target.stats.inc('scheduler.envelope.removed', n);
+      return n;
+    }),
+  'pause envelope': (ctx, a) => queueAction(ctx, a, 'hold', (t) => ctx.target.runner.hold(t)),
+  'resume envelope': (ctx, a) => queueAction(ctx, a, 'release', (t) => ctx.target.runner.release(t)),
   'pause smtp': (ctx) => setPaused(ctx, 'smtp', true, 'pause smtp'),
   'pause mta': (ctx) => setPaused(ctx, 'mta', true, 'pause mta'),
   'pause mda': (ctx) => setPaused(ctx, 'mda', true, 'pause mda'),

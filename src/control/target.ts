@@ -6,6 +6,7 @@
  * Members marked optional are views that only some builds provide; the
  * server answers an empty list when they are absent.
  */
+import type { ClusterActResult, QueueAction } from '../cluster/queue-control.js';
 import type { Config } from '../config/model.js';
 import type { MailLog } from '../log/maillog.js';
 import type { QueueRunner } from '../scheduler/runner.js';
@@ -32,4 +33,6 @@ export interface ControlTarget {
   routes?(): unknown[];
   /** The shared queue of a cluster (show cluster) when the spool is PostgreSQL. */
   cluster?(): Promise<unknown[]>;
+  /** A cluster: the rest of schedule/remove/hold/release, for what other nodes or none hold (cluster/queue-control.ts). */
+  readonly clusterAct?: (action: QueueAction, target: string) => Promise<ClusterActResult>;
 }

@@ -28,9 +28,9 @@ import { EnqueueSocket } from '../submit/enqueue-socket.js';
 import type { Config } from '../config/model.js';
 import type { MailLog } from '../log/maillog.js';
 import { daemonSpool } from './open-spool.js';
-import { EtrnRelay } from '../cluster/etrn.js';
 import { clusterQueue } from '../cluster/queue-view.js';
-import { ClusterFailRate } from '../cluster/failrate.js';
+import type { ClusterActResult, QueueAction } from '../cluster/queue-control.js';
+import { applyQueueAction, clusterQueueWiring, clusterState, type ClusterState } from './cluster-state.js';
 import type { Spool } from '../spool/spool.js';
 import { TableRegistry, type Table } from '../table/table.js';
 import { tableFromDecl } from '../table/table-static.js';
@@ -101,12 +101,12 @@ interface Shared {
   readonly users: SystemUsers;
   readonly tables: TableRegistry;
   /** AUTH failures per client: this node's (auth/failrate.ts), or the cluster's (cluster/failrate.ts). */
-  readonly failrate: FailRate | ClusterFailRate;
+  readonly failrate: Pick<FailRate, 'allowed' | 'fail'>;
+  /** A cluster's shared policy state, ETRN and smtpctl across nodes (`queue postgresql`; cluster-state.ts). */
+  readonly cluster?: ClusterState;
   readonly freeSpace: () => Promise<number>;
   /** The scheduler, once it exists (sessions hand it what they queue). */
   scheduler?: QueueRunner;
-  /** ETRN for the other nodes sharing the queue (`queue postgresql`). */
-  etrnRelay?: EtrnRelay;
   /** The shared queue, for `smtpctl show cluster`. */
   clusterQueue?: () => Promise<unknown[]>;
   /** What the command line adds to the policy (smtpserver's -s, -L, -R, -a). */
@@ -185,13 +185,17 @@ export class Daemon implements ControlTarget {
       if (metrics) stats.probe = metrics;
       const { spool, leases, where, cluster } = daemonSpool(config, log, stats);
       let free = { value: Number.POSITIVE_INFINITY, at: 0 };
+      // The connection counts a cluster node shares: the current generation's server's, once it exists.
+      const servers: { current?: () => SmtpServer } = {};
+      const clusterShared = cluster && clusterState(cluster, config.smtp.authFailRate, log, () => servers.current?.().connectionsByClient() ?? new Map());
       const shared: Shared = {
         log,
         spool,
         stats,
         users: new SystemUsers(),
         tables: new TableRegistry(),
-        failrate: cluster ? new ClusterFailRate({ pool: cluster.pool, limit: config.smtp.authFailRate, log: (l) => log.info(l) }) : new FailRate(config.smtp.authFailRate),
+        failrate: clusterShared ? clusterShared.failrate : new FailRate(config.smtp.authFailRate),
+        ...(clusterShared ? { cluster: clusterShared } : {}),
         ...(opts.policy ? { policyExtras: opts.policy } : {}),
         freeSpace: async () => {
           const now = Date.now();
@@ -199,7 +203,6 @@ export class Daemon implements ControlTarget {
           return free.value;
         },
       };
-      if (shared.failrate instanceof ClusterFailRate) shared.failrate.start();
       const gen = Daemon.build(loaded, shared, (e) => new StartupError(e));
       shared.tables.replace(gen.tables);
       // Root is given up here, once certificates and tables are read and before the spool or the network is touched.
@@ -215,7 +218,7 @@ export class Daemon implements ControlTarget {
       let current: () => Generation = () => gen;
       const signer = outboundSigner(config, shared.tables);
       const resolver = new Resolver(config.resolver);
-      const transport = transportSecurity(config, shared.tables, log, resolver.raw);
+      const transport = transportSecurity(config, shared.tables, log, resolver.raw, shared.cluster && cluster ? { sts: shared.cluster.sts, pool: cluster.pool, node: cluster.node } : undefined);
       const mda = new LocalAgent({ config, users: shared.users, tables: shared.tables, log, ...(opts.privsep ? { privsep: false, remote: opts.privsep.remote } : {}) });
       const mta = new RelayAgent({
         config,
@@ -247,8 +250,7 @@ export class Daemon implements ControlTarget {
       const scheduler = new QueueRunner({ spool, config, log, stats: shared.stats, agents: { mda, mta }, router, door, ...(leases ? { leases } : {}) });
       shared.scheduler = scheduler;
       if (cluster) {
-        shared.etrnRelay = new EtrnRelay({ ...cluster, run: (domain) => void scheduler.etrn(domain), log: (l) => log.info(l) });
-        shared.etrnRelay.start();
+        clusterQueueWiring(shared.cluster as ClusterState, cluster, log, { etrn: (domain) => void scheduler.etrn(domain), apply: (action, target) => applyQueueAction(scheduler, action, target) });
         shared.clusterQueue = () => clusterQueue(cluster.pool);
       }
       await gen.server.listen(gen.config);
@@ -299,6 +301,7 @@ export class Daemon implements ControlTarget {
         transport.stop();
       });
       current = () => d.gen;
+      servers.current = () => d.gen.server;
       d.privsep = opts.privsep;
       d.control = new ControlServer(config.paths.controlSocket, d);
       await d.control.listen();
@@ -328,7 +331,7 @@ export class Daemon implements ControlTarget {
     const local = new LocalNames(config.hostname);
     const resolver = new Resolver(config.resolver);
     const inbound = inboundVerifier(config, resolver, local);
-    const built = buildPolicy(loaded, { tables: shared.tables, users: shared.users, local, dns: resolver.raw, loadAverage: () => loadavg()[0] ?? 0, log: shared.log, probe: shared.stats.probe, ...(inbound ? { mailauth: inbound } : {}), ...shared.policyExtras });
+    const built = buildPolicy(loaded, { tables: shared.tables, users: shared.users, local, dns: resolver.raw, loadAverage: () => loadavg()[0] ?? 0, log: shared.log, probe: shared.stats.probe, ...(inbound ? { mailauth: inbound } : {}), ...(shared.cluster ? { antispamStores: { counters: shared.cluster.rates, greylistStore: shared.cluster.greylist } } : {}), ...shared.policyExtras });
     for (const w of [...policyFiles.warnings, ...built.notes]) shared.log.warn(w);
     let tls: TlsContexts | undefined;
     try {
@@ -344,8 +347,9 @@ export class Daemon implements ControlTarget {
         if (cluster.length > 0) void relayEtrn(cluster, domain, client, config.hostname, shared.log);
         const local = shared.scheduler ? shared.scheduler.etrn(domain) : reply(458, '4.3.0', 'Unable to queue messages now');
         // A shared queue: every node runs its queue for the domain; the answer counts the whole cluster's mail.
-        if (shared.etrnRelay === undefined || local.code === 458) return local;
-        const asked = shared.etrnRelay.announce(domain);
+        const relay = shared.cluster?.etrn;
+        if (relay === undefined || local.code === 458) return local;
+        const asked = relay.announce(domain);
         if (local.code === 250) return asked.then(() => local, () => local);
         return asked.then(
           (any) => (any ? reply(250, '2.0.0', `Queuing for node ${domain.toLowerCase()} started`) : local),
@@ -361,7 +365,7 @@ export class Daemon implements ControlTarget {
       { config, log: shared.log, queue: door, policy: built.policy, stats: shared.stats, scheduler, freeSpace: shared.freeSpace, now: Date.now, tables: shared.tables, auth, runtime: built.session, ...(filters.opener ? { filters: filters.opener } : {}) },
       resolver,
       tls,
-      built.connection,
+      shared.cluster ? { ...built.connection, limits: { ...built.connection.limits, elsewhere: (ip) => (shared.cluster as ClusterState).connections.elsewhere(ip) } } : built.connection,
     );
     return { config, policy: built.policy, door, tls, server, tables, filters };
   }
@@ -445,8 +449,7 @@ export class Daemon implements ControlTarget {
     await this.runner.stop();
     this.mda.close();
     await this.mta.close();
-    this.shared.etrnRelay?.stop();
-    if (this.shared.failrate instanceof ClusterFailRate) this.shared.failrate.stop();
+    await this.shared.cluster?.stop();
     await this.shared.spool.close();
     this.releasePid();
     this.log.info('smtpd exiting');
@@ -492,6 +495,11 @@ export class Daemon implements ControlTarget {
 
   cluster(): Promise<unknown[]> {
     return this.shared.clusterQueue?.() ?? Promise.resolve([]);
+  }
+
+  get clusterAct(): ((action: QueueAction, target: string) => Promise<ClusterActResult>) | undefined {
+    const q = this.shared.cluster?.queue;
+    return q && ((action, target) => q.act(action, target));
   }
 
   routes(): unknown[] {

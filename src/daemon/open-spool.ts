@@ -23,7 +23,7 @@ export interface DaemonSpool {
   /** What the start-up log line calls it. */
   readonly where: string;
   /** The shared spool's database and this node's name (ETRN across nodes, cluster/etrn.ts). */
-  readonly cluster?: { readonly pool: Pool; readonly node: string; readonly pollMs: number };
+  readonly cluster?: { readonly pool: Pool; readonly node: string; readonly pollMs: number; readonly leaseMs: number };
 }
 
 /** This node's name: `queue node`, else the host name's first label. */
@@ -41,5 +41,5 @@ export function daemonSpool(config: Config, log: MailLog, stats: Stats): DaemonS
   // `queue path` still holds this node's own files: pid file, control socket, offline/ for sendmail (daemon.ts makes it, after privileges are dropped).
   const spool = new PgSpool({ url: pgc.url, node, leases: { ttlMs: pgc.leaseMs }, tmpDir: join(config.queue.path, 'pg-tmp'), log: (l) => log.info(`spool: ${l}`) });
   // The URL may hold a password: the log names the node, never the URL.
-  return { spool, ...(spool.leases ? { leases: spool.leases } : {}), where: `postgresql (node ${node})`, cluster: { pool: spool.pool, node, pollMs: spool.leases?.pollMs ?? 1000 } };
+  return { spool, ...(spool.leases ? { leases: spool.leases } : {}), where: `postgresql (node ${node})`, cluster: { pool: spool.pool, node, pollMs: spool.leases?.pollMs ?? 1000, leaseMs: spool.leases?.opts.ttlMs ?? 30_000 } };
 }

@@ -17,10 +17,12 @@ import type { TableRegistry } from '../table/table.js';
 import { TransportSecurity } from '../transport-security/engine.js';
 import { StsResolver, type TxtDns } from '../transport-security/mta-sts.js';
 import { DEFAULT_FETCH } from '../transport-security/mta-sts-fetch.js';
-import { FileStsCache } from '../transport-security/sts-cache.js';
+import { FileStsCache, type StsCache } from '../transport-security/sts-cache.js';
 import { DnssecClient, parseServer } from '../transport-security/dnssec-client.js';
 import { TlsRptStore } from '../transport-security/tlsrpt-store.js';
 import { sendReports } from '../transport-security/tlsrpt-send.js';
+import { clusterReports } from '../transport-security/tlsrpt-pg.js';
+import type { Pool } from 'pg';
 
 export interface TransportWiring {
   readonly engine?: TransportSecurity;
@@ -29,7 +31,15 @@ export interface TransportWiring {
   stop(): void;
 }
 
-export function transportSecurity(config: Config, tables: TableRegistry, log: MailLog, dns: TxtDns & { resolve4(name: string): Promise<string[]> }): TransportWiring {
+/** A cluster's shared state (docs/cluster.md): the MTA-STS cache, and where TLS-RPT counts meet (tlsrpt-pg.ts). */
+export interface SharedTransportState {
+  readonly sts: StsCache;
+  readonly pool: Pool;
+  readonly node: string;
+}
+
+/** `shared`: a cluster's; default: files under the queue. */
+export function transportSecurity(config: Config, tables: TableRegistry, log: MailLog, dns: TxtDns & { resolve4(name: string): Promise<string[]> }, shared?: SharedTransportState): TransportWiring {
   const ts = config.transportSecurity;
   if (ts === undefined) return { startReports: () => undefined, stop: () => undefined };
   const name = ts.policyTable;
@@ -37,7 +47,7 @@ export function transportSecurity(config: Config, tables: TableRegistry, log: Ma
   const engine = new TransportSecurity({
     log,
     ...(name !== undefined ? { table: (key: string) => tables.lookup(name, key) } : {}),
-    ...(ts.mtaSts !== undefined ? { sts: new StsResolver(dns, new FileStsCache(ts.mtaSts.cacheDir ?? join(config.queue.path, 'mta-sts')), { ...DEFAULT_FETCH, resolve: (h) => dns.resolve4(h) }) } : {}),
+    ...(ts.mtaSts !== undefined ? { sts: new StsResolver(dns, shared?.sts ?? new FileStsCache(ts.mtaSts.cacheDir ?? join(config.queue.path, 'mta-sts')), { ...DEFAULT_FETCH, resolve: (h) => dns.resolve4(h) }) } : {}),
     ...(ts.dane?.trusted === true ? { dane: new DnssecClient(parseServer(ts.dane.resolver), config.resolver.timeoutMs) } : {}),
     ...(store !== undefined ? { report: store } : {}),
   });
@@ -47,9 +57,9 @@ export function transportSecurity(config: Config, tables: TableRegistry, log: Ma
     startReports(mail) {
       const r = ts.tlsReport;
       if (store === undefined || r === undefined) return;
-      const run = (): void =>
-        void sendReports({
-          store,
+      const send = (from: Parameters<typeof sendReports>[0]['store']): Promise<void> =>
+        sendReports({
+          store: from,
           dns,
           organization: r.organization ?? config.hostname,
           contact: r.contact ?? r.from,
@@ -58,7 +68,10 @@ export function transportSecurity(config: Config, tables: TableRegistry, log: Ma
           mail,
           log: (line) => log.info(line),
           resolve: (h) => dns.resolve4(h),
-        }).catch((e: Error) => log.warn(`tls-report: ${e.message}`));
+        });
+      // A cluster sends one report per day and domain for all its nodes; a single node its own.
+      const run = (): void =>
+        void (shared ? clusterReports({ pool: shared.pool, node: shared.node, local: store, log: (l) => log.warn(l) }, send) : send(store)).catch((e: Error) => log.warn(`tls-report: ${e.message}`));
       timer = setInterval(run, 3600_000);
       timer.unref();
       run();

@@ -31,7 +31,7 @@ import type { BodyFile } from '../spool/spool.js';
 import { Policy, type PolicyObserver, type PolicyPhase, type SessionFacts } from './policy.js';
 import { RuleEngine } from '../rules/rules.js';
 import { nullMxSenderPhase } from './null-mx.js';
-import { antispamPhase } from '../antispam/phase.js';
+import { antispamPhase, type AntispamDeps } from '../antispam/phase.js';
 import type { MxDns } from '../dns/mx.js';
 import type { LocalNames } from '../rules/localnames.js';
 import { PASS, type Verdict } from './verdict.js';
@@ -106,6 +106,8 @@ export interface PolicyDeps {
   readonly whoson?: ConnectionPolicy['whoson'];
   /** smtpserver -g (ConnectionPolicy.gullible). */
   readonly gullible?: boolean;
+  /** A cluster's shared rate counters and greylisting store (daemon/cluster-state.ts); default: this process's. */
+  readonly antispamStores?: Pick<AntispamDeps, 'counters' | 'greylistStore'>;
 }
 
 export interface BuiltPolicy {
@@ -167,7 +169,7 @@ export function buildPolicy(loaded: LoadedConfig, deps: PolicyDeps): BuiltPolicy
   if (deps.mailauth?.opts.spfReject === true) phases.push(spfAtMailPhase(deps.mailauth));
 
   // connect … DATA: the checks at the door (DNS lists, HELO and sender checks, greylisting, rate limits).
-  if (config.antispam && deps.dns !== undefined) phases.push(antispamPhase({ settings: config.antispam, dns: deps.dns, isLocalAddress: (ip) => deps.local.isLocalAddress(ip), queuePath: config.queue.path, warn: (t) => deps.log?.warn(t), dryRun: deps.observer !== undefined }));
+  if (config.antispam && deps.dns !== undefined) phases.push(antispamPhase({ settings: config.antispam, dns: deps.dns, isLocalAddress: (ip) => deps.local.isLocalAddress(ip), queuePath: config.queue.path, warn: (t) => deps.log?.warn(t), dryRun: deps.observer !== undefined, ...(deps.observer === undefined ? deps.antispamStores : {}) }));
 
   // HELO and RCPT: smtpserver.conf.
   let zmailer: ZmailerPolicyPhase | undefined;

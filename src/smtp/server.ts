@@ -71,6 +71,11 @@ export class SmtpServer {
     this.limiter = new ConnectionLimiter(opts.limits ?? DEFAULT_CONNECTION_LIMITS);
   }
 
+  /** Connections counted by the limiter per client address. */
+  connectionsByClient(): ReadonlyMap<string, number> {
+    return this.limiter.clients();
+  }
+
   /** Connections counted by the limiter, from one address or in total. */
   connectionCount(ip?: string): number {
     return this.limiter.count(ip);

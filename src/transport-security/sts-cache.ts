@@ -21,6 +21,12 @@ export interface StsCacheEntry {
   readonly fetched: number;
 }
 
+/** A stored entry has the fields a policy needs (a file or row written by another version may not). */
+export function isStsEntry(e: unknown): e is StsCacheEntry {
+  const x = e as Partial<StsCacheEntry> | null | undefined;
+  return typeof x?.id === 'string' && typeof x.fetched === 'number' && typeof x.policy?.maxAge === 'number' && Array.isArray(x.policy.mx);
+}
+
 export interface StsCache {
   get(domain: string): Promise<StsCacheEntry | undefined>;
   put(domain: string, entry: StsCacheEntry): Promise<void>;
@@ -54,9 +60,8 @@ export class FileStsCache implements StsCache {
       return undefined;
     }
     try {
-      const e = JSON.parse(text) as StsCacheEntry;
-      if (typeof e.id !== 'string' || typeof e.fetched !== 'number' || typeof e.policy?.maxAge !== 'number' || !Array.isArray(e.policy.mx)) return undefined;
-      return e;
+      const e = JSON.parse(text) as unknown;
+      return isStsEntry(e) ? e : undefined;
     } catch {
       return undefined;
     }

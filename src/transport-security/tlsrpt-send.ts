@@ -16,7 +16,8 @@ import { buildReport, gzipReport, parseTlsRptRecord, reportFileName, reportMail 
 import { dayOf, type TlsRptStore } from './tlsrpt-store.js';
 
 export interface ReporterOptions {
-  readonly store: TlsRptStore;
+  /** This node's counts, or a cluster's merged (tlsrpt-pg.ts). */
+  readonly store: Pick<TlsRptStore, 'finishedDays' | 'day' | 'forget'>;
   readonly dns: TxtDns;
   readonly organization: string;
   readonly contact: string;

@@ -65,6 +65,20 @@ export function dayOf(ms: number): string {
   return new Date(ms).toISOString().slice(0, 10);
 }
 
+/** A day's counts for a domain and policy, made on first use. */
+function counts(day: Record<string, Record<string, PolicyCounts>>, domain: string, policy: AppliedPolicy): PolicyCounts {
+  const dom = (day[domain] ??= {});
+  const key = JSON.stringify([policy.type, policy.strings, policy.mxHost]);
+  return (dom[key] ??= { policy, success: 0, failure: 0, failures: [] });
+}
+
+/** Count a failure with its details (bounded: 1,000 kinds per policy). */
+function addFailure(c: PolicyCounts, f: FailureDetail): void {
+  const same = c.failures.find((x) => x.resultType === f.resultType && x.sendingIp === f.sendingIp && x.receivingMx === f.receivingMx && x.receivingIp === f.receivingIp);
+  if (same !== undefined) same.count += f.count;
+  else if (c.failures.length < 1000) c.failures.push(f);
+}
+
 export class TlsRptStore {
   private days: Days = {};
   private timer: NodeJS.Timeout | undefined;
@@ -87,16 +101,23 @@ export class TlsRptStore {
     const day = (this.days[dayOf(this.now())] ??= {});
     // Bounded: past MAX_DOMAINS destination domains in a day, new ones are not counted (the report is best effort).
     if (day[r.domain] === undefined && Object.keys(day).length >= MAX_DOMAINS) return;
-    const dom = (day[r.domain] ??= {});
-    const key = JSON.stringify([r.policy.type, r.policy.strings, r.policy.mxHost]);
-    const c = (dom[key] ??= { policy: r.policy, success: 0, failure: 0, failures: [] });
+    const c = counts(day, r.domain, r.policy);
     if (r.failure === undefined) c.success++;
     else {
       c.failure++;
-      const f = r.failure;
-      const same = c.failures.find((x) => x.resultType === f.resultType && x.sendingIp === f.sendingIp && x.receivingMx === f.receivingMx && x.receivingIp === f.receivingIp);
-      if (same !== undefined) same.count++;
-      else if (c.failures.length < 1000) c.failures.push({ ...f, count: 1 });
+      addFailure(c, { ...r.failure, count: 1 });
+    }
+    this.schedule();
+  }
+
+  /** Add counts of a day and domain made elsewhere (another node's: tlsrpt-pg.ts): summed per policy and failure kind. */
+  merge(day: string, domain: string, list: readonly PolicyCounts[]): void {
+    const d = (this.days[day] ??= {});
+    for (const x of list) {
+      const c = counts(d, domain, x.policy);
+      c.success += x.success;
+      c.failure += x.failure;
+      for (const f of x.failures) addFailure(c, { ...f });
     }
     this.schedule();
   }

@@ -62,7 +62,7 @@ test('open() refuses a database that was not migrated; migrate() is versioned an
   await assert.rejects(s.open(), (e) => isSpoolError(e, 'VERSION') && /postern db migrate/.test((e as Error).message));
   await s.close();
   assert.equal(await schemaVersion(admin), 0);
-  assert.deepEqual(await migrate(admin), [SCHEMA_VERSION]);
+  assert.deepEqual(await migrate(admin), Array.from({ length: SCHEMA_VERSION }, (_, i) => i + 1));
   assert.deepEqual(await migrate(admin), []);
   assert.equal(await schemaVersion(admin), SCHEMA_VERSION);
 });

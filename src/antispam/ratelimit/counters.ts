@@ -1,6 +1,7 @@
 /*
  * antispam/ratelimit/counters.ts — event counters per key and time window,
- * behind a small interface (a later issue shares them between nodes).
+ * behind a small interface; cluster/rates.ts shares them between the nodes
+ * of a cluster.
  *
  * The memory backend counts in fixed windows: a key's count starts again
  * when its window (started by its first event) has passed. Entries past
@@ -8,8 +9,8 @@
  */
 
 export interface RateCounters {
-  /** Count one event for KEY in a window of WINDOWMS; the count so far in this window, this one included. */
-  hit(key: string, windowMs: number, now: number): number;
+  /** Count one event for KEY in a window of WINDOWMS; the count so far in this window, this one included. MAX: the limit (a shared backend tells the other nodes which keys are over it). */
+  hit(key: string, windowMs: number, now: number, max?: number): number;
 }
 
 const SWEEP_AT = 100_000;

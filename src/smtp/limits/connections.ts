@@ -56,7 +56,8 @@ export class ConnectionLimiter {
     const client = canonical(ip);
     const l = this.limits;
     const total = this.all + 1;
-    const same = (this.perClient.get(client) ?? 0) + 1;
+    // In a cluster, the other nodes' connections from this address count too (as last shared, about a second old).
+    const same = (this.perClient.get(client) ?? 0) + 1 + (l.elsewhere?.(client) ?? 0);
     const perClientApplies = l.maxPerClient > 0 && !(l.exempt?.(client) ?? false);
 
     if (l.maxTotal > 0 && l.silentDropExtra >= 0 && total > l.maxTotal + l.silentDropExtra) {
@@ -74,6 +75,11 @@ export class ConnectionLimiter {
       return this.lease(client, { kind: 'reply', reply: r, close: true, reason: `${same} connections from ${client}, limit ${l.maxPerClient}` }, true);
     }
     return this.lease(client, { kind: 'accept' }, true);
+  }
+
+  /** Connections counted now per client address (what a cluster node shares). */
+  clients(): ReadonlyMap<string, number> {
+    return this.perClient;
   }
 
   /** Connections counted now, from one address or in total. */

@@ -17,7 +17,7 @@
  */
 import type { Pool, PoolClient } from 'pg';
 import { SpoolError } from '../errors.js';
-import { checkout } from './sql.js';
+import { checkout } from '../../cluster/pg.js';
 
 export interface CommitJob {
   readonly msgid: string;

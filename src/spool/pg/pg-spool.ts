@@ -40,7 +40,7 @@ import { MsgidAllocator, isEvpid, isMsgid, msgidOf } from '../fs/ids.js';
 import { Committer } from './committer.js';
 import { LeaseKeeper } from './lease-keeper.js';
 import { checkSchema } from './schema.js';
-import { asyncCommit, isNodeName } from './sql.js';
+import { asyncCommit, isNodeName } from '../../cluster/pg.js';
 import { PgMessageWriter } from './writer.js';
 
 export interface PgSpoolOptions {

@@ -8,20 +8,21 @@
  * SCHEMA_VERSION (SpoolError VERSION), so that a production database is
  * never changed as a side effect of a start. Each migration runs in one
  * transaction with its version row; several nodes running the command at
- * once are serialized by a table lock.
+ * once are serialized by a row lock (postern_schema_lock).
  *
- * SQL kept to what PostgreSQL-compatible distributed engines (CockroachDB,
- * YugabyteDB) also accept: plain tables, jsonb, bytea, timestamptz,
- * ON DELETE CASCADE, INSERT … ON CONFLICT DO NOTHING, UPDATE … RETURNING,
- * SELECT … FOR UPDATE SKIP LOCKED, LISTEN/NOTIFY-free. No large objects,
- * no stored procedures, no advisory locks, no sequences beyond one bigserial.
+ * SQL kept to the list in docs/cluster.md ("What the database must
+ * offer"), which CockroachDB and YugabyteDB also document: plain tables,
+ * jsonb, bytea, timestamptz, ON DELETE CASCADE, INSERT … ON CONFLICT,
+ * UPDATE … RETURNING, SELECT … FOR UPDATE SKIP LOCKED, row locks. No large
+ * objects, no stored procedures or triggers, no advisory locks, no LOCK
+ * TABLE, no LISTEN/NOTIFY.
  */
 import type { Pool, PoolClient } from 'pg';
 import { SpoolError } from '../errors.js';
-import { checkout } from './sql.js';
+import { checkout } from '../../cluster/pg.js';
 
 /** The version this code reads and writes. */
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
 
 const MIGRATIONS: readonly { readonly version: number; readonly sql: string }[] = [
   {
@@ -77,6 +78,62 @@ CREATE TABLE postern_etrn (
 );
 `,
   },
+  {
+    // Shared policy state (docs/cluster.md, "Shared policy state") and smtpctl across nodes.
+    version: 2,
+    sql: `
+-- Greylisting (antispam/greylist/store-pg.ts): triplets and client networks, times in ms since the epoch.
+CREATE TABLE postern_greylist (
+  key    text PRIMARY KEY,
+  first  bigint NOT NULL,
+  last   bigint NOT NULL,
+  passed boolean NOT NULL
+);
+CREATE TABLE postern_greylist_client (
+  net    text PRIMARY KEY,
+  passes integer NOT NULL,
+  last   bigint NOT NULL
+);
+-- Rate-limit counts (cluster/rates.ts): events per key in the window that ends at window_end (ms since the epoch).
+CREATE TABLE postern_rate (
+  key        text NOT NULL,
+  window_end bigint NOT NULL,
+  max        integer NOT NULL,
+  n          integer NOT NULL,
+  PRIMARY KEY (key, window_end)
+);
+-- Simultaneous connections per client address, per node (cluster/connections.ts); rows of dead nodes are ignored.
+CREATE TABLE postern_connection (
+  node   text NOT NULL,
+  client text NOT NULL,
+  n      integer NOT NULL,
+  PRIMARY KEY (node, client)
+);
+-- MTA-STS policies (transport-security/sts-cache-pg.ts), one per policy domain.
+CREATE TABLE postern_sts_policy (
+  domain text PRIMARY KEY,
+  entry  jsonb NOT NULL
+);
+-- TLS-RPT counts of finished days, per node, until one node sends the day's merged report (transport-security/tlsrpt-pg.ts).
+CREATE TABLE postern_tlsrpt (
+  day           text NOT NULL,
+  domain        text NOT NULL,
+  node          text NOT NULL,
+  counts        jsonb NOT NULL,
+  claimed_by    text,
+  claimed_until timestamptz,
+  PRIMARY KEY (day, domain, node)
+);
+-- smtpctl schedule/remove/hold/release asked on one node for messages another node holds (cluster/queue-control.ts).
+CREATE TABLE postern_request (
+  id     bigserial PRIMARY KEY,
+  action text NOT NULL CHECK (action IN ('schedule', 'remove', 'hold', 'release')),
+  target text NOT NULL,
+  origin text NOT NULL,
+  at     timestamptz NOT NULL DEFAULT now()
+);
+`,
+  },
 ];
 
 type Queryable = Pick<Pool, 'query'> | PoolClient;
@@ -97,16 +154,19 @@ export async function checkSchema(db: Queryable): Promise<void> {
   throw new SpoolError('VERSION', `the database has schema version ${v}, newer than this Postern's ${SCHEMA_VERSION}: upgrade Postern`);
 }
 
-/** Bring the database to SCHEMA_VERSION. Returns the versions applied (empty: it was current). */
-export async function migrate(pool: Pool, log: (line: string) => void = () => undefined): Promise<number[]> {
+/** Bring the database to SCHEMA_VERSION (or `upTo`, for tests of an upgrade). Returns the versions applied (empty: it was current). */
+export async function migrate(pool: Pool, log: (line: string) => void = () => undefined, upTo = SCHEMA_VERSION): Promise<number[]> {
   const client = await checkout(pool);
   const applied: number[] = [];
   try {
     await client.query('CREATE TABLE IF NOT EXISTS postern_schema (version integer PRIMARY KEY, applied timestamptz NOT NULL DEFAULT now())');
-    for (const m of MIGRATIONS) {
+    // One row that each migration's transaction locks: a row lock, which CockroachDB and YugabyteDB have (neither has LOCK TABLE).
+    await client.query('CREATE TABLE IF NOT EXISTS postern_schema_lock (id integer PRIMARY KEY)');
+    await client.query('INSERT INTO postern_schema_lock (id) VALUES (1) ON CONFLICT (id) DO NOTHING');
+    for (const m of MIGRATIONS.filter((x) => x.version <= upTo)) {
       await client.query('BEGIN');
       try {
-        await client.query('LOCK TABLE postern_schema IN EXCLUSIVE MODE');
+        await client.query('SELECT id FROM postern_schema_lock WHERE id = 1 FOR UPDATE');
         const done = await client.query('SELECT 1 FROM postern_schema WHERE version = $1', [m.version]);
         if (done.rowCount === 0) {
           await client.query(m.sql);
@@ -121,7 +181,7 @@ export async function migrate(pool: Pool, log: (line: string) => void = () => un
       }
     }
     const v = await schemaVersion(client);
-    if (v > SCHEMA_VERSION) throw new SpoolError('VERSION', `the database has schema version ${v}, newer than this Postern's ${SCHEMA_VERSION}`);
+    if (v > SCHEMA_VERSION && upTo === SCHEMA_VERSION) throw new SpoolError('VERSION', `the database has schema version ${v}, newer than this Postern's ${SCHEMA_VERSION}`);
   } finally {
     client.release();
   }

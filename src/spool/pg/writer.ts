@@ -23,7 +23,7 @@ import { SpoolError } from '../errors.js';
 import { storedEnvelope } from '../stored-envelope.js';
 import type { Committer } from './committer.js';
 import { insertChunks } from './committer.js';
-import { asyncCommit } from './sql.js';
+import { asyncCommit } from '../../cluster/pg.js';
 
 /** Size of one body chunk row. */
 export const CHUNK_BYTES = 256 * 1024;

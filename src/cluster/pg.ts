@@ -1,5 +1,8 @@
 /*
- * spool/pg/sql.ts — small helpers over node-postgres for the spool.
+ * cluster/pg.ts — small helpers over node-postgres for the PostgreSQL spool
+ * (spool/pg/) and the cluster's shared state (cluster/, and the greylisting
+ * and MTA-STS stores), kept here so that none of those names a spool
+ * backend.
  *
  * asyncCommit: a transaction that does not wait for its WAL flush
  * (synchronous_commit off, for that transaction only). Used for what may
@@ -10,11 +13,16 @@
  */
 import type { Pool, PoolClient } from 'pg';
 
-export async function asyncCommit<T>(pool: Pool, fn: (client: PoolClient) => Promise<T>): Promise<T> {
+export function asyncCommit<T>(pool: Pool, fn: (client: PoolClient) => Promise<T>): Promise<T> {
+  return transaction(pool, fn, false);
+}
+
+/** One transaction on a connection of the pool; `durable` false: its commit does not wait for the WAL flush. */
+export async function transaction<T>(pool: Pool, fn: (client: PoolClient) => Promise<T>, durable = true): Promise<T> {
   const client = await checkout(pool);
   let broken = false;
   try {
-    await client.query('BEGIN; SET LOCAL synchronous_commit TO off');
+    await client.query(durable ? 'BEGIN' : 'BEGIN; SET LOCAL synchronous_commit TO off');
     const out = await fn(client);
     await client.query('COMMIT');
     return out;
@@ -49,4 +57,22 @@ export async function checkout(pool: Pool): Promise<PoolClient> {
 /** A node name as the schema stores it: letters, digits, . _ - (1 to 64). */
 export function isNodeName(s: string): boolean {
   return /^[A-Za-z0-9._-]{1,64}$/.test(s);
+}
+
+/**
+ * One statement that fails after `ms` instead of waiting for a database
+ * that is away (a partition, a stopped server): for the shared policy state
+ * (greylisting, MTA-STS cache), whose callers fall back to working without
+ * it rather than hold a session.
+ */
+export async function boundedQuery<R extends Record<string, unknown>>(pool: Pick<Pool, 'query'>, ms: number, sql: string, args: unknown[]): Promise<R[]> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`the database did not answer in ${ms} ms`)), ms);
+  });
+  try {
+    return (await Promise.race([pool.query<R>(sql, args), late])).rows;
+  } finally {
+    clearTimeout(timer);
+  }
 }
