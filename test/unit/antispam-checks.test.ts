@@ -63,6 +63,15 @@ test('REJECT, HOLD and DISCARD decide for the message', () => {
   }
 });
 
+test('REDIRECT keeps the header, does not end the checks, and the last one that matches wins', () => {
+  const rules = table('/^X-Spam-Level: \\*{5}/ REDIRECT spamtrap@test.example\n/^Subject:.*casino/ REDIRECT casino@test.example\n/^X-Drop:/ IGNORE\n');
+  const r = applyHeaderChecks(rules, ['X-Spam-Level: *****', 'Subject: casino', 'X-Drop: 1', 'To: a']);
+  assert.deepEqual(r.redirect, { address: 'casino@test.example', rule: 'hc:2', header: 'Subject: casino' });
+  assert.deepEqual(r.headers, ['X-Spam-Level: *****', 'Subject: casino', 'To: a']);
+  assert.equal(r.verdict.kind, 'none');
+  assert.equal(applyHeaderChecks(rules, ['Subject: hello']).redirect, undefined);
+});
+
 test('the header stream gives the same result whatever the chunks', () => {
   const rules = table('/^Received:.*\\.domain\\.lan/ IGNORE\n');
   const msg = Buffer.from('Received: from x.domain.lan\r\n by gw\r\nSubject: s\r\n\r\nbody line\r\nReceived: from y.domain.lan\r\n');
