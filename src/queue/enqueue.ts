@@ -107,7 +107,7 @@ export class FrontDoor {
    * A message is about to come (DATA, BDAT, a sendmail file, a report):
    * the `data` phase decides, then the spool gives it a place.
    */
-  async open(origin: Origin, facts: SessionFacts, tx: TxFacts, filter?: Pick<FilterSession, 'message'>): Promise<IncomingMessage | RejectVerdict> {
+  async open(origin: Origin, facts: SessionFacts, tx: TxFacts, filter?: Pick<FilterSession, 'message' | 'content'>): Promise<IncomingMessage | RejectVerdict> {
     const v = await this.env.policy.data(facts, tx);
     if (v.kind === 'reject') return v;
     let writer: MessageWriter;
@@ -138,7 +138,7 @@ export class IncomingMessage {
     private readonly tx: TxFacts,
     private writer: MessageWriter,
     /** The session's filters (filter/): they see the message before the commit (queue/filtered.ts). */
-    private readonly filter?: Pick<FilterSession, 'message'>,
+    private readonly filter?: Pick<FilterSession, 'message' | 'content'>,
     /** Mail authentication: holds the content until its Authentication-Results field is known. */
     private readonly check?: MessageCheck,
   ) {
@@ -333,13 +333,16 @@ export class IncomingMessage {
     return headerCheckDecision(checks.verdict, this.facts, this.tx);
   }
 
+  /** To the spool, and to the filters that read the message as it comes (filter processes' data lines). */
   private store(chunk: Buffer): void {
     if (this.storeError !== undefined || chunk.length === 0) return;
     try {
       this.writer.write(chunk);
     } catch (e) {
       this.storeError = e;
+      return;
     }
+    this.filter?.content?.(chunk);
   }
 
   /**

@@ -156,14 +156,17 @@ export abstract class SessionCommands extends SessionCore {
         return { reply: step.reply };
       case 'success':
         this.authUser = step.user;
+        this.report({ kind: 'auth', user: step.user, result: 'pass' });
         this.env.stats.inc('smtp.auth.ok');
         this.env.stats.probe?.auth(mech, true);
         this.env.log.event('smtp', 'authentication', { session: this.id, address: this.peer.address, user: step.user, mechanism: step.mech, result: 'ok' });
         return { reply: reply(235, '2.7.0', 'Authentication successful') };
       case 'tempfail':
+        this.report({ kind: 'auth', user: step.user ?? '', result: 'error' });
         this.env.log.event('smtp', 'authentication', { session: this.id, address: this.peer.address, user: step.user, result: 'tempfail', reason: step.reason });
         return { reply: reply(454, '4.7.0', 'Temporary authentication failure') };
       case 'failure': {
+        this.report({ kind: 'auth', user: step.user ?? '', result: 'fail' });
         const n = this.env.auth.failrate.fail(this.peer.address);
         this.env.stats.inc('smtp.auth.fail');
         this.env.stats.probe?.auth(mech, false);
