@@ -10,6 +10,7 @@
  * below and add it to EXTRA_SCENARIOS.
  */
 import type { Params } from './scenarios.js';
+import { antispam } from './antispam.js';
 
 export interface ExtraContext {
   readonly params: Params;
@@ -43,4 +44,5 @@ export interface ExtraScenario {
 
 export const EXTRA_SCENARIOS: readonly ExtraScenario[] = [
   // one line per scenario, e.g. largeQueue (import { largeQueue } from './large-queue.js')
+  antispam,
 ];
