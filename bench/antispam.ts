@@ -19,9 +19,10 @@
  * from /etc/resolv.conf only, so it runs in a private mount namespace
  * with a resolv.conf naming the stub). The load is bench/load.ts: 10
  * sessions from 127.0.22.101–110, ten 1 KB messages a connection, so that
- * the connect-time checks count. Each cell runs `runs` times; the best
- * rate and the lowest CPU per message are kept. CPU is the server's whole
- * process tree; rspamd's own is counted apart.
+ * the connect-time checks count. Each cell runs `runs` times, the cells
+ * taking turns; the report gives the median of each figure (on a shared
+ * machine single runs vary by a third or more) and the range of the rates.
+ * CPU is the server's whole process tree; rspamd's own is counted apart.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -179,7 +180,18 @@ async function measure(ctx: ExtraContext, server: 'postern' | 'postfix', setup: 
   }
 }
 
-const best = (a: Figures | undefined, b: Figures): Figures => (a === undefined ? b : { rate: Math.max(a.rate, b.rate), cpuMs: Math.min(a.cpuMs, b.cpuMs), ...(b.rspamdCpuMs !== undefined ? { rspamdCpuMs: Math.min(a.rspamdCpuMs ?? Infinity, b.rspamdCpuMs) } : {}) });
+const median = (xs: readonly number[]): number => {
+  const v = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(v.length / 2);
+  return v.length % 2 === 1 ? v[m]! : (v[m - 1]! + v[m]!) / 2;
+};
+
+/** The median of each figure over the runs of one cell, and the lowest and highest rate. */
+function summary(runs: readonly Figures[]): Figures & { readonly rateMin: number; readonly rateMax: number } {
+  const r = runs.map((f) => f.rate);
+  const rs = runs.flatMap((f) => (f.rspamdCpuMs !== undefined ? [f.rspamdCpuMs] : []));
+  return { rate: median(r), cpuMs: median(runs.map((f) => f.cpuMs)), ...(rs.length > 0 ? { rspamdCpuMs: median(rs) } : {}), rateMin: Math.min(...r), rateMax: Math.max(...r) };
+}
 
 async function run(ctx: ExtraContext): Promise<ExtraResult> {
   const servers = (['postern', 'postfix'] as const).filter((n) => ctx.servers.length === 0 || ctx.servers.includes(n));
@@ -188,7 +200,7 @@ async function run(ctx: ExtraContext): Promise<ExtraResult> {
   const dns = await startDnsStub(DNS_HOST, 53);
   const rspamdDir = mkdtempSync('/tmp/postern-bench-rspamd-');
   let rspamd: Awaited<ReturnType<typeof startRspamd>> | undefined;
-  const figures: Record<string, Partial<Record<Setup, Figures>>> = {};
+  const runs: Record<string, Partial<Record<Setup, Figures[]>>> = {};
   try {
     ctx.progress('  starting rspamd (minutes on a loaded machine)…');
     rspamd = await startRspamd(rspamdDir, RSPAMD_HOST, `${DNS_HOST}:53`);
@@ -196,8 +208,7 @@ async function run(ctx: ExtraContext): Promise<ExtraResult> {
       for (const setup of SETUPS) {
         for (const server of withPostfix) {
           const f = await measure(ctx, server, setup, setup === 'rspamd' ? rspamd.proc.pid : undefined);
-          const cell = (figures[server] ??= {});
-          cell[setup] = best(cell[setup], f);
+          ((runs[server] ??= {})[setup] ??= []).push(f);
           ctx.progress(`  ${server} ${setup}: ${f.rate.toFixed(0)} msgs/s, ${f.cpuMs.toFixed(2)} ms CPU/msg${f.rspamdCpuMs !== undefined ? `, rspamd ${f.rspamdCpuMs.toFixed(2)} ms CPU/msg` : ''}`);
         }
       }
@@ -207,18 +218,19 @@ async function run(ctx: ExtraContext): Promise<ExtraResult> {
     rmSync(rspamdDir, { recursive: true, force: true });
     await dns.stop();
   }
-  return { lines: report(figures, why), data: { figures, dnsQueries: dns.queries() } };
+  return { lines: report(runs, why), data: { runs, dnsQueries: dns.queries() } };
 }
 
-function report(figures: Record<string, Partial<Record<Setup, Figures>>>, postfixMissing: string | undefined): string[] {
-  const lines = ['| server | setup | msgs/s | ms CPU/msg (server) | ms CPU/msg (rspamd) | vs plain |', '| --- | --- | --- | --- | --- | --- |'];
-  for (const [server, cells] of Object.entries(figures)) {
-    const plain = cells.plain;
+function report(runs: Record<string, Partial<Record<Setup, Figures[]>>>, postfixMissing: string | undefined): string[] {
+  const lines = ['| server | setup | msgs/s (median; range) | ms CPU/msg (server) | ms CPU/msg (rspamd) | vs plain (medians) |', '| --- | --- | --- | --- | --- | --- |'];
+  for (const [server, cells] of Object.entries(runs)) {
+    const plain = cells.plain && summary(cells.plain);
     for (const setup of SETUPS) {
-      const f = cells[setup];
-      if (!f) continue;
+      const all = cells[setup];
+      if (!all || all.length === 0) continue;
+      const f = summary(all);
       const cost = plain && setup !== 'plain' ? `rate ${signed((f.rate / plain.rate - 1) * 100)} %, CPU ${signed((f.cpuMs / plain.cpuMs - 1) * 100)} %` : '';
-      lines.push(`| ${server} | ${setup} | ${f.rate.toFixed(0)} | ${f.cpuMs.toFixed(2)} | ${f.rspamdCpuMs?.toFixed(2) ?? ''} | ${cost} |`);
+      lines.push(`| ${server} | ${setup} | ${f.rate.toFixed(0)} (${f.rateMin.toFixed(0)}–${f.rateMax.toFixed(0)}) | ${f.cpuMs.toFixed(2)} | ${f.rspamdCpuMs?.toFixed(2) ?? ''} | ${cost} |`);
     }
   }
   if (postfixMissing) lines.push('', `Postfix: ${postfixMissing}.`);

@@ -22,6 +22,12 @@ export class FilterChain implements FilterSession {
   helo(s: SessionFacts, name: string, extended: boolean): Promise<FilterVerdict> {
     return this.#run((f, v) => f.helo(s, v ?? name, extended), name);
   }
+  starttls(s: SessionFacts): Promise<FilterVerdict> {
+    return this.#run((f) => f.starttls?.(s) ?? Promise.resolve(PROCEED));
+  }
+  auth(s: SessionFacts, mechanism: string): Promise<FilterVerdict> {
+    return this.#run((f) => f.auth?.(s, mechanism) ?? Promise.resolve(PROCEED));
+  }
   mail(s: SessionFacts, sender: string, args: readonly string[]): Promise<FilterVerdict> {
     return this.#run((f, v) => f.mail(s, v ?? sender, args), sender);
   }

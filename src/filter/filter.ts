@@ -93,6 +93,10 @@ export interface FilterSession {
   connect(s: SessionFacts): Promise<FilterVerdict>;
   /** `extended`: EHLO rather than HELO. */
   helo(s: SessionFacts, name: string, extended: boolean): Promise<FilterVerdict>;
+  /** STARTTLS, before the handshake (filter processes only). */
+  starttls?(s: SessionFacts): Promise<FilterVerdict>;
+  /** AUTH with this mechanism, before the exchange (filter processes only; never the credentials). */
+  auth?(s: SessionFacts, mechanism: string): Promise<FilterVerdict>;
   mail(s: SessionFacts, sender: string, args: readonly string[]): Promise<FilterVerdict>;
   rcpt(s: SessionFacts, rcpt: string, args: readonly string[]): Promise<FilterVerdict>;
   data(s: SessionFacts): Promise<FilterVerdict>;

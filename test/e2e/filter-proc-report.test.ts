@@ -4,7 +4,8 @@
  * registers for every report event and filter phase and writes down each
  * line. swaks sends through STARTTLS and AUTH PLAIN from 127.0.22.3; the
  * test checks the report stream OpenSMTPD would send (link-*, tx-*,
- * protocol-client/-server, filter-response), that no password reaches
+ * protocol-client/-server, filter-response), the starttls and auth
+ * requests, that no password reaches
  * the filter, and that the data lines reach it while the message arrives
  * (before the client's final "."), not after it is stored.
  */
@@ -86,6 +87,10 @@ match from any for domain "test.example" action "out"
       at(/^link-disconnect$/),
     ];
     assert.deepEqual(order, [...order].sort((a, b) => a - b), `reports out of order:\n${ev.join('\n')}`);
+    // Filter requests at STARTTLS (no parameter) and AUTH (the mechanism, never the credentials).
+    assert.ok(lines.some((l) => /^filter\|0\.7\|[\d.]+\|smtp-in\|starttls\|[0-9a-f]{16}\|[0-9a-f]+\|$/.test(l)), 'a starttls request');
+    assert.ok(lines.some((l) => /^filter\|0\.7\|[\d.]+\|smtp-in\|auth\|[0-9a-f]{16}\|[0-9a-f]+\|PLAIN$/.test(l)), 'an auth request with the mechanism only');
+    assert.ok(ev.some((e) => e === 'filter-response|tls|proceed'));
     assert.ok(ev.some((e) => e === 'filter-response|connected|proceed'));
     assert.ok(ev.some((e) => e === 'filter-response|mail-from|proceed'));
     // One transaction id throughout.

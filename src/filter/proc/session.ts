@@ -14,7 +14,9 @@
  * RCPT; Postern gives recipients their ids when the message is queued, so
  * they come then, before tx-commit.
  *
- * The filter stream asks at each phase the process registered for, and
+ * The filter stream asks at each phase the process registered for
+ * (connect, helo, ehlo, starttls, auth, mail-from, rcpt-to, data,
+ * data-line, commit), and
  * reads filter-result (proceed, junk, reject, disconnect, rewrite,
  * report). The message goes to the process as data lines while it
  * arrives (content()); what comes back, after its ".", is the message (so
@@ -68,6 +70,16 @@ export class ProcSession implements FilterSession {
     const v = await this.#ask(s, extended ? 'ehlo' : 'helo', [name]);
     if (v.kind !== 'reject') this.#report('link-identify', [extended ? 'EHLO' : 'HELO', v.kind === 'rewrite' ? v.value : name]);
     return v;
+  }
+
+  /** STARTTLS: no TLS yet, so no parameter (OpenSMTPD's request carries none either). */
+  starttls(s: SessionFacts): Promise<FilterVerdict> {
+    return this.#ask(s, 'starttls', []);
+  }
+
+  /** AUTH: the mechanism only (OpenSMTPD passes the whole argument, initial response and password included). */
+  auth(s: SessionFacts, mechanism: string): Promise<FilterVerdict> {
+    return this.#ask(s, 'auth', [mechanism]);
   }
 
   async mail(s: SessionFacts, sender: string): Promise<FilterVerdict> {
