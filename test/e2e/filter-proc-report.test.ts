@@ -14,7 +14,7 @@ import assert from 'node:assert/strict';
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import bcrypt from 'bcryptjs';
-import { startDaemon, tempDir } from '../helpers/daemon.js';
+import { startDaemon, tempDir, tlsAuthHead } from '../helpers/daemon.js';
 import { makeCert } from '../helpers/certs.js';
 import { spoolMessages } from '../helpers/inproc.js';
 import { requireTool, run } from '../helpers/tools.js';
@@ -30,13 +30,7 @@ test('a filter process gets the report stream and the data lines of a session wi
   chmodSync(out, 0o777);
   const record = join(out, 'lines');
   const d = await startDaemon(
-    `queue path "$DIR/spool"
-hostname "mx.test.example"
-pki mx.test.example cert "$DIR/mx.test.example.crt"
-pki mx.test.example key "$DIR/mx.test.example.key"
-table creds file:$DIR/creds
-smtp auth-fail-delay 0
-filter "rec" proc-exec "/usr/bin/python3 ${join(FIXTURES, 'proc-recorder.py')} ${record}" timeout 10s
+    `${tlsAuthHead()}filter "rec" proc-exec "/usr/bin/python3 ${join(FIXTURES, 'proc-recorder.py')} ${record}" timeout 10s
 listen on 127.0.22.1 port 0 tls pki mx.test.example auth-optional <creds> filter rec
 action "out" relay host "smtp://127.0.0.1:9"
 match from any for domain "test.example" action "out"
