@@ -44,7 +44,7 @@ export function nxdomainAnswer(query: Buffer): Buffer | undefined {
   return out;
 }
 
-export function startDnsStub(host = '127.0.0.1'): Promise<DnsStub> {
+export function startDnsStub(host = '127.0.0.1', port = 0): Promise<DnsStub> {
   const sock = dgram.createSocket('udp4');
   let n = 0;
   sock.on('message', (msg, peer) => {
@@ -55,7 +55,7 @@ export function startDnsStub(host = '127.0.0.1'): Promise<DnsStub> {
   });
   return new Promise((resolve, reject) => {
     sock.once('error', reject);
-    sock.bind(0, host, () => {
+    sock.bind(port, host, () => {
       resolve({
         host,
         port: sock.address().port,

@@ -12,6 +12,7 @@
 import { clusterScenario } from './cluster-pg.js';
 import { clusterSmtpScenario } from './cluster-smtp.js';
 import type { Params } from './scenarios.js';
+import { antispam } from './antispam.js';
 
 export interface ExtraContext {
   readonly params: Params;
@@ -47,4 +48,5 @@ export const EXTRA_SCENARIOS: readonly ExtraScenario[] = [
   // one line per scenario, e.g. largeQueue (import { largeQueue } from './large-queue.js')
   clusterScenario,
   clusterSmtpScenario,
+  antispam,
 ];

@@ -166,36 +166,51 @@ export const postfix: ServerKind = {
     return undefined;
   },
   version: () => `Postfix ${postconf('mail_version')}`,
-  async start(o: StartOptions): Promise<RunningServer> {
-    const dir = o.workDir;
-    chmodSync(dir, 0o755); // the postfix user must reach its queue
-    mkdirSync(join(dir, 'conf'), { recursive: true });
-    writeFileSync(join(dir, 'conf', 'main.cf'), postfixMainCf({ dir, mode: o.mode, ...(o.sinkPort !== undefined ? { sinkPort: o.sinkPort } : {}), ...(o.lmtpPort !== undefined ? { lmtpPort: o.lmtpPort } : {}) }));
-    writeFileSync(join(dir, 'conf', 'master.cf'), postfixMasterCf(o.port));
-    // Postfix waits (in steps of 0.3 s) until a configuration file is older than a second or two — "being edited";
-    // files written a moment ago are dated a minute back.
-    const past = new Date(Date.now() - 60_000);
-    for (const f of ['main.cf', 'master.cf']) utimesSync(join(dir, 'conf', f), past, past);
-    makeQueue(dir);
-    const master = join(postconf('daemon_directory'), 'master');
-    const logFile = join(dir, 'master.out');
-    // Its own session and process group (detached): on SIGTERM the master signals its whole process group.
-    const child = spawnWithLimits(master, ['-c', join(dir, 'conf'), '-d'], { cwd: dir, logFile, detached: true });
-    const alive = (): boolean => child.exitCode === null && child.signalCode === null;
-    try {
-      await waitListening(LISTEN_HOST, o.port, 20_000, alive);
-    } catch (e) {
-      await stopTree(child, 2000);
-      throw new Error(`postfix did not start (${exitStatus(child)}): ${(e as Error).message}: ${logTail(join(dir, 'maillog'))} ${logTail(logFile)}`);
-    }
-    return {
-      kind: 'postfix',
-      host: LISTEN_HOST,
-      port: o.port,
-      rootPid: child.pid as number,
-      logFile: join(dir, 'maillog'),
-      alive,
-      stop: () => stopTree(child, 10_000),
-    };
-  },
+  start: (o: StartOptions) => startPostfix(o),
 };
+
+/** What a scenario changes in an instance (bench/antispam.ts): main.cf lines added, its own master.cf, the resolver its processes see. */
+export interface PostfixCustom {
+  readonly main?: readonly string[];
+  readonly master?: string;
+  /** A resolv.conf bound over /etc/resolv.conf in a private mount namespace (Postfix reads DNS servers only from there, on port 53). */
+  readonly resolvConf?: string;
+}
+
+export async function startPostfix(o: StartOptions, custom: PostfixCustom = {}): Promise<RunningServer> {
+  const dir = o.workDir;
+  chmodSync(dir, 0o755); // the postfix user must reach its queue
+  mkdirSync(join(dir, 'conf'), { recursive: true });
+  const main = postfixMainCf({ dir, mode: o.mode, ...(o.sinkPort !== undefined ? { sinkPort: o.sinkPort } : {}), ...(o.lmtpPort !== undefined ? { lmtpPort: o.lmtpPort } : {}) });
+  writeFileSync(join(dir, 'conf', 'main.cf'), custom.main ? `${main}${custom.main.join('\n')}\n` : main);
+  writeFileSync(join(dir, 'conf', 'master.cf'), custom.master ?? postfixMasterCf(o.port));
+  // Postfix waits (in steps of 0.3 s) until a configuration file is older than a second or two — "being edited";
+  // files written a moment ago are dated a minute back.
+  const past = new Date(Date.now() - 60_000);
+  for (const f of ['main.cf', 'master.cf']) utimesSync(join(dir, 'conf', f), past, past);
+  makeQueue(dir);
+  const master = join(postconf('daemon_directory'), 'master');
+  const logFile = join(dir, 'master.out');
+  const args = ['-c', join(dir, 'conf'), '-d'];
+  // Its own session and process group (detached): on SIGTERM the master signals its whole process group.
+  // unshare -m execs the shell, which execs the master: the pid stays the master's.
+  const child = custom.resolvConf
+    ? spawnWithLimits('unshare', ['-m', '/bin/sh', '-c', 'mount --bind "$0" /etc/resolv.conf && exec "$@"', custom.resolvConf, master, ...args], { cwd: dir, logFile, detached: true })
+    : spawnWithLimits(master, args, { cwd: dir, logFile, detached: true });
+  const alive = (): boolean => child.exitCode === null && child.signalCode === null;
+  try {
+    await waitListening(LISTEN_HOST, o.port, 20_000, alive);
+  } catch (e) {
+    await stopTree(child, 2000);
+    throw new Error(`postfix did not start (${exitStatus(child)}): ${(e as Error).message}: ${logTail(join(dir, 'maillog'))} ${logTail(logFile)}`);
+  }
+  return {
+    kind: 'postfix',
+    host: LISTEN_HOST,
+    port: o.port,
+    rootPid: child.pid as number,
+    logFile: join(dir, 'maillog'),
+    alive,
+    stop: () => stopTree(child, 10_000),
+  };
+}

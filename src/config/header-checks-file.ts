@@ -13,7 +13,7 @@
  * "i" is given (it toggles); "m" and "s" are JavaScript's. A line that
  * starts with white space continues the one before. The action is one of
  * IGNORE, REJECT [text], WARN [text], REPLACE text, PREPEND text,
- * HOLD [text], DISCARD [text], DUNNO, OK. REDIRECT is refused for now.
+ * HOLD [text], DISCARD [text], REDIRECT user@domain, DUNNO, OK.
  *
  * Errors are FILE:LINE:COL, the column pointing at the pattern or action.
  * Patterns are compiled through config/bounded-regex.ts.
@@ -23,8 +23,9 @@ import type { Diagnostics } from './diagnostics.js';
 import type { Position } from './model.js';
 import type { HeaderAction, HeaderCheckTable, HeaderRule } from './antispam.js';
 import { compileBounded } from './bounded-regex.js';
+import { parseRcptToArg } from '../mail/address.js';
 
-const ACTIONS: ReadonlySet<string> = new Set(['IGNORE', 'REJECT', 'WARN', 'REPLACE', 'PREPEND', 'HOLD', 'DISCARD', 'DUNNO', 'OK']);
+const ACTIONS: ReadonlySet<string> = new Set(['IGNORE', 'REJECT', 'WARN', 'REPLACE', 'PREPEND', 'HOLD', 'DISCARD', 'REDIRECT', 'DUNNO', 'OK']);
 const NEEDS_TEXT: ReadonlySet<string> = new Set(['REPLACE', 'PREPEND']);
 
 export interface GuardedRule extends HeaderRule {
@@ -103,12 +104,19 @@ function parseRule(l: string, pos: (col: number) => Position): GuardedRule | { e
   }
   const rest = l.slice(j);
   const m = /^(\s+)(\S+)\s*(.*)$/.exec(rest);
-  if (!m) return { error: 'expected an action after the pattern (IGNORE, REJECT, WARN, REPLACE, PREPEND, HOLD, DISCARD)', pos: pos(j + 1) };
+  if (!m) return { error: 'expected an action after the pattern (IGNORE, REJECT, WARN, REPLACE, PREPEND, HOLD, DISCARD, REDIRECT)', pos: pos(j + 1) };
   const actionCol = j + 1 + (m[1]?.length ?? 0);
   const action = (m[2] ?? '').toUpperCase();
   const arg = (m[3] ?? '').trim();
-  if (action === 'REDIRECT') return { error: 'REDIRECT is not supported yet (use HOLD and release or redirect by hand)', pos: pos(actionCol) };
   if (!ACTIONS.has(action)) return { error: `unknown action "${m[2] ?? ''}" (expected one of ${[...ACTIONS].join(', ')})`, pos: pos(actionCol) };
   if (NEEDS_TEXT.has(action) && !/^[\x21-\x39\x3b-\x7e]+:/.test(arg)) return { error: `${action} needs a header line ("Name: value")`, pos: pos(actionCol) };
+  if (action === 'REDIRECT' && !redirectTarget(arg)) return { error: `REDIRECT needs one address (user@domain), not "${arg.slice(0, 80)}"`, pos: pos(actionCol) };
   return { regex: compiled.regex, guarded: !compiled.linear, negate, action: action as HeaderAction, arg, pos: pos(start + 1) };
+}
+
+/** REDIRECT's argument: one mailbox with a domain (no angle brackets, no parameters). */
+function redirectTarget(arg: string): boolean {
+  if (arg === '' || /[\s<>]/.test(arg)) return false;
+  const p = parseRcptToArg(`TO:<${arg}>`, { smtputf8: true, strict: true });
+  return p.ok && p.mailbox !== null && p.mailbox.domain !== '';
 }

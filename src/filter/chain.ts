@@ -5,9 +5,12 @@
  * junk verdict is kept and the chain goes on; a rewrite is passed on as the
  * value the next filter sees). At the end of the message each filter sees
  * the message as the filters before it left it, and the edits add up.
+ * Only the first filter can read the message as it arrives (content()):
+ * the others must see what the ones before them made of it, at its end.
+ * Every filter gets the session's reports.
  */
 import type { SessionFacts } from '../policy/policy.js';
-import { PROCEED, type FilterMessage, type FilterSession, type FilterVerdict, type MessageEdits, type MessageVerdict } from './filter.js';
+import { PROCEED, type FilterMessage, type FilterSession, type FilterVerdict, type MessageEdits, type MessageVerdict, type SessionReport } from './filter.js';
 import { applyEdits } from './message-parts.js';
 
 export class FilterChain implements FilterSession {
@@ -18,6 +21,12 @@ export class FilterChain implements FilterSession {
   }
   helo(s: SessionFacts, name: string, extended: boolean): Promise<FilterVerdict> {
     return this.#run((f, v) => f.helo(s, v ?? name, extended), name);
+  }
+  starttls(s: SessionFacts): Promise<FilterVerdict> {
+    return this.#run((f) => f.starttls?.(s) ?? Promise.resolve(PROCEED));
+  }
+  auth(s: SessionFacts, mechanism: string): Promise<FilterVerdict> {
+    return this.#run((f) => f.auth?.(s, mechanism) ?? Promise.resolve(PROCEED));
   }
   mail(s: SessionFacts, sender: string, args: readonly string[]): Promise<FilterVerdict> {
     return this.#run((f, v) => f.mail(s, v ?? sender, args), sender);
@@ -66,6 +75,13 @@ export class FilterChain implements FilterSession {
       ...(quarantine !== undefined ? { quarantine } : {}),
     };
     return { kind: 'accept', edits };
+  }
+
+  content(chunk: Buffer): void {
+    this.members[0]?.content?.(chunk);
+  }
+  report(e: SessionReport): void {
+    for (const f of this.members) f.report?.(e);
   }
 
   abort(): void {

@@ -72,15 +72,38 @@ export interface FilterMessage {
   readonly bytes: Buffer;
 }
 
+/**
+ * What happened in the session, as it happened, for filters that follow
+ * it (smtpd-filters(7)'s report stream); milters and built-in filters
+ * ignore it.
+ */
+export type SessionReport =
+  /** A command line as received; AUTH secrets are masked ("********"), as OpenSMTPD does. */
+  | { readonly kind: 'client'; readonly line: string }
+  /** One line of a reply, as sent. */
+  | { readonly kind: 'server'; readonly line: string }
+  | { readonly kind: 'tls'; readonly version: string; readonly cipher: string; readonly bits?: number }
+  | { readonly kind: 'auth'; readonly user: string; readonly result: 'pass' | 'fail' | 'error' }
+  /** The message is queued (before the reply that says so): its recipients' ids and its size. */
+  | { readonly kind: 'queued'; readonly evpids: readonly string[]; readonly size: number }
+  | { readonly kind: 'timeout' };
+
 /** One filter's view of one SMTP session. Every method resolves; none throws. */
 export interface FilterSession {
   connect(s: SessionFacts): Promise<FilterVerdict>;
   /** `extended`: EHLO rather than HELO. */
   helo(s: SessionFacts, name: string, extended: boolean): Promise<FilterVerdict>;
+  /** STARTTLS, before the handshake (filter processes only). */
+  starttls?(s: SessionFacts): Promise<FilterVerdict>;
+  /** AUTH with this mechanism, before the exchange (filter processes only; never the credentials). */
+  auth?(s: SessionFacts, mechanism: string): Promise<FilterVerdict>;
   mail(s: SessionFacts, sender: string, args: readonly string[]): Promise<FilterVerdict>;
   rcpt(s: SessionFacts, rcpt: string, args: readonly string[]): Promise<FilterVerdict>;
   data(s: SessionFacts): Promise<FilterVerdict>;
   message(s: SessionFacts, m: FilterMessage): Promise<MessageVerdict>;
+  /** The message as it is stored, chunk by chunk, while it comes (before message()): for filters that read it as it arrives. */
+  content?(chunk: Buffer): void;
+  report?(e: SessionReport): void;
   /** The transaction ended without a message (RSET, a refusal, a new EHLO). */
   abort(): void;
   /** The session is over. */

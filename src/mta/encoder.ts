@@ -24,7 +24,7 @@
  * With smtp-header-checks (antispam/header-checks/stream.ts) the header
  * section is held back, rewritten (IGNORE, REPLACE, PREPEND) and then
  * encoded like the rest; the actions that decide a message's fate
- * (REJECT, HOLD, DISCARD) are for mail received and do nothing here.
+ * (REJECT, HOLD, DISCARD, REDIRECT) are for mail received and do nothing here.
  *
  * BINARYMIME content (RFC 3030) goes out as stored: raw mode changes
  * nothing, since there are no lines to speak of.

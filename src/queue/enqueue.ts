@@ -107,7 +107,7 @@ export class FrontDoor {
    * A message is about to come (DATA, BDAT, a sendmail file, a report):
    * the `data` phase decides, then the spool gives it a place.
    */
-  async open(origin: Origin, facts: SessionFacts, tx: TxFacts, filter?: Pick<FilterSession, 'message'>): Promise<IncomingMessage | RejectVerdict> {
+  async open(origin: Origin, facts: SessionFacts, tx: TxFacts, filter?: Pick<FilterSession, 'message' | 'content'>): Promise<IncomingMessage | RejectVerdict> {
     const v = await this.env.policy.data(facts, tx);
     if (v.kind === 'reject') return v;
     let writer: MessageWriter;
@@ -138,7 +138,7 @@ export class IncomingMessage {
     private readonly tx: TxFacts,
     private writer: MessageWriter,
     /** The session's filters (filter/): they see the message before the commit (queue/filtered.ts). */
-    private readonly filter?: Pick<FilterSession, 'message'>,
+    private readonly filter?: Pick<FilterSession, 'message' | 'content'>,
     /** Mail authentication: holds the content until its Authentication-Results field is known. */
     private readonly check?: MessageCheck,
   ) {
@@ -233,6 +233,11 @@ export class IncomingMessage {
       req = f.req;
       filterHold = f.hold;
     }
+    if (refusal === undefined && this.checks?.redirect !== undefined) {
+      const r = await this.redirected(req);
+      if (r.kind !== 'go') return r;
+      req = r.req;
+    }
     if (refusal === undefined) {
       const writer = this.writer;
       decision = checked?.kind === 'reject' || checked?.kind === 'discard' ? checked : await env.policy.commit(this.facts, this.tx, { size: writer.size, receivedHeaders: this.headers.receivedCount, msgid: writer.msgid, body: { file: () => writer.bodyFile() } });
@@ -301,6 +306,25 @@ export class IncomingMessage {
     return { kind: 'go', req: { ...req, ...(step.sender !== undefined ? { sender: step.sender } : {}), recipients }, ...(step.hold !== undefined ? { hold: step.hold } : {}) };
   }
 
+  /**
+   * A header check's REDIRECT (Postfix's): the message goes to that address
+   * instead of its recipients, after the filters (it overrides what they
+   * added), routed as a recipient a filter adds. An address no rule accepts
+   * is a temporary failure, logged: the message is neither lost nor sent on.
+   */
+  private async redirected(req: EnvelopeRequest): Promise<DoorOutcome | { readonly kind: 'go'; readonly req: EnvelopeRequest }> {
+    const r = this.checks!.redirect!;
+    const routed = this.env.routeAdded ? await this.env.routeAdded(r.address) : undefined;
+    const reason = `header checks ${r.rule}: REDIRECT to <${r.address}> on "${r.header}"`;
+    if (routed === undefined) {
+      this.logEvent('rejected', { msgid: this.writer.msgid, reason: `${reason}: no rule accepts the address` });
+      await this.writer.abort().catch(() => undefined);
+      return { kind: 'refused', reply: QUEUE_TEMPFAIL, reason };
+    }
+    this.logEvent('redirected', { msgid: this.writer.msgid, from: `<${req.sender}>`, to: req.recipients.map((x) => `<${x.address}>`).join(','), reason });
+    return { kind: 'go', req: { ...req, recipients: [routed] } };
+  }
+
   /** The header checks' end: the rest of the held header, WARN lines logged; a decision when they reject, hold or discard (else the commit phases decide). */
   private endChecks(): CommitDecision | undefined {
     const checks = this.checks!;
@@ -309,13 +333,16 @@ export class IncomingMessage {
     return headerCheckDecision(checks.verdict, this.facts, this.tx);
   }
 
+  /** To the spool, and to the filters that read the message as it comes (filter processes' data lines). */
   private store(chunk: Buffer): void {
     if (this.storeError !== undefined || chunk.length === 0) return;
     try {
       this.writer.write(chunk);
     } catch (e) {
       this.storeError = e;
+      return;
     }
+    this.filter?.content?.(chunk);
   }
 
   /**

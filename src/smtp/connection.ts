@@ -318,6 +318,7 @@ export class Connection {
         case 'data-end':
           this.nextRequest();
           this.armDeadline();
+          this.session.report({ kind: 'client', line: '.' });
           r = await this.session.dataEnd(ev);
           this.lastCommand = 'DATA';
           break;
@@ -379,6 +380,7 @@ export class Connection {
     if (this.authMode) {
       this.authMode = false;
       this.lastCommand = 'AUTH (response)';
+      s.report({ kind: 'client', line: '********' });
       const line = raw.toString('latin1').trim();
       return this.apply(await s.authContinue(line));
     }
@@ -393,6 +395,7 @@ export class Connection {
       return reply(500, '5.5.2', 'Invalid characters in command');
     }
     const line = raw.toString('utf8');
+    if (s.reported) s.report({ kind: 'client', line: maskAuth(line) });
     this.lastCommand = redact(line);
     if (this.log.tracing('io')) this.log.trace('io', `session ${s.id}: <<< ${this.lastCommand}`);
     // RFC 2920: no pipelining unless EHLO offered it. ZMailer refuses such clients outright.
@@ -441,6 +444,7 @@ export class Connection {
     // no-multiline-replies spares the EHLO list (ZMailer's rule).
     const fmt = !this.fmt.multiline && /^EHLO(\s|$)/i.test(command) ? { ...this.fmt, multiline: true } : this.fmt;
     const text = formatReply(r, fmt);
+    if (this.session.reported) for (const line of text.split('\r\n')) if (line !== '') this.session.report({ kind: 'server', line });
     if (this.log.tracing('io')) this.log.trace('io', `session ${this.session.id}: >>> ${text.trimEnd()}`);
     this.out.push(text);
     if (this.opts.explain) {
@@ -554,6 +558,10 @@ export class Connection {
 
 /** Never log credentials: AUTH arguments are replaced. */
 function redact(line: string): string {
-  const l = line.length > 200 ? `${line.slice(0, 200)}…` : line;
-  return /^AUTH\s/i.test(l) ? l.replace(/^(AUTH\s+\S+).*$/i, '$1 ********') : l;
+  return maskAuth(line.length > 200 ? `${line.slice(0, 200)}…` : line);
+}
+
+/** AUTH's initial response hidden ("AUTH PLAIN ********"): it carries a password. */
+function maskAuth(line: string): string {
+  return /^AUTH\s/i.test(line) ? line.replace(/^(AUTH\s+\S+).*$/i, '$1 ********') : line;
 }

@@ -16,6 +16,7 @@ import { ehloKeywords, etrn, expn, help, vrfy } from './queries.js';
 import { senderOwned } from './senders.js';
 import { saslContinue, saslMechanisms, saslStart, type SaslContext, type SaslMechanism, type SaslStep } from './sasl.js';
 import { SessionCore } from './session-core.js';
+import { PROCEED } from '../filter/filter.js';
 
 export abstract class SessionCommands extends SessionCore {
   ehloCommand(arg: string): Promise<CommandResult> {
@@ -98,12 +99,14 @@ export abstract class SessionCommands extends SessionCore {
 
   /* ---------------------------------------------------------- STARTTLS */
 
-  starttlsCommand(arg: string): CommandResult {
+  async starttlsCommand(arg: string): Promise<CommandResult> {
     if (arg.trim() !== '') return { reply: reply(501, '5.5.4', 'Syntax: STARTTLS (no parameters)') };
     const t = this.peer.config.tls;
     if (t !== 'starttls' && t !== 'require') return { reply: reply(502, '5.5.1', 'STARTTLS not available on this listener') };
     if (this.tls) return { reply: reply(503, '5.5.1', 'TLS already active') };
     if (this.tx) return { reply: reply(503, '5.5.1', 'STARTTLS not allowed during a mail transaction') };
+    const fv = await this.filterAt('STARTTLS', (f) => f.starttls?.(this.facts()) ?? Promise.resolve(PROCEED));
+    if (fv.kind === 'reject') return refused(fv);
     return { reply: reply(220, '2.0.0', 'Ready to start TLS'), then: { mode: 'starttls' } };
   }
 
@@ -124,6 +127,9 @@ export abstract class SessionCommands extends SessionCore {
     if (!m || m[1] === undefined) return { reply: reply(501, '5.5.4', 'Syntax: AUTH mechanism [initial-response]') };
     const mech = this.authMechanisms().find((x) => x === m[1]?.toUpperCase());
     if (mech === undefined) return { reply: reply(504, '5.5.4', 'Unrecognized authentication mechanism') };
+    // Filters are told the mechanism, never the initial response (it carries the password).
+    const fv = await this.filterAt('AUTH', (f) => f.auth?.(this.facts(), mech) ?? Promise.resolve(PROCEED));
+    if (fv.kind === 'reject') return refused(fv);
     return this.authApply(await saslStart(mech, m[2], this.saslContext()), mech);
   }
 
@@ -156,14 +162,17 @@ export abstract class SessionCommands extends SessionCore {
         return { reply: step.reply };
       case 'success':
         this.authUser = step.user;
+        this.report({ kind: 'auth', user: step.user, result: 'pass' });
         this.env.stats.inc('smtp.auth.ok');
         this.env.stats.probe?.auth(mech, true);
         this.env.log.event('smtp', 'authentication', { session: this.id, address: this.peer.address, user: step.user, mechanism: step.mech, result: 'ok' });
         return { reply: reply(235, '2.7.0', 'Authentication successful') };
       case 'tempfail':
+        this.report({ kind: 'auth', user: step.user ?? '', result: 'error' });
         this.env.log.event('smtp', 'authentication', { session: this.id, address: this.peer.address, user: step.user, result: 'tempfail', reason: step.reason });
         return { reply: reply(454, '4.7.0', 'Temporary authentication failure') };
       case 'failure': {
+        this.report({ kind: 'auth', user: step.user ?? '', result: 'fail' });
         const n = this.env.auth.failrate.fail(this.peer.address);
         this.env.stats.inc('smtp.auth.fail');
         this.env.stats.probe?.auth(mech, false);

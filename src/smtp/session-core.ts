@@ -19,7 +19,7 @@ import { abortTransaction, type Transaction } from './transaction.js';
 import type { CommandResult, SessionState } from './commands.js';
 import type { SessionEnv, PeerInfo, TlsInfo } from './session-env.js';
 import type { SaslExchange } from './sasl.js';
-import { PROCEED, type FilterSession, type FilterVerdict } from '../filter/filter.js';
+import { PROCEED, type FilterSession, type FilterVerdict, type SessionReport } from '../filter/filter.js';
 
 export abstract class SessionCore {
   #state: SessionState = 'connect';
@@ -124,6 +124,16 @@ export abstract class SessionCore {
     const v = await ask(f);
     if (v.kind === 'reject') this.env.log.event('smtp', 'failed-command', { session: this.id, address: this.peer.address, command, result: `${v.reply.code} ${v.reply.lines[0] ?? ''}`, reason: v.reason });
     return v;
+  }
+
+  /** Tell the filters what happened (filter processes' report stream); nothing without filters. */
+  report(e: SessionReport): void {
+    this.#filter?.report?.(e);
+  }
+
+  /** Whether anything follows the session's events (the connection then reports each command and reply line). */
+  get reported(): boolean {
+    return this.#filter?.report !== undefined;
   }
 
   /** The filters, for the front door (they see the message before its commit). */
@@ -240,11 +250,13 @@ export abstract class SessionCore {
   }
 
   timeout(): Reply {
+    this.report({ kind: 'timeout' });
     return closing(reply(421, '4.4.2', `${this.peer.hostname} Timeout exceeded, closing connection`));
   }
 
   /** RFC 3207 §4.2: after the handshake the session starts over; nothing learned before TLS is kept. */
   tlsEstablished(info: TlsInfo): void {
+    this.report({ kind: 'tls', version: info.version, cipher: info.cipher });
     this.#tls = true;
     this.#tlsInfo = info;
     this.#helo = undefined;

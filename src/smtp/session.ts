@@ -286,7 +286,10 @@ export class Session extends SessionCommands implements CommandHandlers {
       },
       refusal,
     );
-    if (outcome.kind === 'queued') this.messages++;
+    if (outcome.kind === 'queued') {
+      this.messages++;
+      this.report({ kind: 'queued', evpids: outcome.envelope.recipients.map((r) => r.evpid), size: outcome.envelope.size });
+    }
     if (this.state !== 'closed') this.enter('helo');
     return outcome.reply;
   }

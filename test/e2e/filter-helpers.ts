@@ -116,30 +116,31 @@ export async function send(port: number, from: string, to: readonly string[], me
 /**
  * rspamd with a throwaway configuration in `dir` (Debian's /etc/rspamd with
  * local.d/override.d of our own): the proxy in milter mode on
- * 127.0.17.1:11332 (scanning itself), the normal worker on 11333 (for
+ * HOST:11332 (127.0.17.1 unless told; scanning itself), the normal worker on 11333 (for
  * OpenSMTPD's filter-rspamd, which speaks HTTP), the controller on 11334;
  * no fuzzy storage, no hyperscan (its start-up compile takes minutes), DNS
- * pointed at an address where nothing answers (there is no network).
+ * pointed at an address where nothing answers (there is no network) unless
+ * told (the bench gives it its NXDOMAIN stub).
  * Slow to start on a loaded machine: waits up to four minutes.
  */
-export async function startRspamd(dir: string): Promise<Helper> {
+export async function startRspamd(dir: string, host = '127.0.17.1', nameserver = '127.0.17.53:53'): Promise<Helper> {
   const { mkdirSync, writeFileSync } = await import('node:fs');
   const { connect } = await import('node:net');
   for (const d of ['local.d', 'override.d', 'db', 'run', 'log']) mkdirSync(join(dir, d), { recursive: true });
   const files: Record<string, string> = {
-    'override.d/worker-proxy.inc': 'milter = yes;\ntimeout = 120s;\nbind_socket = "127.0.17.1:11332";\nupstream "local" { default = yes; self_scan = yes; }\ncount = 1;\nreject_message = "Spam message rejected";\n',
-    'override.d/worker-normal.inc': 'bind_socket = "127.0.17.1:11333";\ncount = 1;\n',
-    'override.d/worker-controller.inc': 'bind_socket = "127.0.17.1:11334";\ncount = 1;\n',
+    'override.d/worker-proxy.inc': `milter = yes;\ntimeout = 120s;\nbind_socket = "${host}:11332";\nupstream "local" { default = yes; self_scan = yes; }\ncount = 1;\nreject_message = "Spam message rejected";\n`,
+    'override.d/worker-normal.inc': `bind_socket = "${host}:11333";\ncount = 1;\n`,
+    'override.d/worker-controller.inc': `bind_socket = "${host}:11334";\ncount = 1;\n`,
     'override.d/worker-fuzzy.inc': 'enabled = false;\n',
     'override.d/logging.inc': 'type = "console";\nlevel = "notice";\n',
-    'local.d/options.inc': 'dns { nameserver = ["127.0.17.53:53"]; timeout = 1s; retransmits = 1; }\ndisable_hyperscan = true;\n',
+    'local.d/options.inc': `dns { nameserver = ["${nameserver}"]; timeout = 1s; retransmits = 1; }\ndisable_hyperscan = true;\n`,
     'local.d/fuzzy_check.conf': 'enabled = false;\n',
   };
   for (const [f, text] of Object.entries(files)) writeFileSync(join(dir, f), text);
   const h = startHelper('/usr/bin/rspamd', ['-f', '-i', '-u', 'root', '-g', 'root', '-c', '/etc/rspamd/rspamd.conf', '--var', `LOCAL_CONFDIR=${dir}`, '--var', `DBDIR=${dir}/db`, '--var', `RUNDIR=${dir}/run`, '--var', `LOGDIR=${dir}/log`]);
   const answers = (port: number) => (): Promise<boolean> =>
     new Promise((resolve) => {
-      const s = connect({ host: '127.0.17.1', port }, () => {
+      const s = connect({ host, port }, () => {
         s.destroy();
         resolve(true);
       });

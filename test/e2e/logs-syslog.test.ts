@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { REPO, SMTPD, basicConfig, startDaemon, tempDir } from '../helpers/daemon.js';
+import { REPO, SMTPD, basicConfig, startDaemon, tempDir, tlsAuthHead } from '../helpers/daemon.js';
 import { startRsyslog } from '../helpers/rsyslog.js';
 import { makeCert } from '../helpers/certs.js';
 import { RawClient } from '../helpers/smtp-client.js';
@@ -183,13 +183,7 @@ test('fail2ban-regex: the shipped filter finds failed AUTHs and refused clients 
   writeFileSync(join(dir, 'creds'), 'alice {PLAIN}alice-secret\n');
   const logFile = join(dir, 'smtpd.log');
   const d = await startDaemon(
-    `queue path "$DIR/spool"
-hostname "mx.test.example"
-pki mx.test.example cert "$DIR/mx.test.example.crt"
-pki mx.test.example key "$DIR/mx.test.example.key"
-table creds file:$DIR/creds
-smtp auth-fail-delay 0
-smtp limit max-connections 1
+    `${tlsAuthHead()}smtp limit max-connections 1
 listen on 127.0.0.1 port 0 tls pki mx.test.example auth-optional <creds>
 action "local" mbox
 match from any for domain "test.example" action "local"

@@ -142,6 +142,17 @@ export function ensurePrivsepUser(): void {
 }
 
 /** A minimal configuration for tests: one listener on 127.0.0.1, local delivery to mbox, local relay. */
+/** The head of a configuration with STARTTLS and AUTH: the certificate for mx.test.example (makeCert) and the table `creds` in $DIR, no delay after a failed AUTH. */
+export function tlsAuthHead(): string {
+  return `queue path "$DIR/spool"
+hostname "mx.test.example"
+pki mx.test.example cert "$DIR/mx.test.example.crt"
+pki mx.test.example key "$DIR/mx.test.example.key"
+table creds file:$DIR/creds
+smtp auth-fail-delay 0
+`;
+}
+
 export function basicConfig(extra = ''): string {
   return `# test configuration
 queue path "$DIR/spool"

@@ -63,6 +63,15 @@ test('REJECT, HOLD and DISCARD decide for the message', () => {
   }
 });
 
+test('REDIRECT keeps the header, does not end the checks, and the last one that matches wins', () => {
+  const rules = table('/^X-Spam-Level: \\*{5}/ REDIRECT spamtrap@test.example\n/^Subject:.*casino/ REDIRECT casino@test.example\n/^X-Drop:/ IGNORE\n');
+  const r = applyHeaderChecks(rules, ['X-Spam-Level: *****', 'Subject: casino', 'X-Drop: 1', 'To: a']);
+  assert.deepEqual(r.redirect, { address: 'casino@test.example', rule: 'hc:2', header: 'Subject: casino' });
+  assert.deepEqual(r.headers, ['X-Spam-Level: *****', 'Subject: casino', 'To: a']);
+  assert.equal(r.verdict.kind, 'none');
+  assert.equal(applyHeaderChecks(rules, ['Subject: hello']).redirect, undefined);
+});
+
 test('the header stream gives the same result whatever the chunks', () => {
   const rules = table('/^Received:.*\\.domain\\.lan/ IGNORE\n');
   const msg = Buffer.from('Received: from x.domain.lan\r\n by gw\r\nSubject: s\r\n\r\nbody line\r\nReceived: from y.domain.lan\r\n');
@@ -97,6 +106,24 @@ test('greylisting: defer, too early, pass after the delay, known triplet, allowl
   assert.deepEqual(await again.check('192.0.2.1', 'x@x.example', 'r@y.example', t0 + 700_000), { kind: 'pass', why: 'allowlisted' });
   assert.equal(clientNetwork('2001:db8:1:2:3::4'), '2001:db8:1:2::/64');
   assert.equal(clientNetwork('::ffff:192.0.2.9'), '192.0.2.0/24');
+});
+
+test('greylisting: a client that passes again is written back at most once an hour, not per message', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'postern-grey-'));
+  const store = new FileGreylistStore(join(dir, 'g.json'));
+  const t0 = 1_000_000_000_000;
+  await store.putClient('192.0.2.0/24', { passes: 5, last: t0 });
+  const writes: string[] = [];
+  const counted = Object.assign(Object.create(store) as FileGreylistStore, {
+    putClient: (net: string, r: { passes: number; last: number }) => (writes.push(`client ${r.last - t0}`), store.putClient(net, r)),
+    putTriplet: (key: string, r: { first: number; last: number; passed: boolean }) => (writes.push(`triplet ${r.last - t0}`), store.putTriplet(key, r)),
+  });
+  const g = new Greylist({ delayMs: 300_000, retryWindowMs: 4 * 3_600_000, lifetimeMs: 35 * 86_400_000, allowlistAfter: 5 }, counted);
+  for (const dt of [1000, 2000, 60_000]) assert.deepEqual(await g.check('192.0.2.7', 'a@x.example', 'r@y.example', t0 + dt), { kind: 'pass', why: 'allowlisted' });
+  assert.deepEqual(writes, []);
+  assert.deepEqual(await g.check('192.0.2.7', 'a@x.example', 'r@y.example', t0 + 3_600_000), { kind: 'pass', why: 'allowlisted' });
+  assert.deepEqual(writes, ['client 3600000']);
+  await store.close();
 });
 
 test('a read-only greylist store (the dry run) reads the file and writes nothing', async () => {

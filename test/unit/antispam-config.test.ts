@@ -79,14 +79,14 @@ test('antispam statement errors are FILE:LINE:COL', () => {
 test('a header checks file with a bad regular expression, flag or action: errors at its FILE:LINE:COL', () => {
   const dir = mkdtempSync(join(tmpdir(), 'postern-as-'));
   const file = join(dir, 'header_checks');
-  writeFileSync(file, '# ok\n/^Subject: (unclosed/ REJECT\n\n/^X-A:/q IGNORE\n/^X-B:/ EXPLODE\n/^X-C:/ REPLACE nothing\n/^X-D:/ REDIRECT a@b.example\n/^X-E: no end WARN\n');
+  writeFileSync(file, '# ok\n/^Subject: (unclosed/ REJECT\n\n/^X-A:/q IGNORE\n/^X-B:/ EXPLODE\n/^X-C:/ REPLACE nothing\n/^X-D:/ REDIRECT not an address\n/^X-E: no end WARN\n');
   const errs = errors(`header-checks "${file}"\n`);
   assert.deepEqual(errs, [
     `${file}:2:1: bad regular expression: /^Subject: (unclosed/i: Unterminated group`,
     `${file}:4:1: unknown flag "q" (expected i, m or s)`,
-    `${file}:5:9: unknown action "EXPLODE" (expected one of IGNORE, REJECT, WARN, REPLACE, PREPEND, HOLD, DISCARD, DUNNO, OK)`,
+    `${file}:5:9: unknown action "EXPLODE" (expected one of IGNORE, REJECT, WARN, REPLACE, PREPEND, HOLD, DISCARD, REDIRECT, DUNNO, OK)`,
     `${file}:6:9: REPLACE needs a header line ("Name: value")`,
-    `${file}:7:9: REDIRECT is not supported yet (use HOLD and release or redirect by hand)`,
+    `${file}:7:9: REDIRECT needs one address (user@domain), not "not an address"`,
     `${file}:8:1: unterminated pattern (missing the closing "/")`,
   ]);
   assert.deepEqual(errors(`header-checks "${join(dir, 'missing')}"\n`), [`smtpd.conf:1:15: cannot read header checks file "${join(dir, 'missing')}": ENOENT`]);

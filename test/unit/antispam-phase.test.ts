@@ -1,7 +1,9 @@
 /*
  * The antispam phase's skips (antispam/phase.ts): greylisting passes
  * authenticated clients and this machine, and defers the others; the
- * recipient rate limit answers 450 4.7.1. The DNS here is a stub object:
+ * recipient rate limit answers 450 4.7.1; the HELO syntax and sender
+ * domain checks set to 450 answer 4.5.2 and 4.1.8 (the 550s are tested
+ * end to end). The DNS here is a stub object:
  * these checks ask it nothing (the DNS-dependent checks are tested end to
  * end against nsd in test/e2e/antispam*.test.ts).
  */
@@ -57,4 +59,22 @@ test('the recipient rate limit answers 450 4.7.1 past its count', async () => {
   const v = await p.rcpt!(s, tx, rcpt);
   assert.equal(v.kind, 'reject');
   if (v.kind === 'reject') assert.match(`${v.reply.code} ${v.reply.enhanced} ${v.reply.lines[0]}`, /^450 4\.7\.1 Error: too many recipients from \[203\.0\.113\.5\]/);
+});
+
+test('the checks configured to answer 450 do so with the temporary enhanced codes: HELO syntax 450 4.5.2, sender domain 450 4.1.8', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'postern-asp-'));
+  const p = antispamPhase({
+    settings: { helo: { syntax: 450 }, senderDomain: 450, rateLimits: [] },
+    dns: NO_DNS,
+    isLocalAddress: () => false,
+    queuePath: dir,
+    warn: () => undefined,
+    now: () => 1_000_000,
+  });
+  const h = await p.helo!(session({}), 'bad_name!');
+  assert.equal(h.kind, 'reject');
+  if (h.kind === 'reject') assert.match(`${h.reply.code} ${h.reply.enhanced} ${h.reply.lines[0]}`, /^450 4\.5\.2 Helo command rejected/);
+  const m = await p.mail!(session({}), { ...tx, sender: { local: 'a', domain: 'nowhere.example', utf8: false } as never });
+  assert.equal(m.kind, 'reject');
+  if (m.kind === 'reject') assert.equal(`${m.reply.code} ${m.reply.enhanced} ${m.reply.lines[0]}`, '450 4.1.8 Sender address rejected: domain nowhere.example not found');
 });

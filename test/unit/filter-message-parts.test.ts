@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { applyEdits, splitMessage } from '../../src/filter/message-parts.js';
-import { dataLines, joinDataLines, parseOutput, filterLine } from '../../src/filter/proc/protocol.js';
+import { dataLines, joinDataLines, parseOutput, filterLine, DataLineSplitter } from '../../src/filter/proc/protocol.js';
 import { parseReplyText } from '../../src/filter/reply-text.js';
 
 const MSG = Buffer.from('Received: from a\r\n\tby b\r\nSubject: hi\r\nX-A: 1\r\nx-a: 2\r\n\r\nbody\r\n');
@@ -41,8 +41,18 @@ test('data lines: dot-escaped out, unescaped back, "." at the end', () => {
   assert.deepEqual(parseOutput('filter-dataline|s|t|a|b'), { kind: 'dataline', session: 's', token: 't', line: 'a|b' });
   assert.deepEqual(parseOutput('filter-result|s|t|reject|550 no|really'), { kind: 'result', session: 's', token: 't', decision: 'reject', param: '550 no|really' });
   assert.equal(parseOutput('garbage').kind, 'bad');
-  assert.equal(filterLine(1000, 'commit', 's', 't'), 'filter|0.5|1.000000|smtp-in|commit|s|t|\n');
-  assert.equal(filterLine(1000, 'mail-from', 's', 't', ['a@b\r\nx']), 'filter|0.5|1.000000|smtp-in|mail-from|s|t|a@b  x\n', 'no line injected');
+  assert.equal(filterLine(1000, 'commit', 's', 't'), 'filter|0.7|1.000000|smtp-in|commit|s|t|\n');
+  assert.equal(filterLine(1000, 'mail-from', 's', 't', ['a@b\r\nx']), 'filter|0.7|1.000000|smtp-in|mail-from|s|t|a@b  x\n', 'no line injected');
+});
+
+test('data lines as the message comes: the same lines whatever the chunks (every split point, a character cut in two)', () => {
+  const m = Buffer.from('Subject: é\r\n\r\n.hidden\r\nplain\r\nno end');
+  const whole = dataLines(m);
+  assert.deepEqual(whole, ['Subject: é', '', '..hidden', 'plain', 'no end', '.']);
+  for (let i = 0; i <= m.length; i++) {
+    const split = new DataLineSplitter();
+    assert.deepEqual([...split.push(m.subarray(0, i)), ...split.push(m.subarray(i)), ...split.end()], whole, `split at ${i}`);
+  }
 });
 
 test('a filter\'s reply text', () => {

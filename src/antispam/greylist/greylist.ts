@@ -9,6 +9,11 @@
  * The network is the client's /24 (IPv4) or /64 (IPv6): large senders
  * retry from another address of the same farm. Pure apart from the store;
  * the clock is passed in.
+ *
+ * A client or triplet that passes again is written back ("last seen") only
+ * when its record is older than REFRESH (an hour, or a tenth of the
+ * lifetime): lifetimes are days, and a write per message (the file store
+ * fsyncs each) cost more than the rest of the checks together.
  */
 import ipaddr from 'ipaddr.js';
 import { normalizeIp } from '../../net/ip.js';
@@ -30,6 +35,8 @@ export function clientNetwork(ip: string): string {
   }
 }
 
+const REFRESH_MS = 3_600_000;
+
 export class Greylist {
   private lastExpire = 0;
 
@@ -43,8 +50,9 @@ export class Greylist {
     await this.maybeExpire(now);
     const net = clientNetwork(ip);
     const client = await this.store.client(net);
+    const refresh = Math.min(REFRESH_MS, s.lifetimeMs / 10);
     if (s.allowlistAfter > 0 && client && client.passes >= s.allowlistAfter && now - client.last <= s.lifetimeMs) {
-      await this.store.putClient(net, { ...client, last: now });
+      if (now - client.last >= refresh) await this.store.putClient(net, { ...client, last: now });
       return { kind: 'pass', why: 'allowlisted' };
     }
     const key = `${net}|${sender.toLowerCase()}|${rcpt.toLowerCase()}`;
@@ -55,7 +63,7 @@ export class Greylist {
       return { kind: 'defer', waitMs: s.delayMs };
     }
     if (t.passed) {
-      await this.store.putTriplet(key, { ...t, last: now });
+      if (now - t.last >= refresh) await this.store.putTriplet(key, { ...t, last: now });
       return { kind: 'pass', why: 'known' };
     }
     if (now < t.first + s.delayMs) return { kind: 'defer', waitMs: t.first + s.delayMs - now };

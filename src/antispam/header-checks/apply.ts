@@ -14,8 +14,10 @@
  *   REJECT [text]   the message is refused (550 5.7.1 text)
  *   HOLD [text]     the message is kept on hold
  *   DISCARD [text]  the message is accepted and thrown away
+ *   REDIRECT addr   the header stays; the message goes to addr instead of
+ *                   its recipients (the last REDIRECT that matches wins)
  *
- * REJECT, HOLD and DISCARD end the checks. Guarded patterns (those V8
+ * REJECT, HOLD and DISCARD end the checks; REDIRECT does not. Guarded patterns (those V8
  * cannot run in linear time, config/bounded-regex.ts) run with a 50 ms
  * budget for the whole message; past it the result is "error".
  */
@@ -35,6 +37,14 @@ export interface HeaderResult {
   /** WARN lines for the log. */
   readonly warnings: readonly string[];
   readonly changed: boolean;
+  /** The last REDIRECT that matched, for the front door to apply. */
+  readonly redirect?: HeaderRedirect;
+}
+
+export interface HeaderRedirect {
+  readonly address: string;
+  readonly rule: string;
+  readonly header: string;
 }
 
 export const GUARD_BUDGET_MS = 50;
@@ -51,6 +61,7 @@ export function applyHeaderChecks(rules: readonly HeaderRule[], headers: readonl
   const out: string[] = [];
   const warnings: string[] = [];
   let changed = false;
+  let redirect: HeaderRedirect | undefined;
   for (let h = 0; h < headers.length; h++) {
     const header = headers[h]!;
     const subject = header.replace(/\r\n/g, '\n');
@@ -89,13 +100,17 @@ export function applyHeaderChecks(rules: readonly HeaderRule[], headers: readonl
       case 'OK':
         out.push(header);
         break;
+      case 'REDIRECT':
+        redirect = { address: rule.arg, rule: where, header: firstLine(header) };
+        out.push(header);
+        break;
       case 'REJECT':
       case 'HOLD':
       case 'DISCARD':
-        return { headers, verdict: { kind: rule.action === 'REJECT' ? 'reject' : rule.action === 'HOLD' ? 'hold' : 'discard', text: rule.arg, header: firstLine(header), rule: where }, warnings, changed: false };
+        return { headers, verdict: { kind: rule.action === 'REJECT' ? 'reject' : rule.action === 'HOLD' ? 'hold' : 'discard', text: rule.arg, header: firstLine(header), rule: where }, warnings, changed: false, ...(redirect ? { redirect } : {}) };
     }
   }
-  return { headers: out, verdict: { kind: 'none' }, warnings, changed };
+  return { headers: out, verdict: { kind: 'none' }, warnings, changed, ...(redirect ? { redirect } : {}) };
 }
 
 function firstLine(h: string): string {

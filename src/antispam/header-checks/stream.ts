@@ -9,7 +9,7 @@
  * Used on the way in (queue/enqueue.ts) and on the way out (mta/encoder.ts).
  */
 import type { HeaderRule } from '../../config/antispam.js';
-import { applyHeaderChecks, type HeaderVerdict } from './apply.js';
+import { applyHeaderChecks, type HeaderRedirect, type HeaderVerdict } from './apply.js';
 
 const MAX_HEADER_BYTES = 256 * 1024;
 const CRLF = Buffer.from('\r\n');
@@ -20,6 +20,7 @@ export class HeaderCheckStream {
   private passing = false;
   verdict: HeaderVerdict = { kind: 'none' };
   warnings: readonly string[] = [];
+  redirect: HeaderRedirect | undefined;
 
   constructor(private readonly rules: readonly HeaderRule[]) {}
 
@@ -68,6 +69,7 @@ export class HeaderCheckStream {
     const r = applyHeaderChecks(this.rules, headers);
     this.verdict = r.verdict;
     this.warnings = r.warnings;
+    this.redirect = r.redirect;
     if (!r.changed) return [section];
     const body = r.headers.join('\r\n');
     return [Buffer.from(body.length > 0 ? body : '', 'latin1'), ...(body.length > 0 && trailing ? [CRLF] : [])];

@@ -22,8 +22,16 @@ export type ProcAnswer = { readonly kind: 'result'; readonly decision: string; r
 
 interface Pending {
   readonly resolve: (a: ProcAnswer) => void;
-  readonly timer: NodeJS.Timeout;
+  /** Armed when the request is complete (a data-line stream: at its "."). */
+  timer?: NodeJS.Timeout;
   readonly lines?: string[];
+}
+
+/** A data-line request whose lines are written as the message comes; its answer is the filter's lines, after its ".". */
+export interface DataLineStream {
+  write(lines: readonly string[]): void;
+  /** Write the final "." and wait for the answer. */
+  end(): Promise<ProcAnswer>;
 }
 
 const HANDSHAKE_MS = 30_000;
@@ -129,22 +137,61 @@ export class FilterProcess {
     if (this.#child && this.wants('report', event)) this.#child.stdin.write(reportLine(Date.now(), event, session, params));
   }
 
-  /** A filter request; resolves with the result (or the data lines for data-line). */
-  request(phase: ProcPhase, session: string, params: readonly string[] | undefined, dataLines?: readonly string[]): Promise<ProcAnswer> {
+  /** A filter request; resolves with the result. */
+  request(phase: ProcPhase, session: string, params: readonly string[]): Promise<ProcAnswer> {
     const child = this.#child;
     if (!child) return Promise.resolve({ kind: 'failed', why: 'filter process not running' });
-    const token = (++this.#token).toString(16).padStart(16, '0');
+    const token = this.#nextToken();
     const key = `${session}|${token}`;
     return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        this.#settle(key, { kind: 'failed', why: `no answer in ${this.timeoutMs} ms` });
-        this.#kill(`no answer to ${phase} in ${this.timeoutMs} ms`);
-      }, this.timeoutMs);
-      this.#pending.set(key, { resolve, timer, ...(dataLines ? { lines: [] } : {}) });
-      const now = Date.now();
-      if (dataLines) child.stdin.write(dataLines.map((l) => filterLine(now, 'data-line', session, token, [l])).join(''));
-      else child.stdin.write(filterLine(now, phase, session, token, params));
+      this.#pending.set(key, { resolve, timer: this.#timer(key, phase) });
+      child.stdin.write(filterLine(Date.now(), phase, session, token, params));
     });
+  }
+
+  /**
+   * A data-line request written as the message comes (OpenSMTPD feeds the
+   * filter during DATA): no time limit while the client sends, the usual
+   * one from the final ".".
+   */
+  dataLines(session: string): DataLineStream {
+    const child = this.#child;
+    if (!child) {
+      const failed = Promise.resolve<ProcAnswer>({ kind: 'failed', why: 'filter process not running' });
+      return { write: () => undefined, end: () => failed };
+    }
+    const token = this.#nextToken();
+    const key = `${session}|${token}`;
+    const answer = new Promise<ProcAnswer>((resolve) => this.#pending.set(key, { resolve, lines: [] }));
+    const write = (lines: readonly string[]): void => {
+      if (this.#child !== child || !this.#pending.has(key) || lines.length === 0) return;
+      const now = Date.now();
+      child.stdin.write(lines.map((l) => filterLine(now, 'data-line', session, token, [l])).join(''));
+    };
+    let ended = false;
+    return {
+      write,
+      end: () => {
+        if (!ended) {
+          ended = true;
+          write(['.']);
+          const p = this.#pending.get(key);
+          if (p) p.timer = this.#timer(key, 'data-line');
+        }
+        return answer;
+      },
+    };
+  }
+
+  #nextToken(): string {
+    return (++this.#token).toString(16).padStart(16, '0');
+  }
+
+  #timer(key: string, phase: string): NodeJS.Timeout {
+    return setTimeout(() => {
+      this.#settle(key, { kind: 'failed', why: `no answer in ${this.timeoutMs} ms` });
+      this.#kill(`no answer to ${phase} in ${this.timeoutMs} ms`);
+    }, this.timeoutMs);
   }
 
   #settle(key: string, a: ProcAnswer): void {

@@ -1,12 +1,15 @@
 /*
  * filter/proc/protocol.ts — the smtpd-filters(7) line protocol, as pure
  * functions: what Postern writes to a filter process and how its lines
- * read. Postern speaks protocol version 0.5 (OpenSMTPD 6.6, the version the
- * manual documents; libopensmtpd and the Go filters read it).
+ * read. Postern speaks protocol version 0.7, as OpenSMTPD 7 does (the
+ * version its manual documents; libopensmtpd and the Go filters read it,
+ * and go by the version for the order of the fields that changed: tx-mail
+ * and tx-rcpt put the result before the address since 0.6, link-auth the
+ * result before the user since 0.7).
  *
  *   to the filter     config|KEY|VALUE … config|ready
- *                     report|0.5|TIME|smtp-in|EVENT|SESSION[|PARAMS…]
- *                     filter|0.5|TIME|smtp-in|PHASE|SESSION|TOKEN[|PARAMS…]
+ *                     report|0.7|TIME|smtp-in|EVENT|SESSION[|PARAMS…]
+ *                     filter|0.7|TIME|smtp-in|PHASE|SESSION|TOKEN[|PARAMS…]
  *   from the filter   register|report|smtp-in|EVENT  register|filter|smtp-in|PHASE  register|ready
  *                     filter-result|SESSION|TOKEN|DECISION[|PARAM]
  *                     filter-dataline|SESSION|TOKEN|LINE
@@ -16,13 +19,13 @@
  * CR and LF before they are written (a client cannot inject a line).
  */
 
-export const PROTOCOL_VERSION = '0.5';
-export const SMTPD_VERSION = '6.6.1';
+export const PROTOCOL_VERSION = '0.7';
+export const SMTPD_VERSION = '7.8.0';
 
 export type ProcPhase = 'connect' | 'helo' | 'ehlo' | 'starttls' | 'auth' | 'mail-from' | 'rcpt-to' | 'data' | 'data-line' | 'commit';
 
 export function configLines(sessionTimeoutSec: number): string {
-  return `config|smtpd-version|${SMTPD_VERSION}\nconfig|smtp-session-timeout|${sessionTimeoutSec}\nconfig|subsystem|smtp-in\nconfig|ready\n`;
+  return `config|smtpd-version|${SMTPD_VERSION}\nconfig|protocol|${PROTOCOL_VERSION}\nconfig|smtp-session-timeout|${sessionTimeoutSec}\nconfig|subsystem|smtp-in\nconfig|ready\n`;
 }
 
 function field(s: string): string {
@@ -93,10 +96,41 @@ export function parseOutput(line: string): FilterOutput {
 
 /** The message as data lines: CRLF-split, dot-escaped, then the final ".". */
 export function dataLines(message: Buffer): string[] {
-  let text = message.toString('utf8');
-  if (text.endsWith('\r\n')) text = text.slice(0, -2);
-  const lines = text === '' ? [] : text.split('\r\n');
-  return [...lines.map((l) => (l.startsWith('.') ? `.${l}` : l)), '.'];
+  const split = new DataLineSplitter();
+  return [...split.push(message), ...split.end()];
+}
+
+/**
+ * A message cut into data lines as its chunks come: each complete line
+ * dot-escaped; at the end the last line without its CR LF, then ".".
+ * A line is decoded only when whole (a chunk may end inside a character).
+ */
+export class DataLineSplitter {
+  #carry: Buffer = Buffer.alloc(0);
+
+  push(chunk: Buffer): string[] {
+    const b = this.#carry.length === 0 ? chunk : Buffer.concat([this.#carry, chunk]);
+    const out: string[] = [];
+    let at = 0;
+    for (let i = b.indexOf(CRLF, at); i >= 0; i = b.indexOf(CRLF, at)) {
+      out.push(escapeLine(b.toString('utf8', at, i)));
+      at = i + 2;
+    }
+    this.#carry = at === 0 ? b : Buffer.from(b.subarray(at));
+    return out;
+  }
+
+  end(): string[] {
+    const rest = this.#carry;
+    this.#carry = Buffer.alloc(0);
+    return rest.length > 0 ? [escapeLine(rest.toString('utf8')), '.'] : ['.'];
+  }
+}
+
+const CRLF = Buffer.from('\r\n');
+
+function escapeLine(l: string): string {
+  return l.startsWith('.') ? `.${l}` : l;
 }
 
 /** Data lines back into a message (the final "." not included; dot-unescaped). */
