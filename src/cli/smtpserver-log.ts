@@ -7,13 +7,14 @@
  *                 system's logger(1) program (Node.js cannot write to the
  *                 /dev/log datagram socket; logger is run once, with an
  *                 argument vector, and fed the lines on its standard input)
- *   -l FILE       appended to FILE
+ *   -l FILE       appended to FILE; reopened by its name on SIGUSR1 (after
+ *                 logrotate moved it), as smtpd's `log file`
  *
  * Both may be given (ZMailer: "-l SYSLOG" first, then the file). Without
  * -l the daemon logs as smtpd does (`log file`, else standard error), and
  * -i/-n keep standard output for SMTP, so they log nothing unless asked.
  */
-import { openSync, writeSync } from 'node:fs';
+import { closeSync, openSync, writeSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { MailLog, type TraceKind } from '../log/maillog.js';
 
@@ -39,14 +40,31 @@ export function sessionLog(o: SessionLogOptions): MailLog {
     return new MailLog({ sink: () => undefined });
   }
   const outs: ((line: string) => void)[] = [];
+  const files: { readonly path: string; fd: number }[] = [];
   for (const t of o.targets) {
     if (t === 'SYSLOG') outs.push(syslogWriter());
     else {
-      const fd = openSync(t, 'a', 0o640);
-      outs.push((line) => void writeSync(fd, `${line}\n`));
+      const f = { path: t, fd: openSync(t, 'a', 0o640) };
+      files.push(f);
+      outs.push((line) => void writeSync(f.fd, `${line}\n`));
     }
   }
-  return new MailLog({ verbose: o.verbose, trace: CONVERSATION, timestamps: true, sink: (line) => outs.forEach((w) => w(line)) });
+  const reopenSink = (): { reopened: string[]; error?: string } => {
+    const reopened: string[] = [];
+    for (const f of files) {
+      let fd: number;
+      try {
+        fd = openSync(f.path, 'a', 0o640);
+      } catch (e) {
+        return { reopened, error: `log file ${f.path}: ${(e as Error).message}` };
+      }
+      closeSync(f.fd);
+      f.fd = fd;
+      reopened.push(f.path);
+    }
+    return { reopened };
+  };
+  return new MailLog({ verbose: o.verbose, trace: CONVERSATION, timestamps: true, sink: (line) => outs.forEach((w) => w(line)), reopenSink });
 }
 
 /** Lines to syslog through logger(1); if it cannot run, say so once on standard error. */

@@ -176,6 +176,8 @@ async function main(argv: string[]): Promise<void> {
   // Under privilege separation the parent passes SIGINT on (a terminal's ^C reaches both).
   process.on('SIGINT', () => (link ? undefined : stop('SIGINT')));
   process.on('SIGHUP', () => void daemon.reload());
+  // SIGUSR1: the log files again by their names, after logrotate moved them (under privilege separation the parent writes the log and reopens it).
+  process.on('SIGUSR1', () => log.reopen());
   link?.onParentGone(() => {
     process.stderr.write('smtpserver: the privileged parent is gone: exiting\n');
     process.exit(1);

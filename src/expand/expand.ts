@@ -76,7 +76,8 @@ import type { Destination } from '../mail/envelope.js';
 import { aliasNodeText, lookupAlias, type AliasNode } from '../table/aliases.js';
 import { lookupUserinfo } from '../table/services.js';
 import type { TableRegistry } from '../table/table.js';
-import { readIncludeFile } from './include.js';
+import { readIncludeFile, type IncludeRead } from './include.js';
+import { includePaths, readIncludeAsUser } from './include-as.js';
 import { NOBODY } from '../users/system-users.js';
 import type { ForwardOptions } from '../config/model.js';
 import { DEFAULT_FORWARD } from '../config/parse-forward.js';
@@ -112,6 +113,8 @@ export interface ExpandEnv {
   route(address: string): RuleDecision;
   /** How a ~/.forward is read: by default readForwardFile(); 'ask' = the privileged parent must (expandRecipientAsync). */
   readForward?(user: UserInfo): ForwardRead | 'ask';
+  /** How an :include: of a user's ~/.forward that did not come with it is read: by default as the user (include-as.ts). */
+  readForwardInclude?(user: UserInfo, path: string): IncludeRead;
 }
 
 /** Alias nesting levels (OpenSMTPD's EXPAND_DEPTH). */
@@ -143,10 +146,13 @@ export async function expandRecipientAsync(rcpt: Mailbox, first: { rule: MatchRu
     const got = fetched.get(u.name);
     if (got !== undefined) return got;
     const r = readForwardFile(u);
+    // The parent reads it, and the files it includes as the user: never this side (its user owns the spool).
+    if (r.kind === 'ok' && includePaths(r.nodes).length > 0) return 'ask';
     return r.kind === 'unsafe' && r.denied === true ? 'ask' : r;
   };
+  const readForwardInclude = (u: UserInfo, path: string): IncludeRead => ({ kind: 'error', reason: `${path}: an :include: of ${u.name}'s ~/.forward the privileged parent did not read (more than its limit of files)` });
   for (let round = 0; round <= MAX_DEPTH + 1; round++) {
-    const r = expandOnce(rcpt, first, { ...env, readForward });
+    const r = expandOnce(rcpt, first, { ...env, readForward, readForwardInclude });
     if (r.kind !== 'ask') return r;
     try {
       const answers = await Promise.all(r.users.map(async (u) => [u, await ask(u)] as const));
@@ -227,6 +233,9 @@ interface Origin {
   readonly unsafe: boolean;
   /** From a ~/.forward: files and commands only as these options allow. */
   readonly forward?: ForwardOptions;
+  /** From this user's ~/.forward: its :include: files are read as the user, or taken from `includes`. */
+  readonly forwardUser?: UserInfo;
+  readonly includes?: ReadonlyMap<string, IncludeRead>;
 }
 
 interface Failure {
@@ -401,10 +410,15 @@ class Expansion {
     const once = `${here.action.name}\0${tag}`;
     if (this.expanded.has(once)) return;
     this.expanded.add(once);
-    const r = readIncludeFile(path);
+    const r = origin.forwardUser !== undefined ? this.forwardInclude(origin.forwardUser, path, origin) : readIncludeFile(path);
     if (r.kind === 'error') throw new TempFail(`${origin.key}: ${r.reason}`);
     if (r.kind === 'missing') return this.fail(EXPANSION_REPLY, `${origin.key}: :include: ${r.reason}`, `:include:${path}`);
     this.list(r.nodes, { ...here, chain: [...here.chain, tag], depth: here.depth + 1 }, { ...origin, key: `${origin.key} (:include:${path})`, unsafe: origin.unsafe || r.unsafe });
+  }
+
+  /** An :include: inside a user's ~/.forward: as the parent read it, else read as the user; never as this process. */
+  private forwardInclude(user: UserInfo, path: string, origin: Origin): IncludeRead {
+    return origin.includes?.get(path) ?? (this.env.readForwardInclude ?? readIncludeAsUser)(user, path);
   }
 
   /** A safe ~/.forward of a system user: expand it and answer true; false = deliver to the mailbox. */
@@ -427,7 +441,8 @@ class Expansion {
     const once = `${here.action.name}\0${tag}`;
     if (this.expanded.has(once)) return true;
     this.expanded.add(once);
-    this.list(r.nodes, { ...here, chain: [...here.chain, tag], depth: here.depth + 1 }, { key: r.path, user: info.name, unsafe: false, forward: opts });
+    const includes = r.includes ? new Map(r.includes.map((e) => [e.path, e.read])) : undefined;
+    this.list(r.nodes, { ...here, chain: [...here.chain, tag], depth: here.depth + 1 }, { key: r.path, user: info.name, unsafe: false, forward: opts, forwardUser: info, ...(includes ? { includes } : {}) });
     return true;
   }
 

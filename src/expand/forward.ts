@@ -20,18 +20,22 @@
  * that cannot be read for another reason (I/O, a home on a server that
  * does not answer) is a temporary failure (the recipient is deferred, no
  * mail is misdelivered while it is fixed). The lines are parsed like an
- * :include: file (expand/include.ts).
+ * :include: file (expand/include.ts); the :include: files it names are
+ * read with the user's ids (include-as.ts) — by the parent, which sends
+ * them along, under privilege separation.
  */
 import { closeSync, constants, fstatSync, openSync, readSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AliasNode } from '../table/aliases.js';
 import type { UserInfo } from '../users/system-users.js';
 import { parseDestinationLines } from './include.js';
+import type { IncludeEntry } from './include-as.js';
 
 export const MAX_FORWARD_BYTES = 64 * 1024;
 
 export type ForwardRead =
-  | { readonly kind: 'ok'; readonly path: string; readonly nodes: readonly AliasNode[] }
+  /** includes: the :include: files it names, read as the user (include-as.ts) by the privileged parent. */
+  | { readonly kind: 'ok'; readonly path: string; readonly nodes: readonly AliasNode[]; readonly includes?: readonly IncludeEntry[] }
   | { readonly kind: 'missing' }
   /** denied: this process may not read it (EACCES); under privilege separation the parent may. */
   | { readonly kind: 'unsafe'; readonly path: string; readonly reason: string; readonly denied?: true }

@@ -17,7 +17,8 @@
  * system call per batch of replies, not per line.
  *
  * Destinations: a file (`log file`, reopened by reopen() — SIGUSR1 — after
- * logrotate moved it), standard error, and the system log (log/syslog.ts),
+ * logrotate moved it; a sink's own files, smtpserver -l, through
+ * reopenSink), standard error, and the system log (log/syslog.ts),
  * any of them together. `log format opensmtpd` writes the message and
  * delivery lines as OpenSMTPD does (log/opensmtpd.ts).
  */
@@ -47,6 +48,8 @@ export interface MailLogOptions {
   readonly sink?: (line: string) => void;
   /** Hand each line (untimestamped) and its severity to another process that writes it (the privileged parent, daemon/privsep/). */
   readonly relay?: (line: string, severity: Severity) => void;
+  /** The sink's own files again by their names, on reopen() (smtpserver -l FILE); returns the error, if any. */
+  readonly reopenSink?: () => { readonly reopened: readonly string[]; readonly error?: string };
 }
 
 export class MailLog {
@@ -56,6 +59,7 @@ export class MailLog {
   private readonly timestamps: boolean;
   private readonly sink?: (line: string) => void;
   private readonly relay?: (line: string, severity: Severity) => void;
+  private readonly reopenSink?: MailLogOptions['reopenSink'];
   private readonly file?: string;
   private readonly syslog?: SyslogPipe;
   private readonly stderr: boolean;
@@ -74,6 +78,7 @@ export class MailLog {
     this.timestamps = opts.timestamps ?? opts.file !== undefined;
     this.sink = opts.sink;
     this.relay = opts.relay;
+    this.reopenSink = opts.reopenSink;
     this.opensmtpd = opts.format === 'opensmtpd';
     if (opts.syslog) this.syslog = new SyslogPipe(opts.syslog);
     this.stderr = opts.stderr ?? (opts.file === undefined && opts.syslog === undefined);
@@ -108,6 +113,12 @@ export class MailLog {
 
   /** The log file again by its name (after logrotate moved it away): SIGUSR1. */
   reopen(): void {
+    if (this.reopenSink) {
+      this.flush();
+      const r = this.reopenSink();
+      if (r.error !== undefined) this.warn(`${r.error}: cannot reopen, still writing to the old one`);
+      for (const f of r.reopened) this.info(`log file ${f} reopened`);
+    }
     if (this.file === undefined) return;
     this.flush();
     const old = this.fd;

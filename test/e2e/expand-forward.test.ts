@@ -12,6 +12,10 @@
  *   - "|command" and "/file": refused (550 5.2.4, nothing else receives)
  *     without `forward allow commands files`; with it they run as the user;
  *   - `forward none`: never read.
+ *   - :include: files named in a ~/.forward are read as the user (the
+ *     parent runs a reader with the user's ids): a 0600 list in a 0700 home
+ *     is followed (a command it names runs as the user, re-checked by the
+ *     parent the same way), a root-only file is not (451, nothing read).
  * Needs root (CI runs as root).
  */
 import assert from 'node:assert/strict';
@@ -149,6 +153,44 @@ describe('~/.forward at RCPT time', { skip: IS_ROOT ? false : 'needs root: creat
     const saved = await waitFor(file, () => (existsSync(file) && readFileSync(file, 'utf8').includes('Subject: yes') ? file : undefined), { daemon: d2 });
     assert.equal(statSync(saved).uid, a.uid);
     assert.equal(existsSync(mbox(dir2, a)), false);
+    clearForwards();
+  });
+
+  it(':include: in a ~/.forward: read as the user (a 0700 home, nested lists, a command); a root-only file is not read', async (t) => {
+    const [a, b] = users as [RealUser, RealUser];
+    clearForwards();
+    const own = (p: string, text: string): void => {
+      writeFileSync(p, text, { mode: 0o600 });
+      chownSync(p, a.uid, a.gid);
+    };
+    const list = join(a.home, 'list');
+    const more = join(a.home, 'more');
+    const out = join(a.home, 'inc-out');
+    own(list, `# nested\n:include:${more}\n`);
+    own(more, `${b.name}, "|/bin/sh -c 'id -u > ${out}'"\n`);
+    forward(a, `:include:${list}\n`);
+    const dir = testDir(t);
+    const d = await startSite(dir, `forward allow commands\n${BASE_CONFIG}`);
+    await sendOk(d.port, { from: 'x@remote.example', to: [to(a)], data: message({ Subject: 'included' }, 'hi\n') });
+    const [m] = await waitForMbox(mbox(dir, b), 1, { daemon: d });
+    assert.equal(m?.header('Subject'), 'included');
+    const id = await waitFor(out, () => (existsSync(out) && readFileSync(out, 'utf8').trim() !== '' ? readFileSync(out, 'utf8') : undefined), { daemon: d });
+    assert.equal(id.trim(), String(a.uid), 'the included command ran as the user');
+
+    // A 0755 home (the SMTP side could read ~/.forward itself): the list, 0600, is still read as the user.
+    chmodSync(a.home, 0o755);
+    await sendOk(d.port, { from: 'x@remote.example', to: [to(a)], data: message({ Subject: 'open home' }, 'hi\n') });
+    await waitForMbox(mbox(dir, b), 2, { daemon: d });
+    chmodSync(a.home, 0o700);
+
+    // A root-only file (as /etc/shadow is) that root could read: the user cannot, so neither does the daemon.
+    const secret = join(base, 'root-only');
+    writeFileSync(secret, `${b.name}\n`, { mode: 0o600 });
+    forward(a, `:include:${secret}\n`);
+    const r = await send(d.port, { from: 'x@remote.example', to: [to(a)], data: message({ Subject: 'secret' }, 'hi\n') });
+    assert.equal(r.rcpts[0]?.[0], 451, JSON.stringify(r.rcpts));
+    await d.waitForLog(/root-only: permission denied/);
+    assert.equal((await waitForMbox(mbox(dir, b), 2, { daemon: d })).length, 2, 'the root-only list was followed');
     clearForwards();
   });
 

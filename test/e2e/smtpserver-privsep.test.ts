@@ -25,18 +25,24 @@ function uids(status: string): number[] {
   return (/^Uid:\s*(.*)$/m.exec(status)?.[1] ?? '').trim().split(/\s+/).map(Number);
 }
 
-test('smtpserver as root: a root parent, the SMTP side as _postern (every thread); mail lands as the user', { skip: IS_ROOT ? false : 'needs root' }, async (t) => {
-  const s = site(`PARAM BindAddress ${HOST}\n`);
-  const [u] = createUsers(s.dir, 'pzs', 1);
-  assert.ok(u);
-  t.after(() => removeUsers([u]));
-  chmodSync(u.home, 0o700); // as Debian's adduser makes it
+/** A root-started smtpserver daemon on HOST with a session log (-l), stopped after the test. */
+async function startRoot(t: { after(fn: () => Promise<void>): void }, s: ReturnType<typeof site>): Promise<{ port: number; spool: string; logFile: string }> {
   const port = await freePort(HOST);
   const spool = join(s.dir, 'spool');
   const logFile = join(s.dir, 'smtpserver.log');
   t.after(() => stopSmtpserver(spool));
   const r = await run(['-C', s.conf, '-p', String(port), '-4', '-P', spool, '-l', logFile], { env: s.env });
   assert.equal(r.code, 0, r.stderr);
+  return { port, spool, logFile };
+}
+
+test('smtpserver as root: a root parent, the SMTP side as _postern (every thread); mail lands as the user', { skip: IS_ROOT ? false : 'needs root' }, async (t) => {
+  const s = site(`PARAM BindAddress ${HOST}\n`);
+  const [u] = createUsers(s.dir, 'pzs', 1);
+  assert.ok(u);
+  t.after(() => removeUsers([u]));
+  chmodSync(u.home, 0o700); // as Debian's adduser makes it
+  const { port, spool, logFile } = await startRoot(t, s);
 
   const parent = Number(readFileSync(join(spool, '.pid.smtpserver'), 'utf8'));
   const log = readFileSync(logFile, 'utf8');
@@ -69,4 +75,31 @@ test('smtpserver as root: a root parent, the SMTP side as _postern (every thread
   for (let i = 0; i < 100 && !(existsSync(box) && /over the wire/.test(readFileSync(box, 'utf8'))); i++) await new Promise((res) => setTimeout(res, 100));
   assert.match(readFileSync(box, 'utf8'), /Subject: over the wire/);
   assert.equal(statSync(box).uid, u.uid, 'the mbox belongs to its user');
+});
+
+test('smtpserver -l FILE: logrotate moves it (create, no copytruncate), SIGUSR1 to the pid file reopens it, nothing is lost', { skip: IS_ROOT ? false : 'needs root' }, async (t) => {
+  const logrotate = existsSync('/usr/sbin/logrotate') ? '/usr/sbin/logrotate' : 'logrotate';
+  const s = site(`PARAM BindAddress ${HOST}\n`);
+  const { port, spool, logFile } = await startRoot(t, s);
+  const lines = (f: string): string => (existsSync(f) ? readFileSync(f, 'utf8') : '');
+  const count = (text: string, re: RegExp): number => (text.match(re) ?? []).length;
+  const waitFor = async (f: string, re: RegExp, n = 1): Promise<void> => {
+    for (let i = 0; i < 200 && count(lines(f), re) < n; i++) await new Promise((res) => setTimeout(res, 50));
+  };
+  assert.match(await smtpSend(port, 'postmaster@test.example', { host: HOST, localAddress: HOST }), /^250 2\.0\.0 /m);
+  await waitFor(logFile, /smtp message /g);
+  const conf = join(s.dir, 'logrotate.conf');
+  writeFileSync(conf, `${logFile} {\n  rotate 2\n  nocopytruncate\n  create 0640 root root\n  missingok\n  postrotate\n    kill -USR1 $(cat ${join(spool, '.pid.smtpserver')})\n  endscript\n}\n`);
+  const lr = spawnSync(logrotate, ['-f', '-s', join(s.dir, 'logrotate.state'), conf], { encoding: 'utf8' });
+  assert.equal(lr.status, 0, lr.stderr);
+  await waitFor(logFile, /reopened/g);
+  assert.match(await smtpSend(port, 'postmaster@test.example', { host: HOST, localAddress: HOST }), /^250 2\.0\.0 /m);
+  await waitFor(logFile, /smtp message /g);
+  const old = lines(`${logFile}.1`);
+  const now = lines(logFile);
+  assert.equal(count(old, /smtp message /g), 1, old);
+  assert.match(now, /log file .*smtpserver\.log reopened/);
+  assert.equal(count(now, /smtp message /g), 1, now);
+  // The session trace (-l records the conversation) goes on in the new file.
+  assert.match(now, /<<< MAIL FROM:/);
 });

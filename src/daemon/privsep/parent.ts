@@ -21,7 +21,8 @@
  *   forward   a system user's ~/.forward, the user looked up here by name, the
  *             file read with expand/forward.ts's safety rules (owner, mode, no
  *             link; `forward none` = never), as OpenSMTPD's parent opens it for
- *             its lookup process. The SMTP side gets the parsed destinations;
+ *             its lookup process, with the :include: files it names read as
+ *             the user (expand/include-as.ts). The SMTP side gets the parsed destinations;
  *             whether a |command or /file may be used is its expansion's rule,
  *             and deliver re-checks it here (verify.ts).
  *
@@ -44,6 +45,7 @@ import { Authenticator } from '../../auth/authenticator.js';
 import { LocalAgent } from '../../delivery/local/agent.js';
 import { describe, tempfail } from '../../delivery/local/outcome.js';
 import { readForwardFile, type ForwardRead } from '../../expand/forward.js';
+import { includePaths, readIncludesAs } from '../../expand/include-as.js';
 import { DEFAULT_FORWARD } from '../../config/parse-forward.js';
 import type { MailLog } from '../../log/maillog.js';
 import { preloadSecrets, secretPaths } from '../../privsep/secrets.js';
@@ -223,7 +225,7 @@ class Parent {
       case 'filter-kill':
         return this.filters.handle(m);
       case 'forward':
-        return this.send({ t: 'forward-read', id: m.id, read: this.readForward(m.user) });
+        return void this.readForward(m.user).then((read) => this.send({ t: 'forward-read', id: m.id, read }));
       case 'reload':
         return this.send({ t: 'reloaded', id: m.id, ...this.reload() });
       case 'ready':
@@ -324,12 +326,17 @@ class Parent {
   }
 
   /** A system user's ~/.forward for the SMTP side: the user by name, looked up here; never a path from the child. */
-  private readForward(name: string): ForwardRead {
+  private async readForward(name: string): Promise<ForwardRead> {
     if (!(this.config.forward ?? DEFAULT_FORWARD).read) return { kind: 'missing' };
     const u = this.users.lookup(name);
     if (u === undefined) return { kind: 'missing' };
     if ('error' in u) return { kind: 'error', reason: u.error };
-    return readForwardFile(u);
+    const r = readForwardFile(u);
+    const paths = r.kind === 'ok' ? includePaths(r.nodes) : [];
+    if (r.kind !== 'ok' || paths.length === 0) return r;
+    // Its :include: files, read as the user (never root: a user could name /etc/shadow).
+    const includes = await readIncludesAs(u, paths);
+    return 'error' in includes ? { kind: 'error', reason: includes.error } : { ...r, includes };
   }
 
   /** The configuration read again from the same source; the secret files it names. */
