@@ -367,6 +367,13 @@ async function runIdle(sessions: number, keep: boolean, resolver: string | undef
 
 /* -------------------------------------------------------------- main */
 
+/** Which of Postern's processes wrote a CPU profile, from the scripts it ran. */
+function profileRole(text: string): string {
+  if (text.includes('deliver-worker.js')) return 'worker';
+  if (text.includes('smtp/session')) return 'smtp-side';
+  return 'parent';
+}
+
 function osName(): string {
   try {
     return /^PRETTY_NAME="?([^"\n]*)/m.exec(readFileSync('/etc/os-release', 'utf8'))?.[1] ?? 'Linux';
@@ -444,6 +451,7 @@ async function main(argv: string[]): Promise<void> {
       done++;
       const missing = (setup.missing as Record<string, string>)[name];
       const profileDir = plan.profile ? mkdtempSync(join(tmpdir(), 'postern-bench-prof-')) : undefined;
+      if (profileDir) chmodSync(profileDir, 0o777); // the SMTP side (_postern) writes its profile there too
       const cell = missing
         ? summarizeCell({ scenario: scenario.name, server: name, tool: scenario.tool, mode: scenario.mode }, [], missing)
         : await runCell(kind, scenario, { params: plan.params, keep: plan.keep, ...(profileDir ? { cpuProfileDir: profileDir } : {}), ...(resolver ? { resolver } : {}) });
@@ -455,15 +463,18 @@ async function main(argv: string[]): Promise<void> {
       const times = `${(cellTimes.total / 1000).toFixed(1)} s, start ${(cellTimes.start / 1000).toFixed(1)} s, stop ${(cellTimes.stop / 1000).toFixed(1)} s`;
       progress(`[${done}/${total}] ${scenario.name} ${name} (${times}): ${r}${cell.runs.some((x) => x.notes.length) ? ` — ${cell.runs.flatMap((x) => x.notes).join('; ')}` : ''}`);
       if (profileDir) {
-        const file = readdirSync(profileDir).find((f) => f.endsWith('.cpuprofile'));
-        if (file) {
-          const dest = `${base}-postern-${scenario.name}.cpuprofile`;
+        // Under privilege separation: the privileged parent, the SMTP side and each delivery worker write one each.
+        const files = readdirSync(profileDir).filter((f) => f.endsWith('.cpuprofile'));
+        for (const [i, file] of files.entries()) {
+          const role = profileRole(readFileSync(join(profileDir, file), 'utf8'));
+          const dest = `${base}-postern-${scenario.name}-${role}${files.length > 1 ? `-${i}` : ''}.cpuprofile`;
           copyFileSync(join(profileDir, file), dest);
           const summary = summarizeProfile(JSON.parse(readFileSync(dest, 'utf8')) as CpuProfile, 25);
           const rel = relative(REPO_ROOT, dest);
           profiles.push({ scenario: scenario.name, file: rel, rate: cell.rate.median, summary });
-          profileTables.push(formatProfile(summary, `${scenario.name} (${cell.rate.median.toFixed(0)} msgs/s while profiled; \`${rel}\` — open it in Chrome DevTools or speedscope for the flame graph)`));
-        } else progress(`  no CPU profile was written in ${profileDir}`);
+          profileTables.push(formatProfile(summary, `${scenario.name}, ${role} (${cell.rate.median.toFixed(0)} msgs/s while profiled; \`${rel}\` — open it in Chrome DevTools or speedscope for the flame graph)`));
+        }
+        if (files.length === 0) progress(`  no CPU profile was written in ${profileDir}`);
         rmSync(profileDir, { recursive: true, force: true });
       }
     }

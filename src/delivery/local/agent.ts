@@ -93,6 +93,8 @@ export const SAFE_PATH = '/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin
 /** The helper's own time limit beyond the job's. */
 const HELPER_SLACK_MS = 60_000;
 const FILE_JOB_TIMEOUT_MS = 15 * 60_000;
+/** Keys per user for maildir deliveries (see key()). */
+const MAILDIR_LANES = 4;
 
 /** A recipient's destination; envelopes written before expansion existed deliver to the address's user. */
 export function destinationOf(rcpt: EnvelopeRecipient): Destination {
@@ -157,11 +159,18 @@ export class LocalAgent implements DeliveryAgent {
     this.config = config;
   }
 
-  /** The local user: one user's deliveries (one mailbox) never run two at a time. */
-  key(_action: Action, rcpt: EnvelopeRecipient): string {
+  /**
+   * The local user: the scheduler runs few tasks at once per key (maxTasksPerKey), so that one user's mbox
+   * or commands see few deliveries at a time. A maildir needs no lock, and its deliveries are batched by the
+   * delivery workers (one fsync of new/ for several messages, worker-pool.ts): a user's maildir deliveries
+   * are spread over MAILDIR_LANES keys, so that enough of them wait together to form batches.
+   */
+  key(action: Action, rcpt: EnvelopeRecipient): string {
     const dest = destinationOf(rcpt);
     if (dest.kind === 'remote') return rcpt.address.toLowerCase();
-    return dest.user.toLowerCase();
+    const user = dest.user.toLowerCase();
+    if (dest.kind !== 'user' || action.kind !== 'maildir') return user;
+    return `${user} ${rcpt.evpid.charCodeAt(rcpt.evpid.length - 1) % MAILDIR_LANES}`;
   }
 
   async deliver(task: DeliveryTask): Promise<RecipientResult[]> {

@@ -32,6 +32,8 @@ const STDERR_MAX = 4096;
 const TERM_GRACE_MS = 10_000;
 const END = Buffer.from('0\n', 'latin1');
 const ABANDON = Buffer.from('!\n', 'latin1');
+/** The most jobs handed to a worker at once. */
+const MAX_BATCH = 32;
 
 export interface WorkerPoolOptions {
   /** How many workers at most. Default 2. */
@@ -199,8 +201,27 @@ export class WorkerPool {
         if (this.workers.size >= this.size) return;
         w = this.startWorker();
       }
-      this.runOn(w, this.queue.shift() as Waiting);
+      this.runOn(w, this.takeBatch());
     }
+  }
+
+  /**
+   * The first waiting job, and the maildir jobs waiting for the same credentials behind it (up to
+   * MAX_BATCH): one round trip to the worker and one fsync of each maildir folder for all of them.
+   */
+  private takeBatch(): Waiting[] {
+    const first = this.queue.shift() as Waiting;
+    if (first.request.job.kind !== 'maildir') return [first];
+    const key = JSON.stringify(first.request.creds);
+    const batch = [first];
+    for (let i = 0; i < this.queue.length && batch.length < MAX_BATCH; ) {
+      const j = this.queue[i] as Waiting;
+      if (j.request.job.kind === 'maildir' && JSON.stringify(j.request.creds) === key) {
+        batch.push(j);
+        this.queue.splice(i, 1);
+      } else i++;
+    }
+    return batch;
   }
 
   private startWorker(): Worker {
@@ -209,7 +230,9 @@ export class WorkerPool {
     // (CVE-2024-22017; off by default since Node 20.11.1, said explicitly here for older builds).
     // Few threads (one libuv file thread: a worker runs one job, its file calls one after another; one V8 helper):
     // glibc signals every set*id call to each thread, so each thread makes every switch of ids dearer.
-    const child = spawn(process.execPath, ['--v8-pool-size=1', this.workerPath], { cwd: '/', env: { UV_USE_IO_URING: '0', UV_THREADPOOL_SIZE: '1' }, stdio: ['pipe', 'pipe', 'pipe'] });
+    // A daemon run under `node --cpu-prof` (npm run bench -- --profile) profiles its workers too.
+    const prof = process.execArgv.filter((a) => a.startsWith('--cpu-prof'));
+    const child = spawn(process.execPath, [...prof, '--v8-pool-size=1', this.workerPath], { cwd: '/', env: { UV_USE_IO_URING: '0', UV_THREADPOOL_SIZE: '1' }, stdio: ['pipe', 'pipe', 'pipe'] });
     const w: Worker = { child, pid: child.pid ?? -1, busy: false, dead: false, stdout: '', stderr: Buffer.alloc(0) };
     this.workers.add(w);
     this.started++;
@@ -252,15 +275,17 @@ export class WorkerPool {
     w.child.kill('SIGKILL');
   }
 
-  private runOn(w: Worker, job: Waiting): void {
+  private runOn(w: Worker, jobs: readonly Waiting[]): void {
     w.busy = true;
     hold(w, true);
-    const { opts, body } = job;
-    let answer: Outcome | undefined;
+    const answers: (Outcome | undefined)[] = jobs.map(() => undefined);
+    let answered = 0;
     let written = false;
     let why: 'timeout' | 'abort' | undefined;
     let termTimer: NodeJS.Timeout | undefined;
-    const timedOut = (): Outcome => tempfail('4.3.0', `delivery worker: timed out after ${Math.round(opts.timeoutMs / 1000)} s`);
+    // The jobs of a batch run one after another: the time limit is the sum of theirs.
+    const timeoutMs = jobs.reduce((t, j) => t + j.opts.timeoutMs, 0);
+    const timedOut = (): Outcome => tempfail('4.3.0', `delivery worker: timed out after ${Math.round(timeoutMs / 1000)} s`);
     // SIGTERM first: the worker undoes a partial write (mbox truncated back, maildir file removed) and answers; SIGKILL if it cannot.
     const stop = (): void => {
       w.child.kill('SIGTERM');
@@ -268,23 +293,25 @@ export class WorkerPool {
     };
     const timer = setTimeout(() => {
       why = 'timeout';
-      this.log(`mda: delivery worker pid=${w.pid}: job timed out after ${Math.round(opts.timeoutMs / 1000)} s; stopped`);
+      this.log(`mda: delivery worker pid=${w.pid}: job timed out after ${Math.round(timeoutMs / 1000)} s; stopped`);
       stop();
-    }, opts.timeoutMs);
+    }, timeoutMs);
     const onAbort = (): void => {
       why ??= 'abort';
       stop();
     };
-    opts.signal?.addEventListener('abort', onAbort, { once: true });
+    for (const j of jobs) j.opts.signal?.addEventListener('abort', onAbort, { once: true });
     const settle = (): void => {
-      if (answer === undefined || (!written && !w.dead)) return;
+      if (answered < jobs.length || (!written && !w.dead)) return;
       clearTimeout(timer);
       if (termTimer) clearTimeout(termTimer);
-      opts.signal?.removeEventListener('abort', onAbort);
       w.onLine = undefined;
       w.onExit = undefined;
-      body.destroy();
-      job.resolve(answer);
+      jobs.forEach((j, i) => {
+        j.opts.signal?.removeEventListener('abort', onAbort);
+        j.body.destroy();
+        j.resolve(answers[i] as Outcome);
+      });
       hold(w, false);
       if (w.dead) return;
       if (why !== undefined) {
@@ -295,7 +322,7 @@ export class WorkerPool {
       this.dispatch();
     };
     w.onLine = (line) => {
-      if (answer !== undefined) return this.kill(w, 'answered twice');
+      if (answered >= jobs.length) return this.kill(w, 'answered twice');
       let parsed: unknown;
       try {
         parsed = JSON.parse(line);
@@ -303,24 +330,25 @@ export class WorkerPool {
         parsed = undefined;
       }
       if (!isOutcome(parsed)) {
-        answer = tempfail('4.3.0', 'delivery worker: unreadable answer');
+        // The rest of the batch gets the same answer: the worker is killed.
+        while (answered < jobs.length) answers[answered++] = tempfail('4.3.0', 'delivery worker: unreadable answer');
         this.kill(w, 'unreadable answer');
-      } else if (why === 'timeout' && parsed.status !== 'ok') answer = timedOut();
-      else answer = { status: parsed.status, enhanced: parsed.enhanced, detail: oneLine(parsed.detail) };
+      } else if (why === 'timeout' && parsed.status !== 'ok') answers[answered++] = timedOut();
+      else answers[answered++] = { status: parsed.status, enhanced: parsed.enhanced, detail: oneLine(parsed.detail) };
       settle();
     };
     w.onExit = (died) => {
-      answer ??=
-        why === 'timeout'
-          ? timedOut()
-          : why === 'abort'
-            ? tempfail('4.3.0', 'delivery interrupted')
-            : tempfail('4.3.0', `delivery worker died (${died})`);
+      while (answered < jobs.length)
+        answers[answered++] = why === 'timeout' ? timedOut() : why === 'abort' ? tempfail('4.3.0', 'delivery interrupted') : tempfail('4.3.0', `delivery worker died (${died})`);
       settle();
     };
-    void pump(`${JSON.stringify(job.request)}\n`, body, w.child.stdin).then(() => {
+    void (async () => {
+      for (const [i, j] of jobs.entries()) {
+        const request: HelperRequest = i < jobs.length - 1 ? { ...j.request, more: true } : j.request;
+        await pump(`${JSON.stringify(request)}\n`, j.body, w.child.stdin);
+      }
       written = true;
       settle();
-    });
+    })();
   }
 }
