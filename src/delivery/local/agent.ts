@@ -162,15 +162,20 @@ export class LocalAgent implements DeliveryAgent {
   /**
    * The local user: the scheduler runs few tasks at once per key (maxTasksPerKey), so that one user's mbox
    * or commands see few deliveries at a time. A maildir needs no lock, and its deliveries are batched by the
-   * delivery workers (one fsync of new/ for several messages, worker-pool.ts): a user's maildir deliveries
-   * are spread over MAILDIR_LANES keys, so that enough of them wait together to form batches.
+   * delivery workers (one round trip and one fsync of each new/ for several messages, worker-pool.ts), so
+   * maildir deliveries of a user destination share MAILDIR_LANES keys of the action, picked by message: the
+   * recipients of one message (one message to 100 users) form one task whose body is read once, and enough
+   * deliveries wait at once to form batches.
    */
   key(action: Action, rcpt: EnvelopeRecipient): string {
     const dest = destinationOf(rcpt);
     if (dest.kind === 'remote') return rcpt.address.toLowerCase();
-    const user = dest.user.toLowerCase();
-    if (dest.kind !== 'user' || action.kind !== 'maildir') return user;
-    return `${user} ${rcpt.evpid.charCodeAt(rcpt.evpid.length - 1) % MAILDIR_LANES}`;
+    if (dest.kind === 'user' && action.kind === 'maildir') {
+      // An evpid starts with its msgid (8 characters, spool/fs/ids.ts).
+      const c = rcpt.evpid.charCodeAt(Math.min(7, rcpt.evpid.length - 1));
+      return `maildir lane ${(Number.isNaN(c) ? 0 : c) % MAILDIR_LANES}`;
+    }
+    return dest.user.toLowerCase();
   }
 
   async deliver(task: DeliveryTask): Promise<RecipientResult[]> {
@@ -195,10 +200,13 @@ export class LocalAgent implements DeliveryAgent {
         for (const i of local) outcomes[i] = tempfail('4.3.0', `cannot read the message: ${describe(e)}`);
       }
       if (facts) {
-        for (const i of local) {
+        const one = async (i: number): Promise<void> => {
           if (task.signal.aborted) outcomes[i] = tempfail('4.3.0', 'delivery interrupted');
           else outcomes[i] = await this.deliverOne(task, task.recipients[i] as EnvelopeRecipient, facts);
-        }
+        };
+        // Asked of the privileged parent, maildir deliveries of a task go at once (its pool batches them); else one by one.
+        if (this.remote && task.action.kind === 'maildir') await Promise.all(local.map(one));
+        else for (const i of local) await one(i);
       }
     }
     return task.recipients.map((rcpt, i) => {

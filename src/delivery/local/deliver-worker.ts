@@ -52,7 +52,9 @@ let feeding: PassThrough | undefined;
 /** The last request said `more`: the next request belongs to its batch. */
 let batchOpen = false;
 /** Answers of the batch so far, sent together once the maildir folders they wrote to are fsynced. */
-let answers: { outcome: Outcome; dirs: string[] }[] = [];
+let answers: { outcome: Outcome; readonly dirs: string[]; synced: boolean }[] = [];
+/** The credentials (as JSON) the unsynced answers' folders were written with. */
+let pendingAs: string | undefined;
 /** Exit once the jobs in hand are answered (input closed, SIGTERM, broken stream, ids not restored). */
 let exitAfter: number | undefined;
 /** The exit status when the ids could not be switched back: no further job runs. */
@@ -125,27 +127,34 @@ async function perform(request: HelperRequest, body: PassThrough, signal: AbortS
 }
 
 /**
- * The maildir folders of the batch are fsynced (once each), then every answer of the batch is written: none
- * says "delivered" before its file and its folder are on disk. A folder that cannot be fsynced turns the
- * answers of the jobs that wrote to it into temporary failures (delivered again later: a duplicate at worst).
+ * fsync the maildir folders written by the answers not yet synced (once each), with the ids they were
+ * written with (the user's: another user's folder may be closed to them): called before the worker
+ * switches to other credentials, and before the answers are sent. A folder that cannot be fsynced turns
+ * the answers of the jobs that wrote to it into temporary failures (delivered again later: a duplicate at worst).
  */
-async function answer(): Promise<void> {
-  const batch = answers;
-  answers = [];
+async function syncPending(): Promise<void> {
+  const todo = answers.filter((a) => !a.synced);
   const failed = new Map<string, string>();
-  for (const dir of new Set(batch.flatMap((a) => a.dirs))) {
+  for (const dir of new Set(todo.flatMap((a) => a.dirs))) {
     try {
       await syncDir(dir);
     } catch (e) {
       failed.set(dir, describe(e));
     }
   }
-  const lines = batch.map(({ outcome, dirs }) => {
-    const bad = dirs.find((d) => failed.has(d));
-    const o = bad !== undefined && outcome.status === 'ok' ? tempfail('4.3.0', `maildir: fsync of ${bad}: ${failed.get(bad) ?? ''}`) : outcome;
-    return `${JSON.stringify(o)}\n`;
-  });
-  process.stdout.write(lines.join(''), () => {
+  for (const a of todo) {
+    a.synced = true;
+    const bad = a.dirs.find((d) => failed.has(d));
+    if (bad !== undefined && a.outcome.status === 'ok') a.outcome = tempfail('4.3.0', `maildir: fsync of ${bad}: ${failed.get(bad) ?? ''}`);
+  }
+}
+
+/** Every answer of the batch, written at once once their folders are on disk: none says "delivered" before. */
+async function answer(): Promise<void> {
+  await syncPending();
+  const lines = answers.map((a) => `${JSON.stringify(a.outcome)}\n`).join('');
+  answers = [];
+  process.stdout.write(lines, () => {
     if (exitAfter !== undefined && !busy()) process.exit(exitAfter);
   });
 }
@@ -157,15 +166,18 @@ async function drain(): Promise<void> {
   for (let job = queue[0]; job !== undefined; job = queue[0]) {
     const dirs: string[] = [];
     const request = job.request;
-    const o =
-      request instanceof Error
-        ? tempfail('4.3.0', `delivery worker: ${describe(request)}`)
-        : exitAfter === IDS_STUCK
-          ? tempfail('4.3.0', 'delivery worker: could not return to root')
-          : await perform(request, job.body, job.ac.signal, (d) => dirs.push(d)).catch((e: unknown) => tempfail('4.3.0', `delivery worker: ${describe(e)}`));
+    let o: Outcome;
+    if (request instanceof Error) o = tempfail('4.3.0', `delivery worker: ${describe(request)}`);
+    else if (exitAfter === IDS_STUCK) o = tempfail('4.3.0', 'delivery worker: could not return to root');
+    else {
+      const key = JSON.stringify(request.creds);
+      if (key !== pendingAs) await syncPending();
+      pendingAs = key;
+      o = await perform(request, job.body, job.ac.signal, (d) => dirs.push(d)).catch((e: unknown) => tempfail('4.3.0', `delivery worker: ${describe(e)}`));
+    }
     job.body.destroy();
     queue.shift();
-    answers.push({ outcome: o, dirs });
+    answers.push({ outcome: o, dirs, synced: dirs.length === 0 });
     // Whatever is left of the message is read and thrown away (feed() finds a destroyed stream).
     const more = !(request instanceof Error) && request.more === true;
     if (!more || (queue.length === 0 && exitAfter !== undefined)) await answer();

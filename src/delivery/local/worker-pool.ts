@@ -3,13 +3,18 @@
  * workers (deliver-worker.ts): a few long-lived root processes that write
  * mailboxes as their users, so that a delivery costs no process start.
  *
- * Jobs wait in one queue (first come, first served) and each goes to a free
+ * Jobs wait in one queue (first come, first served) and go to a free
  * worker; a worker runs one job at a time (its ids are switched per job,
  * see effective-ids.ts). Workers start when a job needs one, up to `size`,
  * and live on. Per job: the request line, the message framed as it is read
  * (worker-protocol.ts), then the worker's answer, one JSON line: the
- * Outcome. A worker is free again once it has answered AND the whole message
- * has been written to it, so that jobs never overlap on its pipe.
+ * Outcome. Maildir jobs waiting together go to one worker as a batch (up
+ * to MAX_BATCH, in one write): every request but the last says `more`, the
+ * worker runs them one after another and answers them all at once, after
+ * one fsync of each maildir's new/ (group commit; deliver-worker.ts). A
+ * worker is free again once it has answered every job of its batch AND
+ * every message has been written to it, so that batches never overlap on
+ * its pipe.
  *
  * A worker that dies, answers nonsense or outlives the job's time limit
  * (SIGTERM, so that it undoes a partial write, then SIGKILL) is a temporary
@@ -82,18 +87,16 @@ const FLUSH_AT = 64 * 1024;
 /**
  * Write the request line and the message framed; "!" when it cannot be read
  * to its end. Resolves when all is handed to the pipe. The writes are corked
- * and leave in one writev per 64 KiB (a 1 KB job: one write instead of four,
- * and one wake-up of the worker instead of up to four).
+ * and leave in one writev per 64 KiB, and the jobs of a batch share it until
+ * the `last` one (a batch of small jobs: one write and one wake-up of the
+ * worker, instead of four a job).
  */
-async function pump(head: string, body: Readable, to: Writable): Promise<void> {
-  let corked = false;
+async function pump(head: string, body: Readable, to: Writable, last: boolean): Promise<void> {
   const cork = (): void => {
-    if (!corked) to.cork();
-    corked = true;
+    if (to.writableCorked === 0) to.cork();
   };
   const flush = (): void => {
-    if (corked) to.uncork();
-    corked = false;
+    while (to.writableCorked > 0) to.uncork();
   };
   const drained = (): Promise<void> =>
     new Promise((r) => {
@@ -122,7 +125,7 @@ async function pump(head: string, body: Readable, to: Writable): Promise<void> {
   } catch {
     if (!to.destroyed) to.write(ABANDON);
   } finally {
-    flush();
+    if (last || to.writableLength >= FLUSH_AT) flush();
   }
 }
 
@@ -206,17 +209,17 @@ export class WorkerPool {
   }
 
   /**
-   * The first waiting job, and the maildir jobs waiting for the same credentials behind it (up to
-   * MAX_BATCH): one round trip to the worker and one fsync of each maildir folder for all of them.
+   * The first waiting job and, when it is a maildir job, the maildir jobs waiting behind it (up to MAX_BATCH):
+   * one round trip to the worker, one answer per job written at once, and one fsync of each new/ for all of
+   * them. The worker still runs them one after another, each with its own user's ids.
    */
   private takeBatch(): Waiting[] {
     const first = this.queue.shift() as Waiting;
     if (first.request.job.kind !== 'maildir') return [first];
-    const key = JSON.stringify(first.request.creds);
     const batch = [first];
     for (let i = 0; i < this.queue.length && batch.length < MAX_BATCH; ) {
       const j = this.queue[i] as Waiting;
-      if (j.request.job.kind === 'maildir' && JSON.stringify(j.request.creds) === key) {
+      if (j.request.job.kind === 'maildir') {
         batch.push(j);
         this.queue.splice(i, 1);
       } else i++;
@@ -345,7 +348,7 @@ export class WorkerPool {
     void (async () => {
       for (const [i, j] of jobs.entries()) {
         const request: HelperRequest = i < jobs.length - 1 ? { ...j.request, more: true } : j.request;
-        await pump(`${JSON.stringify(request)}\n`, j.body, w.child.stdin);
+        await pump(`${JSON.stringify(request)}\n`, j.body, w.child.stdin, i === jobs.length - 1);
       }
       written = true;
       settle();
