@@ -31,7 +31,7 @@
  * answered, and the worker exits.
  */
 import { PassThrough } from 'node:stream';
-import { enterUser, isRoot, leaveUser } from './effective-ids.js';
+import { enterUser, isRoot, leaveUser, rootAgain } from './effective-ids.js';
 import { syncDir } from './mbox.js';
 import { runJob, type HelperRequest } from './job.js';
 import { describe, tempfail, type Outcome } from './outcome.js';
@@ -97,8 +97,9 @@ function release(): void {
  * switching to root and back: every set*id call is signalled by glibc to
  * each thread of the process, six calls and a group lookup per job (about
  * 2 ms of CPU here). The real and saved ids stay root's throughout; a job
- * for other credentials, or for mbox's root-open mode (which switches
- * inside the job), first returns to root.
+ * for other credentials takes back root's euid and enters the next user's
+ * ids (groups, egid, euid), and a job for mbox's root-open mode (which
+ * switches inside the job) first returns to root fully (groups, egid).
  */
 async function perform(request: HelperRequest, body: PassThrough, signal: AbortSignal, syncLater: (dir: string) => void): Promise<Outcome> {
   if (request.v !== 1) throw new Error(`unknown request version ${String(request.v)}`);
@@ -110,7 +111,12 @@ async function perform(request: HelperRequest, body: PassThrough, signal: AbortS
   try {
     let hooks = {};
     if (!held || held.key !== key || !keep || now - held.since > HOLD_MS) {
-      if (held) release();
+      // From one user straight to the next: root's euid is enough, as enterUser() sets the groups and the egid
+      // anew (four set*id calls instead of seven). A job that starts as root (root-open) gets a full return.
+      if (held && keep) {
+        held = undefined;
+        rootAgain();
+      } else if (held) release();
       hooks = enterUser(creds, job.kind);
       if (keep) held = { key, since: now };
     }

@@ -7,7 +7,9 @@
  *           mail spool's group in 'user+group' mode), setegid, seteuid —
  *           in 'root-open' mode (mbox in a root-only spool) the last two
  *           wait until the mailbox is locked and open (hooks);
- *   leave:  seteuid(0), setegid(0), setgroups([]).
+ *   leave:  seteuid(0), setegid(0), setgroups([]);
+ *   switch: seteuid(0), then enter the next user (rootAgain(): between two
+ *           users of a worker's batch, whose groups and egid enter replaces).
  *
  * The real and saved ids stay 0, which is what lets the worker come back;
  * so nothing the job starts may run with them (commands go through setpriv,
@@ -67,6 +69,12 @@ export function enterUser(c: Credentials, kind: string): MboxHooks {
 function backToRoot(): void {
   if (posix.geteuid() !== 0) posix.seteuid(0);
   posix.setegid(0);
+}
+
+/** Root's effective uid again, keeping the user's groups and egid until enterUser() replaces them (a switch between two users). */
+export function rootAgain(): void {
+  if (posix.geteuid() !== 0) posix.seteuid(0);
+  if (posix.geteuid() !== 0) throw new Error('could not switch back to root');
 }
 
 /** Root again, with no supplementary groups; throws if that did not work (the worker must then exit). */

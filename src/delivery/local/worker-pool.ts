@@ -224,7 +224,9 @@ export class WorkerPool {
         this.queue.splice(i, 1);
       } else i++;
     }
-    return batch;
+    // One user's jobs one after another: the worker keeps a user's ids between its jobs instead of switching.
+    const keyOf = (w: Waiting): string => `${w.request.creds.uid}:${w.request.creds.gid}:${w.request.creds.user}`;
+    return batch.sort((a, b) => (keyOf(a) < keyOf(b) ? -1 : keyOf(a) > keyOf(b) ? 1 : 0));
   }
 
   private startWorker(): Worker {
