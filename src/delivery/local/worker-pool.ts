@@ -108,10 +108,18 @@ async function pump(head: string, body: Readable, to: Writable, last: boolean): 
       to.on('drain', go);
       to.on('close', go);
     });
+  // Bytes stay corked only while more follow at once: before waiting for a message still arriving (a large
+  // one streamed over the channel), what is corked leaves, so that the jobs before it are not held up.
+  const ready = (): boolean => body.readableLength > 0 || body.readableEnded || (body as unknown as Partial<Writable>).writableEnded === true;
   cork();
   to.write(head);
+  const chunks = (body as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
   try {
-    for await (const chunk of body as AsyncIterable<Buffer>) {
+    for (;;) {
+      if (!ready()) flush();
+      const next = await chunks.next();
+      if (next.done) break;
+      const chunk = next.value;
       if (to.destroyed) return;
       if (chunk.length === 0) continue;
       cork();
@@ -138,6 +146,8 @@ export class WorkerPool {
   private closed = false;
   /** Workers started so far (tests, logs). */
   started = 0;
+  /** The most jobs one batch has held so far (tests). */
+  largestBatch = 0;
 
   constructor(opts: WorkerPoolOptions = {}) {
     this.size = Math.max(1, opts.size ?? DEFAULT_WORKERS);
@@ -281,6 +291,7 @@ export class WorkerPool {
   }
 
   private runOn(w: Worker, jobs: readonly Waiting[]): void {
+    this.largestBatch = Math.max(this.largestBatch, jobs.length);
     w.busy = true;
     hold(w, true);
     const answers: (Outcome | undefined)[] = jobs.map(() => undefined);
