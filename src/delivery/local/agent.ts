@@ -62,8 +62,6 @@ export interface LocalAgentOptions {
   readonly workers?: number;
   /** The worker script (tests). */
   readonly workerPath?: string;
-  /** Workers that start commands (as root): how many at most (default 4); 0: the daemon starts them itself. */
-  readonly commandWorkers?: number;
   /** setpriv, which starts commands as the user (as root); default /usr/bin/setpriv. Missing: the deliver-as helper. */
   readonly setpriv?: string;
   /**
@@ -95,8 +93,6 @@ export const SAFE_PATH = '/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin
 /** The helper's own time limit beyond the job's. */
 const HELPER_SLACK_MS = 60_000;
 const FILE_JOB_TIMEOUT_MS = 15 * 60_000;
-/** Commands (mda, |command) started at once through the command workers, at most. */
-const DEFAULT_COMMAND_WORKERS = 4;
 /** Keys per user for maildir deliveries (see key()). */
 const MAILDIR_LANES = 4;
 
@@ -128,11 +124,6 @@ export class LocalAgent implements DeliveryAgent {
   private setprivChecked: boolean | undefined;
   /** The delivery workers (as root); started with the first job that needs one. */
   readonly pool: WorkerPool | undefined;
-  /**
-   * Workers that start mda and |command deliveries through setpriv (as root): a pool of its own, so that a
-   * slow command (up to its time limit) never holds a mailbox worker; its size bounds the commands at once.
-   */
-  readonly commands: WorkerPool | undefined;
   private readonly remote: RemoteDeliver | undefined;
 
   constructor(opts: LocalAgentOptions) {
@@ -147,13 +138,11 @@ export class LocalAgent implements DeliveryAgent {
     this.setpriv = opts.setpriv ?? SETPRIV;
     this.remote = opts.remote;
     if (this.privsep) this.pool = new WorkerPool({ size: opts.workers, workerPath: opts.workerPath, log: (l) => this.log.info(l) });
-    if (this.privsep && opts.commandWorkers !== 0) this.commands = new WorkerPool({ size: opts.commandWorkers ?? DEFAULT_COMMAND_WORKERS, workerPath: opts.workerPath, log: (l) => this.log.info(l) });
   }
 
   /** The daemon stops: workers end (a job in hand is aborted and reported as a temporary failure). */
   close(): void {
     this.pool?.close();
-    this.commands?.close();
   }
 
   /** Is setpriv there? Checked once; its absence is logged once. */
@@ -259,11 +248,8 @@ export class LocalAgent implements DeliveryAgent {
     const { job, creds } = prepared;
     if (!this.privsep) return runJob(job, body, task.signal);
     let o: Outcome;
-    if (job.kind === 'mda' && this.hasSetpriv() && this.commands) {
-      // The command as the user, real and effective ids (setpriv), forked by a small worker rather than by this
-      // process (libuv's fork copies the page tables of the whole daemon: ~50 ms of CPU from 180 MB).
-      o = await this.commands.run(creds, job, body, { signal: task.signal, timeoutMs: prepared.timeoutMs + HELPER_SLACK_MS }, this.setpriv);
-    } else if (job.kind === 'mda' && this.hasSetpriv()) {
+    if (job.kind === 'mda' && this.hasSetpriv()) {
+      // The command as the user, real and effective ids (setpriv); nothing else started.
       o = await runMda(job, body, task.signal, { uid: creds.uid, gid: creds.gid, groups: creds.initgroups ? 'init' : [creds.gid], setpriv: this.setpriv });
     } else if (job.kind === 'mda' || !this.pool) {
       o = await runAsUser(creds, job, body, { signal: task.signal, timeoutMs: prepared.timeoutMs + HELPER_SLACK_MS, helperPath: this.helperPath });

@@ -24,18 +24,14 @@
  * folders they wrote to are fsynced, once each — group commit), and exits
  * when it cannot switch back.
  *
- * mda and |command jobs come with a setpriv path: the worker starts the
- * command through setpriv as the user (mda.ts) and switches none of its
- * own ids — forking this small process costs far less than forking the
- * daemon (the pool for commands is another than the mailboxes', agent.ts).
- * Ends: standard input closed (the daemon is gone) →
+ * mda and |command jobs are not run here (the daemon starts them through
+ * setpriv, agent.ts). Ends: standard input closed (the daemon is gone) →
  * exit once the jobs in hand are over (a message cut short fails its job
  * and its partial write is undone); SIGTERM → the jobs in hand are aborted,
  * answered, and the worker exits.
  */
 import { PassThrough } from 'node:stream';
 import { enterUser, isRoot, leaveUser, rootAgain } from './effective-ids.js';
-import { runMda } from './mda.js';
 import { syncDir } from './mbox.js';
 import { runJob, type HelperRequest } from './job.js';
 import { describe, tempfail, type Outcome } from './outcome.js';
@@ -108,12 +104,7 @@ function release(): void {
 async function perform(request: HelperRequest, body: PassThrough, signal: AbortSignal, syncLater: (dir: string) => void): Promise<Outcome> {
   if (request.v !== 1) throw new Error(`unknown request version ${String(request.v)}`);
   const { creds, job } = request;
-  if (job.kind === 'mda') {
-    // Through setpriv, as the user (real, effective and saved ids): the worker's own ids are not switched.
-    if (request.setpriv === undefined || !request.setpriv.startsWith('/')) throw new Error('commands run only through setpriv');
-    if (held) release();
-    return runMda(job, body, signal, { uid: creds.uid, gid: creds.gid, groups: creds.initgroups ? 'init' : [creds.gid], setpriv: request.setpriv });
-  }
+  if (job.kind === 'mda') throw new Error('commands are not run by the delivery worker');
   const keep = creds.mode !== 'root-open';
   const key = JSON.stringify(creds);
   const now = performance.now();

@@ -60,9 +60,4 @@ export interface HelperRequest {
    * batch's last job, after which the maildir folders of the whole batch are fsynced once, then every answer is sent.
    */
   readonly more?: boolean;
-  /**
-   * An mda or |command job: the worker starts the command through this setpriv binary as the user (all
-   * ids: RunAs in mda.ts) and keeps its own ids root's — it forks a small process, not the daemon.
-   */
-  readonly setpriv?: string;
 }

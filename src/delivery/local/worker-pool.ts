@@ -160,8 +160,8 @@ export class WorkerPool {
     return [...this.workers].filter((w) => !w.dead).map((w) => w.pid);
   }
 
-  /** Run a job as `creds` in a worker (a command through `setpriv`); never throws. */
-  run(creds: Credentials, job: Job, body: Readable, opts: PoolJobOptions, setpriv?: string): Promise<Outcome> {
+  /** Run a job as `creds` in a worker; never throws. */
+  run(creds: Credentials, job: Job, body: Readable, opts: PoolJobOptions): Promise<Outcome> {
     if (this.closed) {
       body.destroy();
       return Promise.resolve(tempfail('4.3.0', 'delivery interrupted'));
@@ -175,7 +175,7 @@ export class WorkerPool {
         resolve(tempfail('4.3.0', 'delivery interrupted'));
       };
       const waiting: Waiting = {
-        request: { v: 1, creds, job, ...(setpriv !== undefined ? { setpriv } : {}) },
+        request: { v: 1, creds, job },
         body,
         opts,
         resolve: (o) => {
