@@ -370,8 +370,9 @@ async function runIdle(sessions: number, keep: boolean, resolver: string | undef
 /** Which of Postern's processes wrote a CPU profile, from the scripts it ran. */
 function profileRole(text: string): string {
   if (text.includes('deliver-worker.js')) return 'worker';
-  if (text.includes('smtp/session')) return 'smtp-side';
-  return 'parent';
+  // The privileged parent feeds the delivery workers; the SMTP side (or the only process, not as root) does not.
+  if (text.includes('worker-pool.js')) return 'parent';
+  return 'smtp-side';
 }
 
 function osName(): string {
