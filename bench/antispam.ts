@@ -245,5 +245,6 @@ export const antispam: ExtraScenario = {
   name: 'antispam',
   title: 'Checks at the door and rspamd as a milter: Postern and Postfix receiving (issue 20 §5)',
   quick: true,
+  servers: ['postern', 'postfix'],
   run,
 };

@@ -198,6 +198,7 @@ export const clusterScenario: ExtraScenario = {
   name: 'cluster',
   title: 'a queue shared by 1, 2 and 3 nodes in PostgreSQL (one core for the database): throughput and cost per message',
   quick: true,
+  servers: ['postern'],
   run: (ctx) => measureCluster(ctx.progress),
 };
 

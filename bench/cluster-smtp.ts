@@ -122,6 +122,7 @@ export const clusterSmtpScenario: ExtraScenario = {
   name: 'cluster-smtp',
   title: '1, 2 and 3 real nodes sharing a queue in PostgreSQL (one core for the database), relaying to smtp-sink',
   quick: true,
+  servers: ['postern'],
   run: (ctx) => measureClusterSmtp(ctx.progress),
 };
 

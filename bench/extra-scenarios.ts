@@ -1,7 +1,8 @@
 /*
  * bench/extra-scenarios.ts — scenarios that are not "the same load against
- * each server" (a large queue, a restart, …): each is defined in a file of
- * its own and registered here with one line. `npm run bench` runs them
+ * each server" (the disk's fsync rate, idle sessions, a large queue, …):
+ * each is defined in a file of its own and registered here, in the one list
+ * of them (EXTRA_SCENARIOS). `npm run bench` runs them
  * after the load scenarios (full runs; quick runs when `quick` is set),
  * `--scenario NAME` selects one, and their lines go into the report under
  * their title.
@@ -9,6 +10,9 @@
  * To add one: write bench/<name>.ts exporting an ExtraScenario, import it
  * below and add it to EXTRA_SCENARIOS.
  */
+import { fsyncScenario } from './fsync-rate.js';
+import { idleScenario } from './idle-run.js';
+import { largeQueueScenario } from './large-queue.js';
 import { clusterScenario } from './cluster-pg.js';
 import { clusterSmtpScenario } from './cluster-smtp.js';
 import type { Params } from './scenarios.js';
@@ -26,6 +30,9 @@ export interface ExtraContext {
   progress(line: string): void;
   /** Servers selected with --server (empty: all). */
   readonly servers: readonly string[];
+  /** Register a server or sink started (stopped if the harness is interrupted), and stop one. */
+  track<T extends { stop(): Promise<void> }>(p: Promise<T>): Promise<T>;
+  stopTracked(x: { stop(): Promise<void> } | undefined): Promise<void>;
 }
 
 export interface ExtraResult {
@@ -41,11 +48,15 @@ export interface ExtraScenario {
   readonly title: string;
   /** Part of --quick (else full runs and --scenario only). */
   readonly quick: boolean;
+  /** The servers it runs (for the setup, and left out when --server names none of them); none: the machine alone. */
+  readonly servers: readonly string[];
   run(ctx: ExtraContext): Promise<ExtraResult>;
 }
 
 export const EXTRA_SCENARIOS: readonly ExtraScenario[] = [
-  // one line per scenario, e.g. largeQueue (import { largeQueue } from './large-queue.js')
+  fsyncScenario,
+  idleScenario,
+  largeQueueScenario,
   clusterScenario,
   clusterSmtpScenario,
   antispam,

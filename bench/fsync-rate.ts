@@ -7,7 +7,10 @@
  * the event loop. Each loop is bounded by a count and a time.
  */
 import { closeSync, fsyncSync, mkdirSync, mkdtempSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { ExtraScenario } from './extra-scenarios.js';
+import { fsyncLines } from './report.js';
 import { summarizeLatencies, Samples, type LatencySummary } from './stats.js';
 
 export interface FsyncLoop {
@@ -64,3 +67,15 @@ export function measureFsync(parent: string, maxOps = 5000, maxMs = 3000): Fsync
     rmSync(base, { recursive: true, force: true });
   }
 }
+
+export const fsyncScenario: ExtraScenario = {
+  name: 'fsync',
+  title: 'the disk: create + write + fsync + rename',
+  quick: true,
+  servers: [],
+  run(ctx) {
+    ctx.progress('disk: create + write + fsync + rename loop…');
+    const r = measureFsync(tmpdir(), 20_000, ctx.params.fsyncMs);
+    return Promise.resolve({ lines: fsyncLines(r), data: r });
+  },
+};

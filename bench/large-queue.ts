@@ -29,6 +29,7 @@ import * as net from 'node:net';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import type { ExtraScenario } from './extra-scenarios.js';
 import { PeakSampler, type Peak } from './proc.js';
 import { startSink } from './servers/sink.js';
 import { fillSpool } from './spool-fill.js';
@@ -171,6 +172,25 @@ export async function runLargeQueue(o: { count: number; spool?: string; drainMs:
     if (!o.keep) rmSync(work, { recursive: true, force: true });
   }
 }
+
+/** 1,000,000 messages queued for a destination that is down, 50,000 with --quick. */
+export const largeQueueScenario: ExtraScenario = {
+  name: 'large-queue',
+  title: 'a large queue for a destination that is down, then back',
+  quick: true,
+  servers: ['postern'],
+  async run(ctx) {
+    const r = await runLargeQueue({ count: ctx.params.quick ? 50_000 : 1_000_000, drainMs: 120_000, keep: ctx.keep, progress: ctx.progress });
+    const mb = (kb: number): number => Math.round(kb / 1024);
+    return {
+      lines: [
+        `${r.count} messages${r.fillSeconds !== undefined ? ` (written in ${r.fillSeconds} s)` : ''}: first 220 after ${r.first220Seconds} s, first line of \`smtpctl show queue\` after ${r.firstQueueLineSeconds} s, all known after ${r.loadedSeconds} s`,
+        `peak RSS ${mb(r.peak.peakRssKb)} MB, PSS ${mb(r.peak.peakPssKb)} MB; then ${r.delivered} delivered in ${r.deliverSeconds} s (${r.deliveryRate}/s)`,
+      ],
+      data: r,
+    };
+  },
+};
 
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { count: { type: 'string', default: '1000000' }, spool: { type: 'string' }, 'drain-s': { type: 'string', default: '120' }, keep: { type: 'boolean', default: false } } });

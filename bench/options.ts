@@ -8,12 +8,12 @@
  */
 import { parseArgs } from 'node:util';
 import { EXTRA_SCENARIOS, type ExtraScenario } from './extra-scenarios.js';
-import { EXTRAS, FULL, QUICK, SCENARIOS, SERVER_NAMES, type Params, type Scenario } from './scenarios.js';
+import { FULL, QUICK, SCENARIOS, SERVER_NAMES, type Params, type Scenario } from './scenarios.js';
 
 export const USAGE = `usage: npm run bench -- [options]
   --quick              one short run per cell, fewer cells (under 4 minutes)
   --scenario NAME      run only this scenario (repeat or comma-separate):
-                       ${[...SCENARIOS.map((s) => s.name), ...EXTRAS, ...EXTRA_SCENARIOS.map((s) => s.name)].join(', ')}
+                       ${[...SCENARIOS.map((s) => s.name), ...EXTRA_SCENARIOS.map((s) => s.name)].join(', ')}
   --server NAME        only this server (repeat or comma-separate): ${SERVER_NAMES.join(', ')}
   --runs N             measured runs per cell (default 3; --quick 1)
   --duration-ms N      load per run (default ${FULL.durationMs}; --quick ${QUICK.durationMs})
@@ -31,8 +31,7 @@ export interface Plan {
   readonly scenarios: readonly Scenario[];
   /** Servers for a scenario (intersection of the scenario's and the --server list). */
   readonly serversFor: (s: Scenario) => readonly string[];
-  readonly extras: ReadonlySet<(typeof EXTRAS)[number]>;
-  /** Scenarios of their own (bench/extra-scenarios.ts). */
+  /** Scenarios of their own (bench/extra-scenarios.ts): the disk, idle sessions, a large queue, … */
   readonly extraScenarios: readonly ExtraScenario[];
   /** The --server list (empty: every server). */
   readonly serverFilter: readonly string[];
@@ -70,7 +69,7 @@ export function makePlan(argv: readonly string[]): Plan | 'help' {
   if (values.help) return 'help';
   const scenarioNames = list(values.scenario);
   const serverNames = list(values.server);
-  const known = new Set<string>([...SCENARIOS.map((s) => s.name), ...EXTRAS, ...EXTRA_SCENARIOS.map((s) => s.name)]);
+  const known = new Set<string>([...SCENARIOS.map((s) => s.name), ...EXTRA_SCENARIOS.map((s) => s.name)]);
   for (const n of scenarioNames) if (!known.has(n)) throw new Error(`unknown scenario "${n}" (one of: ${[...known].join(', ')})`);
   for (const n of serverNames) if (!(SERVER_NAMES as readonly string[]).includes(n)) throw new Error(`unknown server "${n}" (one of: ${SERVER_NAMES.join(', ')})`);
   const int = (v: string | undefined, name: string, min: number): number | undefined => {
@@ -92,19 +91,15 @@ export function makePlan(argv: readonly string[]): Plan | 'help' {
   };
 
   let scenarios: Scenario[];
-  let extras: Set<(typeof EXTRAS)[number]>;
   let extraScenarios: ExtraScenario[];
   if (profile) {
     scenarios = SCENARIOS.filter((s) => (scenarioNames.length > 0 ? scenarioNames.includes(s.name) : s.name === 'maildir-1k-10'));
-    extras = new Set();
     extraScenarios = [];
   } else if (scenarioNames.length > 0) {
     scenarios = SCENARIOS.filter((s) => scenarioNames.includes(s.name));
-    extras = new Set(EXTRAS.filter((e) => scenarioNames.includes(e)));
     extraScenarios = EXTRA_SCENARIOS.filter((s) => scenarioNames.includes(s.name));
   } else {
     scenarios = SCENARIOS.filter((s) => !quick || s.quick);
-    extras = new Set(EXTRAS);
     extraScenarios = EXTRA_SCENARIOS.filter((s) => !quick || s.quick);
   }
   const serversFor = (s: Scenario): string[] => {
@@ -114,11 +109,10 @@ export function makePlan(argv: readonly string[]): Plan | 'help' {
     if (serverNames.length > 0) names = names.filter((n) => serverNames.includes(n));
     return names;
   };
-  // idle and fsync concern Postern and the disk; --server without postern leaves idle out.
-  if (serverNames.length > 0 && !serverNames.includes('postern')) extras.delete('idle');
+  // An extra scenario whose servers --server names none of is left out (the disk's needs none).
+  if (serverNames.length > 0) extraScenarios = extraScenarios.filter((x) => x.servers.length === 0 || x.servers.some((n) => serverNames.includes(n)));
   const servers = new Set<string>();
   for (const s of scenarios) for (const n of serversFor(s)) servers.add(n);
-  if (extras.has('idle')) servers.add('postern');
-  if (extraScenarios.length > 0) for (const n of ['postern', 'postfix']) if (serverNames.length === 0 || serverNames.includes(n)) servers.add(n);
-  return { params, scenarios, serversFor, extras, extraScenarios, serverFilter: serverNames, profile, keep: values.keep === true, setup: values['no-setup'] !== true, systemResolver: values['system-resolver'] === true, servers };
+  for (const x of extraScenarios) for (const n of x.servers) if (serverNames.length === 0 || serverNames.includes(n)) servers.add(n);
+  return { params, scenarios, serversFor, extraScenarios, serverFilter: serverNames, profile, keep: values.keep === true, setup: values['no-setup'] !== true, systemResolver: values['system-resolver'] === true, servers };
 }

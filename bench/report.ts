@@ -229,14 +229,14 @@ function machineLine(r: BenchResults): string {
   return `${m.cpus} × ${m.cpuModel}, ${num(m.memoryMb / 1024, 1)} GB, ${m.os}, Linux ${m.kernel}; load average ${m.loadAvgStart.map((x) => x.toFixed(2)).join(' ')} at the start, ${m.loadAvgEnd.map((x) => x.toFixed(2)).join(' ')} at the end`;
 }
 
-function fsyncLines(f: FsyncResult): string[] {
+export function fsyncLines(f: FsyncResult): string[] {
   return [
     `create + write 1 KB + fsync + rename: ${num(f.file.perSecond)} /s, p50 ${num(f.file.latencyUs.p50)} µs, p99 ${num(f.file.latencyUs.p99)} µs (${num(f.file.ops)} in a row)`,
     `the same + fsync of the folder: ${num(f.fileAndDir.perSecond)} /s, p50 ${num(f.fileAndDir.latencyUs.p50)} µs, p99 ${num(f.fileAndDir.latencyUs.p99)} µs`,
   ];
 }
 
-function idleLines(i: IdleResult): string[] {
+export function idleLines(i: IdleResult): string[] {
   if (i.error) return [`not run: ${i.error}`];
   const failed = Object.entries(i.failed).map(([k, v]) => `${k} ×${v}`).join(', ');
   return [
@@ -254,8 +254,6 @@ export function formatReportText(r: BenchResults): string {
   out.push('');
   if (r.cells.length > 0) out.push(formatText(TABLE_HEADER, tableRows(r.cells)), '');
   for (const [name, x] of Object.entries(r.extras ?? {})) out.push(`${x.title} (${name}):`, ...(x.error ? [`  not run: ${x.error}`] : x.lines.map((l) => `  ${l}`)), '');
-  if (r.fsync) out.push('disk:', ...fsyncLines(r.fsync).map((l) => `  ${l}`), '');
-  if (r.idle) out.push('idle sessions against Postern:', ...idleLines(r.idle).map((l) => `  ${l}`), '');
   for (const p of r.profiles ?? []) {
     out.push(`CPU profile of Postern, ${p.scenario} (${num(p.rate)} msgs/s while profiled), ${p.file}:`);
     for (const f of p.summary.functions.slice(0, 15)) out.push(`  ${(f.share * 100).toFixed(1).padStart(5)} %  ${f.name}  ${f.where}`);
@@ -295,8 +293,6 @@ export function formatReportMarkdown(r: BenchResults, profileTables: readonly st
   for (const [name, x] of Object.entries(r.extras ?? {})) out.push(`## ${x.title} (\`${name}\`)`, '', ...(x.error ? [`not run: ${x.error}`] : x.lines), '');
   const breakdown = cpuBreakdownLines(r.cells);
   if (breakdown.length > 0) out.push('## CPU per delivered message, by process', '', 'User + system time of each server\'s processes, grouped by name, per delivered message (the root process marked; a reaped child counts with its parent: procmail under Postfix\'s `local`, the shells under Postern\'s daemon).', '', ...breakdown.map((l) => `- ${l}`), '');
-  if (r.fsync) out.push('## The disk', '', ...fsyncLines(r.fsync).map((l) => `- ${l}`), '');
-  if (r.idle) out.push('## Idle sessions against Postern', '', ...idleLines(r.idle).map((l) => `- ${l}`), '');
   if (profileTables.length > 0) out.push('## CPU profile of Postern', '', ...profileTables);
   const errors = r.cells.flatMap((c) => c.runs.flatMap((run, i) => (Object.keys(run.errors).length || run.notes.length ? [`- ${c.scenario} / ${c.server} run ${i + 1}: ${[...Object.entries(run.errors).map(([k, v]) => `${k} ×${v}`), ...run.notes].join('; ')}`] : [])));
   if (errors.length > 0) out.push('## Errors and notes', '', ...errors, '');

@@ -20,13 +20,11 @@ import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { join, relative } from 'node:path';
 import { createInterface } from 'node:readline';
 import { startDnsStub } from './dns.js';
-import { measureFsync } from './fsync-rate.js';
-import { runLargeQueue } from './large-queue.js';
 import type { LoadResult } from './load.js';
 import { makePlan, USAGE, type Plan } from './options.js';
 import { PeakSampler, cpuDelta, sampleTree, treeCpuByName, treeCpuSeconds } from './proc.js';
 import { formatProfile, summarizeProfile, type CpuProfile } from './profile.js';
-import { formatReportMarkdown, formatReportText, summarizeCell, type BenchResults, type CellResult, type IdleResult, type ProfileResult, type RunFigures } from './report.js';
+import { formatReportMarkdown, formatReportText, summarizeCell, type BenchResults, type CellResult, type ProfileResult, type RunFigures } from './report.js';
 import { SCENARIOS, type Params, type Scenario } from './scenarios.js';
 import { ensurePeers } from './setup.js';
 import { USER_PREFIX } from './users.js';
@@ -293,79 +291,15 @@ async function runCell(kind: ServerKind, scenario: Scenario, ctx: CellContext): 
 
 /* -------------------------------------------------------------- idle */
 
-async function runIdle(sessions: number, keep: boolean, resolver: string | undefined): Promise<IdleResult> {
-  const empty = { rssKb: 0, pssKb: 0 };
-  const fail = (error: string): IdleResult => ({ requested: sessions, held: 0, failed: {}, openMs: 0, baseline: empty, loaded: empty, perSessionKb: { rss: NaN, pss: NaN }, greetingMs: { count: 0, p50: NaN, p90: NaN, p99: NaN, max: NaN }, probeFailures: 0, dropped: 0, error });
-  const why = postern.unavailable();
-  if (why) return fail(why);
-  const workDir = workFolder('postern-bench-idle-');
-  let server: RunningServer | undefined;
-  try {
-    const port = await freePort();
-    // Room for every idle session and the probes; the default limits (800 in all) are reported apart.
-    server = await track(postern.start({ mode: 'relay', sinkPort: 9, port, workDir, maxConnections: sessions + 1000, ...(resolver ? { resolver } : {}) }));
-    await sleep(500);
-    const base = [sampleTree(server.rootPid), (await sleep(200), sampleTree(server.rootPid))];
-    const baseline = { rssKb: Math.min(...base.map((s) => s.rssKb)), pssKb: Math.min(...base.map((s) => s.pssKb)) };
-    // Several source addresses: ~28,000 ephemeral ports each, and no single-address limit.
-    const nSources = Math.max(4, Math.ceil(sessions / 5000) + 1);
-    const sources = Array.from({ length: nSources }, (_, i) => `127.0.0.${i + 2}`).join(',');
-    const child = spawnWithLimits(process.execPath, [join(DIST_BENCH_DIR, 'idle.js'), '--port', String(port), '--sessions', String(sessions), '--sources', sources, '--probes', '20', '--hold-ms', '120000'], { stdio: ['pipe', 'pipe', 'pipe'] });
-    const events: Record<string, Record<string, unknown>> = {};
-    let loaded = empty;
-    const srv = server;
-    const done = new Promise<void>((resolve) => {
-      const rl = createInterface({ input: child.stdout! });
-      rl.on('line', (line) => {
-        let m: Record<string, unknown>;
-        try {
-          m = JSON.parse(line) as Record<string, unknown>;
-        } catch {
-          return;
-        }
-        events[String(m['event'])] = m;
-        if (m['event'] === 'probes') {
-          // Every session is held and the probes are done: sample memory a few times, then let go.
-          void (async () => {
-            const s: { rssKb: number; pssKb: number }[] = [];
-            for (let i = 0; i < 4; i++) {
-              s.push(sampleTree(srv.rootPid));
-              await sleep(250);
-            }
-            loaded = { rssKb: Math.max(...s.map((x) => x.rssKb)), pssKb: Math.max(...s.map((x) => x.pssKb)) };
-            child.stdin?.write('close\n');
-          })();
-        }
-      });
-      child.on('close', () => resolve());
-    });
-    const timer = setTimeout(() => child.kill('SIGKILL'), 300_000);
-    await done;
-    clearTimeout(timer);
-    const held = Number(events['held']?.['held'] ?? 0);
-    const probes = events['probes'] as { greetingMs?: IdleResult['greetingMs']; failures?: number } | undefined;
-    if (!events['held']) return fail('the idle-session client did not report');
-    return {
-      requested: sessions,
-      held,
-      failed: (events['held']['failed'] as Record<string, number>) ?? {},
-      openMs: Number(events['held']['openMs'] ?? 0),
-      baseline,
-      loaded,
-      perSessionKb: { rss: held > 0 ? (loaded.rssKb - baseline.rssKb) / held : NaN, pss: held > 0 ? (loaded.pssKb - baseline.pssKb) / held : NaN },
-      greetingMs: probes?.greetingMs ?? { count: 0, p50: NaN, p90: NaN, p99: NaN, max: NaN },
-      probeFailures: probes?.failures ?? 0,
-      dropped: Number(events['closed']?.['dropped'] ?? 0),
-    };
-  } catch (e) {
-    return fail((e as Error).message);
-  } finally {
-    await stopTracked(server);
-    if (!keep) trash.push(workDir);
-  }
-}
-
 /* -------------------------------------------------------------- main */
+
+/** Which of Postern's processes wrote a CPU profile, from the scripts it ran. */
+function profileRole(text: string): string {
+  if (text.includes('deliver-worker.js')) return 'worker';
+  // The privileged parent feeds the delivery workers; the SMTP side (or the only process, not as root) does not.
+  if (text.includes('worker-pool.js')) return 'parent';
+  return 'smtp-side';
+}
 
 function osName(): string {
   try {
@@ -444,6 +378,7 @@ async function main(argv: string[]): Promise<void> {
       done++;
       const missing = (setup.missing as Record<string, string>)[name];
       const profileDir = plan.profile ? mkdtempSync(join(tmpdir(), 'postern-bench-prof-')) : undefined;
+      if (profileDir) chmodSync(profileDir, 0o777); // the SMTP side (_postern) writes its profile there too
       const cell = missing
         ? summarizeCell({ scenario: scenario.name, server: name, tool: scenario.tool, mode: scenario.mode }, [], missing)
         : await runCell(kind, scenario, { params: plan.params, keep: plan.keep, ...(profileDir ? { cpuProfileDir: profileDir } : {}), ...(resolver ? { resolver } : {}) });
@@ -455,42 +390,33 @@ async function main(argv: string[]): Promise<void> {
       const times = `${(cellTimes.total / 1000).toFixed(1)} s, start ${(cellTimes.start / 1000).toFixed(1)} s, stop ${(cellTimes.stop / 1000).toFixed(1)} s`;
       progress(`[${done}/${total}] ${scenario.name} ${name} (${times}): ${r}${cell.runs.some((x) => x.notes.length) ? ` — ${cell.runs.flatMap((x) => x.notes).join('; ')}` : ''}`);
       if (profileDir) {
-        const file = readdirSync(profileDir).find((f) => f.endsWith('.cpuprofile'));
-        if (file) {
-          const dest = `${base}-postern-${scenario.name}.cpuprofile`;
+        // Under privilege separation: the privileged parent, the SMTP side and each delivery worker write one each.
+        const files = readdirSync(profileDir).filter((f) => f.endsWith('.cpuprofile'));
+        for (const [i, file] of files.entries()) {
+          const role = profileRole(readFileSync(join(profileDir, file), 'utf8'));
+          const dest = `${base}-postern-${scenario.name}-${role}${files.length > 1 ? `-${i}` : ''}.cpuprofile`;
           copyFileSync(join(profileDir, file), dest);
           const summary = summarizeProfile(JSON.parse(readFileSync(dest, 'utf8')) as CpuProfile, 25);
           const rel = relative(REPO_ROOT, dest);
           profiles.push({ scenario: scenario.name, file: rel, rate: cell.rate.median, summary });
-          profileTables.push(formatProfile(summary, `${scenario.name} (${cell.rate.median.toFixed(0)} msgs/s while profiled; \`${rel}\` — open it in Chrome DevTools or speedscope for the flame graph)`));
-        } else progress(`  no CPU profile was written in ${profileDir}`);
+          profileTables.push(formatProfile(summary, `${scenario.name}, ${role} (${cell.rate.median.toFixed(0)} msgs/s while profiled; \`${rel}\` — open it in Chrome DevTools or speedscope for the flame graph)`));
+        }
+        if (files.length === 0) progress(`  no CPU profile was written in ${profileDir}`);
         rmSync(profileDir, { recursive: true, force: true });
       }
     }
-  }
-  if (plan.extras.has('fsync')) {
-    progress('disk: create + write + fsync + rename loop…');
-    results.fsync = measureFsync(tmpdir(), 20_000, plan.params.fsyncMs);
-    saveTmp();
   }
   for (const x of plan.extraScenarios) {
     progress(`${x.name}: ${x.title}…`);
     let r: ExtraResult;
     try {
-      r = await x.run({ params: plan.params, keep: plan.keep, ...(resolver ? { resolver } : {}), trash: (d) => void (plan.keep ? progress(`  kept ${d}`) : trash.push(d)), progress, servers: plan.serverFilter });
+      r = await x.run({ params: plan.params, keep: plan.keep, ...(resolver ? { resolver } : {}), trash: (d) => void (plan.keep ? progress(`  kept ${d}`) : trash.push(d)), progress, servers: plan.serverFilter, track, stopTracked });
     } catch (e) {
       r = { lines: [], error: (e as Error).message };
     }
     results.extras = { ...(results.extras ?? {}), [x.name]: { title: x.title, ...r } };
     saveTmp();
   }
-  if (plan.extras.has('idle')) {
-    progress(`idle: holding ${plan.params.idleSessions} sessions against Postern…`);
-    results.idle = await runIdle(plan.params.idleSessions, plan.keep, resolver);
-    saveTmp();
-  }
-  // A large queue for a destination that is down (bench/large-queue.ts; its figures go into the JSON): 1,000,000 messages, 50,000 with --quick.
-  if (plan.extras.has('large-queue')) Object.assign(results, { largeQueue: await runLargeQueue({ count: plan.params.label === 'quick' ? 50_000 : 1_000_000, drainMs: 120_000, progress }) });
   if (profiles.length > 0) results.profiles = profiles;
   if (dns) {
     results.resolverQueries = dns.queries();

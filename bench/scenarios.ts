@@ -51,9 +51,6 @@ export const SCENARIOS: readonly Scenario[] = [
   { name: 'source-10', title: 'smtp-source -d (the independent client, no pipelining): maildir, 1 KB, 10 sessions', mode: 'maildir', tool: 'smtp-source', reuse: true, sessions: 10, size: 1024, rcpts: 1, servers: MAIN, quick: false },
 ];
 
-/** Runs that are not load scenarios, selectable with --scenario too. */
-export const EXTRAS = ['fsync', 'idle', 'large-queue'] as const;
-
 export const SERVER_NAMES = ['postern', 'postfix', 'opensmtpd', 'haraka', 'haraka2', 'sink'] as const;
 
 export interface Params {

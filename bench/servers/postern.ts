@@ -44,7 +44,7 @@ export function countPosternQueue(spool: string): number {
 export const postern: ServerKind = {
   name: 'postern',
   method: {
-    maildir: 'run as root; journal record fdatasynced (one fdatasync per batch of concurrent commits) before the 250; `action maildir`: delivered as the user by a long-lived delivery worker (effective ids switched to the user\'s, kept across consecutive jobs of one user): tmp/ file fsynced, renamed into new/, new/ fsynced, before "delivered" is journaled; its per-MAIL sender-domain lookup (null MX) answered by a DNS stub on loopback',
+    maildir: 'run as root; journal record fdatasynced (one fdatasync per batch of concurrent commits) before the 250; `action maildir`: delivered as the user by a long-lived delivery worker (effective ids switched to the user\'s, kept across consecutive jobs of one user), the jobs waiting together in one batch: each tmp/ file fsynced and renamed into new/, then each new/ fsynced once for the batch, before any "delivered" is journaled; its per-MAIL sender-domain lookup (null MX) answered by a DNS stub on loopback',
     lmtp: 'the same queue; `action lmtp "127.0.0.1:PORT"` to Dovecot, from the daemon',
     mda: 'the same queue; `action mda "/usr/bin/procmail -f -"`: setpriv to the user, then /bin/sh -c, per message',
     relay: 'the same queue; `relay host smtp+notls://` to smtp-sink',

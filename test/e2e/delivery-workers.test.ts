@@ -97,8 +97,13 @@ describe('delivery workers (as root, real users)', { skip: IS_ROOT ? false : 'ne
     assert.equal(statSync(path).gid, gid, 'setgid folder: the group of the folder');
     const rb = await a.deliver(task({ action: actionOf(c, 'local'), recipients: [fileDest(ub, path)], message: message({ Subject: 'outsider' }, 'x\r\n') }));
     assert.deepEqual(statuses(rb), ['tempfail 4.3.0'], rb[0]?.detail);
+    // A again, after B: its groups come from the worker's cache of what initgroups gave (effective-ids.ts), still the member's.
+    const ra2 = await a.deliver(task({ action: actionOf(c, 'local'), recipients: [fileDest(ua, path)], message: message({ Subject: 'member' }, 'x\r\n') }));
+    assert.deepEqual(statuses(ra2), ['ok 2.0.0'], ra2[0]?.detail);
+    const rb2 = await a.deliver(task({ action: actionOf(c, 'local'), recipients: [fileDest(ub, path)], message: message({ Subject: 'outsider' }, 'x\r\n') }));
+    assert.deepEqual(statuses(rb2), ['tempfail 4.3.0'], rb2[0]?.detail);
     const msgs = await readMboxWithPython(path);
-    assert.deepEqual(msgs.map((m) => m.headers.find(([k]) => k === 'Subject')?.[1]), ['member']);
+    assert.deepEqual(msgs.map((m) => m.headers.find(([k]) => k === 'Subject')?.[1]), ['member', 'member']);
     a.close();
   });
 

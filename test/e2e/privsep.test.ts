@@ -14,8 +14,8 @@
  *   - a delivery request naming a command that no alias gives is refused by
  *     the parent (the SMTP side does not choose what runs);
  *   - kill -9 of the parent, and of the SMTP side, while deliveries are in
- *     flight: the other exits, and a restart delivers every message (at most
- *     twice, none lost).
+ *     flight (a slow mda, mbox, and maildir batches): the other exits, and a
+ *     restart delivers every message (at most twice, none lost).
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -160,7 +160,9 @@ match from any for domain "mb.example" action "mb"
   for (const victim of ['parent', 'child'] as const) {
     it(`kill -9 of the ${victim} during deliveries: the other exits, a restart loses nothing`, async (t) => {
       const dir = testDir(t, 'postern-privsep-crash-');
-      const N = 12;
+      // Three waves of six (two tasks per user at once, three users): the mda commands in flight at the kill,
+      // orphaned, still finish within a second, so the kill must land before the last wave.
+      const N = 18;
       const USERS = ['v1', 'v2', 'v3'];
       const SLOW = `#!/bin/sh
 msg=$(cat)
@@ -174,8 +176,10 @@ echo "$subject" >> "${dir}/delivered"
 table users file:$DIR/users
 action "slow" mda "$DIR/bin/slow.sh" userbase <users>
 action "box" mbox userbase <users>
+action "md" maildir userbase <users>
 match from any for domain "slow.example" action "slow"
 match from any for domain "box.example" action "box"
+match from any for domain "md.example" action "md"
 `;
       // Deliveries paused while the messages go in, so that the kill lands in the middle of them.
       const d1 = await startSite(dir, config, ['-P', 'mda']);
@@ -183,7 +187,7 @@ match from any for domain "box.example" action "box"
       const subjects = Array.from({ length: N }, (_, i) => `crash-${String(i).padStart(2, '0')}`);
       for (const [i, s] of subjects.entries()) {
         const u = USERS[i % USERS.length] as string;
-        await sendOk(d1.port, { from: 'sender@remote.example', to: [`${u}@slow.example`, `${u}@box.example`], data: message({ Subject: s }, `body of ${s}\n`) });
+        await sendOk(d1.port, { from: 'sender@remote.example', to: [`${u}@slow.example`, `${u}@box.example`, `${u}@md.example`], data: message({ Subject: s }, `body of ${s}\n`) });
       }
       await smtpctl(dir, 'resume', 'mda');
       await waitFor('deliveries in flight', () => {
@@ -217,6 +221,16 @@ match from any for domain "box.example" action "box"
       const boxed = new Map<string, number>();
       for (const u of USERS) for (const m of await readMbox(join(dir, 'mail', u))) boxed.set(m.header('Subject') ?? '', (boxed.get(m.header('Subject') ?? '') ?? 0) + 1);
       for (const s of subjects) assert.ok((boxed.get(s) ?? 0) >= 1 && (boxed.get(s) ?? 0) <= 2, `${s} in the mbox ${boxed.get(s) ?? 0} times`);
+      // Maildir deliveries go to the workers in batches (one fsync of new/ per batch): none lost either.
+      const filed = new Map<string, number>();
+      for (const u of USERS) {
+        const nd = join(dir, 'home', u, 'Maildir', 'new');
+        for (const f of readdirSync(nd)) {
+          const subject = /^Subject: (.*)$/m.exec(readFileSync(join(nd, f), 'utf8'))?.[1] ?? '';
+          filed.set(subject, (filed.get(subject) ?? 0) + 1);
+        }
+      }
+      for (const s of subjects) assert.ok((filed.get(s) ?? 0) >= 1 && (filed.get(s) ?? 0) <= 2, `${s} in the maildir ${filed.get(s) ?? 0} times`);
     });
   }
 });

@@ -453,9 +453,19 @@ describe('bench plan and parsers', () => {
     assert.ok(one !== 'help');
     assert.deepEqual(one.scenarios.map((s) => s.name), ['relay']);
     assert.deepEqual(one.serversFor(one.scenarios[0]!), ['postern']);
-    assert.equal(one.extras.size, 0);
+    assert.equal(one.extraScenarios.length, 0);
     const idle = makePlan(['--scenario', 'idle']);
-    assert.ok(idle !== 'help' && idle.scenarios.length === 0 && idle.extras.has('idle'));
+    assert.ok(idle !== 'help' && idle.scenarios.length === 0);
+    assert.deepEqual(idle.extraScenarios.map((x) => x.name), ['idle']);
+    assert.ok(idle.servers.has('postern'));
+    // One list of extra scenarios: the disk, idle sessions and the large queue are in it, and --quick runs them.
+    const quickExtras = makePlan(['--quick']);
+    assert.ok(quickExtras !== 'help');
+    assert.deepEqual(quickExtras.extraScenarios.map((x) => x.name), ['fsync', 'idle', 'large-queue']);
+    // --server without postern leaves out what only Postern runs, not the disk.
+    const pf = makePlan(['--scenario', 'fsync,idle', '--server', 'postfix']);
+    assert.ok(pf !== 'help');
+    assert.deepEqual(pf.extraScenarios.map((x) => x.name), ['fsync']);
     const prof = makePlan(['--profile']);
     assert.ok(prof !== 'help');
     assert.deepEqual(prof.scenarios.map((s) => s.name), ['maildir-1k-10']);

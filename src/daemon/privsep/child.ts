@@ -28,7 +28,7 @@ import { setFilterSpawner } from '../../filter/proc/spawn.js';
 import { FilterRelay } from './filter-relay.js';
 import { preloadSecrets, secretPaths, setSecrets } from '../../privsep/secrets.js';
 import type { Config } from '../../config/model.js';
-import type { ChildMessage, ParentMessage } from './protocol.js';
+import { INLINE_MAX, type ChildMessage, type ParentMessage } from './protocol.js';
 import type { Server } from 'node:net';
 
 export const CHILD_ENV = 'POSTERN_PRIVSEP_CHILD';
@@ -169,18 +169,43 @@ export function childLink(): ChildLink | undefined {
     });
     const cancel = (): void => void send({ t: 'cancel', id });
     signal.addEventListener('abort', cancel, { once: true });
-    await send({ t: 'deliver', id, req });
+    // The first INLINE_MAX bytes are read before anything is sent: a small message (the usual case) goes whole
+    // inside its 'deliver' message, one message over the channel per delivery instead of three.
+    const chunks = (body as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+    const head: Buffer[] = [];
+    let size = 0;
+    let whole = false;
+    let broken = false;
     try {
-      for await (const chunk of body as AsyncIterable<Buffer>) {
-        if (done || !process.connected) break;
-        if (chunk.length > 0) await send({ t: 'body', id, chunk });
+      for (;;) {
+        const r = await chunks.next();
+        if (r.done) {
+          whole = true;
+          break;
+        }
+        head.push(r.value);
+        size += r.value.length;
+        if (size > INLINE_MAX) break;
       }
-      if (!done) await send({ t: 'end', id });
     } catch {
-      if (!done) await send({ t: 'abandon', id });
-    } finally {
-      body.destroy();
+      broken = true;
     }
+    if (whole) await send({ t: 'deliver', id, req, body: Buffer.concat(head, size) });
+    else {
+      await send({ t: 'deliver', id, req });
+      try {
+        if (broken) throw new Error('unreadable');
+        for (const chunk of head) if (chunk.length > 0 && !done) await send({ t: 'body', id, chunk });
+        for (let r = await chunks.next(); !r.done; r = await chunks.next()) {
+          if (done || !process.connected) break;
+          if (r.value.length > 0) await send({ t: 'body', id, chunk: r.value });
+        }
+        if (!done) await send({ t: 'end', id });
+      } catch {
+        if (!done) await send({ t: 'abandon', id });
+      }
+    }
+    body.destroy();
     const o = await answer;
     signal.removeEventListener('abort', cancel);
     return o;

@@ -106,6 +106,8 @@ class Parent {
   private readonly auth: Authenticator;
   private passwords: Promise<void> = Promise.resolve();
   private readonly filters: FilterHost;
+  /** This host's names and addresses for verify.ts, made again at most once a minute (networkInterfaces() costs). */
+  private localNames: { readonly names: LocalNames; readonly at: number } | undefined;
 
   constructor(
     private readonly o: ParentOptions,
@@ -280,7 +282,9 @@ class Parent {
 
   private deliver(m: Extract<ChildMessage, { t: 'deliver' }>): void {
     this.refreshTables();
-    const v = verifyDelivery(m.req, { config: this.config, tables: this.tables, users: this.users, local: new LocalNames(this.config.hostname) });
+    const now = Date.now();
+    if (!this.localNames || now - this.localNames.at > 60_000) this.localNames = { names: new LocalNames(this.config.hostname), at: now };
+    const v = verifyDelivery(m.req, { config: this.config, tables: this.tables, users: this.users, local: this.localNames.names });
     if ('error' in v) {
       this.log.warn(`privsep: delivery of ${m.req.rcpt.evpid} refused: ${v.error}`);
       return this.send({ t: 'outcome', id: m.id, outcome: tempfail('4.3.5', `refused by the privileged parent: ${v.error}`) });
@@ -288,6 +292,8 @@ class Parent {
     const body = new PassThrough();
     body.on('error', () => undefined);
     const ac = new AbortController();
+    // A small message came whole with the request; a larger one follows in 'body' messages.
+    if (m.body) body.end(Buffer.from(m.body.buffer, m.body.byteOffset, m.body.byteLength));
     this.inflight.set(m.id, { body, ac });
     const { rcpt, sender, facts } = m.req;
     const one = { action: v.action, sender, signal: ac.signal, openBody: () => body };
@@ -356,6 +362,7 @@ class Parent {
       const { config } = withPolicyFiles(r.config);
       this.loadTables(config);
       this.config = config;
+      this.localNames = undefined;
       this.agent.setConfig(config);
       return { secrets: preloadSecrets(secretPaths(config)) };
     } catch (e) {

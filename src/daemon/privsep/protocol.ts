@@ -14,6 +14,8 @@
  *     bind      a listener of the configuration, the HTTP listener or the control socket
  *     deliver   one local recipient of a queued message: action name, sender,
  *               recipient (address, original address, destination), header facts;
+ *               and the whole message with it when it is small (INLINE_MAX:
+ *               one message per delivery), else:
  *     body      then the message, in chunks; end (or abandon: the spool could
  *               not be read); cancel (the task was aborted)
  *     offline   a file name in offline/ (sendmail's submissions, 0600 to their owner)
@@ -38,7 +40,7 @@ import type { ForwardRead } from '../../expand/forward.js';
 export type ChildMessage =
   | { readonly t: 'log'; readonly lines: readonly (readonly [Severity, string])[] }
   | { readonly t: 'bind'; readonly id: number; readonly spec: BindSpec }
-  | { readonly t: 'deliver'; readonly id: number; readonly req: RemoteRequest }
+  | { readonly t: 'deliver'; readonly id: number; readonly req: RemoteRequest; readonly body?: Uint8Array }
   | { readonly t: 'body'; readonly id: number; readonly chunk: Uint8Array }
   | { readonly t: 'end' | 'abandon' | 'cancel'; readonly id: number }
   | { readonly t: 'offline'; readonly id: number; readonly name: string }
@@ -62,6 +64,8 @@ export type ParentMessage =
   | { readonly t: 'reloaded'; readonly id: number; readonly error?: string; readonly secrets?: ReadonlyMap<string, Uint8Array> };
 
 const MAX_TEXT = 64 * 1024;
+/** A message up to this size travels inside its 'deliver' message. */
+export const INLINE_MAX = 256 * 1024;
 
 function isStr(x: unknown, max = MAX_TEXT): x is string {
   return typeof x === 'string' && x.length <= max && !x.includes('\0');
@@ -120,7 +124,7 @@ export function checkChildMessage(x: unknown): ChildMessage | undefined {
     case 'bind':
       return isId(m.id) && isBindSpec(m.spec) ? (m as ChildMessage) : undefined;
     case 'deliver':
-      return isId(m.id) && isRequest(m.req) ? (m as ChildMessage) : undefined;
+      return isId(m.id) && isRequest(m.req) && (m.body === undefined || m.body instanceof Uint8Array) ? (m as ChildMessage) : undefined;
     case 'body':
       return isId(m.id) && m.chunk instanceof Uint8Array ? (m as ChildMessage) : undefined;
     case 'end':

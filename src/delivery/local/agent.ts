@@ -93,6 +93,8 @@ export const SAFE_PATH = '/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin
 /** The helper's own time limit beyond the job's. */
 const HELPER_SLACK_MS = 60_000;
 const FILE_JOB_TIMEOUT_MS = 15 * 60_000;
+/** Keys per user for maildir deliveries (see key()). */
+const MAILDIR_LANES = 4;
 
 /** A recipient's destination; envelopes written before expansion existed deliver to the address's user. */
 export function destinationOf(rcpt: EnvelopeRecipient): Destination {
@@ -157,10 +159,22 @@ export class LocalAgent implements DeliveryAgent {
     this.config = config;
   }
 
-  /** The local user: one user's deliveries (one mailbox) never run two at a time. */
-  key(_action: Action, rcpt: EnvelopeRecipient): string {
+  /**
+   * The local user: the scheduler runs few tasks at once per key (maxTasksPerKey), so that one user's mbox
+   * or commands see few deliveries at a time. A maildir needs no lock, and its deliveries are batched by the
+   * delivery workers (one round trip and one fsync of each new/ for several messages, worker-pool.ts), so
+   * maildir deliveries of a user destination share MAILDIR_LANES keys of the action, picked by message: the
+   * recipients of one message (one message to 100 users) form one task whose body is read once, and enough
+   * deliveries wait at once to form batches.
+   */
+  key(action: Action, rcpt: EnvelopeRecipient): string {
     const dest = destinationOf(rcpt);
     if (dest.kind === 'remote') return rcpt.address.toLowerCase();
+    if (dest.kind === 'user' && action.kind === 'maildir') {
+      // An evpid starts with its msgid (8 characters, spool/fs/ids.ts).
+      const c = rcpt.evpid.charCodeAt(Math.min(7, rcpt.evpid.length - 1));
+      return `maildir lane ${(Number.isNaN(c) ? 0 : c) % MAILDIR_LANES}`;
+    }
     return dest.user.toLowerCase();
   }
 
@@ -186,10 +200,13 @@ export class LocalAgent implements DeliveryAgent {
         for (const i of local) outcomes[i] = tempfail('4.3.0', `cannot read the message: ${describe(e)}`);
       }
       if (facts) {
-        for (const i of local) {
+        const one = async (i: number): Promise<void> => {
           if (task.signal.aborted) outcomes[i] = tempfail('4.3.0', 'delivery interrupted');
           else outcomes[i] = await this.deliverOne(task, task.recipients[i] as EnvelopeRecipient, facts);
-        }
+        };
+        // Asked of the privileged parent, maildir deliveries of a task go at once (its pool batches them); else one by one.
+        if (this.remote && task.action.kind === 'maildir') await Promise.all(local.map(one));
+        else for (const i of local) await one(i);
       }
     }
     return task.recipients.map((rcpt, i) => {

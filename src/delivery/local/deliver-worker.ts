@@ -18,33 +18,57 @@
  * strictly serialized: glibc applies set*id to every thread,
  * libuv's thread pool included, so a second job running at the same time
  * would run with the first one's ids. The worker refuses a request that
- * arrives while it is busy, and exits when it cannot switch back.
+ * arrives while it is busy, unless the one before it said `more` (a batch:
+ * the pool sends several jobs of one user at once; they still run one
+ * after another, and their answers are sent together once the maildir
+ * folders they wrote to are fsynced, once each — group commit), and exits
+ * when it cannot switch back.
  *
  * mda and |command jobs are not run here (the daemon starts them through
  * setpriv, agent.ts). Ends: standard input closed (the daemon is gone) →
- * exit once the job in hand is over (a message cut short fails it and its
- * partial write is undone); SIGTERM → the job in hand is aborted, answered,
- * and the worker exits.
+ * exit once the jobs in hand are over (a message cut short fails its job
+ * and its partial write is undone); SIGTERM → the jobs in hand are aborted,
+ * answered, and the worker exits.
  */
 import { PassThrough } from 'node:stream';
-import { enterUser, isRoot, leaveUser } from './effective-ids.js';
+import { enterUser, isRoot, leaveUser, rootAgain } from './effective-ids.js';
+import { syncDir } from './mbox.js';
 import { runJob, type HelperRequest } from './job.js';
 import { describe, tempfail, type Outcome } from './outcome.js';
 import { WorkerInputParser, type WorkerInput } from './worker-protocol.js';
 
-interface Current {
+interface Queued {
+  readonly request: HelperRequest | Error;
   readonly body: PassThrough;
   readonly ac: AbortController;
 }
 
 const parser = new WorkerInputParser();
-let current: Current | undefined;
-/** Exit once the job in hand is answered (input closed, SIGTERM, broken stream, ids not restored). */
+/** Jobs received and not yet performed, in order; the first may be running. */
+const queue: Queued[] = [];
+let running = false;
+/** The body the next message bytes go to: that of the last request. */
+let feeding: PassThrough | undefined;
+/** The last request said `more`: the next request belongs to its batch. */
+let batchOpen = false;
+/** Answers of the batch so far, sent together once the maildir folders they wrote to are fsynced. */
+let answers: { outcome: Outcome; readonly dirs: string[]; synced: boolean }[] = [];
+/** The credentials (as JSON) the unsynced answers' folders were written with. */
+let pendingAs: string | undefined;
+/** Exit once the jobs in hand are answered (input closed, SIGTERM, broken stream, ids not restored). */
 let exitAfter: number | undefined;
+/** The exit status when the ids could not be switched back: no further job runs. */
+const IDS_STUCK = 70;
+
+function busy(): boolean {
+  return running || queue.length > 0 || answers.length > 0;
+}
 
 function bail(code: number): void {
-  if (current) exitAfter ??= code;
-  else process.exit(code);
+  if (busy()) {
+    exitAfter ??= code;
+    if (!running && queue.length === 0) void answer();
+  } else process.exit(code);
 }
 
 /**
@@ -62,7 +86,7 @@ function release(): void {
     leaveUser();
   } catch (e) {
     process.stderr.write(`delivery worker: ${describe(e)}; exiting\n`);
-    exitAfter = 70;
+    exitAfter = IDS_STUCK;
     throw e;
   }
 }
@@ -73,11 +97,11 @@ function release(): void {
  * switching to root and back: every set*id call is signalled by glibc to
  * each thread of the process, six calls and a group lookup per job (about
  * 2 ms of CPU here). The real and saved ids stay root's throughout; a job
- * for other credentials, or for mbox's root-open mode (which switches
- * inside the job), first returns to root.
+ * for other credentials takes back root's euid and enters the next user's
+ * ids (groups, egid, euid), and a job for mbox's root-open mode (which
+ * switches inside the job) first returns to root fully (groups, egid).
  */
-async function perform(line: string, body: PassThrough, signal: AbortSignal): Promise<Outcome> {
-  const request = JSON.parse(line) as HelperRequest;
+async function perform(request: HelperRequest, body: PassThrough, signal: AbortSignal, syncLater: (dir: string) => void): Promise<Outcome> {
   if (request.v !== 1) throw new Error(`unknown request version ${String(request.v)}`);
   const { creds, job } = request;
   if (job.kind === 'mda') throw new Error('commands are not run by the delivery worker');
@@ -87,11 +111,16 @@ async function perform(line: string, body: PassThrough, signal: AbortSignal): Pr
   try {
     let hooks = {};
     if (!held || held.key !== key || !keep || now - held.since > HOLD_MS) {
-      if (held) release();
+      // From one user straight to the next: root's euid is enough, as enterUser() sets the groups and the egid
+      // anew (four set*id calls instead of seven). A job that starts as root (root-open) gets a full return.
+      if (held && keep) {
+        held = undefined;
+        rootAgain();
+      } else if (held) release();
       hooks = enterUser(creds, job.kind);
       if (keep) held = { key, since: now };
     }
-    return await runJob(job, body, signal, hooks);
+    return await runJob(job, body, signal, hooks, syncLater);
   } finally {
     if (!held) {
       try {
@@ -103,31 +132,88 @@ async function perform(line: string, body: PassThrough, signal: AbortSignal): Pr
   }
 }
 
+/**
+ * fsync the maildir folders written by the answers not yet synced (once each), with the ids they were
+ * written with (the user's: another user's folder may be closed to them): called before the worker
+ * switches to other credentials, and before the answers are sent. A folder that cannot be fsynced turns
+ * the answers of the jobs that wrote to it into temporary failures (delivered again later: a duplicate at worst).
+ */
+async function syncPending(): Promise<void> {
+  const todo = answers.filter((a) => !a.synced);
+  const failed = new Map<string, string>();
+  for (const dir of new Set(todo.flatMap((a) => a.dirs))) {
+    try {
+      await syncDir(dir);
+    } catch (e) {
+      failed.set(dir, describe(e));
+    }
+  }
+  for (const a of todo) {
+    a.synced = true;
+    const bad = a.dirs.find((d) => failed.has(d));
+    if (bad !== undefined && a.outcome.status === 'ok') a.outcome = tempfail('4.3.0', `maildir: fsync of ${bad}: ${failed.get(bad) ?? ''}`);
+  }
+}
+
+/** Every answer of the batch, written at once once their folders are on disk: none says "delivered" before. */
+async function answer(): Promise<void> {
+  await syncPending();
+  const lines = answers.map((a) => `${JSON.stringify(a.outcome)}\n`).join('');
+  answers = [];
+  process.stdout.write(lines, () => {
+    if (exitAfter !== undefined && !busy()) process.exit(exitAfter);
+  });
+}
+
+/** Perform the queued jobs one after another (never two at once: one set of ids per process). */
+async function drain(): Promise<void> {
+  if (running) return;
+  running = true;
+  for (let job = queue[0]; job !== undefined; job = queue[0]) {
+    const dirs: string[] = [];
+    const request = job.request;
+    let o: Outcome;
+    if (request instanceof Error) o = tempfail('4.3.0', `delivery worker: ${describe(request)}`);
+    else if (exitAfter === IDS_STUCK) o = tempfail('4.3.0', 'delivery worker: could not return to root');
+    else {
+      const key = JSON.stringify(request.creds);
+      if (key !== pendingAs) await syncPending();
+      pendingAs = key;
+      o = await perform(request, job.body, job.ac.signal, (d) => dirs.push(d)).catch((e: unknown) => tempfail('4.3.0', `delivery worker: ${describe(e)}`));
+    }
+    job.body.destroy();
+    queue.shift();
+    answers.push({ outcome: o, dirs, synced: dirs.length === 0 });
+    // Whatever is left of the message is read and thrown away (feed() finds a destroyed stream).
+    const more = !(request instanceof Error) && request.more === true;
+    if (!more || (queue.length === 0 && exitAfter !== undefined)) await answer();
+  }
+  running = false;
+}
+
 function start(line: string): void {
-  if (current) {
+  if (busy() && !batchOpen) {
     process.stderr.write('delivery worker: a request arrived while a job was running; exiting\n');
     process.exit(2);
   }
+  let request: HelperRequest | Error;
+  try {
+    request = JSON.parse(line) as HelperRequest;
+  } catch (e) {
+    request = e as Error;
+  }
+  batchOpen = !(request instanceof Error) && request.more === true;
   const body = new PassThrough();
-  // The job may not be reading yet (waiting for the mailbox lock): an error stays on the stream for it to find.
+  // The job may not be reading yet (waiting for the mailbox lock, or for the jobs before it): an error stays on the stream for it to find.
   body.on('error', () => undefined);
-  const job: Current = { body, ac: new AbortController() };
-  current = job;
-  perform(line, body, job.ac.signal)
-    .catch((e: unknown) => tempfail('4.3.0', `delivery worker: ${describe(e)}`))
-    .then((o) => {
-      body.destroy();
-      current = undefined;
-      process.stdout.write(`${JSON.stringify(o)}\n`, () => {
-        if (exitAfter !== undefined) process.exit(exitAfter);
-      });
-      // Whatever is left of the message is read and thrown away (feed() finds no job).
-    });
+  feeding = body;
+  queue.push({ request, body, ac: new AbortController() });
+  void drain();
 }
 
 /** Write message bytes to the job's stream, holding standard input while the job lags behind. */
 function feed(bytes: Buffer): void {
-  const body = current?.body;
+  const body = feeding;
   if (!body || body.destroyed || body.writableEnded) return;
   if (!body.write(bytes)) {
     process.stdin.pause();
@@ -148,13 +234,13 @@ function handle(ev: WorkerInput): void {
     case 'data':
       return feed(ev.bytes);
     case 'end':
-      current?.body.end();
+      feeding?.end();
       return;
     case 'abandoned':
-      current?.body.destroy(new Error('the daemon could not read the whole message'));
+      feeding?.destroy(new Error('the daemon could not read the whole message'));
       return;
     case 'error':
-      current?.body.destroy(new Error(ev.message));
+      feeding?.destroy(new Error(ev.message));
       process.stdin.pause();
       return bail(ev.message.startsWith('message cut short') ? 0 : 2);
   }
@@ -170,8 +256,10 @@ if (process.env.UV_USE_IO_URING !== '0') {
   process.exit(2);
 }
 process.on('SIGTERM', () => {
-  current?.ac.abort();
-  current?.body.destroy(Object.assign(new Error('delivery interrupted'), { name: 'AbortError' }));
+  for (const job of queue) {
+    job.ac.abort();
+    job.body.destroy(Object.assign(new Error('delivery interrupted'), { name: 'AbortError' }));
+  }
   bail(0);
 });
 process.stdout.on('error', () => process.exit(0)); // the daemon is gone; nobody to answer

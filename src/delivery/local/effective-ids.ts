@@ -3,11 +3,14 @@
  * to a recipient's for one job and back (the delivery worker's side,
  * deliver-worker.ts), as Postfix's local(8) does per delivery.
  *
- *   enter:  setgroups (initgroups(3), or [gid] for virtual users; plus the
+ *   enter:  setgroups (initgroups(3) — its list kept for a few seconds —,
+ *           or [gid] for virtual users; plus the
  *           mail spool's group in 'user+group' mode), setegid, seteuid —
  *           in 'root-open' mode (mbox in a root-only spool) the last two
  *           wait until the mailbox is locked and open (hooks);
- *   leave:  seteuid(0), setegid(0), setgroups([]).
+ *   leave:  seteuid(0), setegid(0), setgroups([]);
+ *   switch: seteuid(0), then enter the next user (rootAgain(): between two
+ *           users of a worker's batch, whose groups and egid enter replaces).
  *
  * The real and saved ids stay 0, which is what lets the worker come back;
  * so nothing the job starts may run with them (commands go through setpriv,
@@ -47,9 +50,25 @@ function toUser(c: Credentials): void {
   if (posix.geteuid() !== c.uid || posix.getegid() !== c.gid) throw new Error('could not switch to the user');
 }
 
+/**
+ * A system user's supplementary groups as initgroups(3) found them, for GROUPS_TTL_MS: initgroups reads the
+ * group database at every call (a fifth of a worker's time when it switches users for every delivery, one
+ * message to 100 users); setgroups with the list it gave is the same ids. A change of a user's groups is seen
+ * after this long, as with a running Postfix local(8) for the length of its process.
+ */
+const groupCache = new Map<string, { readonly groups: number[]; readonly until: number }>();
+const GROUPS_TTL_MS = 5000;
+const GROUP_CACHE_MAX = 1000;
+
 /** Become the user for one job (effective ids only); the hooks a root-open mbox job needs. */
 export function enterUser(c: Credentials, kind: string): MboxHooks {
-  if (c.initgroups) posix.initgroups(c.user, c.gid);
+  const now = performance.now();
+  const cacheKey = `${c.uid}:${c.gid}:${c.user}`;
+  const cacheable = c.initgroups && c.mode === 'user';
+  const cached = cacheable ? groupCache.get(cacheKey) : undefined;
+  const fresh = cached !== undefined && cached.until > now;
+  if (fresh) posix.setgroups(cached.groups);
+  else if (c.initgroups) posix.initgroups(c.user, c.gid);
   else posix.setgroups([c.gid]);
   if (c.mode === 'user+group' && c.spoolGid !== undefined) {
     // Node's getgroups() adds the effective gid when it is not a member: switch it first, or root's group would come along.
@@ -61,12 +80,23 @@ export function enterUser(c: Credentials, kind: string): MboxHooks {
     return { afterOpen: () => toUser(c), beforeUnlock: () => backToRoot() };
   }
   toUser(c);
+  // Read once the egid is the user's own (Node's getgroups() adds the egid: root's group must not come along).
+  if (cacheable && !fresh) {
+    if (groupCache.size >= GROUP_CACHE_MAX) groupCache.clear();
+    groupCache.set(cacheKey, { groups: posix.getgroups(), until: now + GROUPS_TTL_MS });
+  }
   return {};
 }
 
 function backToRoot(): void {
   if (posix.geteuid() !== 0) posix.seteuid(0);
   posix.setegid(0);
+}
+
+/** Root's effective uid again, keeping the user's groups and egid until enterUser() replaces them (a switch between two users). */
+export function rootAgain(): void {
+  if (posix.geteuid() !== 0) posix.seteuid(0);
+  if (posix.geteuid() !== 0) throw new Error('could not switch back to root');
 }
 
 /** Root again, with no supplementary groups; throws if that did not work (the worker must then exit). */

@@ -16,12 +16,13 @@ import type { Outcome } from './outcome.js';
 
 export type Job = MboxJob | MaildirJob | MdaJob;
 
-export function runJob(job: Job, input: Readable, signal?: AbortSignal, hooks: MboxHooks = {}): Promise<Outcome> {
+/** `syncLater`: a maildir job leaves the fsync of new/ to its caller (a worker's batch, deliver-worker.ts). */
+export function runJob(job: Job, input: Readable, signal?: AbortSignal, hooks: MboxHooks = {}, syncLater?: (dir: string) => void): Promise<Outcome> {
   switch (job.kind) {
     case 'mbox':
       return deliverMbox(job, input, { ...hooks, signal });
     case 'maildir':
-      return deliverMaildir(job, input, signal);
+      return deliverMaildir(job, input, signal, syncLater);
     case 'mda':
       return runMda(job, input, signal);
   }
@@ -54,4 +55,9 @@ export interface HelperRequest {
   readonly v: 1;
   readonly creds: Credentials;
   readonly job: Job;
+  /**
+   * A delivery worker's batch (worker-pool.ts): more jobs follow at once, and this one's answer waits for the
+   * batch's last job, after which the maildir folders of the whole batch are fsynced once, then every answer is sent.
+   */
+  readonly more?: boolean;
 }

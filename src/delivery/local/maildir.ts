@@ -4,7 +4,10 @@
  *
  * The file is written in tmp/ under a unique name
  *   <seconds>.M<microseconds>P<pid>Q<n>.<host>
- * fsynced, renamed into new/, and new/ is fsynced. Folders are created as
+ * fsynced, renamed into new/, and new/ is fsynced — or, in a delivery
+ * worker's batch (deliver-worker.ts), new/ is handed to `syncLater` and
+ * fsynced once for the batch before any of its outcomes is reported (group
+ * commit: one folder fsync for several messages). Folders are created as
  * needed with mode 0700. As OpenSMTPD's mail.maildir: with `junk`, a
  * ".Junk" sub-folder is created and messages marked X-Spam: yes go there;
  * a recipient's +extension selects the sub-folder ".<extension>" when the
@@ -69,8 +72,8 @@ async function isDirectory(p: string): Promise<boolean> {
   }
 }
 
-/** Deliver one message; never throws. */
-export async function deliverMaildir(job: MaildirJob, input: Readable, signal?: AbortSignal): Promise<Outcome> {
+/** Deliver one message; never throws. With `syncLater`, new/ is not fsynced here: the caller must do it before reporting "delivered". */
+export async function deliverMaildir(job: MaildirJob, input: Readable, signal?: AbortSignal, syncLater?: (dir: string) => void): Promise<Outcome> {
   let target = job.dir;
   let tmpPath: string | undefined;
   try {
@@ -124,7 +127,8 @@ export async function deliverMaildir(job: MaildirJob, input: Readable, signal?: 
       await rename(tmpPath, final);
     }
     tmpPath = undefined;
-    await syncDir(join(target, 'new'));
+    if (syncLater) syncLater(join(target, 'new'));
+    else await syncDir(join(target, 'new'));
     return ok(`delivered to maildir ${final}`);
   } catch (e) {
     if ((e as Error).name === 'AbortError') return tempfail('4.3.0', `maildir ${target}: delivery interrupted`);

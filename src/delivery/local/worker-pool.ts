@@ -3,13 +3,18 @@
  * workers (deliver-worker.ts): a few long-lived root processes that write
  * mailboxes as their users, so that a delivery costs no process start.
  *
- * Jobs wait in one queue (first come, first served) and each goes to a free
+ * Jobs wait in one queue (first come, first served) and go to a free
  * worker; a worker runs one job at a time (its ids are switched per job,
  * see effective-ids.ts). Workers start when a job needs one, up to `size`,
  * and live on. Per job: the request line, the message framed as it is read
  * (worker-protocol.ts), then the worker's answer, one JSON line: the
- * Outcome. A worker is free again once it has answered AND the whole message
- * has been written to it, so that jobs never overlap on its pipe.
+ * Outcome. Maildir jobs waiting together go to one worker as a batch (up
+ * to MAX_BATCH, in one write): every request but the last says `more`, the
+ * worker runs them one after another and answers them all at once, after
+ * one fsync of each maildir's new/ (group commit; deliver-worker.ts). A
+ * worker is free again once it has answered every job of its batch AND
+ * every message has been written to it, so that batches never overlap on
+ * its pipe.
  *
  * A worker that dies, answers nonsense or outlives the job's time limit
  * (SIGTERM, so that it undoes a partial write, then SIGKILL) is a temporary
@@ -32,6 +37,8 @@ const STDERR_MAX = 4096;
 const TERM_GRACE_MS = 10_000;
 const END = Buffer.from('0\n', 'latin1');
 const ABANDON = Buffer.from('!\n', 'latin1');
+/** The most jobs handed to a worker at once. */
+const MAX_BATCH = 32;
 
 export interface WorkerPoolOptions {
   /** How many workers at most. Default 2. */
@@ -80,18 +87,16 @@ const FLUSH_AT = 64 * 1024;
 /**
  * Write the request line and the message framed; "!" when it cannot be read
  * to its end. Resolves when all is handed to the pipe. The writes are corked
- * and leave in one writev per 64 KiB (a 1 KB job: one write instead of four,
- * and one wake-up of the worker instead of up to four).
+ * and leave in one writev per 64 KiB, and the jobs of a batch share it until
+ * the `last` one (a batch of small jobs: one write and one wake-up of the
+ * worker, instead of four a job).
  */
-async function pump(head: string, body: Readable, to: Writable): Promise<void> {
-  let corked = false;
+async function pump(head: string, body: Readable, to: Writable, last: boolean): Promise<void> {
   const cork = (): void => {
-    if (!corked) to.cork();
-    corked = true;
+    if (to.writableCorked === 0) to.cork();
   };
   const flush = (): void => {
-    if (corked) to.uncork();
-    corked = false;
+    while (to.writableCorked > 0) to.uncork();
   };
   const drained = (): Promise<void> =>
     new Promise((r) => {
@@ -103,10 +108,18 @@ async function pump(head: string, body: Readable, to: Writable): Promise<void> {
       to.on('drain', go);
       to.on('close', go);
     });
+  // Bytes stay corked only while more follow at once: before waiting for a message still arriving (a large
+  // one streamed over the channel), what is corked leaves, so that the jobs before it are not held up.
+  const ready = (): boolean => body.readableLength > 0 || body.readableEnded || (body as unknown as Partial<Writable>).writableEnded === true;
   cork();
   to.write(head);
+  const chunks = (body as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
   try {
-    for await (const chunk of body as AsyncIterable<Buffer>) {
+    for (;;) {
+      if (!ready()) flush();
+      const next = await chunks.next();
+      if (next.done) break;
+      const chunk = next.value;
       if (to.destroyed) return;
       if (chunk.length === 0) continue;
       cork();
@@ -120,7 +133,7 @@ async function pump(head: string, body: Readable, to: Writable): Promise<void> {
   } catch {
     if (!to.destroyed) to.write(ABANDON);
   } finally {
-    flush();
+    if (last || to.writableLength >= FLUSH_AT) flush();
   }
 }
 
@@ -133,6 +146,8 @@ export class WorkerPool {
   private closed = false;
   /** Workers started so far (tests, logs). */
   started = 0;
+  /** The most jobs one batch has held so far (tests). */
+  largestBatch = 0;
 
   constructor(opts: WorkerPoolOptions = {}) {
     this.size = Math.max(1, opts.size ?? DEFAULT_WORKERS);
@@ -199,8 +214,29 @@ export class WorkerPool {
         if (this.workers.size >= this.size) return;
         w = this.startWorker();
       }
-      this.runOn(w, this.queue.shift() as Waiting);
+      this.runOn(w, this.takeBatch());
     }
+  }
+
+  /**
+   * The first waiting job and, when it is a maildir job, the maildir jobs waiting behind it (up to MAX_BATCH):
+   * one round trip to the worker, one answer per job written at once, and one fsync of each new/ for all of
+   * them. The worker still runs them one after another, each with its own user's ids.
+   */
+  private takeBatch(): Waiting[] {
+    const first = this.queue.shift() as Waiting;
+    if (first.request.job.kind !== 'maildir') return [first];
+    const batch = [first];
+    for (let i = 0; i < this.queue.length && batch.length < MAX_BATCH; ) {
+      const j = this.queue[i] as Waiting;
+      if (j.request.job.kind === 'maildir') {
+        batch.push(j);
+        this.queue.splice(i, 1);
+      } else i++;
+    }
+    // One user's jobs one after another: the worker keeps a user's ids between its jobs instead of switching.
+    const keyOf = (w: Waiting): string => `${w.request.creds.uid}:${w.request.creds.gid}:${w.request.creds.user}`;
+    return batch.sort((a, b) => (keyOf(a) < keyOf(b) ? -1 : keyOf(a) > keyOf(b) ? 1 : 0));
   }
 
   private startWorker(): Worker {
@@ -209,7 +245,9 @@ export class WorkerPool {
     // (CVE-2024-22017; off by default since Node 20.11.1, said explicitly here for older builds).
     // Few threads (one libuv file thread: a worker runs one job, its file calls one after another; one V8 helper):
     // glibc signals every set*id call to each thread, so each thread makes every switch of ids dearer.
-    const child = spawn(process.execPath, ['--v8-pool-size=1', this.workerPath], { cwd: '/', env: { UV_USE_IO_URING: '0', UV_THREADPOOL_SIZE: '1' }, stdio: ['pipe', 'pipe', 'pipe'] });
+    // A daemon run under `node --cpu-prof` (npm run bench -- --profile) profiles its workers too.
+    const prof = process.execArgv.filter((a) => a.startsWith('--cpu-prof'));
+    const child = spawn(process.execPath, [...prof, '--v8-pool-size=1', this.workerPath], { cwd: '/', env: { UV_USE_IO_URING: '0', UV_THREADPOOL_SIZE: '1' }, stdio: ['pipe', 'pipe', 'pipe'] });
     const w: Worker = { child, pid: child.pid ?? -1, busy: false, dead: false, stdout: '', stderr: Buffer.alloc(0) };
     this.workers.add(w);
     this.started++;
@@ -252,15 +290,18 @@ export class WorkerPool {
     w.child.kill('SIGKILL');
   }
 
-  private runOn(w: Worker, job: Waiting): void {
+  private runOn(w: Worker, jobs: readonly Waiting[]): void {
+    this.largestBatch = Math.max(this.largestBatch, jobs.length);
     w.busy = true;
     hold(w, true);
-    const { opts, body } = job;
-    let answer: Outcome | undefined;
+    const answers: (Outcome | undefined)[] = jobs.map(() => undefined);
+    let answered = 0;
     let written = false;
     let why: 'timeout' | 'abort' | undefined;
     let termTimer: NodeJS.Timeout | undefined;
-    const timedOut = (): Outcome => tempfail('4.3.0', `delivery worker: timed out after ${Math.round(opts.timeoutMs / 1000)} s`);
+    // The jobs of a batch run one after another: the time limit is the sum of theirs.
+    const timeoutMs = jobs.reduce((t, j) => t + j.opts.timeoutMs, 0);
+    const timedOut = (): Outcome => tempfail('4.3.0', `delivery worker: timed out after ${Math.round(timeoutMs / 1000)} s`);
     // SIGTERM first: the worker undoes a partial write (mbox truncated back, maildir file removed) and answers; SIGKILL if it cannot.
     const stop = (): void => {
       w.child.kill('SIGTERM');
@@ -268,23 +309,25 @@ export class WorkerPool {
     };
     const timer = setTimeout(() => {
       why = 'timeout';
-      this.log(`mda: delivery worker pid=${w.pid}: job timed out after ${Math.round(opts.timeoutMs / 1000)} s; stopped`);
+      this.log(`mda: delivery worker pid=${w.pid}: job timed out after ${Math.round(timeoutMs / 1000)} s; stopped`);
       stop();
-    }, opts.timeoutMs);
+    }, timeoutMs);
     const onAbort = (): void => {
       why ??= 'abort';
       stop();
     };
-    opts.signal?.addEventListener('abort', onAbort, { once: true });
+    for (const j of jobs) j.opts.signal?.addEventListener('abort', onAbort, { once: true });
     const settle = (): void => {
-      if (answer === undefined || (!written && !w.dead)) return;
+      if (answered < jobs.length || (!written && !w.dead)) return;
       clearTimeout(timer);
       if (termTimer) clearTimeout(termTimer);
-      opts.signal?.removeEventListener('abort', onAbort);
       w.onLine = undefined;
       w.onExit = undefined;
-      body.destroy();
-      job.resolve(answer);
+      jobs.forEach((j, i) => {
+        j.opts.signal?.removeEventListener('abort', onAbort);
+        j.body.destroy();
+        j.resolve(answers[i] as Outcome);
+      });
       hold(w, false);
       if (w.dead) return;
       if (why !== undefined) {
@@ -295,7 +338,7 @@ export class WorkerPool {
       this.dispatch();
     };
     w.onLine = (line) => {
-      if (answer !== undefined) return this.kill(w, 'answered twice');
+      if (answered >= jobs.length) return this.kill(w, 'answered twice');
       let parsed: unknown;
       try {
         parsed = JSON.parse(line);
@@ -303,24 +346,25 @@ export class WorkerPool {
         parsed = undefined;
       }
       if (!isOutcome(parsed)) {
-        answer = tempfail('4.3.0', 'delivery worker: unreadable answer');
+        // The rest of the batch gets the same answer: the worker is killed.
+        while (answered < jobs.length) answers[answered++] = tempfail('4.3.0', 'delivery worker: unreadable answer');
         this.kill(w, 'unreadable answer');
-      } else if (why === 'timeout' && parsed.status !== 'ok') answer = timedOut();
-      else answer = { status: parsed.status, enhanced: parsed.enhanced, detail: oneLine(parsed.detail) };
+      } else if (why === 'timeout' && parsed.status !== 'ok') answers[answered++] = timedOut();
+      else answers[answered++] = { status: parsed.status, enhanced: parsed.enhanced, detail: oneLine(parsed.detail) };
       settle();
     };
     w.onExit = (died) => {
-      answer ??=
-        why === 'timeout'
-          ? timedOut()
-          : why === 'abort'
-            ? tempfail('4.3.0', 'delivery interrupted')
-            : tempfail('4.3.0', `delivery worker died (${died})`);
+      while (answered < jobs.length)
+        answers[answered++] = why === 'timeout' ? timedOut() : why === 'abort' ? tempfail('4.3.0', 'delivery interrupted') : tempfail('4.3.0', `delivery worker died (${died})`);
       settle();
     };
-    void pump(`${JSON.stringify(job.request)}\n`, body, w.child.stdin).then(() => {
+    void (async () => {
+      for (const [i, j] of jobs.entries()) {
+        const request: HelperRequest = i < jobs.length - 1 ? { ...j.request, more: true } : j.request;
+        await pump(`${JSON.stringify(request)}\n`, j.body, w.child.stdin, i === jobs.length - 1);
+      }
       written = true;
       settle();
-    });
+    })();
   }
 }
