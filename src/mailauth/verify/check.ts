@@ -17,7 +17,7 @@ import type { SPFResult } from 'mailauth';
 import type { MailAuthVerifyOptions } from '../../config/mailauth-options.js';
 import type { VerifyEngine } from './engine.js';
 import { stripOwnResults } from './own-results.js';
-import { decide, resultsHeader, summary, type AuthResults, type AuthVerdict } from './verdict.js';
+import { authWords, decide, resultsHeader, summary, type AuthResults, type AuthVerdict, type AuthWords } from './verdict.js';
 
 /** How long the checks of one message may take in all before they count as a temporary failure. */
 export const CHECK_DEADLINE_MS = 30_000;
@@ -37,6 +37,8 @@ export interface CheckOutcome {
   readonly release: readonly Buffer[];
   /** Fields for the mail log's one line (none for an unchecked message with nothing removed). */
   readonly fields?: Record<string, string | number>;
+  /** One result word per method, for filters at phase commit (absent: the message was not checked). */
+  readonly words?: AuthWords;
 }
 
 export class MessageCheck {
@@ -82,7 +84,7 @@ export class MessageCheck {
     else release.push(Buffer.from(resultsHeader(this.ctx.authservId, results), 'latin1'));
     release.push(...this.takeHeld());
     if (this.removed > 0) fields.removed = this.removed;
-    return { verdict, release, fields };
+    return { verdict, release, fields, words: authWords(results) };
   }
 
   /** The message was aborted: stop the checks. */
