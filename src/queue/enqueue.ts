@@ -216,7 +216,10 @@ export class IncomingMessage {
         await this.writer.abort().catch(() => undefined);
         return { kind: 'refused', reply: a.verdict.reply, reason: a.verdict.reason };
       }
-      for (const c of a.release) this.pass(c);
+      for await (const c of a.release) {
+        this.pass(c);
+        await this.drain();
+      }
       if (a.verdict.kind === 'hold') authHold = `mailauth: ${a.verdict.reason}`;
       authWords = a.words;
     }
