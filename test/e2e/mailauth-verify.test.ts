@@ -37,6 +37,9 @@ function zone(): string[] {
     `perm      TXT "v=spf1 ip4:999.1.1.1 -all"`,
     `quar      TXT "v=spf1 ip4:${GOOD_IP} -all"`,
     `_dmarc.quar TXT "v=DMARC1; p=quarantine"`,
+    `baddmarc  TXT "v=spf1 ip4:${GOOD_IP} -all"`,
+    `_dmarc.baddmarc TXT "v=DMARC1; p=; pct=lots; rua=not a uri"`,
+    `badspf    TXT "v=spf1 include: redirect==x -all"`,
   ];
 }
 
@@ -180,6 +183,17 @@ test('bad input: a malformed key record, an oversized key record, a signature ov
   assert.match(r.final, /^250 /);
   assert.match(ar(await stored('absurd header count')), /dkim=(neutral|permerror|fail)/);
   await d.waitForLog(/smtp auth session=\S+ msgid=\S+ .*dkim=(neutral|permerror|fail)/);
+});
+
+test('bad input: a malformed DMARC record and a malformed SPF record — a result in the field, a log line, mail not lost', async () => {
+  let r = await send(GOOD_IP, 'a@baddmarc.test', message('a@baddmarc.test', 'malformed dmarc'));
+  assert.match(r.final, /^250 /);
+  assert.match(ar(await stored('malformed dmarc')), /dmarc=(none|permerror|fail)/);
+  await d.waitForLog(/smtp auth session=\S+ msgid=\S+ spf=pass:baddmarc\.test dkim=none dmarc=\S+ arc=none verdict=accept/);
+  r = await send(GOOD_IP, 'a@badspf.test', message('a@badspf.test', 'malformed spf'));
+  assert.match(r.final, /^250 /);
+  assert.match(ar(await stored('malformed spf')), /spf=permerror/);
+  await d.waitForLog(/smtp auth session=\S+ msgid=\S+ spf=permerror:badspf\.test /);
 });
 
 test('a local sender is not checked, but a forged Authentication-Results of ours is removed all the same', async () => {
