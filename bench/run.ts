@@ -15,7 +15,7 @@
  * Everything is bounded: each run by its duration plus a drain limit,
  * each child process by a timeout, each wait by a deadline.
  */
-import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { join, relative } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -461,7 +461,10 @@ async function main(argv: string[]): Promise<void> {
       const times = `${(cellTimes.total / 1000).toFixed(1)} s, start ${(cellTimes.start / 1000).toFixed(1)} s, stop ${(cellTimes.stop / 1000).toFixed(1)} s`;
       progress(`[${done}/${total}] ${scenario.name} ${name} (${times}): ${r}${cell.runs.some((x) => x.notes.length) ? ` — ${cell.runs.flatMap((x) => x.notes).join('; ')}` : ''}`);
       if (profileDir) {
-        const file = readdirSync(profileDir).find((f) => f.endsWith('.cpuprofile'));
+        // One profile per process and thread (the privileged parent, the SMTP side, worker threads): the largest is where the work was.
+        const file = readdirSync(profileDir)
+          .filter((f) => f.endsWith('.cpuprofile'))
+          .sort((a, b) => statSync(join(profileDir, b)).size - statSync(join(profileDir, a)).size)[0];
         if (file) {
           const dest = `${base}-postern-${scenario.name}.cpuprofile`;
           copyFileSync(join(profileDir, file), dest);
