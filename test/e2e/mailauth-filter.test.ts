@@ -16,10 +16,10 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { startNsd, type NsdHandle } from '../helpers/nsd.js';
 import { startDaemon, tempDir, type DaemonHandle } from '../helpers/daemon.js';
-import { RawClient } from '../helpers/smtp-client.js';
 import { spoolMessages } from '../helpers/inproc.js';
 import { dkimpySign, dkimpyVerify, rsaKey, txtStrings, type TestKey } from '../helpers/dkimpy.js';
 import { filterConfig } from './filter-helpers.js';
+import { authMessage, queued, sendFrom } from './mailauth-helpers.js';
 
 const GOOD_IP = '127.0.23.10';
 const OTHER_IP = '127.0.23.11';
@@ -63,41 +63,14 @@ after(async () => {
   await dns?.close();
 });
 
-function message(from: string, subject: string): Buffer {
-  return Buffer.from(`From: Sender <${from}>\r\nTo: rcpt@test.example\r\nSubject: ${subject}\r\nMessage-ID: <${subject.replace(/\W/g, '')}@t>\r\n\r\nHello,\r\nthis is ${subject}.\r\n`, 'latin1');
-}
+const message = (from: string, subject: string): Buffer => authMessage(from, subject);
 
 function signed(msg: Buffer, k: TestKey): Buffer {
   return Buffer.concat([Buffer.from(dkimpySign(msg, k, 'sel', 'good.test'), 'latin1'), msg]);
 }
 
-async function send(ip: string, sender: string, content: Buffer): Promise<string> {
-  const c = await RawClient.open(d.port, '127.0.0.1', ip);
-  try {
-    await c.reply();
-    c.send('EHLO client.good.test\r\n');
-    await c.reply();
-    c.send(`MAIL FROM:<${sender}>\r\n`);
-    assert.equal((await c.reply()).code, 250);
-    c.send('RCPT TO:<rcpt@test.example>\r\n');
-    assert.equal((await c.reply()).code, 250);
-    c.send('DATA\r\n');
-    assert.equal((await c.reply()).code, 354);
-    c.send(Buffer.concat([content, Buffer.from('.\r\n')]));
-    const final = await c.reply(40_000);
-    c.send('QUIT\r\n');
-    return final.text;
-  } finally {
-    c.close();
-  }
-}
-
-async function stored(subject: string): Promise<{ body: string; held: boolean }> {
-  const all = await spoolMessages(join(d.dir, 'spool'));
-  const m = all.find((x) => x.body.includes(`Subject: ${subject}\r\n`));
-  assert.ok(m, `message "${subject}" is in the queue`);
-  return { body: m.body, held: JSON.stringify(m.stored).includes('"hold') };
-}
+const send = async (ip: string, sender: string, content: Buffer): Promise<string> => (await sendFrom(d.port, ip, sender, content)).final;
+const stored = (subject: string): Promise<{ body: string; held: boolean }> => queued(d.dir, subject);
 
 test('a genuine message (dkimpy signature and SPF pass) is tagged, not refused or marked', async () => {
   const msg = signed(message('a@good.test', 'genuine'), key);

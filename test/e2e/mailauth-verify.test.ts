@@ -13,6 +13,7 @@ import { startNsd, type NsdHandle } from '../helpers/nsd.js';
 import { basicConfig, startDaemon, tempDir, type DaemonHandle } from '../helpers/daemon.js';
 import { RawClient } from '../helpers/smtp-client.js';
 import { spoolMessages } from '../helpers/inproc.js';
+import { authMessage, queued, sendFrom } from './mailauth-helpers.js';
 import { dkimpySign, dkimpyVerify, ed25519Key, rsaKey, txtStrings, type TestKey } from '../helpers/dkimpy.js';
 
 const GOOD_IP = '127.0.14.10';
@@ -58,39 +59,9 @@ after(async () => {
   await dns?.close();
 });
 
-function message(from: string, subject: string, extraHeaders = ''): Buffer {
-  return Buffer.from(`${extraHeaders}From: Sender <${from}>\r\nTo: root@test.example\r\nSubject: ${subject}\r\nMessage-ID: <${subject.replace(/\W/g, '')}@t>\r\n\r\nHello,\r\nthis is ${subject}.\r\n`, 'latin1');
-}
-
-/** One SMTP transaction from `ip`; the replies to MAIL and to the end of data. */
-async function send(ip: string, sender: string, content: Buffer): Promise<{ mail: number; final: string }> {
-  const c = await RawClient.open(d.port, '127.0.0.1', ip);
-  try {
-    await c.reply();
-    c.send('EHLO client.good.test\r\n');
-    await c.reply();
-    c.send(`MAIL FROM:<${sender}>\r\n`);
-    const mail = await c.reply();
-    if (mail.code !== 250) return { mail: mail.code, final: mail.text };
-    c.send('RCPT TO:<root@test.example>\r\n');
-    assert.equal((await c.reply()).code, 250);
-    c.send('DATA\r\n');
-    assert.equal((await c.reply()).code, 354);
-    c.send(Buffer.concat([content, Buffer.from('.\r\n')]));
-    const final = await c.reply(40_000);
-    c.send('QUIT\r\n');
-    return { mail: mail.code, final: final.text };
-  } finally {
-    c.close();
-  }
-}
-
-async function stored(subject: string): Promise<string> {
-  const all = await spoolMessages(join(d.dir, 'spool'));
-  const m = all.find((x) => x.body.includes(`Subject: ${subject}\r\n`));
-  assert.ok(m, `message "${subject}" is in the queue`);
-  return m.body;
-}
+const message = (from: string, subject: string, extraHeaders = ''): Buffer => authMessage(from, subject, extraHeaders);
+const send = (ip: string, sender: string, content: Buffer): Promise<{ mail: number; final: string }> => sendFrom(d.port, ip, sender, content);
+const stored = async (subject: string): Promise<string> => (await queued(d.dir, subject)).body;
 
 function ar(body: string): string {
   const fields = body.split(/\r\n(?=\S)/).filter((f) => /^Authentication-Results:/i.test(f));
