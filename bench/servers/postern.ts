@@ -10,7 +10,9 @@
  * the user), relay smtp+notls to smtp-sink. Counting is at the
  * destination. `resolver` points at the harness's DNS stub (bench/dns.ts)
  * unless the run says otherwise, since Postern looks up every sender's
- * domain.
+ * domain. The mail-authentication cells (`auth`) add `mailauth verify
+ * dmarc-reject` or `mailauth sign` with a one-line key table, and point
+ * `resolver` at their nsd (bench/mailauth-env.ts).
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';

@@ -21,6 +21,8 @@
  *  - relay: routed to smtp:[sink].
  * Counting is at the destination. Everything else is Postfix's default
  * (in_flow_delay, process and concurrency limits, DNS of the client).
+ * The mail-authentication cells (`auth`) add OpenDKIM as a milter
+ * (`smtpd_milters`), verifying or signing (opendkim() below).
  */
 import { chmodSync, chownSync, closeSync, existsSync, mkdirSync, openSync, readSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
