@@ -47,8 +47,9 @@ export interface AuthEnv {
 /** Every server in one scenario uses the same environment; it is made once per run. */
 let shared: Promise<AuthEnv> | undefined;
 
-export function authEnv(dir: string, size: number): Promise<AuthEnv> {
-  shared ??= makeAuthEnv(dir, size).catch((e: unknown) => {
+/** `folder` makes the environment's folder, once (removed by closeAuthEnv). */
+export function authEnv(folder: () => string, size: number): Promise<AuthEnv> {
+  shared ??= makeAuthEnv(folder(), size).catch((e: unknown) => {
     shared = undefined;
     throw e;
   });

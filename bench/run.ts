@@ -196,7 +196,7 @@ async function runCell(kind: ServerKind, scenario: Scenario, ctx: CellContext): 
     if (kind.name !== 'sink') dest = await track(openDestination(mode, rcpts, join(workDir, 'destination'), `before-${scenario.name}-${kind.name}-${Date.now()}`));
     let port = await freePort();
     // Mail authentication: one key, one nsd and one signed message for every server of the run (bench/mailauth-env.ts).
-    const env = scenario.auth ? await authEnv(workFolder('postern-bench-auth-'), scenario.size) : undefined;
+    const env = scenario.auth ? await authEnv(() => workFolder('postern-bench-auth-'), scenario.size) : undefined;
     const auth: AuthOptions | undefined = env && scenario.auth ? { work: scenario.auth, domain: AUTH_DOMAIN, selector: AUTH_SELECTOR, keyFile: env.keyFile, dnsAddress: env.dnsAddress } : undefined;
     const resolver = env?.resolver ?? ctx.resolver;
     const messageFile = scenario.auth === 'verify' ? env?.signedMessageFile : undefined;
