@@ -4,7 +4,7 @@
  *   node dist/bench/load.js --port N [--host 127.0.0.1] [--sessions 10]
  *        [--size 1024] [--rcpts 1] [--duration-ms 5000] [--count N]
  *        [--per-session 100] [--no-pipelining] [--domain bench.test]
- *        [--local-part rcpt]
+ *        [--local-part rcpt] [--message-file FILE]
  *        [--source 127.0.0.2,127.0.0.3]
  *
  * SESSIONS connections run side by side. Each greets (EHLO), then sends
@@ -25,6 +25,7 @@
  * reconnections stop at the deadline, and the whole run stops at
  * duration + timeout whatever happens.
  */
+import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -55,6 +56,8 @@ export interface LoadOptions {
   readonly sources: readonly string[];
   /** Longest wait for one reply (and for a connection). */
   readonly replyTimeoutMs: number;
+  /** A ready message to send instead of buildMessage()'s (CRLF lines, ending in ".\r\n"; e.g. a DKIM-signed one). */
+  readonly messageFile?: string;
 }
 
 export const LOAD_DEFAULTS: Omit<LoadOptions, 'port'> = Object.freeze({
@@ -199,7 +202,7 @@ function connect(host: string, port: number, localAddress: string | undefined, t
 /** Runs the load described by `input` (defaults filled in) and resolves with its counts. */
 export async function runLoad(input: Partial<LoadOptions> & { port: number }, onStart?: () => void): Promise<LoadResult> {
   const o: LoadOptions = { ...LOAD_DEFAULTS, ...input };
-  const message = buildMessage(o.size, { sender: o.sender, rcpt: `${o.localPart}0@${o.domain}` });
+  const message = o.messageFile !== undefined ? readFileSync(o.messageFile) : buildMessage(o.size, { sender: o.sender, rcpt: `${o.localPart}0@${o.domain}` });
   const rcptLines = Array.from({ length: o.rcpts }, (_, i) => `RCPT TO:<${o.localPart}${i}@${o.domain}>\r\n`);
   /** MAIL (with SIZE when the server offers it) and the RCPTs, one string per command. */
   const envelopeFor = (size: boolean): string[] => [`MAIL FROM:<${o.sender}>${size ? ` SIZE=${message.length - 3}` : ''}\r\n`, ...rcptLines];
@@ -392,6 +395,7 @@ function cliOptions(argv: string[]): Partial<LoadOptions> & { port: number } {
       'no-pipelining': { type: 'boolean' },
       domain: { type: 'string' },
       'local-part': { type: 'string' },
+      'message-file': { type: 'string' },
       source: { type: 'string' },
       'timeout-ms': { type: 'string' },
     },
@@ -418,6 +422,7 @@ function cliOptions(argv: string[]): Partial<LoadOptions> & { port: number } {
   set('replyTimeoutMs', int(values['timeout-ms'], 'timeout-ms'));
   set('domain', values.domain);
   set('localPart', values['local-part']);
+  set('messageFile', values['message-file']);
   if (values['no-pipelining']) set('pipelining', false);
   if (values.source) set('sources', values.source.split(',').filter(Boolean));
   return out;

@@ -15,7 +15,7 @@
  * Everything is bounded: each run by its duration plus a drain limit,
  * each child process by a timeout, each wait by a deadline.
  */
-import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { join, relative } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -35,7 +35,8 @@ import { haraka, haraka2 } from './servers/haraka.js';
 import { opensmtpd } from './servers/opensmtpd.js';
 import { postern } from './servers/postern.js';
 import { postfix } from './servers/postfix.js';
-import { logTail, type Mode, type RunningServer, type ServerKind } from './servers/server.js';
+import { logTail, type AuthOptions, type Mode, type RunningServer, type ServerKind } from './servers/server.js';
+import { AUTH_DOMAIN, AUTH_SELECTOR, AUTH_SOURCE, authEnv, closeAuthEnv } from './mailauth-env.js';
 import { sinkKind } from './servers/sink.js';
 import { DIST_BENCH_DIR, REPO_ROOT, RESULTS_DIR, freePort, sleep, spawnWithLimits, workFolder } from './util.js';
 
@@ -57,7 +58,7 @@ async function stopTracked(x: { stop(): Promise<void> } | undefined): Promise<vo
 }
 async function stopAll(why: string): Promise<never> {
   process.stderr.write(`bench: ${why}; stopping ${live.size} server(s)\n`);
-  await Promise.race([Promise.all([...live].map((x) => x.stop().catch(() => undefined))), sleep(20_000)]);
+  await Promise.race([Promise.all([...live].map((x) => x.stop().catch(() => undefined)).concat(closeAuthEnv().catch(() => undefined))), sleep(20_000)]);
   emptyTrash();
   process.exit(130);
 }
@@ -78,8 +79,8 @@ interface LoadRun {
 }
 
 /** Runs bench/load.js in a child process (its own event loop and fd limit); bounded by duration + 90 s. */
-function runLoadChild(o: { port: number; sessions: number; size: number; rcpts: number; durationMs: number; count?: number }): Promise<LoadRun> {
-  const args = [join(DIST_BENCH_DIR, 'load.js'), ...(o.count !== undefined ? ['--count', String(o.count)] : []), '--port', String(o.port), '--sessions', String(o.sessions), '--size', String(o.size), '--rcpts', String(o.rcpts), '--duration-ms', String(o.durationMs), '--timeout-ms', '20000', '--local-part', USER_PREFIX];
+function runLoadChild(o: { port: number; sessions: number; size: number; rcpts: number; durationMs: number; count?: number; messageFile?: string; source?: string }): Promise<LoadRun> {
+  const args = [join(DIST_BENCH_DIR, 'load.js'), ...(o.count !== undefined ? ['--count', String(o.count)] : []), ...(o.messageFile ? ['--message-file', o.messageFile] : []), ...(o.source ? ['--source', o.source] : []), '--port', String(o.port), '--sessions', String(o.sessions), '--size', String(o.size), '--rcpts', String(o.rcpts), '--duration-ms', String(o.durationMs), '--timeout-ms', '20000', '--local-part', USER_PREFIX];
   return new Promise((resolve) => {
     const child = spawnWithLimits(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let startedAt = performance.now();
@@ -192,13 +193,18 @@ async function runCell(kind: ServerKind, scenario: Scenario, ctx: CellContext): 
     const mode: Mode = scenario.mode;
     if (kind.name !== 'sink') dest = await track(openDestination(mode, rcpts, join(workDir, 'destination'), `before-${scenario.name}-${kind.name}-${Date.now()}`));
     let port = await freePort();
+    // Mail authentication: one key, one nsd and one signed message for every server of the run (bench/mailauth-env.ts).
+    const env = scenario.auth ? await authEnv(() => workFolder('postern-bench-auth-'), scenario.size) : undefined;
+    const auth: AuthOptions | undefined = env && scenario.auth ? { work: scenario.auth, domain: AUTH_DOMAIN, selector: AUTH_SELECTOR, keyFile: env.keyFile, dnsAddress: env.dnsAddress } : undefined;
+    const resolver = env?.resolver ?? ctx.resolver;
+    const messageFile = scenario.auth === 'verify' ? env?.signedMessageFile : undefined;
     const tStart = performance.now();
     const serverDir = (d: string): string => {
       mkdirSync(join(d, 'server'), { recursive: true });
       return join(d, 'server');
     };
     const start = (dir: string): Promise<RunningServer> =>
-      track(kind.start({ mode, port, workDir: serverDir(dir), ...(dest?.sinkPort !== undefined ? { sinkPort: dest.sinkPort } : {}), ...(dest?.lmtpPort !== undefined ? { lmtpPort: dest.lmtpPort } : {}), ...(ctx.cpuProfileDir ? { cpuProfileDir: ctx.cpuProfileDir } : {}), ...(ctx.resolver ? { resolver: ctx.resolver } : {}) }));
+      track(kind.start({ mode, port, workDir: serverDir(dir), ...(dest?.sinkPort !== undefined ? { sinkPort: dest.sinkPort } : {}), ...(dest?.lmtpPort !== undefined ? { lmtpPort: dest.lmtpPort } : {}), ...(ctx.cpuProfileDir ? { cpuProfileDir: ctx.cpuProfileDir } : {}), ...(resolver ? { resolver } : {}), ...(auth ? { auth } : {}) }));
     const startNotes: string[] = [];
     try {
       server = await start(workDir);
@@ -220,7 +226,7 @@ async function runCell(kind: ServerKind, scenario: Scenario, ctx: CellContext): 
     const { stallMs, drainMs } = ctx.params;
     const load = (durationMs: number, count?: number): Promise<LoadRun & { rate?: number }> =>
       scenario.tool === 'load'
-        ? runLoadChild({ port, sessions: scenario.sessions, size: scenario.size, rcpts, durationMs, ...(count !== undefined ? { count } : {}) })
+        ? runLoadChild({ port, sessions: scenario.sessions, size: scenario.size, rcpts, durationMs, ...(count !== undefined ? { count } : {}), ...(messageFile ? { messageFile } : {}), ...(auth ? { source: AUTH_SOURCE } : {}) })
         : runSourceLoad({ port, sessions: scenario.sessions, size: scenario.size, rcpts, reuse: scenario.reuse === true, durationMs, hint: rateHints.get(kind.name) ?? 1000 });
 
     // Warm-up: not measured; for smtp-source it also calibrates the message count. Its mail is
@@ -418,6 +424,7 @@ async function main(argv: string[]): Promise<void> {
     saveTmp();
   }
   if (profiles.length > 0) results.profiles = profiles;
+  await closeAuthEnv();
   if (dns) {
     results.resolverQueries = dns.queries();
     await stopTracked(dns);

@@ -31,6 +31,13 @@ export interface Scenario {
   readonly quickSkip?: readonly string[];
   /** A fixed number of messages per run instead of a load of the run's duration (many deliveries per message). */
   readonly messages?: { readonly quick: number; readonly full: number };
+  /**
+   * Mail authentication (bench/mailauth-env.ts): `verify` — the load sends a
+   * DKIM-signed message, Postern runs `mailauth verify` (SPF, DKIM, DMARC,
+   * ARC), Postfix runs OpenDKIM as a verifying milter; `sign` — Postern runs
+   * `mailauth sign`, Postfix OpenDKIM as a signing milter. Both on a real nsd.
+   */
+  readonly auth?: 'verify' | 'sign';
 }
 
 const MAIN = ['postern', 'postfix', 'opensmtpd', 'haraka'];
@@ -48,6 +55,8 @@ export const SCENARIOS: readonly Scenario[] = [
   load('users100', 'one message to 100 local users (maildir, 1 KB, 100 recipients), 10 sessions; a figure is messages (100 deliveries each)', 'maildir', 10, 1024, true, { rcpts: 100, messages: { quick: 10, full: 30 } }),
   load('procmail-10', 'procmail as MDA (into ~/Maildir/), 1 KB, 10 sessions', 'mda', 10, 1024, true),
   load('relay', 'relay to smtp-sink, 1 KB, 10 sessions', 'relay', 10, 1024, true),
+  load('auth-verify', 'receive a DKIM-signed message, verify SPF+DKIM+DMARC (Postern) / DKIM with OpenDKIM as a milter (Postfix), queue, relay to smtp-sink; 1 KB, 10 sessions', 'relay', 10, 1024, true, { servers: ['postern', 'postfix'], auth: 'verify' }),
+  load('auth-sign', 'relay to smtp-sink with DKIM signing (RSA-2048): Postern `mailauth sign` / Postfix + OpenDKIM as a milter; 1 KB, 10 sessions', 'relay', 10, 1024, true, { servers: ['postern', 'postfix'], auth: 'sign' }),
   { name: 'source-10', title: 'smtp-source -d (the independent client, no pipelining): maildir, 1 KB, 10 sessions', mode: 'maildir', tool: 'smtp-source', reuse: true, sessions: 10, size: 1024, rcpts: 1, servers: MAIN, quick: false },
 ];
 

@@ -106,6 +106,17 @@ export interface StartOptions {
   readonly maxConnections?: number;
   /** Postern only: the DNS server to use ("127.0.0.1:PORT", bench/dns.ts); the system's when absent. */
   readonly resolver?: string;
+  /** Mail authentication (scenarios auth-verify, auth-sign): what to do, the key, and the DNS server serving the records. */
+  readonly auth?: AuthOptions;
+}
+
+export interface AuthOptions {
+  readonly work: 'verify' | 'sign';
+  readonly domain: string;
+  readonly selector: string;
+  readonly keyFile: string;
+  /** nsd's address (port 53: OpenDKIM's Nameservers takes no port). */
+  readonly dnsAddress: string;
 }
 
 export interface RunningServer {

@@ -42,16 +42,28 @@ export type BuiltinPhase = 'connect' | 'helo' | 'ehlo' | 'mail-from' | 'rcpt-to'
 /** One `match` condition of a built-in filter. */
 export interface BuiltinCondition {
   readonly negate: boolean;
-  readonly what: 'rdns' | 'fcrdns' | 'src' | 'helo' | 'mail-from' | 'rcpt-to' | 'auth';
+  readonly what: 'rdns' | 'fcrdns' | 'src' | 'helo' | 'mail-from' | 'rcpt-to' | 'auth' | AuthMethod;
+  /** spf, dkim, dmarc, arc: the results (RFC 8601 words) that match. */
+  readonly results?: readonly string[];
   /** A table name, when the condition names one (`rdns <t>`, `src <t>`, `auth <t>`). */
   readonly table?: string;
   /** Regular-expression table: its values are patterns. */
   readonly regex: boolean;
 }
 
+/** The mail-authentication methods a `phase commit` condition can test (`mailauth verify`'s results). */
+export type AuthMethod = 'spf' | 'dkim' | 'dmarc' | 'arc';
+export const AUTH_METHODS: readonly AuthMethod[] = ['spf', 'dkim', 'dmarc', 'arc'];
+/** The result words of RFC 8601 §2.7 (and RFC 7489 / RFC 8617 for DMARC and ARC). */
+export const AUTH_RESULT_WORDS = ['pass', 'fail', 'softfail', 'neutral', 'none', 'policy', 'temperror', 'permerror'] as const;
+
 export type BuiltinDecision =
   | { readonly kind: 'bypass' }
   | { readonly kind: 'junk' }
+  /** phase commit: keep the message held in the queue (as `mailauth verify quarantine hold`). */
+  | { readonly kind: 'quarantine' }
+  /** phase commit: add this header field ("Name: value") at the top of the message. */
+  | { readonly kind: 'tag'; readonly name: string; readonly value: string }
   | { readonly kind: 'report' ; readonly text: string }
   | { readonly kind: 'reject' | 'disconnect'; readonly text: string }
   | { readonly kind: 'rewrite'; readonly value: string };

@@ -11,7 +11,9 @@
  *       PHASE     connect helo ehlo mail-from rcpt-to data commit
  *       COND      rdns [<t>] | fcrdns | src <t> | helo <t> | mail-from <t> | rcpt-to <t> | auth [<t>]
  *                 (a table may be `regex <t>`: its values are regular expressions)
+ *                 | spf|dkim|dmarc|arc RESULT | { RESULT, … }   (phase commit only: `mailauth verify`'s results)
  *       DECISION  bypass | junk | reject "CODE TEXT" | disconnect "CODE TEXT" | rewrite "VALUE" | report "TEXT"
+ *                 | quarantine | tag "Name: value"   (the last two at phase commit)
  *
  * and on a listen line, `filter NAME` (config/parse-listen.ts). Names are
  * checked at the end (buildFilters): a chain's members and a listener's
@@ -19,21 +21,26 @@
  */
 import type { Cursor } from './cursor.js';
 import { where } from './cursor.js';
+import type { Token } from './lexer.js';
 import type { Diagnostics } from './diagnostics.js';
 import type { Listener, Position } from './model.js';
-import { MILTER_DEFAULTS, type BuiltinCondition, type BuiltinDecision, type BuiltinPhase, type FilterDecl, type MilterDefault } from './filter-options.js';
+import { AUTH_METHODS, AUTH_RESULT_WORDS, MILTER_DEFAULTS, type BuiltinCondition, type BuiltinDecision, type BuiltinPhase, type FilterDecl, type MilterDefault } from './filter-options.js';
 import { parseDuration } from './values.js';
 
 const KINDS = ['milter', 'proc-exec', 'chain', 'phase'];
 const PHASES: readonly BuiltinPhase[] = ['connect', 'helo', 'ehlo', 'mail-from', 'rcpt-to', 'data', 'commit'];
-const CONDITIONS = ['rdns', 'fcrdns', 'src', 'helo', 'mail-from', 'rcpt-to', 'auth'] as const;
-const DECISIONS = ['bypass', 'junk', 'reject', 'disconnect', 'rewrite', 'report'];
+const CONDITIONS = ['rdns', 'fcrdns', 'src', 'helo', 'mail-from', 'rcpt-to', 'auth', ...AUTH_METHODS] as const;
+const DECISIONS = ['bypass', 'junk', 'reject', 'disconnect', 'rewrite', 'report', 'quarantine', 'tag'];
 const DEFAULTS: readonly MilterDefault[] = ['tempfail', 'accept', 'reject'];
 /** Which conditions make sense at which phase (what is known by then). */
 const KNOWN_AT: Readonly<Record<string, readonly BuiltinPhase[]>> = {
   helo: ['helo', 'ehlo', 'mail-from', 'rcpt-to', 'data', 'commit'],
   'mail-from': ['mail-from', 'rcpt-to', 'data', 'commit'],
   'rcpt-to': ['rcpt-to'],
+  spf: ['commit'],
+  dkim: ['commit'],
+  dmarc: ['commit'],
+  arc: ['commit'],
 };
 
 /** The filters declared so far: on the draft (config/draft.ts). */
@@ -111,7 +118,11 @@ export function parseFilter(c: Cursor, filters: FilterDraft): void {
       c.next();
       const what = w.text as BuiltinCondition['what'];
       const known = KNOWN_AT[what];
-      if (known !== undefined && !known.includes(phase)) c.error(w.pos, `"${what}" is not known yet at phase ${phase}`);
+      if (known !== undefined && !known.includes(phase)) c.error(w.pos, `"${what}" is not known yet at phase ${phase}${phase !== 'commit' && (AUTH_METHODS as readonly string[]).includes(what) ? ' (mail authentication results exist at phase commit)' : ''}`);
+      if ((AUTH_METHODS as readonly string[]).includes(what)) {
+        conditions.push({ negate: neg, what, regex: false, results: authResults(c, what) });
+        continue;
+      }
       const regex = c.acceptWord('regex') !== undefined;
       const next = c.peek();
       const hasTable = next.kind === 'string' || (next.kind === 'punct' && (next.text === '<' || next.text === '{'));
@@ -123,7 +134,14 @@ export function parseFilter(c: Cursor, filters: FilterDraft): void {
     const d = c.next();
     if (d.kind !== 'word' || !DECISIONS.includes(d.text)) c.unknown(d, DECISIONS, 'filter decision');
     let decision: BuiltinDecision;
-    if (d.text === 'bypass' || d.text === 'junk') decision = { kind: d.text };
+    if ((d.text === 'quarantine' || d.text === 'tag') && phase !== 'commit') c.error(d.pos, `"${d.text}" works at phase commit only`);
+    if (d.text === 'bypass' || d.text === 'junk' || d.text === 'quarantine') decision = { kind: d.text };
+    else if (d.text === 'tag') {
+      const v = c.value('a header field after "tag" (e.g. "X-Auth-Warning: DMARC failed")');
+      const m = /^([!-9;-~]+):[ \t]*([^\r\n]*)$/.exec(v.text);
+      if (!m || (m[2] ?? '').trim() === '' || /[\x00-\x08\x0a-\x1f\x7f]/.test(v.text)) c.error(v.pos, `"tag" needs one header field "Name: value" on one line, found "${v.text}"`);
+      decision = { kind: 'tag', name: m?.[1] ?? 'X-Tag', value: (m?.[2] ?? '').trim() };
+    }
     else if (d.text === 'rewrite') {
       if (phase !== 'helo' && phase !== 'ehlo' && phase !== 'mail-from') c.error(d.pos, `"rewrite" works at phases helo, ehlo and mail-from in Postern, not ${phase}`);
       decision = { kind: 'rewrite', value: c.value('a value after "rewrite"').text };
@@ -138,6 +156,21 @@ export function parseFilter(c: Cursor, filters: FilterDraft): void {
   const first = filters.get(name.text);
   if (first !== undefined) c.error(name.pos, `filter "${name.text}" is already defined at ${where(first.pos, name.pos)}`);
   else filters.set(name.text, decl);
+}
+
+/** `dkim pass` or `dmarc { fail, temperror }`: the result words a mail-authentication condition matches. */
+function authResults(c: Cursor, what: string): string[] {
+  const words: Token[] = [];
+  if (c.acceptPunct('{') !== undefined) {
+    for (;;) {
+      words.push(c.next());
+      if (c.acceptPunct(',')) continue;
+      c.expectPunct('}', `the results of "${what}"`);
+      break;
+    }
+  } else words.push(c.next());
+  for (const w of words) if (w.kind !== 'word' || !(AUTH_RESULT_WORDS as readonly string[]).includes(w.text)) c.unknown(w, AUTH_RESULT_WORDS, `${what} result`);
+  return words.map((w) => w.text);
 }
 
 function tableName(c: Cursor, what: string, regex: boolean): string {

@@ -53,7 +53,7 @@ import { QueueRunner } from '../scheduler/runner.js';
 import type { RouteResult } from '../rules/router.js';
 import { LocalAgent } from '../delivery/local/agent.js';
 import { RelayAgent } from '../mta/agent.js';
-import { transportSecurity } from './transport-security.js';
+import { OutboundSecurity } from './outbound-security.js';
 import { submitDsn } from '../bounce/enqueue.js';
 import { relayEtrn } from '../mta/etrn-cluster.js';
 import { lookupCredentials } from '../table/services.js';
@@ -67,7 +67,6 @@ import { Metrics } from '../metrics/registry.js';
 import type { HttpListener } from '../http/server.js';
 import { reloadTokens, startHttp } from '../http/start.js';
 import { inboundVerifier } from '../mailauth/verify/from-config.js';
-import { outboundSigner } from '../mailauth/sign/from-config.js';
 import type { PrivsepHooks } from './privsep/child.js';
 
 export class StartupError extends Error {}
@@ -135,6 +134,7 @@ export class Daemon implements ControlTarget {
     readonly runner: QueueRunner,
     private readonly mda: LocalAgent,
     private readonly mta: RelayAgent,
+    private readonly security: OutboundSecurity,
     private readonly source: ConfigSource | undefined,
     private readonly releasePid: () => void,
     private readonly closeLocal: () => void,
@@ -216,9 +216,9 @@ export class Daemon implements ControlTarget {
 
       // Agents and the scheduler outlive generations; reload gives them the new configuration.
       let current: () => Generation = () => gen;
-      const signer = outboundSigner(config, shared.tables);
       const resolver = new Resolver(config.resolver);
-      const transport = transportSecurity(config, shared.tables, log, resolver.raw, shared.cluster && cluster ? { sts: shared.cluster.sts, pool: cluster.pool, node: cluster.node } : undefined);
+      const security = new OutboundSecurity(config, shared.tables, log, resolver.raw, shared.cluster && cluster ? { sts: shared.cluster.sts, pool: cluster.pool, node: cluster.node } : undefined);
+      const { signer, transport } = security.parts();
       const mda = new LocalAgent({ config, users: shared.users, tables: shared.tables, log, ...(opts.privsep ? { privsep: false, remote: opts.privsep.remote } : {}) });
       const mta = new RelayAgent({
         config,
@@ -226,7 +226,7 @@ export class Daemon implements ControlTarget {
         ...(signer ? { signer } : {}),
         stats: shared.stats,
         resolver,
-        ...(transport.engine !== undefined ? { transport: transport.engine } : {}),
+        ...(transport !== undefined ? { transport } : {}),
         local: new LocalNames(config.hostname),
         credentials: (table, key) => {
           const t = shared.tables.get(table);
@@ -290,15 +290,15 @@ export class Daemon implements ControlTarget {
       // The queue loads while the daemon serves (a large one takes a while): smtpctl show status says so.
       scheduler.start().catch((e: unknown) => log.error(`scheduler: loading the queue: ${(e as Error).message}`));
       // TLS-RPT reports (mailto:) enter by the front door once the scheduler runs.
-      transport.startReports(async (to, bytes) => {
+      security.startReports(async (to, bytes) => {
         const r = await submitDsn({ door, router, to, now: Date.now(), build: () => ({ bytes, utf8: false, eightBit: false }) });
         if (r.kind === 'dropped') throw new Error(r.reason);
       });
 
-      const d = new Daemon(shared, gen, scheduler, mda, mta, opts.source, releasePid, () => {
+      const d = new Daemon(shared, gen, scheduler, mda, mta, security, opts.source, releasePid, () => {
         clearInterval(rescan);
         enqueueSocket.close();
-        transport.stop();
+        security.stop();
       });
       current = () => d.gen;
       servers.current = () => d.gen.server;
@@ -413,7 +413,9 @@ export class Daemon implements ControlTarget {
     const config = gen.config;
     this.runner.setConfig(config);
     this.mda.setConfig(config);
-    this.mta.setConfig(config);
+    const rebuilt = this.security.reload(config);
+    this.mta.setConfig(config, rebuilt.length > 0 ? this.security.parts() : undefined);
+    if (rebuilt.length > 0) this.log.info(`reload: rebuilt ${rebuilt.join(', ')}`);
     for (const d of r.diagnostics) if (d.severity === 'warning') this.log.warn(formatDiagnostic(d));
     reloadTokens(this.http, config, (w) => this.log.warn(w));
     this.log.info(`configuration reloaded: ${gen.server.listeners.length} listener(s), ${config.rules.length} rule(s)`);

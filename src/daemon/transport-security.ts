@@ -7,8 +7,9 @@
  *
  * Files, in the queue folder: mta-sts/ (the MTA-STS policy cache, unless
  * `mta mta-sts cache "DIR"`), tlsrpt.json (the day's TLS-RPT counts).
- * A change to the `mta` statements needs a restart; the policy table's
- * contents follow `smtpctl reload` like every table.
+ * A change to the `mta` statements makes a new one at reload
+ * (daemon/outbound-security.ts); the policy table's contents follow
+ * `smtpctl reload` like every table.
  */
 import { join } from 'node:path';
 import type { Config } from '../config/model.js';

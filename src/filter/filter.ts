@@ -70,6 +70,8 @@ export interface FilterMessage {
   readonly recipients: readonly string[];
   /** The whole message, CRLF line ends. */
   readonly bytes: Buffer;
+  /** `mailauth verify`'s results (one word per method), when the message was checked. */
+  readonly auth?: { readonly spf: string; readonly dkim: string; readonly dmarc: string; readonly arc: string };
 }
 
 /**

@@ -98,9 +98,20 @@ export class RelayAgent implements DeliveryAgent {
     this.pool = new SessionPool(this.tuning.idleMs, this.tuning.maxIdlePerDestination, (s, reason) => this.disconnected(s, reason));
   }
 
-  /** `smtpctl reload`: the next deliveries use the new configuration. */
-  setConfig(config: Config): void {
-    this.o = { ...this.o, config };
+  /**
+   * `smtpctl reload`: the next deliveries use the new configuration — and,
+   * when given, the signer and TLS policy engine built from it (undefined in
+   * them: none any more). Deliveries under way finish with what they had.
+   */
+  setConfig(config: Config, security?: { readonly signer: RelayAgentOptions['signer']; readonly transport: RelayAgentOptions['transport'] }): void {
+    if (security === undefined) {
+      this.o = { ...this.o, config };
+      return;
+    }
+    const { signer: _s, transport: _t, ...rest } = this.o;
+    this.o = { ...rest, config, ...(security.signer ? { signer: security.signer } : {}), ...(security.transport ? { transport: security.transport } : {}) };
+    // Idle sessions were opened under the old TLS policies: none is reused.
+    if (security.transport !== _t) void this.pool.drop('tls policy reloaded');
   }
 
   /** CA certificates to verify the relay with: the action's `ca NAME`, else the test tuning's, else the system's. */

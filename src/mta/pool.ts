@@ -80,12 +80,17 @@ export class SessionPool {
   /** QUIT every idle session; later put() calls close at once. */
   async close(): Promise<void> {
     this.closed = true;
+    await this.drop('shutdown');
+  }
+
+  /** QUIT every idle session now (sessions in use come back later as usual): e.g. opened under a TLS policy a reload replaced. */
+  async drop(reason: string): Promise<void> {
     const all = [...this.idle.values()].flat();
     this.idle.clear();
     await Promise.all(
       all.map((it) => {
         clearTimeout(it.timer);
-        return this.retire(it.session, 'shutdown');
+        return this.retire(it.session, reason);
       }),
     );
   }

@@ -36,7 +36,7 @@ import { formatMailbox } from '../mail/address.js';
 import type { InboundVerifier } from '../mailauth/verify/verifier.js';
 import type { MessageCheck } from '../mailauth/verify/check.js';
 import type { SchedulerSeam } from './seam.js';
-import type { FilterSession } from '../filter/filter.js';
+import type { FilterMessage, FilterSession } from '../filter/filter.js';
 import { filterStep, type RouteAdded } from './filtered.js';
 import { HeaderCheckStream } from '../antispam/header-checks/stream.js';
 import { headerCheckDecision } from '../antispam/header-checks/decision.js';
@@ -206,6 +206,7 @@ export class IncomingMessage {
     if (refusal === undefined) await this.drain();
     let decision: CommitDecision | undefined;
     let authHold: string | undefined;
+    let authWords: FilterMessage['auth'];
     if (refusal !== undefined) this.check?.abort();
     else if (this.check !== undefined) {
       const a = await this.check.finish();
@@ -215,8 +216,12 @@ export class IncomingMessage {
         await this.writer.abort().catch(() => undefined);
         return { kind: 'refused', reply: a.verdict.reply, reason: a.verdict.reason };
       }
-      for (const c of a.release) this.pass(c);
+      for await (const c of a.release) {
+        this.pass(c);
+        await this.drain();
+      }
       if (a.verdict.kind === 'hold') authHold = `mailauth: ${a.verdict.reason}`;
+      authWords = a.words;
     }
     const checked = this.checks ? this.endChecks() : undefined;
     if (refusal === undefined && this.storeError !== undefined) {
@@ -228,7 +233,7 @@ export class IncomingMessage {
     }
     let filterHold: string | undefined;
     if (refusal === undefined && this.filter) {
-      const f = await this.filtered(req);
+      const f = await this.filtered(req, authWords);
       if (f.kind !== 'go') return f;
       req = f.req;
       filterHold = f.hold;
@@ -281,11 +286,11 @@ export class IncomingMessage {
   }
 
   /** The filter step (queue/filtered.ts): a refusal or discard ends the message here; else the (maybe new) writer and envelope go on. */
-  private async filtered(req: EnvelopeRequest): Promise<DoorOutcome | { readonly kind: 'go'; readonly req: EnvelopeRequest; readonly hold?: string }> {
+  private async filtered(req: EnvelopeRequest, auth: FilterMessage['auth']): Promise<DoorOutcome | { readonly kind: 'go'; readonly req: EnvelopeRequest; readonly hold?: string }> {
     const old = this.writer;
     let step;
     try {
-      step = await filterStep(this.env, this.filter!, this.facts, old, { sender: req.sender, recipients: req.recipients.map((r) => r.address) }, this.env.routeAdded);
+      step = await filterStep(this.env, this.filter!, this.facts, old, { sender: req.sender, recipients: req.recipients.map((r) => r.address), ...(auth ? { auth } : {}) }, this.env.routeAdded);
     } catch (e) {
       this.env.log.error(`filter: ${old.msgid}: ${(e as Error).message}`);
       step = { kind: 'refused', reply: QUEUE_TEMPFAIL, reason: `filter: ${(e as Error).message}` } as const;

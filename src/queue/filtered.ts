@@ -25,7 +25,7 @@ import { join } from 'node:path';
 import { reply, type Reply } from '../mail/reply.js';
 import type { SessionFacts } from '../policy/policy.js';
 import type { MessageWriter, Spool } from '../spool/spool.js';
-import type { FilterSession } from '../filter/filter.js';
+import type { FilterMessage, FilterSession } from '../filter/filter.js';
 import { applyEdits } from '../filter/message-parts.js';
 import type { MailLog } from '../log/maillog.js';
 
@@ -42,12 +42,12 @@ export async function filterStep<R>(
   filter: Pick<FilterSession, 'message'>,
   facts: SessionFacts,
   writer: MessageWriter,
-  envelope: { readonly sender: string; readonly recipients: readonly string[] },
+  envelope: { readonly sender: string; readonly recipients: readonly string[]; readonly auth?: FilterMessage['auth'] },
   route: RouteAdded<R> | undefined,
 ): Promise<FilterStep<R>> {
   const file = await writer.bodyFile();
   const bytes = await readFile(join(file.dir, file.name));
-  const v = await filter.message(facts, { msgid: writer.msgid, sender: envelope.sender, recipients: envelope.recipients, bytes });
+  const v = await filter.message(facts, { msgid: writer.msgid, sender: envelope.sender, recipients: envelope.recipients, bytes, ...(envelope.auth ? { auth: envelope.auth } : {}) });
   if (v.kind === 'reject') return { kind: 'refused', reply: v.reply, reason: v.reason };
   if (v.kind === 'discard') return { kind: 'discarded', reply: reply(250, '2.0.0', `${writer.msgid} Message accepted for delivery`), reason: v.reason };
   const e = v.edits;

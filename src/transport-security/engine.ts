@@ -17,11 +17,19 @@
  *      match the policy, TLS required, certificate verified against the
  *      MX name; `testing` → opportunistic, the same checks only reported.
  *   4. the action's own `tls` setting (opportunistic by default).
- * Smarthosts (`relay host`) take only 1, looked up by their host name.
+ * Smarthosts (`relay host`) take only 1, looked up by their host name —
+ * and 2 when that entry says `dane` or `dane-only`, as Postfix does for a
+ * non-MX nexthop (`relayhost = [host]`, RFC 7672 §2.2.1 and §3.2.2): the
+ * smarthost's address records must be DNSSEC-secure, TLSA is looked up at
+ * _PORT._tcp.HOST for its own port, and the certificate must name the
+ * host. A smarthost given as an IP address has no DNS and so no DANE
+ * (`dane` is then opportunistic TLS, `dane-only` defers). No MTA-STS for
+ * smarthosts: RFC 8461 policies are per recipient domain and its MX hosts.
  *
  * A failure under an enforcing policy is 4.7.x with a detail naming the
  * policy, and a log line `mta tls-policy … result=failed`.
  */
+import { isIP } from 'node:net';
 import { checkPeer, type PeerTls, type Requirement } from './check.js';
 import { daneState, type DaneState } from './dane.js';
 import type { DnssecClient } from './dnssec-client.js';
@@ -90,7 +98,7 @@ export class TransportSecurity {
       return { fail: { status: 'tempfail', enhanced: '4.7.5', detail: `TLS policy table lookup for ${key} failed: ${found.reason}` } };
     }
     const table = found.kind === 'policy' ? found.policy : undefined;
-    if (smarthost !== undefined) return { forTarget: async (t) => this.fixed(table, t, key) };
+    if (smarthost !== undefined) return { forTarget: (t) => this.smarthostPlan(table, t, key) };
     if (table !== undefined && table.level !== 'dane' && table.level !== 'dane-only') return { forTarget: async (t) => this.fixed(table, t, domain) };
 
     // MTA-STS once per destination, DANE per MX host.
@@ -119,6 +127,17 @@ export class TransportSecurity {
         return { policy: 'none', ...this.counter(domain, { type: 'no-policy-found', strings: [], mxHost: [] }, t) };
       },
     };
+  }
+
+  /** A smarthost: its table entry; with `dane`/`dane-only` and a trusted resolver, its own TLSA records first. */
+  private async smarthostPlan(table: TablePolicy | undefined, t: TargetRef, key: string): Promise<TargetPlan> {
+    const wantsDane = table !== undefined && (table.level === 'dane' || table.level === 'dane-only');
+    if (wantsDane && this.o.dane !== undefined && isIP(t.host) === 0) {
+      const d = await daneState(this.o.dane, t.host, t.port, t.address.includes(':') ? 'AAAA' : 'A');
+      const p = this.danePlan(d, key, t, table);
+      if (p !== undefined) return p;
+    }
+    return this.fixed(table, t, key);
   }
 
   private fixed(p: TablePolicy | undefined, t: TargetRef, dest: string): TargetPlan {

@@ -72,10 +72,14 @@ before(async () => {
     startAiosmtpd({ mode: 'starttls', cert: { dir, ...eeCert, pem: '' }, address: A.ee, port, user: 'u', password: 'p', authRequired: false }),
     startAiosmtpd({ mode: 'starttls', cert: { dir, cert: chain, key: taLeaf.key, pem: '' }, address: A.ta, port, user: 'u', password: 'p', authRequired: false }),
   ]);
-  config = configFrom(`table tlspol { "daneonly.dane.test" = "dane-only" }
+  config = configFrom(`table tlspol { "daneonly.dane.test" = "dane-only", "mx-ee.dane.test" = "dane", "mx-wrong.dane.test" = "dane", "mx-notlsa.dane.test" = "dane-only", "mx-daneonly.dane.test" = "dane" }
 mta tls-policy <tlspol>
 mta dane resolver "${dnssec.resolver}" trusted
 action "mx" relay
+action "sh-ee" relay host "smtp://mx-ee.dane.test:${port}"
+action "sh-wrong" relay host "smtp://mx-wrong.dane.test:${port}"
+action "sh-notlsa" relay host "smtp://mx-notlsa.dane.test:${port}"
+action "sh-plain" relay host "smtp://mx-daneonly.dane.test:${port}"
 match from any for any action "mx"
 `);
 });
@@ -89,9 +93,9 @@ function harness() {
   return policyAgent({ config, dnsServer: dnssec.resolver, port, parts: () => ({ dane: new DnssecClient(parseServer(dnssec.resolver), 2000) }) });
 }
 
-async function send(domain: string) {
+async function send(domain: string, action = 'mx') {
   const h = harness();
-  const [r] = await h.agent.deliver(makeTask({ action: actionOf(config, 'mx'), rcpts: [`bob@${domain}`], body: MESSAGE }));
+  const [r] = await h.agent.deliver(makeTask({ action: actionOf(config, action), rcpts: [`bob@${domain}`], body: MESSAGE }));
   await h.agent.close();
   assert.ok(r);
   return { r, logs: h.logs.join('\n'), report: h.report.day(new Date().toISOString().slice(0, 10)).get(domain) ?? [] };
@@ -173,4 +177,21 @@ test('a bogus zone: the MX lookup itself fails validation — temporary failure,
   const { r } = await send('bogus.test');
   assert.equal(r.status, 'tempfail');
   assert.match(r.enhanced ?? '', /^4\./);
+});
+
+test('a smarthost (relay host) whose table entry says dane uses its own TLSA records, as Postfix does for a non-MX nexthop', async () => {
+  const ok = await send('elsewhere.example', 'sh-ee');
+  assert.equal(ok.r.status, 'ok', ok.r.detail);
+  assert.match(ok.logs, /mta connected address=127\.0\.15\.20:\d+ host=mx-ee\.dane\.test tls=\S+ verified=no tls-policy=dane/);
+  const bad = await send('elsewhere.example', 'sh-wrong');
+  assert.equal(bad.r.status, 'tempfail');
+  assert.equal(bad.r.enhanced, '4.7.5');
+  assert.match(bad.r.detail ?? '', /TLS policy dane for mx-wrong\.dane\.test: mx-wrong\.dane\.test\[127\.0\.15\.20\]: DANE: the certificate chain matches no usable TLSA record/);
+  // No TLSA: dane-only defers, dane falls back to opportunistic TLS.
+  const only = await send('elsewhere.example', 'sh-notlsa');
+  assert.equal(only.r.status, 'tempfail');
+  assert.match(only.r.detail ?? '', /TLS policy dane-only for mx-notlsa\.dane\.test: mx-notlsa\.dane\.test: no TLSA record/);
+  const plain = await send('elsewhere.example', 'sh-plain');
+  assert.equal(plain.r.status, 'ok', plain.r.detail);
+  assert.doesNotMatch(plain.logs, /tls-policy=dane/);
 });

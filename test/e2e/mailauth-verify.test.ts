@@ -13,6 +13,7 @@ import { startNsd, type NsdHandle } from '../helpers/nsd.js';
 import { basicConfig, startDaemon, tempDir, type DaemonHandle } from '../helpers/daemon.js';
 import { RawClient } from '../helpers/smtp-client.js';
 import { spoolMessages } from '../helpers/inproc.js';
+import { authMessage, queued, sendFrom } from './mailauth-helpers.js';
 import { dkimpySign, dkimpyVerify, ed25519Key, rsaKey, txtStrings, type TestKey } from '../helpers/dkimpy.js';
 
 const GOOD_IP = '127.0.14.10';
@@ -37,6 +38,9 @@ function zone(): string[] {
     `perm      TXT "v=spf1 ip4:999.1.1.1 -all"`,
     `quar      TXT "v=spf1 ip4:${GOOD_IP} -all"`,
     `_dmarc.quar TXT "v=DMARC1; p=quarantine"`,
+    `baddmarc  TXT "v=spf1 ip4:${GOOD_IP} -all"`,
+    `_dmarc.baddmarc TXT "v=DMARC1; p=; pct=lots; rua=not a uri"`,
+    `badspf    TXT "v=spf1 include: redirect==x -all"`,
   ];
 }
 
@@ -55,39 +59,9 @@ after(async () => {
   await dns?.close();
 });
 
-function message(from: string, subject: string, extraHeaders = ''): Buffer {
-  return Buffer.from(`${extraHeaders}From: Sender <${from}>\r\nTo: root@test.example\r\nSubject: ${subject}\r\nMessage-ID: <${subject.replace(/\W/g, '')}@t>\r\n\r\nHello,\r\nthis is ${subject}.\r\n`, 'latin1');
-}
-
-/** One SMTP transaction from `ip`; the replies to MAIL and to the end of data. */
-async function send(ip: string, sender: string, content: Buffer): Promise<{ mail: number; final: string }> {
-  const c = await RawClient.open(d.port, '127.0.0.1', ip);
-  try {
-    await c.reply();
-    c.send('EHLO client.good.test\r\n');
-    await c.reply();
-    c.send(`MAIL FROM:<${sender}>\r\n`);
-    const mail = await c.reply();
-    if (mail.code !== 250) return { mail: mail.code, final: mail.text };
-    c.send('RCPT TO:<root@test.example>\r\n');
-    assert.equal((await c.reply()).code, 250);
-    c.send('DATA\r\n');
-    assert.equal((await c.reply()).code, 354);
-    c.send(Buffer.concat([content, Buffer.from('.\r\n')]));
-    const final = await c.reply(40_000);
-    c.send('QUIT\r\n');
-    return { mail: mail.code, final: final.text };
-  } finally {
-    c.close();
-  }
-}
-
-async function stored(subject: string): Promise<string> {
-  const all = await spoolMessages(join(d.dir, 'spool'));
-  const m = all.find((x) => x.body.includes(`Subject: ${subject}\r\n`));
-  assert.ok(m, `message "${subject}" is in the queue`);
-  return m.body;
-}
+const message = (from: string, subject: string, extraHeaders = ''): Buffer => authMessage(from, subject, extraHeaders);
+const send = (ip: string, sender: string, content: Buffer): Promise<{ mail: number; final: string }> => sendFrom(d.port, ip, sender, content);
+const stored = async (subject: string): Promise<string> => (await queued(d.dir, subject)).body;
 
 function ar(body: string): string {
   const fields = body.split(/\r\n(?=\S)/).filter((f) => /^Authentication-Results:/i.test(f));
@@ -182,6 +156,17 @@ test('bad input: a malformed key record, an oversized key record, a signature ov
   await d.waitForLog(/smtp auth session=\S+ msgid=\S+ .*dkim=(neutral|permerror|fail)/);
 });
 
+test('bad input: a malformed DMARC record and a malformed SPF record — a result in the field, a log line, mail not lost', async () => {
+  let r = await send(GOOD_IP, 'a@baddmarc.test', message('a@baddmarc.test', 'malformed dmarc'));
+  assert.match(r.final, /^250 /);
+  assert.match(ar(await stored('malformed dmarc')), /dmarc=(none|permerror|fail)/);
+  await d.waitForLog(/smtp auth session=\S+ msgid=\S+ spf=pass:baddmarc\.test dkim=none dmarc=\S+ arc=none verdict=accept/);
+  r = await send(GOOD_IP, 'a@badspf.test', message('a@badspf.test', 'malformed spf'));
+  assert.match(r.final, /^250 /);
+  assert.match(ar(await stored('malformed spf')), /spf=permerror/);
+  await d.waitForLog(/smtp auth session=\S+ msgid=\S+ spf=permerror:badspf\.test /);
+});
+
 test('a local sender is not checked, but a forged Authentication-Results of ours is removed all the same', async () => {
   const forged = 'Authentication-Results: mx.test.example; dmarc=pass header.from=bank.example\r\n';
   const c = await RawClient.open(d.port, '127.0.0.1');
@@ -200,10 +185,15 @@ test('a local sender is not checked, but a forged Authentication-Results of ours
   await d.waitForLog(/smtp auth session=\S+ msgid=\S+ checks=skipped removed=1 verdict=accept/);
 });
 
-test('a message larger than what is held (8 MiB) is still checked and logged, without the header (ar=omitted)', async () => {
+test('a signed message larger than what is held in memory (8 MiB) is checked, gets its Authentication-Results field, and is stored whole', async () => {
   const line = 'x'.repeat(998) + '\r\n';
   const big = Buffer.concat([message('a@good.test', 'very large'), Buffer.from(line.repeat(9 * 1024))]);
-  const r = await send(GOOD_IP, 'a@good.test', big);
+  const signedBig = Buffer.concat([Buffer.from(dkimpySign(big, rsa, 'rsa', 'good.test'), 'latin1'), big]);
+  const r = await send(GOOD_IP, 'a@good.test', signedBig);
   assert.match(r.final, /^250 /);
-  await d.waitForLog(/smtp auth session=\S+ msgid=\S+ spf=pass:good\.test dkim=none dmarc="pass:p=reject" arc=none ar=omitted verdict=accept/);
+  await d.waitForLog(/smtp auth session=\S+ msgid=\S+ spf=pass:good\.test dkim=pass:good\.test dmarc="pass:p=reject" arc=none spilled=\d+ verdict=accept/);
+  const body = await stored('very large');
+  assert.match(ar(body), /dkim=pass header\.i=@good\.test header\.s=rsa/);
+  assert.ok(body.endsWith(line.repeat(3)), 'the end of the content is there');
+  assert.equal(body.split(line).length - 1, 9 * 1024, 'every line of the body is stored once');
 });

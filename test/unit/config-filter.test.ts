@@ -49,3 +49,25 @@ test('errors have positions', () => {
   assert.match(errors('filter m phase rcpt-to match rcpt-to { x@y } rewrite "z@y"\n')[0] ?? '', /"rewrite" works at phases helo, ehlo and mail-from/);
   assert.match(errors('filter a phase connect match rdns junk\nfilter a phase connect match rdns junk\n')[0] ?? '', /^smtpd\.conf:2:8: filter "a" is already defined at line 1/);
 });
+
+test('mail-authentication results at phase commit: conditions, quarantine and tag', () => {
+  const c = ok(
+    'filter a phase commit match dmarc fail !dkim { pass, neutral } quarantine\n' +
+      'filter b phase commit match arc fail tag "X-Auth-Warning: ARC chain broken"\n' +
+      'filter c phase commit match spf softfail junk\n',
+  );
+  const a = c.filters?.get('a');
+  assert.deepEqual(a?.kind === 'builtin' && [a.conditions, a.decision], [
+    [
+      { negate: false, what: 'dmarc', regex: false, results: ['fail'] },
+      { negate: true, what: 'dkim', regex: false, results: ['pass', 'neutral'] },
+    ],
+    { kind: 'quarantine' },
+  ]);
+  const b = c.filters?.get('b');
+  assert.deepEqual(b?.kind === 'builtin' && b.decision, { kind: 'tag', name: 'X-Auth-Warning', value: 'ARC chain broken' });
+  assert.match(errors('filter m phase rcpt-to match dkim pass junk\n')[0] ?? '', /^smtpd\.conf:1:30: "dkim" is not known yet at phase rcpt-to \(mail authentication results exist at phase commit\)/);
+  assert.match(errors('filter m phase commit match dmarc failed junk\n')[0] ?? '', /^smtpd\.conf:1:35: unknown dmarc result "failed"; did you mean "fail"\?/);
+  assert.match(errors('filter m phase mail-from match auth quarantine\n')[0] ?? '', /"quarantine" works at phase commit only/);
+  assert.match(errors('filter m phase commit match spf fail tag "no colon"\n')[0] ?? '', /"tag" needs one header field "Name: value" on one line/);
+});

@@ -13,9 +13,17 @@
  * characters). A table that cannot be read is a temporary failure (451),
  * never a "no match", as for the rules.
  *
+ * At phase commit, spf / dkim / dmarc / arc RESULT (or { R1, R2 }) test
+ * `mailauth verify`'s results (one word per method: mailauth/verify/
+ * verdict.ts authWords). A message that was not checked (an authenticated
+ * or `local` sender, or no `mailauth verify`) has no results: such a
+ * condition holds neither plain nor negated, so the decision is not taken.
+ *
  * Decisions: bypass (proceed, and skip the rest of a chain at this phase),
  * junk (the message gets X-Spam: yes), reject / disconnect "CODE TEXT",
- * rewrite "VALUE" (helo, ehlo, mail-from), report "TEXT" (logged).
+ * rewrite "VALUE" (helo, ehlo, mail-from), report "TEXT" (logged); at
+ * phase commit also quarantine (the message is queued held) and
+ * tag "Name: value" (that field is added at the top).
  */
 import { closing, reply } from '../../mail/reply.js';
 import type { SessionFacts } from '../../policy/policy.js';
@@ -25,13 +33,18 @@ import { matchDomain, matchMailaddr, matchNetaddr } from '../../table/match.js';
 import { PROCEED, type FilterLog, type FilterMessage, type FilterSession, type FilterVerdict, type MessageVerdict } from '../filter.js';
 import { parseReplyText } from '../reply-text.js';
 
-type Match = boolean | { readonly error: string };
+/** 'unknown': the condition cannot be decided (no authentication results): neither it nor its negation holds. */
+type Match = boolean | 'unknown' | { readonly error: string };
 
 interface Seen {
   readonly helo?: string;
   readonly sender?: string;
   readonly rcpt?: string;
+  readonly auth?: FilterMessage['auth'];
 }
+
+/** The decisions only phase commit takes (the parser allows them nowhere else). */
+type CommitOnly = { readonly kind: 'quarantine'; readonly reason: string } | { readonly kind: 'tag'; readonly name: string; readonly value: string };
 
 export class BuiltinSession implements FilterSession {
   #helo?: string;
@@ -52,7 +65,7 @@ export class BuiltinSession implements FilterSession {
     const phase = this.decl.phase;
     if (phase !== 'helo' && phase !== 'ehlo') return Promise.resolve(PROCEED);
     if ((phase === 'ehlo') !== extended) return Promise.resolve(PROCEED);
-    return Promise.resolve(this.#decide(s, { helo: name }));
+    return Promise.resolve(this.#at(phase, s, { helo: name }));
   }
   mail(s: SessionFacts, sender: string): Promise<FilterVerdict> {
     this.#sender = sender;
@@ -67,10 +80,14 @@ export class BuiltinSession implements FilterSession {
   }
 
   message(s: SessionFacts, m: FilterMessage): Promise<MessageVerdict> {
-    const v = this.#at('commit', s, { sender: m.sender });
+    const v = this.decl.phase === 'commit' ? this.#decide(s, { sender: m.sender, ...(m.auth ? { auth: m.auth } : {}) }) : PROCEED;
     if (v.kind === 'reject') return Promise.resolve(v);
-    if (this.#junk || v.kind === 'junk') return Promise.resolve({ kind: 'accept', edits: { headers: [{ op: 'insert', index: 0, name: 'X-Spam', value: 'yes' }], addRcpts: [], delRcpts: [] } });
-    return Promise.resolve({ kind: 'accept' });
+    const headers = [];
+    if (this.#junk || v.kind === 'junk') headers.push({ op: 'insert' as const, index: 0, name: 'X-Spam', value: 'yes' });
+    if (v.kind === 'tag') headers.push({ op: 'insert' as const, index: 0, name: v.name, value: v.value });
+    if (v.kind === 'quarantine') this.log.event('filter', 'quarantine', { session: s.id, msgid: m.msgid, filter: this.decl.name });
+    if (headers.length === 0 && v.kind !== 'quarantine') return Promise.resolve({ kind: 'accept' });
+    return Promise.resolve({ kind: 'accept', edits: { headers, addRcpts: [], delRcpts: [], ...(v.kind === 'quarantine' ? { quarantine: v.reason } : {}) } });
   }
 
   abort(): void {
@@ -79,12 +96,15 @@ export class BuiltinSession implements FilterSession {
   close(): void {}
 
   #at(phase: BuiltinDecl['phase'], s: SessionFacts, seen: Seen): FilterVerdict {
-    return this.decl.phase === phase ? this.#decide(s, seen) : PROCEED;
+    if (this.decl.phase !== phase) return PROCEED;
+    const v = this.#decide(s, seen);
+    return v.kind === 'quarantine' || v.kind === 'tag' ? PROCEED : v;
   }
 
-  #decide(s: SessionFacts, seen: Seen): FilterVerdict {
+  #decide(s: SessionFacts, seen: Seen): FilterVerdict | CommitOnly {
     for (const c of this.decl.conditions) {
       const m = this.#condition(c, s, seen);
+      if (m === 'unknown') return PROCEED;
       if (typeof m !== 'boolean') {
         this.log.event('filter', 'lookup-failed', { session: s.id, filter: this.decl.name, reason: m.error });
         return { kind: 'reject', reply: reply(451, '4.3.0', 'Temporary failure, try again later'), reason: `filter ${this.decl.name}: ${m.error}` };
@@ -99,6 +119,10 @@ export class BuiltinSession implements FilterSession {
       case 'junk':
         this.#junk = true;
         return { kind: 'junk', reason };
+      case 'quarantine':
+        return { kind: 'quarantine', reason };
+      case 'tag':
+        return { kind: 'tag', name: d.name, value: d.value };
       case 'report':
         this.log.event('filter', 'report', { session: s.id, filter: this.decl.name, text: d.text });
         return PROCEED;
@@ -133,6 +157,11 @@ export class BuiltinSession implements FilterSession {
       case 'auth':
         if (s.authUser === undefined) return false;
         return c.table === undefined ? true : this.#table(c, s.authUser, matchMailaddr);
+      case 'spf':
+      case 'dkim':
+      case 'dmarc':
+      case 'arc':
+        return seen.auth === undefined ? 'unknown' : (c.results ?? []).includes(seen.auth[c.what]);
     }
   }
 

@@ -76,6 +76,11 @@ export class OutboundSigner {
     private readonly seal?: SealConfig,
   ) {}
 
+  /** Stop the signing workers (a reload that drops or replaces `mailauth sign|seal`). */
+  close(): Promise<void> {
+    return this.pool?.close() ?? Promise.resolve();
+  }
+
   /** Read the message and sign it if its From: domain has keys. */
   async prepare(open: () => Readable, maxBytes: number): Promise<SignOutcome> {
     const chunks: Buffer[] = [];

@@ -56,6 +56,21 @@ export function decide(r: AuthResults, opts: MailAuthVerifyOptions): AuthVerdict
   return { kind: 'accept' };
 }
 
+/** One result word per method, for `filter … phase commit match dkim pass …` (filter/builtin/session.ts). */
+export interface AuthWords {
+  readonly spf: string;
+  /** pass when any signature passes; else the first signature's result; none without one. */
+  readonly dkim: string;
+  readonly dmarc: string;
+  readonly arc: string;
+}
+
+export function authWords(r: AuthResults): AuthWords {
+  if (r.incomplete) return { spf: r.spf?.status.result ?? 'temperror', dkim: 'temperror', dmarc: 'temperror', arc: 'temperror' };
+  const dkim = r.dkim.some((s) => s.status.result === 'pass') ? 'pass' : (r.dkim[0]?.status.result ?? 'none');
+  return { spf: r.spf?.status.result ?? 'none', dkim, dmarc: r.dmarc?.status.result ?? 'none', arc: r.arc?.status.result ?? 'none' };
+}
+
 /** The log line's fields: one result per check (dkim: each signature as result:domain). */
 export function summary(r: AuthResults): Record<string, string> {
   const dkim = r.dkim.length === 0 ? 'none' : r.dkim.map((s) => (s.signingDomain ? `${s.status.result}:${s.signingDomain}` : s.status.result)).join(',');

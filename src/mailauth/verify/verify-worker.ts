@@ -5,9 +5,11 @@
  * the same servers as the daemon's resolver (workerData) and the same
  * one-minute cache (../dns.ts) per worker.
  *
- * Messages in: { id, op: 'begin', minKeyBits, clientAddress } · { id, op:
- * 'chunk', data } · { id, op: 'end' } · { id, op: 'spf', spf } · { id, op:
- * 'abort' }. Answer: { id, results } once 'end' and 'spf' came.
+ * Messages in: { id, op: 'chunk', begin?, data } · { id, op: 'end', begin?,
+ * data, spf, discard? } · { id, op: 'abort' }, where begin = { minKeyBits,
+ * clientAddress } comes with a job's first message (verify-pool.ts gathers
+ * content, so a small message is one 'end'). Answer: { id, results } after
+ * 'end' ({ id, error: 'aborted' } for an abort or a discarded end).
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import type { SPFResult } from 'mailauth';
@@ -16,47 +18,34 @@ import type { ResolverOptions } from '../../config/model.js';
 import { cachingResolver } from '../dns.js';
 import { InlineEngine } from './engine.js';
 
-interface Job {
-  readonly engine: InlineEngine;
-  spf?: (s: SPFResult | undefined) => void;
-  readonly spfP: Promise<SPFResult | undefined>;
+interface Begin {
+  readonly minKeyBits: number;
+  readonly clientAddress: string;
 }
 
 type In =
-  | { readonly id: number; readonly op: 'begin'; readonly minKeyBits: number; readonly clientAddress: string }
-  | { readonly id: number; readonly op: 'chunk'; readonly data: Uint8Array }
-  | { readonly id: number; readonly op: 'end' }
-  | { readonly id: number; readonly op: 'spf'; readonly spf: SPFResult | undefined }
+  | { readonly id: number; readonly op: 'chunk'; readonly begin?: Begin; readonly data: Uint8Array }
+  | { readonly id: number; readonly op: 'end'; readonly begin?: Begin; readonly data: Uint8Array; readonly spf: SPFResult | undefined; readonly discard?: boolean }
   | { readonly id: number; readonly op: 'abort' };
 
 const resolver = cachingResolver(new Resolver(workerData as ResolverOptions).raw);
-const jobs = new Map<number, Job>();
+const jobs = new Map<number, InlineEngine>();
 
 parentPort?.on('message', (m: In) => {
-  if (m.op === 'begin') {
-    let spf: Job['spf'];
-    const spfP = new Promise<SPFResult | undefined>((r) => (spf = r));
-    jobs.set(m.id, { engine: new InlineEngine({ resolver, minKeyBits: m.minKeyBits, clientAddress: m.clientAddress }), spf, spfP });
-    return;
-  }
-  const job = jobs.get(m.id);
-  if (job === undefined) return;
-  if (m.op === 'chunk') job.engine.write(Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength));
-  else if (m.op === 'spf') job.spf?.(m.spf);
-  else if (m.op === 'abort') {
-    job.engine.abort();
+  if (m.op !== 'abort' && m.begin !== undefined) jobs.set(m.id, new InlineEngine({ resolver, minKeyBits: m.begin.minKeyBits, clientAddress: m.begin.clientAddress }));
+  const engine = jobs.get(m.id);
+  if (engine === undefined) return;
+  if (m.op === 'abort' || (m.op === 'end' && m.discard === true)) {
+    engine.abort();
     jobs.delete(m.id);
     parentPort?.postMessage({ id: m.id, error: 'aborted' });
-  } else {
-    job.engine.results(job.spfP).then(
-      (results) => {
-        jobs.delete(m.id);
-        parentPort?.postMessage({ id: m.id, results });
-      },
-      (e: unknown) => {
-        jobs.delete(m.id);
-        parentPort?.postMessage({ id: m.id, error: (e as Error).message });
-      },
-    );
+    return;
   }
+  if (m.data.byteLength > 0) engine.write(Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength));
+  if (m.op === 'chunk') return;
+  jobs.delete(m.id);
+  engine.results(Promise.resolve(m.spf)).then(
+    (results) => parentPort?.postMessage({ id: m.id, results }),
+    (e: unknown) => parentPort?.postMessage({ id: m.id, error: (e as Error).message }),
+  );
 });
