@@ -22,6 +22,7 @@ import { ME, run, site, smtpSend, freePort, stopSmtpserver, waitForMbox } from '
 import { RawClient, dialogue } from '../helpers/smtp-client.js';
 import { makeCa, makeCert, makeClientCert } from '../helpers/certs.js';
 import { startNsd } from '../helpers/nsd.js';
+import { waitUntil } from '../helpers/sockets.js';
 
 /** A whoson server that knows `known` (address → user) and says "not logged in" for the rest. */
 async function whosonServer(known: Record<string, string>): Promise<{ server: Server; spec: string; asked: string[] }> {
@@ -69,7 +70,10 @@ test('-w: whoson is asked at accept; rcvd-whoson shows the user; policydb trust-
 
     assert.match(await rcptReply(port, '127.0.0.2', 'friend@elsewhere.example'), /^250 /, 'bob is logged in: 127.0.0.2 relays');
     assert.match(await rcptReply(port, '127.0.0.3', 'friend@elsewhere.example'), /^5\d\d /, 'nobody is logged in at 127.0.0.3: no relaying');
-    const log = readFileSync(join(s.dir, 'smtpserver.log'), 'utf8');
+    // As root the SMTP side's lines reach the log through the privileged parent: wait for the last one.
+    const logFile = join(s.dir, 'smtpserver.log');
+    await waitUntil(() => /smtp whoson .*address=127\.0\.0\.3 /.test(readFileSync(logFile, 'utf8')), 5000);
+    const log = readFileSync(logFile, 'utf8');
     assert.match(log, /smtp whoson .*address=127\.0\.0\.2 user=bob/);
     assert.match(log, /smtp whoson .*address=127\.0\.0\.3 result=none/);
     assert.ok(whoson.asked.includes('127.0.0.3'));

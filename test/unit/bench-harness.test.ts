@@ -461,7 +461,7 @@ describe('bench plan and parsers', () => {
     // One list of extra scenarios: the disk, idle sessions and the large queue are in it, and --quick runs them.
     const quickExtras = makePlan(['--quick']);
     assert.ok(quickExtras !== 'help');
-    assert.deepEqual(quickExtras.extraScenarios.map((x) => x.name), ['fsync', 'idle', 'large-queue']);
+    assert.deepEqual(quickExtras.extraScenarios.map((x) => x.name), ['fsync', 'idle', 'large-queue', 'cluster']);
     // --server without postern leaves out what only Postern runs, not the disk.
     const pf = makePlan(['--scenario', 'fsync,idle', '--server', 'postfix']);
     assert.ok(pf !== 'help');
