@@ -8,13 +8,14 @@
  * (450 4.7.1 naming what was counted); a header check whose pattern runs
  * past its budget (451 4.3.0, logged) while the daemon keeps serving; and
  * the -v lines fail2ban reads: a TLS handshake broken by garbage, a
- * command timeout and a protocol error, each with the client address.
+ * command timeout and a protocol error, each with the client address,
+ * and fail2ban-regex finding them with the shipped filter.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startDaemon, tempDir, type DaemonHandle } from '../helpers/daemon.js';
+import { REPO, startDaemon, tempDir, type DaemonHandle } from '../helpers/daemon.js';
 import { makeCert } from '../helpers/certs.js';
 import { python, requireTool, run } from '../helpers/tools.js';
 
@@ -37,6 +38,7 @@ smtp auth-fail-delay 0
 smtp timeout command 5s
 listen on 127.0.0.1 port 0 tls pki mx.test.example auth-optional <creds>
 greylist delay 1h
+rate-limit connections 4 per 1h by client
 rate-limit recipients 2 per 1h by client
 rate-limit messages 2 per 1h by auth-user
 rate-limit recipients 3 per 1h by sender-domain
@@ -144,4 +146,30 @@ print(s.docmd('FROBNICATE'))
   await d.waitForLog(/smtp failed-command session=\S+ address=127\.0\.22\.42 command="MAIL FROM:<no-closing-bracket" result="501 5\.\d\.\d /);
   await d.waitForLog(/smtp failed-command session=\S+ address=127\.0\.22\.42 command=FROBNICATE result="500 5\.5\.[12] /);
   await d.waitForLog(/trace io: session \S+: <<< FROBNICATE/);
+});
+
+test('fail2ban-regex: the shipped filter finds a client refused at connect; mode=aggressive also the TLS failure, the timeout and the protocol errors', async () => {
+  for (let i = 0; i < 4; i++) assert.match(await swaks('127.0.22.50', undefined, ['--quit-after', 'CONNECT']), /<-  220 /);
+  assert.match(await swaks('127.0.22.50', undefined, ['--quit-after', 'CONNECT']), /<\*\* 421 4\.7\.0 Error: too many connections from \[127\.0\.22\.50\]/);
+  await d.waitForLog(/smtp failed-command session=\S+ address=127\.0\.22\.50 command=\(connect\) result="421 /);
+  const dir = tempDir();
+  const logFile = join(dir, 'smtpd.log');
+  writeFileSync(logFile, d.logs.map((l) => `${new Date().toISOString()} smtpd[${d.proc.pid}]: ${l}`).join('\n') + '\n');
+  // Installed as fail2ban installs filters: beside its common.conf.
+  mkdirSync(join(dir, 'filter.d'));
+  const filter = join(dir, 'filter.d', 'postern.conf');
+  copyFileSync(join(REPO, 'etc/fail2ban/filter.d/postern.conf'), filter);
+  symlinkSync('/etc/fail2ban/filter.d/common.conf', join(dir, 'filter.d', 'common.conf'));
+  const f2b = async (mode: string): Promise<string> => {
+    const r = await run(requireTool('fail2ban-regex'), ['-v', logFile, `${filter}[mode=${mode}]`], { timeoutMs: 120_000 });
+    assert.equal(r.status, 0, r.stderr + r.stdout);
+    return r.stdout.split('Lines:')[0] ?? '';
+  };
+  const normal = await f2b('normal');
+  assert.match(normal, /127\.0\.22\.50/);
+  assert.doesNotMatch(normal, /127\.0\.22\.4[012]/);
+  const aggressive = await f2b('aggressive');
+  for (const a of ['50', '40', '41', '42']) assert.match(aggressive, new RegExp(`127\\.0\\.22\\.${a}\\b`));
+  // Greylisting and rate limits (450) are not offences.
+  assert.doesNotMatch(aggressive, /127\.0\.22\.(5|7|2[0-3])\b/);
 });
