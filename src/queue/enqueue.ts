@@ -57,7 +57,7 @@ export interface FrontDoorEnv {
 
 /** Who puts the message in: it decides the log lines and the counters, nothing else. */
 export type Origin =
-  | { readonly kind: 'smtp'; readonly session: string }
+  | { readonly kind: 'smtp'; readonly session: string; readonly address?: string }
   | { readonly kind: 'local'; readonly uid: number; readonly user: string }
   | { readonly kind: 'bounce' };
 
@@ -392,7 +392,8 @@ export class IncomingMessage {
 
   private logEvent(event: string, fields: Record<string, string | number | undefined>): void {
     const o = this.origin;
-    if (o.kind === 'smtp') this.env.log.event('smtp', event, { session: o.session, ...fields });
+    // The client's address on every line of a session's message (fail2ban and the administrator read it there).
+    if (o.kind === 'smtp') this.env.log.event('smtp', event, { session: o.session, ...fields, ...(o.address !== undefined && fields.address === undefined ? { address: o.address } : {}) });
     else this.env.log.event(o.kind, event, fields);
   }
 }

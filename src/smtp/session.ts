@@ -213,7 +213,7 @@ export class Session extends SessionCommands implements CommandHandlers {
 
   /** Through the front door (the data phase, then the spool); our Received: header first. Returns the content part of the transaction, or the refusal. */
   private async openMessage(tx: EnvelopeTx): Promise<MessageContent | RejectVerdict> {
-    const message = await this.env.queue.open({ kind: 'smtp', session: this.id }, this.facts(), this.txFacts(tx), this.filter);
+    const message = await this.env.queue.open({ kind: 'smtp', session: this.id, address: this.peer.address }, this.facts(), this.txFacts(tx), this.filter);
     if (message.kind === 'reject') return message;
     const fromRewriter = this.peer.config.senders?.masquerade && this.authUser !== undefined && tx.senderAddress !== '' ? new FromRewriter(tx.senderAddress) : undefined;
     const single = tx.rcpts.length === 1 ? tx.rcpts[0]?.address : undefined;
