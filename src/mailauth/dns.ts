@@ -42,8 +42,12 @@ export function cachingResolver(dns: Pick<DnsResolver, 'resolve'>, now: () => nu
   };
 }
 
+/** A cached negative answer again, as Node's error; without a stack trace (its capture was most of a cache hit's cost, and nothing reads it). */
 function dnsError(code: string, message: string): Error {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
   const e = new Error(message) as NodeJS.ErrnoException;
+  Error.stackTraceLimit = limit;
   e.code = code;
   return e;
 }

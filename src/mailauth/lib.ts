@@ -6,12 +6,17 @@
  * also runs BIMI, whose HTTP client (undici) needs Node ≥ 22.19, and it
  * would look up SPF again after the check at MAIL. The package is pinned
  * to an exact version (package.json) since these are its lib/ modules.
+ * Loading it here also makes this thread parse each key once
+ * (key-cache.ts).
  */
 import { createRequire } from 'node:module';
 import type { Writable } from 'node:stream';
 import type { ARCResult, DKIMResult, DKIMSignResult, DMARCResult, SPFOptions, SPFResult } from 'mailauth';
 
+import { cacheParsedKeys } from './key-cache.js';
+
 const require = createRequire(import.meta.url);
+cacheParsedKeys();
 
 /** (name, rrtype) → records, rejecting with a Node DNS error code (ENOTFOUND, ENODATA, ETIMEOUT …). */
 export type MailAuthResolver = (name: string, rrtype: string) => Promise<unknown[]>;
