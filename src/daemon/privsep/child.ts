@@ -10,8 +10,7 @@
  * over the channel (protocol.ts), for what needs root: bound sockets, local
  * deliveries, sendmail's offline files, the secret files at reload. Its
  * mail log goes to the parent, which writes the log file and the system
- * log (so that SIGUSR1's reopen, by root, keeps working), in batches of
- * up to 20 ms.
+ * log (so that SIGUSR1's reopen, by root, keeps working).
  *
  * When the channel closes (the parent died), it stops as on SIGTERM.
  */
@@ -28,18 +27,6 @@ import type { ChildMessage, ParentMessage } from './protocol.js';
 import type { Server } from 'node:net';
 
 export const CHILD_ENV = 'POSTERN_PRIVSEP_CHILD';
-
-/**
- * Mail log lines wait up to this long for company before they go to the
- * parent: one channel message (and one wake-up of the parent) per batch.
- * Per turn of the event loop, as before, a node relaying a few dozen
- * messages a second sent one message per line — measured in the
- * cluster-smtp bench as a good part of a node's CPU per message when
- * several nodes share a core. A SIGKILL of this process loses at most
- * this much of the log (the mail is in the spool).
- */
-const LOG_BATCH_MS = 20;
-const LOG_BATCH_LINES = 256;
 
 /** What Daemon.start needs of the parent (daemon.ts). */
 export interface PrivsepHooks {
@@ -105,12 +92,9 @@ export function childLink(): ChildLink | undefined {
     gone?.();
   });
 
-  // The mail log: lines gathered for LOG_BATCH_MS (or LOG_BATCH_LINES), one message each batch.
+  // The mail log: lines gathered per turn of the event loop, one message each turn.
   let lines: [Severity, string][] = [];
-  let logTimer: NodeJS.Timeout | undefined;
   const flushLog = (): Promise<void> => {
-    clearTimeout(logTimer);
-    logTimer = undefined;
     if (lines.length === 0) return Promise.resolve();
     const batch = lines;
     lines = [];
@@ -177,9 +161,8 @@ export function childLink(): ChildLink | undefined {
       return Promise.race([flushLog(), new Promise<void>((r) => setTimeout(r, 1000).unref())]);
     },
     relay(line, severity) {
+      if (lines.length === 0) setImmediate(() => void flushLog());
       lines.push([severity, line]);
-      if (lines.length >= LOG_BATCH_LINES) void flushLog();
-      else logTimer ??= setTimeout(() => void flushLog(), LOG_BATCH_MS);
     },
     drop(config) {
       // What the SMTP side reads later but only root may read (keys, tokens): read now.
