@@ -7,7 +7,12 @@
  * 1 KB messages to every node at once for DURATION (12 sessions in all,
  * split between the nodes). A figure is messages delivered at the sink a
  * second, from the first connection to the last message at the sink, with
- * the database's work per message (transactions, WAL bytes, fsyncs, CPU).
+ * the database's work per message (transactions, WAL bytes, fsyncs, CPU)
+ * and the nodes' (CPU, wake-ups). BENCH_CLUSTER_NODES (e.g. "2" or "1,3")
+ * and BENCH_SESSIONS pick the rounds, BENCH_TRACE=1 prints the half-second
+ * trace of cluster-trace.ts, BENCH_NODE_OPTIONS goes to the nodes'
+ * NODE_OPTIONS (e.g. --cpu-prof --cpu-prof-dir=DIR, a folder _postern can
+ * write).
  *
  * On this 2-core machine the nodes, the load generator and the sink share
  * one core and PostgreSQL has the other: the figures show what one core of
