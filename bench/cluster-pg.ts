@@ -70,7 +70,7 @@ export async function counters(pool: pg.Pool): Promise<Counters> {
 }
 
 /** Each process: pid, parent, CPU clock ticks (user + system, 1/100 s) — /proc/PID/stat. */
-function processes(): { pid: number; ppid: number; ticks: number }[] {
+export function processes(): { pid: number; ppid: number; ticks: number }[] {
   const out: { pid: number; ppid: number; ticks: number }[] = [];
   for (const e of readdirSync('/proc')) {
     if (!/^\d+$/.test(e)) continue;
