@@ -72,8 +72,7 @@ test('-w: whoson is asked at accept; rcvd-whoson shows the user; policydb trust-
     assert.match(await rcptReply(port, '127.0.0.3', 'friend@elsewhere.example'), /^5\d\d /, 'nobody is logged in at 127.0.0.3: no relaying');
     // As root the SMTP side's lines reach the log through the privileged parent: wait for the last one.
     const logFile = join(s.dir, 'smtpserver.log');
-    await waitUntil(() => /smtp whoson .*address=127\.0\.0\.3 /.test(readFileSync(logFile, 'utf8')), 5000);
-    const log = readFileSync(logFile, 'utf8');
+    const log = await logWith(logFile, /smtp whoson .*address=127\.0\.0\.3 /);
     assert.match(log, /smtp whoson .*address=127\.0\.0\.2 user=bob/);
     assert.match(log, /smtp whoson .*address=127\.0\.0\.3 result=none/);
     assert.ok(whoson.asked.includes('127.0.0.3'));
@@ -137,6 +136,15 @@ async function startWith(s: { dir: string; env: NodeJS.ProcessEnv; conf: string 
   return { port, spool, logFile };
 }
 
+/** The log once every pattern matches it (as root, the SMTP side's lines reach the log through the privileged parent, a moment after the reply). */
+async function logWith(logFile: string, ...patterns: RegExp[]): Promise<string> {
+  await waitUntil(() => {
+    const text = readFileSync(logFile, 'utf8');
+    return patterns.every((re) => re.test(text));
+  }, 5000);
+  return readFileSync(logFile, 'utf8');
+}
+
 test('TLS PARAMs: tls-enforce-tls, tls-ask-cert with tls-CApath, tls-ccert-vd, tls-cipher-list, tlsloglevel', async () => {
   const s = site();
   const server = makeCert(s.dir, 'mx.test.example');
@@ -165,7 +173,7 @@ test('TLS PARAMs: tls-enforce-tls, tls-ask-cert with tls-CApath, tls-ccert-vd, t
     const other = await starttls(port, { maxVersion: 'TLSv1.2', ciphers: 'ECDHE-RSA-AES256-GCM-SHA384' });
     assert.ok(other.error !== undefined || !/250 2\.1\.0/.test(other.replies ?? ''), JSON.stringify(other));
 
-    const log = readFileSync(logFile, 'utf8');
+    const log = await logWith(logFile, /smtp tls .*verified=yes sni=/, /smtp tls .*peer=none sni=/);
     assert.match(log, /smtp tls .*cipher=ECDHE-RSA-AES128-GCM-SHA256 peer="?CN=client\.example"? issuer="?CN=Test Client CA"? verified=yes sni=mx\.test\.example/, log);
     assert.match(log, /smtp tls .*peer=none sni=mx\.test\.example/);
   } finally {
@@ -210,7 +218,7 @@ test('tls-ccert-vd: a client chain longer than the depth is not counted as verif
     // The client sends its certificate and the intermediate: one intermediate is more than depth 0.
     const two = await starttls(port, { cert: Buffer.concat([readFileSync(chained.cert), readFileSync(inter.cert)]), key: readFileSync(chained.key) });
     assert.match(two.replies ?? '', /250 2\.1\.0/, 'asked for, not required: the session goes on');
-    const log = readFileSync(logFile, 'utf8');
+    const log = await logWith(logFile, /peer="?CN=direct\.example/, /peer="?CN=chained\.example/);
     assert.match(log, /smtp tls .*peer="?CN=direct\.example"? .*verified=yes/, log);
     assert.match(log, /smtp tls .*peer="?CN=chained\.example"? .*verified=no/, log);
   } finally {
