@@ -69,16 +69,16 @@ test('records with a short TTL change: Postern keeps the old answers for the TTL
   assert.match(await mailFrom('a@spf.ttl.test'), /^250 /, 'SPF pass');
   assert.match(await mailFrom('a@mx.ttl.test'), /^250 /, 'a real MX');
   assert.match(await mailFrom('a@new.ttl.test'), /^250 /, 'no such name: SPF none');
+  const t1 = Date.now(); // every answer was asked for after t0 and before t1
 
   await dns.setZones({ 'ttl.test': AFTER });
-  // nsd now serves the new records; within the TTL Postern still answers from its cache (checked only if the restart was quick enough to tell).
-  if (Date.now() - t0 < (TTL_S - 1.5) * 1000) {
-    assert.match(await mailFrom('a@spf.ttl.test'), /^250 /, 'the old SPF record, cached');
-    assert.match(await mailFrom('a@mx.ttl.test'), /^250 /, 'the old MX, cached');
-    assert.match(await mailFrom('a@new.ttl.test'), /^250 /, 'the NXDOMAIN, cached');
-  }
+  // nsd now serves the new records; within the TTL Postern still answers from its cache (each checked only while surely within it, on a busy machine).
+  const within = (): boolean => Date.now() - t0 < (TTL_S - 1.5) * 1000;
+  if (within()) assert.match(await mailFrom('a@spf.ttl.test'), /^250 /, 'the old SPF record, cached');
+  if (within()) assert.match(await mailFrom('a@mx.ttl.test'), /^250 /, 'the old MX, cached');
+  if (within()) assert.match(await mailFrom('a@new.ttl.test'), /^250 /, 'the NXDOMAIN, cached');
 
-  await sleep(Math.max(0, t0 + TTL_S * 1000 + 1500 - Date.now()));
+  await sleep(Math.max(0, t1 + TTL_S * 1000 + 500 - Date.now()));
   assert.match(await mailFrom('a@spf.ttl.test'), /^550 5\.7\.23 /, 'the new SPF record after its TTL');
   assert.match(await mailFrom('a@mx.ttl.test'), /^550 5\.7\.27 /, 'the null MX after its TTL');
   assert.match(await mailFrom('a@new.ttl.test'), /^550 5\.7\.23 /, 'the new name after the SOA minimum');
