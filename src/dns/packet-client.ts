@@ -85,8 +85,12 @@ function udp(server: DnsServer, timeoutMs: number, query: Buffer, id: number): P
       if (p.id !== id) return; // not ours: keep waiting (spoofing attempts are dropped)
       done({ kind: 'packet', p });
     });
-    sock.send(query, server.port, server.address, (e) => {
-      if (e) done({ kind: 'error', reason: e.message });
+    // A connected socket, as c-ares uses: a server that is down answers with ICMP "port unreachable", which only a connected socket hears (ECONNREFUSED at once rather than a timeout).
+    sock.connect(server.port, server.address, () => {
+      if (settled) return;
+      sock.send(query, (e) => {
+        if (e) done({ kind: 'error', reason: e.message });
+      });
     });
   });
 }

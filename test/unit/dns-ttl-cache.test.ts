@@ -131,6 +131,15 @@ test('through the real client, a name no DNS message can carry is EBADNAME, with
   await assert.rejects(cache.resolveTxt(`${'a'.repeat(64)}._domainkey.test`), { code: 'EBADNAME' });
 });
 
+test('through the real client, a server that is down is ECONNREFUSED at once, not after the timeout, and is not kept', async () => {
+  const { askServers } = await import('../../src/dns/ttl-cache.js');
+  const cache = new TtlCache(askServers({ servers: ['127.0.23.1:9'], timeoutMs: 3000 }));
+  const t0 = Date.now();
+  await assert.rejects(cache.resolveMx('down.test'), { code: 'ECONNREFUSED' });
+  assert.ok(Date.now() - t0 < 2000, `took ${Date.now() - t0} ms`);
+  assert.equal(cache.size, 0);
+});
+
 test('the size bound drops the oldest answer; identical questions at once share one query; Node\'s record shapes', async () => {
   const mx = (exchange: string, preference: number): packet.Answer => ({ type: 'MX', name: 'm.test', ttl: 60, class: 'IN', data: { exchange, preference } }) as packet.Answer;
   const zone = new Map<string, Reply>([
