@@ -58,13 +58,13 @@ async function mailFrom(sender: string): Promise<string> {
     c.send(`MAIL FROM:<${sender}>\r\n`);
     const r = await c.reply(20_000);
     c.send('QUIT\r\n');
-    return `${r.code} ${r.text}`;
+    return r.text.startsWith(`${r.code}`) ? r.text : `${r.code} ${r.text}`;
   } finally {
     c.close();
   }
 }
 
-test('records with a short TTL change: Postern keeps the old answers for the TTL, then sees the new ones', async () => {
+test('records with a short TTL change: Postern keeps the old answers for the TTL, then sees the new ones', async (t) => {
   const t0 = Date.now();
   assert.match(await mailFrom('a@spf.ttl.test'), /^250 /, 'SPF pass');
   assert.match(await mailFrom('a@mx.ttl.test'), /^250 /, 'a real MX');
@@ -77,6 +77,7 @@ test('records with a short TTL change: Postern keeps the old answers for the TTL
   if (within()) assert.match(await mailFrom('a@spf.ttl.test'), /^250 /, 'the old SPF record, cached');
   if (within()) assert.match(await mailFrom('a@mx.ttl.test'), /^250 /, 'the old MX, cached');
   if (within()) assert.match(await mailFrom('a@new.ttl.test'), /^250 /, 'the NXDOMAIN, cached');
+  t.diagnostic(within() ? 'the cached answers were checked within the TTL' : 'the nsd restart was too slow to check the cached answers');
 
   await sleep(Math.max(0, t1 + TTL_S * 1000 + 500 - Date.now()));
   assert.match(await mailFrom('a@spf.ttl.test'), /^550 5\.7\.23 /, 'the new SPF record after its TTL');
