@@ -331,7 +331,7 @@ export class Daemon implements ControlTarget {
     const local = new LocalNames(config.hostname);
     const resolver = new Resolver(config.resolver);
     const inbound = inboundVerifier(config, resolver, local);
-    const built = buildPolicy(loaded, { tables: shared.tables, users: shared.users, local, dns: resolver.raw, loadAverage: () => loadavg()[0] ?? 0, log: shared.log, probe: shared.stats.probe, ...(inbound ? { mailauth: inbound } : {}), ...(shared.cluster ? { antispamStores: { counters: shared.cluster.rates, greylistStore: shared.cluster.greylist } } : {}), ...shared.policyExtras });
+    const built = buildPolicy(loaded, { tables: shared.tables, users: shared.users, local, dns: resolver.raw, lookups: resolver.lookups, loadAverage: () => loadavg()[0] ?? 0, log: shared.log, probe: shared.stats.probe, ...(inbound ? { mailauth: inbound } : {}), ...(shared.cluster ? { antispamStores: { counters: shared.cluster.rates, greylistStore: shared.cluster.greylist } } : {}), ...shared.policyExtras });
     for (const w of [...policyFiles.warnings, ...built.notes]) shared.log.warn(w);
     let tls: TlsContexts | undefined;
     try {

@@ -7,10 +7,14 @@
  * back to ip (forward-confirmed rDNS, as Postfix's and OpenSMTPD's
  * "fcrdns"). Loopback addresses are "localhost" without a query unless
  * servers are configured (tests serve their own zones on loopback).
+ *
+ * lookups: the same servers through the TTL-honouring cache (ttl-cache.ts),
+ * one per Resolver, for the checks made while mail is received.
  */
 import { Resolver as DnsResolver } from 'node:dns/promises';
 import type { ResolverOptions } from '../config/model.js';
 import { canonicalIp } from '../net/ip.js';
+import { askServers, TtlCache } from './ttl-cache.js';
 
 interface CacheEntry {
   readonly value: string | undefined;
@@ -21,6 +25,7 @@ export class Resolver {
   private readonly dns: DnsResolver;
   private readonly cache = new Map<string, CacheEntry>();
   private readonly configured: boolean;
+  private cached: TtlCache | undefined;
 
   constructor(
     private readonly opts: ResolverOptions,
@@ -35,6 +40,12 @@ export class Resolver {
   /** Underlying resolver, for MX/TXT lookups by later subsystems. */
   get raw(): DnsResolver {
     return this.dns;
+  }
+
+  /** MX, TXT, A, AAAA … kept by their TTLs (ttl-cache.ts); made on first use. */
+  get lookups(): TtlCache {
+    this.cached ??= new TtlCache(askServers(this.opts));
+    return this.cached;
   }
 
   async reverseConfirmed(ip: string): Promise<string | undefined> {

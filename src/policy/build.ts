@@ -79,6 +79,8 @@ export interface PolicyDeps {
   readonly local: LocalNames;
   /** For NS= and RBL. patterns of the rules file (dns/resolver.ts's `raw`). */
   readonly dns?: Pick<DnsResolver, 'resolveNs' | 'resolveMx' | 'resolve4' | 'resolve6'>;
+  /** MX, A and AAAA kept by their TTLs (dns/resolver.ts's `lookups`): the null-MX check of the sender's domain asks these when given. */
+  readonly lookups?: MxDns;
   /** The one-minute load average (os.loadavg()[0]); without it no load limit is checked. */
   readonly loadAverage?: () => number;
   /** Refuse new sessions above this load average (ZMailer's -L). Default: no limit. */
@@ -164,7 +166,8 @@ export function buildPolicy(loaded: LoadedConfig, deps: PolicyDeps): BuiltPolicy
   if (maxLoad !== undefined && deps.loadAverage !== undefined) phases.push(loadPhase(maxLoad, deps.loadAverage, config.hostname, note));
 
   // MAIL: a sender domain with a null MX (RFC 7505) sends no mail and takes no replies.
-  if (deps.dns !== undefined && 'resolveMx' in deps.dns) phases.push(nullMxSenderPhase(deps.dns as unknown as MxDns, deps.local));
+  if (deps.lookups !== undefined) phases.push(nullMxSenderPhase(deps.lookups, deps.local, 3000, Date.now, 0));
+  else if (deps.dns !== undefined && 'resolveMx' in deps.dns) phases.push(nullMxSenderPhase(deps.dns as unknown as MxDns, deps.local));
   // MAIL: SPF, when `mailauth verify spf-reject` asks for it.
   if (deps.mailauth?.opts.spfReject === true) phases.push(spfAtMailPhase(deps.mailauth));
 

@@ -3,10 +3,12 @@
  * (RFC 7505 §4.2: a "null MX", `MX 0 .`): replies to it could never be
  * delivered, so accepting it only makes backscatter. 550 5.7.27 at MAIL.
  *
- * Our own domains are not looked up; answers are cached (10 minutes,
- * negative ones too), so a busy sender domain costs one query, not one per
- * message. A lookup that fails or is slow is not a reason to refuse (the
- * check is advisory): it passes, and is not cached.
+ * Our own domains are not looked up. Given the daemon's TTL-honouring
+ * lookups (dns/ttl-cache.ts) the answers are kept there, by the records'
+ * TTLs (cacheMs 0 here); given a plain resolver, this phase keeps them 10
+ * minutes (negative ones too), so a busy sender domain costs one query,
+ * not one per message. A lookup that fails or is slow is not a reason to
+ * refuse (the check is advisory): it passes, and is not cached.
  */
 import type { PolicyPhase } from './policy.js';
 import { PASS, reject, type Verdict } from './verdict.js';
@@ -19,15 +21,16 @@ import type { LocalNames } from '../rules/localnames.js';
 const CACHE_MS = 10 * 60_000;
 const CACHE_MAX = 50_000;
 
-export function nullMxSenderPhase(dns: MxDns, local: LocalNames, timeoutMs = 3000, now: () => number = Date.now): PolicyPhase {
+export function nullMxSenderPhase(dns: MxDns, local: LocalNames, timeoutMs = 3000, now: () => number = Date.now, cacheMs = CACHE_MS): PolicyPhase {
   const cache = new Map<string, { readonly nullMx: boolean; readonly until: number }>();
   const check = async (domain: string): Promise<boolean> => {
     const hit = cache.get(domain);
     if (hit && hit.until > now()) return hit.nullMx;
     const r = await Promise.race([senderDomainHasNullMx(dns, domain), new Promise<'error'>((res) => setTimeout(() => res('error'), timeoutMs).unref())]);
     if (r === 'error') return false;
+    if (cacheMs <= 0) return r === 'null-mx';
     if (cache.size >= CACHE_MAX) cache.clear();
-    cache.set(domain, { nullMx: r === 'null-mx', until: now() + CACHE_MS });
+    cache.set(domain, { nullMx: r === 'null-mx', until: now() + cacheMs });
     return r === 'null-mx';
   };
   return {

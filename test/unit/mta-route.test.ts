@@ -100,12 +100,16 @@ test('implicit MX, no MX and no address, NXDOMAIN, null MX, SERVFAIL, MX without
   assert.deepEqual(await lookupMx(resolver.raw, 'nullmx.test'), { kind: 'null-mx' });
 });
 
-test('senderDomainHasNullMx for the server at MAIL', async () => {
-  assert.equal(await senderDomainHasNullMx(resolver.raw, 'nullmx.test'), 'null-mx');
-  assert.equal(await senderDomainHasNullMx(resolver.raw, 'multi.test'), 'not-null');
-  assert.equal(await senderDomainHasNullMx(resolver.raw, 'implicit.test'), 'not-null');
-  assert.equal(await senderDomainHasNullMx(resolver.raw, 'nowhere.test'), 'not-null');
-  assert.equal(await senderDomainHasNullMx(resolver.raw, 'servfail.test'), 'error');
+test('senderDomainHasNullMx for the server at MAIL, through Node\'s resolver and through the TTL cache (dns/ttl-cache.ts) the daemon gives it', async () => {
+  for (const dnsFor of [resolver.raw, resolver.lookups]) {
+    for (let i = 0; i < 2; i++) {
+      assert.equal(await senderDomainHasNullMx(dnsFor, 'nullmx.test'), 'null-mx');
+      assert.equal(await senderDomainHasNullMx(dnsFor, 'multi.test'), 'not-null');
+      assert.equal(await senderDomainHasNullMx(dnsFor, 'implicit.test'), 'not-null');
+      assert.equal(await senderDomainHasNullMx(dnsFor, 'nowhere.test'), 'not-null');
+      assert.equal(await senderDomainHasNullMx(dnsFor, 'servfail.test'), 'error', 'a SERVFAIL is an error, cached or not');
+    }
+  }
 });
 
 test('address literals go to that address; our own address is a loop', async () => {

@@ -14,7 +14,7 @@ export function inboundVerifier(config: Config, resolver: Resolver, local: Pick<
   const opts = config.mailauth?.verify;
   if (opts === undefined) return undefined;
   // DKIM, ARC and DMARC in worker threads (verify-pool.ts; small messages on the event loop on a 1–2 core machine); SPF, which is DNS and little CPU, on the event loop.
-  const dns = cachingResolver(resolver.raw);
+  const dns = cachingResolver(resolver.lookups);
   const pool = poolFor(config, dns);
   return new InboundVerifier(opts, dns, config.hostname, (ip) => local.isLocalAddress(ip), DEFAULT_HOLD_LIMIT, (bits, ip) => pool.engine(bits, ip));
 }

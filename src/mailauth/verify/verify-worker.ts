@@ -3,7 +3,7 @@
  * the DKIM, ARC and DMARC checks of many messages at once (engine.ts), each
  * fed chunk by chunk by the main thread (verify-pool.ts), with DNS through
  * the same servers as the daemon's resolver (workerData) and the same
- * one-minute cache (../dns.ts) per worker.
+ * TTL-honouring cache (../dns.ts) per worker.
  *
  * Messages in: { id, op: 'chunk', begin?, data } · { id, op: 'end', begin?,
  * data, spf, discard? } · { id, op: 'abort' }, where begin = { minKeyBits,
@@ -28,7 +28,7 @@ type In =
   | { readonly id: number; readonly op: 'end'; readonly begin?: Begin; readonly data: Uint8Array; readonly spf: SPFResult | undefined; readonly discard?: boolean }
   | { readonly id: number; readonly op: 'abort' };
 
-const resolver = cachingResolver(new Resolver(workerData as ResolverOptions).raw);
+const resolver = cachingResolver(new Resolver(workerData as ResolverOptions).lookups);
 const jobs = new Map<number, InlineEngine>();
 
 parentPort?.on('message', (m: In) => {
