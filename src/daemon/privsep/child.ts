@@ -22,7 +22,7 @@ import type { RemoteDeliver, RemoteRequest } from '../../delivery/local/agent.js
 import { posix } from '../../delivery/local/effective-ids.js';
 import { tempfail, type Outcome } from '../../delivery/local/outcome.js';
 import type { LogRelay, Severity } from '../../log/maillog.js';
-import { encodeLine, openLogPipe } from './log-pipe.js';
+import { encodeLine, LogPipeWriter } from './log-pipe.js';
 import { setBinder, type BindSpec } from '../../privsep/listen.js';
 import { setSystemPasswordCheck } from '../../privsep/passwords.js';
 import { setForwardLookup } from '../../expand/forward.js';
@@ -119,9 +119,7 @@ export function childLink(): ChildLink | undefined {
 
   // The mail log: lines gathered per turn of the event loop (or until a reply is written: flushLines), then one
   // write to the parent's log pipe (log-pipe.ts). Without the pipe (it broke): standard error, the parent's too.
-  const pipe = openLogPipe();
-  let pipeBroken = pipe === undefined;
-  pipe?.on('error', () => (pipeBroken = true));
+  const pipe = LogPipeWriter.open();
   let text = '';
   let scheduled = false;
   const toStderr = (batch: string): void => void process.stderr.write(batch.replace(/^\d/gm, ''));
@@ -130,8 +128,8 @@ export function childLink(): ChildLink | undefined {
     if (text === '') return Promise.resolve();
     const batch = text;
     text = '';
-    if (pipeBroken || !pipe?.writable) return Promise.resolve(toStderr(batch));
-    return new Promise((resolve) => pipe.write(batch, () => resolve()));
+    if (!pipe?.usable) return Promise.resolve(toStderr(batch));
+    return pipe.write(batch).catch(() => toStderr(batch));
   };
   const flushNow = (): void => void flushLog();
   process.once('exit', () => {

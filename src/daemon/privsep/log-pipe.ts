@@ -15,7 +15,7 @@
  * reaches the log (MailLog.relayed cleans nothing, so it is done here).
  */
 import { Socket } from 'node:net';
-import { fstatSync } from 'node:fs';
+import { fstatSync, writeSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import type { Severity } from '../../log/maillog.js';
 
@@ -27,18 +27,54 @@ export const MAX_LINE = 64 * 1024;
 
 const SEVERITIES: readonly Severity[] = [3, 4, 5, 6, 7];
 
-/** The child's end: a socket on LOG_FD, or undefined when the parent gave none (then the channel is used). */
-export function openLogPipe(): Socket | undefined {
-  try {
-    const st = fstatSync(LOG_FD);
-    if (!st.isSocket() && !st.isFIFO()) return undefined;
-  } catch {
-    return undefined;
+/**
+ * The child's end. A line batch goes with one write(2) straight on the descriptor (no stream machinery: the
+ * common case, the pipe has room); when the pipe is full (EAGAIN) or took part of it, the rest is queued on a
+ * socket over the same descriptor, which libuv made non-blocking, and later batches follow it there until it
+ * drains: the order holds and the SMTP side never blocks on its log.
+ */
+export class LogPipeWriter {
+  private broken = false;
+
+  private constructor(private readonly socket: Socket) {
+    socket.on('error', () => (this.broken = true));
   }
-  // libuv writes at once when the pipe has room, and queues in order when it has not: never blocks the SMTP side.
-  const s = new Socket({ fd: LOG_FD, readable: false, writable: true });
-  s.unref();
-  return s;
+
+  /** On LOG_FD; undefined when the parent gave no pipe there. */
+  static open(): LogPipeWriter | undefined {
+    try {
+      const st = fstatSync(LOG_FD);
+      if (!st.isSocket() && !st.isFIFO()) return undefined;
+    } catch {
+      return undefined;
+    }
+    const s = new Socket({ fd: LOG_FD, readable: false, writable: true });
+    s.unref();
+    return new LogPipeWriter(s);
+  }
+
+  /** False once the parent's end is gone (then the caller writes elsewhere). */
+  get usable(): boolean {
+    return !this.broken && this.socket.writable;
+  }
+
+  /** Resolves once the text is in the pipe. */
+  write(text: string): Promise<void> {
+    let buf = Buffer.from(text);
+    if (this.socket.writableLength === 0) {
+      try {
+        const n = writeSync(LOG_FD, buf);
+        if (n === buf.length) return Promise.resolve();
+        buf = buf.subarray(n);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') {
+          this.broken = true;
+          return Promise.reject(e as Error);
+        }
+      }
+    }
+    return new Promise((resolve) => this.socket.write(buf, () => resolve()));
+  }
 }
 
 /** One line as the child writes it. */
