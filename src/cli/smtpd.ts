@@ -148,7 +148,7 @@ async function main(argv: string[]): Promise<void> {
     }
     return;
   }
-  const log = new MailLog(link ? { relay: (l, s) => link.relay(l, s), verbose: verbosity > 0, trace, ...(config.paths.logFormat !== undefined ? { format: config.paths.logFormat } : {}) } : logOptions(config, { stderr: opts.flags.has('d'), verbose: verbosity > 0, trace }));
+  const log = new MailLog(link ? { relay: link, verbose: verbosity > 0, trace, ...(config.paths.logFormat !== undefined ? { format: config.paths.logFormat } : {}) } : logOptions(config, { stderr: opts.flags.has('d'), verbose: verbosity > 0, trace }));
   logFatal(log, link ? () => link.flush() : undefined);
   let daemon: Daemon;
   try {

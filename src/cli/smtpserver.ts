@@ -153,7 +153,7 @@ async function main(argv: string[]): Promise<void> {
     }
     return;
   }
-  const log = link ? new MailLog({ relay: (l, sev) => link.relay(l, sev), verbose, ...sessionTrace(o.logs) }) : sessionLog({ targets: o.logs, verbose, fallback });
+  const log = link ? new MailLog({ relay: link, verbose, ...sessionTrace(o.logs) }) : sessionLog({ targets: o.logs, verbose, fallback });
   for (const w of optionNotes(o, loaded)) log.warn(w);
   let daemon: Daemon;
   try {

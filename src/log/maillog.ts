@@ -14,7 +14,9 @@
  * the event loop, at close or exit, or when flush() is called — the SMTP
  * connection does before it writes replies, so a line is in the log before
  * the client reads the reply it describes. A busy server logs with one
- * system call per batch of replies, not per line.
+ * system call per batch of replies, not per line. A relayed log (the SMTP
+ * side of a root-started smtpd) hands its lines to the privileged parent's
+ * pipe the same way, at the same moments (daemon/privsep/log-pipe.ts).
  *
  * Destinations: a file (`log file`, reopened by reopen() — SIGUSR1 — after
  * logrotate moved it; a sink's own files, smtpserver -l, through
@@ -47,9 +49,15 @@ export interface MailLogOptions {
   /** For tests: capture lines instead of writing them. */
   readonly sink?: (line: string) => void;
   /** Hand each line (untimestamped) and its severity to another process that writes it (the privileged parent, daemon/privsep/). */
-  readonly relay?: (line: string, severity: Severity) => void;
+  readonly relay?: LogRelay;
   /** The sink's own files again by their names, on reopen() (smtpserver -l FILE); returns the error, if any. */
   readonly reopenSink?: () => { readonly reopened: readonly string[]; readonly error?: string };
+}
+
+/** Where a relayed log's lines go: relay() gathers one, flushLines() sends what was gathered (before a reply). */
+export interface LogRelay {
+  relay(line: string, severity: Severity): void;
+  flushLines(): void;
 }
 
 export class MailLog {
@@ -58,7 +66,7 @@ export class MailLog {
   private trace_: ReadonlySet<TraceKind>;
   private readonly timestamps: boolean;
   private readonly sink?: (line: string) => void;
-  private readonly relay?: (line: string, severity: Severity) => void;
+  private readonly relay?: LogRelay;
   private readonly reopenSink?: MailLogOptions['reopenSink'];
   private readonly file?: string;
   private readonly syslog?: SyslogPipe;
@@ -166,7 +174,7 @@ export class MailLog {
     const text = this.timestamps ? `${new Date().toISOString()} smtpd[${process.pid}]: ${line}` : line;
     if (this.watchers.size > 0) for (const w of this.watchers) w(text);
     if (this.sink) return this.sink(text);
-    if (this.relay) return this.relay(line, severity);
+    if (this.relay) return this.relay.relay(line, severity);
     if (this.syslog) this.pendingSys += this.syslog.line(severity, line);
     if (this.fd !== undefined || this.stderr) this.pending.push(text);
     if (!this.scheduled) {
@@ -189,6 +197,7 @@ export class MailLog {
 
   /** Write the lines gathered so far. */
   flush(): void {
+    this.relay?.flushLines();
     this.scheduled = false;
     unflushed.delete(this);
     if (this.pendingSys !== '' && this.syslog) {

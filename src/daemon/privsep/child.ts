@@ -11,8 +11,9 @@
  * deliveries, sendmail's offline files, the secret files at reload, a
  * ~/.forward in a home it cannot enter, filter processes run as their
  * configured user (filter-relay.ts). Its
- * mail log goes to the parent, which writes the log file and the system
- * log (so that SIGUSR1's reopen, by root, keeps working).
+ * mail log goes to the parent through a pipe of its own (log-pipe.ts); the
+ * parent writes the log file and the system log (so that the file stays
+ * root's and SIGUSR1's reopen, by root, keeps working).
  *
  * When the channel closes (the parent died), it stops as on SIGTERM.
  */
@@ -20,7 +21,8 @@ import type { Readable } from 'node:stream';
 import type { RemoteDeliver, RemoteRequest } from '../../delivery/local/agent.js';
 import { posix } from '../../delivery/local/effective-ids.js';
 import { tempfail, type Outcome } from '../../delivery/local/outcome.js';
-import type { Severity } from '../../log/maillog.js';
+import type { LogRelay, Severity } from '../../log/maillog.js';
+import { encodeLine, LogPipeWriter } from './log-pipe.js';
 import { setBinder, type BindSpec } from '../../privsep/listen.js';
 import { setSystemPasswordCheck } from '../../privsep/passwords.js';
 import { setForwardLookup } from '../../expand/forward.js';
@@ -43,9 +45,7 @@ export interface PrivsepHooks {
   reload(): Promise<string | undefined>;
 }
 
-export interface ChildLink extends PrivsepHooks {
-  /** The mail log's relay option. */
-  relay(line: string, severity: Severity): void;
+export interface ChildLink extends PrivsepHooks, LogRelay {
   ready(): void;
   fatal(message: string): Promise<void>;
   /** Hand the log lines gathered so far to the parent; resolves once they are on the channel (before an exit). */
@@ -117,18 +117,23 @@ export function childLink(): ChildLink | undefined {
     gone?.();
   });
 
-  // The mail log: lines gathered per turn of the event loop, one message each turn.
-  let lines: [Severity, string][] = [];
+  // The mail log: lines gathered per turn of the event loop (or until a reply is written: flushLines), then one
+  // write to the parent's log pipe (log-pipe.ts). Without the pipe (it broke): standard error, the parent's too.
+  const pipe = LogPipeWriter.open();
+  let text = '';
+  let scheduled = false;
+  const toStderr = (batch: string): void => void process.stderr.write(batch.replace(/^\d/gm, ''));
   const flushLog = (): Promise<void> => {
-    if (lines.length === 0) return Promise.resolve();
-    const batch = lines;
-    lines = [];
-    if (process.connected) return send({ t: 'log', lines: batch });
-    process.stderr.write(batch.map((l) => l[1]).join('\n') + '\n');
-    return Promise.resolve();
+    scheduled = false;
+    if (text === '') return Promise.resolve();
+    const batch = text;
+    text = '';
+    if (!pipe?.usable) return Promise.resolve(toStderr(batch));
+    return pipe.write(batch).catch(() => toStderr(batch));
   };
+  const flushNow = (): void => void flushLog();
   process.once('exit', () => {
-    if (lines.length > 0) process.stderr.write(lines.map((l) => l[1]).join('\n') + '\n');
+    if (text !== '') toStderr(text);
   });
 
   setBinder(async (spec: BindSpec): Promise<Server> => {
@@ -217,9 +222,13 @@ export function childLink(): ChildLink | undefined {
       return Promise.race([flushLog(), new Promise<void>((r) => setTimeout(r, 1000).unref())]);
     },
     relay(line, severity) {
-      if (lines.length === 0) setImmediate(() => void flushLog());
-      lines.push([severity, line]);
+      if (!scheduled) {
+        scheduled = true;
+        setImmediate(flushNow);
+      }
+      text += encodeLine(severity, line);
     },
+    flushLines: flushNow,
     drop(config) {
       // What the SMTP side reads later but only root may read (keys, tokens): read now.
       setSecrets(preloadSecrets(secretPaths(config)));

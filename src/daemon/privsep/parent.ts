@@ -3,7 +3,8 @@
  * "parent" process): what stays root when smtpd is started as root.
  *
  * It makes the spool the unprivileged user's (spool-owner.ts), holds the
- * pid file, writes the mail log (file and system log; SIGUSR1 reopens it),
+ * pid file, writes the mail log (file and system log; SIGUSR1 reopens it;
+ * the SMTP side's lines come through a pipe of their own, log-pipe.ts),
  * starts the SMTP side as its child (the same smtpd, CHILD_ENV set, an IPC
  * channel; the child gives up root itself, child.ts) and serves it, one
  * checked message at a time (protocol.ts):
@@ -36,7 +37,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, constants, fstatSync, lstatSync, mkdirSync, openSync, readFileSync, statSync, unlinkSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { basename, dirname, join } from 'node:path';
-import { PassThrough } from 'node:stream';
+import { PassThrough, type Readable } from 'node:stream';
 import type { Config } from '../../config/model.js';
 import { formatDiagnostic, loadConfigFile, loadConfigText } from '../../config/load.js';
 import { withPolicyFiles } from '../../config/policy-files.js';
@@ -61,6 +62,7 @@ import { CHILD_ENV } from './child.js';
 import { checkChildMessage, type ChildMessage, type ParentMessage } from './protocol.js';
 import { prepareSpool, type SpoolOwner } from './spool-owner.js';
 import { FilterHost } from './filter-relay.js';
+import { LOG_FD, readLogPipe } from './log-pipe.js';
 import { verifyDelivery } from './verify.js';
 
 /** The unprivileged user of the SMTP side unless `-u`/smtpd.conf says otherwise (as OpenSMTPD's _smtpd). */
@@ -163,7 +165,8 @@ class Parent {
 
   start(): void {
     const child = spawn(process.execPath, [...process.execArgv, ...this.o.childArgs], {
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      // LOG_FD: the SMTP side's mail log (log-pipe.ts), written here.
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc', 'pipe'],
       serialization: 'advanced',
       // io_uring requests would keep the credentials the ring was made with (root): off in the child (CVE-2024-22017).
       env: { ...process.env, [CHILD_ENV]: `${this.o.user.uid}:${this.o.user.gid}`, UV_USE_IO_URING: '0' },
@@ -175,7 +178,13 @@ class Parent {
       if (!m) return this.log.warn('privsep: a malformed message from the SMTP side, ignored');
       this.handle(m);
     });
-    child.on('exit', (code, signal) => this.childExited(code, signal));
+    const logPipe = child.stdio[LOG_FD];
+    const logEnded = logPipe ? readLogPipe(logPipe as Readable, (line, sev) => this.log.relayed(line, sev)) : Promise.resolve();
+    // The child's last lines first (its end of the pipe closes as it exits; a process it started could hold it: not long).
+    child.on('exit', (code, signal) => {
+      const wait = new Promise((r) => setTimeout(r, 500));
+      void Promise.race([logEnded, wait]).then(() => this.childExited(code, signal));
+    });
     process.on('SIGHUP', () => child.kill('SIGHUP'));
     // SIGINT is passed on as SIGTERM (the child leaves SIGINT to us: a terminal's ^C reaches both). The same stop
     // asked twice within a second (^C and a kill from a wrapper) is passed on once; later, a second one means "now".
@@ -197,9 +206,6 @@ class Parent {
 
   private handle(m: ChildMessage): void {
     switch (m.t) {
-      case 'log':
-        for (const [sev, line] of m.lines) this.log.relayed(line, sev);
-        return;
       case 'bind':
         return void this.bind(m.id, m.spec);
       case 'deliver':

@@ -9,8 +9,7 @@
  * configuration, the users and the file system. Never a path, a command or
  * a uid chosen by the child.
  *
- *   child → parent
- *     log       lines of the mail log, with their severity (the parent writes them)
+ *   child → parent (the mail log has a pipe of its own: log-pipe.ts)
  *     bind      a listener of the configuration, the HTTP listener or the control socket
  *     deliver   one local recipient of a queued message: action name, sender,
  *               recipient (address, original address, destination), header facts;
@@ -29,7 +28,6 @@
  *     bound (with the socket), outcome, offline-file, checked, forward-read, reloaded (with the secret files),
  *     filter-out (a filter's standard output, fd 1, or error, fd 2), filter-exit
  */
-import type { Severity } from '../../log/maillog.js';
 import type { BindSpec } from '../../privsep/listen.js';
 import type { Destination } from '../../mail/envelope.js';
 import type { RemoteRequest } from '../../delivery/local/agent.js';
@@ -38,7 +36,6 @@ import type { SystemPasswordOutcome } from '../../privsep/passwords.js';
 import type { ForwardRead } from '../../expand/forward.js';
 
 export type ChildMessage =
-  | { readonly t: 'log'; readonly lines: readonly (readonly [Severity, string])[] }
   | { readonly t: 'bind'; readonly id: number; readonly spec: BindSpec }
   | { readonly t: 'deliver'; readonly id: number; readonly req: RemoteRequest; readonly body?: Uint8Array }
   | { readonly t: 'body'; readonly id: number; readonly chunk: Uint8Array }
@@ -119,8 +116,6 @@ export function checkChildMessage(x: unknown): ChildMessage | undefined {
   if (typeof x !== 'object' || x === null) return undefined;
   const m = x as Record<string, unknown>;
   switch (m.t) {
-    case 'log':
-      return Array.isArray(m.lines) && m.lines.every((l) => Array.isArray(l) && l.length === 2 && [3, 4, 5, 6, 7].includes(l[0] as number) && typeof l[1] === 'string') ? (m as ChildMessage) : undefined;
     case 'bind':
       return isId(m.id) && isBindSpec(m.spec) ? (m as ChildMessage) : undefined;
     case 'deliver':
