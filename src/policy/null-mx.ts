@@ -26,7 +26,10 @@ export function nullMxSenderPhase(dns: MxDns, local: LocalNames, timeoutMs = 300
   const check = async (domain: string): Promise<boolean> => {
     const hit = cache.get(domain);
     if (hit && hit.until > now()) return hit.nullMx;
-    const r = await Promise.race([senderDomainHasNullMx(dns, domain), new Promise<'error'>((res) => setTimeout(() => res('error'), timeoutMs).unref())]);
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<'error'>((res) => (timer = setTimeout(() => res('error'), timeoutMs)));
+    // Cleared as soon as the answer is in: with cacheMs 0 every MAIL comes here, mostly for a cached answer.
+    const r = await Promise.race([senderDomainHasNullMx(dns, domain), late]).finally(() => clearTimeout(timer));
     if (r === 'error') return false;
     if (cacheMs <= 0) return r === 'null-mx';
     if (cache.size >= CACHE_MAX) cache.clear();
