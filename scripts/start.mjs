@@ -9,22 +9,16 @@
 // naming them, and app/, a copy of what runs (bin, dist/src, etc, the production packages of
 // node_modules), made again at every start — and says so (README.md, docs/administration.md).
 import { spawn, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, lstatSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, lstatSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname, join, relative } from 'node:path';
+// The daemon's own checks (npm start builds dist/ first).
+import { alive } from '../dist/src/daemon/pidfile.js';
+import { firstBlocked } from '../dist/src/daemon/privsep/spool-owner.js';
 
 const repo = fileURLToPath(new URL('..', import.meta.url)).replace(/\/$/, '');
 const say = (line) => process.stderr.write(`npm start: ${line}\n`);
 let conf = join(repo, 'etc/smtpd.conf.default');
-
-/** The first folder from `dir` up to / that uid:gid may not pass (search permission), or undefined. */
-function blocked(dir, uid, gid) {
-  for (let d = dir; ; d = dirname(d)) {
-    const st = statSync(d);
-    if (!(st.mode & 0o001 || (st.uid === uid && st.mode & 0o100) || (st.gid === gid && st.mode & 0o010))) return d;
-    if (d === dirname(d)) return undefined;
-  }
-}
 
 /** The folders of node_modules that the production dependencies need (package.json's, and theirs, by Node's lookup). */
 function productionPackages() {
@@ -56,15 +50,6 @@ function stageApp(app) {
   spawnSync('chmod', ['-R', 'u=rwX,go=rX', app]);
 }
 
-function alive(pid) {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return e.code === 'EPERM';
-  }
-}
-
 let app = repo;
 if (process.getuid?.() === 0) {
   if (spawnSync('id', ['-u', '_postern']).status !== 0) {
@@ -73,7 +58,7 @@ if (process.getuid?.() === 0) {
     say('created the system user _postern (as "postern install" does)');
   }
   const id = (flag) => Number(spawnSync('id', [flag, '_postern'], { encoding: 'utf8' }).stdout.trim());
-  const wall = blocked(repo, id('-u'), id('-g'));
+  const wall = firstBlocked(repo, { uid: id('-u'), gid: id('-g') });
   if (wall !== undefined) {
     const place = process.env.POSTERN_START_DIR ?? '/var/spool/postern-start';
     mkdirSync(place, { recursive: true, mode: 0o755 });

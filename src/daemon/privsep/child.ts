@@ -30,7 +30,7 @@ import { setFilterSpawner } from '../../filter/proc/spawn.js';
 import { FilterRelay } from './filter-relay.js';
 import { preloadSecrets, secretPaths, setSecrets } from '../../privsep/secrets.js';
 import type { Config } from '../../config/model.js';
-import { INLINE_MAX, type ChildMessage, type ParentMessage } from './protocol.js';
+import { asBuffer, INLINE_MAX, type ChildMessage, type ParentMessage } from './protocol.js';
 import type { Server } from 'node:net';
 
 export const CHILD_ENV = 'POSTERN_PRIVSEP_CHILD';
@@ -238,7 +238,7 @@ export function childLink(): ChildLink | undefined {
     async readOffline(name) {
       const { m } = await ask<Extract<ParentMessage, { t: 'offline-file' }>>((id) => ({ t: 'offline', id, name }));
       if (m.error !== undefined || m.uid === undefined || !m.data) return { error: m.error ?? 'no answer', ...(m.code !== undefined ? { code: m.code } : {}) };
-      return { uid: m.uid, data: Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength) };
+      return { uid: m.uid, data: asBuffer(m.data) };
     },
     async reload() {
       let r;

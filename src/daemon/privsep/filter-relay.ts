@@ -19,7 +19,7 @@ import { spawnFilter, type FilterChild } from '../../filter/proc/spawn.js';
 import type { Config } from '../../config/model.js';
 import type { ProcDecl } from '../../config/filter-options.js';
 import type { MailLog } from '../../log/maillog.js';
-import type { ChildMessage, ParentMessage } from './protocol.js';
+import { asBuffer, type ChildMessage, type ParentMessage } from './protocol.js';
 
 type FilterMessage = Extract<ChildMessage, { t: 'filter-spawn' | 'filter-in' | 'filter-kill' }>;
 
@@ -33,7 +33,7 @@ export class FilterHost {
   ) {}
 
   handle(m: FilterMessage): void {
-    if (m.t === 'filter-in') return void this.running.get(m.id)?.stdin.write(Buffer.from(m.chunk.buffer, m.chunk.byteOffset, m.chunk.byteLength));
+    if (m.t === 'filter-in') return void this.running.get(m.id)?.stdin.write(asBuffer(m.chunk));
     if (m.t === 'filter-kill') return void this.running.get(m.id)?.kill(m.signal);
     const decl = this.config().filters?.get(m.name);
     if (decl?.kind !== 'proc' || this.running.has(m.id)) {
@@ -97,7 +97,7 @@ class RelayedFilter extends EventEmitter implements FilterChild {
   /** A message from the parent about this filter. */
   receive(m: Extract<ParentMessage, { t: 'filter-out' | 'filter-exit' }>): void {
     if (m.t === 'filter-out') {
-      (m.fd === 1 ? this.stdout : this.stderr).write(Buffer.from(m.chunk.buffer, m.chunk.byteOffset, m.chunk.byteLength));
+      (m.fd === 1 ? this.stdout : this.stderr).write(asBuffer(m.chunk));
       return;
     }
     this.finish(m.error, m.code, m.signal as NodeJS.Signals | null);

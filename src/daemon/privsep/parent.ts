@@ -59,7 +59,7 @@ import { SystemUsers } from '../../users/system-users.js';
 import type { ConfigSource } from '../daemon.js';
 import { acquirePidFile } from '../pidfile.js';
 import { CHILD_ENV } from './child.js';
-import { checkChildMessage, type ChildMessage, type ParentMessage } from './protocol.js';
+import { asBuffer, checkChildMessage, type ChildMessage, type ParentMessage } from './protocol.js';
 import { prepareSpool, type SpoolOwner } from './spool-owner.js';
 import { FilterHost } from './filter-relay.js';
 import { LOG_FD, readLogPipe } from './log-pipe.js';
@@ -211,7 +211,7 @@ class Parent {
       case 'deliver':
         return this.deliver(m);
       case 'body':
-        this.inflight.get(m.id)?.body.write(Buffer.from(m.chunk.buffer, m.chunk.byteOffset, m.chunk.byteLength));
+        this.inflight.get(m.id)?.body.write(asBuffer(m.chunk));
         return;
       case 'end':
         this.inflight.get(m.id)?.body.end();
@@ -299,7 +299,7 @@ class Parent {
     body.on('error', () => undefined);
     const ac = new AbortController();
     // A small message came whole with the request; a larger one follows in 'body' messages.
-    if (m.body) body.end(Buffer.from(m.body.buffer, m.body.byteOffset, m.body.byteLength));
+    if (m.body) body.end(asBuffer(m.body));
     this.inflight.set(m.id, { body, ac });
     const { rcpt, sender, facts } = m.req;
     const one = { action: v.action, sender, signal: ac.signal, openBody: () => body };

@@ -64,6 +64,11 @@ const MAX_TEXT = 64 * 1024;
 /** A message up to this size travels inside its 'deliver' message. */
 export const INLINE_MAX = 256 * 1024;
 
+/** Bytes off the channel (a Uint8Array after the advanced serialization) as a Buffer over the same memory. */
+export function asBuffer(u: Uint8Array): Buffer {
+  return Buffer.from(u.buffer, u.byteOffset, u.byteLength);
+}
+
 function isStr(x: unknown, max = MAX_TEXT): x is string {
   return typeof x === 'string' && x.length <= max && !x.includes('\0');
 }
