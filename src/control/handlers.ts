@@ -15,6 +15,7 @@
  */
 import type { Readable } from 'node:stream';
 import type { QueueAction } from '../cluster/queue-control.js';
+import type { QueueRunner } from '../scheduler/runner.js';
 import type { EnvelopeView } from '../scheduler/types.js';
 import type { StoredMessage } from '../spool/spool.js';
 import type { Args, CommandName } from './protocol.js';
@@ -50,9 +51,9 @@ function must(args: Args, k: string): string {
   return v;
 }
 
-/** Does `target` (msgid, evpid or "all") name something this node's queue holds? */
-function known(t: ControlTarget, target: string): boolean {
-  return target === 'all' || (target.length === 8 ? t.runner.schedule.has(target) : t.runner.schedule.get(target) !== undefined);
+/** Does `target` (msgid, evpid or "all") name something this node's queue holds? (Also for other nodes' requests, daemon/cluster-state.ts.) */
+export function holds(runner: Pick<QueueRunner, 'schedule'>, target: string): boolean {
+  return target === 'all' || (target.length === 8 ? runner.schedule.has(target) : runner.schedule.get(target) !== undefined);
 }
 
 const LOG_NAMES: Record<QueueAction, string> = { schedule: 'schedule', remove: 'remove', hold: 'pause-envelope', release: 'resume-envelope' };
@@ -66,7 +67,7 @@ const LOG_NAMES: Record<QueueAction, string> = { schedule: 'schedule', remove: '
 async function queueAction(ctx: HandlerContext, a: Args, action: QueueAction, here: (target: string) => number | Promise<number>): Promise<unknown> {
   const t = ctx.target;
   const target = must(a, 'target');
-  const mine = known(t, target);
+  const mine = holds(t.runner, target);
   if (!mine && t.clusterAct === undefined) throw new CommandError(`no such ${target.length === 8 ? 'message' : 'envelope'}: ${target}`);
   const count = mine ? await here(target) : 0;
   const rest = t.clusterAct === undefined ? undefined : await t.clusterAct(action, target);
@@ -145,7 +146,7 @@ async function bodyStream(ctx: HandlerContext, id: string): Promise<Streamer> {
 const HANDLERS: Readonly<Record<CommandName, Handler>> = {
   'show queue': (ctx, a) => {
     const msgid = a['msgid'];
-    if (msgid !== undefined && !known(ctx.target, msgid)) throw new CommandError(`no such message: ${msgid}`);
+    if (msgid !== undefined && !holds(ctx.target.runner, msgid)) throw new CommandError(`no such message: ${msgid}`);
     return queueEntries(ctx.target, ctx.now(), a['msgid']);
   },
   'show envelope': async (ctx, a) => {

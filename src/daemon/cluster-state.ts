@@ -23,6 +23,7 @@ import { EtrnRelay } from '../cluster/etrn.js';
 import { ClusterFailRate } from '../cluster/failrate.js';
 import { ClusterQueueControl, type QueueAction } from '../cluster/queue-control.js';
 import { ClusterRateCounters } from '../cluster/rates.js';
+import { holds } from '../control/handlers.js';
 import type { MailLog } from '../log/maillog.js';
 import type { QueueRunner } from '../scheduler/runner.js';
 import { PgStsCache } from '../transport-security/sts-cache-pg.js';
@@ -83,7 +84,7 @@ export function clusterQueueWiring(
 
 /** A request from another node, applied to what this node holds (0 when it holds nothing the target names). */
 export async function applyQueueAction(runner: QueueRunner, action: QueueAction, target: string): Promise<number> {
-  if (target !== 'all' && !(target.length === 8 ? runner.schedule.has(target) : runner.schedule.get(target) !== undefined)) return 0;
+  if (!holds(runner, target)) return 0;
   switch (action) {
     case 'schedule':
       return runner.scheduleNow(target);

@@ -20,14 +20,14 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
-import { REPO, startDaemon, tempDir, type DaemonHandle } from '../helpers/daemon.js';
+import { startDaemon, tempDir, type DaemonHandle } from '../helpers/daemon.js';
 import { freePort as freeTcpPort, startSmtpSink } from '../helpers/mta-peers.js';
 import { partitionable, startPostgres, type Partition, type PgServer } from '../helpers/postgres.js';
 import { python, run } from '../helpers/tools.js';
 import { FsSpool } from '../../src/spool/fs/fs-spool.js';
+import { POSTERN, migrate, type ClusterNode as Node } from './cluster-helpers.js';
 import { fileLines, usersTable, waitFor } from './deliver-helpers.js';
 
-const POSTERN = join(REPO, 'bin', 'postern.js');
 const USERS = ['u1', 'u2', 'u3', 'u4'];
 const LEASE = '3s';
 
@@ -63,13 +63,6 @@ for m in specs:
     out.append({'subject': m['subject'], 'code': code})
 print(json.dumps(out))
 `;
-
-interface Node {
-  readonly name: string;
-  readonly address: string;
-  readonly dir: string;
-  d?: DaemonHandle;
-}
 
 let server: PgServer;
 let root: string;
@@ -147,10 +140,7 @@ describe('three nodes sharing a queue in PostgreSQL', { concurrency: false }, ()
     sinkPort = await freeTcpPort([SINK]);
     for (const [i, name] of ['n1', 'n2', 'n3'].entries()) nodes.push({ name, address: `127.0.18.${i + 2}`, dir: join(root, name) });
     // The schema, by the command an administrator runs; a node refuses an unmigrated database.
-    writeFileSync(join(root, 'db.conf'), `queue postgresql "${server.url}"\n`);
-    const m = await run(process.execPath, [POSTERN, 'db', '-f', join(root, 'db.conf'), 'migrate'], { timeoutMs: 30_000 });
-    assert.equal(m.status, 0, m.stderr);
-    assert.match(m.stdout, /schema version 1 applied/);
+    assert.match(await migrate(root, server.url), /schema version 1 applied/);
     for (const n of nodes) await startNode(n);
   });
 

@@ -23,26 +23,18 @@
  * message stays leased by the node that accepted it.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
-import { REPO, startDaemon, tempDir, type DaemonHandle } from '../helpers/daemon.js';
+import { startDaemon, tempDir } from '../helpers/daemon.js';
 import { startPostgres, type PgServer } from '../helpers/postgres.js';
 import { python, run } from '../helpers/tools.js';
 import { FsSpool } from '../../src/spool/fs/fs-spool.js';
+import { POSTERN, migrate, type ClusterNode as Node } from './cluster-helpers.js';
 import { waitFor } from './deliver-helpers.js';
-
-const POSTERN = join(REPO, 'bin', 'postern.js');
-
-interface Node {
-  readonly name: string;
-  readonly address: string;
-  readonly dir: string;
-  d?: DaemonHandle;
-}
 
 let server: PgServer;
 let root: string;
@@ -124,10 +116,7 @@ describe('two nodes sharing their policy state in PostgreSQL', { concurrency: fa
   before(async () => {
     root = tempDir('postern-cluster-policy-');
     server = await startPostgres({ host: '127.0.24.1' });
-    writeFileSync(join(root, 'db.conf'), `queue postgresql "${server.url}"\n`);
-    const m = await run(process.execPath, [POSTERN, 'db', '-f', join(root, 'db.conf'), 'migrate'], { timeoutMs: 30_000 });
-    assert.equal(m.status, 0, m.stderr);
-    assert.match(m.stdout, /schema version 2 applied/);
+    assert.match(await migrate(root, server.url), /schema version 2 applied/);
     for (const [i, name] of ['n1', 'n2'].entries()) {
       const n: Node = { name, address: `127.0.24.${i + 2}`, dir: join(root, name) };
       mkdirSync(n.dir, { recursive: true });

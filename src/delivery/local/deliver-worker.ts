@@ -100,13 +100,13 @@ function release(): void {
  * for other credentials takes back root's euid and enters the next user's
  * ids (groups, egid, euid), and a job for mbox's root-open mode (which
  * switches inside the job) first returns to root fully (groups, egid).
+ * `key`: the request's credentials as JSON (made once per job, by drain()).
  */
-async function perform(request: HelperRequest, body: PassThrough, signal: AbortSignal, syncLater: (dir: string) => void): Promise<Outcome> {
+async function perform(request: HelperRequest, key: string, body: PassThrough, signal: AbortSignal, syncLater: (dir: string) => void): Promise<Outcome> {
   if (request.v !== 1) throw new Error(`unknown request version ${String(request.v)}`);
   const { creds, job } = request;
   if (job.kind === 'mda') throw new Error('commands are not run by the delivery worker');
   const keep = creds.mode !== 'root-open';
-  const key = JSON.stringify(creds);
   const now = performance.now();
   try {
     let hooks = {};
@@ -179,7 +179,7 @@ async function drain(): Promise<void> {
       const key = JSON.stringify(request.creds);
       if (key !== pendingAs) await syncPending();
       pendingAs = key;
-      o = await perform(request, job.body, job.ac.signal, (d) => dirs.push(d)).catch((e: unknown) => tempfail('4.3.0', `delivery worker: ${describe(e)}`));
+      o = await perform(request, key, job.body, job.ac.signal, (d) => dirs.push(d)).catch((e: unknown) => tempfail('4.3.0', `delivery worker: ${describe(e)}`));
     }
     job.body.destroy();
     queue.shift();
