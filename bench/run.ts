@@ -38,9 +38,10 @@ import { postfix } from './servers/postfix.js';
 import { logTail, type AuthOptions, type Mode, type RunningServer, type ServerKind } from './servers/server.js';
 import { AUTH_DOMAIN, AUTH_SELECTOR, AUTH_SOURCE, authEnv, closeAuthEnv } from './mailauth-env.js';
 import { sinkKind } from './servers/sink.js';
+import { floorKind } from './servers/floor.js';
 import { DIST_BENCH_DIR, REPO_ROOT, RESULTS_DIR, freePort, sleep, spawnWithLimits, workFolder } from './util.js';
 
-const KINDS: Record<string, ServerKind> = { postern, postfix, opensmtpd, haraka, haraka2, sink: sinkKind };
+const KINDS: Record<string, ServerKind> = { postern, postfix, opensmtpd, haraka, haraka2, sink: sinkKind, floor: floorKind };
 
 const progress = (line: string): void => void process.stderr.write(`${line}\n`);
 

@@ -46,7 +46,7 @@ const load = (name: string, title: string, mode: Mode, sessions: number, size: n
 
 export const SCENARIOS: readonly Scenario[] = [
   load('maildir-1k-1', 'maildir as the user, 1 KB, 1 session', 'maildir', 1, 1024, true),
-  load('maildir-1k-10', 'maildir as the user, 1 KB, 10 sessions', 'maildir', 10, 1024, true, { servers: [...MAIN, 'sink'], quickSkip: ['sink'] }),
+  load('maildir-1k-10', 'maildir as the user, 1 KB, 10 sessions', 'maildir', 10, 1024, true, { servers: [...MAIN, 'sink', 'floor'], quickSkip: ['sink'] }),
   load('maildir-1k-50', 'maildir as the user, 1 KB, 50 sessions', 'maildir', 50, 1024, true),
   load('maildir-100k-1', 'maildir as the user, 100 KB, 1 session', 'maildir', 1, 102_400, false),
   load('maildir-100k-10', 'maildir as the user, 100 KB, 10 sessions', 'maildir', 10, 102_400, true),
@@ -60,7 +60,7 @@ export const SCENARIOS: readonly Scenario[] = [
   { name: 'source-10', title: 'smtp-source -d (the independent client, no pipelining): maildir, 1 KB, 10 sessions', mode: 'maildir', tool: 'smtp-source', reuse: true, sessions: 10, size: 1024, rcpts: 1, servers: MAIN, quick: false },
 ];
 
-export const SERVER_NAMES = ['postern', 'postfix', 'opensmtpd', 'haraka', 'haraka2', 'sink'] as const;
+export const SERVER_NAMES = ['postern', 'postfix', 'opensmtpd', 'haraka', 'haraka2', 'sink', 'floor'] as const;
 
 export interface Params {
   readonly label: 'quick' | 'full' | 'partial' | 'profile';
