@@ -51,6 +51,7 @@ import { MsgidAllocator, isMsgid, msgidOf } from './ids.js';
 import { Layout } from './layout.js';
 import { bodyStream, readHeadAt } from './message-file.js';
 import { BodyCache } from './body-cache.js';
+import { wholeBodyStream } from '../whole-body.js';
 import { Journal } from './journal.js';
 import { replayJournal } from './journal-replay.js';
 import { LogAppender, encodeRecord, parseLog } from './outcome-log.js';
@@ -286,7 +287,7 @@ export class FsSpool implements Spool {
 
   openBody(msgid: string): Readable {
     const cached = this.state === 'open' ? this.bodies.get(msgid) : undefined;
-    if (cached !== undefined) return Readable.from(cached, { objectMode: false });
+    if (cached !== undefined) return wholeBodyStream(cached);
     const writing = this.journal?.whenVisible(msgid);
     if (writing !== undefined) {
       // Committed a moment ago; its file is being written by the I/O thread.
