@@ -7,6 +7,7 @@
  */
 import type { Readable } from 'node:stream';
 import type { BodyEncoder } from './encoder.js';
+import { wholeBody } from '../spool/whole-body.js';
 
 export interface Batch {
   readonly data: Buffer;
@@ -18,7 +19,9 @@ export async function* batches(body: Readable, enc: BodyEncoder, size: number): 
   let acc: Buffer[] = [];
   let accLen = 0;
   let ready: Buffer | null = null;
-  for await (const chunk of body) {
+  // A body the spool still holds in memory is taken whole, without the stream's async iterator.
+  const chunks: Iterable<unknown> | AsyncIterable<unknown> = wholeBody(body) ?? body;
+  for await (const chunk of chunks) {
     const out = enc.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as string));
     if (out.length > 0) {
       acc.push(out);

@@ -6,7 +6,9 @@
  * events from the framer one at a time, so pipelined commands run in order
  * and the framer switches to DATA/BDAT mode exactly where the session says.
  * Replies are collected and written in one write when the input runs dry
- * (RFC 2920 §3.2): a pipelined group costs one write, not one per command.
+ * (RFC 2920 §3.2): a pipelined group costs one write, not one per command;
+ * that write waits for the end of the turn (turn-flush.ts), where every
+ * session's replies go out after one write of the log.
  *
  * Abuse handling that needs a clock lives here too (policy/limits):
  *  - a reply waits as long as its verdict asks (noto_delay, deny_delay) or
@@ -34,6 +36,7 @@ import type { CommandResult, Session } from './session.js';
 import { ReplyPacer } from './limits/errors.js';
 import { NO_TARPIT, type TarpitSettings, LIMIT_DEFAULTS, DEFAULT_ERROR_LIMITS, type ErrorLimits } from '../config/limits.js';
 import { RequestDeadline } from './limits/deadline.js';
+import { flushThisTurn } from './turn-flush.js';
 import { Lifetimes } from './limits/lifetime.js';
 import { DEFAULT_SESSION_LIFETIME_MS, DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS, DEFAULT_TRANSACTION_LIFETIME_MS } from '../config/defaults.js';
 
@@ -346,8 +349,9 @@ export class Connection {
         return this.closeAfterFlush('shutdown');
       }
     }
-    this.flush();
+    // Written at the end of the turn, with every other session's: one log write for all of them.
     if (this.inputEnded) return this.closeAfterFlush('disconnect');
+    flushThisTurn(this);
     if (this.socket.isPaused()) this.socket.resume();
     this.armDeadline();
   }
@@ -454,7 +458,8 @@ export class Connection {
     }
   }
 
-  private flush(): void {
+  /** Write the replies gathered so far (the log's lines first). */
+  flush(): void {
     if (this.out.length === 0 || this.closed) return;
     const text = this.out.length === 1 ? (this.out[0] as string) : this.out.join('');
     this.out = [];

@@ -164,6 +164,29 @@ describe('spool journal: commits and checkpoints', () => {
     assert.ok((await readAll(spool.openBody(id))).equals(bodyOf(10_000, 'big')));
     await spool.close();
   });
+
+  it('removes outcome logs with their messages, whether this process or an earlier one started them', async (t) => {
+    const tmp = tmpSpoolRoot(t);
+    const logOf = (msgid: string): string => `${qpath(tmp.root, msgid)}.log`;
+    const defer = async (spool: FsSpool, msgid: string): Promise<void> => {
+      const { envelope } = await spool.load(msgid);
+      await spool.appendOutcome(envelope.recipients[0]!.evpid, { kind: 'deferred', at: 1, detail: '451 later', attempts: 1, nextTry: 2 });
+    };
+    const first = new FsSpool({ root: tmp.root, journal: { checkpointMs: 60_000 } });
+    await first.open();
+    const old = await commit(first, bodyOf(100, 'old'));
+    await defer(first, old);
+    await first.close();
+    const spool = new FsSpool({ root: tmp.root, journal: { checkpointMs: 60_000 } });
+    await spool.open();
+    const plain = await commit(spool, bodyOf(100, 'plain')); // never an outcome: no log to unlink
+    const logged = await commit(spool, bodyOf(100, 'logged'));
+    await defer(spool, logged);
+    assert.ok(existsSync(logOf(old)) && existsSync(logOf(logged)));
+    for (const id of [plain, logged, old]) await spool.remove(id);
+    for (const id of [plain, logged, old]) assert.ok(!existsSync(qpath(tmp.root, id)) && !existsSync(logOf(id)), id);
+    await spool.close();
+  });
 });
 
 describe('spool journal: replay after a crash', () => {

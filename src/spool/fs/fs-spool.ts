@@ -51,12 +51,16 @@ import { MsgidAllocator, isMsgid, msgidOf } from './ids.js';
 import { Layout } from './layout.js';
 import { bodyStream, readHeadAt } from './message-file.js';
 import { BodyCache } from './body-cache.js';
+import { wholeBodyStream } from '../whole-body.js';
 import { Journal } from './journal.js';
 import { replayJournal } from './journal-replay.js';
 import { LogAppender, encodeRecord, parseLog } from './outcome-log.js';
 import { moveToCorrupt, prepare, recover } from './recovery.js';
 import { fsyncPath } from './sync-path.js';
 import { createWriter, type FsMessageWriter } from './writer.js';
+
+/** At most this many msgids in FsSpool.noLog (about 6 MB). */
+const NO_LOG_MAX = 100_000;
 
 export { SpoolError } from '../errors.js';
 export type { SpoolErrorCode } from '../errors.js';
@@ -157,6 +161,14 @@ export class FsSpool implements Spool {
    * true) so that drawing a msgid costs no system call; others ask the disk.
    */
   private known: Set<string> | undefined;
+  /**
+   * Messages this process committed and never started an outcome log for
+   * (the owner only, at most NO_LOG_MAX): removing one unlinks no `.log`.
+   * Past the bound, or for a message committed before the start, the unlink
+   * is tried as before; an outcome log left without its message (written by
+   * another process meanwhile) is removed by recovery at the next start.
+   */
+  private readonly noLog = new Set<string>();
   /** Bodies of messages committed lately (with the journal only). */
   private readonly bodies = new BodyCache(8 * 1024 * 1024);
 
@@ -206,6 +218,7 @@ export class FsSpool implements Spool {
       committed: (msgid) => {
         this.commits++;
         this.known?.add(msgid);
+        if (this.known !== undefined && this.noLog.size < NO_LOG_MAX) this.noLog.add(msgid);
       },
       committedId: (msgid) => (this.known ? this.known.has(msgid) : existsSync(this.layout.messagePath(msgid))),
       claimed: this.claimed,
@@ -274,7 +287,7 @@ export class FsSpool implements Spool {
 
   openBody(msgid: string): Readable {
     const cached = this.state === 'open' ? this.bodies.get(msgid) : undefined;
-    if (cached !== undefined) return Readable.from(cached, { objectMode: false });
+    if (cached !== undefined) return wholeBodyStream(cached);
     const writing = this.journal?.whenVisible(msgid);
     if (writing !== undefined) {
       // Committed a moment ago; its file is being written by the I/O thread.
@@ -302,6 +315,7 @@ export class FsSpool implements Spool {
     this.ready();
     const line = encodeRecord(evpid, outcome);
     const msgid = msgidOf(evpid);
+    this.noLog.delete(msgid);
     await this.journal?.whenVisible(msgid);
     const logPath = this.layout.logPath(msgid);
     await this.appender.append(logPath, line, async () => {
@@ -319,10 +333,11 @@ export class FsSpool implements Spool {
     this.checkMsgid(msgid);
     if (this.publishing.has(msgid)) throw new SpoolError('NOT_FOUND', `no message ${msgid}`);
     let found: boolean;
+    const hasLog = !this.noLog.delete(msgid);
     if (this.journal !== undefined) {
-      found = await this.journal.remove(msgid);
+      found = await this.journal.remove(msgid, hasLog);
     } else {
-      await unlinkIfThere(this.layout.logPath(msgid));
+      if (hasLog) await unlinkIfThere(this.layout.logPath(msgid));
       found = await unlinkIfThere(this.layout.messagePath(msgid));
       await this.syncer.sync(this.layout.bucketDir(msgid));
     }

@@ -54,7 +54,7 @@ export interface CommitItem {
 export type ToWorker =
   | { readonly t: 'commit'; readonly id: number; readonly items: readonly CommitItem[] }
   /** Unlink each message and its outcome log; tombstone those flagged (durable at the next checkpoint). */
-  | { readonly t: 'remove'; readonly id: number; readonly msgids: readonly string[]; readonly tombstone: readonly boolean[] }
+  | { readonly t: 'remove'; readonly id: number; readonly msgids: readonly string[]; readonly tombstone: readonly boolean[]; readonly hasLog: readonly boolean[] }
   | { readonly t: 'close' };
 
 /** worker → main */
@@ -215,7 +215,8 @@ class JournalThread {
       try {
         const found = r.msgids.map((msgid, i) => {
           const path = messagePath(this.d.queueDir, msgid);
-          unlinkIfThere(`${path}.log`);
+          // An unlink that finds nothing still costs a path lookup: skipped where no log was ever started.
+          if (r.hasLog[i] !== false) unlinkIfThere(`${path}.log`);
           const was = unlinkIfThere(path);
           dirs.add(dirname(path));
           if (r.tombstone[i] === true) tombs.push(encodeRecordHeader('T', msgid, 0));

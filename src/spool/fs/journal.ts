@@ -56,7 +56,7 @@ export class Journal {
   private nextId = 1;
   private readonly waiting = new Map<number, Waiter>();
   private queue: { msgid: string; bytes: Buffer; bodyLength: number; envLength: number; resolve(): void; reject(e: Error): void }[] = [];
-  private removals: { msgid: string; tombstone: boolean; resolve(found: boolean): void; reject(e: Error): void }[] = [];
+  private removals: { msgid: string; tombstone: boolean; hasLog: boolean; resolve(found: boolean): void; reject(e: Error): void }[] = [];
   private readonly removing = new Map<number, { resolve(found: boolean): void; reject(e: Error): void }[]>();
   private scheduled = false;
   /** Msgids durable but whose file is not in queue/ yet → resolved when it is (or cannot be). */
@@ -124,14 +124,15 @@ export class Journal {
    * whether the message was there. The removal is durable at the next
    * checkpoint (a crash before it may bring the message back: a duplicate
    * delivery). A message whose journal record is not checkpointed yet gets
-   * a tombstone, so a replay does not bring it back either.
+   * a tombstone, so a replay does not bring it back either. `hasLog`
+   * false: the caller knows no outcome log was ever started (none is unlinked).
    */
-  remove(msgid: string): Promise<boolean> {
+  remove(msgid: string, hasLog = true): Promise<boolean> {
     if (this.broken) return Promise.reject(this.broken);
     if (this.closed) return Promise.reject(new Error('spool journal is closed'));
     const tombstone = this.unchecked.delete(msgid);
     return new Promise((resolve, reject) => {
-      this.removals.push({ msgid, tombstone, resolve, reject });
+      this.removals.push({ msgid, tombstone, hasLog, resolve, reject });
       this.schedule();
     });
   }
@@ -164,7 +165,7 @@ export class Journal {
       const id = this.nextId++;
       this.removing.set(id, r);
       this.worker.ref();
-      this.worker.postMessage({ t: 'remove', id, msgids: r.map((x) => x.msgid), tombstone: r.map((x) => x.tombstone) } satisfies ToWorker);
+      this.worker.postMessage({ t: 'remove', id, msgids: r.map((x) => x.msgid), tombstone: r.map((x) => x.tombstone), hasLog: r.map((x) => x.hasLog) } satisfies ToWorker);
     }
     if (this.queue.length === 0) return;
     const q = this.queue;
