@@ -6,8 +6,8 @@
  *
  * Each mode is one action for the test domain (bench/servers/server.ts's
  * smtpdAction): maildir (~/Maildir, as the user, in Postern's delivery
- * workers), lmtp to the harness's Dovecot, mda procmail (setpriv + sh as
- * the user), relay smtp+notls to smtp-sink. Counting is at the
+ * workers), lmtp to the harness's Dovecot, mda procmail (setpriv execs
+ * it as the user: a plain command needs no shell), relay smtp+notls to smtp-sink. Counting is at the
  * destination. `resolver` points at the harness's DNS stub (bench/dns.ts)
  * unless the run says otherwise, since Postern looks up every sender's
  * domain. The mail-authentication cells (`auth`) add `mailauth verify
@@ -49,8 +49,8 @@ export const postern: ServerKind = {
   name: 'postern',
   method: {
     maildir: 'run as root; journal record fdatasynced (one fdatasync per batch of concurrent commits) before the 250; `action maildir`: delivered as the user by a long-lived delivery worker (effective ids switched to the user\'s, kept across consecutive jobs of one user), the jobs waiting together in one batch: each tmp/ file fsynced and renamed into new/, then each new/ fsynced once for the batch, before any "delivered" is journaled; its per-MAIL sender-domain lookup (null MX) answered by a DNS stub on loopback',
-    lmtp: 'the same queue; `action lmtp "127.0.0.1:PORT"` to Dovecot, from the daemon',
-    mda: 'the same queue; `action mda "/usr/bin/procmail -f -"`: setpriv to the user, then /bin/sh -c, per message',
+    lmtp: 'the same queue; `action lmtp "127.0.0.1:PORT"` to Dovecot, from the daemon: sessions kept from message to message, MAIL/RCPT/BDAT and the message in one write',
+    mda: 'the same queue; `action mda "/usr/bin/procmail -f -"`: setpriv to the user, which execs procmail (a plain command: no shell), per message',
     relay: 'the same queue; `relay host smtp+notls://` to smtp-sink',
   },
   unavailable: () => (existsSync(SMTPD) ? undefined : `${SMTPD} is missing (npm run build)`),

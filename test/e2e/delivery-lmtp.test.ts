@@ -2,7 +2,10 @@
  * test/e2e/delivery-lmtp.test.ts — the LMTP agent against a real LMTP
  * server: Python's aiosmtpd (Debian package python3-aiosmtpd), over TCP and
  * over a Unix socket. One transaction carries recipients that are accepted,
- * refused at RCPT, and answered 4xx/5xx after DATA: each gets its own result.
+ * refused at RCPT, and answered 4xx/5xx after DATA: each gets its own result;
+ * later messages reuse the connection; with PIPELINING (a small server of
+ * our own, as aiosmtpd does not offer it) MAIL, RCPT and DATA go in one
+ * write, and a kept session the server closed is replaced.
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -28,7 +31,7 @@ class Handler:
         return '250 2.1.5 OK'
 
     async def handle_DATA(self, server, session, envelope):
-        rec = {'lhlo': session.host_name, 'mail_from': envelope.mail_from, 'mail_options': envelope.mail_options,
+        rec = {'conn': id(session), 'lhlo': session.host_name, 'mail_from': envelope.mail_from, 'mail_options': envelope.mail_options,
                'rcpt_tos': envelope.rcpt_tos, 'content': envelope.original_content.decode('latin1')}
         with open(out, 'a') as f:
             f.write(json.dumps(rec) + '\\n')
@@ -76,6 +79,7 @@ async function startServer(t: { after(fn: () => void): void }, dir: string, mode
 }
 
 interface Received {
+  conn: number;
   lhlo: string;
   mail_from: string;
   mail_options: string[];
@@ -115,6 +119,21 @@ for (const mode of ['tcp', 'unix'] as const) {
       assert.deepEqual(r.rcpt_tos, ['bob', 'full', 'quota', 'carol']);
       // Dot-stuffing undone by the server gives the message back byte for byte (a final CRLF added).
       assert.equal(r.content, `${msg.toString('latin1')}\r\n`);
+    });
+
+    it('carries message after message on one connection', async (t) => {
+      const dir = tmpDir(t);
+      const { destination, log } = await startServer(t, dir, mode);
+      const c = config(`action "lmtp" lmtp "${destination}"\nmatch from any for local action "lmtp"\n`);
+      const a = agent({ config: c, users: new FakeUsers({}) });
+      for (const n of [1, 2, 3]) {
+        const rs = await a.deliver(task({ action: actionOf(c, 'lmtp'), recipients: [`bob${n}@example.org`, 'nobody@example.org'], message: message({ Subject: `m${n}` }, `x${n}`) }));
+        assert.deepEqual(statuses(rs), ['ok 2.0.0', 'permfail 5.1.1']);
+      }
+      const got = received(log);
+      assert.deepEqual(got.map((r) => r.rcpt_tos), [['bob1'], ['bob2'], ['bob3']]);
+      assert.equal(new Set(got.map((r) => r.conn)).size, 1, 'one connection');
+      a.close();
     });
 
     it('sends full addresses with rcpt-to', async (t) => {
@@ -173,4 +192,80 @@ describe('lmtp failures', () => {
     const rs = await a.deliver(task({ action: actionOf(c, 'a'), recipients: ['bob@example.org', 'carol@example.org'], message: message({ Subject: 'x' }, 'x') }));
     assert.deepEqual(statuses(rs), ['ok 2.0.0', 'tempfail 4.4.2']);
   });
+
+  for (const chunking of [false, true]) {
+    it(`pipelines MAIL, RCPT and ${chunking ? 'BDAT with the message' : 'DATA'}, and replaces a kept session the server closed before answering MAIL`, async (t) => {
+      // A server that offers PIPELINING (and CHUNKING) and hangs up, unanswered, on the second MAIL of a connection.
+      const conns: string[][] = [];
+      const contents: string[] = [];
+      const server = createServer((s) => {
+        const seen: string[] = [];
+        conns.push(seen);
+        s.write('220 hi\r\n');
+        let buf = '';
+        let inData = false;
+        let content = '';
+        let mails = 0;
+        let rcpts = 0;
+        s.on('data', (d: Buffer) => {
+          seen.push(d.toString('latin1'));
+          buf += d.toString('latin1');
+          for (;;) {
+            if (inData) {
+              const end = buf.indexOf('\r\n.\r\n');
+              if (end < 0) return;
+              contents.push(buf.slice(0, end + 2));
+              buf = buf.slice(end + 5);
+              inData = false;
+              s.write('250 2.0.0 ok\r\n'.repeat(rcpts));
+              continue;
+            }
+            const i = buf.indexOf('\r\n');
+            if (i < 0) return;
+            const line = buf.slice(0, i);
+            buf = buf.slice(i + 2);
+            const bdat = /^BDAT (\d+) LAST$/.exec(line);
+            if (line.startsWith('LHLO')) s.write(`250-hi\r\n${chunking ? '250-CHUNKING\r\n' : ''}250 PIPELINING\r\n`);
+            else if (line.startsWith('MAIL')) {
+              if (++mails === 2) return void s.destroy();
+              rcpts = 0;
+              s.write('250 ok\r\n');
+            } else if (line.startsWith('RCPT')) {
+              rcpts++;
+              s.write('250 ok\r\n');
+            } else if (line === 'DATA') {
+              inData = true;
+              s.write('354 go\r\n');
+            } else if (bdat) {
+              const n = Number(bdat[1]);
+              contents.push(buf.slice(0, n));
+              buf = buf.slice(n);
+              s.write('250 2.0.0 ok\r\n'.repeat(rcpts));
+            } else s.write('221 bye\r\n');
+          }
+        });
+      });
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+      t.after(() => server.close());
+      const port = (server.address() as { port: number }).port;
+      const c = config(`action "a" lmtp "127.0.0.1:${port}"\nmatch from any for local action "a"\n`);
+      const a = agent({ config: c, users: new FakeUsers({}) });
+      const msgs = [message({ Subject: 'm1' }, '.dot\r\nx'), message({ Subject: 'm2' }, 'y\r\n')];
+      for (const msg of msgs) {
+        const rs = await a.deliver(task({ action: actionOf(c, 'a'), recipients: ['bob@example.org', 'carol@example.org'], message: msg }));
+        assert.deepEqual(statuses(rs), ['ok 2.0.0', 'ok 2.0.0'], rs[0]?.detail);
+      }
+      assert.equal(conns.length, 2, 'the closed session was replaced by one new connection');
+      // After LHLO, the first write of each transaction holds MAIL, both RCPTs and DATA, or BDAT and the message itself.
+      const commands = 'MAIL FROM:<alice@example.net>\r\nRCPT TO:<bob>\r\nRCPT TO:<carol>\r\n';
+      conns.forEach((seen, k) => {
+        const m = msgs[k]?.toString('latin1') ?? '';
+        const body = m.endsWith('\r\n') ? m : `${m}\r\n`;
+        assert.ok(seen.includes(chunking ? `${commands}BDAT ${body.length} LAST\r\n${body}` : `${commands}DATA\r\n`), JSON.stringify(seen));
+      });
+      // The message as it was, dot-stuffing undone (DATA) or never done (BDAT), a final CRLF added.
+      assert.deepEqual(contents.map((x) => x.replace(/^\.\./m, '.')), msgs.map((m) => (m.toString('latin1').endsWith('\r\n') ? m.toString('latin1') : `${m.toString('latin1')}\r\n`)));
+      a.close();
+    });
+  }
 });

@@ -4,7 +4,8 @@
  * each user's files are written with that user's ids and groups, and a file
  * the user may not write stays unwritten (the job fails; nothing is written
  * as root); a supplementary group opens what it should; |command runs with
- * the user's real and effective uid (setpriv); fifty deliveries to five
+ * the user's real and effective uid (setpriv), and so does a plain mda
+ * command started without the shell, with the shell's environment; fifty deliveries to five
  * users start no more Node.js processes than the pool's size; a worker
  * killed mid-job, or one whose job outlives its time limit, is a temporary
  * failure and is replaced. Skipped (with a message) when not root.
@@ -121,6 +122,30 @@ describe('delivery workers (as root, real users)', { skip: IS_ROOT ? false : 'ne
       assert.equal(statSync(join(u.home, 'msg')).uid, u.uid);
     }
     assert.equal(a.pool?.started, 0, 'commands start no delivery worker');
+    a.close();
+  });
+
+  it('a plain mda command (no shell) runs with the same uid, gid, groups and environment as through the shell', async () => {
+    // One script, started directly (a plain command: setpriv execs it) and through /bin/sh -c (a quoted word).
+    const rec = join(base, 'ids.sh');
+    writeFileSync(rec, '#!/bin/sh\n{ id -ru; id -u; id -rg; id -g; id -G; env | LC_ALL=C sort; echo "$@"; } > "$HOME/ids-$1"; cat > /dev/null\n', { mode: 0o755 });
+    const c = config(`action "plain" mda "${rec} plain x"\naction "shell" mda "${rec} 'shell' x"\nmatch from any for local action "plain"\n`);
+    const a = agent({ config: c, users: new SystemUsers() });
+    for (const u of users.slice(0, 2)) {
+      const seen: string[] = [];
+      for (const name of ['plain', 'shell']) {
+        const rs = await a.deliver(task({ action: actionOf(c, name), recipients: [`${u.name}@example.org`], message: message({ Subject: 'ids' }, 'x\r\n') }));
+        assert.deepEqual(statuses(rs), ['ok 2.0.0'], rs[0]?.detail);
+        const out = join(u.home, `ids-${name}`);
+        assert.equal(statSync(out).uid, u.uid);
+        const [ruid, euid, rgid, egid, groups, ...rest] = readFileSync(out, 'utf8').trim().split('\n');
+        assert.deepEqual([ruid, euid, rgid, egid], [String(u.uid), String(u.uid), String(u.gid), String(u.gid)]);
+        assert.deepEqual(groups?.split(' ').map(Number).sort(), (u === users[0] ? [u.gid, gid] : [u.gid]).sort());
+        seen.push(rest.join('\n').replace(name, 'NAME'));
+      }
+      assert.equal(seen[0], seen[1], 'the same environment and arguments');
+      assert.match(seen[0] ?? '', new RegExp(`^PWD=${u.home}$`, 'm'));
+    }
     a.close();
   });
 

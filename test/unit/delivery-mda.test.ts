@@ -95,6 +95,41 @@ for (const privsep of MODES) {
       assert.equal(readFileSync(join(dir, 'out', 'arg3'), 'utf8'), `${home}\n`);
     });
 
+    it('runs a plain command without the shell, with what the shell would have given it', async (t) => {
+      // The same script, once as a plain command (executed directly) and once with a quote that sends it through /bin/sh -c.
+      const dir = tmpDir(t);
+      const real = join(dir, 'real-home');
+      const { mkdirSync, symlinkSync } = await import('node:fs');
+      mkdirSync(real);
+      const home = join(dir, 'home');
+      symlinkSync(real, home);
+      const rec = script(dir, 'record.sh', RECORD);
+      const c = config(`action "plain" mda "${rec} -f - a=b x,y@z%"\naction "shell" mda "${rec} '-f' - a=b x,y@z%"\nmatch from any for local action "plain"\n`);
+      const a = agent({ config: c, users: new FakeUsers({ bob: { home } }), privsep });
+      const seen: string[] = [];
+      for (const name of ['plain', 'shell']) {
+        const rs = await a.deliver(task({ action: actionOf(c, name), recipients: ['bob+ext@example.org'], message: message({ Subject: name }, 'x\n') }));
+        assert.deepEqual(statuses(rs), ['ok 2.0.0'], name);
+        const out = join(dir, 'out');
+        seen.push([readFileSync(join(out, 'env'), 'utf8'), readFileSync(join(out, 'pwd'), 'utf8'), ...[1, 2, 3, 4].map((i) => readFileSync(join(out, `arg${i}`), 'utf8'))].join('|'));
+        rmSync(out, { recursive: true });
+      }
+      assert.equal(seen[0], seen[1]);
+      assert.match(seen[0] ?? '', new RegExp(`\nPWD=${real}\n`));
+      assert.match(seen[0] ?? '', /\|-f\n\|-\n\|a=b\n\|x,y@z%\n$/);
+    });
+
+    it('a plain command that cannot be started fails as it did through the shell', async (t) => {
+      const dir = tmpDir(t);
+      const c = config(`action "gone" mda "${dir}/no-such-mda -f -"\naction "gone-sh" mda "${dir}/no-such-mda '-f' -"\nmatch from any for local action "gone"\n`);
+      const a = agent({ config: c, users: new FakeUsers({ bob: { home: dir } }), privsep });
+      for (const name of ['gone', 'gone-sh']) {
+        const rs = await a.deliver(task({ action: actionOf(c, name), recipients: ['bob@example.org'], message: message({ Subject: 'x' }, 'x\n') }));
+        assert.deepEqual(statuses(rs), ['permfail 5.3.0'], name);
+        assert.match(rs[0]?.detail ?? '', /exited 127.*no-such-mda/, name);
+      }
+    });
+
     it('delivers hostile local parts as data and runs nothing', async (t) => {
       const marker = `/tmp/postern-pwned-${process.pid}`;
       rmSync(marker, { force: true });

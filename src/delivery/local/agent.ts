@@ -13,8 +13,9 @@
  *     the command started through setpriv as the user (mda.ts), or, when
  *     setpriv is missing, in the one-shot deliver-as helper (privsep.ts);
  *   - otherwise: here, as the current user, into the configured paths.
- * LMTP recipients of a task share one LMTP transaction (lmtp.ts); LMTP
- * touches no user file and runs in the daemon.
+ * LMTP recipients of a task share one LMTP transaction (lmtp.ts), on a
+ * session kept from message to message; LMTP touches no user file and runs
+ * in the daemon.
  *
  * Before writing, the message header is read once per task for loops
  * (a Delivered-To: equal to the recipient → 5.4.6, as OpenSMTPD) and spam
@@ -36,6 +37,7 @@ import { splitAddress, unsafeName } from './address.js';
 import { expandPath, extensionFolder, shellCommand, type FormatContext } from './format.js';
 import { runJob, type Credentials, type Job } from './job.js';
 import { deliverLmtp } from './lmtp.js';
+import { LmtpSessions } from './lmtp-connection.js';
 import { existsSync } from 'node:fs';
 import { DEFAULT_MDA_TIMEOUT_MS, runMda, SETPRIV } from './mda.js';
 import { fromLine } from './mbox.js';
@@ -95,6 +97,8 @@ const HELPER_SLACK_MS = 60_000;
 const FILE_JOB_TIMEOUT_MS = 15 * 60_000;
 /** Keys per user for maildir deliveries (see key()). */
 const MAILDIR_LANES = 4;
+/** Keys per action for LMTP deliveries (see key()): with maxTasksPerKey.mda (2), the sessions open at once to a server. */
+const LMTP_LANES = 5;
 
 /** A recipient's destination; envelopes written before expansion existed deliver to the address's user. */
 export function destinationOf(rcpt: EnvelopeRecipient): Destination {
@@ -125,6 +129,8 @@ export class LocalAgent implements DeliveryAgent {
   /** The delivery workers (as root); started with the first job that needs one. */
   readonly pool: WorkerPool | undefined;
   private readonly remote: RemoteDeliver | undefined;
+  /** Idle LMTP sessions, kept for the next message. */
+  private readonly lmtpSessions = new LmtpSessions();
 
   constructor(opts: LocalAgentOptions) {
     this.config = opts.config;
@@ -143,6 +149,7 @@ export class LocalAgent implements DeliveryAgent {
   /** The daemon stops: workers end (a job in hand is aborted and reported as a temporary failure). */
   close(): void {
     this.pool?.close();
+    this.lmtpSessions.close();
   }
 
   /** Is setpriv there? Checked once; its absence is logged once. */
@@ -165,15 +172,19 @@ export class LocalAgent implements DeliveryAgent {
    * delivery workers (one round trip and one fsync of each new/ for several messages, worker-pool.ts), so
    * maildir deliveries of a user destination share MAILDIR_LANES keys of the action, picked by message: the
    * recipients of one message (one message to 100 users) form one task whose body is read once, and enough
-   * deliveries wait at once to form batches.
+   * deliveries wait at once to form batches. LMTP deliveries touch no file of ours (the server stores and
+   * locks): they share LMTP_LANES keys of the action, picked by message in the same way, so that the recipients
+   * of one message go in one transaction and several sessions (reused from message to message, lmtp.ts) are
+   * open at once, as Postfix's lmtp(8) delivers per destination, not per user.
    */
   key(action: Action, rcpt: EnvelopeRecipient): string {
     const dest = destinationOf(rcpt);
     if (dest.kind === 'remote') return rcpt.address.toLowerCase();
-    if (dest.kind === 'user' && action.kind === 'maildir') {
+    if (dest.kind === 'user' && (action.kind === 'maildir' || action.kind === 'lmtp')) {
       // An evpid starts with its msgid (8 characters, spool/fs/ids.ts).
       const c = rcpt.evpid.charCodeAt(Math.min(7, rcpt.evpid.length - 1));
-      return `maildir lane ${(Number.isNaN(c) ? 0 : c) % MAILDIR_LANES}`;
+      const n = Number.isNaN(c) ? 0 : c;
+      return action.kind === 'maildir' ? `maildir lane ${n % MAILDIR_LANES}` : `lmtp lane ${n % LMTP_LANES}`;
     }
     return dest.user.toLowerCase();
   }
@@ -391,6 +402,6 @@ export class LocalAgent implements DeliveryAgent {
       eightBit: env.body !== '7BIT',
       smtputf8: env.smtputf8,
       signal: task.signal,
-    });
+    }, this.lmtpSessions);
   }
 }

@@ -50,6 +50,11 @@ export class ReplyParser {
     return this.ready.shift();
   }
 
+  /** A reply, or a part of one, waits to be taken. */
+  pending(): boolean {
+    return this.ready.length > 0 || this.buf !== '' || this.lines.length > 0;
+  }
+
   private line(line: string): void {
     const m = /^([2-5]\d\d)(?:([- ])(.*))?$/s.exec(line);
     if (!m) throw new LmtpProtocolError(`malformed reply line "${line.slice(0, 80)}"`);

@@ -23,9 +23,18 @@
  * ours; setpriv sets the real, effective and saved ids and execs the shell,
  * so a message still costs one fork, and the command can never get root
  * back (no saved uid 0 to return to, no capabilities).
+ *
+ * A plain command (`plainArgv`: an absolute path and words of letters,
+ * digits and `_-.,/:=+@%` only — no quoting, expansion, redirection or
+ * other shell syntax) is split on blanks and executed without the shell,
+ * as Postfix's local(8) does: one exec fewer per message. What the shell
+ * would have done for it is done here: the same words, the same
+ * environment plus the PWD that dash (Debian's /bin/sh) exports, and a
+ * program that cannot be started exits as the shell's would (127 not
+ * found, 126 not executable). Anything else goes to /bin/sh -c unchanged.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { stat } from 'node:fs/promises';
+import { realpath, stat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { lfStream } from './message.js';
@@ -59,11 +68,23 @@ export interface RunAs {
   readonly setpriv?: string;
 }
 
-/** The argument vector that runs `/bin/sh -c command` (as `as`, through setpriv). */
+/**
+ * The words of a command the shell would run as they are: an absolute program path, then words made only of
+ * characters that mean nothing to sh (no quotes, `$`, `\`, globs, `~`, `#`, `;&|<>(){}`, newlines), split on
+ * blanks. Undefined for anything else, which goes to `/bin/sh -c`. The path is absolute so that no builtin, no
+ * PATH search and no `NAME=value` prefix can make sh read it otherwise.
+ */
+export function plainArgv(command: string): string[] | undefined {
+  if (!/^[\t ]*\/[\w\-.,/:=+@%\t ]*$/.test(command)) return undefined;
+  return command.split(/[\t ]+/).filter((w) => w !== '');
+}
+
+/** The argument vector that runs the command (as `as`, through setpriv): its own words when plain, else `/bin/sh -c command`. */
 export function commandArgv(command: string, as?: RunAs): [string, string[]] {
-  if (!as) return ['/bin/sh', ['-c', command]];
+  const argv = plainArgv(command) ?? ['/bin/sh', '-c', command];
+  if (!as) return [argv[0] as string, argv.slice(1)];
   const groups = as.groups === 'init' ? '--init-groups' : `--groups=${as.groups.join(',')}`;
-  return [as.setpriv ?? SETPRIV, [`--reuid=${as.uid}`, `--regid=${as.gid}`, groups, '--inh-caps=-all', '--', '/bin/sh', '-c', command]];
+  return [as.setpriv ?? SETPRIV, [`--reuid=${as.uid}`, `--regid=${as.gid}`, groups, '--inh-caps=-all', '--', ...argv]];
 }
 
 const SYSEXITS: Record<number, string> = {
@@ -83,18 +104,28 @@ export function exitOutcome(label: string, code: number | null, signal: string |
   return permfail('5.3.0', status);
 }
 
-async function workDir(dir: string): Promise<string> {
+/** The folder the command starts in: the home, else `/`; its real path when the command is plain (the PWD dash would export). */
+async function workDir(dir: string, real: boolean): Promise<string> {
   try {
-    if ((await stat(dir)).isDirectory()) return dir;
+    if ((await stat(dir)).isDirectory()) return real ? await realpath(dir) : dir;
   } catch {
     /* fall through */
   }
   return '/';
 }
 
+/** A plain command that could not be started, told as the shell tells it (setpriv's own words say the same). */
+function notStarted(label: string, file: string, e: unknown): Outcome | undefined {
+  const code = (e as NodeJS.ErrnoException).code;
+  if (code !== 'ENOENT' && code !== 'EACCES') return undefined;
+  return exitOutcome(label, code === 'ENOENT' ? 127 : 126, null, `${file}: ${code === 'ENOENT' ? 'not found' : 'Permission denied'}`);
+}
+
 /** Run the command; never throws. */
 export async function runMda(job: MdaJob, input: Readable, signal?: AbortSignal, as?: RunAs): Promise<Outcome> {
-  const cwd = await workDir(job.cwd);
+  const [file, args] = commandArgv(job.command, as);
+  const plain = plainArgv(job.command) !== undefined;
+  const cwd = await workDir(job.cwd, plain);
   if (signal?.aborted) {
     input.destroy();
     return tempfail('4.3.0', `${job.label}: delivery interrupted`);
@@ -111,11 +142,10 @@ export async function runMda(job: MdaJob, input: Readable, signal?: AbortSignal,
     let settled = false;
     let child: ChildProcessWithoutNullStreams;
     try {
-      const [file, args] = commandArgv(job.command, as);
-      child = spawn(file, args, { cwd, env: { ...job.env }, detached: true, stdio: ['pipe', 'pipe', 'pipe'] });
+      child = spawn(file, args, { cwd, env: plain ? { ...job.env, PWD: cwd } : { ...job.env }, detached: true, stdio: ['pipe', 'pipe', 'pipe'] });
     } catch (e) {
       input.destroy();
-      resolve(tempfail('4.3.0', `${job.label}: cannot run /bin/sh: ${describe(e)}`));
+      resolve((plain && !as && notStarted(job.label, file, e)) || tempfail('4.3.0', `${job.label}: cannot run ${file}: ${describe(e)}`));
       return;
     }
     const killGroup = (sig: NodeJS.Signals): void => {
@@ -157,14 +187,14 @@ export async function runMda(job: MdaJob, input: Readable, signal?: AbortSignal,
       killGroup('SIGKILL');
     });
     pipeline(input, lfStream(job.prefix, false), child.stdin).catch(() => undefined);
-    child.on('error', (e) => finish(tempfail('4.3.0', `${job.label}: cannot run /bin/sh: ${describe(e)}`)));
+    child.on('error', (e) => finish((plain && !as && notStarted(job.label, file, e)) || tempfail('4.3.0', `${job.label}: cannot run ${file}: ${describe(e)}`)));
     child.on('exit', (code, sig) => {
       const decide = (text = output.toString('utf8')): Outcome =>
         stop === 'timeout'
           ? tempfail('4.3.0', `${job.label}: timed out after ${Math.round(job.timeoutMs / 1000)} s${text.trim() ? `: ${text.trim()}` : ''}`)
           : stop === 'abort'
             ? tempfail('4.3.0', `${job.label}: delivery interrupted`)
-            : as && code === 127 && /^setpriv: /m.test(text)
+            : as && code === 127 && /^setpriv: /m.test(text) && !/^setpriv: failed to execute /m.test(text)
               ? tempfail('4.3.0', `${job.label}: cannot become uid ${as.uid}: ${text.trim()}`)
               : exitOutcome(job.label, code, sig, text);
       // Let the pipes drain (the command's last words), but not forever: a background child may hold them open.
