@@ -15,7 +15,8 @@
  * bench). RemoteEngine (verify-pool.ts) has the same shape.
  */
 import type { SPFResult } from 'mailauth';
-import { arc, DkimVerifier, evaluateDmarc, type DkimVerifierStream, type MailAuthResolver } from '../lib.js';
+import { AnswerMemo } from '../answer-memo.js';
+import { arc, DkimVerifier, evaluateDmarc, type DkimVerifierStream, type DmarcEvaluation, type MailAuthResolver } from '../lib.js';
 import { fastDkim, type FastDkim } from './fast-dkim.js';
 import type { AuthResults } from './verdict.js';
 
@@ -27,6 +28,15 @@ export interface VerifyEngine {
   /** The end of the message; `spf` is the SPF result, when it is known. */
   results(spf: Promise<SPFResult | undefined>): Promise<AuthResults>;
   abort(): void;
+}
+
+/** DMARC results per resolver (one per configuration and thread), kept while their DNS answers are. */
+const dmarcMemos = new WeakMap<MailAuthResolver, AnswerMemo<DmarcEvaluation>>();
+
+function dmarcMemo(resolver: MailAuthResolver): AnswerMemo<DmarcEvaluation> {
+  let m = dmarcMemos.get(resolver);
+  if (m === undefined) dmarcMemos.set(resolver, (m = new AnswerMemo()));
+  return m;
 }
 
 export interface EngineOptions {
@@ -104,14 +114,19 @@ export class InlineEngine implements VerifyEngine {
     const { resolver, minKeyBits } = this.o;
     const arcResult = await arc(step.arc, { resolver, minBitLength: minKeyBits, ip: this.o.clientAddress }).catch(() => undefined);
     if (!step.headerFrom) return { spf, dkim, arc: arcResult, dmarc: undefined };
-    const ev = await evaluateDmarc({
-      headerFrom: step.headerFrom,
-      fromFields: step.fromFields,
-      spfDomains: spf?.status.result === 'pass' && spf.domain ? [spf.domain] : [],
-      dkimDomains: dkim.filter((r) => r.status.result === 'pass').map((r) => ({ id: r.id, domain: r.signingDomain, aligned: r.status.aligned, underSized: r.status.underSized })),
-      ...(arcResult ? { arcResult } : {}),
-      resolver,
-    });
+    const spfDomains = spf?.status.result === 'pass' && spf.domain ? [spf.domain] : [];
+    const dkimDomains = dkim.filter((r) => r.status.result === 'pass').map((r) => ({ id: r.id, domain: r.signingDomain, aligned: r.status.aligned, underSized: r.status.underSized }));
+    const evaluate = (r: MailAuthResolver): Promise<DmarcEvaluation> => evaluateDmarc({ headerFrom: step.headerFrom, fromFields: step.fromFields, spfDomains, dkimDomains, ...(arcResult ? { arcResult } : {}), resolver: r });
+    // Kept while its DNS answers are (answer-memo.ts), without an ARC chain: the result reads nothing else than these inputs.
+    const ev =
+      arcResult !== undefined && arcResult.status.result !== 'none'
+        ? await evaluate(resolver)
+        : await dmarcMemo(resolver).get(
+            JSON.stringify([step.headerFrom, step.fromFields, spfDomains, dkimDomains.map((d) => [d.domain, d.aligned, d.underSized]), arcResult === undefined]),
+            resolver,
+            evaluate,
+            (e) => e.response === false || e.response.status.result !== 'temperror',
+          );
     const note = !ev.response && ev.reason ? `dmarc not evaluated: ${ev.reason}` : undefined;
     return { spf, dkim, arc: arcResult, dmarc: ev.response || undefined, ...(note !== undefined ? { note } : {}) };
   }
