@@ -11,7 +11,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { dkimSign, type MailAuthResolver } from '../../src/mailauth/lib.js';
-import { fastDkim, canonBody } from '../../src/mailauth/verify/fast-dkim.js';
+import { fastDkim } from '../../src/mailauth/verify/fast-dkim.js';
+import { canonBody } from '../../src/mailauth/dkim-canon.js';
 import { InlineEngine } from '../../src/mailauth/verify/engine.js';
 import { authWords, resultsHeader, summary, type AuthResults } from '../../src/mailauth/verify/verdict.js';
 import { dkimpySignMany, dkimpyVerifyMany, ed25519Key, rsaKey, type TestKey } from '../helpers/dkimpy.js';

@@ -24,6 +24,7 @@ import crypto, { type KeyObject } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import type { DKIMResult } from 'mailauth';
+import { canonBody, canonField, FIELD_NAME, messageParts, type Field } from '../dkim-canon.js';
 import type { MailAuthResolver } from '../lib.js';
 
 const require = createRequire(import.meta.url);
@@ -39,7 +40,6 @@ const MAX_KEYS = 1000;
 const ED25519_SPKI = Buffer.from('302a300506032b6570032100', 'hex');
 const DOMAIN = /^(?=.{1,253}$)[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9])?(?:\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9])?)+$/i;
 const SELECTOR = /^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9])?(?:\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9])?)*$/i;
-const FIELD_NAME = /^[!-9;-~]+$/;
 const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/;
 
 /** What the DKIM step gives the rest of the checks (engine.ts): mailauth's DkimVerifier fields. */
@@ -47,13 +47,6 @@ export interface FastDkim {
   readonly results: DKIMResult[];
   readonly headerFrom: string[];
   readonly fromFields: number;
-}
-
-interface Field {
-  /** Lower-case name. */
-  readonly name: string;
-  /** The field as received, without its final CRLF (latin1: one char per byte). */
-  readonly raw: string;
 }
 
 interface Signature {
@@ -72,11 +65,9 @@ const keys = new Map<string, { readonly key: KeyObject; readonly type: string; r
 
 /** The DKIM results of `msg` when every signature on it verifies here; undefined: ask mailauth. */
 export async function fastDkim(msg: Buffer, resolver: MailAuthResolver, minKeyBits: number): Promise<FastDkim | undefined> {
-  const text = msg.toString('latin1');
-  const end = text.indexOf('\r\n\r\n');
-  if (end <= 0 || /\r(?!\n)|(?<!\r)\n/.test(text)) return undefined;
-  const fields = splitFields(text.slice(0, end + 2));
-  if (fields === undefined) return undefined;
+  const parts = messageParts(msg);
+  if (parts === undefined) return undefined;
+  const { fields, body } = parts;
   const sigs: Signature[] = [];
   for (const f of fields) {
     if (f.name.startsWith('arc-')) return undefined;
@@ -85,8 +76,6 @@ export async function fastDkim(msg: Buffer, resolver: MailAuthResolver, minKeyBi
     if (s === undefined || sigs.length >= MAX_SIGNATURES) return undefined;
     sigs.push(s);
   }
-  const body = text.slice(end + 4);
-  if (body !== '' && !body.endsWith('\r\n')) return undefined;
   const from = authors(fields);
   if (sigs.length === 0) return { results: [{ status: { result: 'none', comment: 'message not signed' }, info: tools.formatAuthHeaderRow('dkim', { result: 'none', comment: 'message not signed' }) } as unknown as DKIMResult], ...from };
   const bodyHashes = new Map<string, string>();
@@ -107,19 +96,6 @@ export async function fastDkim(msg: Buffer, resolver: MailAuthResolver, minKeyBi
     results.push(passResult(s, from.headerFrom));
   }
   return { results, ...from };
-}
-
-/** The header fields, or undefined for a line that is not a field (mailauth decides about those). */
-function splitFields(head: string): Field[] | undefined {
-  const out: Field[] = [];
-  for (const raw of head.slice(0, -2).split(/\r\n(?![ \t])/)) {
-    const colon = raw.indexOf(':');
-    if (colon <= 0) return undefined;
-    const name = raw.slice(0, colon);
-    if (!FIELD_NAME.test(name)) return undefined;
-    out.push({ name: name.toLowerCase(), raw });
-  }
-  return out;
 }
 
 /** A DKIM-Signature of the kind handled here, or undefined. */
@@ -158,23 +134,6 @@ function parseSignature(raw: string): Signature | undefined {
   const h = (tags.get('h') ?? '').split(':').map((x) => x.replace(/^[ \t\r\n]+|[ \t\r\n]+$/g, '').toLowerCase());
   if (h.some((x) => !FIELD_NAME.test(x)) || !h.includes('from')) return undefined;
   return { raw, tags, d, s, a, headerCanon: hc, bodyCanon: bc, h };
-}
-
-/** The body as RFC 6376 §3.4.3 (simple) or §3.4.4 (relaxed) makes it; `body` ends with CRLF or is empty. */
-export function canonBody(body: string, canon: 'relaxed' | 'simple'): string {
-  const b = canon === 'relaxed' ? body.replace(/[ \t]+\r\n/g, '\r\n').replace(/[ \t]+/g, ' ') : body;
-  let end = b.length;
-  while (end >= 2 && b.charCodeAt(end - 2) === 13 && b.charCodeAt(end - 1) === 10) end -= 2;
-  if (end === 0) return canon === 'relaxed' ? '' : '\r\n';
-  return `${b.slice(0, end)}\r\n`;
-}
-
-/** One header field as RFC 6376 §3.4.1 (simple) or §3.4.2 (relaxed) makes it, without CRLF. */
-function canonField(raw: string, canon: 'relaxed' | 'simple'): string {
-  if (canon === 'simple') return raw;
-  const colon = raw.indexOf(':');
-  const value = raw.slice(colon + 1).replace(/\r\n(?=[ \t])/g, '').replace(/[ \t]+/g, ' ').replace(/^ | $/g, '');
-  return `${raw.slice(0, colon).toLowerCase()}:${value}`;
 }
 
 /** The data the signature covers (RFC 6376 §5.4): the fields of h= from the bottom up, then the signature with b= empty. */
