@@ -162,8 +162,32 @@ async function publicKey(resolver: MailAuthResolver, s: Signature, minKeyBits: n
   } catch {
     return undefined;
   }
-  if (answers.length !== 1 || !Array.isArray(answers[0])) return undefined;
-  const rr = (answers[0] as unknown[]).join('').replace(/\s+/g, '');
+  const record = answers[0];
+  if (answers.length !== 1 || !Array.isArray(record)) return undefined;
+  // The TTL cache gives the same record object while it keeps the answer: parsed once.
+  let parsed = parsedRecords.get(record);
+  if (parsed === undefined) {
+    parsed = parseKeyRecord(record.join('').replace(/\s+/g, '')) ?? null;
+    parsedRecords.set(record, parsed);
+  }
+  if (parsed === null) return undefined;
+  const want = s.a === 'rsa-sha256' ? 'rsa' : 'ed25519';
+  if (parsed.type !== want || (parsed.declared === undefined && want !== 'rsa') || (want === 'rsa' && parsed.bits < Math.max(minKeyBits, 1024))) return undefined;
+  return parsed.key;
+}
+
+interface ParsedKey {
+  readonly key: KeyObject;
+  readonly type: string;
+  /** k= as written (undefined: none, which means rsa). */
+  readonly declared: string | undefined;
+  readonly bits: number;
+}
+
+const parsedRecords = new WeakMap<object, ParsedKey | null>();
+
+/** A plain key record (v=DKIM1 first if present, k=rsa|ed25519, p=, n=), or undefined for anything else. */
+function parseKeyRecord(rr: string): ParsedKey | undefined {
   const tags = new Map<string, string>();
   const list = rr.split(';');
   if (list[list.length - 1] === '') list.pop();
@@ -175,14 +199,12 @@ async function publicKey(resolver: MailAuthResolver, s: Signature, minKeyBits: n
   const v = tags.get('v');
   const k = tags.get('k');
   const p = tags.get('p') ?? '';
-  if ((v !== undefined && (v !== 'DKIM1' || list[0]?.startsWith('v=') !== true)) || !BASE64.test(p)) return undefined;
-  const want = s.a === 'rsa-sha256' ? 'rsa' : 'ed25519';
-  if (k !== want && !(k === undefined && want === 'rsa')) return undefined;
+  if ((v !== undefined && (v !== 'DKIM1' || list[0]?.startsWith('v=') !== true)) || !BASE64.test(p) || (k !== undefined && k !== 'rsa' && k !== 'ed25519')) return undefined;
   let entry = keys.get(p);
   if (entry === undefined) {
     const raw = Buffer.from(p, 'base64');
     try {
-      const key = want === 'ed25519' ? (raw.length === 32 ? crypto.createPublicKey({ key: Buffer.concat([ED25519_SPKI, raw]), format: 'der', type: 'spki' }) : undefined) : crypto.createPublicKey({ key: raw, format: 'der', type: 'spki' });
+      const key = k === 'ed25519' ? (raw.length === 32 ? crypto.createPublicKey({ key: Buffer.concat([ED25519_SPKI, raw]), format: 'der', type: 'spki' }) : undefined) : crypto.createPublicKey({ key: raw, format: 'der', type: 'spki' });
       if (key === undefined) return undefined;
       entry = { key, type: key.asymmetricKeyType ?? '', bits: key.asymmetricKeyDetails?.modulusLength ?? 0 };
     } catch {
@@ -191,9 +213,24 @@ async function publicKey(resolver: MailAuthResolver, s: Signature, minKeyBits: n
     if (keys.size >= MAX_KEYS) keys.delete(keys.keys().next().value as string);
     keys.set(p, entry);
   }
-  if (entry.type !== want || (want === 'rsa' && entry.bits < Math.max(minKeyBits, 1024))) return undefined;
-  return entry.key;
+  if (k !== undefined && entry.type !== k) return undefined;
+  return { ...entry, declared: k };
 }
+
+/** DMARC alignment of a signing domain with the author domain (mailauth's, through the public suffix list), which depends on nothing else. */
+function aligned(fromDomain: string, d: string): string | false {
+  const key = `${fromDomain} ${d}`;
+  let a = alignments.get(key);
+  if (a === undefined) {
+    const g = tools.getAlignment(fromDomain, [d]);
+    a = (g && g.domain) || false;
+    if (alignments.size >= MAX_KEYS) alignments.delete(alignments.keys().next().value as string);
+    alignments.set(key, a);
+  }
+  return a;
+}
+
+const alignments = new Map<string, string | false>();
 
 /** The From: authors as mailauth's DKIM verifier collects them (for DMARC and alignment). */
 function authors(fields: readonly Field[]): { headerFrom: string[]; fromFields: number } {
@@ -214,10 +251,7 @@ function authors(fields: readonly Field[]): { headerFrom: string[]; fromFields: 
 function passResult(s: Signature, headerFrom: readonly string[]): DKIMResult {
   const b = s.tags.get('b') ?? '';
   const status: Record<string, unknown> = { result: 'pass', header: { i: `@${s.d}`, s: s.s, a: s.a, b: b.slice(0, 8) } };
-  if (headerFrom.length > 0) {
-    const g = tools.getAlignment((headerFrom[0] as string).split('@').pop() as string, [s.d]);
-    status.aligned = (g && g.domain) || false;
-  }
+  if (headerFrom.length > 0) status.aligned = aligned((headerFrom[0] as string).split('@').pop() as string, s.d);
   const id = crypto.createHash('sha256').update(Buffer.from(b, 'base64')).digest('hex');
   return { id, signingDomain: s.d, selector: s.s, signature: b, algo: s.a, format: s.tags.get('c'), status, info: tools.formatAuthHeaderRow('dkim', status, { strict: false }) } as unknown as DKIMResult;
 }
