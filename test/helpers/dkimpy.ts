@@ -80,21 +80,9 @@ def dnsfunc(name, timeout=5):
     return v.encode() if v is not None else None
 `;
 
-const VERIFY = `${WITH_RECORDS}
-d = dkim.DKIM(msg)
-n = len([h for h in d.headers if h[0].lower() == b'dkim-signature'])
-out = []
-for i in range(n):
-    try:
-        out.append(bool(d.verify(idx=i, dnsfunc=dnsfunc)))
-    except Exception as e:
-        out.append(False)
-print(json.dumps(out))
-`;
-
 /** dkimpy's verdict on each DKIM-Signature of `msg`, keys looked up in `records` (name → TXT text). */
 export function dkimpyVerify(msg: Buffer, records: Record<string, string>): boolean[] {
-  return JSON.parse(python(VERIFY, msg, { RECORDS: JSON.stringify(records) }).toString('utf8')) as boolean[];
+  return dkimpyVerifyMany([msg], records)[0] ?? [];
 }
 
 const ARC_SIGN = `${WITH_RECORDS}
