@@ -132,7 +132,8 @@ function parseSignature(raw: string): Signature | undefined {
     if (at < 0 || !/^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]*$/.test(i.slice(0, at)) || (id !== d.toLowerCase() && !id.endsWith(`.${d.toLowerCase()}`))) return undefined;
   }
   const h = (tags.get('h') ?? '').split(':').map((x) => x.replace(/^[ \t\r\n]+|[ \t\r\n]+$/g, '').toLowerCase());
-  if (h.some((x) => !FIELD_NAME.test(x)) || !h.includes('from')) return undefined;
+  // No '=' in a listed name, so that the b= tag is the only "b=" after a colon or semicolon (signedHeader).
+  if (h.some((x) => !FIELD_NAME.test(x) || x.includes('=')) || !h.includes('from')) return undefined;
   return { raw, tags, d, s, a, headerCanon: hc, bodyCanon: bc, h };
 }
 
