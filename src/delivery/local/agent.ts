@@ -246,7 +246,7 @@ export class LocalAgent implements DeliveryAgent {
       return tempfail('4.3.0', `cannot read the message: ${describe(e)}`);
     }
     const { job, creds } = prepared;
-    if (!this.privsep) return runJob(job, body, task.signal);
+    if (!this.privsep) return runJob(job, body, { signal: task.signal });
     let o: Outcome;
     if (job.kind === 'mda' && this.hasSetpriv()) {
       // The command as the user, real and effective ids (setpriv); nothing else started.

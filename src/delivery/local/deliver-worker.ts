@@ -30,16 +30,16 @@
  * and its partial write is undone); SIGTERM → the jobs in hand are aborted,
  * answered, and the worker exits.
  */
-import { PassThrough } from 'node:stream';
 import { enterUser, isRoot, leaveUser, rootAgain } from './effective-ids.js';
-import { syncDir } from './mbox.js';
+import { syncCalls, syncFolder } from './file-calls.js';
 import { runJob, type HelperRequest } from './job.js';
 import { describe, tempfail, type Outcome } from './outcome.js';
+import { WorkerBody } from './worker-body.js';
 import { WorkerInputParser, type WorkerInput } from './worker-protocol.js';
 
 interface Queued {
   readonly request: HelperRequest | Error;
-  readonly body: PassThrough;
+  readonly body: WorkerBody;
   readonly ac: AbortController;
 }
 
@@ -48,7 +48,7 @@ const parser = new WorkerInputParser();
 const queue: Queued[] = [];
 let running = false;
 /** The body the next message bytes go to: that of the last request. */
-let feeding: PassThrough | undefined;
+let feeding: WorkerBody | undefined;
 /** The last request said `more`: the next request belongs to its batch. */
 let batchOpen = false;
 /** Answers of the batch so far, sent together once the maildir folders they wrote to are fsynced. */
@@ -102,11 +102,15 @@ function release(): void {
  * switches inside the job) first returns to root fully (groups, egid).
  * `key`: the request's credentials as JSON (made once per job, by drain()).
  */
-async function perform(request: HelperRequest, key: string, body: PassThrough, signal: AbortSignal, syncLater: (dir: string) => void): Promise<Outcome> {
+async function perform(request: HelperRequest, key: string, body: WorkerBody, signal: AbortSignal, syncLater: (dir: string) => void): Promise<Outcome> {
   if (request.v !== 1) throw new Error(`unknown request version ${String(request.v)}`);
   const { creds, job } = request;
   if (job.kind === 'mda') throw new Error('commands are not run by the delivery worker');
   const keep = creds.mode !== 'root-open';
+  // A maildir job takes its message whole once it has arrived (one write, synchronous file calls: no stream,
+  // no thread hand-off); the others, and a message too large to hold, read it as a stream as it comes.
+  if (job.kind === 'maildir') await body.wait();
+  const input = (job.kind === 'maildir' ? body.whole() : undefined) ?? body.toStream();
   const now = performance.now();
   try {
     let hooks = {};
@@ -120,7 +124,7 @@ async function perform(request: HelperRequest, key: string, body: PassThrough, s
       hooks = enterUser(creds, job.kind);
       if (keep) held = { key, since: now };
     }
-    return await runJob(job, body, signal, hooks, syncLater);
+    return await runJob(job, input, { signal, hooks, syncLater, calls: syncCalls });
   } finally {
     if (!held) {
       try {
@@ -143,7 +147,7 @@ async function syncPending(): Promise<void> {
   const failed = new Map<string, string>();
   for (const dir of new Set(todo.flatMap((a) => a.dirs))) {
     try {
-      await syncDir(dir);
+      await syncFolder(syncCalls, dir);
     } catch (e) {
       failed.set(dir, describe(e));
     }
@@ -181,10 +185,10 @@ async function drain(): Promise<void> {
       pendingAs = key;
       o = await perform(request, key, job.body, job.ac.signal, (d) => dirs.push(d)).catch((e: unknown) => tempfail('4.3.0', `delivery worker: ${describe(e)}`));
     }
-    job.body.destroy();
+    job.body.discard();
     queue.shift();
     answers.push({ outcome: o, dirs, synced: dirs.length === 0 });
-    // Whatever is left of the message is read and thrown away (feed() finds a destroyed stream).
+    // Whatever is left of the message is read and thrown away (a discarded body ignores its bytes).
     const more = !(request instanceof Error) && request.more === true;
     if (!more || (queue.length === 0 && exitAfter !== undefined)) await answer();
   }
@@ -203,28 +207,10 @@ function start(line: string): void {
     request = e as Error;
   }
   batchOpen = !(request instanceof Error) && request.more === true;
-  const body = new PassThrough();
-  // The job may not be reading yet (waiting for the mailbox lock, or for the jobs before it): an error stays on the stream for it to find.
-  body.on('error', () => undefined);
+  const body = new WorkerBody(process.stdin);
   feeding = body;
   queue.push({ request, body, ac: new AbortController() });
   void drain();
-}
-
-/** Write message bytes to the job's stream, holding standard input while the job lags behind. */
-function feed(bytes: Buffer): void {
-  const body = feeding;
-  if (!body || body.destroyed || body.writableEnded) return;
-  if (!body.write(bytes)) {
-    process.stdin.pause();
-    const go = (): void => {
-      body.off('drain', go);
-      body.off('close', go);
-      process.stdin.resume();
-    };
-    body.on('drain', go);
-    body.on('close', go);
-  }
 }
 
 function handle(ev: WorkerInput): void {
@@ -232,15 +218,15 @@ function handle(ev: WorkerInput): void {
     case 'request':
       return start(ev.line);
     case 'data':
-      return feed(ev.bytes);
+      return feeding?.push(ev.bytes);
     case 'end':
       feeding?.end();
       return;
     case 'abandoned':
-      feeding?.destroy(new Error('the daemon could not read the whole message'));
+      feeding?.fail(new Error('the daemon could not read the whole message'));
       return;
     case 'error':
-      feeding?.destroy(new Error(ev.message));
+      feeding?.fail(new Error(ev.message));
       process.stdin.pause();
       return bail(ev.message.startsWith('message cut short') ? 0 : 2);
   }
@@ -258,7 +244,7 @@ if (process.env.UV_USE_IO_URING !== '0') {
 process.on('SIGTERM', () => {
   for (const job of queue) {
     job.ac.abort();
-    job.body.destroy(Object.assign(new Error('delivery interrupted'), { name: 'AbortError' }));
+    job.body.fail(Object.assign(new Error('delivery interrupted'), { name: 'AbortError' }));
   }
   bail(0);
 });
