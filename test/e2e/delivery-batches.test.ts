@@ -73,13 +73,14 @@ describe('batched maildir deliveries (as root, real users)', { skip: IS_ROOT ? f
     const [ua, ub] = users as [RealUser, RealUser];
     const dirs = [join(ua.home, 'Kill'), join(ub.home, 'Kill')];
     const pool = new WorkerPool({ size: 1 });
-    // The first job leaves alone (the worker is idle); the three others wait for it and go as one batch, ordered
+    // The first job is answered alone; the three others are asked in one turn and go as one batch, ordered
     // by user: four (A), two (B), then the stuck one (B), whose message never ends — the worker has performed
     // four and two, and holds their answers until the end of the batch.
     const stuck = new PassThrough();
     stuck.write('Subject: stuck\r\n\r\n');
+    const first = await pool.run(creds(ua), maildir(dirs[0] as string), body('one'), { timeoutMs: 30_000 });
     const all = [
-      pool.run(creds(ua), maildir(dirs[0] as string), body('one'), { timeoutMs: 30_000 }),
+      Promise.resolve(first),
       pool.run(creds(ub), maildir(dirs[1] as string), body('two'), { timeoutMs: 30_000 }),
       pool.run(creds(ub), maildir(dirs[1] as string), stuck, { timeoutMs: 30_000 }),
       pool.run(creds(ua), maildir(dirs[0] as string), body('four'), { timeoutMs: 30_000 }),

@@ -55,9 +55,16 @@ export interface PoolJobOptions {
   readonly timeoutMs: number;
 }
 
+/** A job's message: a stream, or whole (a small message that came whole with its request: written at once). */
+export type PoolBody = Readable | Buffer;
+
+function drop(body: PoolBody): void {
+  if (!Buffer.isBuffer(body)) body.destroy();
+}
+
 interface Waiting {
   readonly request: HelperRequest;
-  readonly body: Readable;
+  readonly body: PoolBody;
   readonly opts: PoolJobOptions;
   readonly resolve: (o: Outcome) => void;
 }
@@ -91,13 +98,25 @@ const FLUSH_AT = 64 * 1024;
  * the `last` one (a batch of small jobs: one write and one wake-up of the
  * worker, instead of four a job).
  */
-async function pump(head: string, body: Readable, to: Writable, last: boolean): Promise<void> {
+async function pump(head: string, body: PoolBody, to: Writable, last: boolean): Promise<void> {
   const cork = (): void => {
     if (to.writableCorked === 0) to.cork();
   };
   const flush = (): void => {
     while (to.writableCorked > 0) to.uncork();
   };
+  if (Buffer.isBuffer(body)) {
+    // Whole: the request, one frame and its end, added to the batch's write (no stream, nothing to wait for).
+    cork();
+    to.write(head);
+    if (body.length > 0) {
+      to.write(`${body.length.toString(16)}\n`, 'latin1');
+      to.write(body);
+    }
+    to.write(END);
+    if (last || to.writableLength >= FLUSH_AT) flush();
+    return;
+  }
   const drained = (): Promise<void> =>
     new Promise((r) => {
       const go = (): void => {
@@ -144,6 +163,7 @@ export class WorkerPool {
   private readonly workers = new Set<Worker>();
   private readonly queue: Waiting[] = [];
   private closed = false;
+  private dispatching = false;
   /** Workers started so far (tests, logs). */
   started = 0;
   /** The most jobs one batch has held so far (tests). */
@@ -161,9 +181,9 @@ export class WorkerPool {
   }
 
   /** Run a job as `creds` in a worker; never throws. */
-  run(creds: Credentials, job: Job, body: Readable, opts: PoolJobOptions): Promise<Outcome> {
+  run(creds: Credentials, job: Job, body: PoolBody, opts: PoolJobOptions): Promise<Outcome> {
     if (this.closed) {
-      body.destroy();
+      drop(body);
       return Promise.resolve(tempfail('4.3.0', 'delivery interrupted'));
     }
     return new Promise<Outcome>((resolve) => {
@@ -171,7 +191,7 @@ export class WorkerPool {
         const i = this.queue.indexOf(waiting);
         if (i < 0) return;
         this.queue.splice(i, 1);
-        body.destroy();
+        drop(body);
         resolve(tempfail('4.3.0', 'delivery interrupted'));
       };
       const waiting: Waiting = {
@@ -184,11 +204,24 @@ export class WorkerPool {
         },
       };
       if (opts.signal?.aborted) {
-        body.destroy();
+        drop(body);
         return resolve(tempfail('4.3.0', 'delivery interrupted'));
       }
       opts.signal?.addEventListener('abort', onAbort, { once: true });
       this.queue.push(waiting);
+      this.dispatchSoon();
+    });
+  }
+
+  /**
+   * Hand out the waiting jobs at the end of this turn of the event loop, not at once: the deliveries asked for
+   * in one turn (the requests of one read of the channel) leave together, in one batch and one write.
+   */
+  private dispatchSoon(): void {
+    if (this.dispatching) return;
+    this.dispatching = true;
+    setImmediate(() => {
+      this.dispatching = false;
       this.dispatch();
     });
   }
@@ -197,7 +230,7 @@ export class WorkerPool {
   close(): void {
     this.closed = true;
     for (const w of this.queue.splice(0)) {
-      w.body.destroy();
+      drop(w.body);
       w.resolve(tempfail('4.3.0', 'delivery interrupted'));
     }
     for (const w of this.workers) {
@@ -325,7 +358,7 @@ export class WorkerPool {
       w.onExit = undefined;
       jobs.forEach((j, i) => {
         j.opts.signal?.removeEventListener('abort', onAbort);
-        j.body.destroy();
+        drop(j.body);
         j.resolve(answers[i] as Outcome);
       });
       hold(w, false);
