@@ -88,6 +88,13 @@ function hold(w: Worker, on: boolean): void {
   for (const h of [w.child, w.child.stdin, w.child.stdout, w.child.stderr] as Unrefable[]) (on ? h.ref : h.unref)?.call(h);
 }
 
+/**
+ * Node's options for a worker with few threads: one V8 helper, and no thread waiting for SIGUSR1 (the
+ * inspector's, where this Node has the option: 22.14 and later). With libuv's pool never started (a maildir job
+ * makes synchronous file calls, file-calls.ts), a worker runs 3 threads instead of 5.
+ */
+const FEW_THREADS = ['--v8-pool-size=1', ...(process.allowedNodeEnvironmentFlags.has('--disable-sigusr1') ? ['--disable-sigusr1'] : [])];
+
 /** Corked writes are handed to the pipe once this much is buffered (and at the end). */
 const FLUSH_AT = 64 * 1024;
 
@@ -276,11 +283,11 @@ export class WorkerPool {
     // An empty environment (no NODE_OPTIONS from the daemon's), in "/", but for one variable: libuv must not use
     // io_uring, whose requests carry the credentials the ring was set up with, not the ids switched per job
     // (CVE-2024-22017; off by default since Node 20.11.1, said explicitly here for older builds).
-    // Few threads (one libuv file thread: a worker runs one job, its file calls one after another; one V8 helper):
-    // glibc signals every set*id call to each thread, so each thread makes every switch of ids dearer.
+    // Few threads (FEW_THREADS; one libuv file thread if an mbox job starts the pool: a worker runs one job, its file
+    // calls one after another): glibc signals every set*id call to each thread, so each thread makes every switch dearer.
     // A daemon run under `node --cpu-prof` (npm run bench -- --profile) profiles its workers too.
     const prof = process.execArgv.filter((a) => a.startsWith('--cpu-prof'));
-    const child = spawn(process.execPath, [...prof, '--v8-pool-size=1', this.workerPath], { cwd: '/', env: { UV_USE_IO_URING: '0', UV_THREADPOOL_SIZE: '1' }, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...prof, ...FEW_THREADS, this.workerPath], { cwd: '/', env: { UV_USE_IO_URING: '0', UV_THREADPOOL_SIZE: '1' }, stdio: ['pipe', 'pipe', 'pipe'] });
     const w: Worker = { child, pid: child.pid ?? -1, busy: false, dead: false, stdout: '', stderr: Buffer.alloc(0) };
     this.workers.add(w);
     this.started++;
