@@ -7,7 +7,8 @@
  * killed with SIGKILL in the middle of a batch answers nothing, so every
  * job of the batch is a temporary failure — files already written are at
  * worst delivered twice, never reported delivered before their folder was
- * fsynced. Skipped (with a message) when not root.
+ * fsynced; a message given whole and one too large to be held whole by
+ * the worker (streamed) both land intact. Skipped (with a message) when not root.
  */
 import assert from 'node:assert/strict';
 import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
@@ -17,6 +18,7 @@ import { PassThrough, Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import type { Credentials } from '../../src/delivery/local/job.js';
 import { WorkerPool } from '../../src/delivery/local/worker-pool.js';
+import { WHOLE_MAX } from '../../src/delivery/local/worker-body.js';
 import { IS_ROOT } from '../unit/delivery-helpers.js';
 import { requireTool } from '../helpers/tools.js';
 import { createUsers, removeUsers, type RealUser } from '../helpers/users.js';
@@ -66,6 +68,22 @@ describe('batched maildir deliveries (as root, real users)', { skip: IS_ROOT ? f
       for (const f of files) assert.equal(statSync(join(u.home, 'Maildir', 'new', f)).uid, u.uid, `${u.name}/${f}`);
       assert.equal(readdirSync(join(u.home, 'Maildir', 'tmp')).length, 0);
     }
+    pool.close();
+  });
+
+  it('a message given whole (a Buffer) and one larger than a worker holds whole (streamed) land intact', async () => {
+    const [ua] = users as [RealUser];
+    const dir = join(ua.home, 'Sizes');
+    const pool = new WorkerPool({ size: 1 });
+    const big = Buffer.alloc(3 * Math.ceil((WHOLE_MAX + 300_000) / 3), 'y\r\n');
+    const rs = await Promise.all([
+      pool.run(creds(ua), maildir(dir), Buffer.from('Subject: whole\r\n\r\nx\r\n'), { timeoutMs: 30_000 }),
+      pool.run(creds(ua), maildir(dir), Readable.from([Buffer.from('Subject: big\r\n\r\n'), big.subarray(0, 500_000), big.subarray(500_000)]), { timeoutMs: 30_000 }),
+    ]);
+    assert.deepEqual(rs.map((o) => o.status), ['ok', 'ok'], rs.map((o) => o.detail).join('; '));
+    const sizes = readdirSync(join(dir, 'new')).map((f) => statSync(join(dir, 'new', f)).size).sort((a, b) => a - b);
+    // LF line ends: "y\r\n" becomes "y\n" (two bytes in three).
+    assert.deepEqual(sizes, ['Subject: whole\n\nx\n'.length, 'Subject: big\n\n'.length + (big.length / 3) * 2]);
     pool.close();
   });
 

@@ -28,6 +28,7 @@ import { setSystemPasswordCheck } from '../../privsep/passwords.js';
 import { setForwardLookup } from '../../expand/forward.js';
 import { setFilterSpawner } from '../../filter/proc/spawn.js';
 import { FilterRelay } from './filter-relay.js';
+import { Coalescer, unbatch } from './coalesce.js';
 import { preloadSecrets, secretPaths, setSecrets } from '../../privsep/secrets.js';
 import type { Config } from '../../config/model.js';
 import { asBuffer, INLINE_MAX, MAX_REQS, type ChildMessage, type ParentMessage } from './protocol.js';
@@ -81,11 +82,12 @@ export function childLink(): ChildLink | undefined {
   const uid = Number(m[1]);
   const gid = Number(m[2]);
   delete process.env[CHILD_ENV];
-  const send = (msg: ChildMessage): Promise<void> =>
-    new Promise((resolve) => {
-      if (!process.connected) return resolve();
-      process.send?.(msg, undefined, {}, () => resolve());
-    });
+  // What is sent in one turn leaves as one channel message (coalesce.ts): the deliveries of several messages, say.
+  const out = new Coalescer<ChildMessage>((msg, done) => {
+    if (!process.connected) return done();
+    process.send?.(msg, undefined, {}, () => done());
+  });
+  const send = (msg: ChildMessage): Promise<void> => out.send(msg);
   let nextId = 1;
   const pending = new Map<number, Pending>();
   const ask = <T extends ParentMessage>(msg: (id: number) => ChildMessage): Promise<{ m: T; handle?: unknown }> =>
@@ -100,12 +102,14 @@ export function childLink(): ChildLink | undefined {
   const filters = new FilterRelay((m) => void send(m), () => nextId++);
   setFilterSpawner((decl) => filters.spawn(decl));
   process.on('message', (raw: unknown, handle?: unknown) => {
-    const r = raw as ParentMessage;
-    if (typeof r === 'object' && r !== null && filters.receive(r)) return;
-    const p = typeof r === 'object' && r !== null ? pending.get(r.id) : undefined;
-    if (!p) return;
-    pending.delete(r.id);
-    p.resolve(r, handle);
+    for (const x of unbatch(raw)) {
+      const r = x as ParentMessage;
+      if (typeof r !== 'object' || r === null || filters.receive(r)) continue;
+      const p = pending.get(r.id);
+      if (!p) continue;
+      pending.delete(r.id);
+      p.resolve(r, handle);
+    }
   });
   process.on('disconnect', () => {
     isGone = true;

@@ -59,6 +59,7 @@ import { SystemUsers } from '../../users/system-users.js';
 import type { ConfigSource } from '../daemon.js';
 import { acquirePidFile } from '../pidfile.js';
 import { CHILD_ENV } from './child.js';
+import { Coalescer, unbatch } from './coalesce.js';
 import { asBuffer, checkChildMessage, type ChildMessage, type ParentMessage } from './protocol.js';
 import { prepareSpool, type SpoolOwner } from './spool-owner.js';
 import { FilterHost } from './filter-relay.js';
@@ -101,6 +102,10 @@ class Parent {
   private readonly users = new SystemUsers();
   private agent: LocalAgent;
   private child!: ChildProcess;
+  private readonly out = new Coalescer<ParentMessage>((m, done) => {
+    if (!this.child.connected) return done();
+    this.child.send(m, undefined, {}, () => done());
+  });
   private readonly inflight = new Map<number, Inflight>();
   private controlInode: number | undefined;
   private ready = false;
@@ -175,9 +180,11 @@ class Parent {
     this.child = child;
     this.log.info(`${this.name}: privileged parent pid=${process.pid}; SMTP side pid=${child.pid ?? '?'} runs as ${this.o.user.name} (uid ${this.o.user.uid})`);
     child.on('message', (raw: unknown) => {
-      const m = checkChildMessage(raw);
-      if (!m) return this.log.warn('privsep: a malformed message from the SMTP side, ignored');
-      this.handle(m);
+      for (const x of unbatch(raw)) {
+        const m = checkChildMessage(x);
+        if (!m) this.log.warn('privsep: a malformed message from the SMTP side, ignored');
+        else this.handle(m);
+      }
     });
     const logPipe = child.stdio[LOG_FD];
     const logEnded = logPipe ? readLogPipe(logPipe as Readable, (line, sev) => this.log.relayed(line, sev)) : Promise.resolve();
@@ -200,7 +207,10 @@ class Parent {
     process.on('SIGUSR1', () => this.log.reopen());
   }
 
+  /** Messages without a handle leave together at the end of the turn (coalesce.ts); one with a handle after them, at once. */
   private send(m: ParentMessage, handle?: Server, done?: () => void): void {
+    if (handle === undefined) return void this.out.send(m).then(done);
+    this.out.flush();
     if (!this.child.connected) return done?.();
     this.child.send(m, handle, {}, () => done?.());
   }

@@ -26,8 +26,11 @@
  *               filter-in (bytes for its standard input), filter-kill
  *     ready / fatal   start-up is over, or failed
  *   parent → child
- *     bound (with the socket), outcome, offline-file, checked, forward-read, reloaded (with the secret files),
- *     filter-out (a filter's standard output, fd 1, or error, fd 2), filter-exit
+ *     bound (with the socket), outcome (one per recipient of its deliver), offline-file, checked, forward-read,
+ *     reloaded (with the secret files), filter-out (a filter's standard output, fd 1, or error, fd 2), filter-exit
+ *
+ * Either way, the messages of one turn of the event loop travel as one
+ * { t: 'batch', ms } (coalesce.ts), each checked as if it came alone.
  */
 import type { BindSpec } from '../../privsep/listen.js';
 import type { Destination } from '../../mail/envelope.js';
