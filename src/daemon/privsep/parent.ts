@@ -11,7 +11,7 @@
  *
  *   bind      only an address and port of a `listen on` of ITS reading of the
  *             configuration, the `http listen` address, or the control socket path;
- *   deliver   the recipient looked up again (verify.ts), then delivered by the
+ *   deliver   the recipients of one message, each looked up again (verify.ts), then delivered by the
  *             local agent as the user: the delivery workers (worker-pool.ts)
  *             for mailboxes and files, setpriv for commands;
  *   offline   a file of the spool's offline/ folder, by its plain name;

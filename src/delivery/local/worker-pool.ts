@@ -8,8 +8,11 @@
  * see effective-ids.ts). Workers start when a job needs one, up to `size`,
  * and live on. Per job: the request line, the message framed as it is read
  * (worker-protocol.ts), then the worker's answer, one JSON line: the
- * Outcome. Maildir jobs waiting together go to one worker as a batch (up
- * to MAX_BATCH, in one write): every request but the last says `more`, the
+ * Outcome. Jobs are handed out once per turn of the event loop, so that
+ * those asked for together (one read of the privsep channel) wait together;
+ * maildir jobs waiting together go to one worker as a batch (up to
+ * MAX_BATCH, in one write; a message given whole, as a Buffer, is framed
+ * into that write at once): every request but the last says `more`, the
  * worker runs them one after another and answers them all at once, after
  * one fsync of each maildir's new/ (group commit; deliver-worker.ts). A
  * worker is free again once it has answered every job of its batch AND
