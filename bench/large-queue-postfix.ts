@@ -19,7 +19,8 @@
  * 3. `postsuper -s` (its structure repair, as after restoring a queue from
  *    backup) renames each to its own queue id — the 5 leading digits kept,
  *    then the inode number in hex — and into its hash subfolder. A queue
- *    file holds no queue id of its own, so the copies are N messages to qmgr.
+ *    file names its id only in its Received: header's text (no log_ident
+ *    attribute without XFORWARD), so the copies are N messages to qmgr.
  * Then the instance starts again (its master in the foreground, not
  * `postfix start`: the harness's instances are never listed in the
  * system's main.cf) and the harness measures from just before the start:
