@@ -43,7 +43,7 @@ import { runLoad } from './load.js';
 import { PeakSampler, treeCpuSeconds, type Peak } from './proc.js';
 import { LISTEN_HOST } from './servers/server.js';
 import { LogCounter, startPostfix } from './servers/postfix.js';
-import { startSink } from './servers/sink.js';
+import { drainToSink } from './servers/sink.js';
 import { freePort, greeted, pollUntil, run, sleep, workFolder } from './util.js';
 
 /** One server's figures in the large-queue measurement (Postern's or Postfix's). */
@@ -226,18 +226,7 @@ export async function measurePostfixQueue(p: PreparedPostfixQueue, o: Omit<Postf
     const loaded = performance.now();
     const cpuToLoadedSeconds = Math.round(treeCpuSeconds(server.rootPid) * 10) / 10;
     say(`large-queue (postfix): ${seen} of ${p.count} messages taken by qmgr and deferred again after ${secsSince(t0, loaded)} s`);
-    const sink = await startSink(downPort, o.downHost);
-    let delivered = 0;
-    let deliverSeconds = 0;
-    try {
-      const ts = performance.now();
-      run('postqueue', ['-c', conf, '-f'], { timeoutMs: 60_000 });
-      while (sink.messages() < p.count && performance.now() - ts < o.drainMs) await sleep(500);
-      delivered = sink.messages();
-      deliverSeconds = ((delivered >= p.count ? sink.lastMessageAt() : performance.now()) - ts) / 1000;
-    } finally {
-      await sink.stop();
-    }
+    const drain = await drainToSink(o.downHost, downPort, p.count, o.drainMs, () => run('postqueue', ['-c', conf, '-f'], { timeoutMs: 60_000 }));
     const peak = sampler.stop();
     const r: LargeQueueResult = {
       server: 'postfix',
@@ -250,11 +239,11 @@ export async function measurePostfixQueue(p: PreparedPostfixQueue, o: Omit<Postf
       loadedCount: seen,
       cpuToLoadedSeconds,
       peak,
-      delivered,
-      deliverSeconds: Math.round(deliverSeconds * 10) / 10,
-      deliveryRate: Math.round(delivered / Math.max(0.001, deliverSeconds)),
+      delivered: drain.delivered,
+      deliverSeconds: drain.seconds,
+      deliveryRate: drain.rate,
     };
-    say(`large-queue (postfix): ${delivered} delivered in ${r.deliverSeconds} s (${r.deliveryRate}/s); peak RSS ${Math.round(peak.peakRssKb / 1024)} MB, PSS ${Math.round(peak.peakPssKb / 1024)} MB`);
+    say(`large-queue (postfix): ${r.delivered} delivered in ${r.deliverSeconds} s (${r.deliveryRate}/s); peak RSS ${Math.round(peak.peakRssKb / 1024)} MB, PSS ${Math.round(peak.peakPssKb / 1024)} MB`);
     return r;
   } finally {
     sampler.stop();

@@ -42,7 +42,7 @@ import type { ExtraScenario } from './extra-scenarios.js';
 import { measurePostfixQueue, preparedPostfixQueue, runPostfixLargeQueue, type LargeQueueResult } from './large-queue-postfix.js';
 import { PeakSampler, treeCpuSeconds } from './proc.js';
 import { postfix } from './servers/postfix.js';
-import { startSink } from './servers/sink.js';
+import { drainToSink } from './servers/sink.js';
 import { fillSpool } from './spool-fill.js';
 import { REPO_ROOT, freePort, greeted, isRoot, sleep, spawnWithLimits, workFolder } from './util.js';
 import { DEFAULT_PRIVSEP_USER } from '../src/daemon/privsep/parent.js';
@@ -123,18 +123,7 @@ export async function runLargeQueue(o: { count: number; spool?: string; drainMs:
     const cpuToLoadedSeconds = Math.round(treeCpuSeconds(child.pid as number) * 10) / 10;
     say(`large-queue: queue loaded (every message known to the scheduler) after ${secs(loaded)} s`);
     // The destination comes back.
-    const sink = await startSink(sinkPort, DOWN_HOST);
-    let delivered = 0;
-    let deliverSeconds = 0;
-    try {
-      const ts = performance.now();
-      await smtpctl(conf, ['schedule', 'all']);
-      while (sink.messages() < o.count && performance.now() - ts < o.drainMs) await sleep(500);
-      delivered = sink.messages();
-      deliverSeconds = ((delivered >= o.count ? sink.lastMessageAt() : performance.now()) - ts) / 1000;
-    } finally {
-      await sink.stop();
-    }
+    const drain = await drainToSink(DOWN_HOST, sinkPort, o.count, o.drainMs, () => smtpctl(conf, ['schedule', 'all']));
     const peak = sampler.stop();
     const r: LargeQueueResult = {
       server: 'postern',
@@ -146,11 +135,11 @@ export async function runLargeQueue(o: { count: number; spool?: string; drainMs:
       loadedCount: o.count,
       cpuToLoadedSeconds,
       peak,
-      delivered,
-      deliverSeconds: Math.round(deliverSeconds * 10) / 10,
-      deliveryRate: Math.round(delivered / Math.max(0.001, deliverSeconds)),
+      delivered: drain.delivered,
+      deliverSeconds: drain.seconds,
+      deliveryRate: drain.rate,
     };
-    say(`large-queue: ${delivered} delivered in ${r.deliverSeconds} s (${r.deliveryRate}/s); peak RSS ${Math.round(peak.peakRssKb / 1024)} MB, PSS ${Math.round(peak.peakPssKb / 1024)} MB`);
+    say(`large-queue: ${r.delivered} delivered in ${r.deliverSeconds} s (${r.deliveryRate}/s); peak RSS ${Math.round(peak.peakRssKb / 1024)} MB, PSS ${Math.round(peak.peakPssKb / 1024)} MB`);
     return r;
   } finally {
     sampler.stop();
