@@ -6,7 +6,7 @@
  *
  * Usage: node dist/bench/spool-fill.js --spool DIR --count N
  *          [--to user@domain] [--action NAME] [--size BYTES]
- *          [--concurrency C] [--from sender@domain] [--rcpts R]
+ *          [--concurrency C] [--from sender@domain] [--rcpts R] [--owner USER]
  *
  * It writes through the spool's own writer (FsSpool.createMessage() →
  * write() → commit(), the path the front door takes for every accepted
@@ -16,12 +16,19 @@
  * header's origin are skipped. Many commits in flight share each journal
  * batch (one fdatasync), so a million 1 KB messages take minutes, not hours.
  * Stop the daemon first: the spool has one owner (it recovers and journals).
+ * --owner USER (as root): the spool is then given to USER as smtpd's
+ * privileged parent gives it to its SMTP side (prepareSpool()) — what the
+ * daemon run as root would have written — so that the daemon's start does
+ * not begin by changing the owner of every file (once, a walk of the whole
+ * spool).
  *
  * Not a user-facing command: a development and benchmark tool.
  */
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { pathToFileURL } from 'node:url';
+import { prepareSpool } from '../src/daemon/privsep/spool-owner.js';
+import { privsepUser } from '../src/daemon/privsep/parent.js';
 import { FsSpool } from '../src/spool/fs/fs-spool.js';
 
 export interface FillOptions {
@@ -38,6 +45,8 @@ export interface FillOptions {
   readonly size?: number;
   /** Commits in flight at once. */
   readonly concurrency?: number;
+  /** As root: give the filled spool to this user (smtpd's `privsep user`), as its privileged parent would. */
+  readonly owner?: string;
   /** Called now and then with the number written so far. */
   readonly progress?: (written: number) => void;
 }
@@ -89,6 +98,11 @@ export async function fillSpool(o: FillOptions): Promise<number> {
   } finally {
     await spool.close();
   }
+  if (o.owner !== undefined) {
+    const u = privsepUser(o.owner);
+    if ('error' in u) throw new Error(u.error);
+    prepareSpool(o.spool, u);
+  }
   return written;
 }
 
@@ -103,10 +117,11 @@ async function main(): Promise<void> {
       size: { type: 'string', default: '1024' },
       rcpts: { type: 'string', default: '1' },
       concurrency: { type: 'string', default: '512' },
+      owner: { type: 'string' },
     },
   });
   if (values.spool === undefined) {
-    process.stderr.write('usage: spool-fill --spool DIR --count N [--to ADDR] [--action NAME] [--size BYTES] [--rcpts R] [--concurrency C]\n');
+    process.stderr.write('usage: spool-fill --spool DIR --count N [--to ADDR] [--action NAME] [--size BYTES] [--rcpts R] [--concurrency C] [--owner USER]\n');
     process.exit(2);
   }
   const t0 = performance.now();
@@ -119,6 +134,7 @@ async function main(): Promise<void> {
     size: Number(values.size),
     rcpts: Number(values.rcpts),
     concurrency: Number(values.concurrency),
+    ...(values.owner !== undefined ? { owner: values.owner } : {}),
     progress: (k) => process.stderr.write(`spool-fill: ${k} written\r`),
   });
   const secs = (performance.now() - t0) / 1000;

@@ -56,6 +56,24 @@ export async function waitListening(host: string, port: number, timeoutMs: numbe
   throw new Error(`nothing listens on ${host}:${port} after ${timeoutMs} ms`);
 }
 
+/** Resolves with true when a connection to host:port is greeted with 220 (false on refusal, another reply or 10 s of silence). */
+export function greeted(host: string, port: number): Promise<boolean> {
+  return new Promise((resolveGreeting) => {
+    const s = net.connect({ host, port });
+    let text = '';
+    const done = (ok: boolean): void => {
+      s.destroy();
+      resolveGreeting(ok);
+    };
+    s.setTimeout(10_000, () => done(false));
+    s.on('data', (d: Buffer) => {
+      text += d.toString('latin1');
+      if (text.includes('\n')) done(text.startsWith('220'));
+    });
+    s.once('error', () => done(false));
+  });
+}
+
 /** Polls `probe` every `everyMs` until it returns true or `timeoutMs` passes; returns the last answer. */
 export async function pollUntil(probe: () => Promise<boolean> | boolean, timeoutMs: number, everyMs = 50): Promise<boolean> {
   const end = performance.now() + timeoutMs;

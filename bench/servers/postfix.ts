@@ -197,8 +197,18 @@ export const postfix: ServerKind = {
   start: (o: StartOptions) => startPostfix(o),
 };
 
+/** main.cf with `lines` added; a line setting a parameter the text already sets replaces it (else every process would warn "overriding earlier entry"). */
+export function withLines(main: string, lines: readonly string[]): string {
+  const name = (l: string): string => /^\s*([a-z0-9_]+)\s*=/.exec(l)?.[1] ?? '';
+  const replaced = new Set(lines.map(name).filter(Boolean));
+  const kept = main.split('\n').filter((l) => !replaced.has(name(l)));
+  if (kept.at(-1) === '') kept.pop();
+  return `${[...kept, ...lines].join('\n')}\n`;
+}
+
 /** What a scenario changes in an instance (bench/antispam.ts): main.cf lines added, its own master.cf, the resolver its processes see. */
 export interface PostfixCustom {
+  /** main.cf lines added, each replacing the base's line for the same parameter. */
   readonly main?: readonly string[];
   readonly master?: string;
   /** A resolv.conf bound over /etc/resolv.conf in a private mount namespace (Postfix reads DNS servers only from there, on port 53). */
@@ -211,7 +221,7 @@ export async function startPostfix(o: StartOptions, custom: PostfixCustom = {}):
   mkdirSync(join(dir, 'conf'), { recursive: true });
   const dkim = o.auth ? opendkim(dir, o.auth) : undefined;
   const main = postfixMainCf({ dir, mode: o.mode, ...(dkim ? { milter: dkim.milter } : {}), ...(o.sinkPort !== undefined ? { sinkPort: o.sinkPort } : {}), ...(o.lmtpPort !== undefined ? { lmtpPort: o.lmtpPort } : {}) });
-  writeFileSync(join(dir, 'conf', 'main.cf'), custom.main ? `${main}${custom.main.join('\n')}\n` : main);
+  writeFileSync(join(dir, 'conf', 'main.cf'), custom.main ? withLines(main, custom.main) : main);
   writeFileSync(join(dir, 'conf', 'master.cf'), custom.master ?? postfixMasterCf(o.port));
   // Postfix waits (in steps of 0.3 s) until a configuration file is older than a second or two — "being edited";
   // files written a moment ago are dated a minute back.

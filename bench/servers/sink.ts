@@ -11,7 +11,7 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { LISTEN_HOST, SINK_HOST, exitStatus, stopTree, type RunningServer, type ServerKind, type StartOptions } from './server.js';
-import { isRoot, run, spawnWithLimits, waitListening, which } from '../util.js';
+import { isRoot, run, sleep, spawnWithLimits, waitListening, which } from '../util.js';
 
 export interface Sink {
   readonly host: string;
@@ -74,6 +74,26 @@ export async function startSink(port: number, host = SINK_HOST): Promise<Sink> {
     alive,
     stop: () => stopTree(child, 2000),
   };
+}
+
+/**
+ * A destination that comes back: smtp-sink starts at host:port, `retry`
+ * tells the server to deliver now, and arrivals are counted until `count`
+ * arrived or `ms` passed; the time runs from the retry to the last arrival
+ * (or to the end of the wait).
+ */
+export async function drainToSink(host: string, port: number, count: number, ms: number, retry: () => unknown): Promise<{ delivered: number; seconds: number; rate: number }> {
+  const sink = await startSink(port, host);
+  try {
+    const ts = performance.now();
+    await retry();
+    while (sink.messages() < count && performance.now() - ts < ms) await sleep(500);
+    const delivered = sink.messages();
+    const seconds = ((delivered >= count ? sink.lastMessageAt() : performance.now()) - ts) / 1000;
+    return { delivered, seconds: Math.round(seconds * 10) / 10, rate: Math.round(delivered / Math.max(0.001, seconds)) };
+  } finally {
+    await sink.stop();
+  }
 }
 
 /** smtp-sink as a server under test: the ceiling of the client and loopback, nothing stored. */

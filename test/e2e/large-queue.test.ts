@@ -4,7 +4,8 @@
  * its own, and a large one loads while the daemon already serves.
  *
  *  - A few hundred messages for a relay destination that is down (nothing
- *    listens on its port): smtpd starts, tries them, defers them; then
+ *    listens on its port), the spool given to the privsep user as root
+ *    (spool-fill --owner): smtpd starts, tries them, defers them; then
  *    Postfix's smtp-sink starts on that port, `smtpctl schedule all`, and
  *    every message arrives there once; the spool ends empty.
  *  - Twelve thousand messages, deliveries paused: a connection is greeted
@@ -13,14 +14,15 @@
  *    the scheduler holds every message, each loaded once.
  */
 import assert from 'node:assert/strict';
-import { readdirSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { readdirSync, statSync } from 'node:fs';
 import * as net from 'node:net';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fillSpool } from '../../bench/spool-fill.js';
 import { HEAD, smtpctl, startSite, testDir, waitFor } from './deliver-helpers.js';
 import { freePort, startSmtpSink } from '../helpers/mta-peers.js';
-import { startDaemon } from '../helpers/daemon.js';
+import { PRIVSEP_USER, startDaemon } from '../helpers/daemon.js';
 import { ControlClient } from '../../src/control/client.js';
 
 /** The destination that is down, then up (this test file's loopback range). */
@@ -55,7 +57,16 @@ describe('a queue written by bench/spool-fill.ts', () => {
     const dir = testDir(t, 'postern-large-queue-');
     const port = await freePort([DEST]);
     const count = 300;
-    assert.equal(await fillSpool({ spool: join(dir, 'spool'), count, to: 'someone@down.test', action: 'relay', concurrency: 64 }), count);
+    // As root, the spool is given to the privsep user, as smtpd's parent gives it (what the daemon's SMTP side would have written).
+    const owner = process.getuid?.() === 0 ? { owner: PRIVSEP_USER } : {};
+    assert.equal(await fillSpool({ spool: join(dir, 'spool'), count, to: 'someone@down.test', action: 'relay', concurrency: 64, ...owner }), count);
+    if (process.getuid?.() === 0) {
+      const uid = Number(execFileSync('id', ['-u', PRIVSEP_USER], { encoding: 'utf8' }));
+      const queue = join(dir, 'spool', 'queue');
+      const files = readdirSync(queue).flatMap((b) => [join(queue, b), ...readdirSync(join(queue, b)).map((f) => join(queue, b, f))]);
+      assert.ok(files.length > count);
+      assert.deepEqual(files.filter((f) => statSync(f).uid !== uid), [], `every bucket and message file is ${PRIVSEP_USER}'s`);
+    }
     const d = await startSite(dir, `${HEAD}action "relay" relay host smtp+notls://${DEST}:${port}\nmatch from any for domain "down.test" action "relay"\n`);
     await d.waitForLog(/^scheduler: 300 envelope\(s\) in 300 message\(s\) loaded from the queue$/, 30_000);
     await waitFor('the first deferrals', () => d.logs.find((l) => l.startsWith('mta delivery tempfail') && l.includes('ECONNREFUSED')), { daemon: d, timeoutMs: 30_000 });

@@ -29,7 +29,7 @@ import { SCENARIOS } from '../../bench/scenarios.js';
 import { haraka } from '../../bench/servers/haraka.js';
 import { opensmtpdConfig } from '../../bench/servers/opensmtpd.js';
 import { posternConfig } from '../../bench/servers/postern.js';
-import { postfixMainCf, postfixMasterCf } from '../../bench/servers/postfix.js';
+import { postfixMainCf, postfixMasterCf, withLines } from '../../bench/servers/postfix.js';
 import { MDA_COMMAND, MODES, smtpdAction } from '../../bench/servers/server.js';
 import { countNew, ensureMailOwner, MAIL_OWNER, newestCtimeMs, PROCMAILRC } from '../../bench/users.js';
 import { lastCounter } from '../../bench/smtp-source.js';
@@ -292,6 +292,11 @@ describe('bench: every server does the same work', () => {
     assert.match(lmtp, /^transport_maps = inline:\{bench\.test=lmtp:inet:127\.0\.0\.1:2424\}$/m);
     assert.match(lmtp, /^mydestination =$/m);
     assert.match(postfixMainCf({ dir: '/x', mode: 'relay', sinkPort: 2525 }), /=smtp:\[127\.0\.0\.3\]:2525\}/);
+    // A scenario's line replaces the base's for the same parameter (no "overriding earlier entry" in every process).
+    const routed = withLines(postfixMainCf({ dir: '/x', mode: 'relay', sinkPort: 2525 }), ['transport_maps = inline:{down.test=smtp:[127.0.13.2]:9}', 'queue_run_delay = 1h']);
+    assert.equal(routed.match(/^transport_maps =/gm)?.length, 1);
+    assert.match(routed, /^transport_maps = inline:\{down\.test=smtp:\[127\.0\.13\.2\]:9\}\nqueue_run_delay = 1h\n$/m);
+    assert.match(routed, /^relay_domains = bench\.test$/m);
     const master = postfixMasterCf(2500);
     assert.match(master, /^local +unix +- +n +n +- +- +local$/m);
     assert.match(master, /^lmtp +unix .* lmtp$/m);
@@ -462,10 +467,10 @@ describe('bench plan and parsers', () => {
     const quickExtras = makePlan(['--quick']);
     assert.ok(quickExtras !== 'help');
     assert.deepEqual(quickExtras.extraScenarios.map((x) => x.name), ['fsync', 'idle', 'large-queue', 'cluster']);
-    // --server without postern leaves out what only Postern runs, not the disk.
-    const pf = makePlan(['--scenario', 'fsync,idle', '--server', 'postfix']);
+    // --server without postern leaves out what only Postern runs, not the disk; the large queue runs Postfix too.
+    const pf = makePlan(['--scenario', 'fsync,idle,large-queue', '--server', 'postfix']);
     assert.ok(pf !== 'help');
-    assert.deepEqual(pf.extraScenarios.map((x) => x.name), ['fsync']);
+    assert.deepEqual(pf.extraScenarios.map((x) => x.name), ['fsync', 'large-queue']);
     const prof = makePlan(['--profile']);
     assert.ok(prof !== 'help');
     assert.deepEqual(prof.scenarios.map((s) => s.name), ['maildir-1k-10']);
