@@ -1,6 +1,6 @@
 /*
  * bench/mailauth-env.ts — what the mail-authentication scenarios
- * (`auth-verify`, `auth-sign`: bench/scenarios.ts) share across servers:
+ * (`auth-plain`, `auth-verify`, `auth-sign`: bench/scenarios.ts) share across servers:
  * one RSA-2048 DKIM key, a real authoritative DNS server on loopback (nsd,
  * test/helpers/nsd.ts) publishing the sender domain's SPF, DKIM and DMARC
  * records, and — for verification — one message signed with that key, the

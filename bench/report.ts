@@ -246,6 +246,22 @@ export function idleLines(i: IdleResult): string[] {
   ];
 }
 
+/**
+ * What mail authentication costs each server, like for like: auth-verify and
+ * auth-sign against auth-plain (the same signed message, no checks) in the
+ * same run — the rate ratio and the CPU added per delivered message.
+ */
+export function authCostLines(cells: readonly CellResult[]): string[] {
+  const cell = (scenario: string, server: string): CellResult | undefined => cells.find((c) => c.scenario === scenario && c.server === server && c.rate.median > 0);
+  return cells.flatMap((base) => {
+    if (base.scenario !== 'auth-plain' || !(base.rate.median > 0)) return [];
+    return ['auth-verify', 'auth-sign'].flatMap((name) => {
+      const c = cell(name, base.server);
+      return c ? [`${base.server}: ${name} ÷ auth-plain = ${(c.rate.median / base.rate.median).toFixed(2)}× the rate, ${num(c.cpuUsPerMsg - base.cpuUsPerMsg)} µs more CPU per message`] : [];
+    });
+  });
+}
+
 /** The whole report as text (printed at the end of a run). */
 export function formatReportText(r: BenchResults): string {
   const out = [`Postern benchmark (${r.label}), ${r.startedAt}, ${num(r.durationS)} s`, `machine: ${machineLine(r)}`, ''];
@@ -253,6 +269,8 @@ export function formatReportText(r: BenchResults): string {
   if (r.resolver) out.push(`  Postern's DNS resolver: ${r.resolver}${r.resolverQueries !== undefined ? `, ${r.resolverQueries} queries` : ''}`);
   out.push('');
   if (r.cells.length > 0) out.push(formatText(TABLE_HEADER, tableRows(r.cells)), '');
+  const cost = authCostLines(r.cells);
+  if (cost.length > 0) out.push('Mail authentication against the same message unchecked:', ...cost.map((l) => `  ${l}`), '');
   for (const [name, x] of Object.entries(r.extras ?? {})) out.push(`${x.title} (${name}):`, ...(x.error ? [`  not run: ${x.error}`] : x.lines.map((l) => `  ${l}`)), '');
   for (const p of r.profiles ?? []) {
     out.push(`CPU profile of Postern, ${p.scenario} (${num(p.rate)} msgs/s while profiled), ${p.file}:`);
@@ -289,6 +307,8 @@ export function formatReportMarkdown(r: BenchResults, profileTables: readonly st
       formatMarkdownTable(TABLE_HEADER, tableRows(r.cells)),
       '',
     );
+    const cost = authCostLines(r.cells);
+    if (cost.length > 0) out.push('What mail authentication costs, against `auth-plain` (the same signed message, no checks) in this run:', '', ...cost.map((l) => `- ${l}`), '');
   }
   for (const [name, x] of Object.entries(r.extras ?? {})) out.push(`## ${x.title} (\`${name}\`)`, '', ...(x.error ? [`not run: ${x.error}`] : x.lines), '');
   const breakdown = cpuBreakdownLines(r.cells);

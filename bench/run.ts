@@ -196,9 +196,9 @@ async function runCell(kind: ServerKind, scenario: Scenario, ctx: CellContext): 
     let port = await freePort();
     // Mail authentication: one key, one nsd and one signed message for every server of the run (bench/mailauth-env.ts).
     const env = scenario.auth ? await authEnv(() => workFolder('postern-bench-auth-'), scenario.size) : undefined;
-    const auth: AuthOptions | undefined = env && scenario.auth ? { work: scenario.auth, domain: AUTH_DOMAIN, selector: AUTH_SELECTOR, keyFile: env.keyFile, dnsAddress: env.dnsAddress } : undefined;
+    const auth: AuthOptions | undefined = env && scenario.auth && scenario.auth !== 'plain' ? { work: scenario.auth, domain: AUTH_DOMAIN, selector: AUTH_SELECTOR, keyFile: env.keyFile, dnsAddress: env.dnsAddress } : undefined;
     const resolver = env?.resolver ?? ctx.resolver;
-    const messageFile = scenario.auth === 'verify' ? env?.signedMessageFile : undefined;
+    const messageFile = scenario.auth === 'verify' || scenario.auth === 'plain' ? env?.signedMessageFile : undefined;
     const tStart = performance.now();
     const serverDir = (d: string): string => {
       mkdirSync(join(d, 'server'), { recursive: true });
@@ -227,7 +227,7 @@ async function runCell(kind: ServerKind, scenario: Scenario, ctx: CellContext): 
     const { stallMs, drainMs } = ctx.params;
     const load = (durationMs: number, count?: number): Promise<LoadRun & { rate?: number }> =>
       scenario.tool === 'load'
-        ? runLoadChild({ port, sessions: scenario.sessions, size: scenario.size, rcpts, durationMs, ...(count !== undefined ? { count } : {}), ...(messageFile ? { messageFile } : {}), ...(auth ? { source: AUTH_SOURCE } : {}) })
+        ? runLoadChild({ port, sessions: scenario.sessions, size: scenario.size, rcpts, durationMs, ...(count !== undefined ? { count } : {}), ...(messageFile ? { messageFile } : {}), ...(env ? { source: AUTH_SOURCE } : {}) })
         : runSourceLoad({ port, sessions: scenario.sessions, size: scenario.size, rcpts, reuse: scenario.reuse === true, durationMs, hint: rateHints.get(kind.name) ?? 1000 });
 
     // Warm-up: not measured; for smtp-source it also calibrates the message count. Its mail is

@@ -36,8 +36,11 @@ export interface Scenario {
    * DKIM-signed message, Postern runs `mailauth verify` (SPF, DKIM, DMARC,
    * ARC), Postfix runs OpenDKIM as a verifying milter; `sign` — Postern runs
    * `mailauth sign`, Postfix OpenDKIM as a signing milter. Both on a real nsd.
+   * `plain` — the load sends the very message of `verify` (same bytes, same
+   * source address, same nsd) and no server checks anything: auth-plain vs
+   * auth-verify in one run is what verification costs.
    */
-  readonly auth?: 'verify' | 'sign';
+  readonly auth?: 'verify' | 'sign' | 'plain';
 }
 
 const MAIN = ['postern', 'postfix', 'opensmtpd', 'haraka'];
@@ -55,6 +58,7 @@ export const SCENARIOS: readonly Scenario[] = [
   load('users100', 'one message to 100 local users (maildir, 1 KB, 100 recipients), 10 sessions; a figure is messages (100 deliveries each)', 'maildir', 10, 1024, true, { rcpts: 100, messages: { quick: 10, full: 30 } }),
   load('procmail-10', 'procmail as MDA (into ~/Maildir/), 1 KB, 10 sessions', 'mda', 10, 1024, true),
   load('relay', 'relay to smtp-sink, 1 KB, 10 sessions', 'relay', 10, 1024, true),
+  load('auth-plain', 'the auth-verify message (DKIM-signed, ~1.7 KB) relayed to smtp-sink with no checks: the like-for-like base of auth-verify; 10 sessions', 'relay', 10, 1024, true, { servers: ['postern', 'postfix'], auth: 'plain' }),
   load('auth-verify', 'receive a DKIM-signed message, verify SPF+DKIM+DMARC (Postern) / DKIM with OpenDKIM as a milter (Postfix), queue, relay to smtp-sink; 1 KB, 10 sessions', 'relay', 10, 1024, true, { servers: ['postern', 'postfix'], auth: 'verify' }),
   load('auth-sign', 'relay to smtp-sink with DKIM signing (RSA-2048): Postern `mailauth sign` / Postfix + OpenDKIM as a milter; 1 KB, 10 sessions', 'relay', 10, 1024, true, { servers: ['postern', 'postfix'], auth: 'sign' }),
   { name: 'source-10', title: 'smtp-source -d (the independent client, no pipelining): maildir, 1 KB, 10 sessions', mode: 'maildir', tool: 'smtp-source', reuse: true, sessions: 10, size: 1024, rcpts: 1, servers: MAIN, quick: false },

@@ -19,6 +19,7 @@
  */
 import { isIP } from 'node:net';
 import { domainToASCII } from 'node:url';
+import type { TtlCache } from './ttl-cache.js';
 
 /** The part of node:dns/promises' Resolver that relaying uses. */
 export interface MxDns {
@@ -116,12 +117,21 @@ export type NullMxCheck = 'null-mx' | 'not-null' | 'error';
  * lookup is 'error', never 'not-null' read as a verdict; a domain that does
  * not exist is 'not-null' here (other checks judge unknown domains).
  */
-export async function senderDomainHasNullMx(dns: MxDns, domain: string): Promise<NullMxCheck> {
+export async function senderDomainHasNullMx(dns: MxDns & Partial<Pick<TtlCache, 'answer'>>, domain: string): Promise<NullMxCheck> {
   if (domain === '' || domain.startsWith('[')) return 'not-null';
+  const name = dnsName(domain);
+  // The TTL cache answers with a value (a shared frozen entry when cached): no Error per message for the common "no MX" hit.
+  if (dns.answer !== undefined) {
+    const a = await dns.answer(name, 'MX');
+    return 'code' in a ? (NOT_FOUND.has(a.code) ? 'not-null' : 'error') : nullMxVerdict(a.records as readonly { exchange: string }[]);
+  }
   try {
-    const records = await dns.resolveMx(dnsName(domain));
-    return records.length > 0 && records.every((r) => isNullExchange(r.exchange)) ? 'null-mx' : 'not-null';
+    return nullMxVerdict(await dns.resolveMx(name));
   } catch (e) {
     return NOT_FOUND.has(codeOf(e)) ? 'not-null' : 'error';
   }
+}
+
+function nullMxVerdict(records: readonly { exchange: string }[]): NullMxCheck {
+  return records.length > 0 && records.every((r) => isNullExchange(r.exchange)) ? 'null-mx' : 'not-null';
 }

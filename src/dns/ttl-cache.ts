@@ -15,7 +15,10 @@
  * answers (the oldest go first). A failure (timeout, SERVFAIL, REFUSED, a
  * malformed answer) is never kept: it rejects with Node's code (ETIMEOUT,
  * ESERVFAIL …), so that the checks report a temporary error. Concurrent
- * identical questions share one query.
+ * identical questions share one query. answer() gives the same as a value
+ * ({ records } or { code }), never a rejection: a cached answer is the
+ * cache's frozen entry, shared, so a negative hit on every message (the
+ * null-MX check at MAIL) builds no Error.
  *
  * Records come back shaped as node:dns/promises gives them (TXT: string[][]
  * in latin1 as c-ares does, MX: { exchange, priority } with '' for the null
@@ -40,6 +43,13 @@ export const DEFAULT_TTL_BOUNDS: TtlBounds = { floorS: 5, ceilingS: 3600, negati
 export type Ask = (name: string, type: packet.RecordType) => Promise<PacketAnswer>;
 
 type Entry = { readonly records: unknown[]; readonly expires: number } | { readonly code: string; readonly message: string; readonly expires: number };
+
+/**
+ * An answer as a value (answer()): the records, or the Node code of "no
+ * such name" / "no such record" / a failure. A cached one is the cache's
+ * own frozen entry, shared by every caller: nothing is built per hit.
+ */
+export type DnsAnswer = { readonly records: readonly unknown[] } | { readonly code: string };
 
 const RCODE_ERRORS: Readonly<Record<string, string>> = { SERVFAIL: 'ESERVFAIL', REFUSED: 'EREFUSED', NOTIMP: 'ENOTIMP', FORMERR: 'EFORMERR' };
 
@@ -74,6 +84,20 @@ export class TtlCache {
       this.pending.set(key, p);
     }
     return p;
+  }
+
+  /**
+   * resolve() without a rejection: the records or { code }. For a check
+   * asked on every message (policy/null-mx.ts at MAIL), where a negative
+   * answer is the common case and an Error per hit is waste.
+   */
+  answer(name: string, rrtype: string): Promise<DnsAnswer> {
+    const hit = this.cache.get(`${rrtype} ${name.toLowerCase()}`);
+    if (hit !== undefined && hit.expires > this.now()) return Promise.resolve(hit);
+    return this.resolve(name, rrtype).then(
+      (records) => ({ records }),
+      (e: NodeJS.ErrnoException) => ({ code: e.code ?? 'ESERVFAIL' }),
+    );
   }
 
   /**
@@ -112,14 +136,14 @@ export class TtlCache {
     if (r.rcode === 'NOERROR' && matching.length > 0) {
       const ttl = Math.min(...r.answers.map((a) => (a as { ttl?: number }).ttl ?? 0));
       const records = matching.map((a) => nodeShape(a));
-      this.put(key, { records, expires: this.now() + clamp(ttl, floorS, ceilingS) * 1000 });
+      this.put(key, Object.freeze({ records, expires: this.now() + clamp(ttl, floorS, ceilingS) * 1000 }));
       return records;
     }
     const code = r.rcode === 'NXDOMAIN' ? 'ENOTFOUND' : 'ENODATA';
     const soa = r.authorities.find((a): a is packet.SoaAnswer => a.type === 'SOA');
     const ttl = soa === undefined ? negativeS : clamp(Math.min(soa.ttl ?? 0, soa.data.minimum ?? 0), floorS, negativeCeilingS);
     const message = `query${type} ${code} ${name}`;
-    this.put(key, { code, message, expires: this.now() + ttl * 1000 });
+    this.put(key, Object.freeze({ code, message, expires: this.now() + ttl * 1000 }));
     throw dnsError(code, message);
   }
 

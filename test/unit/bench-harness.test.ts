@@ -16,7 +16,7 @@ import { buildMessage, runLoad } from '../../bench/load.js';
 import { makePlan } from '../../bench/options.js';
 import { PeakSampler, cpuDelta, parseRollup, parseStat, processTree, sampleTree, treeCpuByName, treeCpuSeconds } from '../../bench/proc.js';
 import { summarizeProfile, type CpuProfile } from '../../bench/profile.js';
-import { cpuBreakdownLines, formatMarkdownTable, formatRate, formatReportMarkdown, formatReportText, formatText, summarizeCell, tableRows, TABLE_HEADER, type BenchResults, type RunFigures } from '../../bench/report.js';
+import { authCostLines, cpuBreakdownLines, formatMarkdownTable, formatRate, formatReportMarkdown, formatReportText, formatText, summarizeCell, tableRows, TABLE_HEADER, type BenchResults, type RunFigures } from '../../bench/report.js';
 import { lastMessageCount } from '../../bench/servers/sink.js';
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { connect as netConnect } from 'node:net';
@@ -432,6 +432,13 @@ describe('bench /proc sampling', () => {
       run(100, { counted: 100, cpuByProcess: { smtpd: 0.1, local: 0.15 } }),
     ]);
     assert.deepEqual(cpuBreakdownLines([cell]), ['s / postfix: smtpd 1,000, local 1,000 µs']);
+  });
+
+  it('says what mail authentication costs against the same message unchecked', () => {
+    const cell = (scenario: string, rate: number, cpuSeconds: number) => summarizeCell({ scenario, server: 'postern', tool: 'load', mode: 'relay' }, [run(rate, { counted: 100, cpuSeconds })]);
+    assert.deepEqual(authCostLines([cell('auth-plain', 1000, 0.1), cell('auth-verify', 800, 0.15), cell('relay', 1200, 0.08)]), ['postern: auth-verify ÷ auth-plain = 0.80× the rate, 500 µs more CPU per message']);
+    assert.deepEqual(authCostLines([cell('auth-verify', 800, 0.15)]), []);
+    assert.ok(SCENARIOS.some((s) => s.name === 'auth-plain' && s.auth === 'plain' && s.quick));
   });
 
   it('parses smaps_rollup', () => {

@@ -160,3 +160,26 @@ test('the size bound drops the oldest answer; identical questions at once share 
   await cache.resolveMx('m.test');
   assert.equal(asked.length, 4, 'm.test, the oldest, was dropped for t.test; a.test was kept');
 });
+
+test('answer() gives records or a code, never a rejection; a cached answer is one shared frozen value', async () => {
+  const mx = (exchange: string, preference: number): packet.Answer => ({ type: 'MX', name: 'm.test', ttl: 60, class: 'IN', data: { exchange, preference } }) as packet.Answer;
+  const zone = new Map<string, Reply>([
+    ['MX m.test', answer([mx('.', 0)])],
+    ['MX nodata.test', answer([], [soa(300, 300)])],
+    ['MX nx.test', answer([], [soa(300, 300)], 'NXDOMAIN')],
+    ['MX sf.test', answer([], [], 'SERVFAIL')],
+  ]);
+  const { ask, asked } = servers(zone);
+  const cache = new TtlCache(ask, {}, clock().now);
+  assert.deepEqual(await cache.answer('m.test', 'MX'), { records: [{ exchange: '', priority: 0 }] });
+  assert.deepEqual(await cache.answer('nodata.test', 'MX'), { code: 'ENODATA' });
+  assert.deepEqual(await cache.answer('nx.test', 'MX'), { code: 'ENOTFOUND' });
+  assert.deepEqual(await cache.answer('sf.test', 'MX'), { code: 'ESERVFAIL' });
+  const [a, b] = [await cache.answer('nodata.test', 'MX'), await cache.answer('nodata.test', 'MX')];
+  assert.equal(a, b, 'the same object on every hit');
+  assert.ok(Object.isFrozen(a) && 'code' in a && a.code === 'ENODATA');
+  assert.ok('records' in (await cache.answer('m.test', 'MX')));
+  await assert.rejects(cache.resolveMx('nx.test'), { code: 'ENOTFOUND' }, 'resolve() still rejects as node:dns does');
+  assert.deepEqual(await cache.answer('sf.test', 'MX'), { code: 'ESERVFAIL' });
+  assert.equal(asked.length, 5, 'hits asked nothing; the failure was asked again');
+});

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { nullMxSenderPhase } from '../../src/policy/null-mx.js';
 import { LocalNames } from '../../src/rules/localnames.js';
 import type { MxDns } from '../../src/dns/mx.js';
+import { TtlCache, type Ask } from '../../src/dns/ttl-cache.js';
 
 test('a null-MX sender is refused with 550 5.7.27; answers are cached, failures are not', async () => {
   let queries = 0;
@@ -34,4 +35,23 @@ test('a null-MX sender is refused with 550 5.7.27; answers are cached, failures 
   assert.equal((await mail('nullmx.example')).kind, 'pass', 'a failed lookup lets the mail through');
   assert.equal((await mail('nullmx.example')).kind, 'pass');
   assert.equal(queries, 4, 'failures are not cached');
+});
+
+test('through the TTL cache (no Error per cached negative answer): null MX refused, no MX or NXDOMAIN passes, a failure passes', async () => {
+  const soa = { type: 'SOA', name: 'example', ttl: 300, class: 'IN', data: { mname: 'ns.example', rname: 'h.example', serial: 1, refresh: 3600, retry: 600, expire: 86400, minimum: 300 } };
+  let asked = 0;
+  // The servers as decoded answers (the wire client is tested in dns-ttl-cache and relay-mx).
+  const ask: Ask = async (name) => {
+    asked++;
+    if (name.startsWith('nullmx.')) return { kind: 'answer', rcode: 'NOERROR', ad: false, answers: [{ type: 'MX', name, ttl: 300, class: 'IN', data: { exchange: '.', preference: 0 } }], authorities: [] } as never;
+    if (name.startsWith('sf.')) return { kind: 'answer', rcode: 'SERVFAIL', ad: false, answers: [], authorities: [] };
+    return { kind: 'answer', rcode: name.startsWith('nx.') ? 'NXDOMAIN' : 'NOERROR', ad: false, answers: [], authorities: [soa] } as never;
+  };
+  const phase = nullMxSenderPhase(new TtlCache(ask), new LocalNames('mx.test.example'), 1000, Date.now, 0);
+  const mail = (domain: string) => phase.mail!({} as never, { sender: { local: 'a', domain, utf8: false }, params: { smtputf8: false }, rcptCount: 0 });
+  const v = await mail('nullmx.example');
+  assert.equal(v.kind === 'reject' && `${v.reply.code} ${v.reply.enhanced}`, '550 5.7.27');
+  for (const d of ['nodata.example', 'nx.example', 'sf.example', 'nodata.example', 'nx.example']) assert.equal((await mail(d)).kind, 'pass', d);
+  assert.equal((await mail('nullmx.example')).kind, 'reject');
+  assert.equal(asked, 4, 'negative answers kept by the cache, the failure not');
 });
