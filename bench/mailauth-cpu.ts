@@ -113,7 +113,7 @@ async function main(): Promise<void> {
     await measure(`sign RSA-2048 inline, ${size / 1000} KB`, N, async () => void (await signMessage(msg, [k.rsa])));
     await measure(`sign Ed25519 inline, ${size / 1000} KB`, N, async () => void (await signMessage(msg, [k.ed])));
     await measure(`sign RSA+Ed25519 inline, ${size / 1000} KB`, N, async () => void (await signMessage(msg, [k.rsa, k.ed])));
-    const pool = new SignPool();
+    const pool = new SignPool(undefined, 0);
     await measure(`sign RSA+Ed25519 in workers, ${size / 1000} KB (1 at a time)`, N, async () => void (await pool.sign(msg, [k.rsa, k.ed])));
     await measure(`sign RSA+Ed25519 in workers, ${size / 1000} KB (32 at once)`, N, batched(32, () => pool.sign(msg, [k.rsa, k.ed])));
     await pool.close();

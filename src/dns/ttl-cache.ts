@@ -76,6 +76,16 @@ export class TtlCache {
     return p;
   }
 
+  /**
+   * The answer kept for (name, rrtype) while it is fresh: the same object
+   * until it expires or is replaced, so that a result computed from it
+   * (mailauth/answer-memo.ts) can tell whether it still stands.
+   */
+  entry(name: string, rrtype: string): object | undefined {
+    const hit = this.cache.get(`${rrtype} ${name.toLowerCase()}`);
+    return hit !== undefined && hit.expires > this.now() ? hit : undefined;
+  }
+
   resolveMx(name: string): Promise<{ exchange: string; priority: number }[]> {
     return this.resolve(name, 'MX') as Promise<{ exchange: string; priority: number }[]>;
   }

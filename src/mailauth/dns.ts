@@ -8,10 +8,13 @@
  * changed record is seen when its TTL has run out. Failures (ETIMEOUT,
  * ESERVFAIL, ECONNREFUSED …) are not kept: they reach the checks, which
  * report temperror (RFC 7208 §2.6.6, RFC 6376 §6.1.2), never pass or fail.
+ * The resolver also tells which cached answer is behind a lookup (entry),
+ * so that SPF and DMARC results can be kept exactly as long as those
+ * answers (answer-memo.ts).
  */
 import type { TtlCache } from '../dns/ttl-cache.js';
 import type { MailAuthResolver } from './lib.js';
 
-export function cachingResolver(cache: Pick<TtlCache, 'resolve'>): MailAuthResolver {
-  return (name, rrtype) => cache.resolve(name, rrtype);
+export function cachingResolver(cache: Pick<TtlCache, 'resolve' | 'entry'>): MailAuthResolver {
+  return Object.assign((name: string, rrtype: string) => cache.resolve(name, rrtype), { entry: (name: string, rrtype: string) => cache.entry(name, rrtype) });
 }

@@ -19,7 +19,10 @@ const require = createRequire(import.meta.url);
 cacheParsedKeys();
 
 /** (name, rrtype) → records, rejecting with a Node DNS error code (ENOTFOUND, ENODATA, ETIMEOUT …). */
-export type MailAuthResolver = (name: string, rrtype: string) => Promise<unknown[]>;
+export type MailAuthResolver = ((name: string, rrtype: string) => Promise<unknown[]>) & {
+  /** The cached answer behind a lookup while it is fresh (dns/ttl-cache.ts entry()); absent: nothing is remembered (answer-memo.ts). */
+  readonly entry?: (name: string, rrtype: string) => object | undefined;
+};
 
 /** mailauth's streaming DKIM verifier (lib/dkim/dkim-verifier.js): a Writable; results after 'finish'. */
 export interface DkimVerifierStream extends Writable {

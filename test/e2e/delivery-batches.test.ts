@@ -7,7 +7,8 @@
  * killed with SIGKILL in the middle of a batch answers nothing, so every
  * job of the batch is a temporary failure — files already written are at
  * worst delivered twice, never reported delivered before their folder was
- * fsynced. Skipped (with a message) when not root.
+ * fsynced; a message given whole and one too large to be held whole by
+ * the worker (streamed) both land intact. Skipped (with a message) when not root.
  */
 import assert from 'node:assert/strict';
 import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
@@ -17,6 +18,7 @@ import { PassThrough, Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import type { Credentials } from '../../src/delivery/local/job.js';
 import { WorkerPool } from '../../src/delivery/local/worker-pool.js';
+import { WHOLE_MAX } from '../../src/delivery/local/worker-body.js';
 import { IS_ROOT } from '../unit/delivery-helpers.js';
 import { requireTool } from '../helpers/tools.js';
 import { createUsers, removeUsers, type RealUser } from '../helpers/users.js';
@@ -69,17 +71,34 @@ describe('batched maildir deliveries (as root, real users)', { skip: IS_ROOT ? f
     pool.close();
   });
 
+  it('a message given whole (a Buffer) and one larger than a worker holds whole (streamed) land intact', async () => {
+    const [ua] = users as [RealUser];
+    const dir = join(ua.home, 'Sizes');
+    const pool = new WorkerPool({ size: 1 });
+    const big = Buffer.alloc(3 * Math.ceil((WHOLE_MAX + 300_000) / 3), 'y\r\n');
+    const rs = await Promise.all([
+      pool.run(creds(ua), maildir(dir), Buffer.from('Subject: whole\r\n\r\nx\r\n'), { timeoutMs: 30_000 }),
+      pool.run(creds(ua), maildir(dir), Readable.from([Buffer.from('Subject: big\r\n\r\n'), big.subarray(0, 500_000), big.subarray(500_000)]), { timeoutMs: 30_000 }),
+    ]);
+    assert.deepEqual(rs.map((o) => o.status), ['ok', 'ok'], rs.map((o) => o.detail).join('; '));
+    const sizes = readdirSync(join(dir, 'new')).map((f) => statSync(join(dir, 'new', f)).size).sort((a, b) => a - b);
+    // LF line ends: "y\r\n" becomes "y\n" (two bytes in three).
+    assert.deepEqual(sizes, ['Subject: whole\n\nx\n'.length, 'Subject: big\n\n'.length + (big.length / 3) * 2]);
+    pool.close();
+  });
+
   it('kill -9 of the worker mid-batch: no job is reported delivered, the pool is whole again', async () => {
     const [ua, ub] = users as [RealUser, RealUser];
     const dirs = [join(ua.home, 'Kill'), join(ub.home, 'Kill')];
     const pool = new WorkerPool({ size: 1 });
-    // The first job leaves alone (the worker is idle); the three others wait for it and go as one batch, ordered
+    // The first job is answered alone; the three others are asked in one turn and go as one batch, ordered
     // by user: four (A), two (B), then the stuck one (B), whose message never ends — the worker has performed
     // four and two, and holds their answers until the end of the batch.
     const stuck = new PassThrough();
     stuck.write('Subject: stuck\r\n\r\n');
+    const first = await pool.run(creds(ua), maildir(dirs[0] as string), body('one'), { timeoutMs: 30_000 });
     const all = [
-      pool.run(creds(ua), maildir(dirs[0] as string), body('one'), { timeoutMs: 30_000 }),
+      Promise.resolve(first),
       pool.run(creds(ub), maildir(dirs[1] as string), body('two'), { timeoutMs: 30_000 }),
       pool.run(creds(ub), maildir(dirs[1] as string), stuck, { timeoutMs: 30_000 }),
       pool.run(creds(ua), maildir(dirs[0] as string), body('four'), { timeoutMs: 30_000 }),

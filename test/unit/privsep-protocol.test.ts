@@ -19,7 +19,8 @@ import { load } from './config-helpers.js';
 describe('privsep: messages from the SMTP side', () => {
   const good: RemoteRequest = { action: 'a', sender: 's@x.example', rcpt: { evpid: 'ab12', address: 'u@x.example', action: 'a', dest: { kind: 'user', user: 'u' } }, facts: { deliveredTo: [], spam: false } };
   it('accepts the known shapes', () => {
-    assert.ok(checkChildMessage({ t: 'deliver', id: 1, req: good }));
+    assert.ok(checkChildMessage({ t: 'deliver', id: 1, reqs: [good] }));
+    assert.ok(checkChildMessage({ t: 'deliver', id: 1, reqs: [good, good], body: new Uint8Array(3) }));
     assert.ok(checkChildMessage({ t: 'bind', id: 2, spec: { kind: 'tcp', host: '127.0.0.1', port: 25 } }));
     assert.ok(checkChildMessage({ t: 'bind', id: 2, spec: { kind: 'unix', path: '/var/run/smtpd.sock' } }));
     assert.ok(checkChildMessage({ t: 'body', id: 1, chunk: new Uint8Array(3) }));
@@ -34,11 +35,15 @@ describe('privsep: messages from the SMTP side', () => {
       null,
       'deliver',
       { t: 'exec', id: 1, command: 'sh' },
-      { t: 'deliver', id: -1, req: good },
-      { t: 'deliver', id: 1, req: { ...good, rcpt: { ...good.rcpt, dest: { kind: 'remote' } } } },
-      { t: 'deliver', id: 1, req: { ...good, rcpt: { ...good.rcpt, dest: { kind: 'command', command: 'x' } } } },
-      { t: 'deliver', id: 1, req: { ...good, sender: 'a\0b' } },
-      { t: 'deliver', id: 1, req: { ...good, facts: { deliveredTo: 'x', spam: false } } },
+      { t: 'deliver', id: -1, reqs: [good] },
+      { t: 'deliver', id: 1, req: good },
+      { t: 'deliver', id: 1, reqs: [] },
+      { t: 'deliver', id: 1, reqs: [good, good] },
+      { t: 'deliver', id: 1, reqs: [good, { ...good, sender: 'a\0b' }], body: new Uint8Array(1) },
+      { t: 'deliver', id: 1, reqs: [{ ...good, rcpt: { ...good.rcpt, dest: { kind: 'remote' } } }] },
+      { t: 'deliver', id: 1, reqs: [{ ...good, rcpt: { ...good.rcpt, dest: { kind: 'command', command: 'x' } } }] },
+      { t: 'deliver', id: 1, reqs: [{ ...good, sender: 'a\0b' }] },
+      { t: 'deliver', id: 1, reqs: [{ ...good, facts: { deliveredTo: 'x', spam: false } }] },
       { t: 'bind', id: 1, spec: { kind: 'tcp', host: '127.0.0.1', port: 70000 } },
       { t: 'bind', id: 1, spec: { kind: 'raw' } },
       { t: 'body', id: 1, chunk: 'text' },

@@ -28,9 +28,10 @@ import { setSystemPasswordCheck } from '../../privsep/passwords.js';
 import { setForwardLookup } from '../../expand/forward.js';
 import { setFilterSpawner } from '../../filter/proc/spawn.js';
 import { FilterRelay } from './filter-relay.js';
+import { Coalescer, unbatch } from './coalesce.js';
 import { preloadSecrets, secretPaths, setSecrets } from '../../privsep/secrets.js';
 import type { Config } from '../../config/model.js';
-import { asBuffer, INLINE_MAX, type ChildMessage, type ParentMessage } from './protocol.js';
+import { asBuffer, INLINE_MAX, MAX_REQS, type ChildMessage, type ParentMessage } from './protocol.js';
 import type { Server } from 'node:net';
 
 export const CHILD_ENV = 'POSTERN_PRIVSEP_CHILD';
@@ -81,11 +82,12 @@ export function childLink(): ChildLink | undefined {
   const uid = Number(m[1]);
   const gid = Number(m[2]);
   delete process.env[CHILD_ENV];
-  const send = (msg: ChildMessage): Promise<void> =>
-    new Promise((resolve) => {
-      if (!process.connected) return resolve();
-      process.send?.(msg, undefined, {}, () => resolve());
-    });
+  // What is sent in one turn leaves as one channel message (coalesce.ts): the deliveries of several messages, say.
+  const out = new Coalescer<ChildMessage>((msg, done) => {
+    if (!process.connected) return done();
+    process.send?.(msg, undefined, {}, () => done());
+  });
+  const send = (msg: ChildMessage): Promise<void> => out.send(msg);
   let nextId = 1;
   const pending = new Map<number, Pending>();
   const ask = <T extends ParentMessage>(msg: (id: number) => ChildMessage): Promise<{ m: T; handle?: unknown }> =>
@@ -100,19 +102,21 @@ export function childLink(): ChildLink | undefined {
   const filters = new FilterRelay((m) => void send(m), () => nextId++);
   setFilterSpawner((decl) => filters.spawn(decl));
   process.on('message', (raw: unknown, handle?: unknown) => {
-    const r = raw as ParentMessage;
-    if (typeof r === 'object' && r !== null && filters.receive(r)) return;
-    const p = typeof r === 'object' && r !== null ? pending.get(r.id) : undefined;
-    if (!p) return;
-    pending.delete(r.id);
-    p.resolve(r, handle);
+    for (const x of unbatch(raw)) {
+      const r = x as ParentMessage;
+      if (typeof r !== 'object' || r === null || filters.receive(r)) continue;
+      const p = pending.get(r.id);
+      if (!p) continue;
+      pending.delete(r.id);
+      p.resolve(r, handle);
+    }
   });
   process.on('disconnect', () => {
     isGone = true;
     filters.parentGone();
     for (const [id, p] of pending) {
       pending.delete(id);
-      p.resolve({ t: 'outcome', id, outcome: tempfail('4.3.0', 'delivery interrupted (the privileged parent is gone)') });
+      p.resolve({ t: 'outcome', id, outcomes: [tempfail('4.3.0', 'delivery interrupted (the privileged parent is gone)')] });
     }
     gone?.();
   });
@@ -157,63 +161,95 @@ export function childLink(): ChildLink | undefined {
     return m.read;
   });
 
-  const remote: RemoteDeliver = async (req: RemoteRequest, body: Readable, signal: AbortSignal): Promise<Outcome> => {
-    if (!process.connected) {
-      body.destroy();
-      return tempfail('4.3.0', 'delivery interrupted (the privileged parent is gone)');
-    }
+  /** The parent's answer to a 'deliver' of n recipients: n outcomes (one said for all when it cannot say more). */
+  const outcomesOf = (r: ParentMessage, n: number): Outcome[] => {
+    const os = r.t === 'outcome' ? r.outcomes : [];
+    if (os.length === n) return [...os];
+    const one = os.length === 1 ? (os[0] as Outcome) : tempfail('4.3.0', 'privileged parent: unexpected answer');
+    return Array.from({ length: n }, () => one);
+  };
+  const parentGone = (n: number): Outcome[] => Array.from({ length: n }, () => tempfail('4.3.0', 'delivery interrupted (the privileged parent is gone)'));
+
+  /** One 'deliver' request: its id, the answer to come, and a cancel on the task's signal until then. */
+  const request = (n: number, signal: AbortSignal): { id: number; answer: Promise<Outcome[]>; isDone: () => boolean } => {
     const id = nextId++;
     let done = false;
-    const answer = new Promise<Outcome>((resolve) => {
+    const cancel = (): void => void send({ t: 'cancel', id });
+    signal.addEventListener('abort', cancel, { once: true });
+    const answer = new Promise<Outcome[]>((resolve) => {
       pending.set(id, {
         resolve: (r) => {
           done = true;
-          resolve(r.t === 'outcome' ? r.outcome : tempfail('4.3.0', 'privileged parent: unexpected answer'));
+          signal.removeEventListener('abort', cancel);
+          resolve(outcomesOf(r, n));
         },
       });
     });
-    const cancel = (): void => void send({ t: 'cancel', id });
-    signal.addEventListener('abort', cancel, { once: true });
-    // The first INLINE_MAX bytes are read before anything is sent: a small message (the usual case) goes whole
-    // inside its 'deliver' message, one message over the channel per delivery instead of three.
-    const chunks = (body as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+    return { id, answer, isDone: () => done };
+  };
+
+  /** The first INLINE_MAX bytes of a message (all of it when `whole`); `broken`: it could not be read. */
+  const readHead = async (openBody: () => Readable): Promise<{ body?: Readable; chunks?: AsyncIterator<Buffer>; head: Buffer[]; size: number; whole: boolean; broken: boolean }> => {
     const head: Buffer[] = [];
     let size = 0;
-    let whole = false;
-    let broken = false;
+    let body: Readable;
+    try {
+      body = openBody();
+    } catch {
+      return { head, size, whole: false, broken: true };
+    }
+    const chunks = (body as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
     try {
       for (;;) {
         const r = await chunks.next();
-        if (r.done) {
-          whole = true;
-          break;
-        }
+        if (r.done) return { body, head, size, whole: true, broken: false };
         head.push(r.value);
         size += r.value.length;
-        if (size > INLINE_MAX) break;
+        if (size > INLINE_MAX) return { body, chunks, head, size, whole: false, broken: false };
       }
     } catch {
-      broken = true;
+      return { body, head, size, whole: false, broken: true };
     }
-    if (whole) await send({ t: 'deliver', id, req, body: Buffer.concat(head, size) });
-    else {
-      await send({ t: 'deliver', id, req });
-      try {
-        if (broken) throw new Error('unreadable');
-        for (const chunk of head) if (chunk.length > 0 && !done) await send({ t: 'body', id, chunk });
-        for (let r = await chunks.next(); !r.done; r = await chunks.next()) {
-          if (done || !process.connected) break;
-          if (r.value.length > 0) await send({ t: 'body', id, chunk: r.value });
-        }
-        if (!done) await send({ t: 'end', id });
-      } catch {
-        if (!done) await send({ t: 'abandon', id });
+  };
+
+  /** One recipient whose message is streamed after its request: 'body' messages, then 'end' (or 'abandon'). */
+  const streamed = async (req: RemoteRequest, h: Awaited<ReturnType<typeof readHead>>, signal: AbortSignal): Promise<Outcome> => {
+    const { id, answer, isDone } = request(1, signal);
+    await send({ t: 'deliver', id, reqs: [req] });
+    try {
+      if (h.broken || !h.chunks) throw new Error('unreadable');
+      for (const chunk of h.head) if (chunk.length > 0 && !isDone()) await send({ t: 'body', id, chunk });
+      for (let r = await h.chunks.next(); !r.done; r = await h.chunks.next()) {
+        if (isDone() || !process.connected) break;
+        if (r.value.length > 0) await send({ t: 'body', id, chunk: r.value });
       }
+      if (!isDone()) await send({ t: 'end', id });
+    } catch {
+      if (!isDone()) await send({ t: 'abandon', id });
     }
-    body.destroy();
-    const o = await answer;
-    signal.removeEventListener('abort', cancel);
-    return o;
+    h.body?.destroy();
+    return (await answer)[0] as Outcome;
+  };
+
+  // The first INLINE_MAX bytes are read before anything is sent: a small message (the usual case) goes whole
+  // inside its 'deliver' message, with every recipient of the task (one message over the channel for them all,
+  // and one answer); a larger one is streamed, once per recipient.
+  const remote: RemoteDeliver = async (reqs, openBody, signal): Promise<Outcome[]> => {
+    if (!process.connected) return parentGone(reqs.length);
+    const h = await readHead(openBody);
+    if (h.whole) {
+      h.body?.destroy();
+      const body = Buffer.concat(h.head, h.size);
+      const parts: Promise<Outcome[]>[] = [];
+      for (let i = 0; i < reqs.length; i += MAX_REQS) {
+        const part = reqs.slice(i, i + MAX_REQS);
+        const { id, answer } = request(part.length, signal);
+        await send({ t: 'deliver', id, reqs: part, body });
+        parts.push(answer);
+      }
+      return (await Promise.all(parts)).flat();
+    }
+    return Promise.all(reqs.map(async (req, i) => streamed(req, i === 0 ? h : await readHead(openBody), signal)));
   };
 
   return {

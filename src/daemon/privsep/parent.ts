@@ -11,7 +11,7 @@
  *
  *   bind      only an address and port of a `listen on` of ITS reading of the
  *             configuration, the `http listen` address, or the control socket path;
- *   deliver   the recipient looked up again (verify.ts), then delivered by the
+ *   deliver   the recipients of one message, each looked up again (verify.ts), then delivered by the
  *             local agent as the user: the delivery workers (worker-pool.ts)
  *             for mailboxes and files, setpriv for commands;
  *   offline   a file of the spool's offline/ folder, by its plain name;
@@ -43,8 +43,8 @@ import { formatDiagnostic, loadConfigFile, loadConfigText } from '../../config/l
 import { withPolicyFiles } from '../../config/policy-files.js';
 import { bindControlSocket } from '../../control/bind.js';
 import { Authenticator } from '../../auth/authenticator.js';
-import { LocalAgent } from '../../delivery/local/agent.js';
-import { describe, tempfail } from '../../delivery/local/outcome.js';
+import { LocalAgent, type RemoteRequest } from '../../delivery/local/agent.js';
+import { describe, tempfail, type Outcome } from '../../delivery/local/outcome.js';
 import { readForwardFile, type ForwardRead } from '../../expand/forward.js';
 import { includePaths, readIncludesAs } from '../../expand/include-as.js';
 import { DEFAULT_FORWARD } from '../../config/parse-forward.js';
@@ -59,6 +59,7 @@ import { SystemUsers } from '../../users/system-users.js';
 import type { ConfigSource } from '../daemon.js';
 import { acquirePidFile } from '../pidfile.js';
 import { CHILD_ENV } from './child.js';
+import { Coalescer, unbatch } from './coalesce.js';
 import { asBuffer, checkChildMessage, type ChildMessage, type ParentMessage } from './protocol.js';
 import { prepareSpool, type SpoolOwner } from './spool-owner.js';
 import { FilterHost } from './filter-relay.js';
@@ -81,7 +82,8 @@ export interface ParentOptions {
 }
 
 interface Inflight {
-  readonly body: PassThrough;
+  /** A message streamed after its request ('body' messages); none when it came whole. */
+  readonly body?: PassThrough;
   readonly ac: AbortController;
 }
 
@@ -100,6 +102,10 @@ class Parent {
   private readonly users = new SystemUsers();
   private agent: LocalAgent;
   private child!: ChildProcess;
+  private readonly out = new Coalescer<ParentMessage>((m, done) => {
+    if (!this.child.connected) return done();
+    this.child.send(m, undefined, {}, () => done());
+  });
   private readonly inflight = new Map<number, Inflight>();
   private controlInode: number | undefined;
   private ready = false;
@@ -174,9 +180,11 @@ class Parent {
     this.child = child;
     this.log.info(`${this.name}: privileged parent pid=${process.pid}; SMTP side pid=${child.pid ?? '?'} runs as ${this.o.user.name} (uid ${this.o.user.uid})`);
     child.on('message', (raw: unknown) => {
-      const m = checkChildMessage(raw);
-      if (!m) return this.log.warn('privsep: a malformed message from the SMTP side, ignored');
-      this.handle(m);
+      for (const x of unbatch(raw)) {
+        const m = checkChildMessage(x);
+        if (!m) this.log.warn('privsep: a malformed message from the SMTP side, ignored');
+        else this.handle(m);
+      }
     });
     const logPipe = child.stdio[LOG_FD];
     const logEnded = logPipe ? readLogPipe(logPipe as Readable, (line, sev) => this.log.relayed(line, sev)) : Promise.resolve();
@@ -199,7 +207,10 @@ class Parent {
     process.on('SIGUSR1', () => this.log.reopen());
   }
 
+  /** Messages without a handle leave together at the end of the turn (coalesce.ts); one with a handle after them, at once. */
   private send(m: ParentMessage, handle?: Server, done?: () => void): void {
+    if (handle === undefined) return void this.out.send(m).then(done);
+    this.out.flush();
     if (!this.child.connected) return done?.();
     this.child.send(m, handle, {}, () => done?.());
   }
@@ -211,13 +222,13 @@ class Parent {
       case 'deliver':
         return this.deliver(m);
       case 'body':
-        this.inflight.get(m.id)?.body.write(asBuffer(m.chunk));
+        this.inflight.get(m.id)?.body?.write(asBuffer(m.chunk));
         return;
       case 'end':
-        this.inflight.get(m.id)?.body.end();
+        this.inflight.get(m.id)?.body?.end();
         return;
       case 'abandon':
-        this.inflight.get(m.id)?.body.destroy(new Error('the SMTP side could not read the whole message'));
+        this.inflight.get(m.id)?.body?.destroy(new Error('the SMTP side could not read the whole message'));
         return;
       case 'cancel':
         this.inflight.get(m.id)?.ac.abort();
@@ -286,31 +297,41 @@ class Parent {
     this.send({ t: 'bound', id }, server, () => server.close());
   }
 
+  /**
+   * The recipients of one request, each checked (verify.ts) and delivered as its user; one answer with every
+   * outcome. A message that came whole is handed to every job as the same Buffer (no stream per job).
+   */
   private deliver(m: Extract<ChildMessage, { t: 'deliver' }>): void {
     this.refreshTables();
     const now = Date.now();
     if (!this.localNames || now - this.localNames.at > 60_000) this.localNames = { names: new LocalNames(this.config.hostname), at: now };
-    const v = verifyDelivery(m.req, { config: this.config, tables: this.tables, users: this.users, local: this.localNames.names });
-    if ('error' in v) {
-      this.log.warn(`privsep: delivery of ${m.req.rcpt.evpid} refused: ${v.error}`);
-      return this.send({ t: 'outcome', id: m.id, outcome: tempfail('4.3.5', `refused by the privileged parent: ${v.error}`) });
-    }
-    const body = new PassThrough();
-    body.on('error', () => undefined);
     const ac = new AbortController();
-    // A small message came whole with the request; a larger one follows in 'body' messages.
-    if (m.body) body.end(asBuffer(m.body));
-    this.inflight.set(m.id, { body, ac });
-    const { rcpt, sender, facts } = m.req;
-    const one = { action: v.action, sender, signal: ac.signal, openBody: () => body };
-    this.agent
-      .deliverRecipient(one, { ...rcpt, dest: rcpt.dest }, facts)
-      .catch((e: unknown) => tempfail('4.3.0', `privileged parent: ${describe(e)}`))
-      .then((outcome) => {
-        this.inflight.delete(m.id);
-        body.destroy();
-        this.send({ t: 'outcome', id: m.id, outcome });
-      });
+    let body: PassThrough | Buffer;
+    if (m.body) body = asBuffer(m.body);
+    else {
+      // A larger message follows in 'body' messages.
+      body = new PassThrough();
+      body.on('error', () => undefined);
+    }
+    const stream = Buffer.isBuffer(body) ? undefined : body;
+    this.inflight.set(m.id, { ...(stream ? { body: stream } : {}), ac });
+    const local = this.localNames.names;
+    void Promise.all(m.reqs.map((req) => this.deliverOne(req, local, body, ac.signal))).then((outcomes) => {
+      this.inflight.delete(m.id);
+      stream?.destroy();
+      this.send({ t: 'outcome', id: m.id, outcomes });
+    });
+  }
+
+  private deliverOne(req: RemoteRequest, local: LocalNames, body: PassThrough | Buffer, signal: AbortSignal): Promise<Outcome> {
+    const v = verifyDelivery(req, { config: this.config, tables: this.tables, users: this.users, local });
+    if ('error' in v) {
+      this.log.warn(`privsep: delivery of ${req.rcpt.evpid} refused: ${v.error}`);
+      return Promise.resolve(tempfail('4.3.5', `refused by the privileged parent: ${v.error}`));
+    }
+    const { rcpt, sender, facts } = req;
+    const one = { action: v.action, sender, signal, openBody: () => body };
+    return this.agent.deliverRecipient(one, { ...rcpt, dest: rcpt.dest }, facts).catch((e: unknown) => tempfail('4.3.0', `privileged parent: ${describe(e)}`));
   }
 
   /** offline/NAME for the SMTP side: its owner and its bytes, with the checks the enqueuer made itself before. */
@@ -380,7 +401,7 @@ class Parent {
     const how = signal ?? `status ${code}`;
     if (code !== 0) this.log.warn(`${this.name}: the SMTP side exited (${how}); the privileged parent exits too`);
     for (const f of this.inflight.values()) {
-      f.body.destroy(new Error('message cut short (the SMTP side went away)'));
+      f.body?.destroy(new Error('message cut short (the SMTP side went away)'));
       f.ac.abort();
     }
     this.agent.close();

@@ -11,10 +11,11 @@
  *
  *   child → parent (the mail log has a pipe of its own: log-pipe.ts)
  *     bind      a listener of the configuration, the HTTP listener or the control socket
- *     deliver   one local recipient of a queued message: action name, sender,
- *               recipient (address, original address, destination), header facts;
- *               and the whole message with it when it is small (INLINE_MAX:
- *               one message per delivery), else:
+ *     deliver   local recipients of a queued message (up to MAX_REQS; one
+ *               outcome each, in one answer): action name, sender, recipient
+ *               (address, original address, destination), header facts; and
+ *               the whole message with them when it is small (INLINE_MAX: one
+ *               message over the channel for all of them), else (one recipient):
  *     body      then the message, in chunks; end (or abandon: the spool could
  *               not be read); cancel (the task was aborted)
  *     offline   a file name in offline/ (sendmail's submissions, 0600 to their owner)
@@ -25,8 +26,11 @@
  *               filter-in (bytes for its standard input), filter-kill
  *     ready / fatal   start-up is over, or failed
  *   parent → child
- *     bound (with the socket), outcome, offline-file, checked, forward-read, reloaded (with the secret files),
- *     filter-out (a filter's standard output, fd 1, or error, fd 2), filter-exit
+ *     bound (with the socket), outcome (one per recipient of its deliver), offline-file, checked, forward-read,
+ *     reloaded (with the secret files), filter-out (a filter's standard output, fd 1, or error, fd 2), filter-exit
+ *
+ * Either way, the messages of one turn of the event loop travel as one
+ * { t: 'batch', ms } (coalesce.ts), each checked as if it came alone.
  */
 import type { BindSpec } from '../../privsep/listen.js';
 import type { Destination } from '../../mail/envelope.js';
@@ -37,7 +41,7 @@ import type { ForwardRead } from '../../expand/forward.js';
 
 export type ChildMessage =
   | { readonly t: 'bind'; readonly id: number; readonly spec: BindSpec }
-  | { readonly t: 'deliver'; readonly id: number; readonly req: RemoteRequest; readonly body?: Uint8Array }
+  | { readonly t: 'deliver'; readonly id: number; readonly reqs: readonly RemoteRequest[]; readonly body?: Uint8Array }
   | { readonly t: 'body'; readonly id: number; readonly chunk: Uint8Array }
   | { readonly t: 'end' | 'abandon' | 'cancel'; readonly id: number }
   | { readonly t: 'offline'; readonly id: number; readonly name: string }
@@ -52,7 +56,7 @@ export type ChildMessage =
 
 export type ParentMessage =
   | { readonly t: 'bound'; readonly id: number; readonly error?: string }
-  | { readonly t: 'outcome'; readonly id: number; readonly outcome: Outcome }
+  | { readonly t: 'outcome'; readonly id: number; readonly outcomes: readonly Outcome[] }
   | { readonly t: 'offline-file'; readonly id: number; readonly uid?: number; readonly data?: Uint8Array; readonly error?: string; readonly code?: number }
   | { readonly t: 'checked'; readonly id: number; readonly outcome: SystemPasswordOutcome }
   | { readonly t: 'forward-read'; readonly id: number; readonly read: ForwardRead }
@@ -63,6 +67,8 @@ export type ParentMessage =
 const MAX_TEXT = 64 * 1024;
 /** A message up to this size travels inside its 'deliver' message. */
 export const INLINE_MAX = 256 * 1024;
+/** The most recipients of one 'deliver' message (a task holds fewer: maxRcptPerTask). */
+export const MAX_REQS = 1000;
 
 /** Bytes off the channel (a Uint8Array after the advanced serialization) as a Buffer over the same memory. */
 export function asBuffer(u: Uint8Array): Buffer {
@@ -123,8 +129,13 @@ export function checkChildMessage(x: unknown): ChildMessage | undefined {
   switch (m.t) {
     case 'bind':
       return isId(m.id) && isBindSpec(m.spec) ? (m as ChildMessage) : undefined;
-    case 'deliver':
-      return isId(m.id) && isRequest(m.req) && (m.body === undefined || m.body instanceof Uint8Array) ? (m as ChildMessage) : undefined;
+    case 'deliver': {
+      // Several recipients only with the message itself (a streamed message is one recipient's).
+      const reqs = m.reqs;
+      if (!Array.isArray(reqs) || reqs.length === 0 || reqs.length > MAX_REQS || !reqs.every(isRequest)) return undefined;
+      const bodyOk = m.body === undefined ? reqs.length === 1 : m.body instanceof Uint8Array;
+      return isId(m.id) && bodyOk ? (m as ChildMessage) : undefined;
+    }
     case 'body':
       return isId(m.id) && m.chunk instanceof Uint8Array ? (m as ChildMessage) : undefined;
     case 'end':

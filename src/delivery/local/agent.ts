@@ -25,7 +25,7 @@
  */
 import { mkdir, stat, chmod } from 'node:fs/promises';
 import { isAbsolute, join, resolve } from 'node:path';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import type { Action, Config } from '../../config/model.js';
 import type { MailLog } from '../../log/maillog.js';
 import type { Destination, EnvelopeRecipient } from '../../mail/envelope.js';
@@ -81,14 +81,23 @@ export interface RemoteRequest {
   readonly rcpt: Pick<EnvelopeRecipient, 'evpid' | 'address' | 'original' | 'action' | 'dest'>;
   readonly facts: HeaderFacts;
 }
-export type RemoteDeliver = (req: RemoteRequest, body: Readable, signal: AbortSignal) => Promise<Outcome>;
+/**
+ * Deliver recipients of one message through the privileged parent: one outcome per request, in order.
+ * `openBody` may be called more than once (a message too large to travel whole goes once per recipient).
+ */
+export type RemoteDeliver = (reqs: readonly RemoteRequest[], openBody: () => Readable, signal: AbortSignal) => Promise<Outcome[]>;
 
 /** What one recipient's delivery needs of its task (the parent builds it from a RemoteRequest). */
 export interface OneDelivery {
   readonly action: Action;
   readonly sender: string;
   readonly signal: AbortSignal;
-  openBody(): Readable;
+  /** The message as a stream, or whole (the parent: a small message came whole with its request). */
+  openBody(): Readable | Buffer;
+}
+
+function asStream(body: Readable | Buffer): Readable {
+  return Buffer.isBuffer(body) ? Readable.from([body], { objectMode: false }) : body;
 }
 
 /** A shell PATH for commands, as OpenSMTPD's _PATH_DEFPATH. */
@@ -216,9 +225,12 @@ export class LocalAgent implements DeliveryAgent {
           if (task.signal.aborted) outcomes[i] = tempfail('4.3.0', 'delivery interrupted');
           else outcomes[i] = await this.deliverOne(task, task.recipients[i] as EnvelopeRecipient, facts);
         };
-        // Asked of the privileged parent, maildir deliveries of a task go at once (its pool batches them); else one by one.
-        if (this.remote && task.action.kind === 'maildir') await Promise.all(local.map(one));
-        else for (const i of local) await one(i);
+        // Asked of the privileged parent, maildir deliveries of a task go together: one request, the message
+        // once (its pool batches them); else one by one.
+        if (this.remote && task.action.kind === 'maildir') {
+          const rs = await this.deliverRemote(task, local.map((i) => task.recipients[i] as EnvelopeRecipient), facts);
+          local.forEach((i, k) => (outcomes[i] = rs[k]));
+        } else for (const i of local) await one(i);
       }
     }
     return task.recipients.map((rcpt, i) => {
@@ -228,17 +240,19 @@ export class LocalAgent implements DeliveryAgent {
     });
   }
 
-  private async deliverOne(task: DeliveryTask, rcpt: EnvelopeRecipient, facts: HeaderFacts): Promise<Outcome> {
-    if (this.remote) {
-      let body: Readable;
-      try {
-        body = task.openBody();
-      } catch (e) {
-        return tempfail('4.3.0', `cannot read the message: ${describe(e)}`);
-      }
+  /** Recipients asked of the privileged parent (remote), one outcome each. */
+  private async deliverRemote(task: DeliveryTask, rcpts: readonly EnvelopeRecipient[], facts: HeaderFacts): Promise<Outcome[]> {
+    const remote = this.remote as RemoteDeliver;
+    if (task.signal.aborted) return rcpts.map(() => tempfail('4.3.0', 'delivery interrupted'));
+    const reqs = rcpts.map((rcpt): RemoteRequest => {
       const { evpid, address, original, action, dest } = rcpt;
-      return this.remote({ action: task.action.name, sender: task.envelope.sender, rcpt: { evpid, address, original, action, dest: dest ?? destinationOf(rcpt) }, facts }, body, task.signal);
-    }
+      return { action: task.action.name, sender: task.envelope.sender, rcpt: { evpid, address, original, action, dest: dest ?? destinationOf(rcpt) }, facts };
+    });
+    return remote(reqs, () => task.openBody(), task.signal);
+  }
+
+  private async deliverOne(task: DeliveryTask, rcpt: EnvelopeRecipient, facts: HeaderFacts): Promise<Outcome> {
+    if (this.remote) return (await this.deliverRemote(task, [rcpt], facts))[0] ?? tempfail('4.3.0', 'not delivered');
     return this.deliverRecipient({ action: task.action, sender: task.envelope.sender, signal: task.signal, openBody: () => task.openBody() }, rcpt, facts);
   }
 
@@ -251,22 +265,22 @@ export class LocalAgent implements DeliveryAgent {
       return tempfail('4.3.0', `${rcpt.address}: ${describe(e)}`);
     }
     if ('outcome' in prepared) return prepared.outcome;
-    let body: Readable;
+    let body: Readable | Buffer;
     try {
       body = task.openBody();
     } catch (e) {
       return tempfail('4.3.0', `cannot read the message: ${describe(e)}`);
     }
     const { job, creds } = prepared;
-    if (!this.privsep) return runJob(job, body, task.signal);
+    if (!this.privsep) return runJob(job, asStream(body), { signal: task.signal });
     let o: Outcome;
     if (job.kind === 'mda' && this.hasSetpriv()) {
       // The command as the user, real and effective ids (setpriv); nothing else started. The user's groups from a list
       // kept for 5 s (user-groups.ts) spare setpriv its own group-database lookup (--init-groups) at every command.
       const groups = creds.initgroups ? (groupsOf(creds.user, creds.gid) ?? 'init') : [creds.gid];
-      o = await runMda(job, body, task.signal, { uid: creds.uid, gid: creds.gid, groups, setpriv: this.setpriv });
+      o = await runMda(job, asStream(body), task.signal, { uid: creds.uid, gid: creds.gid, groups, setpriv: this.setpriv });
     } else if (job.kind === 'mda' || !this.pool) {
-      o = await runAsUser(creds, job, body, { signal: task.signal, timeoutMs: prepared.timeoutMs + HELPER_SLACK_MS, helperPath: this.helperPath });
+      o = await runAsUser(creds, job, asStream(body), { signal: task.signal, timeoutMs: prepared.timeoutMs + HELPER_SLACK_MS, helperPath: this.helperPath });
     } else {
       o = await this.pool.run(creds, job, body, { signal: task.signal, timeoutMs: prepared.timeoutMs + HELPER_SLACK_MS });
     }

@@ -103,7 +103,7 @@ async function main(): Promise<Outcome> {
   rest.once('error', (e) => body.destroy(e));
   // The job may not be reading yet (taking the mailbox lock): the error stays on the stream for it to find.
   body.on('error', () => undefined);
-  return runJob(request.job, body, ac.signal, hooks);
+  return runJob(request.job, body, { signal: ac.signal, hooks });
 }
 
 main().then(

@@ -19,10 +19,14 @@
  * libuv's thread pool included, so a second job running at the same time
  * would run with the first one's ids. The worker refuses a request that
  * arrives while it is busy, unless the one before it said `more` (a batch:
- * the pool sends several jobs of one user at once; they still run one
- * after another, and their answers are sent together once the maildir
- * folders they wrote to are fsynced, once each — group commit), and exits
- * when it cannot switch back.
+ * the pool sends several jobs at once; they still run one after another,
+ * and their answers are sent together once the maildir folders they wrote
+ * to are fsynced, once each at the end of the batch, through descriptors
+ * opened with each writer's ids — group commit), and exits when it cannot
+ * switch back. A maildir job gets its message whole when it is small
+ * (worker-body.ts) and makes synchronous file calls (file-calls.ts): the
+ * worker has nothing else to do meanwhile, and libuv's thread pool (one
+ * more thread for every set*id call to signal) is never started for it.
  *
  * mda and |command jobs are not run here (the daemon starts them through
  * setpriv, agent.ts). Ends: standard input closed (the daemon is gone) →
@@ -30,16 +34,17 @@
  * and its partial write is undone); SIGTERM → the jobs in hand are aborted,
  * answered, and the worker exits.
  */
-import { PassThrough } from 'node:stream';
 import { enterUser, isRoot, leaveUser, rootAgain } from './effective-ids.js';
-import { syncDir } from './mbox.js';
+import { closeSync, constants, fsyncSync, openSync } from 'node:fs';
+import { syncCalls } from './file-calls.js';
 import { runJob, type HelperRequest } from './job.js';
 import { describe, tempfail, type Outcome } from './outcome.js';
+import { WorkerBody } from './worker-body.js';
 import { WorkerInputParser, type WorkerInput } from './worker-protocol.js';
 
 interface Queued {
   readonly request: HelperRequest | Error;
-  readonly body: PassThrough;
+  readonly body: WorkerBody;
   readonly ac: AbortController;
 }
 
@@ -48,13 +53,17 @@ const parser = new WorkerInputParser();
 const queue: Queued[] = [];
 let running = false;
 /** The body the next message bytes go to: that of the last request. */
-let feeding: PassThrough | undefined;
+let feeding: WorkerBody | undefined;
 /** The last request said `more`: the next request belongs to its batch. */
 let batchOpen = false;
 /** Answers of the batch so far, sent together once the maildir folders they wrote to are fsynced. */
-let answers: { outcome: Outcome; readonly dirs: string[]; synced: boolean }[] = [];
-/** The credentials (as JSON) the unsynced answers' folders were written with. */
-let pendingAs: string | undefined;
+let answers: { outcome: Outcome; readonly dirs: string[] }[] = [];
+/**
+ * The new/ folders the batch's jobs renamed files into, each opened (once) right after the rename, with the
+ * ids of the user who wrote there — or why it could not be; fsynced through these descriptors at the end of
+ * the batch (fsync checks no permission), so the worker switches users without an fsync in between.
+ */
+const folders = new Map<string, number | Error>();
 /** Exit once the jobs in hand are answered (input closed, SIGTERM, broken stream, ids not restored). */
 let exitAfter: number | undefined;
 /** The exit status when the ids could not be switched back: no further job runs. */
@@ -67,7 +76,7 @@ function busy(): boolean {
 function bail(code: number): void {
   if (busy()) {
     exitAfter ??= code;
-    if (!running && queue.length === 0) void answer();
+    if (!running && queue.length === 0) answer();
   } else process.exit(code);
 }
 
@@ -102,11 +111,15 @@ function release(): void {
  * switches inside the job) first returns to root fully (groups, egid).
  * `key`: the request's credentials as JSON (made once per job, by drain()).
  */
-async function perform(request: HelperRequest, key: string, body: PassThrough, signal: AbortSignal, syncLater: (dir: string) => void): Promise<Outcome> {
+async function perform(request: HelperRequest, key: string, body: WorkerBody, signal: AbortSignal, syncLater: (dir: string) => void): Promise<Outcome> {
   if (request.v !== 1) throw new Error(`unknown request version ${String(request.v)}`);
   const { creds, job } = request;
   if (job.kind === 'mda') throw new Error('commands are not run by the delivery worker');
   const keep = creds.mode !== 'root-open';
+  // A maildir job takes its message whole once it has arrived (one write, synchronous file calls: no stream,
+  // no thread hand-off); the others, and a message too large to hold, read it as a stream as it comes.
+  if (job.kind === 'maildir') await body.wait();
+  const input = (job.kind === 'maildir' ? body.whole() : undefined) ?? body.toStream();
   const now = performance.now();
   try {
     let hooks = {};
@@ -120,7 +133,7 @@ async function perform(request: HelperRequest, key: string, body: PassThrough, s
       hooks = enterUser(creds, job.kind);
       if (keep) held = { key, since: now };
     }
-    return await runJob(job, body, signal, hooks, syncLater);
+    return await runJob(job, input, { signal, hooks, syncLater, calls: syncCalls });
   } finally {
     if (!held) {
       try {
@@ -132,32 +145,45 @@ async function perform(request: HelperRequest, key: string, body: PassThrough, s
   }
 }
 
+/** Hold new/ open for the batch's fsync (see `folders`); called with the ids of the job that wrote there. */
+function holdFolder(dir: string): void {
+  if (folders.has(dir)) return;
+  try {
+    folders.set(dir, openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY));
+  } catch (e) {
+    folders.set(dir, e as Error);
+  }
+}
+
 /**
- * fsync the maildir folders written by the answers not yet synced (once each), with the ids they were
- * written with (the user's: another user's folder may be closed to them): called before the worker
- * switches to other credentials, and before the answers are sent. A folder that cannot be fsynced turns
+ * fsync the new/ folders held for the batch, once each, and close them: before the answers are sent. Done
+ * at the end of the batch rather than per user, a folder's fsync usually finds its entry already on disk (the
+ * journal commit of a later file's fsync took it along). A folder that could not be opened or fsynced turns
  * the answers of the jobs that wrote to it into temporary failures (delivered again later: a duplicate at worst).
  */
-async function syncPending(): Promise<void> {
-  const todo = answers.filter((a) => !a.synced);
+function syncFolders(): void {
   const failed = new Map<string, string>();
-  for (const dir of new Set(todo.flatMap((a) => a.dirs))) {
-    try {
-      await syncDir(dir);
-    } catch (e) {
-      failed.set(dir, describe(e));
+  for (const [dir, fd] of folders) {
+    if (fd instanceof Error) failed.set(dir, describe(fd));
+    else {
+      try {
+        fsyncSync(fd);
+      } catch (e) {
+        failed.set(dir, describe(e));
+      }
+      closeSync(fd);
     }
   }
-  for (const a of todo) {
-    a.synced = true;
+  folders.clear();
+  for (const a of answers) {
     const bad = a.dirs.find((d) => failed.has(d));
     if (bad !== undefined && a.outcome.status === 'ok') a.outcome = tempfail('4.3.0', `maildir: fsync of ${bad}: ${failed.get(bad) ?? ''}`);
   }
 }
 
 /** Every answer of the batch, written at once once their folders are on disk: none says "delivered" before. */
-async function answer(): Promise<void> {
-  await syncPending();
+function answer(): void {
+  syncFolders();
   const lines = answers.map((a) => `${JSON.stringify(a.outcome)}\n`).join('');
   answers = [];
   process.stdout.write(lines, () => {
@@ -177,16 +203,18 @@ async function drain(): Promise<void> {
     else if (exitAfter === IDS_STUCK) o = tempfail('4.3.0', 'delivery worker: could not return to root');
     else {
       const key = JSON.stringify(request.creds);
-      if (key !== pendingAs) await syncPending();
-      pendingAs = key;
-      o = await perform(request, key, job.body, job.ac.signal, (d) => dirs.push(d)).catch((e: unknown) => tempfail('4.3.0', `delivery worker: ${describe(e)}`));
+      const syncLater = (d: string): void => {
+        dirs.push(d);
+        holdFolder(d);
+      };
+      o = await perform(request, key, job.body, job.ac.signal, syncLater).catch((e: unknown) => tempfail('4.3.0', `delivery worker: ${describe(e)}`));
     }
-    job.body.destroy();
+    job.body.discard();
     queue.shift();
-    answers.push({ outcome: o, dirs, synced: dirs.length === 0 });
-    // Whatever is left of the message is read and thrown away (feed() finds a destroyed stream).
+    answers.push({ outcome: o, dirs });
+    // Whatever is left of the message is read and thrown away (a discarded body ignores its bytes).
     const more = !(request instanceof Error) && request.more === true;
-    if (!more || (queue.length === 0 && exitAfter !== undefined)) await answer();
+    if (!more || (queue.length === 0 && exitAfter !== undefined)) answer();
   }
   running = false;
 }
@@ -203,28 +231,10 @@ function start(line: string): void {
     request = e as Error;
   }
   batchOpen = !(request instanceof Error) && request.more === true;
-  const body = new PassThrough();
-  // The job may not be reading yet (waiting for the mailbox lock, or for the jobs before it): an error stays on the stream for it to find.
-  body.on('error', () => undefined);
+  const body = new WorkerBody(process.stdin);
   feeding = body;
   queue.push({ request, body, ac: new AbortController() });
   void drain();
-}
-
-/** Write message bytes to the job's stream, holding standard input while the job lags behind. */
-function feed(bytes: Buffer): void {
-  const body = feeding;
-  if (!body || body.destroyed || body.writableEnded) return;
-  if (!body.write(bytes)) {
-    process.stdin.pause();
-    const go = (): void => {
-      body.off('drain', go);
-      body.off('close', go);
-      process.stdin.resume();
-    };
-    body.on('drain', go);
-    body.on('close', go);
-  }
 }
 
 function handle(ev: WorkerInput): void {
@@ -232,15 +242,15 @@ function handle(ev: WorkerInput): void {
     case 'request':
       return start(ev.line);
     case 'data':
-      return feed(ev.bytes);
+      return feeding?.push(ev.bytes);
     case 'end':
       feeding?.end();
       return;
     case 'abandoned':
-      feeding?.destroy(new Error('the daemon could not read the whole message'));
+      feeding?.fail(new Error('the daemon could not read the whole message'));
       return;
     case 'error':
-      feeding?.destroy(new Error(ev.message));
+      feeding?.fail(new Error(ev.message));
       process.stdin.pause();
       return bail(ev.message.startsWith('message cut short') ? 0 : 2);
   }
@@ -258,7 +268,7 @@ if (process.env.UV_USE_IO_URING !== '0') {
 process.on('SIGTERM', () => {
   for (const job of queue) {
     job.ac.abort();
-    job.body.destroy(Object.assign(new Error('delivery interrupted'), { name: 'AbortError' }));
+    job.body.fail(Object.assign(new Error('delivery interrupted'), { name: 'AbortError' }));
   }
   bail(0);
 });

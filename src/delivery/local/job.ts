@@ -8,7 +8,8 @@
  * user. A Job crosses the pipe as JSON, so it holds no functions and
  * nothing the other side would have to look up again.
  */
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
+import type { FileCalls } from './file-calls.js';
 import { deliverMaildir, type MaildirJob } from './maildir.js';
 import { deliverMbox, type MboxHooks, type MboxJob } from './mbox.js';
 import { runMda, type MdaJob } from './mda.js';
@@ -16,15 +17,26 @@ import type { Outcome } from './outcome.js';
 
 export type Job = MboxJob | MaildirJob | MdaJob;
 
-/** `syncLater`: a maildir job leaves the fsync of new/ to its caller (a worker's batch, deliver-worker.ts). */
-export function runJob(job: Job, input: Readable, signal?: AbortSignal, hooks: MboxHooks = {}, syncLater?: (dir: string) => void): Promise<Outcome> {
+/** How a job runs beyond its input. */
+export interface RunOptions {
+  readonly signal?: AbortSignal;
+  readonly hooks?: MboxHooks;
+  /** A maildir job leaves the fsync of new/ to its caller (a worker's batch, deliver-worker.ts). */
+  readonly syncLater?: (dir: string) => void;
+  /** A maildir job's file calls (file-calls.ts): a delivery worker's synchronous ones. */
+  readonly calls?: FileCalls;
+}
+
+/** The message as a stream, or whole (its Buffers; a maildir job writes them as they are, the others get a stream). */
+export function runJob(job: Job, input: Readable | readonly Buffer[], opts: RunOptions = {}): Promise<Outcome> {
+  const stream = (): Readable => (Array.isArray(input) ? Readable.from(input, { objectMode: false }) : (input as Readable));
   switch (job.kind) {
     case 'mbox':
-      return deliverMbox(job, input, { ...hooks, signal });
+      return deliverMbox(job, stream(), { ...opts.hooks, signal: opts.signal });
     case 'maildir':
-      return deliverMaildir(job, input, signal, syncLater);
+      return deliverMaildir(job, input, opts);
     case 'mda':
-      return runMda(job, input, signal);
+      return runMda(job, stream(), opts.signal);
   }
 }
 

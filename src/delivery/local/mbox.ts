@@ -19,10 +19,11 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Readable } from 'node:stream';
 import { dotlock, LockTimeout } from './dotlock.js';
+import { asyncCalls, syncFolder } from './file-calls.js';
 import { LfFormatter } from './message.js';
 import { describe, fromError, ok, permfail, tempfail, type Outcome } from './outcome.js';
 
-const { O_RDWR, O_APPEND, O_CREAT, O_EXCL, O_NOFOLLOW, O_RDONLY, O_DIRECTORY } = constants;
+const { O_RDWR, O_APPEND, O_CREAT, O_EXCL, O_NOFOLLOW } = constants;
 
 export interface MboxJob {
   readonly kind: 'mbox';
@@ -156,7 +157,7 @@ async function append(job: MboxJob, input: Readable, hooks: MboxHooks, what: str
     }
     await flush();
     await fh.sync();
-    if (created) await syncDir(dirname(job.path));
+    if (created) await syncFolder(asyncCalls, dirname(job.path));
     return ok(`delivered to mbox ${job.path}`);
   } catch (e) {
     input.destroy();
@@ -176,12 +177,3 @@ async function append(job: MboxJob, input: Readable, hooks: MboxHooks, what: str
   }
 }
 
-/** fsync a folder so that a new entry in it survives a crash. */
-export async function syncDir(dir: string): Promise<void> {
-  const d = await open(dir, O_RDONLY | O_DIRECTORY);
-  try {
-    await d.sync();
-  } finally {
-    await d.close();
-  }
-}

@@ -8,8 +8,11 @@
  * see effective-ids.ts). Workers start when a job needs one, up to `size`,
  * and live on. Per job: the request line, the message framed as it is read
  * (worker-protocol.ts), then the worker's answer, one JSON line: the
- * Outcome. Maildir jobs waiting together go to one worker as a batch (up
- * to MAX_BATCH, in one write): every request but the last says `more`, the
+ * Outcome. Jobs are handed out once per turn of the event loop, so that
+ * those asked for together (one read of the privsep channel) wait together;
+ * maildir jobs waiting together go to one worker as a batch (up to
+ * MAX_BATCH, in one write; a message given whole, as a Buffer, is framed
+ * into that write at once): every request but the last says `more`, the
  * worker runs them one after another and answers them all at once, after
  * one fsync of each maildir's new/ (group commit; deliver-worker.ts). A
  * worker is free again once it has answered every job of its batch AND
@@ -55,9 +58,16 @@ export interface PoolJobOptions {
   readonly timeoutMs: number;
 }
 
+/** A job's message: a stream, or whole (a small message that came whole with its request: written at once). */
+export type PoolBody = Readable | Buffer;
+
+function drop(body: PoolBody): void {
+  if (!Buffer.isBuffer(body)) body.destroy();
+}
+
 interface Waiting {
   readonly request: HelperRequest;
-  readonly body: Readable;
+  readonly body: PoolBody;
   readonly opts: PoolJobOptions;
   readonly resolve: (o: Outcome) => void;
 }
@@ -81,6 +91,13 @@ function hold(w: Worker, on: boolean): void {
   for (const h of [w.child, w.child.stdin, w.child.stdout, w.child.stderr] as Unrefable[]) (on ? h.ref : h.unref)?.call(h);
 }
 
+/**
+ * Node's options for a worker with few threads: one V8 helper, and no thread waiting for SIGUSR1 (the
+ * inspector's, where this Node has the option: 22.14 and later). With libuv's pool never started (a maildir job
+ * makes synchronous file calls, file-calls.ts), a worker runs 3 threads instead of 5.
+ */
+const FEW_THREADS = ['--v8-pool-size=1', ...(process.allowedNodeEnvironmentFlags.has('--disable-sigusr1') ? ['--disable-sigusr1'] : [])];
+
 /** Corked writes are handed to the pipe once this much is buffered (and at the end). */
 const FLUSH_AT = 64 * 1024;
 
@@ -91,13 +108,25 @@ const FLUSH_AT = 64 * 1024;
  * the `last` one (a batch of small jobs: one write and one wake-up of the
  * worker, instead of four a job).
  */
-async function pump(head: string, body: Readable, to: Writable, last: boolean): Promise<void> {
+async function pump(head: string, body: PoolBody, to: Writable, last: boolean): Promise<void> {
   const cork = (): void => {
     if (to.writableCorked === 0) to.cork();
   };
   const flush = (): void => {
     while (to.writableCorked > 0) to.uncork();
   };
+  if (Buffer.isBuffer(body)) {
+    // Whole: the request, one frame and its end, added to the batch's write (no stream, nothing to wait for).
+    cork();
+    to.write(head);
+    if (body.length > 0) {
+      to.write(`${body.length.toString(16)}\n`, 'latin1');
+      to.write(body);
+    }
+    to.write(END);
+    if (last || to.writableLength >= FLUSH_AT) flush();
+    return;
+  }
   const drained = (): Promise<void> =>
     new Promise((r) => {
       const go = (): void => {
@@ -144,6 +173,7 @@ export class WorkerPool {
   private readonly workers = new Set<Worker>();
   private readonly queue: Waiting[] = [];
   private closed = false;
+  private dispatching = false;
   /** Workers started so far (tests, logs). */
   started = 0;
   /** The most jobs one batch has held so far (tests). */
@@ -161,9 +191,9 @@ export class WorkerPool {
   }
 
   /** Run a job as `creds` in a worker; never throws. */
-  run(creds: Credentials, job: Job, body: Readable, opts: PoolJobOptions): Promise<Outcome> {
+  run(creds: Credentials, job: Job, body: PoolBody, opts: PoolJobOptions): Promise<Outcome> {
     if (this.closed) {
-      body.destroy();
+      drop(body);
       return Promise.resolve(tempfail('4.3.0', 'delivery interrupted'));
     }
     return new Promise<Outcome>((resolve) => {
@@ -171,7 +201,7 @@ export class WorkerPool {
         const i = this.queue.indexOf(waiting);
         if (i < 0) return;
         this.queue.splice(i, 1);
-        body.destroy();
+        drop(body);
         resolve(tempfail('4.3.0', 'delivery interrupted'));
       };
       const waiting: Waiting = {
@@ -184,11 +214,24 @@ export class WorkerPool {
         },
       };
       if (opts.signal?.aborted) {
-        body.destroy();
+        drop(body);
         return resolve(tempfail('4.3.0', 'delivery interrupted'));
       }
       opts.signal?.addEventListener('abort', onAbort, { once: true });
       this.queue.push(waiting);
+      this.dispatchSoon();
+    });
+  }
+
+  /**
+   * Hand out the waiting jobs at the end of this turn of the event loop, not at once: the deliveries asked for
+   * in one turn (the requests of one read of the channel) leave together, in one batch and one write.
+   */
+  private dispatchSoon(): void {
+    if (this.dispatching) return;
+    this.dispatching = true;
+    setImmediate(() => {
+      this.dispatching = false;
       this.dispatch();
     });
   }
@@ -197,7 +240,7 @@ export class WorkerPool {
   close(): void {
     this.closed = true;
     for (const w of this.queue.splice(0)) {
-      w.body.destroy();
+      drop(w.body);
       w.resolve(tempfail('4.3.0', 'delivery interrupted'));
     }
     for (const w of this.workers) {
@@ -243,11 +286,11 @@ export class WorkerPool {
     // An empty environment (no NODE_OPTIONS from the daemon's), in "/", but for one variable: libuv must not use
     // io_uring, whose requests carry the credentials the ring was set up with, not the ids switched per job
     // (CVE-2024-22017; off by default since Node 20.11.1, said explicitly here for older builds).
-    // Few threads (one libuv file thread: a worker runs one job, its file calls one after another; one V8 helper):
-    // glibc signals every set*id call to each thread, so each thread makes every switch of ids dearer.
+    // Few threads (FEW_THREADS; one libuv file thread if an mbox job starts the pool: a worker runs one job, its file
+    // calls one after another): glibc signals every set*id call to each thread, so each thread makes every switch dearer.
     // A daemon run under `node --cpu-prof` (npm run bench -- --profile) profiles its workers too.
     const prof = process.execArgv.filter((a) => a.startsWith('--cpu-prof'));
-    const child = spawn(process.execPath, [...prof, '--v8-pool-size=1', this.workerPath], { cwd: '/', env: { UV_USE_IO_URING: '0', UV_THREADPOOL_SIZE: '1' }, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...prof, ...FEW_THREADS, this.workerPath], { cwd: '/', env: { UV_USE_IO_URING: '0', UV_THREADPOOL_SIZE: '1' }, stdio: ['pipe', 'pipe', 'pipe'] });
     const w: Worker = { child, pid: child.pid ?? -1, busy: false, dead: false, stdout: '', stderr: Buffer.alloc(0) };
     this.workers.add(w);
     this.started++;
@@ -325,7 +368,7 @@ export class WorkerPool {
       w.onExit = undefined;
       jobs.forEach((j, i) => {
         j.opts.signal?.removeEventListener('abort', onAbort);
-        j.body.destroy();
+        drop(j.body);
         j.resolve(answers[i] as Outcome);
       });
       hold(w, false);

@@ -1,10 +1,12 @@
 /*
  * mailauth/sign/sign-core.ts — DKIM-sign one message with its keys
  * (RFC 6376; Ed25519: RFC 8463), relaxed/relaxed, with mailauth's signer
- * and its default list of header fields. Runs in a worker (sign-worker.ts)
- * or, when asked, on the calling thread.
+ * and its default list of header fields: our own signer (fast-sign.ts) for
+ * the plain message, mailauth's for the rest and for ARC sets. Runs in a
+ * worker (sign-worker.ts) or, when asked, on the calling thread.
  */
 import { dkimSign, sealMessage } from '../lib.js';
+import { fastSign } from './fast-sign.js';
 import type { SigningKey } from './keys.js';
 
 /** An ARC set to add (RFC 8617): the sealer's key, the chain's state when received, our results. */
@@ -40,6 +42,8 @@ export async function signMessage(message: Buffer, keys: readonly SigningKey[], 
 }
 
 async function dkimOnly(message: Buffer, keys: readonly SigningKey[]): Promise<SignAnswer> {
+  const fast = fastSign(message, keys);
+  if (fast !== undefined) return { header: fast };
   const r = await dkimSign(message, {
     canonicalization: 'relaxed/relaxed',
     signatureData: keys.map((k) => ({ signingDomain: k.domain, selector: k.selector, privateKey: k.pem, algorithm: k.algorithm })),

@@ -1,22 +1,42 @@
 /*
- * mailauth/verify/engine.ts — DKIM, ARC and DMARC of one message, fed as
- * it arrives: mailauth's streaming DKIM verifier takes the chunks (body
- * hashes as they come), and at the end ARC and DMARC (with the SPF result
- * given from outside: SPF needs no content) complete the results.
+ * mailauth/verify/engine.ts — DKIM, ARC and DMARC of one message, and at
+ * the end ARC and DMARC (with the SPF result given from outside: SPF needs
+ * no content) complete the results.
+ *
+ * A message of up to FAST_MAX_BYTES is gathered and, at its end, checked
+ * by our own DKIM verifier for the common case (fast-dkim.ts: a pass only,
+ * no ARC fields); when that declines, by mailauth's streaming verifier on
+ * the same bytes, as is a larger message, fed chunk by chunk as it
+ * arrives (body hashes as they come). ARC without ARC fields is mailauth's
+ * answer for an empty chain.
  *
  * InlineEngine runs on the thread that makes it: in a verify worker
  * (verify-worker.ts, the daemon's way) or on the event loop (tests, the
  * bench). RemoteEngine (verify-pool.ts) has the same shape.
  */
 import type { SPFResult } from 'mailauth';
-import { arc, DkimVerifier, evaluateDmarc, type DkimVerifierStream, type MailAuthResolver } from '../lib.js';
+import { AnswerMemo } from '../answer-memo.js';
+import { arc, DkimVerifier, evaluateDmarc, type DkimVerifierStream, type DmarcEvaluation, type MailAuthResolver } from '../lib.js';
+import { fastDkim, type FastDkim } from './fast-dkim.js';
 import type { AuthResults } from './verdict.js';
+
+/** Largest message gathered for fast-dkim.ts; a larger one streams into mailauth's verifier. */
+export const FAST_MAX_BYTES = 1024 * 1024;
 
 export interface VerifyEngine {
   write(chunk: Buffer): void;
   /** The end of the message; `spf` is the SPF result, when it is known. */
   results(spf: Promise<SPFResult | undefined>): Promise<AuthResults>;
   abort(): void;
+}
+
+/** DMARC results per resolver (one per configuration and thread), kept while their DNS answers are. */
+const dmarcMemos = new WeakMap<MailAuthResolver, AnswerMemo<DmarcEvaluation>>();
+
+function dmarcMemo(resolver: MailAuthResolver): AnswerMemo<DmarcEvaluation> {
+  let m = dmarcMemos.get(resolver);
+  if (m === undefined) dmarcMemos.set(resolver, (m = new AnswerMemo()));
+  return m;
 }
 
 export interface EngineOptions {
@@ -26,48 +46,87 @@ export interface EngineOptions {
 }
 
 export class InlineEngine implements VerifyEngine {
-  private readonly dkim: DkimVerifierStream;
+  /** mailauth's verifier, once the message is too large for the fast path or the fast path declined. */
+  private dkim: DkimVerifierStream | undefined;
   private streamError: Error | undefined;
-  private readonly finished: Promise<void>;
+  private finished: Promise<void> | undefined;
+  private gathered: Buffer[] = [];
+  private gatheredBytes = 0;
 
-  constructor(private readonly o: EngineOptions) {
-    this.dkim = new DkimVerifier({ resolver: o.resolver, minBitLength: o.minKeyBits });
+  constructor(
+    private readonly o: EngineOptions,
+    private readonly fastMax = FAST_MAX_BYTES,
+  ) {}
+
+  write(chunk: Buffer): void {
+    if (this.dkim === undefined) {
+      this.gathered.push(chunk);
+      this.gatheredBytes += chunk.length;
+      if (this.gatheredBytes > this.fastMax) this.stream();
+    } else if (this.streamError === undefined) this.dkim.write(chunk);
+  }
+
+  abort(): void {
+    this.gathered = [];
+    this.dkim?.destroy();
+  }
+
+  /** On to mailauth's streaming verifier, with what was gathered. */
+  private stream(): DkimVerifierStream {
+    const dkim = new DkimVerifier({ resolver: this.o.resolver, minBitLength: this.o.minKeyBits });
+    this.dkim = dkim;
     this.finished = new Promise<void>((resolve) => {
-      this.dkim.once('finish', () => resolve());
-      this.dkim.once('error', (e: Error) => {
+      dkim.once('finish', () => resolve());
+      dkim.once('error', (e: Error) => {
         this.streamError = e;
         resolve();
       });
     });
+    const gathered = this.gathered;
+    this.gathered = [];
+    for (const c of gathered) dkim.write(c);
+    return dkim;
   }
 
-  write(chunk: Buffer): void {
-    if (this.streamError === undefined) this.dkim.write(chunk);
-  }
-
-  abort(): void {
-    this.dkim.destroy();
+  /** The DKIM step: ours when it answers, else mailauth's verifier's (with its ARC data). */
+  private async dkimStep(): Promise<(FastDkim & { readonly arc: unknown }) | { readonly error: Error }> {
+    if (this.dkim === undefined) {
+      const all = this.gathered.length === 1 ? (this.gathered[0] as Buffer) : Buffer.concat(this.gathered, this.gatheredBytes);
+      const fast = await fastDkim(all, this.o.resolver, this.o.minKeyBits).catch(() => undefined);
+      if (fast !== undefined) return { ...fast, arc: { chain: false, warnings: [] } };
+      this.gathered = [all];
+      this.stream();
+    }
+    const dkim = this.dkim as DkimVerifierStream;
+    if (this.streamError === undefined) dkim.end();
+    await this.finished;
+    if (this.streamError !== undefined) return { error: this.streamError };
+    return { results: dkim.results ?? [], headerFrom: dkim.headerFrom, fromFields: dkim.fromFields, arc: dkim.arc };
   }
 
   async results(spfP: Promise<SPFResult | undefined>): Promise<AuthResults> {
-    if (this.streamError === undefined) this.dkim.end();
-    await this.finished;
+    const step = await this.dkimStep();
     const spf = await spfP.catch(() => undefined);
-    if (this.streamError !== undefined) {
-      return { spf, dkim: [], arc: undefined, dmarc: undefined, note: `message not parseable for DKIM: ${this.streamError.message.slice(0, 120)}` };
+    if ('error' in step) {
+      return { spf, dkim: [], arc: undefined, dmarc: undefined, note: `message not parseable for DKIM: ${step.error.message.slice(0, 120)}` };
     }
-    const dkim = this.dkim.results ?? [];
+    const dkim = step.results;
     const { resolver, minKeyBits } = this.o;
-    const arcResult = await arc(this.dkim.arc, { resolver, minBitLength: minKeyBits, ip: this.o.clientAddress }).catch(() => undefined);
-    if (!this.dkim.headerFrom) return { spf, dkim, arc: arcResult, dmarc: undefined };
-    const ev = await evaluateDmarc({
-      headerFrom: this.dkim.headerFrom,
-      fromFields: this.dkim.fromFields,
-      spfDomains: spf?.status.result === 'pass' && spf.domain ? [spf.domain] : [],
-      dkimDomains: dkim.filter((r) => r.status.result === 'pass').map((r) => ({ id: r.id, domain: r.signingDomain, aligned: r.status.aligned, underSized: r.status.underSized })),
-      ...(arcResult ? { arcResult } : {}),
-      resolver,
-    });
+    const arcResult = await arc(step.arc, { resolver, minBitLength: minKeyBits, ip: this.o.clientAddress }).catch(() => undefined);
+    if (!step.headerFrom) return { spf, dkim, arc: arcResult, dmarc: undefined };
+    const spfDomains = spf?.status.result === 'pass' && spf.domain ? [spf.domain] : [];
+    const dkimDomains = dkim.filter((r) => r.status.result === 'pass').map((r) => ({ id: r.id, domain: r.signingDomain, aligned: r.status.aligned, underSized: r.status.underSized }));
+    const evaluate = (r: MailAuthResolver): Promise<DmarcEvaluation> => evaluateDmarc({ headerFrom: step.headerFrom, fromFields: step.fromFields, spfDomains, dkimDomains, ...(arcResult ? { arcResult } : {}), resolver: r });
+    // Kept while its DNS answers are (answer-memo.ts), without an ARC chain: the result reads nothing else than these inputs.
+    const ev =
+      arcResult !== undefined && arcResult.status.result !== 'none'
+        ? await evaluate(resolver)
+        : await dmarcMemo(resolver).get(
+            JSON.stringify([step.headerFrom, step.fromFields, spfDomains, dkimDomains.map((d) => [d.domain, d.aligned, d.underSized]), arcResult === undefined]),
+            resolver,
+            evaluate,
+            (e) => e.response === false || e.response.status.result !== 'temperror',
+          );
     const note = !ev.response && ev.reason ? `dmarc not evaluated: ${ev.reason}` : undefined;
     return { spf, dkim, arc: arcResult, dmarc: ev.response || undefined, ...(note !== undefined ? { note } : {}) };
   }

@@ -12,6 +12,7 @@ import type { SPFResult } from 'mailauth';
 import type { MailAuthVerifyOptions } from '../../config/mailauth-options.js';
 import { reply, type Reply } from '../../mail/reply.js';
 import { spf, type MailAuthResolver } from '../lib.js';
+import { AnswerMemo, hasMacro } from '../answer-memo.js';
 import { MessageCheck } from './check.js';
 import { InlineEngine, type VerifyEngine } from './engine.js';
 
@@ -36,6 +37,7 @@ const SPF_DEADLINE_MS = 20_000;
 
 export class InboundVerifier {
   readonly authservId: string;
+  private readonly spfMemo = new AnswerMemo<SPFResult>();
 
   constructor(
     readonly opts: MailAuthVerifyOptions,
@@ -53,17 +55,25 @@ export class InboundVerifier {
     return f.authUser === undefined && !f.fromSocket && !this.isLocalAddress(f.clientAddress);
   }
 
-  /** RFC 7208 check_host() for the MAIL FROM identity (HELO's when the sender is <>). */
+  /**
+   * RFC 7208 check_host() for the MAIL FROM identity (HELO's when the
+   * sender is <>). The result is kept while the DNS answers it read are
+   * (answer-memo.ts): the check at MAIL and the one at the end of the
+   * message, and a burst of mail from one client and sender, evaluate once.
+   */
   spf(f: InboundFacts): Promise<SPFResult> {
-    return spf({
-      ip: f.clientAddress,
-      ...(f.sender !== '' ? { sender: f.sender } : {}),
-      ...(f.helo !== undefined ? { helo: f.helo } : {}),
-      mta: this.authservId,
-      resolver: this.resolver as never,
-      strict: true,
-      maxElapsedTime: SPF_DEADLINE_MS,
-    });
+    const key = `${f.clientAddress} ${f.sender} ${f.helo ?? ''}`;
+    const evaluate = (resolver: MailAuthResolver): Promise<SPFResult> =>
+      spf({
+        ip: f.clientAddress,
+        ...(f.sender !== '' ? { sender: f.sender } : {}),
+        ...(f.helo !== undefined ? { helo: f.helo } : {}),
+        mta: this.authservId,
+        resolver: resolver as never,
+        strict: true,
+        maxElapsedTime: SPF_DEADLINE_MS,
+      });
+    return this.spfMemo.get(key, this.resolver, evaluate, (r, txt) => r.status.result !== 'temperror' && !hasMacro(txt));
   }
 
   /** `spf-reject`: SPF fail refused at MAIL (550 5.7.23), temperror deferred (451 4.7.24, RFC 7372 §3.2). */
