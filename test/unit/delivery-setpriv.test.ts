@@ -3,11 +3,20 @@
  * mda or |command (mda.ts commandArgv): /bin/sh -c COMMAND, through setpriv
  * when the daemon is root; a plain command (an absolute path and words with
  * nothing the shell would read) is its own words; anything else is one
- * argument of the shell, never parsed here.
+ * argument of the shell, never parsed here. As root, with real users
+ * (useradd): the groups the parent hands setpriv (user-groups.ts groupsOf)
+ * are initgroups' list, kept for 5 s, and the parent's own come back.
  */
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
 import { commandArgv, plainArgv } from '../../src/delivery/local/mda.js';
+import { cachedGroups, GROUPS_TTL_MS, groupsOf, kernelGroups } from '../../src/delivery/local/user-groups.js';
+import { createUsers, removeUsers, sh, type RealUser } from '../helpers/users.js';
+import { requireTool } from '../helpers/tools.js';
+import { IS_ROOT } from './delivery-helpers.js';
 
 describe('mda argument vector', () => {
   it('is /bin/sh -c COMMAND when no user is given', () => {
@@ -47,5 +56,42 @@ describe('mda argument vector', () => {
       assert.equal(plainArgv(c), undefined, c);
       assert.deepEqual(commandArgv(c)[1].slice(-2), ['-c', c], c);
     }
+  });
+});
+
+describe('the groups setpriv is given (root, real users)', { skip: IS_ROOT ? false : 'needs root: run the tests as root (CI does) to create users' }, () => {
+  let base = '';
+  const users: RealUser[] = [];
+  before(() => {
+    requireTool('useradd');
+    base = mkdtempSync(join(tmpdir(), 'postern-groups-'));
+    chmodSync(base, 0o755);
+    users.push(...createUsers(base, 'pgrp'));
+  });
+  after(() => {
+    removeUsers(users);
+    if (base) rmSync(base, { recursive: true, force: true });
+  });
+
+  const idG = (name: string): number[] => sh('id', ['-G', name]).split(' ').map(Number).sort((a, b) => a - b);
+
+  it("are initgroups' list, the parent's own groups unchanged; a change is seen once the kept list is 5 s old", () => {
+    const [a, b] = users as [RealUser, RealUser];
+    sh('usermod', ['-aG', a.name, b.name]);
+    const own = kernelGroups();
+    const got = groupsOf(b.name, b.gid);
+    assert.deepEqual([...(got ?? [])].sort((x, y) => x - y), idG(b.name));
+    assert.ok(got?.includes(a.gid), 'the supplementary group is there');
+    assert.deepEqual(kernelGroups(), own, "the parent's own groups are back");
+    assert.deepEqual(commandArgv('/bin/true', { uid: b.uid, gid: b.gid, groups: got ?? 'init' })[1][2], `--groups=${(got ?? []).join(',')}`);
+    sh('gpasswd', ['-d', b.name, a.name]);
+    assert.deepEqual(groupsOf(b.name, b.gid), got, 'kept for a few seconds');
+    assert.equal(cachedGroups(b.name, b.gid, performance.now() + GROUPS_TTL_MS + 1), undefined, 'then looked up again');
+  });
+
+  it('is only the primary group for a name the group database does not list, as initgroups (and setpriv --init-groups) gives', () => {
+    const own = kernelGroups();
+    assert.deepEqual(groupsOf('pgrp-no-such-user', 4242), [4242]);
+    assert.deepEqual(kernelGroups(), own);
   });
 });

@@ -46,6 +46,7 @@ import { describe, permfail, tempfail, type Outcome } from './outcome.js';
 import { runAsUser } from './privsep.js';
 import { TableUserBase } from './userbase.js';
 import { WorkerPool } from './worker-pool.js';
+import { groupsOf } from './user-groups.js';
 
 export interface LocalAgentOptions {
   readonly config: Config;
@@ -274,8 +275,10 @@ export class LocalAgent implements DeliveryAgent {
     if (!this.privsep) return runJob(job, asStream(body), { signal: task.signal });
     let o: Outcome;
     if (job.kind === 'mda' && this.hasSetpriv()) {
-      // The command as the user, real and effective ids (setpriv); nothing else started.
-      o = await runMda(job, asStream(body), task.signal, { uid: creds.uid, gid: creds.gid, groups: creds.initgroups ? 'init' : [creds.gid], setpriv: this.setpriv });
+      // The command as the user, real and effective ids (setpriv); nothing else started. The user's groups from a list
+      // kept for 5 s (user-groups.ts) spare setpriv its own group-database lookup (--init-groups) at every command.
+      const groups = creds.initgroups ? (groupsOf(creds.user, creds.gid) ?? 'init') : [creds.gid];
+      o = await runMda(job, asStream(body), task.signal, { uid: creds.uid, gid: creds.gid, groups, setpriv: this.setpriv });
     } else if (job.kind === 'mda' || !this.pool) {
       o = await runAsUser(creds, job, asStream(body), { signal: task.signal, timeoutMs: prepared.timeoutMs + HELPER_SLACK_MS, helperPath: this.helperPath });
     } else {

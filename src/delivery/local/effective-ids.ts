@@ -3,7 +3,8 @@
  * to a recipient's for one job and back (the delivery worker's side,
  * deliver-worker.ts), as Postfix's local(8) does per delivery.
  *
- *   enter:  setgroups (initgroups(3) — its list kept for a few seconds —,
+ *   enter:  setgroups (initgroups(3) — its list kept for a few seconds,
+ *           user-groups.ts —,
  *           or [gid] for virtual users; plus the
  *           mail spool's group in 'user+group' mode), setegid, seteuid —
  *           in 'root-open' mode (mbox in a root-only spool) the last two
@@ -22,6 +23,7 @@
  */
 import type { MboxHooks } from './mbox.js';
 import type { Credentials } from './job.js';
+import { cachedGroups, keepGroups } from './user-groups.js';
 
 /** The POSIX credential calls (present on Linux; optional in Node's types). */
 export interface Posix {
@@ -50,24 +52,13 @@ function toUser(c: Credentials): void {
   if (posix.geteuid() !== c.uid || posix.getegid() !== c.gid) throw new Error('could not switch to the user');
 }
 
-/**
- * A system user's supplementary groups as initgroups(3) found them, for GROUPS_TTL_MS: initgroups reads the
- * group database at every call (a fifth of a worker's time when it switches users for every delivery, one
- * message to 100 users); setgroups with the list it gave is the same ids. A change of a user's groups is seen
- * after this long, as with a running Postfix local(8) for the length of its process.
- */
-const groupCache = new Map<string, { readonly groups: number[]; readonly until: number }>();
-const GROUPS_TTL_MS = 5000;
-const GROUP_CACHE_MAX = 1000;
-
 /** Become the user for one job (effective ids only); the hooks a root-open mbox job needs. */
 export function enterUser(c: Credentials, kind: string): MboxHooks {
   const now = performance.now();
-  const cacheKey = `${c.uid}:${c.gid}:${c.user}`;
   const cacheable = c.initgroups && c.mode === 'user';
-  const cached = cacheable ? groupCache.get(cacheKey) : undefined;
-  const fresh = cached !== undefined && cached.until > now;
-  if (fresh) posix.setgroups(cached.groups);
+  const cached = cacheable ? cachedGroups(c.user, c.gid, now) : undefined;
+  const fresh = cached !== undefined;
+  if (fresh) posix.setgroups([...cached]);
   else if (c.initgroups) posix.initgroups(c.user, c.gid);
   else posix.setgroups([c.gid]);
   if (c.mode === 'user+group' && c.spoolGid !== undefined) {
@@ -81,10 +72,7 @@ export function enterUser(c: Credentials, kind: string): MboxHooks {
   }
   toUser(c);
   // Read once the egid is the user's own (Node's getgroups() adds the egid: root's group must not come along).
-  if (cacheable && !fresh) {
-    if (groupCache.size >= GROUP_CACHE_MAX) groupCache.clear();
-    groupCache.set(cacheKey, { groups: posix.getgroups(), until: now + GROUPS_TTL_MS });
-  }
+  if (cacheable && !fresh) keepGroups(c.user, c.gid, posix.getgroups(), now);
   return {};
 }
 

@@ -18,9 +18,12 @@
  * then SIGKILL) and the delivery is retried later.
  *
  * When the daemon runs as root, the command starts through util-linux's
- * setpriv (`RunAs`): `setpriv --reuid=UID --regid=GID --init-groups|--groups=GID
+ * setpriv (`RunAs`): `setpriv --reuid=UID --regid=GID --groups=LIST|--init-groups
  * --inh-caps=-all -- /bin/sh -c COMMAND` — an argument vector, no shell of
- * ours; setpriv sets the real, effective and saved ids and execs the shell,
+ * ours. A system user's groups are the list the parent keeps for 5 s
+ * (user-groups.ts), so setpriv does not read the group database at every
+ * command (about 1 ms each); --init-groups only when that lookup failed.
+ * setpriv sets the real, effective and saved ids and execs the shell,
  * so a message still costs one fork, and the command can never get root
  * back (no saved uid 0 to return to, no capabilities).
  *
@@ -62,7 +65,7 @@ export interface MdaJob {
 export interface RunAs {
   readonly uid: number;
   readonly gid: number;
-  /** initgroups(3) from the user database (system users), or exactly these groups (virtual users). */
+  /** setpriv's own initgroups(3) from the user database, or exactly these groups (a system user's kept list; [gid] for virtual users). */
   readonly groups: 'init' | readonly number[];
   /** The setpriv binary; default /usr/bin/setpriv. */
   readonly setpriv?: string;
