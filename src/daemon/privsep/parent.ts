@@ -45,7 +45,8 @@ import { bindControlSocket } from '../../control/bind.js';
 import { Authenticator } from '../../auth/authenticator.js';
 import { LocalAgent, type RemoteRequest } from '../../delivery/local/agent.js';
 import { describe, tempfail, type Outcome } from '../../delivery/local/outcome.js';
-import { readForwardFile, type ForwardRead } from '../../expand/forward.js';
+import type { ForwardRead } from '../../expand/forward.js';
+import { ForwardCache } from '../../expand/forward-cache.js';
 import { includePaths, readIncludesAs } from '../../expand/include-as.js';
 import { DEFAULT_FORWARD } from '../../config/parse-forward.js';
 import type { MailLog } from '../../log/maillog.js';
@@ -100,6 +101,8 @@ class Parent {
   private config: Config;
   private tables = new TableRegistry();
   private readonly users = new SystemUsers();
+  /** The ~/.forward files read for the SMTP side, while unchanged (forward-cache.ts). */
+  private readonly forwards = new ForwardCache();
   private agent: LocalAgent;
   private child!: ChildProcess;
   private readonly out = new Coalescer<ParentMessage>((m, done) => {
@@ -364,7 +367,7 @@ class Parent {
     const u = this.users.lookup(name);
     if (u === undefined) return { kind: 'missing' };
     if ('error' in u) return { kind: 'error', reason: u.error };
-    const r = readForwardFile(u);
+    const r = this.forwards.read(u);
     const paths = r.kind === 'ok' ? includePaths(r.nodes) : [];
     if (r.kind !== 'ok' || paths.length === 0) return r;
     // Its :include: files, read as the user (never root: a user could name /etc/shadow).
