@@ -59,6 +59,8 @@ for (let i = 0; i < 4000; i++) last = w.write(encodeLine(6, 'line ' + i + ' ' + 
 process.stderr.write('queued');
 await last;`;
     const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe'] });
+    // Taken now: the parent may hear of the exit before it has read the pipe to its end.
+    const exited = new Promise((r) => child.once('exit', r));
     let err = '';
     await new Promise<void>((resolve, reject) => {
       const t = setTimeout(() => reject(new Error(`the child did not get through its writes: ${err}`)), 20_000);
@@ -75,7 +77,7 @@ await last;`;
       assert.equal(sev, 6);
       got.push(line.split(' ')[1] as string);
     });
-    await new Promise((r) => child.once('exit', r));
+    await exited;
     assert.deepEqual(got, Array.from({ length: 4000 }, (_, i) => String(i)));
   });
 });

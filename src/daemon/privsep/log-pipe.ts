@@ -15,7 +15,8 @@
  * reaches the log (MailLog.relayed cleans nothing, so it is done here).
  */
 import { Socket } from 'node:net';
-import { fstatSync, writeSync } from 'node:fs';
+import { fstatSync, readSync, writeSync } from 'node:fs';
+import { StringDecoder } from 'node:string_decoder';
 import type { Readable } from 'node:stream';
 import type { Severity } from '../../log/maillog.js';
 
@@ -82,38 +83,129 @@ export function encodeLine(severity: Severity, line: string): string {
   return `${severity}${line}\n`;
 }
 
-/** The parent's end: calls `line` for every line read, in order; resolves when the pipe ends (the child exited). */
-export function readLogPipe(pipe: Readable, line: (text: string, severity: Severity) => void): Promise<void> {
-  pipe.setEncoding('utf8');
-  let partial = '';
-  const take = (raw: string): void => {
+/** How long the parent lets lines gather in the pipe once one has come (the SMTP side's writes then wake nobody). */
+export const READ_EVERY_MS = 25;
+
+/** Bytes per read(2) when the parent reads on its timer. */
+const READ_SIZE = 64 * 1024;
+
+/** The libuv handle under the parent's end of the pipe, as far as the timed reads need it. */
+interface PipeHandle {
+  fd: number;
+  readStop(): number;
+  readStart(): number;
+}
+
+function handleOf(pipe: Readable): PipeHandle | undefined {
+  const h = (pipe as unknown as { _handle?: Partial<PipeHandle> | null })._handle;
+  const ok = h && typeof h.fd === 'number' && h.fd >= 0 && typeof h.readStop === 'function' && typeof h.readStart === 'function';
+  return ok ? (h as PipeHandle) : undefined;
+}
+
+/** Bytes to lines: checks each line (severity, control characters, length) and hands it on. */
+class LineReader {
+  private readonly decoder = new StringDecoder('utf8');
+  private partial = '';
+
+  constructor(private readonly line: (text: string, severity: Severity) => void) {}
+
+  feed(chunk: Buffer | string): void {
+    const text = this.partial + (typeof chunk === 'string' ? chunk : this.decoder.write(chunk));
+    let start = 0;
+    for (let nl = text.indexOf('\n'); nl >= 0; nl = text.indexOf('\n', start)) {
+      if (nl > start) this.take(text.slice(start, nl));
+      start = nl + 1;
+    }
+    this.partial = text.slice(start);
+    // A line that never ends does not grow the parent's memory: written as far as it goes, the rest follows.
+    if (this.partial.length > MAX_LINE) {
+      this.take(this.partial);
+      this.partial = this.partial.slice(0, 1);
+    }
+  }
+
+  end(): void {
+    const rest = this.partial + this.decoder.end();
+    if (rest.length > 0) this.take(rest);
+    this.partial = '';
+  }
+
+  private take(raw: string): void {
     const d = raw.charCodeAt(0) - 48;
     const sev = (SEVERITIES as readonly number[]).includes(d) ? (d as Severity) : 6;
     // eslint-disable-next-line no-control-regex
     let text = raw.slice(1).replace(/[\x00-\x1f\x7f]/g, '?');
-    for (; text.length > MAX_LINE; text = text.slice(MAX_LINE)) line(text.slice(0, MAX_LINE), sev);
-    if (text !== '') line(text, sev);
-  };
-  pipe.on('data', (chunk: string) => {
-    const text = partial + chunk;
-    let start = 0;
-    for (let nl = text.indexOf('\n'); nl >= 0; nl = text.indexOf('\n', start)) {
-      if (nl > start) take(text.slice(start, nl));
-      start = nl + 1;
+    for (; text.length > MAX_LINE; text = text.slice(MAX_LINE)) this.line(text.slice(0, MAX_LINE), sev);
+    if (text !== '') this.line(text, sev);
+  }
+}
+
+/** What one timed read found: lines, nothing yet, or the end (the child's end closed). */
+type Found = 'data' | 'empty' | 'end';
+
+/** Reads what the pipe holds now, without waiting (libuv made the descriptor non-blocking). */
+function readNow(fd: number, buf: Buffer, lines: LineReader): Found {
+  let found: Found = 'empty';
+  for (;;) {
+    let n: number;
+    try {
+      n = readSync(fd, buf, 0, buf.length, null);
+    } catch (e) {
+      return (e as NodeJS.ErrnoException).code === 'EAGAIN' ? found : 'end';
     }
-    partial = text.slice(start);
-    // A line that never ends does not grow the parent's memory: written as far as it goes, the rest follows.
-    if (partial.length > MAX_LINE) {
-      take(partial);
-      partial = partial.slice(0, 1);
-    }
-  });
+    if (n === 0) return 'end';
+    lines.feed(buf.subarray(0, n));
+    found = 'data';
+    // A short read emptied the pipe: the next look is the timer's (no read(2) just to hear EAGAIN).
+    if (n < buf.length) return found;
+  }
+}
+
+/**
+ * The parent's end: calls `line` for every line read, in order; resolves when the pipe ends (the child exited).
+ *
+ * A line that comes while the parent is idle wakes it as usual; it then stops libuv's reading on the pipe and
+ * reads what gathered there every READ_EVERY_MS, itself, until a look finds nothing (then the next line wakes
+ * it again). A busy SMTP side's writes thus wake the parent once per READ_EVERY_MS, not once each; the child
+ * never waits (a full pipe queues on its side, log-pipe's writer) and the order holds (one reader at a time:
+ * libuv's, whose chunks are all handed on before the timer fires, or the timer's). A pipe with no libuv handle
+ * underneath (a test's stream) is read on each chunk.
+ */
+export function readLogPipe(pipe: Readable, line: (text: string, severity: Severity) => void): Promise<void> {
+  const lines = new LineReader(line);
+  const handle = handleOf(pipe);
+  const buf = handle ? Buffer.allocUnsafe(READ_SIZE) : undefined;
+  let timer: NodeJS.Timeout | undefined;
+  let ended = false;
   return new Promise((resolve) => {
     const done = (): void => {
-      if (partial.length > 0) take(partial);
-      partial = '';
+      if (ended) return;
+      ended = true;
+      clearTimeout(timer);
+      lines.end();
       resolve();
     };
+    const look = (): void => {
+      timer = undefined;
+      if (ended || !handle || !buf) return;
+      // Chunks libuv read before it stopped are still on their way: they go first.
+      if (pipe.readableLength > 0) return void (timer = setTimeout(look, READ_EVERY_MS));
+      const found = readNow(handle.fd, buf, lines);
+      if (found === 'data') timer = setTimeout(look, READ_EVERY_MS);
+      else if (found === 'empty') handle.readStart();
+      else {
+        done();
+        pipe.destroy();
+      }
+    };
+    pipe.on('data', (chunk: Buffer | string) => {
+      lines.feed(chunk);
+      if (handle && !ended && timer === undefined) {
+        // The stream still counts itself reading, so it does not start libuv again: look() does.
+        handle.readStop();
+        timer = setTimeout(look, READ_EVERY_MS);
+      }
+    });
     pipe.once('end', done);
     pipe.once('error', done);
     pipe.once('close', done);
