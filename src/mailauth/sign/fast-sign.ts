@@ -15,6 +15,7 @@
  * (test/unit/mailauth-fast-sign, e2e/mailauth-sign).
  */
 import crypto, { type KeyObject } from 'node:crypto';
+import { signAsync } from '../async-crypto.js';
 import { canonBody, canonField, messageParts, type Field } from '../dkim-canon.js';
 import type { SigningKey } from './keys.js';
 
@@ -41,8 +42,12 @@ function privateKey(pem: string): KeyObject {
   return k;
 }
 
-/** The DKIM-Signature fields (each with CRLF) for `msg`, one per key, or undefined to leave it to mailauth. */
-export function fastSign(msg: Buffer, keys: readonly SigningKey[], now = Date.now()): string | undefined {
+/**
+ * The DKIM-Signature fields (each with CRLF) for `msg`, one per key, or
+ * undefined to leave it to mailauth. The signatures are made on libuv's
+ * thread pool (async-crypto.ts); a failed one rejects.
+ */
+export async function fastSign(msg: Buffer, keys: readonly SigningKey[], now = Date.now()): Promise<string | undefined> {
   const parts = messageParts(msg);
   if (parts === undefined || keys.some((k) => !NAME.test(k.domain) || !NAME.test(k.selector))) return undefined;
   const signed: Field[] = [];
@@ -55,15 +60,14 @@ export function fastSign(msg: Buffer, keys: readonly SigningKey[], now = Date.no
   const data = signed.map((f) => `${canonField(f.raw, 'relaxed')}\r\n`).join('');
   const bh = crypto.createHash('sha256').update(canonBody(parts.body, 'relaxed'), 'latin1').digest('base64');
   const t = Math.floor(now / 1000);
-  let out = '';
-  for (const k of keys) {
+  const fields = keys.map(async (k) => {
     const head = `DKIM-Signature: v=1; a=${k.algorithm}; c=relaxed/relaxed; d=${k.domain}; h=${h}; q=dns/txt; s=${k.selector}; t=${t}; bh=${bh}; b=`;
     const input = Buffer.from(data + canonField(head, 'relaxed'), 'latin1');
     const key = privateKey(k.pem);
-    const b = (k.algorithm === 'rsa-sha256' ? crypto.sign('sha256', input, key) : crypto.sign(null, crypto.createHash('sha256').update(input).digest(), key)).toString('base64');
-    out += `${fold(head)}\r\n ${b.replace(/.{72}(?=.)/g, '$&\r\n ')}\r\n`;
-  }
-  return out;
+    const b = (k.algorithm === 'rsa-sha256' ? await signAsync('sha256', input, key) : await signAsync(null, crypto.createHash('sha256').update(input).digest(), key)).toString('base64');
+    return `${fold(head)}\r\n ${b.replace(/.{72}(?=.)/g, '$&\r\n ')}\r\n`;
+  });
+  return (await Promise.all(fields)).join('');
 }
 
 /** The field folded at its spaces into lines of at most 78 characters (relaxed canonicalization reads it as before). */

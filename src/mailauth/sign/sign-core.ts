@@ -42,7 +42,7 @@ export async function signMessage(message: Buffer, keys: readonly SigningKey[], 
 }
 
 async function dkimOnly(message: Buffer, keys: readonly SigningKey[]): Promise<SignAnswer> {
-  const fast = fastSign(message, keys);
+  const fast = await fastSign(message, keys);
   if (fast !== undefined) return { header: fast };
   const r = await dkimSign(message, {
     canonicalization: 'relaxed/relaxed',

@@ -26,6 +26,7 @@ import { dirname } from 'node:path';
 import type { DKIMResult } from 'mailauth';
 import { canonBody, canonField, FIELD_NAME, messageParts, type Field } from '../dkim-canon.js';
 import type { MailAuthResolver } from '../lib.js';
+import { verifyAsync } from '../async-crypto.js';
 
 const require = createRequire(import.meta.url);
 const tools = require('mailauth/lib/tools.js') as {
@@ -91,7 +92,8 @@ export async function fastDkim(msg: Buffer, resolver: MailAuthResolver, minKeyBi
     if (key === undefined) return undefined;
     const signed = Buffer.from(signedHeader(fields, s), 'latin1');
     const sig = Buffer.from(s.tags.get('b') ?? '', 'base64');
-    const ok = s.a === 'rsa-sha256' ? crypto.verify('sha256', signed, key, sig) : crypto.verify(null, crypto.createHash('sha256').update(signed).digest(), key, sig);
+    // On libuv's thread pool (async-crypto.ts); a failed job rejects, and mailauth's verifier decides.
+    const ok = s.a === 'rsa-sha256' ? await verifyAsync('sha256', signed, key, sig) : await verifyAsync(null, crypto.createHash('sha256').update(signed).digest(), key, sig);
     if (!ok) return undefined;
     results.push(passResult(s, from.headerFrom));
   }
