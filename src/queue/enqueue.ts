@@ -216,9 +216,15 @@ export class IncomingMessage {
         await this.writer.abort().catch(() => undefined);
         return { kind: 'refused', reply: a.verdict.reply, reason: a.verdict.reason };
       }
-      for await (const c of a.release) {
-        this.pass(c);
+      if (Array.isArray(a.release)) {
+        // Held in memory: stored at once, one wait for the spool.
+        for (const c of a.release as readonly Buffer[]) this.pass(c);
         await this.drain();
+      } else {
+        for await (const c of a.release) {
+          this.pass(c);
+          await this.drain();
+        }
       }
       if (a.verdict.kind === 'hold') authHold = `mailauth: ${a.verdict.reason}`;
       authWords = a.words;

@@ -18,7 +18,7 @@ function check(spillDir: string): MessageCheck {
   return new MessageCheck({ opts, authservId: 'mx.test.example', holdLimit: 1024 * 1024, spf: async () => undefined, spillDir }, undefined);
 }
 
-async function all(it: AsyncIterable<Buffer>): Promise<Buffer> {
+async function all(it: readonly Buffer[] | AsyncIterable<Buffer>): Promise<Buffer> {
   const parts: Buffer[] = [];
   for await (const b of it) parts.push(b);
   return Buffer.concat(parts);

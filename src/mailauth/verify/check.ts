@@ -38,14 +38,15 @@ export interface CheckContext {
   readonly spillDir?: string;
 }
 
-async function* listOf(buffers: readonly Buffer[]): AsyncIterable<Buffer> {
-  yield* buffers;
-}
-
 export interface CheckOutcome {
   readonly verdict: AuthVerdict;
-  /** What to store now, in order: Authentication-Results (unless omitted), then the held content (a large one read back from its file). */
-  readonly release: AsyncIterable<Buffer>;
+  /**
+   * What to store now, in order: Authentication-Results (unless omitted),
+   * then the held content — a list when it was held in memory (taken at
+   * once, without an asynchronous step per piece), a large one read back
+   * from its file.
+   */
+  readonly release: readonly Buffer[] | AsyncIterable<Buffer>;
   /** Fields for the mail log's one line (none for an unchecked message with nothing removed). */
   readonly fields?: Record<string, string | number>;
   /** One result word per method, for filters at phase commit (absent: the message was not checked). */
@@ -86,7 +87,7 @@ export class MessageCheck {
     if (failed !== undefined) {
       this.abort();
       const reason = `content could not be held for the checks: ${failed}`;
-      return { verdict: { kind: 'refuse', reply: reply(451, '4.3.0', 'Temporary local problem, try again later'), reason }, release: listOf([]), fields: { error: reason } };
+      return { verdict: { kind: 'refuse', reply: reply(451, '4.3.0', 'Temporary local problem, try again later'), reason }, release: [], fields: { error: reason } };
     }
     if (this.engine === undefined) {
       const release = this.rest([]);
@@ -108,10 +109,10 @@ export class MessageCheck {
   }
 
   /** `first`, then what is held: in memory, or in the spill file (read back, then removed). */
-  private rest(first: Buffer[]): AsyncIterable<Buffer> {
+  private rest(first: Buffer[]): readonly Buffer[] | AsyncIterable<Buffer> {
     const spill = this.spill;
     this.spill = undefined;
-    if (spill === undefined) return listOf([...first, ...this.takeHeld()]);
+    if (spill === undefined) return [...first, ...this.takeHeld()];
     return spill.readBack(first);
   }
 

@@ -242,13 +242,28 @@ function authors(fields: readonly Field[]): { headerFrom: string[]; fromFields: 
   for (const f of fields) {
     if (f.name !== 'from') continue;
     fromFields++;
-    const value = Buffer.from(f.raw, 'latin1').toString('utf8');
-    for (const addr of addressparser(value.slice(value.indexOf(':') + 1).trim())) {
-      for (const mailbox of addr.group ?? [addr]) if (mailbox.address) headerFrom.push(mailbox.address);
-    }
+    headerFrom.push(...addresses(f.raw));
   }
   return { headerFrom, fromFields };
 }
+
+/** The addresses of one From: field, as written (latin1), kept by its text: the same sender's field parses once. */
+function addresses(raw: string): readonly string[] {
+  let a = fromAddresses.get(raw);
+  if (a === undefined) {
+    const value = Buffer.from(raw, 'latin1').toString('utf8');
+    const list: string[] = [];
+    for (const addr of addressparser(value.slice(value.indexOf(':') + 1).trim())) {
+      for (const mailbox of addr.group ?? [addr]) if (mailbox.address) list.push(mailbox.address);
+    }
+    a = Object.freeze(list);
+    if (fromAddresses.size >= MAX_KEYS) fromAddresses.delete(fromAddresses.keys().next().value as string);
+    fromAddresses.set(raw, a);
+  }
+  return a;
+}
+
+const fromAddresses = new Map<string, readonly string[]>();
 
 /** A pass, shaped as mailauth's verifier shapes one (the fields Postern reads, and its Authentication-Results text). */
 function passResult(s: Signature, headerFrom: readonly string[]): DKIMResult {
