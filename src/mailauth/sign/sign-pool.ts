@@ -14,8 +14,10 @@
  * again as the signature (bench/mailauth-cpu.ts: 0.32 ms inline, 0.49 ms
  * through a worker, RSA-2048 and 1 KB with our signer, fast-sign.ts), as
  * for verification (verify-pool.ts): there a message of at most
- * INLINE_SIGN_MAX_BYTES without an ARC set is signed on the calling
- * thread, the event loop held for the time of one RSA signature.
+ * INLINE_SIGN_MAX_BYTES without an ARC set is signed from the calling
+ * thread: the canonicalization and hashing there, the RSA or Ed25519
+ * signature itself on libuv's thread pool (../async-crypto.ts), so the
+ * event loop is not held for it.
  */
 import { availableParallelism } from 'node:os';
 import { ownedCopy, WorkerLanes } from '../worker-lanes.js';
