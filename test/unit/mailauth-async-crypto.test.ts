@@ -10,25 +10,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
-import type { MailAuthResolver } from '../../src/mailauth/lib.js';
 import { signAsync, verifyAsync } from '../../src/mailauth/async-crypto.js';
 import { fastSign } from '../../src/mailauth/sign/fast-sign.js';
 import { signMessage } from '../../src/mailauth/sign/sign-core.js';
 import type { SigningKey } from '../../src/mailauth/sign/keys.js';
 import { fastDkim } from '../../src/mailauth/verify/fast-dkim.js';
 import { InlineEngine } from '../../src/mailauth/verify/engine.js';
-import { ed25519Key, rsaKey } from '../helpers/dkimpy.js';
+import { dkimKeys } from '../helpers/dkim-keys.js';
 
-const rsa = rsaKey(2048);
-const ed = ed25519Key();
-const records: Record<string, string> = { 'rsa._domainkey.example.org': rsa.record, 'ed._domainkey.example.org': ed.record };
-const resolver: MailAuthResolver = async (name) => {
-  const r = records[name.toLowerCase()];
-  if (r === undefined) throw Object.assign(new Error(`queryTxt ENOTFOUND ${name}`), { code: 'ENOTFOUND' });
-  return [[r]];
-};
-const rsaK: SigningKey = { domain: 'example.org', selector: 'rsa', algorithm: 'rsa-sha256', pem: rsa.pem };
-const edK: SigningKey = { domain: 'example.org', selector: 'ed', algorithm: 'ed25519-sha256', pem: ed.pem };
+const { rsa, ed, resolver, rsaK, edK } = dkimKeys();
 
 function message(i: number): Buffer {
   return Buffer.from(`From: a@example.org\r\nTo: b@example.net\r\nSubject: number ${i}\r\nMessage-ID: <${i}@example.org>\r\n\r\nbody of message ${i}\r\n${'x'.repeat(i % 97)}\r\n`, 'latin1');

@@ -9,23 +9,13 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { MailAuthResolver } from '../../src/mailauth/lib.js';
 import { fastSign } from '../../src/mailauth/sign/fast-sign.js';
 import { signMessage } from '../../src/mailauth/sign/sign-core.js';
 import { InlineEngine } from '../../src/mailauth/verify/engine.js';
-import type { SigningKey } from '../../src/mailauth/sign/keys.js';
-import { dkimpyVerifyMany, ed25519Key, rsaKey } from '../helpers/dkimpy.js';
+import { dkimpyVerifyMany } from '../helpers/dkimpy.js';
+import { dkimKeys } from '../helpers/dkim-keys.js';
 
-const rsa = rsaKey(2048);
-const ed = ed25519Key();
-const records: Record<string, string> = { 'rsa._domainkey.example.org': rsa.record, 'ed._domainkey.example.org': ed.record };
-const resolver: MailAuthResolver = async (name) => {
-  const r = records[name.toLowerCase()];
-  if (r === undefined) throw Object.assign(new Error(`queryTxt ENOTFOUND ${name}`), { code: 'ENOTFOUND' });
-  return [[r]];
-};
-const rsaK: SigningKey = { domain: 'example.org', selector: 'rsa', algorithm: 'rsa-sha256', pem: rsa.pem };
-const edK: SigningKey = { domain: 'example.org', selector: 'ed', algorithm: 'ed25519-sha256', pem: ed.pem };
+const { records, resolver, rsaK, edK } = dkimKeys();
 
 const heads = [
   'From: "A, B" <a@example.org>\r\nTo: b@example.net\r\nSubject: hello\r\n  folded   line\r\nDate: Mon, 07 Dec 2026 12:00:00 +0000\r\nMessage-ID: <1@example.org>\r\n',
