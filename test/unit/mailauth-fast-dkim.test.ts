@@ -12,7 +12,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { dkimSign, type MailAuthResolver } from '../../src/mailauth/lib.js';
 import { fastDkim } from '../../src/mailauth/verify/fast-dkim.js';
-import { canonBody } from '../../src/mailauth/dkim-canon.js';
+import { canonBody, canonField } from '../../src/mailauth/dkim-canon.js';
+import { prng } from '../helpers/prng.js';
 import { InlineEngine } from '../../src/mailauth/verify/engine.js';
 import { authWords, resultsHeader, summary, type AuthResults } from '../../src/mailauth/verify/verdict.js';
 import { dkimpySignMany, dkimpyVerifyMany, ed25519Key, rsaKey, type TestKey } from '../helpers/dkimpy.js';
@@ -167,4 +168,20 @@ test('body canonicalization (RFC 6376 §3.4.3, §3.4.4 and its examples)', () =>
   assert.equal(canonBody(' \r\n\t\r\n', 'relaxed'), '');
   assert.equal(canonBody(' C \r\nD \t E\r\n\r\n\r\n', 'relaxed'), ' C\r\nD E\r\n');
   assert.equal(canonBody(' C \r\nD \t E\r\n\r\n\r\n', 'simple'), ' C \r\nD \t E\r\n');
+});
+
+test('relaxed canonicalization is the RFC rule (every run of SP/HTAB one SP) on 50,000 random strings of whitespace, CR, LF and bytes', () => {
+  const rnd = prng(19);
+  const alphabet = [' ', '\t', 'a', '\r\n', '\r', '\n', '\xa0', ':'];
+  for (let i = 0; i < 50_000; i++) {
+    let s = '';
+    for (let n = Math.floor(rnd() * 14); n > 0; n--) s += alphabet[Math.floor(rnd() * alphabet.length)];
+    const body = `${s}\r\n`;
+    const b = body.replace(/[ \t]+\r\n/g, '\r\n').replace(/[ \t]+/g, ' ');
+    let end = b.length;
+    while (end >= 2 && b.endsWith('\r\n', end)) end -= 2;
+    assert.equal(canonBody(body, 'relaxed'), end === 0 ? '' : `${b.slice(0, end)}\r\n`, JSON.stringify(body));
+    const field = `X-F:${s}`;
+    assert.equal(canonField(field, 'relaxed'), `x-f:${s.replace(/\r\n(?=[ \t])/g, '').replace(/[ \t]+/g, ' ').replace(/^ | $/g, '')}`, JSON.stringify(field));
+  }
 });
