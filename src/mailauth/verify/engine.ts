@@ -14,7 +14,7 @@
  * (verify-worker.ts, the daemon's way) or on the event loop (tests, the
  * bench). RemoteEngine (verify-pool.ts) has the same shape.
  */
-import type { SPFResult } from 'mailauth';
+import type { ARCResult, SPFResult } from 'mailauth';
 import { AnswerMemo } from '../answer-memo.js';
 import { arc, DkimVerifier, evaluateDmarc, type DkimVerifierStream, type DmarcEvaluation, type MailAuthResolver } from '../lib.js';
 import { fastDkim, type FastDkim } from './fast-dkim.js';
@@ -38,6 +38,15 @@ function dmarcMemo(resolver: MailAuthResolver): AnswerMemo<DmarcEvaluation> {
   if (m === undefined) dmarcMemos.set(resolver, (m = new AnswerMemo()));
   return m;
 }
+
+/** The ARC data of a message without ARC fields (the fast path's). */
+const NO_CHAIN = Object.freeze({ chain: false, warnings: [] });
+/**
+ * mailauth's ARC result for NO_CHAIN ({ status: { result: 'none' }, i: 0 }):
+ * the same for every message whatever the options (no chain, not strict),
+ * read only by DMARC and the results; made once per thread.
+ */
+let noChainResult: Promise<ARCResult | undefined> | undefined;
 
 export interface EngineOptions {
   readonly resolver: MailAuthResolver;
@@ -93,7 +102,7 @@ export class InlineEngine implements VerifyEngine {
     if (this.dkim === undefined) {
       const all = this.gathered.length === 1 ? (this.gathered[0] as Buffer) : Buffer.concat(this.gathered, this.gatheredBytes);
       const fast = await fastDkim(all, this.o.resolver, this.o.minKeyBits).catch(() => undefined);
-      if (fast !== undefined) return { ...fast, arc: { chain: false, warnings: [] } };
+      if (fast !== undefined) return { ...fast, arc: NO_CHAIN };
       this.gathered = [all];
       this.stream();
     }
@@ -112,7 +121,8 @@ export class InlineEngine implements VerifyEngine {
     }
     const dkim = step.results;
     const { resolver, minKeyBits } = this.o;
-    const arcResult = await arc(step.arc, { resolver, minBitLength: minKeyBits, ip: this.o.clientAddress }).catch(() => undefined);
+    const arcOf = (data: unknown): Promise<ARCResult | undefined> => arc(data, { resolver, minBitLength: minKeyBits, ip: this.o.clientAddress }).catch(() => undefined);
+    const arcResult = await (step.arc === NO_CHAIN ? (noChainResult ??= arcOf(NO_CHAIN)) : arcOf(step.arc));
     if (!step.headerFrom) return { spf, dkim, arc: arcResult, dmarc: undefined };
     const spfDomains = spf?.status.result === 'pass' && spf.domain ? [spf.domain] : [];
     const dkimDomains = dkim.filter((r) => r.status.result === 'pass').map((r) => ({ id: r.id, domain: r.signingDomain, aligned: r.status.aligned, underSized: r.status.underSized }));
