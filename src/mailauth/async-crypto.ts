@@ -4,9 +4,11 @@
  * callback run as a crypto job on a pool thread (Node's SignJob), and the
  * loop only queues it and takes the answer.
  *
- * Measured on 2 vCPUs (Node 22, RSA-2048, 1 KB): a signature costs the
- * event loop ~585 µs when made on it, ~30–90 µs of queueing and callback
- * this way; a verification ~41 µs against ~8–28 µs. The pool thread runs
+ * Measured on 2 vCPUs (Node 22, RSA-2048, 900 bytes, the main thread's
+ * own CPU time from /proc): a signature costs the event loop ~310 µs when
+ * made on it, ~30–40 µs of queueing and callback this way; a verification
+ * ~30 µs against ~28 µs with one in flight and 6–8 µs with several (one
+ * wake-up of the loop then answers several). The pool thread runs
  * on the core the saturated event loop leaves idle, with no copy of the
  * message and no second V8 isolate to wake, which is what made the worker
  * hand-off cost more than the signature (sign/sign-pool.ts).
