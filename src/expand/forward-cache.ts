@@ -61,14 +61,19 @@ export class ForwardCache {
 
   read(user: UserInfo): ForwardRead {
     if (!user.home.startsWith('/')) return { kind: 'missing' };
-    let st: BigIntStats;
+    let st: BigIntStats | undefined;
     try {
-      st = lstatSync(join(user.home, '.forward'), { bigint: true });
+      // No file is the usual answer: told without an exception (and its stack).
+      st = lstatSync(join(user.home, '.forward'), { bigint: true, throwIfNoEntry: false });
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       this.entries.delete(user.name);
-      if (code === 'ENOENT' || code === 'ENOTDIR') return { kind: 'missing' };
+      if (code === 'ENOTDIR') return { kind: 'missing' };
       return this.readFile(user);
+    }
+    if (st === undefined) {
+      this.entries.delete(user.name);
+      return { kind: 'missing' };
     }
     const now = this.now();
     const id = identity(st);
