@@ -12,7 +12,7 @@
  * ~/.forward into the folder changes its mtime; a chown or chmod of it,
  * its ctime; pointing a home symlink elsewhere, its device or inode: the
  * next RCPT asks the parent again. The stat is taken before asking, and
- * only a folder last changed more than RACY_MS before it is remembered (a
+ * only a folder last changed more than 2 s before it is remembered (forward-cache.ts's racy()) (a
  * change within the same clock tick could leave the times unchanged: git's
  * "racily clean" entries). A remembered answer is asked again after
  * MAX_AGE_MS anyway, and at most MAX_ENTRIES users are kept, the oldest
@@ -22,15 +22,13 @@
  */
 import { statSync } from 'node:fs';
 import type { UserInfo } from '../users/system-users.js';
+import { racy } from './forward-cache.js';
 
 export const MAX_ENTRIES = 4096;
 export const MAX_AGE_MS = 60_000;
-const RACY_MS = 2_000;
 
-interface Entry {
-  readonly stamp: string;
-  readonly at: number;
-}
+/** A "missing" answer and the home it was given for. */
+type Entry = { readonly stamp: string; readonly at: number };
 
 export class ForwardAbsent {
   private readonly entries = new Map<string, Entry>();
@@ -42,7 +40,7 @@ export class ForwardAbsent {
 
   /**
    * The identity of user's home folder now, or undefined when it cannot be
-   * remembered (no such folder, an error, or changed within RACY_MS).
+   * remembered (no such folder, an error, or changed within the last 2 s: racy()).
    */
   stamp(user: UserInfo): string | undefined {
     if (!user.home.startsWith('/')) return undefined;
@@ -53,8 +51,7 @@ export class ForwardAbsent {
       return undefined;
     }
     if (st === undefined || !st.isDirectory()) return undefined;
-    const changed = st.ctimeNs > st.mtimeNs ? st.ctimeNs : st.mtimeNs;
-    if (this.now() - Number(changed / 1_000_000n) <= RACY_MS) return undefined;
+    if (racy(st, this.now())) return undefined;
     return `${user.uid}\0${user.home}\0${st.dev}:${st.ino}:${st.mtimeNs}:${st.ctimeNs}`;
   }
 
