@@ -81,6 +81,7 @@ import { includePaths, readIncludeAsUser } from './include-as.js';
 import { NOBODY } from '../users/system-users.js';
 import type { ForwardOptions } from '../config/model.js';
 import { DEFAULT_FORWARD } from '../config/parse-forward.js';
+import { ForwardAbsent } from './forward-absent.js';
 import { forwardLookup, readForwardFile, type ForwardRead } from './forward.js';
 
 export interface ExpandTarget {
@@ -132,6 +133,10 @@ export function expandRecipient(rcpt: Mailbox, first: { rule: MatchRule; action:
   return r.kind === 'ask' ? { kind: 'reject', reply: TEMPFAIL_REPLY, reason: `~/.forward of ${r.users.join(', ')}: not readable here` } : r;
 }
 
+/** The users the privileged parent said have no ~/.forward, while their homes are unchanged. */
+const absent = new ForwardAbsent();
+const MISSING: ForwardRead = Object.freeze({ kind: 'missing' });
+
 /**
  * expandRecipient for the SMTP side of a root-started smtpd: a ~/.forward it may not read (a 0700
  * home) is read by the privileged parent (forwardLookup()). The expansion runs, notes every user
@@ -142,13 +147,18 @@ export async function expandRecipientAsync(rcpt: Mailbox, first: { rule: MatchRu
   const ask = forwardLookup();
   if (ask === undefined) return expandRecipient(rcpt, first, env);
   const fetched = new Map<string, ForwardRead>();
+  /** The homes of the users asked about, as they were before asking (forward-absent.ts). */
+  const stamps = new Map<string, string | undefined>();
   const readForward = (u: UserInfo): ForwardRead | 'ask' => {
     const got = fetched.get(u.name);
     if (got !== undefined) return got;
+    if (absent.known(u)) return MISSING;
     const r = readForwardFile(u);
     // The parent reads it, and the files it includes as the user: never this side (its user owns the spool).
-    if (r.kind === 'ok' && includePaths(r.nodes).length > 0) return 'ask';
-    return r.kind === 'unsafe' && r.denied === true ? 'ask' : r;
+    const ask = (r.kind === 'ok' && includePaths(r.nodes).length > 0) || (r.kind === 'unsafe' && r.denied === true);
+    if (!ask) return r;
+    stamps.set(u.name, absent.stamp(u));
+    return 'ask';
   };
   const readForwardInclude = (u: UserInfo, path: string): IncludeRead => ({ kind: 'error', reason: `${path}: an :include: of ${u.name}'s ~/.forward the privileged parent did not read (more than its limit of files)` });
   for (let round = 0; round <= MAX_DEPTH + 1; round++) {
@@ -156,7 +166,11 @@ export async function expandRecipientAsync(rcpt: Mailbox, first: { rule: MatchRu
     if (r.kind !== 'ask') return r;
     try {
       const answers = await Promise.all(r.users.map(async (u) => [u, await ask(u)] as const));
-      for (const [u, a] of answers) fetched.set(u, a);
+      for (const [u, a] of answers) {
+        fetched.set(u, a);
+        const stamp = stamps.get(u);
+        if (a.kind === 'missing' && stamp !== undefined) absent.remember(u, stamp);
+      }
     } catch (e) {
       return { kind: 'reject', reply: TEMPFAIL_REPLY, reason: `~/.forward of ${r.users.join(', ')}: the privileged parent did not answer: ${(e as Error).message}` };
     }

@@ -43,6 +43,15 @@ export interface ForwardCacheOptions {
   readonly now?: () => number;
 }
 
+/**
+ * Was the file (or folder) changed less than RACY_MS before `now`? Its times then say too little: a change in
+ * the same clock tick could leave them as they are (git's "racily clean" entries), so it is not remembered.
+ */
+export function racy(st: BigIntStats, now: number): boolean {
+  const changedMs = Number((st.ctimeNs > st.mtimeNs ? st.ctimeNs : st.mtimeNs) / 1_000_000n);
+  return now - changedMs <= RACY_MS;
+}
+
 const identity = (st: BigIntStats): string => `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
 
 export class ForwardCache {
@@ -61,14 +70,19 @@ export class ForwardCache {
 
   read(user: UserInfo): ForwardRead {
     if (!user.home.startsWith('/')) return { kind: 'missing' };
-    let st: BigIntStats;
+    let st: BigIntStats | undefined;
     try {
-      st = lstatSync(join(user.home, '.forward'), { bigint: true });
+      // No file is the usual answer: told without an exception (and its stack).
+      st = lstatSync(join(user.home, '.forward'), { bigint: true, throwIfNoEntry: false });
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       this.entries.delete(user.name);
-      if (code === 'ENOENT' || code === 'ENOTDIR') return { kind: 'missing' };
+      if (code === 'ENOTDIR') return { kind: 'missing' };
       return this.readFile(user);
+    }
+    if (st === undefined) {
+      this.entries.delete(user.name);
+      return { kind: 'missing' };
     }
     const now = this.now();
     const id = identity(st);
@@ -76,8 +90,7 @@ export class ForwardCache {
     if (hit !== undefined && hit.id === id && hit.uid === user.uid && hit.home === user.home && now - hit.at < this.maxAgeMs) return hit.read;
     this.entries.delete(user.name);
     const read = this.readFile(user);
-    const changedMs = Number((st.ctimeNs > st.mtimeNs ? st.ctimeNs : st.mtimeNs) / 1_000_000n);
-    if (read.kind !== 'error' && now - changedMs > RACY_MS) {
+    if (read.kind !== 'error' && !racy(st, now)) {
       if (this.entries.size >= this.maxEntries) this.entries.delete(this.entries.keys().next().value as string);
       this.entries.set(user.name, { uid: user.uid, home: user.home, id, at: now, read });
     }

@@ -24,7 +24,7 @@
  * read with the user's ids (include-as.ts) — by the parent, which sends
  * them along, under privilege separation.
  */
-import { closeSync, constants, fstatSync, openSync, readSync, statSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync, statSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import type { AliasNode } from '../table/aliases.js';
 import type { UserInfo } from '../users/system-users.js';
@@ -54,6 +54,9 @@ export function readForwardFile(user: UserInfo): ForwardRead {
     if (code === 'EACCES') return { kind: 'unsafe', path, reason: `${user.home}: permission denied (a daemon not started as root cannot read other users' homes)`, denied: true };
     return { kind: 'error', reason: `${user.home}: ${(e as Error).message}` };
   }
+  // A home this process cannot search is told by its mode, without an open that fails (an exception, a stack).
+  const denied = { kind: 'unsafe', path, reason: `${path}: permission denied (a daemon not started as root cannot read other users' homes)`, denied: true } as const;
+  if (!searchable(home)) return denied;
   let fd: number;
   try {
     fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
@@ -61,7 +64,7 @@ export function readForwardFile(user: UserInfo): ForwardRead {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ENOTDIR') return { kind: 'missing' };
     if (code === 'ELOOP') return { kind: 'unsafe', path, reason: `${path} is a symbolic link` };
-    if (code === 'EACCES') return { kind: 'unsafe', path, reason: `${path}: permission denied (a daemon not started as root cannot read other users' homes)`, denied: true };
+    if (code === 'EACCES') return denied;
     return { kind: 'error', reason: `${path}: ${(e as Error).message}` };
   }
   try {
@@ -87,6 +90,18 @@ export function readForwardFile(user: UserInfo): ForwardRead {
   } finally {
     closeSync(fd);
   }
+}
+
+/**
+ * May this process enter the folder? False only when its mode says so for certain: not root, and the owner's
+ * search bit unset for its owner, or neither the group's nor others' set for anyone else (the group check is
+ * left to open(2)).
+ */
+function searchable(st: Stats): boolean {
+  const euid = process.geteuid?.();
+  if (euid === undefined || euid === 0) return true;
+  if (st.uid === euid) return (st.mode & 0o100) !== 0;
+  return (st.mode & 0o011) !== 0;
 }
 
 /** Under privilege separation: the privileged parent's reading of a user's ~/.forward, by user name (never a path). */

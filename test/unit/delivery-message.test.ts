@@ -10,6 +10,7 @@ import { DotStuffer, dotStuff, parseDestination, ReplyParser, LmtpProtocolError,
 import { asctime, fromLine } from '../../src/delivery/local/mbox.js';
 import { deliveryHeaders, headerFacts, LfFormatter, scanHeader, toLf } from '../../src/delivery/local/message.js';
 import { exitOutcome } from '../../src/delivery/local/mda.js';
+import { wholeBodyStream } from '../../src/spool/whole-body.js';
 
 function atEverySplit(input: Buffer, make: () => { push(b: Buffer): Buffer[]; end(): Buffer[] }, expected: Buffer): void {
   for (let cut = 0; cut <= input.length; cut++) {
@@ -75,6 +76,20 @@ describe('header facts', () => {
     );
     assert.deepEqual(await scanHeader(body), { deliveredTo: ['a@b'], spam: true });
     assert.ok(pulled <= 3);
+  });
+
+  it('scans a body still in the spool\'s memory in place, with the same facts as a stream', async () => {
+    const cases = [
+      ['Delivered-To: a@b\r\n', 'X-Spam: yes\r\n\r\nDelivered-To: c@d\r\n'],
+      ['\r\nDelivered-To: a@b\r\n'],
+      ['Delivered-To: a@b\r\nno end of header'],
+    ];
+    for (const pieces of cases) {
+      const bufs = pieces.map((p) => Buffer.from(p));
+      const whole = wholeBodyStream(bufs);
+      assert.deepEqual(await scanHeader(whole), await scanHeader(Readable.from(bufs)), pieces.join(''));
+      assert.equal(whole.destroyed, true);
+    }
   });
 
   it('writes the delivery headers without letting a value start a line', () => {

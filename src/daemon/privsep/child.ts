@@ -28,6 +28,7 @@ import { setSystemPasswordCheck } from '../../privsep/passwords.js';
 import { setForwardLookup } from '../../expand/forward.js';
 import { setFilterSpawner } from '../../filter/proc/spawn.js';
 import { FilterRelay } from './filter-relay.js';
+import { wholeBody } from '../../spool/whole-body.js';
 import { Coalescer, unbatch } from './coalesce.js';
 import { preloadSecrets, secretPaths, setSecrets } from '../../privsep/secrets.js';
 import type { Config } from '../../config/model.js';
@@ -198,6 +199,10 @@ export function childLink(): ChildLink | undefined {
     } catch {
       return { head, size, whole: false, broken: true };
     }
+    // A body still in the spool's memory is taken as it is: no async iterator, no stream destroyed half read.
+    const pieces = wholeBody(body);
+    const whole = pieces?.reduce((n, p) => n + p.length, 0) ?? Infinity;
+    if (pieces !== undefined && whole <= INLINE_MAX) return { body, head: [...pieces], size: whole, whole: true, broken: false };
     const chunks = (body as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
     try {
       for (;;) {
@@ -239,7 +244,7 @@ export function childLink(): ChildLink | undefined {
     const h = await readHead(openBody);
     if (h.whole) {
       h.body?.destroy();
-      const body = Buffer.concat(h.head, h.size);
+      const body = h.head.length === 1 ? (h.head[0] as Buffer) : Buffer.concat(h.head, h.size);
       const parts: Promise<Outcome[]>[] = [];
       for (let i = 0; i < reqs.length; i += MAX_REQS) {
         const part = reqs.slice(i, i + MAX_REQS);

@@ -52,18 +52,42 @@ function toUser(c: Credentials): void {
   if (posix.geteuid() !== c.uid || posix.getegid() !== c.gid) throw new Error('could not switch to the user');
 }
 
+/**
+ * The supplementary groups this process was last given by setGroups(), as a key; undefined when not known
+ * (at start, after initgroups(3) or any other change).
+ */
+let supplementary: string | undefined;
+
+/**
+ * Set the supplementary groups to `groups` less `egid`, unless they are that already. The effective gid (which
+ * enterUser() sets next) grants what membership of it would, so a user whose only group is its own gets none —
+ * as root has none between jobs — and a switch between two such users, or from root to one, makes no setgroups
+ * call: glibc signals each set*id call to every thread of the process (deliver-worker.ts).
+ */
+function setGroups(groups: readonly number[], egid: number): void {
+  const list = groups.filter((g) => g !== egid);
+  const key = list.join(',');
+  if (key === supplementary) return;
+  supplementary = undefined;
+  posix.setgroups(list);
+  supplementary = key;
+}
+
 /** Become the user for one job (effective ids only); the hooks a root-open mbox job needs. */
 export function enterUser(c: Credentials, kind: string): MboxHooks {
   const now = performance.now();
   const cacheable = c.initgroups && c.mode === 'user';
   const cached = cacheable ? cachedGroups(c.user, c.gid, now) : undefined;
   const fresh = cached !== undefined;
-  if (fresh) posix.setgroups([...cached]);
-  else if (c.initgroups) posix.initgroups(c.user, c.gid);
-  else posix.setgroups([c.gid]);
+  if (fresh) setGroups(cached, c.gid);
+  else if (c.initgroups) {
+    supplementary = undefined;
+    posix.initgroups(c.user, c.gid);
+  } else setGroups([c.gid], c.gid);
   if (c.mode === 'user+group' && c.spoolGid !== undefined) {
     // Node's getgroups() adds the effective gid when it is not a member: switch it first, or root's group would come along.
     posix.setegid(c.gid);
+    supplementary = undefined;
     posix.setgroups([...new Set([...posix.getgroups(), c.spoolGid])]);
   }
   if (c.mode === 'root-open' && kind === 'mbox') {
@@ -90,7 +114,7 @@ export function rootAgain(): void {
 /** Root again, with no supplementary groups; throws if that did not work (the worker must then exit). */
 export function leaveUser(): void {
   backToRoot();
-  posix.setgroups([]);
+  setGroups([], 0);
   // getgroups() reports the effective gid (0) too: nothing else may be left.
   if (posix.geteuid() !== 0 || posix.getegid() !== 0 || posix.getgroups().some((g) => g !== 0)) throw new Error('could not switch back to root');
 }

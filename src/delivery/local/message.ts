@@ -15,6 +15,7 @@
  * filter marked it (X-Spam: yes / X-Spam-Flag: yes, for `maildir junk`).
  */
 import { Transform, type Readable } from 'node:stream';
+import { wholeBody } from '../../spool/whole-body.js';
 
 const LF = 0x0a;
 const CR = 0x0d;
@@ -128,8 +129,21 @@ export function headerFacts(header: string): HeaderFacts {
   return { deliveredTo, spam };
 }
 
+/** The facts of a message's header, from its first bytes (the whole header, or MAX_HEADER of it). */
+function headerOf(all: Buffer): HeaderFacts {
+  if (all.length >= 2 && all[0] === 0x0d && all[1] === 0x0a) return headerFacts('');
+  const end = all.subarray(0, MAX_HEADER + 4).indexOf('\r\n\r\n');
+  return headerFacts(all.subarray(0, end >= 0 ? end + 2 : MAX_HEADER).toString('utf8'));
+}
+
 /** Read the header of a stored message (and no more than 1 MiB of it). */
 export async function scanHeader(body: Readable): Promise<HeaderFacts> {
+  // A body still in the spool's memory is scanned in place: no async iterator, no stream destroyed half read.
+  const pieces = wholeBody(body);
+  if (pieces !== undefined) {
+    body.destroy();
+    return headerOf(pieces.length === 1 ? (pieces[0] as Buffer) : Buffer.concat(pieces));
+  }
   let all: Buffer = Buffer.alloc(0);
   try {
     for await (const c of body) {
