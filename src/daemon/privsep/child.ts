@@ -33,6 +33,7 @@ import { preloadSecrets, secretPaths, setSecrets } from '../../privsep/secrets.j
 import type { Config } from '../../config/model.js';
 import { asBuffer, INLINE_MAX, MAX_REQS, type ChildMessage, type ParentMessage } from './protocol.js';
 import type { Server } from 'node:net';
+import { wholeBody } from '../../spool/whole-body.js';
 
 export const CHILD_ENV = 'POSTERN_PRIVSEP_CHILD';
 
@@ -198,6 +199,12 @@ export function childLink(): ChildLink | undefined {
     } catch {
       return { head, size, whole: false, broken: true };
     }
+    const held = wholeBody(body);
+    if (held !== undefined) {
+      // Whole in memory already (read once by the agent, or the spool's cache): no stream to go through.
+      const n = held.reduce((sum, b) => sum + b.length, 0);
+      if (n <= INLINE_MAX) return { body, head: [...held], size: n, whole: true, broken: false };
+    }
     const chunks = (body as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
     try {
       for (;;) {
@@ -239,7 +246,7 @@ export function childLink(): ChildLink | undefined {
     const h = await readHead(openBody);
     if (h.whole) {
       h.body?.destroy();
-      const body = Buffer.concat(h.head, h.size);
+      const body = h.head.length === 1 ? (h.head[0] as Buffer) : Buffer.concat(h.head, h.size);
       const parts: Promise<Outcome[]>[] = [];
       for (let i = 0; i < reqs.length; i += MAX_REQS) {
         const part = reqs.slice(i, i + MAX_REQS);
