@@ -1,16 +1,17 @@
 /*
  * test/unit/delivery-message.test.ts — LF conversion, mboxrd quoting, the
- * header scan, the From_ line; LMTP replies and dot-stuffing. Every
- * streaming encoder is fed its input cut at every split point.
+ * header scan and the whole-message read, the From_ line; LMTP replies and
+ * dot-stuffing. Every streaming encoder is fed its input cut at every split
+ * point.
  */
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { describe, it } from 'node:test';
 import { DotStuffer, dotStuff, parseDestination, ReplyParser, LmtpProtocolError, type LmtpReply } from '../../src/delivery/local/lmtp-wire.js';
 import { asctime, fromLine } from '../../src/delivery/local/mbox.js';
-import { deliveryHeaders, headerFacts, LfFormatter, scanHeader, toLf } from '../../src/delivery/local/message.js';
-import { exitOutcome } from '../../src/delivery/local/mda.js';
+import { deliveryHeaders, headerFacts, headerFactsIn, LfFormatter, readUpTo, scanHeader, toLf } from '../../src/delivery/local/message.js';
 import { wholeBodyStream } from '../../src/spool/whole-body.js';
+import { exitOutcome } from '../../src/delivery/local/mda.js';
 
 function atEverySplit(input: Buffer, make: () => { push(b: Buffer): Buffer[]; end(): Buffer[] }, expected: Buffer): void {
   for (let cut = 0; cut <= input.length; cut++) {
@@ -48,6 +49,18 @@ describe('LfFormatter', () => {
       atEverySplit(Buffer.from(input, 'latin1'), () => new LfFormatter(true), Buffer.from(rd, 'latin1'));
     });
   }
+
+  it('drops exactly the CR of each CR LF in random content, at every split (no quoting)', () => {
+    let seed = 7;
+    const rnd = (n: number): number => ((seed = (seed * 1103515245 + 12345) >>> 0) >>> 8) % n;
+    const alphabet = Buffer.from('\r\n\r\nab.>F\0', 'latin1');
+    for (let round = 0; round < 30; round++) {
+      const input = Buffer.from(Array.from({ length: 1 + rnd(40) }, () => alphabet[rnd(alphabet.length)] as number));
+      let expected = input.toString('latin1').replace(/\r\n/g, '\n');
+      if (expected !== '' && !expected.endsWith('\n')) expected += '\n';
+      atEverySplit(input, () => new LfFormatter(false), Buffer.from(expected, 'latin1'));
+    }
+  });
 
   it('keeps binary bytes', () => {
     const b = Buffer.from([0, 1, 0xff, 0x0d, 0x0a, 0x80]);
@@ -90,6 +103,40 @@ describe('header facts', () => {
       assert.deepEqual(await scanHeader(whole), await scanHeader(Readable.from(bufs)), pieces.join(''));
       assert.equal(whole.destroyed, true);
     }
+  });
+
+  it('finds the facts in the first bytes, or says the header goes on', () => {
+    assert.deepEqual(headerFactsIn(Buffer.from('X-Spam: yes\r\n\r\nbody'), false), { deliveredTo: [], spam: true });
+    assert.equal(headerFactsIn(Buffer.from('X-Spam: yes\r\nSubject: x'), false), undefined);
+    assert.deepEqual(headerFactsIn(Buffer.from('X-Spam: yes\r\nSubject: x'), true), { deliveredTo: [], spam: true });
+    assert.deepEqual(headerFactsIn(Buffer.from('\r\nX-Spam: yes\r\n'), false), { deliveredTo: [], spam: false });
+  });
+
+  it('reads a small message whole, once, and only the start of a large one', async () => {
+    const parts = ['Delivered-To: a@b\r\n\r\n', 'x'.repeat(100), 'y'.repeat(100)].map((c) => Buffer.from(c));
+    const small = await readUpTo(Readable.from(parts), 1000);
+    assert.equal(small.whole, true);
+    assert.equal(small.bytes.toString(), parts.join(''));
+    let pulled = 0;
+    const large = await readUpTo(
+      Readable.from(
+        (function* () {
+          for (const p of parts) {
+            pulled++;
+            yield p;
+          }
+        })(),
+      ),
+      30,
+    );
+    assert.equal(large.whole, false);
+    assert.equal(pulled, 2);
+    // A body the spool holds whole is taken without going through the stream.
+    const held = await readUpTo(wholeBodyStream(parts), 1000);
+    assert.equal(held.whole, true);
+    assert.equal(held.bytes.toString(), parts.join(''));
+    const one = await readUpTo(wholeBodyStream([parts[1] as Buffer]), 1000);
+    assert.equal(one.bytes, parts[1], 'one piece is not copied');
   });
 
   it('writes the delivery headers without letting a value start a line', () => {

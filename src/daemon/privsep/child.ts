@@ -199,10 +199,12 @@ export function childLink(): ChildLink | undefined {
     } catch {
       return { head, size, whole: false, broken: true };
     }
-    // A body still in the spool's memory is taken as it is: no async iterator, no stream destroyed half read.
-    const pieces = wholeBody(body);
-    const whole = pieces?.reduce((n, p) => n + p.length, 0) ?? Infinity;
-    if (pieces !== undefined && whole <= INLINE_MAX) return { body, head: [...pieces], size: whole, whole: true, broken: false };
+    const held = wholeBody(body);
+    if (held !== undefined) {
+      // Whole in memory already (read once by the agent, or the spool's cache): no stream to go through.
+      const n = held.reduce((sum, b) => sum + b.length, 0);
+      if (n <= INLINE_MAX) return { body, head: [...held], size: n, whole: true, broken: false };
+    }
     const chunks = (body as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
     try {
       for (;;) {

@@ -41,7 +41,8 @@ import { LmtpSessions } from './lmtp-connection.js';
 import { existsSync } from 'node:fs';
 import { DEFAULT_MDA_TIMEOUT_MS, runMda, SETPRIV } from './mda.js';
 import { fromLine } from './mbox.js';
-import { deliveryHeaders, scanHeader, type HeaderFacts } from './message.js';
+import { deliveryHeaders, headerFactsIn, readUpTo, scanHeader, type HeaderFacts } from './message.js';
+import { wholeBodyStream } from '../../spool/whole-body.js';
 import { describe, permfail, tempfail, type Outcome } from './outcome.js';
 import { runAsUser } from './privsep.js';
 import { TableUserBase } from './userbase.js';
@@ -105,6 +106,8 @@ export const SAFE_PATH = '/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin
 /** The helper's own time limit beyond the job's. */
 const HELPER_SLACK_MS = 60_000;
 const FILE_JOB_TIMEOUT_MS = 15 * 60_000;
+/** A message up to this size is read into memory once per task (the privileged parent takes it whole too). */
+const WHOLE_MAX = 256 * 1024;
 /** Keys per user for maildir deliveries (see key()). */
 const MAILDIR_LANES = 4;
 /** Keys per action for LMTP deliveries (see key()): with maxTasksPerKey.mda (2), the sessions open at once to a server. */
@@ -216,7 +219,11 @@ export class LocalAgent implements DeliveryAgent {
     if (local.length > 0) {
       let facts: HeaderFacts | undefined;
       try {
-        facts = await scanHeader(task.openBody());
+        // A small message is read once for the header and every recipient of the task (not once more for the
+        // deliveries: a read of the spool file checks the SHA-256 of the whole body).
+        const start = await readUpTo(task.openBody(), WHOLE_MAX);
+        facts = headerFactsIn(start.bytes, start.whole) ?? (await scanHeader(task.openBody()));
+        if (start.whole) task = { ...task, openBody: () => wholeBodyStream([start.bytes]) };
       } catch (e) {
         for (const i of local) outcomes[i] = tempfail('4.3.0', `cannot read the message: ${describe(e)}`);
       }

@@ -24,6 +24,7 @@ const FROM_ = Buffer.from('From ');
 const EMPTY = Buffer.alloc(0);
 const QUOTE = Buffer.from('>');
 const NL = Buffer.from('\n');
+const CR_BUF = Buffer.from('\r');
 
 export class LfFormatter {
   private carry: Buffer = EMPTY;
@@ -35,6 +36,7 @@ export class LfFormatter {
 
   /** Bytes to write for this chunk (some may be held back until the next). */
   push(chunk: Buffer): Buffer[] {
+    if (!this.quoteFrom) return this.plain(chunk, false);
     const buf = this.carry.length > 0 ? Buffer.concat([this.carry, chunk]) : chunk;
     this.carry = EMPTY;
     return this.run(buf, false);
@@ -42,7 +44,7 @@ export class LfFormatter {
 
   /** The held-back bytes and a final line end when the message lacks one. */
   end(): Buffer[] {
-    const out = this.run(this.carry, true);
+    const out = this.quoteFrom ? this.run(this.carry, true) : this.plain(EMPTY, true);
     this.carry = EMPTY;
     if (this.wrote && this.last !== LF) out.push(NL);
     this.last = LF;
@@ -54,6 +56,40 @@ export class LfFormatter {
     out.push(b);
     this.last = b[b.length - 1] as number;
     this.wrote = true;
+  }
+
+  /**
+   * Without quoting, each CR LF of the chunk loses its CR: the chunk becomes
+   * one copy of itself, filled segment by segment between the CRs (an
+   * indexOf and a copy per line), instead of two slices per line and a
+   * concatenation of them all. A CR at the end of the chunk is held back
+   * until the next byte says whether an LF follows.
+   */
+  private plain(chunk: Buffer, final: boolean): Buffer[] {
+    const held = this.carry.length > 0; // a CR
+    const n = chunk.length;
+    if (n === 0 && !final) return [];
+    this.carry = EMPTY;
+    let end = n;
+    if (!final && chunk[n - 1] === CR) {
+      end = n - 1;
+      this.carry = CR_BUF;
+    }
+    const out = Buffer.allocUnsafe(end + (held ? 1 : 0));
+    let o = 0;
+    if (held && !(n > 0 && chunk[0] === LF)) out[o++] = CR;
+    let i = 0;
+    for (;;) {
+      const p = i < end ? chunk.indexOf(CR, i) : -1;
+      const e = p < 0 || p >= end ? end : p;
+      o += chunk.copy(out, o, i, e);
+      if (e === end) break;
+      if (!(p + 1 < n && chunk[p + 1] === LF)) out[o++] = CR; // a lone CR stays
+      i = p + 1;
+    }
+    const out2: Buffer[] = [];
+    this.emit(out2, o === out.length ? out : out.subarray(0, o));
+    return out2;
   }
 
   private run(buf: Buffer, final: boolean): Buffer[] {
@@ -129,11 +165,17 @@ export function headerFacts(header: string): HeaderFacts {
   return { deliveredTo, spam };
 }
 
-/** The facts of a message's header, from its first bytes (the whole header, or MAX_HEADER of it). */
-function headerOf(all: Buffer): HeaderFacts {
+/**
+ * The facts of the header at the start of `all` (the first bytes of a
+ * message; `complete`: all of it), or undefined when the header goes on
+ * past them. A header longer than 1 MiB is read up to there.
+ */
+export function headerFactsIn(all: Buffer, complete: boolean): HeaderFacts | undefined {
   if (all.length >= 2 && all[0] === 0x0d && all[1] === 0x0a) return headerFacts('');
-  const end = all.subarray(0, MAX_HEADER + 4).indexOf('\r\n\r\n');
-  return headerFacts(all.subarray(0, end >= 0 ? end + 2 : MAX_HEADER).toString('utf8'));
+  const end = all.indexOf('\r\n\r\n');
+  if (end >= 0) return headerFacts(all.subarray(0, end + 2).toString('utf8'));
+  if (complete || all.length > MAX_HEADER) return headerFacts(all.subarray(0, MAX_HEADER).toString('utf8'));
+  return undefined;
 }
 
 /** Read the header of a stored message (and no more than 1 MiB of it). */
@@ -142,21 +184,46 @@ export async function scanHeader(body: Readable): Promise<HeaderFacts> {
   const pieces = wholeBody(body);
   if (pieces !== undefined) {
     body.destroy();
-    return headerOf(pieces.length === 1 ? (pieces[0] as Buffer) : Buffer.concat(pieces));
+    return headerFactsIn(pieces.length === 1 ? (pieces[0] as Buffer) : Buffer.concat(pieces), true) as HeaderFacts;
   }
   let all: Buffer = Buffer.alloc(0);
   try {
     for await (const c of body) {
       all = all.length === 0 ? (c as Buffer) : Buffer.concat([all, c as Buffer]);
-      if (all.length >= 2 && all[0] === 0x0d && all[1] === 0x0a) return headerFacts('');
-      const end = all.indexOf('\r\n\r\n');
-      if (end >= 0) return headerFacts(all.subarray(0, end + 2).toString('utf8'));
-      if (all.length > MAX_HEADER) break;
+      const facts = headerFactsIn(all, false);
+      if (facts !== undefined) return facts;
     }
   } finally {
     body.destroy();
   }
-  return headerFacts(all.subarray(0, MAX_HEADER).toString('utf8'));
+  return headerFactsIn(all, true) as HeaderFacts;
+}
+
+/**
+ * The whole message when it has at most `max` bytes, as one Buffer (a body
+ * the spool holds in memory is taken as it is, without reading a stream);
+ * else its first bytes (at least `max` of them) and `whole: false`. The
+ * stream is destroyed either way.
+ */
+export async function readUpTo(body: Readable, max: number): Promise<{ readonly bytes: Buffer; readonly whole: boolean }> {
+  const join = (pieces: readonly Buffer[], size: number): Buffer => (pieces.length === 1 ? (pieces[0] as Buffer) : Buffer.concat(pieces, size));
+  try {
+    const held = wholeBody(body);
+    if (held !== undefined) {
+      const size = held.reduce((n, b) => n + b.length, 0);
+      return { bytes: join(held, size), whole: size <= max };
+    }
+    const pieces: Buffer[] = [];
+    let size = 0;
+    for await (const c of body) {
+      pieces.push(c as Buffer);
+      size += (c as Buffer).length;
+      if (size > max) return { bytes: join(pieces, size), whole: false };
+    }
+    return { bytes: join(pieces, size), whole: true };
+  } finally {
+    body.destroy();
+  }
 }
 
 // eslint-disable-next-line no-control-regex
