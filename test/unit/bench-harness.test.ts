@@ -14,7 +14,7 @@ import { Resolver } from 'node:dns/promises';
 import { nxdomainAnswer, startDnsStub } from '../../bench/dns.js';
 import { buildMessage, runLoad } from '../../bench/load.js';
 import { makePlan } from '../../bench/options.js';
-import { PeakSampler, cpuDelta, parseRollup, parseStat, processTree, sampleTree, treeCpuByName, treeCpuSeconds } from '../../bench/proc.js';
+import { PeakSampler, cpuDelta, parseRollup, parseStat, processTree, running, sampleTree, treeCpuByName, treeCpuSeconds } from '../../bench/proc.js';
 import { summarizeProfile, type CpuProfile } from '../../bench/profile.js';
 import { authCostLines, cpuBreakdownLines, formatMarkdownTable, formatRate, formatReportMarkdown, formatReportText, formatText, summarizeCell, tableRows, TABLE_HEADER, type BenchResults, type RunFigures } from '../../bench/report.js';
 import { lastMessageCount } from '../../bench/servers/sink.js';
@@ -252,6 +252,16 @@ describe('bench result table', () => {
       cells,
       destinationVersions: { dovecot: '2.3.19.1', procmail: '' },
       setupLog: [],
+      timings: {
+        setupS: 1.2,
+        cells: [
+          { scenario: 'maildir-1k-10', server: 'postern', seconds: 20.5, startS: 1, stopS: 1.5 },
+          { scenario: 'maildir-1k-10', server: 'postfix', seconds: 15.2, startS: 0.1, stopS: 0.4 },
+        ],
+        extras: [{ name: 'large-queue', seconds: 240, parts: { 'both queues written': 80, 'postern measured': 45 } }],
+        cleanupS: 3,
+        totalS: 280,
+      },
     };
     assert.match(formatReportText(results), /maildir-1k-10 +postern +3,000 \(2,800–3,100\)/);
     const md = formatReportMarkdown(results);
@@ -259,6 +269,15 @@ describe('bench result table', () => {
     assert.match(md, /Destinations: dovecot 2\.3\.19\.1; procmail not installed/);
     assert.match(md, /`npm run bench -- --quick`/);
     assert.match(md, /\| maildir-1k-10 \| postern \| 3,000 \(2,800–3,100\) \| 3\.00× \|/);
+    // Where the time went: the last section, each part on a line.
+    const time = md.slice(md.indexOf('## Where the time went'));
+    assert.ok(md.indexOf('## Where the time went') > md.indexOf('| maildir-1k-10 |'));
+    assert.match(time, /^- set-up \(peers, users, versions\): 1\.2 s$/m);
+    assert.match(time, /^- load scenarios: 35\.7 s for 2 cells \(servers' start 1\.1 s, stop 1\.9 s\)$/m);
+    assert.match(time, /^  - maildir-1k-10: 35\.7 s \(postern 20\.5, postfix 15\.2\)$/m);
+    assert.match(time, /^- large-queue: 240 s \(both queues written 80\.0, postern measured 45\.0\)$/m);
+    assert.match(time, /^- total: 280 s \(4\.7 min\)$/m);
+    assert.match(formatReportText(results), /Where the time went:\n {2}set-up/);
   });
 });
 
@@ -418,8 +437,11 @@ describe('bench /proc sampling', () => {
 
   it('parses stat lines whose command name holds spaces and parentheses', () => {
     const line = '4242 (a (b) c) S 17 4242 4242 0 -1 4194560 100 0 0 0 250 50 7 3 20 0 1 0 100 1000 200';
-    assert.deepEqual(parseStat(line), { pid: 4242, ppid: 17, comm: 'a (b) c', selfTicks: 300, childTicks: 10 });
+    assert.deepEqual(parseStat(line), { pid: 4242, ppid: 17, comm: 'a (b) c', selfTicks: 300, childTicks: 10, state: 'S' });
     assert.equal(parseStat('garbage'), undefined);
+    // A zombie has exited (stopTree does not wait for init to reap it).
+    assert.equal(parseStat(line.replace(') S ', ') Z '))?.state, 'Z');
+    assert.equal(running(process.pid), true);
   });
 
   it('splits the tree\'s CPU time by process name, the root apart', () => {
