@@ -483,6 +483,16 @@ describe('bench plan and parsers', () => {
     assert.ok(!quick.servers.has('sink') && full.servers.has('sink'));
     assert.equal(quick.params.quick, true);
     assert.ok(quick.scenarios.some((s) => s.name === 'users100') && !quick.scenarios.some((s) => s.name === 'maildir-100k-50'));
+    // --quick: Postern against Postfix (and the floor), longer runs; --server or --scenario widen it again.
+    const q10 = quick.scenarios.find((s) => s.name === 'maildir-1k-10')!;
+    assert.deepEqual(quick.serversFor(q10), ['postern', 'postfix', 'floor']);
+    assert.ok(quick.params.durationMs >= 3000 && quick.params.warmupMs >= 1000);
+    const qo = makePlan(['--quick', '--server', 'opensmtpd']);
+    assert.ok(qo !== 'help');
+    assert.deepEqual(qo.serversFor(q10), ['opensmtpd']);
+    const qs = makePlan(['--quick', '--scenario', 'maildir-1k-10']);
+    assert.ok(qs !== 'help');
+    assert.deepEqual(qs.serversFor(qs.scenarios[0]!), ['postern', 'postfix', 'opensmtpd', 'haraka', 'sink', 'floor']);
     const one = makePlan(['--scenario', 'relay', '--server', 'postern']);
     assert.ok(one !== 'help');
     assert.deepEqual(one.scenarios.map((s) => s.name), ['relay']);
@@ -492,14 +502,20 @@ describe('bench plan and parsers', () => {
     assert.ok(idle !== 'help' && idle.scenarios.length === 0);
     assert.deepEqual(idle.extraScenarios.map((x) => x.name), ['idle']);
     assert.ok(idle.servers.has('postern'));
-    // One list of extra scenarios: the disk, idle sessions and the large queue are in it, and --quick runs them.
+    // One list of extra scenarios: the disk, idle sessions and the large queue are in it, and --quick runs them (the cluster ones only full runs).
     const quickExtras = makePlan(['--quick']);
     assert.ok(quickExtras !== 'help');
-    assert.deepEqual(quickExtras.extraScenarios.map((x) => x.name), ['fsync', 'idle', 'large-queue', 'cluster']);
+    assert.deepEqual(quickExtras.extraScenarios.map((x) => x.name), ['fsync', 'idle', 'large-queue']);
     // --server without postern leaves out what only Postern runs, not the disk; the large queue runs Postfix too.
     const pf = makePlan(['--scenario', 'fsync,idle,large-queue', '--server', 'postfix']);
     assert.ok(pf !== 'help');
     assert.deepEqual(pf.extraScenarios.map((x) => x.name), ['fsync', 'large-queue']);
+    // Each extra can be selected alone (e.g. to time it): the large queue, the cluster ones.
+    for (const name of ['large-queue', 'cluster', 'cluster-smtp', 'antispam']) {
+      const alone = makePlan(['--scenario', name]);
+      assert.ok(alone !== 'help');
+      assert.deepEqual([alone.scenarios.length, alone.extraScenarios.map((x) => x.name)], [0, [name]]);
+    }
     const prof = makePlan(['--profile']);
     assert.ok(prof !== 'help');
     assert.deepEqual(prof.scenarios.map((s) => s.name), ['maildir-1k-10']);
