@@ -347,7 +347,7 @@ async function main(argv: string[]): Promise<void> {
   const t0 = performance.now();
   const watch = stopwatch();
   const loadStart = loadavg();
-  const setup = plan.setup ? ensurePeers(plan.servers) : { missing: {}, log: ['setup skipped (--no-setup)'] };
+  const setup = plan.setup ? await ensurePeers(plan.servers) : { missing: {}, log: ['setup skipped (--no-setup)'] };
   for (const l of setup.log) progress(`setup: ${l}`);
 
   const servers: BenchResults['servers'] = Object.fromEntries(
@@ -458,7 +458,7 @@ async function main(argv: string[]): Promise<void> {
   process.stdout.write(`${formatReportText(results)}\nwritten: ${base}.json, ${base}.md\n`);
 }
 
-// Bounded: a whole run never outlives this (the full matrix takes about 15 minutes).
+// Bounded: a whole run never outlives this (the full matrix takes about 23 minutes).
 const guard = setTimeout(() => void stopAll('40 minutes passed, giving up'), 40 * 60_000);
 guard.unref();
 
