@@ -486,7 +486,7 @@ describe('bench plan and parsers', () => {
     // --quick: Postern against Postfix (and the floor), longer runs; --server or --scenario widen it again.
     const q10 = quick.scenarios.find((s) => s.name === 'maildir-1k-10')!;
     assert.deepEqual(quick.serversFor(q10), ['postern', 'postfix', 'floor']);
-    assert.ok(quick.params.durationMs >= 3000 && quick.params.warmupMs >= 1000);
+    assert.ok(quick.params.durationMs >= 3000 && quick.params.warmupMs >= 2000);
     const qo = makePlan(['--quick', '--server', 'opensmtpd']);
     assert.ok(qo !== 'help');
     assert.deepEqual(qo.serversFor(q10), ['opensmtpd']);
