@@ -41,6 +41,8 @@ export interface ExtraResult {
   /** Raw figures, written into the JSON results as they are. */
   readonly data?: unknown;
   readonly error?: string;
+  /** Wall time of its parts, seconds (the report's "where the time went"). */
+  readonly timings?: Readonly<Record<string, number>>;
 }
 
 export interface ExtraScenario {

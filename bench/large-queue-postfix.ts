@@ -11,16 +11,22 @@
  *    smtp:[DOWN_HOST]:PORT where nothing listens; qmgr tries it and moves
  *    it to deferred/: a queue file written by cleanup, deferred by qmgr.
  *    The instance stops.
- * 2. That file is copied N times into deferred/X/ with names of the short
- *    queue-id form (5 hex digits, then a hex number) that do not match
- *    their inodes; owner, group and mode (0700: "complete") are the
- *    original's, the modification time now (due: qmgr takes a deferred
- *    file only when its mtime, the next retry time, has passed).
- * 3. `postsuper -s` (its structure repair, as after restoring a queue from
- *    backup) renames each to its own queue id — the 5 leading digits kept,
- *    then the inode number in hex — and into its hash subfolder. A queue
- *    file names its id only in its Received: header's text (no log_ident
- *    attribute without XFORWARD), so the copies are N messages to qmgr.
+ * 2. That file is copied N times into deferred/X/, each copy then renamed
+ *    to its own queue id, as `postsuper -s` (Postfix's structure repair,
+ *    as after restoring a queue from backup) would rename it: a short queue
+ *    id is 5 hex digits (microseconds; here spread over the 16 hash
+ *    folders) followed by the file's inode number in hex, and the first
+ *    digit is its hash folder. Owner, group and mode (0700: "complete")
+ *    are the original's, the modification time now (due: qmgr takes a
+ *    deferred file only when its mtime, the next retry time, has passed).
+ *    Until 2026-12-08 the copies were named at random and `postsuper -s`
+ *    renamed them (89 s for a million here, against some 10 s for the
+ *    renames done while copying); test/e2e/bench-large-queue-postfix.test.ts
+ *    checks that `postsuper -s` finds nothing to rename in such a queue.
+ *    Hard links cannot stand for copies: the queue id is the inode
+ *    number, so every link would be one message. A queue file names its id
+ *    only in its Received: header's text (no log_ident attribute without
+ *    XFORWARD), so the copies are N messages to qmgr.
  * Then the instance starts again (its master in the foreground, not
  * `postfix start`: the harness's instances are never listed in the
  * system's main.cf) and the harness measures from just before the start:
@@ -35,9 +41,10 @@
  * due), and arrivals are counted.
  */
 import { spawn } from 'node:child_process';
-import { chownSync, closeSync, existsSync, fchownSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { chownSync, closeSync, existsSync, fchownSync, fstatSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { createInterface } from 'node:readline';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { runLoad } from './load.js';
 import { PeakSampler, treeCpuSeconds, type Peak } from './proc.js';
@@ -50,10 +57,8 @@ import { freePort, greeted, pollUntil, run, sleep, workFolder } from './util.js'
 export interface LargeQueueResult {
   readonly server: 'postern' | 'postfix';
   readonly count: number;
-  /** Writing the queue (Postern: spool-fill; Postfix: the copies), seconds. */
+  /** Writing the queue (Postern: spool-fill; Postfix: the copies, each named after its inode), seconds. */
   readonly fillSeconds?: number;
-  /** Postfix: `postsuper -s` renaming the copies, seconds. */
-  readonly repairSeconds?: number;
   readonly first220Seconds: number;
   readonly firstQueueLineSeconds: number;
   /** Postern: its scheduler's load finished; Postfix: every message taken by qmgr once (or the cap passed, see loadedCount). */
@@ -66,6 +71,8 @@ export interface LargeQueueResult {
   readonly delivered: number;
   readonly deliverSeconds: number;
   readonly deliveryRate: number;
+  /** The rate over the second half of the drain alone (see drainToSink). */
+  readonly secondHalfRate?: number;
 }
 
 export interface PostfixQueueOptions {
@@ -115,26 +122,35 @@ async function seedMessage(dir: string, port: number, downHost: string, downPort
   return { content, uid: st.uid, gid: st.gid };
 }
 
-/** Step 2: `count` copies in deferred/X/, named in the short queue-id form but not after their inodes (postsuper -s fixes that). */
+/** The short queue id of a copy: 5 hex digits (spread over the 16 hash folders, as the microseconds of real ids are), then its inode number in hex. */
+export function shortQueueId(i: number, inode: number): string {
+  return ((i * 40_503) % 0x100000).toString(16).toUpperCase().padStart(5, '0') + inode.toString(16).toUpperCase();
+}
+
+/** Step 2: `count` copies in deferred/X/, each named after its inode (what `postsuper -s` would name it). */
 async function copyIntoDeferred(queue: string, seed: { content: Buffer; uid: number; gid: number }, count: number, say: (l: string) => void): Promise<void> {
   const made = new Set<string>();
   for (let i = 0; i < count; i++) {
-    // Five leading hex digits spread over the 16 hash folders, as the microseconds of real ids do.
-    const name = ((i * 40_503) % 0x100000).toString(16).toUpperCase().padStart(5, '0') + (i + 1).toString(16).toUpperCase();
-    const sub = join(queue, 'deferred', name[0] as string);
+    const prefix = shortQueueId(i, 0).slice(0, 5);
+    const sub = join(queue, 'deferred', prefix[0] as string);
     if (!made.has(sub)) {
       mkdirSync(sub, { recursive: true, mode: 0o700 });
       chownSync(sub, seed.uid, seed.gid);
       made.add(sub);
     }
-    const fd = openSync(join(sub, name), 'wx', 0o700);
+    // A name no queue id has (ids are hex digits), then the id once the inode is known.
+    const tmp = join(sub, `copy.${i}`);
+    const fd = openSync(tmp, 'wx', 0o700);
+    let inode: number;
     try {
       writeSync(fd, seed.content);
       fchownSync(fd, seed.uid, seed.gid);
+      inode = fstatSync(fd).ino;
     } finally {
       closeSync(fd);
     }
-    if ((i + 1) % 50_000 === 0) {
+    renameSync(tmp, join(sub, prefix + inode.toString(16).toUpperCase()));
+    if ((i + 1) % 100_000 === 0) {
       say(`large-queue (postfix): ${i + 1} copies written`);
       await sleep(0);
     }
@@ -166,34 +182,49 @@ export interface PreparedPostfixQueue {
   readonly port: number;
   readonly downPort: number;
   readonly fillSeconds: number;
-  readonly repairSeconds: number;
 }
 
-/** Steps 1–3 into `dir` (a fresh folder, or a new work folder). */
+/** Steps 1–2 into `dir` (a fresh folder, or a new work folder). */
 export async function preparePostfixQueue(o: { count: number; downHost: string; dir?: string; progress?: (line: string) => void }): Promise<PreparedPostfixQueue> {
   const say = o.progress ?? (() => undefined);
   const dir = o.dir ?? workFolder('postfix-large-queue-');
   mkdirSync(dir, { recursive: true, mode: 0o711 });
   const queue = join(dir, 'queue');
-  const conf = join(dir, 'conf');
   const port = await freePort(LISTEN_HOST);
   const downPort = await freePort(o.downHost);
   const seed = await seedMessage(dir, port, o.downHost, downPort);
-  let t = performance.now();
+  const t = performance.now();
   say(`large-queue (postfix): copying the deferred queue file ${o.count} times`);
   await copyIntoDeferred(queue, seed, o.count, say);
   const fillSeconds = Math.round((performance.now() - t) / 100) / 10;
-  t = performance.now();
-  // postsuper logs as the mail owner, straight into maillog_file (the daemons' postlogd writes it as root).
+  // postsuper (an administrator's, or the test's check) logs as the mail owner, straight into maillog_file.
   chownSync(join(dir, 'maillog'), seed.uid, seed.gid);
-  const fix = run('postsuper', ['-c', conf, '-s'], { timeoutMs: 3_600_000 });
-  const repairSeconds = Math.round((performance.now() - t) / 100) / 10;
-  const renamed = /Renamed to match inode number: (\d+)/.exec(fix.stderr);
-  if (fix.status !== 0 || Number(renamed?.[1] ?? 0) !== o.count) throw new Error(`postfix large-queue: postsuper -s renamed ${renamed?.[1] ?? 0} of ${o.count} (${fix.status}): ${fix.stderr.slice(-400)}`);
-  say(`large-queue (postfix): ${o.count} copies written in ${fillSeconds} s, renamed by postsuper -s in ${repairSeconds} s`);
-  const p: PreparedPostfixQueue = { dir, count: o.count, port, downPort, fillSeconds, repairSeconds };
+  say(`large-queue (postfix): ${o.count} copies written and named in ${fillSeconds} s`);
+  const p: PreparedPostfixQueue = { dir, count: o.count, port, downPort, fillSeconds };
   writeFileSync(join(dir, 'prepared.json'), `${JSON.stringify(p)}\n`);
   return p;
+}
+
+/**
+ * preparePostfixQueue() in a child process (this file as a program), so that
+ * it runs beside Postern's spool-fill on the other core; its progress lines
+ * go to `progress`.
+ */
+export function preparePostfixQueueApart(o: { count: number; downHost: string; dir: string; progress?: (line: string) => void }): Promise<PreparedPostfixQueue> {
+  const script = fileURLToPath(import.meta.url);
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [script, '--prepare', o.dir, '--count', String(o.count), '--down-host', o.downHost], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    createInterface({ input: child.stderr }).on('line', (l) => {
+      err = `${err}${l}\n`.slice(-2000);
+      o.progress?.(l);
+    });
+    child.on('close', (status) => {
+      const p = preparedPostfixQueue(o.dir);
+      if (status === 0 && p) resolve(p);
+      else reject(new Error(`postfix large-queue: preparing the queue failed (${status}): ${err.trim().split('\n').slice(-3).join(' | ')}`));
+    });
+  });
 }
 
 /** A folder preparePostfixQueue() filled, or undefined when it holds none. */
@@ -232,7 +263,6 @@ export async function measurePostfixQueue(p: PreparedPostfixQueue, o: Omit<Postf
       server: 'postfix',
       count: p.count,
       fillSeconds: p.fillSeconds,
-      repairSeconds: p.repairSeconds,
       first220Seconds: secsSince(t0, first220),
       firstQueueLineSeconds: secsSince(t0, firstLine),
       loadedSeconds: secsSince(t0, loaded),
@@ -242,22 +272,13 @@ export async function measurePostfixQueue(p: PreparedPostfixQueue, o: Omit<Postf
       delivered: drain.delivered,
       deliverSeconds: drain.seconds,
       deliveryRate: drain.rate,
+      secondHalfRate: drain.secondHalfRate,
     };
     say(`large-queue (postfix): ${r.delivered} delivered in ${r.deliverSeconds} s (${r.deliveryRate}/s); peak RSS ${Math.round(peak.peakRssKb / 1024)} MB, PSS ${Math.round(peak.peakPssKb / 1024)} MB`);
     return r;
   } finally {
     sampler.stop();
     await server.stop();
-  }
-}
-
-/** Postfix with `count` messages deferred for a destination that is down, then back: prepared, measured, removed. */
-export async function runPostfixLargeQueue(o: PostfixQueueOptions): Promise<LargeQueueResult> {
-  const p = await preparePostfixQueue(o);
-  try {
-    return await measurePostfixQueue(p, o);
-  } finally {
-    if (!o.keep) rmSync(p.dir, { recursive: true, force: true });
   }
 }
 

@@ -8,10 +8,11 @@
  */
 import { parseArgs } from 'node:util';
 import { EXTRA_SCENARIOS, type ExtraScenario } from './extra-scenarios.js';
-import { FULL, QUICK, SCENARIOS, SERVER_NAMES, type Params, type Scenario } from './scenarios.js';
+import { FULL, QUICK, QUICK_SERVERS, SCENARIOS, SERVER_NAMES, type Params, type Scenario } from './scenarios.js';
 
 export const USAGE = `usage: npm run bench -- [options]
-  --quick              one short run per cell, fewer cells (under 4 minutes)
+  --quick              one 3 s run per cell, Postern against Postfix (and the floor) in
+                       the scenarios marked quick, smaller extras (about 3 minutes)
   --scenario NAME      run only this scenario (repeat or comma-separate):
                        ${[...SCENARIOS.map((s) => s.name), ...EXTRA_SCENARIOS.map((s) => s.name)].join(', ')}
   --server NAME        only this server (repeat or comma-separate): ${SERVER_NAMES.join(', ')}
@@ -105,7 +106,7 @@ export function makePlan(argv: readonly string[]): Plan | 'help' {
   const serversFor = (s: Scenario): string[] => {
     if (profile) return ['postern'];
     let names = [...s.servers];
-    if (quick && scenarioNames.length === 0 && serverNames.length === 0) names = names.filter((n) => !(s.quickSkip ?? []).includes(n));
+    if (quick && scenarioNames.length === 0 && serverNames.length === 0) names = names.filter((n) => QUICK_SERVERS.includes(n));
     if (serverNames.length > 0) names = names.filter((n) => serverNames.includes(n));
     return names;
   };

@@ -24,6 +24,8 @@ export interface ProcStat {
   readonly selfTicks: number;
   /** cutime + cstime (reaped children), clock ticks. */
   readonly childTicks: number;
+  /** One letter: R running, S sleeping, Z zombie (dead, not yet reaped), … */
+  readonly state: string;
 }
 
 /** Parses one /proc/PID/stat line; comm may hold spaces and parentheses, so split after the last ')'. */
@@ -35,7 +37,7 @@ export function parseStat(line: string): ProcStat | undefined {
   const rest = line.slice(close + 2).split(' ');
   // rest[0] = state (field 3), rest[1] = ppid (4), rest[11..14] = utime stime cutime cstime (14..17).
   const num = (i: number): number => Number(rest[i] ?? NaN);
-  const stat = { pid, ppid: num(1), comm: line.slice(open + 1, close), selfTicks: num(11) + num(12), childTicks: num(13) + num(14) };
+  const stat = { pid, ppid: num(1), comm: line.slice(open + 1, close), selfTicks: num(11) + num(12), childTicks: num(13) + num(14), state: rest[0] ?? '?' };
   return Number.isFinite(stat.pid) && Number.isFinite(stat.selfTicks) ? stat : undefined;
 }
 
@@ -45,6 +47,12 @@ export function readStat(pid: number): ProcStat | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** The process exists and has not exited (a zombie has: it only waits to be reaped, by init once its parent is gone). */
+export function running(pid: number): boolean {
+  const st = readStat(pid);
+  return st !== undefined && st.state !== 'Z';
 }
 
 export interface Rollup {

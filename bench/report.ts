@@ -8,6 +8,7 @@ import type { ProfileSummary } from './profile.js';
 import type { Tool } from './scenarios.js';
 import type { Mode } from './servers/server.js';
 import { spread, type LatencySummary, type Spread } from './stats.js';
+import { timeLines, type Timings } from './timings.js';
 
 /** One measured run of one server in one scenario. */
 export interface RunFigures {
@@ -120,6 +121,8 @@ export interface BenchResults {
   readonly resolver?: string;
   readonly resolverQueries?: number;
   readonly setupLog: readonly string[];
+  /** Where the wall time went (bench/timings.ts). */
+  readonly timings?: Timings;
 }
 
 /** Sums up the runs of one cell. */
@@ -277,6 +280,7 @@ export function formatReportText(r: BenchResults): string {
     for (const f of p.summary.functions.slice(0, 15)) out.push(`  ${(f.share * 100).toFixed(1).padStart(5)} %  ${f.name}  ${f.where}`);
     out.push('');
   }
+  if (r.timings) out.push('Where the time went:', ...timeLines(r.timings).map((l) => `  ${l}`), '');
   return out.join('\n');
 }
 
@@ -316,5 +320,6 @@ export function formatReportMarkdown(r: BenchResults, profileTables: readonly st
   if (profileTables.length > 0) out.push('## CPU profile of Postern', '', ...profileTables);
   const errors = r.cells.flatMap((c) => c.runs.flatMap((run, i) => (Object.keys(run.errors).length || run.notes.length ? [`- ${c.scenario} / ${c.server} run ${i + 1}: ${[...Object.entries(run.errors).map(([k, v]) => `${k} ×${v}`), ...run.notes].join('; ')}`] : [])));
   if (errors.length > 0) out.push('## Errors and notes', '', ...errors, '');
+  if (r.timings) out.push('## Where the time went', '', ...timeLines(r.timings).map((l) => (l.startsWith('  ') ? `  - ${l.trim()}` : `- ${l}`)), '');
   return out.join('\n');
 }

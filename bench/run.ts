@@ -39,7 +39,8 @@ import { logTail, type AuthOptions, type Mode, type RunningServer, type ServerKi
 import { AUTH_DOMAIN, AUTH_SELECTOR, AUTH_SOURCE, authEnv, closeAuthEnv } from './mailauth-env.js';
 import { sinkKind } from './servers/sink.js';
 import { floorKind } from './servers/floor.js';
-import { DIST_BENCH_DIR, REPO_ROOT, RESULTS_DIR, freePort, sleep, spawnWithLimits, workFolder } from './util.js';
+import { round1, stopwatch, type CellTime, type ExtraTime } from './timings.js';
+import { DIST_BENCH_DIR, REPO_ROOT, RESULTS_DIR, freePort, removeTree, sleep, spawnWithLimits, workFolder } from './util.js';
 
 const KINDS: Record<string, ServerKind> = { postern, postfix, opensmtpd, haraka, haraka2, sink: sinkKind, floor: floorKind };
 
@@ -165,6 +166,14 @@ interface CellContext {
  * for others), so whichever server came after the busiest one would pay.
  */
 const trash: string[] = [];
+
+/** The same at the end of a run: a few `rm -rf` side by side (it is the kernel's work, on every core). */
+async function emptyTrashAtTheEnd(): Promise<void> {
+  const dirs = [...trash.splice(0), ...(keepAll ? [] : [TRASH_OF_MAILBOXES])];
+  await Promise.all([0, 1, 2].map(async () => {
+    for (let d = dirs.shift(); d !== undefined; d = dirs.shift()) await removeTree(d);
+  }));
+}
 
 function emptyTrash(): void {
   for (const d of trash.splice(0)) rmSync(d, { recursive: true, force: true });
@@ -336,8 +345,9 @@ async function main(argv: string[]): Promise<void> {
   keepAll = plan.keep;
   const started = new Date();
   const t0 = performance.now();
+  const watch = stopwatch();
   const loadStart = loadavg();
-  const setup = plan.setup ? ensurePeers(plan.servers) : { missing: {}, log: ['setup skipped (--no-setup)'] };
+  const setup = plan.setup ? await ensurePeers(plan.servers) : { missing: {}, log: ['setup skipped (--no-setup)'] };
   for (const l of setup.log) progress(`setup: ${l}`);
 
   const servers: BenchResults['servers'] = Object.fromEntries(
@@ -366,6 +376,9 @@ async function main(argv: string[]): Promise<void> {
     setupLog: setup.log,
   };
   mkdirSync(RESULTS_DIR, { recursive: true });
+  const setupS = watch.lap();
+  const cellTimesAll: CellTime[] = [];
+  const extraTimes: ExtraTime[] = [];
   const base = join(RESULTS_DIR, `${stamp(started)}-${plan.params.label}`);
   const saveTmp = (): void => writeFileSync(`${base}.json.tmp`, JSON.stringify(results, null, 1));
 
@@ -391,6 +404,7 @@ async function main(argv: string[]): Promise<void> {
         : await runCell(kind, scenario, { params: plan.params, keep: plan.keep, ...(profileDir ? { cpuProfileDir: profileDir } : {}), ...(resolver ? { resolver } : {}) });
       cells.push(cell);
       results.cells = cells;
+      cellTimesAll.push({ scenario: scenario.name, server: name, seconds: watch.lap(), startS: missing ? 0 : round1(cellTimes.start / 1000), stopS: missing ? 0 : round1(cellTimes.stop / 1000) });
       saveTmp();
       const lat = Number.isFinite(cell.p50Ms) ? ` (p50 ${cell.p50Ms.toFixed(1)} ms, p99 ${cell.p99Ms.toFixed(1)} ms)` : '';
       const r = cell.error ? `not run: ${cell.error}` : `${cell.rate.median.toFixed(0)} msgs/s${lat}, peak RSS ${(cell.peakRssKb / 1024).toFixed(0)} MB, PSS ${(cell.peakPssKb / 1024).toFixed(0)} MB`;
@@ -421,6 +435,7 @@ async function main(argv: string[]): Promise<void> {
     } catch (e) {
       r = { lines: [], error: (e as Error).message };
     }
+    extraTimes.push({ name: x.name, seconds: watch.lap(), ...(r.timings ? { parts: r.timings } : {}) });
     results.extras = { ...(results.extras ?? {}), [x.name]: { title: x.title, ...r } };
     saveTmp();
   }
@@ -431,9 +446,11 @@ async function main(argv: string[]): Promise<void> {
     await stopTracked(dns);
   }
   progress('deleting the servers\' folders…');
-  emptyTrash();
+  await emptyTrashAtTheEnd();
+  const cleanupS = watch.lap();
   results.finishedAt = new Date().toISOString();
   results.durationS = (performance.now() - t0) / 1000;
+  results.timings = { setupS, cells: cellTimesAll, extras: extraTimes, cleanupS, totalS: round1(results.durationS) };
   results.machine = { ...results.machine, loadAvgEnd: loadavg() };
   writeFileSync(`${base}.json`, JSON.stringify(results, null, 1) + '\n');
   rmSync(`${base}.json.tmp`, { force: true });
@@ -441,7 +458,7 @@ async function main(argv: string[]): Promise<void> {
   process.stdout.write(`${formatReportText(results)}\nwritten: ${base}.json, ${base}.md\n`);
 }
 
-// Bounded: a whole run never outlives this (the full matrix takes about 15 minutes).
+// Bounded: a whole run never outlives this (the full matrix takes about 23 minutes).
 const guard = setTimeout(() => void stopAll('40 minutes passed, giving up'), 40 * 60_000);
 guard.unref();
 

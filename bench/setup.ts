@@ -27,6 +27,7 @@
  * without root, what is missing is reported and those servers are skipped.
  * bench/.peers/ is ignored by git (bench/.gitignore): no binary is committed.
  */
+import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { OPENSMTPD_BIN, OPENSMTPD_ROOT } from './servers/opensmtpd.js';
@@ -127,10 +128,11 @@ function ensureOpensmtpd(log: string[]): string | undefined {
   return undefined;
 }
 
-function ensureHaraka(log: string[]): string | undefined {
+/** Haraka: npm install in a child process, so that it runs while apt-get installs the rest (a fresh machine's set-up); what is still missing, or undefined. */
+function ensureHaraka(log: string[]): Promise<string | undefined> {
   const pkg = join(HARAKA_DIR, 'node_modules', 'Haraka', 'package.json');
   try {
-    if ((JSON.parse(readFileSync(pkg, 'utf8')) as { version: string }).version === HARAKA_VERSION) return undefined;
+    if ((JSON.parse(readFileSync(pkg, 'utf8')) as { version: string }).version === HARAKA_VERSION) return Promise.resolve(undefined);
   } catch {
     /* not installed */
   }
@@ -150,9 +152,13 @@ function ensureHaraka(log: string[]): string | undefined {
     ) + '\n',
   );
   log.push(`installing Haraka ${HARAKA_VERSION} (npm) into bench/.peers/haraka`);
-  const r = run('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error'], { cwd: HARAKA_DIR, timeoutMs: 600_000 });
-  if (r.status !== 0) return `npm install failed: ${r.stderr.trim().split('\n').slice(-3).join(' / ')}`;
-  return existsSync(pkg) ? undefined : 'npm install left no Haraka';
+  return new Promise((resolve) => {
+    const child = spawn('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error'], { cwd: HARAKA_DIR, stdio: ['ignore', 'ignore', 'pipe'], timeout: 600_000 });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-2000)));
+    child.once('error', (e) => resolve(`npm install failed: ${e.message}`));
+    child.once('close', (status) => resolve(status !== 0 ? `npm install failed: ${stderr.trim().split('\n').slice(-3).join(' / ')}` : existsSync(pkg) ? undefined : 'npm install left no Haraka'));
+  });
 }
 
 /** Dovecot with LMTP and procmail: apt-get when missing; what is still missing, or undefined. */
@@ -168,10 +174,11 @@ function ensureDeliveryPeers(log: string[]): string | undefined {
   return undefined;
 }
 
-/** Makes every peer in `wanted` ready (postfix also stands for smtp-source/smtp-sink). */
-export function ensurePeers(wanted: ReadonlySet<string>): SetupResult {
+/** Makes every peer in `wanted` ready (postfix also stands for smtp-source/smtp-sink); Haraka's npm install runs beside the rest. */
+export async function ensurePeers(wanted: ReadonlySet<string>): Promise<SetupResult> {
   const log: string[] = [];
   const missing: Record<string, string> = {};
+  const haraka = wanted.has('haraka') || wanted.has('haraka2') ? ensureHaraka(log) : Promise.resolve(undefined);
   const pf = ensurePostfix(log);
   if (pf) {
     missing['postfix'] = pf;
@@ -185,12 +192,10 @@ export function ensurePeers(wanted: ReadonlySet<string>): SetupResult {
     const r = ensureOpensmtpd(log);
     if (r) missing['opensmtpd'] = r;
   }
-  if (wanted.has('haraka') || wanted.has('haraka2')) {
-    const r = ensureHaraka(log);
-    if (r) {
-      missing['haraka'] = r;
-      missing['haraka2'] = r;
-    }
+  const r = await haraka;
+  if (r) {
+    missing['haraka'] = r;
+    missing['haraka2'] = r;
   }
   return { missing, log };
 }

@@ -22,8 +22,8 @@
 import type { ChildProcess } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { processTree } from '../proc.js';
-import { isAlive, signal, sleep, waitExit } from '../util.js';
+import { processTree, running } from '../proc.js';
+import { signal, sleep, waitExit } from '../util.js';
 
 export type Mode = 'maildir' | 'lmtp' | 'mda' | 'relay';
 
@@ -160,8 +160,9 @@ export async function stopTree(child: ChildProcess, graceMs: number): Promise<vo
   if (!exited) signal(pid, 'SIGKILL');
   await waitExit(child, 2000);
   // Children the root did not take with it (Postfix's daemons notice their master's death only at their next timeout).
+  // A zombie is done: once its parent is gone, init reaps it when it gets round to it (1.6 s here for Postfix's).
   for (let i = 0; i < 30; i++) {
-    const left = tree.filter((p) => p !== pid && isAlive(p));
+    const left = tree.filter((p) => p !== pid && running(p));
     if (left.length === 0) return;
     if (i >= 3) for (const p of left) signal(p, 'SIGKILL');
     await sleep(100);

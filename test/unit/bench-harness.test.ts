@@ -14,7 +14,7 @@ import { Resolver } from 'node:dns/promises';
 import { nxdomainAnswer, startDnsStub } from '../../bench/dns.js';
 import { buildMessage, runLoad } from '../../bench/load.js';
 import { makePlan } from '../../bench/options.js';
-import { PeakSampler, cpuDelta, parseRollup, parseStat, processTree, sampleTree, treeCpuByName, treeCpuSeconds } from '../../bench/proc.js';
+import { PeakSampler, cpuDelta, parseRollup, parseStat, processTree, running, sampleTree, treeCpuByName, treeCpuSeconds } from '../../bench/proc.js';
 import { summarizeProfile, type CpuProfile } from '../../bench/profile.js';
 import { authCostLines, cpuBreakdownLines, formatMarkdownTable, formatRate, formatReportMarkdown, formatReportText, formatText, summarizeCell, tableRows, TABLE_HEADER, type BenchResults, type RunFigures } from '../../bench/report.js';
 import { lastMessageCount } from '../../bench/servers/sink.js';
@@ -252,6 +252,16 @@ describe('bench result table', () => {
       cells,
       destinationVersions: { dovecot: '2.3.19.1', procmail: '' },
       setupLog: [],
+      timings: {
+        setupS: 1.2,
+        cells: [
+          { scenario: 'maildir-1k-10', server: 'postern', seconds: 20.5, startS: 1, stopS: 1.5 },
+          { scenario: 'maildir-1k-10', server: 'postfix', seconds: 15.2, startS: 0.1, stopS: 0.4 },
+        ],
+        extras: [{ name: 'large-queue', seconds: 240, parts: { 'both queues written': 80, 'postern measured': 45 } }],
+        cleanupS: 3,
+        totalS: 280,
+      },
     };
     assert.match(formatReportText(results), /maildir-1k-10 +postern +3,000 \(2,800–3,100\)/);
     const md = formatReportMarkdown(results);
@@ -259,6 +269,15 @@ describe('bench result table', () => {
     assert.match(md, /Destinations: dovecot 2\.3\.19\.1; procmail not installed/);
     assert.match(md, /`npm run bench -- --quick`/);
     assert.match(md, /\| maildir-1k-10 \| postern \| 3,000 \(2,800–3,100\) \| 3\.00× \|/);
+    // Where the time went: the last section, each part on a line.
+    const time = md.slice(md.indexOf('## Where the time went'));
+    assert.ok(md.indexOf('## Where the time went') > md.indexOf('| maildir-1k-10 |'));
+    assert.match(time, /^- set-up \(peers, users, versions\): 1\.2 s$/m);
+    assert.match(time, /^- load scenarios: 35\.7 s for 2 cells \(servers' start 1\.1 s, stop 1\.9 s\)$/m);
+    assert.match(time, /^  - maildir-1k-10: 35\.7 s \(postern 20\.5, postfix 15\.2\)$/m);
+    assert.match(time, /^- large-queue: 240 s \(both queues written 80\.0, postern measured 45\.0\)$/m);
+    assert.match(time, /^- total: 280 s \(4\.7 min\)$/m);
+    assert.match(formatReportText(results), /Where the time went:\n {2}set-up/);
   });
 });
 
@@ -418,8 +437,11 @@ describe('bench /proc sampling', () => {
 
   it('parses stat lines whose command name holds spaces and parentheses', () => {
     const line = '4242 (a (b) c) S 17 4242 4242 0 -1 4194560 100 0 0 0 250 50 7 3 20 0 1 0 100 1000 200';
-    assert.deepEqual(parseStat(line), { pid: 4242, ppid: 17, comm: 'a (b) c', selfTicks: 300, childTicks: 10 });
+    assert.deepEqual(parseStat(line), { pid: 4242, ppid: 17, comm: 'a (b) c', selfTicks: 300, childTicks: 10, state: 'S' });
     assert.equal(parseStat('garbage'), undefined);
+    // A zombie has exited (stopTree does not wait for init to reap it).
+    assert.equal(parseStat(line.replace(') S ', ') Z '))?.state, 'Z');
+    assert.equal(running(process.pid), true);
   });
 
   it('splits the tree\'s CPU time by process name, the root apart', () => {
@@ -461,6 +483,16 @@ describe('bench plan and parsers', () => {
     assert.ok(!quick.servers.has('sink') && full.servers.has('sink'));
     assert.equal(quick.params.quick, true);
     assert.ok(quick.scenarios.some((s) => s.name === 'users100') && !quick.scenarios.some((s) => s.name === 'maildir-100k-50'));
+    // --quick: Postern against Postfix (and the floor), longer runs; --server or --scenario widen it again.
+    const q10 = quick.scenarios.find((s) => s.name === 'maildir-1k-10')!;
+    assert.deepEqual(quick.serversFor(q10), ['postern', 'postfix', 'floor']);
+    assert.ok(quick.params.durationMs >= 3000 && quick.params.warmupMs >= 2000);
+    const qo = makePlan(['--quick', '--server', 'opensmtpd']);
+    assert.ok(qo !== 'help');
+    assert.deepEqual(qo.serversFor(q10), ['opensmtpd']);
+    const qs = makePlan(['--quick', '--scenario', 'maildir-1k-10']);
+    assert.ok(qs !== 'help');
+    assert.deepEqual(qs.serversFor(qs.scenarios[0]!), ['postern', 'postfix', 'opensmtpd', 'haraka', 'sink', 'floor']);
     const one = makePlan(['--scenario', 'relay', '--server', 'postern']);
     assert.ok(one !== 'help');
     assert.deepEqual(one.scenarios.map((s) => s.name), ['relay']);
@@ -470,14 +502,20 @@ describe('bench plan and parsers', () => {
     assert.ok(idle !== 'help' && idle.scenarios.length === 0);
     assert.deepEqual(idle.extraScenarios.map((x) => x.name), ['idle']);
     assert.ok(idle.servers.has('postern'));
-    // One list of extra scenarios: the disk, idle sessions and the large queue are in it, and --quick runs them.
+    // One list of extra scenarios: the disk, idle sessions and the large queue are in it, and --quick runs them (the cluster ones only full runs).
     const quickExtras = makePlan(['--quick']);
     assert.ok(quickExtras !== 'help');
-    assert.deepEqual(quickExtras.extraScenarios.map((x) => x.name), ['fsync', 'idle', 'large-queue', 'cluster']);
+    assert.deepEqual(quickExtras.extraScenarios.map((x) => x.name), ['fsync', 'idle', 'large-queue']);
     // --server without postern leaves out what only Postern runs, not the disk; the large queue runs Postfix too.
     const pf = makePlan(['--scenario', 'fsync,idle,large-queue', '--server', 'postfix']);
     assert.ok(pf !== 'help');
     assert.deepEqual(pf.extraScenarios.map((x) => x.name), ['fsync', 'large-queue']);
+    // Each extra can be selected alone (e.g. to time it): the large queue, the cluster ones.
+    for (const name of ['large-queue', 'cluster', 'cluster-smtp', 'antispam']) {
+      const alone = makePlan(['--scenario', name]);
+      assert.ok(alone !== 'help');
+      assert.deepEqual([alone.scenarios.length, alone.extraScenarios.map((x) => x.name)], [0, [name]]);
+    }
     const prof = makePlan(['--profile']);
     assert.ok(prof !== 'help');
     assert.deepEqual(prof.scenarios.map((s) => s.name), ['maildir-1k-10']);
