@@ -19,17 +19,24 @@
  */
 import crypto, { type KeyObject } from 'node:crypto';
 
-/** RSA: `sha256` signs the data; Ed25519 (RFC 8463): `null` signs the data as given (its SHA-256). */
-export type SignAlgorithm = 'sha256' | null;
+/** A DKIM signing algorithm (RFC 6376, RFC 8463). */
+export type DkimAlgorithm = 'rsa-sha256' | 'ed25519-sha256';
 
-export function signAsync(algorithm: SignAlgorithm, data: Buffer, key: KeyObject): Promise<Buffer> {
+/** What the key operation takes: RSA hashes the data itself (SHA-256); Ed25519 signs the data's SHA-256 as given (RFC 8463). */
+function operands(algorithm: DkimAlgorithm, data: Buffer): [string | null, Buffer] {
+  return algorithm === 'rsa-sha256' ? ['sha256', data] : [null, crypto.createHash('sha256').update(data).digest()];
+}
+
+export function signAsync(algorithm: DkimAlgorithm, data: Buffer, key: KeyObject): Promise<Buffer> {
+  const [hash, input] = operands(algorithm, data);
   return new Promise((resolve, reject) => {
-    crypto.sign(algorithm, data, key, (err, sig) => (err ? reject(err) : resolve(sig)));
+    crypto.sign(hash, input, key, (err, sig) => (err ? reject(err) : resolve(sig)));
   });
 }
 
-export function verifyAsync(algorithm: SignAlgorithm, data: Buffer, key: KeyObject, signature: Buffer): Promise<boolean> {
+export function verifyAsync(algorithm: DkimAlgorithm, data: Buffer, key: KeyObject, signature: Buffer): Promise<boolean> {
+  const [hash, input] = operands(algorithm, data);
   return new Promise((resolve, reject) => {
-    crypto.verify(algorithm, data, key, signature, (err, ok) => (err ? reject(err) : resolve(ok)));
+    crypto.verify(hash, input, key, signature, (err, ok) => (err ? reject(err) : resolve(ok)));
   });
 }

@@ -24,3 +24,8 @@ export function wholeBody(r: Readable): readonly Buffer[] | undefined {
   const w = r as Whole;
   return w[PIECES] !== undefined && w.readableLength === 0 && !w.readableDidRead ? w[PIECES] : undefined;
 }
+
+/** `pieces` as one Buffer: the piece itself when there is only one (no copy). */
+export function joinPieces(pieces: readonly Buffer[], size?: number): Buffer {
+  return pieces.length === 1 ? (pieces[0] as Buffer) : Buffer.concat(pieces, size);
+}

@@ -56,12 +56,12 @@ test('200 messages verified at once, half tampered: the fast path passes exactly
 test('a job that fails rejects: no signature, no pass', async () => {
   const rsaPriv = crypto.createPrivateKey(rsa.pem);
   const edPub = crypto.createPublicKey(crypto.createPrivateKey(ed.pem));
-  await assert.rejects(signAsync('sha256', Buffer.from('x'), crypto.createPublicKey(rsaPriv) as never));
-  await assert.rejects(verifyAsync('sha256', Buffer.from('x'), edPub, Buffer.alloc(64)));
+  await assert.rejects(signAsync('rsa-sha256', Buffer.from('x'), crypto.createPublicKey(rsaPriv) as never));
+  await assert.rejects(verifyAsync('rsa-sha256', Buffer.from('x'), edPub, Buffer.alloc(64)));
   // A good pair answers.
-  const sig = await signAsync('sha256', Buffer.from('x'), rsaPriv);
-  assert.equal(await verifyAsync('sha256', Buffer.from('x'), crypto.createPublicKey(rsaPriv), sig), true);
-  assert.equal(await verifyAsync('sha256', Buffer.from('y'), crypto.createPublicKey(rsaPriv), sig), false);
+  const sig = await signAsync('rsa-sha256', Buffer.from('x'), rsaPriv);
+  assert.equal(await verifyAsync('rsa-sha256', Buffer.from('x'), crypto.createPublicKey(rsaPriv), sig), true);
+  assert.equal(await verifyAsync('rsa-sha256', Buffer.from('y'), crypto.createPublicKey(rsaPriv), sig), false);
   // Signing with a key that cannot sign fails the whole message (the delivery is deferred), never sends it unsigned.
   const bad: SigningKey = { ...edK, algorithm: 'rsa-sha256' };
   const a = await signMessage(message(1), [bad]).catch((e: unknown) => ({ error: (e as Error).message }));

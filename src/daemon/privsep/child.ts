@@ -28,7 +28,7 @@ import { setSystemPasswordCheck } from '../../privsep/passwords.js';
 import { setForwardLookup } from '../../expand/forward.js';
 import { setFilterSpawner } from '../../filter/proc/spawn.js';
 import { FilterRelay } from './filter-relay.js';
-import { wholeBody } from '../../spool/whole-body.js';
+import { joinPieces, wholeBody } from '../../spool/whole-body.js';
 import { Coalescer, unbatch } from './coalesce.js';
 import { preloadSecrets, secretPaths, setSecrets } from '../../privsep/secrets.js';
 import type { Config } from '../../config/model.js';
@@ -246,7 +246,7 @@ export function childLink(): ChildLink | undefined {
     const h = await readHead(openBody);
     if (h.whole) {
       h.body?.destroy();
-      const body = h.head.length === 1 ? (h.head[0] as Buffer) : Buffer.concat(h.head, h.size);
+      const body = joinPieces(h.head, h.size);
       const parts: Promise<Outcome[]>[] = [];
       for (let i = 0; i < reqs.length; i += MAX_REQS) {
         const part = reqs.slice(i, i + MAX_REQS);

@@ -15,7 +15,7 @@
  * filter marked it (X-Spam: yes / X-Spam-Flag: yes, for `maildir junk`).
  */
 import { Transform, type Readable } from 'node:stream';
-import { wholeBody } from '../../spool/whole-body.js';
+import { joinPieces, wholeBody } from '../../spool/whole-body.js';
 
 const LF = 0x0a;
 const CR = 0x0d;
@@ -184,7 +184,7 @@ export async function scanHeader(body: Readable): Promise<HeaderFacts> {
   const pieces = wholeBody(body);
   if (pieces !== undefined) {
     body.destroy();
-    return headerFactsIn(pieces.length === 1 ? (pieces[0] as Buffer) : Buffer.concat(pieces), true) as HeaderFacts;
+    return headerFactsIn(joinPieces(pieces), true) as HeaderFacts;
   }
   let all: Buffer = Buffer.alloc(0);
   try {
@@ -206,21 +206,20 @@ export async function scanHeader(body: Readable): Promise<HeaderFacts> {
  * stream is destroyed either way.
  */
 export async function readUpTo(body: Readable, max: number): Promise<{ readonly bytes: Buffer; readonly whole: boolean }> {
-  const join = (pieces: readonly Buffer[], size: number): Buffer => (pieces.length === 1 ? (pieces[0] as Buffer) : Buffer.concat(pieces, size));
   try {
     const held = wholeBody(body);
     if (held !== undefined) {
       const size = held.reduce((n, b) => n + b.length, 0);
-      return { bytes: join(held, size), whole: size <= max };
+      return { bytes: joinPieces(held, size), whole: size <= max };
     }
     const pieces: Buffer[] = [];
     let size = 0;
     for await (const c of body) {
       pieces.push(c as Buffer);
       size += (c as Buffer).length;
-      if (size > max) return { bytes: join(pieces, size), whole: false };
+      if (size > max) return { bytes: joinPieces(pieces, size), whole: false };
     }
-    return { bytes: join(pieces, size), whole: true };
+    return { bytes: joinPieces(pieces, size), whole: true };
   } finally {
     body.destroy();
   }

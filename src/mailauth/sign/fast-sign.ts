@@ -64,7 +64,7 @@ export async function fastSign(msg: Buffer, keys: readonly SigningKey[], now = D
     const head = `DKIM-Signature: v=1; a=${k.algorithm}; c=relaxed/relaxed; d=${k.domain}; h=${h}; q=dns/txt; s=${k.selector}; t=${t}; bh=${bh}; b=`;
     const input = Buffer.from(data + canonField(head, 'relaxed'), 'latin1');
     const key = privateKey(k.pem);
-    const b = (k.algorithm === 'rsa-sha256' ? await signAsync('sha256', input, key) : await signAsync(null, crypto.createHash('sha256').update(input).digest(), key)).toString('base64');
+    const b = (await signAsync(k.algorithm, input, key)).toString('base64');
     return `${fold(head)}\r\n ${wrap(b)}\r\n`;
   });
   return (await Promise.all(fields)).join('');

@@ -93,7 +93,7 @@ export async function fastDkim(msg: Buffer, resolver: MailAuthResolver, minKeyBi
     const signed = Buffer.from(signedHeader(fields, s), 'latin1');
     const sig = Buffer.from(s.tags.get('b') ?? '', 'base64');
     // On libuv's thread pool (async-crypto.ts); a failed job rejects, and mailauth's verifier decides.
-    const ok = s.a === 'rsa-sha256' ? await verifyAsync('sha256', signed, key, sig) : await verifyAsync(null, crypto.createHash('sha256').update(signed).digest(), key, sig);
+    const ok = await verifyAsync(s.a, signed, key, sig);
     if (!ok) return undefined;
     results.push(passResult(s, from.headerFrom));
   }
