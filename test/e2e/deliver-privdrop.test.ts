@@ -9,12 +9,10 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
-import { requireTool } from '../helpers/tools.js';
-import { createUsers, removeUsers, sh, type RealUser } from '../helpers/users.js';
+import { describe, it } from 'node:test';
+import { usersForSuite, sh, type RealUser } from '../helpers/users.js';
 import { HEAD, IS_ROOT, message, sendOk, startSite, testDir, waitFor, waitForMbox, writeFiles } from './deliver-helpers.js';
 
 
@@ -36,20 +34,7 @@ match from any for domain "mda.example" action "who"
 `;
 
 describe('delivery as the recipient through the daemon (privilege drop)', { skip: IS_ROOT ? false : 'needs root: run the tests as root (CI does) to create two users with useradd and check who owns what' }, () => {
-  const users: RealUser[] = [];
-  let base = '';
-
-  before(() => {
-    requireTool('useradd');
-    base = mkdtempSync(join(tmpdir(), 'postern-privdrop-'));
-    chmodSync(base, 0o755);
-    users.push(...createUsers(base, 'pstd'));
-  });
-
-  after(() => {
-    removeUsers(users);
-    if (base !== '') rmSync(base, { recursive: true, force: true });
-  });
+  const users = usersForSuite('pstd').users;
 
   it('mbox, maildir and mda deliveries run as each user and leave files that belong to them', async (t) => {
     const dir = testDir(t);

@@ -11,17 +11,15 @@
  * the worker (streamed) both land intact. Skipped (with a message) when not root.
  */
 import assert from 'node:assert/strict';
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chownSync, existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import type { Credentials } from '../../src/delivery/local/job.js';
 import { WorkerPool } from '../../src/delivery/local/worker-pool.js';
 import { WHOLE_MAX } from '../../src/delivery/local/worker-body.js';
 import { IS_ROOT } from '../unit/delivery-helpers.js';
-import { requireTool } from '../helpers/tools.js';
-import { createUsers, removeUsers, type RealUser } from '../helpers/users.js';
+import { usersForSuite, type RealUser } from '../helpers/users.js';
 
 const creds = (u: RealUser): Credentials => ({ user: u.name, uid: u.uid, gid: u.gid, home: u.home, initgroups: true, mode: 'user' });
 const maildir = (dir: string) => ({ kind: 'maildir' as const, dir, junk: false, spam: false, prefix: '' });
@@ -29,24 +27,12 @@ const body = (subject: string): Readable => Readable.from([Buffer.from(`Subject:
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 describe('batched maildir deliveries (as root, real users)', { skip: IS_ROOT ? false : 'needs root: run the tests as root (CI does) to create users' }, () => {
-  let base = '';
-  const users: RealUser[] = [];
-
-  before(() => {
-    requireTool('useradd');
-    base = mkdtempSync(join(tmpdir(), 'postern-batches-'));
-    chmodSync(base, 0o755);
-    users.push(...createUsers(base, 'pstb', 2));
-  });
-
-  after(() => {
-    removeUsers(users);
-    if (base) rmSync(base, { recursive: true, force: true });
-  });
+  const suite = usersForSuite('pstb');
+  const users = suite.users;
 
   it('one batch, two users: each file as its user; a folder closed to one stays unwritten, the rest is delivered', async () => {
     const [ua, ub] = users as [RealUser, RealUser];
-    const closed = join(base, 'b-private');
+    const closed = join(suite.base, 'b-private');
     mkdirSync(closed, { mode: 0o700 });
     chownSync(closed, ub.uid, ub.gid);
     // One worker: while it starts, every job below waits in the queue, and they leave as one batch.

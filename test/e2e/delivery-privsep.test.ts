@@ -7,34 +7,20 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, existsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, chownSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import { SystemUsers } from '../../src/users/system-users.js';
 import { IS_ROOT, actionOf, agent, config, message, readMboxWithPython, statuses, task } from '../unit/delivery-helpers.js';
-import { requireTool } from '../helpers/tools.js';
-import { createUsers, removeUsers, sh, type RealUser } from '../helpers/users.js';
+import { usersForSuite, sh, type RealUser } from '../helpers/users.js';
 
 
 describe('delivery as the recipient (privilege drop)', { skip: IS_ROOT ? false : 'needs root: run the tests as root (CI does) to create users and check file ownership' }, () => {
-  let base = '';
-  const users: RealUser[] = [];
-
-  before(() => {
-    requireTool('useradd');
-    base = mkdtempSync(join(tmpdir(), 'postern-privsep-'));
-    chmodSync(base, 0o755);
-    users.push(...createUsers(base, 'pstn'));
-  });
-
-  after(() => {
-    removeUsers(users);
-    if (base) rmSync(base, { recursive: true, force: true });
-  });
+  const suite = usersForSuite('pstn');
+  const users = suite.users;
 
   function mboxSetup(name: string, mode: number, gid = 0) {
-    const dir = join(base, name);
+    const dir = join(suite.base, name);
     mkdirSync(dir);
     chownSync(dir, 0, gid);
     chmodSync(dir, mode);
@@ -100,7 +86,7 @@ describe('delivery as the recipient (privilege drop)', { skip: IS_ROOT ? false :
   });
 
   it('runs the mda as the user, with their groups, HOME and working folder', async () => {
-    const script = join(base, 'whoami.sh');
+    const script = join(suite.base, 'whoami.sh');
     writeFileSync(script, '#!/bin/sh\nout="$HOME/mda-out"\n{ id -u; id -g; id -G; echo "$HOME"; pwd; echo "$USER"; } > "$out"\ncat > "$HOME/mda-msg"\n');
     chmodSync(script, 0o755);
     const c = config(`action "mda" mda "${script}"\nmatch from any for local action "mda"\n`);
@@ -115,7 +101,7 @@ describe('delivery as the recipient (privilege drop)', { skip: IS_ROOT ? false :
   });
 
   it('an mda cannot write where its user may not', async () => {
-    const target = join(base, 'root-only');
+    const target = join(suite.base, 'root-only');
     mkdirSync(target, { mode: 0o755 });
     const c = config(`action "mda" mda "cat > ${target}/x"\nmatch from any for local action "mda"\n`);
     const a = agent({ config: c, users: new SystemUsers() });

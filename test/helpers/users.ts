@@ -4,8 +4,11 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { after, before } from 'node:test';
+import { requireTool } from './tools.js';
 
 export interface RealUser {
   readonly name: string;
@@ -37,4 +40,23 @@ export function createUsers(base: string, prefix: string, count = 2): RealUser[]
 
 export function removeUsers(users: readonly RealUser[]): void {
   for (const u of users) spawnSync('userdel', ['-r', '-f', u.name]);
+}
+
+/**
+ * Real users for one suite (call inside describe()): `count` users created before it, with homes under a 0755
+ * temporary folder (`base`), and removed with it after.
+ */
+export function usersForSuite(prefix: string, count = 2): { readonly users: RealUser[]; base: string } {
+  const suite = { users: [] as RealUser[], base: '' };
+  before(() => {
+    requireTool('useradd');
+    suite.base = mkdtempSync(join(tmpdir(), `postern-${prefix}-`));
+    chmodSync(suite.base, 0o755);
+    suite.users.push(...createUsers(suite.base, prefix, count));
+  });
+  after(() => {
+    removeUsers(suite.users);
+    if (suite.base !== '') rmSync(suite.base, { recursive: true, force: true });
+  });
+  return suite;
 }

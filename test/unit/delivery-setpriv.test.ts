@@ -8,14 +8,11 @@
  * are initgroups' list, kept for 5 s, and the parent's own come back.
  */
 import assert from 'node:assert/strict';
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { commandArgv, plainArgv } from '../../src/delivery/local/mda.js';
 import { cachedGroups, GROUPS_TTL_MS, groupsOf, kernelGroups } from '../../src/delivery/local/user-groups.js';
-import { createUsers, removeUsers, sh, type RealUser } from '../helpers/users.js';
-import { requireTool } from '../helpers/tools.js';
+import { usersForSuite, sh, type RealUser } from '../helpers/users.js';
 import { IS_ROOT } from './delivery-helpers.js';
 
 describe('mda argument vector', () => {
@@ -60,18 +57,8 @@ describe('mda argument vector', () => {
 });
 
 describe('the groups setpriv is given (root, real users)', { skip: IS_ROOT ? false : 'needs root: run the tests as root (CI does) to create users' }, () => {
-  let base = '';
-  const users: RealUser[] = [];
-  before(() => {
-    requireTool('useradd');
-    base = mkdtempSync(join(tmpdir(), 'postern-groups-'));
-    chmodSync(base, 0o755);
-    users.push(...createUsers(base, 'pgrp'));
-  });
-  after(() => {
-    removeUsers(users);
-    if (base) rmSync(base, { recursive: true, force: true });
-  });
+  const suite = usersForSuite('pgrp');
+  const users = suite.users;
 
   const idG = (name: string): number[] => sh('id', ['-G', name]).split(' ').map(Number).sort((a, b) => a - b);
 
